@@ -1,0 +1,28 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+# Both find a Python >= 3.12 (scripts/find-python), create .venv and install into it.
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+run: $(STAMP)
+	$(VENV)/bin/clientsim $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/engines.py $(ARGS)
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || "$$(sh scripts/find-python)" -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) results/runs results/sweeps

@@ -1,0 +1,220 @@
+"""The Business agent: screens applicants, quotes, works its backlog, keeps accounts.
+
+Businesses are Mesa agents in both engines. Every decision here takes the week's applicants
+as arrays (ids and traits), so the two engines share this code; a business never sees how
+the clients are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+
+from sim import mechanics
+from sim.policies import Policy
+
+
+
+@dataclass(slots=True)
+class Applicants:
+    """The week's applicants to one business, sorted by client id (arrays of equal length)."""
+
+    ids: np.ndarray
+    new: np.ndarray  # not a returning client: screened, and an acquisition if accepted
+    referred: np.ndarray  # carries a fresh referral credit for this business
+    difficulty: np.ndarray
+    signals: np.ndarray  # (n, 4) true fit signals, see `mechanics.fit_signals`
+    true_hours: np.ndarray
+    stated_hours: np.ndarray
+    deadline: np.ndarray
+    prepay_ok: np.ndarray
+
+
+@dataclass(slots=True)
+class Intake:
+    """A business's decisions on its applicants (arrays aligned with `Applicants.ids`)."""
+
+    accepted: np.ndarray
+    overhead_hours: np.ndarray  # screening and diagnosis hours spent on each applicant
+    billed: np.ndarray
+    misfit: np.ndarray
+    extras: np.ndarray
+    reforms: np.ndarray  # declined by the screen and reformed: difficulty falls
+    work_hours: np.ndarray
+    prepaid: np.ndarray  # money paid on acceptance
+
+
+if TYPE_CHECKING:
+    from sim.model import MarketModel
+
+#: Counters a business resets every week; they feed the per-step records.
+WEEKLY_COUNTERS = (
+    "revenue", "unpaid", "hours_worked", "difficult_hours", "screening_hours", "diagnosis_hours",
+    "applicants", "accepted", "acquisitions", "declined", "completed", "satisfaction_sum",
+    "retained", "referrals_made", "warnings_made", "referral_acquisitions",
+    "accepted_difficulty_sum", "accepted_alignment_sum",
+)  # fmt: skip
+
+
+class Business(mesa.Agent):
+    """A business with a client-selection policy.
+
+    Attributes:
+        policy: its `Policy` (screen and service habits).
+        capacity: hours of work per week it pays for, worked or idle.
+        culture: unit vector of its values.
+        reach: weekly probability its ads make an unaware client aware.
+        cash: money in hand (currency units); below `-credit_limit` for `exit_after` weeks
+            the business exits.
+        backlog_hours: hours of accepted work not yet done (end of the last service phase).
+    """
+
+    def __init__(self, model: MarketModel, policy: Policy, capacity: float, culture) -> None:
+        super().__init__(model)
+        market = model.cfg.market
+        self.index = len(model.businesses)  # 0-based position: the column in client arrays
+        self.policy = policy
+        self.capacity = float(capacity)
+        self.culture = np.asarray(culture, dtype=float)
+        self.price = float(market.price)
+        self.reach = float(mechanics.ad_reach(market.ads.reach, policy.ad_honesty, market.ads))
+        self.overpromise = float(mechanics.overpromise(policy.ad_honesty, market.ads))
+        self.fixed_cost = market.salary * self.capacity + market.ad_spend
+        self.cash = market.initial_cash_weeks * self.fixed_cost
+        self.credit_limit = market.credit_limit_weeks * self.fixed_cost
+        self.weeks_below = 0
+        self.active = True
+        self.backlog_hours = 0.0
+        self.rating_weight = 0.0
+        self.rating_sum = 0.0
+        self.n_reviews = 0
+        self.costs = self.profit = 0.0
+        self.start_week()
+
+    def __repr__(self) -> str:
+        return f"Business({self.index}, {self.policy.name}, active={self.active})"
+
+    @property
+    def reputation(self) -> float:
+        """Bayesian mean rating (stars) of its decayed reviews."""
+        reviews = self.model.cfg.clients.reviews
+        return float(mechanics.reputation(self.rating_weight, self.rating_sum, reviews))
+
+    @property
+    def capacity_left(self) -> float:
+        """Hours left for service after this week's screening and diagnosis."""
+        return max(self.capacity - self.screening_hours - self.diagnosis_hours, 0.0)
+
+    def start_week(self) -> None:
+        """Reset the weekly counters and age the reviews."""
+        for name in WEEKLY_COUNTERS:
+            setattr(self, name, 0 if name in ("applicants", "accepted", "declined") else 0.0)
+        decay = mechanics.weekly_decay(self.model.cfg.clients.reviews.half_life)
+        self.rating_weight *= decay
+        self.rating_sum *= decay
+
+    def _screen(self, ids: np.ndarray, signals: np.ndarray, week: int):
+        """Screen new applicants (sorted by id): masks of those screened and of those passed.
+
+        A business too busy to screen them all (capacity used up) turns the rest away
+        unscreened, so capacity is never exceeded.
+        """
+        everyone = np.ones(len(ids), dtype=bool)
+        if not self.policy.screens:
+            return ~everyone, everyone
+        hours = self.policy.screening_hours
+        n_screened = len(ids) if hours == 0 else min(len(ids), int(self.capacity // hours))
+        screened = np.arange(len(ids)) < n_screened
+        self.screening_hours += n_screened * hours
+        noise = self.model.streams.normal("screening", week, ids[:, None], np.arange(4))
+        passed = self.policy.screen(signals + self.policy.screening_noise * noise)
+        return screened, passed & screened
+
+    def _quote(self, ids, true_hours, stated_hours, week: int):
+        """Billed hours, misfit and extras of jobs: diagnosis quotes the true need."""
+        if self.policy.diagnosis:
+            billed, misfit = np.asarray(true_hours, float), np.zeros(len(ids), dtype=bool)
+        else:
+            billed, misfit = np.asarray(stated_hours, float), stated_hours != true_hours
+        extras = self.model.streams.uniform("upsell", week, ids) < self.policy.upsell_rate
+        billed = np.where(extras, billed * (1.0 + self.policy.upsell_share), billed)
+        return billed, misfit, extras
+
+    def _can_meet(self, billed_hours, deadline_weeks) -> np.ndarray:
+        """Mask of jobs whose deadline it can meet (all, unless it declines impossible jobs)."""
+        if not self.policy.decline_impossible:
+            return np.ones(len(billed_hours), dtype=bool)
+        finish = mechanics.projected_finish_weeks(
+            self.backlog_hours, billed_hours, self.capacity_left
+        )
+        return finish <= deadline_weeks
+
+    def take(self, applicants: Applicants, week: int) -> Intake:
+        """Screen, diagnose, quote and accept or decline the week's applicants (phases 4-5).
+
+        New applicants are screened; returning clients are not, but the prepayment and
+        deadline rules apply to every job. Declined clients may reform.
+        """
+        a, policy, streams = applicants, self.policy, self.model.streams
+        n = len(a.ids)
+        screened, passed = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
+        screened[a.new], passed[a.new] = self._screen(a.ids[a.new], a.signals[a.new], week)
+        overhead = np.where(screened, policy.screening_hours, 0.0)
+        billed, misfit, extras = self._quote(a.ids, a.true_hours, a.stated_hours, week)
+        if policy.diagnosis:
+            self.diagnosis_hours += int(passed.sum()) * policy.diagnosis_hours
+            overhead += np.where(passed, policy.diagnosis_hours, 0.0)
+        accepted = passed & self._can_meet(billed, a.deadline)
+        if policy.prepayment:
+            accepted &= a.prepay_ok
+        conflict = streams.uniform("service", week, a.ids) < mechanics.conflict_probability(
+            a.difficulty, self.model.cfg.market.service
+        )
+        reform = self.model.cfg.clients.reform
+        reforms = (~passed) & (a.difficulty > reform.min_difficulty)
+        reforms &= streams.uniform("reform", week, a.ids) < reform.prob
+        intake = Intake(accepted, overhead, billed, misfit, extras, reforms,
+                        mechanics.work_hours(billed, a.difficulty, conflict,
+                                             self.model.cfg.market.service),
+                        prepaid=np.where(accepted & policy.prepayment, billed * self.price, 0.0))
+        self._count_intake(a, intake)
+        return intake
+
+    def _count_intake(self, a: Applicants, intake: Intake) -> None:
+        acc = intake.accepted
+        self.applicants += len(a.ids)
+        self.accepted += int(acc.sum())
+        self.declined += int((~acc).sum())
+        self.acquisitions += int((acc & a.new).sum())
+        self.referral_acquisitions += int((acc & a.new & a.referred).sum())
+        self.accepted_difficulty_sum += float(a.difficulty[acc].sum())
+        self.accepted_alignment_sum += float(a.signals[acc, 2].sum())
+        self.revenue += float(intake.prepaid.sum())
+
+    def serve(self, remaining_hours) -> np.ndarray:
+        """Work the backlog (given in first-come order) up to capacity; hours worked per job."""
+        worked = mechanics.allocate_capacity(remaining_hours, self.capacity_left)
+        self.hours_worked += float(worked.sum())
+        return worked
+
+    def record_review(self, ratings) -> None:
+        """Add this week's star ratings to its reputation."""
+        self.rating_weight += len(ratings)
+        self.rating_sum += float(np.sum(ratings))
+        self.n_reviews += len(ratings)
+
+    def close_accounts(self) -> bool:
+        """Book the week's costs and profit; return True if the business exits now."""
+        market = self.model.cfg.market
+        worked = self.hours_worked + self.screening_hours + self.diagnosis_hours
+        self.costs = market.wage * worked + self.fixed_cost
+        self.profit = self.revenue - self.costs
+        self.cash += self.profit
+        self.weeks_below = self.weeks_below + 1 if self.cash < -self.credit_limit else 0
+        if self.weeks_below >= market.exit_after:
+            self.active = False
+            return True
+        return False

@@ -1,0 +1,241 @@
+"""The vectorized engine: businesses are Mesa agents, clients are numpy arrays.
+
+Every phase is a few array operations over the clients who act this week (open jobs,
+choosers, tellers); no Python loop runs over clients, only over the (few) businesses. The
+per (client, business) state -- awareness by ads, referral credits, warnings, refusals -- is
+stored densely but touched only for the clients who act; credits decay lazily (the week they
+were set is stored).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim import phases
+from sim.business import Applicants
+from sim.model import MarketModel
+
+#: Client state: name -> (dtype, initial value). One schema, read by `setup_clients`.
+STATE: dict[str, tuple[type, float]] = {
+    "difficulty": (np.float64, 0.0), "reformed": (np.bool_, False),
+    "next_need": (np.int32, 0), "need_arrivals": (np.int32, 0),
+    "has_job": (np.bool_, False), "job_true": (np.float64, 0.0),
+    "job_stated": (np.float64, 0.0), "job_deadline": (np.int32, 0),
+    "job_need_week": (np.int32, 0), "job_provider": (np.int16, -1),
+    "job_accept_week": (np.int32, 0), "job_billed": (np.float64, 0.0),
+    "job_misfit": (np.bool_, False), "job_extras": (np.bool_, False),
+    "job_remaining": (np.float64, 0.0), "job_prepaid": (np.bool_, False),
+    "applied_to": (np.int16, -1), "provider": (np.int16, -1),
+    "jobs_done": (np.int32, 0), "spend": (np.float64, 0.0), "unpaid": (np.float64, 0.0),
+    "hours": (np.float64, 0.0), "reviews": (np.int32, 0), "referrals_made": (np.int32, 0),
+    "referred_by": (np.int32, -1), "ever_served": (np.bool_, False),
+}  # fmt: skip
+#: Per (client, business) state, shape (n, B).
+PAIR_STATE: dict[str, tuple[type, float]] = {
+    "ad_week": (np.int32, 0), "credit": (np.float64, 0.0), "credit_week": (np.int32, -1),
+    "warning": (np.float64, 0.0), "warning_week": (np.int32, -1),
+    "referrer": (np.int32, -1), "blocked_until": (np.int32, 0),
+}  # fmt: skip
+JOB_FIELDS = ("billed", "prepaid", "accept_week", "deadline", "need_week", "misfit", "extras")
+
+
+class VectorizedModel(MarketModel):
+    """The market with clients as a population of arrays (`STATE`, `PAIR_STATE`)."""
+
+    def setup_clients(self) -> None:
+        """Create the state arrays; draw each client's first need and ad-awareness weeks."""
+        n, n_b = self.cfg.market.n_clients, self.n_businesses
+        self.ids = np.arange(n, dtype=np.int64)
+        self.s = {k: np.full(n, v, dtype=t) for k, (t, v) in STATE.items()}
+        self.p = {k: np.full((n, n_b), v, dtype=t) for k, (t, v) in PAIR_STATE.items()}
+        self.s["difficulty"][:] = self.population["difficulty"]
+        self.s["next_need"][:] = phases.need_gap(self, self.ids, 0) - 1
+        self.p["ad_week"][:] = phases.ad_weeks(self, self.ids)
+
+    def arrive_needs(self, week: int) -> None:
+        """Phase 1: needs arrive; clients without an open job open one."""
+        s = self.s
+        arriving = np.flatnonzero(s["next_need"] == week)
+        s["need_arrivals"][arriving] += 1
+        s["next_need"][arriving] += phases.need_gap(self, arriving, s["need_arrivals"][arriving])
+        ids = arriving[~s["has_job"][arriving]]
+        jobs = phases.open_jobs(self, ids, week)
+        s["has_job"][ids] = True
+        s["job_true"][ids], s["job_stated"][ids] = jobs.true_hours, jobs.stated_hours
+        s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
+        self.tally["new_needs"] += len(ids)
+
+    def _standing(self, ids, week: int, kind: str) -> np.ndarray:
+        decay = self.cfg.clients.wom.decay
+        return phases.standing(self.p[kind][ids], self.p[f"{kind}_week"][ids], week, decay)
+
+    def choose(self, week: int) -> None:
+        """Phase 3: returning clients apply to their provider, the others choose by logit."""
+        s, p = self.s, self.p
+        waiting = s["has_job"] & (s["job_provider"] < 0)
+        s["applied_to"][:] = np.where(waiting, s["provider"], -1)
+        ids = np.flatnonzero(waiting & (s["provider"] < 0))
+        state = self.business_state()
+        heard = (p["credit_week"][ids] >= 0) | (p["warning_week"][ids] >= 0)
+        eligible = ((p["ad_week"][ids] <= week) | heard) & (p["blocked_until"][ids] <= week)
+        credit, warning = self._standing(ids, week, "credit"), self._standing(ids, week, "warning")
+        s["applied_to"][ids] = phases.choose(
+            self, ids, week, eligible & state[2], credit, warning, state
+        )
+
+    def screen_and_quote(self, week: int) -> None:
+        """Phases 4-5: each business takes its applicants (sorted by id)."""
+        applied = self.s["applied_to"]
+        ids = np.flatnonzero(applied >= 0)
+        ids = ids[np.argsort(applied[ids], kind="stable")]
+        bounds = np.searchsorted(applied[ids], np.arange(self.n_businesses + 1))
+        for b, business in enumerate(self.businesses):
+            self._take(business, ids[bounds[b] : bounds[b + 1]], week)
+
+    def _take(self, business, ids: np.ndarray, week: int) -> None:
+        s, p, pop, b = self.s, self.p, self.population, business.index
+        new = s["provider"][ids] != b
+        fresh = self._standing(ids, week, "credit")[:, b] >= self.cfg.clients.wom.referral_min
+        applicants = Applicants(
+            ids, new, new & fresh, s["difficulty"][ids],
+            phases.fit_signals(self, ids, s["difficulty"][ids], business),
+            s["job_true"][ids], s["job_stated"][ids], s["job_deadline"][ids], pop["prepay_ok"][ids],
+        )  # fmt: skip
+        intake = business.take(applicants, week)
+        s["hours"][ids] += intake.overhead_hours
+        declined, acc = ids[~intake.accepted], intake.accepted
+        p["blocked_until"][declined, b] = week + self.cfg.clients.decline_memory
+        s["provider"][declined[s["provider"][declined] == b]] = -1
+        reformed = ids[intake.reforms]
+        s["difficulty"][reformed] -= self.cfg.clients.reform.amount
+        s["reformed"][reformed] = True
+        self._start_jobs(ids[acc], b, week, intake, acc)
+        first = ids[acc & applicants.referred]
+        first = first[s["referred_by"][first] < 0]
+        first = first[~s["ever_served"][first]]
+        s["referred_by"][first] = p["referrer"][first, b]
+
+    def _start_jobs(self, ids, b: int, week: int, intake, acc) -> None:
+        s = self.s
+        s["job_provider"][ids], s["job_accept_week"][ids] = b, week
+        s["job_billed"][ids], s["job_misfit"][ids] = intake.billed[acc], intake.misfit[acc]
+        s["job_extras"][ids], s["job_remaining"][ids] = intake.extras[acc], intake.work_hours[acc]
+        s["job_prepaid"][ids] = intake.prepaid[acc] > 0
+        s["spend"][ids] += intake.prepaid[acc]
+
+    def serve(self, week: int) -> None:
+        """Phase 6: each business works its backlog first come, first served (ties by id)."""
+        s = self.s
+        ids = np.flatnonzero(s["job_provider"] >= 0)
+        provider = s["job_provider"][ids]
+        ids = ids[np.lexsort((ids, s["job_accept_week"][ids], provider))]
+        provider = s["job_provider"][ids]
+        bounds = np.searchsorted(provider, np.arange(self.n_businesses + 1))
+        difficult = self.cfg.market.service.difficult_above
+        for b, business in enumerate(self.businesses):
+            queue = ids[bounds[b] : bounds[b + 1]]
+            worked = business.serve(s["job_remaining"][queue])
+            s["job_remaining"][queue] -= worked
+            s["hours"][queue] += worked
+            business.difficult_hours += float(worked[s["difficulty"][queue] > difficult].sum())
+            business.backlog_hours = float(s["job_remaining"][queue].sum())
+
+    def complete(self, week: int) -> None:
+        """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
+        s = self.s
+        done = np.flatnonzero((s["job_provider"] >= 0) & (s["job_remaining"] <= 0.0))
+        tellers, p_tell, story, about = [], [], [], []
+        for business in self.businesses:
+            ids = done[s["job_provider"][done] == business.index]
+            if len(ids) == 0:
+                continue
+            job = {f: s[f"job_{f}"][ids] for f in JOB_FIELDS}
+            first = s["provider"][ids] != business.index
+            out = phases.finish_jobs(self, ids, week, business, job, first, s["difficulty"][ids])
+            self._close_jobs(ids, business, out, week)
+            tellers.append(ids), p_tell.append(out.tell_probability), story.append(out.story)
+            about.append(np.full(len(ids), business.index))
+        if tellers:
+            self._word_of_mouth(*(np.concatenate(x) for x in (tellers, p_tell, story, about)), week)
+
+    def _close_jobs(self, ids, business, out: phases.Outcome, week: int) -> None:
+        s, b = self.s, business.index
+        s["spend"][ids] += out.paid
+        s["unpaid"][ids] += out.unpaid
+        s["jobs_done"][ids] += 1
+        s["ever_served"][ids] = True
+        s["has_job"][ids] = False
+        s["job_provider"][ids] = -1
+        s["provider"][ids] = np.where(out.retained, b, -1)
+        left = ids[~out.retained]
+        self.p["blocked_until"][left, b] = week + self.cfg.clients.decline_memory
+        business.revenue += float(out.paid.sum())
+        business.unpaid += float(out.unpaid.sum())
+        business.completed += len(ids)
+        business.satisfaction_sum += float(out.satisfaction.sum())
+        business.retained += int(out.retained.sum())
+        ratings = out.rating[out.rating > 0]
+        business.record_review(ratings)
+        s["reviews"][ids[out.rating > 0]] += 1
+        self.tally["completed"] += len(ids)
+        self.tally["reviews"] += len(ratings)
+        for star in range(1, 6):
+            self.tally[f"rating_{star}"] += int((ratings == star).sum())
+
+    def _word_of_mouth(self, tellers, p_tell, story, about, week: int) -> None:
+        order = np.argsort(tellers, kind="stable")  # stories in client-id order
+        tellers, p_tell, story, about = tellers[order], p_tell[order], story[order], about[order]
+        speaking = story != 0
+        tellers, p_tell, story, about = (x[speaking] for x in (tellers, p_tell, story, about))
+        owner, neighbour = phases.tell_neighbours(self, tellers, p_tell, week)
+        wom, n_b = self.cfg.clients.wom, self.n_businesses
+        for sign, kind, amount in ((1, "credit", wom.credit), (-1, "warning", wom.credit * wom.negativity_bias)):
+            pick = story[owner] == sign
+            flat = neighbour[pick] * n_b + about[owner[pick]]
+            self._add_standing(kind, flat, amount, week)
+            counts = np.bincount(about[owner[pick]], minlength=n_b)
+            for business, count in zip(self.businesses, counts, strict=True):
+                if sign > 0:
+                    business.referrals_made += int(count)
+                else:
+                    business.warnings_made += int(count)
+            self.tally["wom_positive" if sign > 0 else "wom_negative"] += int(pick.sum())
+            if sign > 0:
+                referrer = self.p["referrer"].reshape(-1)
+                unique = np.unique(flat)
+                referrer[unique] = -1
+                np.maximum.at(referrer, flat, tellers[owner[pick]].astype(np.int32))
+                np.add.at(self.s["referrals_made"], tellers[owner[pick]], 1)
+
+    def _add_standing(self, kind: str, flat: np.ndarray, amount: float, week: int) -> None:
+        """Decay the touched credits (or warnings) to this week, then add the new stories."""
+        value, since = self.p[kind].reshape(-1), self.p[f"{kind}_week"].reshape(-1)
+        unique = np.unique(flat)
+        value[unique] = phases.standing(value[unique], since[unique], week, self.cfg.clients.wom.decay)
+        since[unique] = week
+        np.add.at(value, flat, amount)
+
+    def release(self, business: int) -> None:
+        """A business exits: its backlog returns to the market, its clients leave it."""
+        s = self.s
+        backlog = s["job_provider"] == business
+        s["job_provider"][backlog] = -1
+        s["job_prepaid"][backlog] = False
+        s["provider"][s["provider"] == business] = -1
+
+    def counts(self) -> tuple[int, int, int]:
+        """Clients with an unplaced job, with an open job, and ever served."""
+        s = self.s
+        unplaced = int((s["has_job"] & (s["job_provider"] < 0)).sum())
+        return unplaced, int(s["has_job"].sum()), int(s["ever_served"].sum())
+
+    def client_table(self) -> dict[str, np.ndarray]:
+        """The per-client columns of `sim.record.CLIENT_COLUMNS`."""
+        s = self.s
+        return {
+            "need_arrivals": s["need_arrivals"], "difficulty_now": s["difficulty"],
+            "reformed": s["reformed"], "jobs": s["jobs_done"], "spend": s["spend"],
+            "unpaid": s["unpaid"], "hours": s["hours"], "reviews": s["reviews"],
+            "referrals_made": s["referrals_made"], "referred_by": s["referred_by"],
+            "final_provider": s["provider"],
+        }  # fmt: skip

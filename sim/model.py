@@ -1,0 +1,158 @@
+"""The market model: wiring shared by both engines, and the order of one step (one week).
+
+`MarketModel` builds the random streams, the clients' traits, the network and the
+businesses, and runs the phases of MODEL.md in order, synchronous within a phase. An engine
+(`sim.engines`) says how clients are stored and implements the client-side phases; it calls
+the same `sim.mechanics` functions and the same `Business` methods as the other engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+
+import mesa
+import numpy as np
+
+from sim import mechanics
+from sim.business import Business
+from sim.network import build_network
+from sim.policies import make_policy
+from sim.population import draw_population
+from sim.rng import Streams
+
+# Mesa logs every step at INFO; Hydra's run log would drown in it.
+logging.getLogger("MESA").setLevel(logging.WARNING)
+
+
+class MarketModel(mesa.Model):
+    """One market: clients with needs, businesses with policies, a social network.
+
+    Args:
+        cfg: a validated config (see `sim.config`).
+    """
+
+    def __init__(self, cfg) -> None:
+        super().__init__(rng=cfg.seed)
+        self.cfg = cfg
+        self.week = 0
+        self.streams = Streams(cfg.seed)
+        clients, market = cfg.clients, cfg.market
+        self.population = draw_population(
+            market.n_clients, clients, self.streams.generator("traits")
+        )
+        net = market.network
+        self.indptr, self.indices = build_network(
+            market.n_clients, net.kind, params=dict(net.params),
+            values=self.population["values"], homophily=net.homophily,
+            rng=self.streams.generator("network"),
+        )  # fmt: skip
+        self.businesses: list[Business] = []
+        self._create_businesses()
+        self.tally: dict[str, float] = {}
+        self.setup_clients()
+
+    def _create_businesses(self) -> None:
+        market, pop = self.cfg.market, self.population
+        n = sum(market.policy_mix.values())
+        demand = mechanics.expected_work_hours_per_week(
+            pop["need_rate"], pop["difficulty"], market.jobs, market.service
+        )
+        capacity = mechanics.capacity_per_business(demand, market.demand_supply_ratio, n)
+        angles = self.streams.generator("culture").uniform(0.0, 2.0 * np.pi, n)
+        for name, count in market.policy_mix.items():
+            policy = make_policy(name, self.cfg.policies[name])
+            for _ in range(count):
+                angle = angles[len(self.businesses)]
+                self.businesses.append(
+                    Business(self, policy, capacity, (np.cos(angle), np.sin(angle)))
+                )
+        self.cultures = np.array([b.culture for b in self.businesses])
+        self.price_ratio = np.array([b.price / market.price for b in self.businesses])
+        self.overpromise = np.array([b.overpromise for b in self.businesses])
+
+    @property
+    def n_businesses(self) -> int:
+        """Number of businesses, active or not."""
+        return len(self.businesses)
+
+    def business_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Reputation, queue (backlog / capacity, weeks) and active flag of every business."""
+        rep = np.array([b.reputation for b in self.businesses])
+        queue = np.array([b.backlog_hours / b.capacity for b in self.businesses])
+        active = np.array([b.active for b in self.businesses])
+        return rep, queue, active
+
+    def step(self) -> None:
+        """Advance one week: the nine phases of MODEL.md, in order."""
+        week = self.week
+        self.tally = dict.fromkeys(TALLIES, 0)
+        for business in self.businesses:
+            business.start_week()
+        self.arrive_needs(week)  # 1. need (2. awareness by ads is precomputed per client)
+        self.choose(week)  # 3. choice
+        self.screen_and_quote(week)  # 4-5. screening, quote and diagnosis
+        self.serve(week)  # 6. service
+        self.complete(week)  # 7-8. payment, satisfaction, reviews, word of mouth
+        self.close_accounts(week)  # 9. accounts and exit
+        self.week += 1
+
+    def close_accounts(self, week: int) -> None:
+        """Book every active business's week; release the clients of those that exit."""
+        for business in self.businesses:
+            if not business.active:
+                business.costs = business.profit = 0.0
+            elif business.close_accounts():
+                self.release(business.index)
+        self.tally["unserved"], self.tally["with_need"], self.tally["adopters"] = self.counts()
+
+    def run(self, steps: int, progress=None) -> None:
+        """Run `steps` weeks; `progress(week)` is called after each."""
+        for _ in range(steps):
+            self.step()
+            if progress is not None:
+                progress(self.week)
+
+    # --- what an engine provides -------------------------------------------------------
+    @abstractmethod
+    def setup_clients(self) -> None:
+        """Create the clients' state."""
+
+    @abstractmethod
+    def arrive_needs(self, week: int) -> None:
+        """Phase 1: needs arrive; clients without an open job open one."""
+
+    @abstractmethod
+    def choose(self, week: int) -> None:
+        """Phase 3: clients without a provider choose a business they know."""
+
+    @abstractmethod
+    def screen_and_quote(self, week: int) -> None:
+        """Phases 4-5: businesses screen applicants, quote, diagnose, take prepayment."""
+
+    @abstractmethod
+    def serve(self, week: int) -> None:
+        """Phase 6: businesses work their backlogs first come, first served."""
+
+    @abstractmethod
+    def complete(self, week: int) -> None:
+        """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
+
+    @abstractmethod
+    def release(self, business: int) -> None:
+        """A business exits: its backlog and clients return to the market."""
+
+    @abstractmethod
+    def counts(self) -> tuple[int, int, int]:
+        """Clients with an unplaced job, with an open job, and ever served."""
+
+    @abstractmethod
+    def client_table(self) -> dict[str, np.ndarray]:
+        """One array per column of `sim.record.CLIENT_COLUMNS`."""
+
+
+#: Market-wide counters of one week (see `sim.record.MARKET_COLUMNS`).
+TALLIES = (
+    "new_needs", "completed", "reviews", "rating_1", "rating_2", "rating_3", "rating_4",
+    "rating_5", "wom_positive", "wom_negative", "unserved", "with_need", "adopters",
+)  # fmt: skip

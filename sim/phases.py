@@ -1,0 +1,137 @@
+"""The client-side decisions of each phase, as functions of the arrays of those who act.
+
+Both engines call these: the vectorized engine with every acting client at once, the agents
+engine with one client agent at a time. They read the model's streams, traits and
+businesses, apply `sim.mechanics`, and return decisions; storing them is the engine's job.
+Random numbers are keyed by client id, so a decision does not depend on who else acts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim import mechanics
+
+
+def need_gap(model, ids: np.ndarray, arrivals) -> np.ndarray:
+    """Weeks until each client's next need; the k-th need is keyed by k (exogenous arrivals)."""
+    u = model.streams.uniform("need", arrivals, ids)
+    p = mechanics.need_probability(model.population["need_rate"][ids])
+    return mechanics.geometric_weeks(u, p)
+
+
+def ad_weeks(model, ids: np.ndarray) -> np.ndarray:
+    """Week (0-based) in which each business's ads first reach each client, shape (n, B)."""
+    reach = np.array([b.reach for b in model.businesses])
+    u = model.streams.uniform("ads", 0, ids[:, None], np.arange(model.n_businesses))
+    return np.minimum(mechanics.geometric_weeks(u, reach) - 1, np.iinfo(np.int32).max)
+
+
+@dataclass(slots=True)
+class Jobs:
+    """New jobs: true and stated size (hours) and deadline (weeks; 0 is impossible)."""
+
+    true_hours: np.ndarray
+    stated_hours: np.ndarray
+    deadline: np.ndarray
+
+
+def open_jobs(model, ids: np.ndarray, week: int) -> Jobs:
+    """Phase 1: the jobs of clients whose need arrived this week."""
+    streams, pop, cfg = model.streams, model.population, model.cfg.market.jobs
+    true = mechanics.job_size(streams.normal("size", week, ids), cfg)
+    wrong = streams.uniform("misdiagnosis", week, ids, 0) < pop["misdiagnosis"][ids]
+    stated = mechanics.stated_size(true, wrong, streams.uniform("misdiagnosis", week, ids, 1), cfg)
+    impossible = streams.uniform("deadline", week, ids) < pop["unrealistic"][ids]
+    return Jobs(true, stated, np.where(impossible, 0, cfg.deadline_weeks))
+
+
+def standing(amount, since_week, week: int, decay: float) -> np.ndarray:
+    """Credits or warnings decayed to `week`; 0 where never set (`since_week` < 0)."""
+    return np.where(since_week >= 0, mechanics.decayed(amount, week - since_week, decay), 0.0)
+
+
+def choose(model, ids, week: int, eligible, credit, warning, business_state) -> np.ndarray:
+    """Phase 3: the business each client picks by logit among the eligible; -1 if none.
+
+    `eligible`, `credit` and `warning` have shape (n, B); `business_state` is
+    `MarketModel.business_state()` at the start of the phase.
+    """
+    pop, rep, queue = model.population, business_state[0], business_state[1]
+    u = model.streams.uniform("choice", week, ids[:, None], np.arange(model.n_businesses))
+    utility = mechanics.choice_utility(
+        rep, mechanics.alignment(pop["decider_values"][ids], model.cultures),
+        model.price_ratio, pop["payer_budget"][ids, None], credit, warning, queue,
+        mechanics.gumbel(u), model.cfg.clients.choice,
+    )  # fmt: skip
+    utility = np.where(eligible, utility, -np.inf)
+    return np.where(eligible.any(axis=1), np.argmax(utility, axis=1), -1)
+
+
+def fit_signals(model, ids, difficulty, business) -> np.ndarray:
+    """The true fit signals of clients for one business (the decider's alignment)."""
+    pop = model.population
+    align = mechanics.alignment(pop["decider_values"][ids], business.culture)
+    return mechanics.fit_signals(difficulty, pop["pay_reliability"][ids], align, pop["unrealistic"][ids])
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Finished jobs judged: money, satisfaction, loyalty, review and story."""
+
+    paid: np.ndarray
+    unpaid: np.ndarray
+    satisfaction: np.ndarray
+    retained: np.ndarray
+    rating: np.ndarray  # stars, 0 where no review is posted
+    tell_probability: np.ndarray
+    story: np.ndarray  # +1 positive, -1 negative, 0 none
+
+
+def finish_jobs(model, ids, week: int, business, job: dict, first_job, difficulty) -> Outcome:
+    """Phases 7-8 for jobs just finished at one business (`job`: the jobs' arrays by name)."""
+    streams, pop, cfg = model.streams, model.population, model.cfg
+    sat, invoice = cfg.clients.satisfaction, job["billed"] * business.price
+    fraction = mechanics.payment_fraction(
+        streams.uniform("payment", week, ids, 0), streams.uniform("payment", week, ids, 1),
+        pop["pay_reliability"][ids], cfg.market.payment,
+    )  # fmt: skip
+    fraction = np.where(job["prepaid"], 0.0, fraction)
+    unpaid = np.where(job["prepaid"], 0.0, (1.0 - fraction) * invoice)
+    late = (week - job["accept_week"] + 1) > job["deadline"]
+    s = mechanics.satisfaction(
+        mechanics.alignment(pop["user_values"][ids], business.culture),
+        week - job["need_week"], model.price_ratio[business.index], pop["payer_budget"][ids],
+        job["misfit"], job["extras"], late, np.where(first_job, business.overpromise, 0.0),
+        difficulty, streams.normal("satisfaction", week, ids), sat,
+    )  # fmt: skip
+    retained = streams.uniform("retention", week, ids) < mechanics.retention_probability(s, sat)
+    reviews = cfg.clients.reviews
+    posts = streams.uniform("review", week, ids) < mechanics.review_probability(
+        s, pop["review_propensity"][ids], reviews
+    )
+    p_tell, story = mechanics.tell_probability(pop["influencer_talkativeness"][ids], s, cfg.clients.wom)
+    if not cfg.clients.wom.enabled:
+        p_tell, story = np.zeros_like(p_tell), np.zeros_like(story)
+    return Outcome(
+        fraction * invoice, unpaid, s, retained, np.where(posts, mechanics.rating(s), 0),
+        p_tell, story,
+    )  # fmt: skip
+
+
+def tell_neighbours(model, tellers, p_tell, week: int) -> tuple[np.ndarray, np.ndarray]:
+    """Phase 8: which neighbours each teller tells; returns (teller index, neighbour) pairs.
+
+    The teller index points into `tellers`. Neighbour k of a teller is told with the uniform
+    of slot k, so the stories do not depend on the order in which clients act.
+    """
+    starts = model.indptr[tellers]
+    counts = model.indptr[tellers + 1] - starts
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(len(tellers)), counts)
+    slot = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    neighbour = model.indices[np.repeat(starts, counts) + slot]
+    told = model.streams.uniform("wom", week, tellers[owner], slot) < p_tell[owner]
+    return owner[told], neighbour[told].astype(np.int64)

@@ -1,0 +1,103 @@
+"""Client segments and traits: the population's arrays, drawn once at initialisation.
+
+One schema (`TRAITS`) names every trait and its dtype; both engines start from the same
+`Population`, so with one seed every engine and policy mix sees the same clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Every client trait: name -> dtype. `values` and the role values are (n, 2) unit vectors.
+TRAITS: dict[str, type] = {
+    "segment": np.int8,
+    "difficulty": np.float64,
+    "pay_reliability": np.float64,
+    "budget": np.float64,
+    "misdiagnosis": np.float64,
+    "unrealistic": np.float64,
+    "need_rate": np.float64,
+    "talkativeness": np.float64,
+    "review_propensity": np.float64,
+    "prepay_ok": np.bool_,
+    "values": np.float64,
+    # buying centre roles: the decider chooses, the user judges, the payer pays,
+    # the influencer talks; with the buying centre off they are the client itself
+    "decider_values": np.float64,
+    "user_values": np.float64,
+    "payer_budget": np.float64,
+    "influencer_talkativeness": np.float64,
+}
+
+
+@dataclass(slots=True)
+class Population:
+    """The clients' traits as arrays of length n (see `TRAITS`), and the segment names."""
+
+    segment_names: tuple[str, ...]
+    arrays: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.arrays["segment"])
+
+    def __getitem__(self, trait: str) -> np.ndarray:
+        return self.arrays[trait]
+
+
+def _unit_vectors(angle: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.cos(angle), np.sin(angle)])
+
+
+def _segment_beta(rng, segment, params: list[list[float]]) -> np.ndarray:
+    a, b = np.asarray(params, dtype=float).T
+    return rng.beta(a[segment], b[segment])
+
+
+def draw_population(n: int, clients: Any, rng: np.random.Generator) -> Population:
+    """Draw n clients: segment by share, then each trait from its segment's distribution.
+
+    Args:
+        n: number of clients.
+        clients: the `clients` config section.
+        rng: the generator of the `traits` stream.
+    """
+    names = tuple(clients.segments)
+    segs = [clients.segments[s] for s in names]
+    shares = np.array([s.share for s in segs], dtype=float)
+    segment = rng.choice(len(names), size=n, p=shares / shares.sum()).astype(np.int8)
+
+    def beta(trait: str) -> np.ndarray:
+        return _segment_beta(rng, segment, [list(s[trait]) for s in segs])
+
+    arrays = {"segment": segment}
+    for trait in ("difficulty", "pay_reliability", "misdiagnosis", "unrealistic", "talkativeness"):
+        arrays[trait] = beta(trait)
+    budget_mult = np.array([s.budget for s in segs])[segment]
+    arrays["budget"] = budget_mult * rng.lognormal(0.0, clients.budget_sigma, n)
+    rate = np.array([s.need_rate for s in segs])[segment]
+    arrays["need_rate"] = rate * rng.lognormal(0.0, clients.need_rate_sigma, n)
+    arrays["review_propensity"] = rng.beta(*clients.review_propensity, size=n)
+    arrays["prepay_ok"] = rng.random(n) < arrays["pay_reliability"] ** clients.prepay_exponent
+    angle = rng.uniform(0.0, 2.0 * np.pi, n)
+    arrays["values"] = _unit_vectors(angle)
+    arrays.update(_buying_centre(angle, arrays, segment, clients, rng, beta))
+    return Population(segment_names=names, arrays=arrays)
+
+
+def _buying_centre(angle, arrays, segment, clients, rng, beta) -> dict[str, np.ndarray]:
+    """Role traits; drawn even when disabled, so switching it on changes no other trait."""
+    bc = clients.buying_centre
+    n = len(angle)
+    roles = {
+        "decider_values": _unit_vectors(angle + rng.normal(0.0, bc.role_spread, n)),
+        "user_values": _unit_vectors(angle + rng.normal(0.0, bc.role_spread, n)),
+        "payer_budget": arrays["budget"] * rng.lognormal(0.0, bc.budget_sigma, n),
+        "influencer_talkativeness": beta("talkativeness"),
+    }
+    if bc.enabled:
+        return roles
+    own = {"payer_budget": "budget", "influencer_talkativeness": "talkativeness"}
+    return {role: arrays[own.get(role, "values")] for role in roles}

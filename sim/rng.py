@@ -1,0 +1,98 @@
+"""Named random streams and common random numbers.
+
+Every kind of random decision has its own stream, derived from the run's seed and the
+stream's name. Decisions about clients use a *counter-based* generator: a uniform is a
+keyed hash (SplitMix64) of (seed, stream, week, client id, slot), so a client's random
+numbers do not depend on who else is in the market, on the policy mix or on the engine.
+With one seed every policy mix sees the same clients, network and arrivals of need
+(common random numbers), and both engines read exactly the same numbers.
+
+One-off draws at initialisation (traits, network, cultures) use ordinary numpy
+generators spawned from the same seed, one per stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+STREAMS: tuple[str, ...] = (
+    "traits",
+    "network",
+    "culture",
+    "need",
+    "size",
+    "misdiagnosis",
+    "deadline",
+    "ads",
+    "choice",
+    "screening",
+    "upsell",
+    "service",
+    "payment",
+    "satisfaction",
+    "retention",
+    "review",
+    "wom",
+    "reform",
+)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_TO_UNIT = 2.0**-53
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64 finalizer (Steele, Lea & Flood 2014) on uint64 arrays, wrapping."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+def _u64(x: np.ndarray | int) -> np.ndarray:
+    return np.atleast_1d(np.asarray(x, dtype=np.int64)).astype(np.uint64)
+
+
+class Streams:
+    """The random streams of one run, all derived from one seed.
+
+    Args:
+        seed: the run's seed (a non-negative integer).
+    """
+
+    def __init__(self, seed: int) -> None:
+        if seed is None or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = int(seed)
+        self._keys = {
+            name: np.uint64(
+                np.random.SeedSequence(self.seed, spawn_key=(i,)).generate_state(1, np.uint64)[0]
+            )
+            for i, name in enumerate(STREAMS)
+        }
+
+    def __repr__(self) -> str:
+        return f"Streams(seed={self.seed})"
+
+    def generator(self, stream: str) -> np.random.Generator:
+        """A numpy Generator for one-off draws of `stream` (e.g. traits at initialisation)."""
+        index = STREAMS.index(stream)
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index, 1)))
+
+    def bits(self, stream: str, week, ids, slot=0) -> np.ndarray:
+        """Keyed 64-bit hashes of (stream, week, id, slot); arguments broadcast together."""
+        key = self._keys[stream]
+        base = _mix(key ^ _mix(_u64(week) * _GOLDEN ^ _mix(_u64(slot) + _GOLDEN)))
+        return _mix(base + _u64(ids) * _GOLDEN)
+
+    def uniform(self, stream: str, week, ids, slot=0) -> np.ndarray:
+        """Uniforms in the open interval (0, 1), one per broadcast (week, id, slot)."""
+        return ((self.bits(stream, week, ids, slot) >> np.uint64(11)) + 0.5) * _TO_UNIT
+
+    def normal(self, stream: str, week, ids, slot=0) -> np.ndarray:
+        """Standard normals by Box-Muller from the uniforms of slots 2*slot and 2*slot+1."""
+        slot2 = 2 * np.asarray(slot, dtype=np.int64)
+        u1 = self.uniform(stream, week, ids, slot2)
+        u2 = self.uniform(stream, week, ids, slot2 + 1)
+        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)

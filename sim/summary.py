@@ -1,0 +1,61 @@
+"""The run summary: per policy outcomes and crossover weeks (summary.json, the CLI table)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pandas as pd
+
+from sim import mechanics
+
+SHORT_RUN_WEEK = 13  # "this quarter": the early horizon of the hypotheses
+
+
+def cumulative_profit(steps: pd.DataFrame) -> pd.DataFrame:
+    """Mean cumulative profit per business, by week (rows) and policy (columns)."""
+    per_policy = steps.groupby(["step", "policy"], observed=True)["profit"].mean()
+    return per_policy.unstack("policy").cumsum()
+
+
+def _clean(x) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def summarize(steps: pd.DataFrame) -> dict:
+    """Per policy: cumulative profit at week 13 and at the horizon, reputation, referral
+    share, retention and survival; and the crossover week of every pair of policies.
+    """
+    cum = cumulative_profit(steps)
+    early = cum.iloc[min(SHORT_RUN_WEEK, len(cum)) - 1]
+    last = steps[steps["step"] == steps["step"].max()]
+    policies = {}
+    for policy, group in steps.groupby("policy", observed=True):
+        final = last[last["policy"] == policy]
+        weights = group["completed"]
+        policies[policy] = {
+            "businesses": int(final["business_id"].nunique()),
+            "profit_week_13": _clean(early[policy]),
+            "profit_horizon": _clean(cum[policy].iloc[-1]),
+            "reputation": _clean(final["reputation"].mean()),
+            "referral_share": _clean(
+                group["referral_acquisitions"].sum() / max(group["acquisitions"].sum(), 1)
+            ),
+            "retention": _clean((group["retention"] * weights).sum() / max(weights.sum(), 1)),
+            "acceptance": _clean(group["accepted"].sum() / max(group["applicants"].sum(), 1)),
+            "survival": _clean(final["active"].mean()),
+        }
+    crossover = {
+        f"{a}_vs_{b}": mechanics.crossover_week(cum[a].to_numpy(), cum[b].to_numpy())
+        for a, b in itertools.permutations(cum.columns, 2)
+    }
+    return {"weeks": int(len(cum)), "policies": policies, "crossover_week": crossover}
+
+
+def summary_table(summary: dict) -> str:
+    """The table printed at the end of a run."""
+    frame = pd.DataFrame(summary["policies"]).T
+    frame = frame[["businesses", "profit_week_13", "profit_horizon", "reputation",
+                   "retention", "referral_share", "survival"]]  # fmt: skip
+    return frame.to_string(float_format=lambda x: f"{x:,.2f}")
