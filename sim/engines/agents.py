@@ -1,0 +1,273 @@
+"""The agents engine: every client is a Mesa agent; readable, for teaching and checking.
+
+A client agent holds its own state and acts through small verb methods (`arrive_need`,
+`choose`, `hear`...), one agent at a time, calling the same `sim.phases` functions as the
+vectorized engine with arrays of one. Businesses act on their applicants and finished jobs
+as a batch, as in the vectorized engine, so the two engines agree run for run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+
+from sim import phases
+from sim.business import Applicants
+from sim.model import MarketModel
+
+JOB_FIELDS = ("billed", "prepaid", "accept_week", "deadline", "need_week", "misfit", "extras")
+
+
+@dataclass(slots=True)
+class Job:
+    """An open job: sizes in hours, weeks as step numbers; `provider` -1 until accepted."""
+
+    true_hours: float
+    stated_hours: float
+    deadline: int
+    need_week: int
+    provider: int = -1
+    accept_week: int = 0
+    billed: float = 0.0
+    misfit: bool = False
+    extras: bool = False
+    remaining: float = 0.0
+    prepaid: bool = False
+
+
+class Client(mesa.Agent):
+    """A client: its traits live in `model.population`, its state here."""
+
+    def __init__(self, model: AgentsModel, index: int, ad_week: np.ndarray) -> None:
+        super().__init__(model)
+        n_b = model.n_businesses
+        self.index = index  # the client id that keys its random numbers
+        self.ids = np.array([index])
+        self.difficulty = float(model.population["difficulty"][index])
+        self.reformed = False
+        self.need_arrivals = 0
+        self.next_need = int(phases.need_gap(model, self.ids, 0)[0]) - 1
+        self.job: Job | None = None
+        self.provider = -1
+        self.jobs_done = self.reviews = self.referrals_made = 0
+        self.spend = self.unpaid = self.hours = 0.0
+        self.referred_by = -1
+        self.ever_served = False
+        self.ad_week = ad_week
+        self.credit, self.credit_week = np.zeros(n_b), np.full(n_b, -1)
+        self.warning, self.warning_week = np.zeros(n_b), np.full(n_b, -1)
+        self.referrer = np.full(n_b, -1)
+        self.blocked_until = np.zeros(n_b, dtype=np.int64)
+
+    def arrive_need(self, week: int) -> None:
+        """Phase 1: if a need arrives and no job is open, open one."""
+        if self.next_need != week:
+            return
+        self.need_arrivals += 1
+        self.next_need += int(phases.need_gap(self.model, self.ids, self.need_arrivals)[0])
+        if self.job is None:
+            jobs = phases.open_jobs(self.model, self.ids, week)
+            self.job = Job(
+                float(jobs.true_hours[0]), float(jobs.stated_hours[0]), int(jobs.deadline[0]), week
+            )
+            self.model.tally["new_needs"] += 1
+
+    def standing(self, week: int, kind: str) -> np.ndarray:
+        """Its credits (or warnings) for every business, decayed to `week`."""
+        amount, since = getattr(self, kind), getattr(self, f"{kind}_week")
+        return phases.standing(amount, since, week, self.model.cfg.clients.wom.decay)
+
+    def choose(self, week: int, business_state) -> None:
+        """Phase 3: apply to its provider, or pick a business it knows by logit."""
+        if self.job is None or self.job.provider >= 0:
+            return
+        if self.provider >= 0:
+            self.model.applications[self.provider].append(self)
+            return
+        heard = (self.credit_week >= 0) | (self.warning_week >= 0)
+        eligible = ((self.ad_week <= week) | heard) & (self.blocked_until <= week)
+        eligible &= business_state[2]
+        choice = phases.choose(
+            self.model, self.ids, week, eligible[None], self.standing(week, "credit")[None],
+            self.standing(week, "warning")[None], business_state,
+        )[0]  # fmt: skip
+        if choice >= 0:
+            self.model.applications[choice].append(self)
+
+    def declined_by(self, business: int, week: int, reforms: bool) -> None:
+        """Remember a refusal (its own or the business's); maybe reform."""
+        self.blocked_until[business] = week + self.model.cfg.clients.decline_memory
+        if self.provider == business:
+            self.provider = -1
+        if reforms:
+            self.difficulty -= self.model.cfg.clients.reform.amount
+            self.reformed = True
+
+    def hear(self, business: int, story: int, teller: int, week: int) -> None:
+        """Phase 8: a neighbour's story about `business` (+1 referral, -1 warning)."""
+        wom = self.model.cfg.clients.wom
+        kind = "credit" if story > 0 else "warning"
+        value, since = getattr(self, kind), getattr(self, f"{kind}_week")
+        if since[business] != week:  # first story this week: decay the old standing first
+            value[business] = self.standing(week, kind)[business]
+            since[business] = week
+            if story > 0:
+                self.referrer[business] = -1
+        value[business] += wom.credit * (1.0 if story > 0 else wom.negativity_bias)
+        if story > 0:
+            self.referrer[business] = max(self.referrer[business], teller)
+
+
+class AgentsModel(MarketModel):
+    """The market with every client a Mesa agent."""
+
+    def setup_clients(self) -> None:
+        """Create one `Client` agent per client, in id order."""
+        ids = np.arange(self.cfg.market.n_clients)
+        ad_weeks = phases.ad_weeks(self, ids)
+        self.clients = [Client(self, i, ad_weeks[i]) for i in ids]
+        self.client_agents = mesa.agent.AgentSet(self.clients, random=self.random)
+        self.queues: list[list[Client]] = [[] for _ in self.businesses]
+        self.applications: list[list[Client]] = []
+
+    def arrive_needs(self, week: int) -> None:
+        """Phase 1, client by client."""
+        self.client_agents.do("arrive_need", week)
+
+    def choose(self, week: int) -> None:
+        """Phase 3, client by client, against the businesses' state at the phase's start."""
+        self.applications = [[] for _ in self.businesses]
+        self.client_agents.do("choose", week, self.business_state())
+
+    def screen_and_quote(self, week: int) -> None:
+        """Phases 4-5: each business takes its applicants (in id order)."""
+        for business, applicants in zip(self.businesses, self.applications, strict=True):
+            self._take(business, applicants, week)
+
+    def _take(self, business, clients: list[Client], week: int) -> None:
+        b, pop = business.index, self.population
+        ids = np.array([c.index for c in clients], dtype=np.int64)
+        difficulty = np.array([c.difficulty for c in clients])
+        new = np.array([c.provider != b for c in clients], dtype=bool)
+        fresh = np.array([c.standing(week, "credit")[b] for c in clients])
+        applicants = Applicants(
+            ids, new, new & (fresh >= self.cfg.clients.wom.referral_min), difficulty,
+            phases.fit_signals(self, ids, difficulty, business),
+            np.array([c.job.true_hours for c in clients]),
+            np.array([c.job.stated_hours for c in clients]),
+            np.array([c.job.deadline for c in clients]), pop["prepay_ok"][ids],
+        )  # fmt: skip
+        intake = business.take(applicants, week)
+        for i, client in enumerate(clients):
+            client.hours += intake.overhead_hours[i]
+            if not intake.accepted[i]:
+                client.declined_by(b, week, bool(intake.reforms[i]))
+                continue
+            if applicants.referred[i] and client.referred_by < 0 and not client.ever_served:
+                client.referred_by = int(client.referrer[b])
+            job = client.job
+            job.provider, job.accept_week, job.billed = b, week, float(intake.billed[i])
+            job.misfit, job.extras = bool(intake.misfit[i]), bool(intake.extras[i])
+            job.remaining, job.prepaid = float(intake.work_hours[i]), intake.prepaid[i] > 0
+            client.spend += intake.prepaid[i]
+            self.queues[b].append(client)
+
+    def serve(self, week: int) -> None:
+        """Phase 6: each business works its queue in order of acceptance."""
+        difficult = self.cfg.market.service.difficult_above
+        for business, queue in zip(self.businesses, self.queues, strict=True):
+            worked = business.serve(np.array([c.job.remaining for c in queue]))
+            for client, hours in zip(queue, worked, strict=True):
+                client.job.remaining -= hours
+                client.hours += hours
+            hard = np.array([c.difficulty > difficult for c in queue], dtype=bool)
+            business.difficult_hours += float(worked[hard].sum())
+            business.backlog_hours = float(np.sum([c.job.remaining for c in queue]))
+
+    def complete(self, week: int) -> None:
+        """Phases 7-8: each business closes its finished jobs; happy and angry clients talk."""
+        speakers = []
+        for business, queue in zip(self.businesses, self.queues, strict=True):
+            done = sorted((c for c in queue if c.job.remaining <= 0.0), key=lambda c: c.index)
+            if not done:
+                continue
+            self.queues[business.index] = [c for c in queue if c.job.remaining > 0.0]
+            ids = np.array([c.index for c in done])
+            job = {f: np.array([getattr(c.job, f) for c in done]) for f in JOB_FIELDS}
+            first = np.array([c.provider != business.index for c in done])
+            difficulty = np.array([c.difficulty for c in done])
+            out = phases.finish_jobs(self, ids, week, business, job, first, difficulty)
+            self._close_jobs(done, business, out, week)
+            speakers += [(c, business, out.tell_probability[i], out.story[i])
+                         for i, c in enumerate(done) if out.story[i] != 0]  # fmt: skip
+        for client, business, p_tell, story in sorted(speakers, key=lambda s: s[0].index):
+            self._tell(client, business, p_tell, int(story), week)
+
+    def _close_jobs(self, done: list[Client], business, out: phases.Outcome, week: int) -> None:
+        b = business.index
+        for i, client in enumerate(done):
+            client.spend += out.paid[i]
+            client.unpaid += out.unpaid[i]
+            client.jobs_done += 1
+            client.ever_served = True
+            client.job = None
+            client.provider = b if out.retained[i] else -1
+            if not out.retained[i]:
+                client.blocked_until[b] = week + self.cfg.clients.decline_memory
+            client.reviews += int(out.rating[i] > 0)
+        business.revenue += float(out.paid.sum())
+        business.unpaid += float(out.unpaid.sum())
+        business.completed += len(done)
+        business.satisfaction_sum += float(out.satisfaction.sum())
+        business.retained += int(out.retained.sum())
+        ratings = out.rating[out.rating > 0]
+        business.record_review(ratings)
+        self.tally["completed"] += len(done)
+        self.tally["reviews"] += len(ratings)
+        for star in range(1, 6):
+            self.tally[f"rating_{star}"] += int((ratings == star).sum())
+
+    def _tell(self, client: Client, business, p_tell: float, story: int, week: int) -> None:
+        _, neighbours = phases.tell_neighbours(self, client.ids, np.array([p_tell]), week)
+        for neighbour in neighbours:
+            self.clients[neighbour].hear(business.index, story, client.index, week)
+        if story > 0:
+            business.referrals_made += len(neighbours)
+            client.referrals_made += len(neighbours)
+            self.tally["wom_positive"] += len(neighbours)
+        else:
+            business.warnings_made += len(neighbours)
+            self.tally["wom_negative"] += len(neighbours)
+
+    def release(self, business: int) -> None:
+        """A business exits: its backlog returns to the market, its clients leave it."""
+        for client in self.queues[business]:
+            client.job.provider, client.job.prepaid = -1, False
+        self.queues[business] = []
+        for client in self.clients:
+            if client.provider == business:
+                client.provider = -1
+
+    def counts(self) -> tuple[int, int, int]:
+        """Clients with an unplaced job, with an open job, and ever served."""
+        open_jobs = [c.job for c in self.clients if c.job is not None]
+        unplaced = sum(job.provider < 0 for job in open_jobs)
+        return unplaced, len(open_jobs), sum(c.ever_served for c in self.clients)
+
+    def client_table(self) -> dict[str, np.ndarray]:
+        """The per-client columns of `sim.record.CLIENT_COLUMNS`."""
+        def column(attr, dtype):
+            return np.array([getattr(c, attr) for c in self.clients], dtype=dtype)
+
+        return {
+            "need_arrivals": column("need_arrivals", np.int32),
+            "difficulty_now": column("difficulty", np.float64),
+            "reformed": column("reformed", np.bool_), "jobs": column("jobs_done", np.int32),
+            "spend": column("spend", np.float64), "unpaid": column("unpaid", np.float64),
+            "hours": column("hours", np.float64), "reviews": column("reviews", np.int32),
+            "referrals_made": column("referrals_made", np.int32),
+            "referred_by": column("referred_by", np.int32),
+            "final_provider": column("provider", np.int16),
+        }  # fmt: skip
