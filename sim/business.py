@@ -17,7 +17,6 @@ from sim import mechanics
 from sim.policies import Policy
 
 
-
 @dataclass(slots=True)
 class Applicants:
     """The week's applicants to one business, sorted by client id (arrays of equal length)."""
@@ -164,7 +163,10 @@ class Business(mesa.Agent):
         screened[a.new], passed[a.new] = self._screen(a.ids[a.new], a.signals[a.new], week)
         overhead = np.where(screened, policy.screening_hours, 0.0)
         billed, misfit, extras = self._quote(a.ids, a.true_hours, a.stated_hours, week)
-        if policy.diagnosis:
+        if policy.diagnosis and policy.diagnosis_hours > 0:
+            # a business out of hours turns the rest away undiagnosed: capacity holds
+            room = int(max(self.capacity - self.screening_hours, 0.0) // policy.diagnosis_hours)
+            passed &= np.cumsum(passed) <= room
             self.diagnosis_hours += int(passed.sum()) * policy.diagnosis_hours
             overhead += np.where(passed, policy.diagnosis_hours, 0.0)
         accepted = passed & self._can_meet(billed, a.deadline)
@@ -174,12 +176,18 @@ class Business(mesa.Agent):
             a.difficulty, self.model.cfg.market.service
         )
         reform = self.model.cfg.clients.reform
-        reforms = (~passed) & (a.difficulty > reform.min_difficulty)
+        reforms = screened & ~passed & (a.difficulty > reform.min_difficulty)
         reforms &= streams.uniform("reform", week, a.ids) < reform.prob
-        intake = Intake(accepted, overhead, billed, misfit, extras, reforms,
-                        mechanics.work_hours(billed, a.difficulty, conflict,
-                                             self.model.cfg.market.service),
-                        prepaid=np.where(accepted & policy.prepayment, billed * self.price, 0.0))
+        intake = Intake(
+            accepted,
+            overhead,
+            billed,
+            misfit,
+            extras,
+            reforms,
+            mechanics.work_hours(billed, a.difficulty, conflict, self.model.cfg.market.service),
+            prepaid=np.where(accepted & policy.prepayment, billed * self.price, 0.0),
+        )
         self._count_intake(a, intake)
         return intake
 
@@ -200,11 +208,11 @@ class Business(mesa.Agent):
         self.hours_worked += float(worked.sum())
         return worked
 
-    def record_review(self, ratings) -> None:
-        """Add this week's star ratings to its reputation."""
-        self.rating_weight += len(ratings)
-        self.rating_sum += float(np.sum(ratings))
-        self.n_reviews += len(ratings)
+    def record_reviews(self, count: int, stars: float) -> None:
+        """Add this week's reviews (their number and total stars) to its reputation."""
+        self.rating_weight += count
+        self.rating_sum += stars
+        self.n_reviews += count
 
     def close_accounts(self) -> bool:
         """Book the week's costs and profit; return True if the business exits now."""

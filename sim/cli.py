@@ -64,7 +64,10 @@ def _expand(overrides: list[str]) -> list[list[str]]:
     for o in parsed:
         options = list(o.sweep_string_iterator()) if o.is_sweep_override() else [None]
         values.append(options[:MAX_CHECKED_VALUES])
-    base = [f"{o.get_key_element()}={v[0]}" if f is None else f for o, f, v in zip(parsed, first, values, strict=True)]
+    base = [
+        f"{o.get_key_element()}={v[0]}" if f is None else f
+        for o, f, v in zip(parsed, first, values, strict=True)
+    ]
     combos = [base]
     for i, (o, options) in enumerate(zip(parsed, values, strict=True)):
         for option in options[1:]:
@@ -114,6 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     register_configs()
     preflight(argv)
+    out = [a.partition("=")[2] for a in argv if a.startswith("output_dir=")]
+    if (
+        out
+        and out[-1] not in ("", "null")
+        and not any(a.startswith("hydra.run.dir=") for a in argv)
+    ):
+        argv = [*argv, f"hydra.run.dir={out[-1]}"]  # keep Hydra's .hydra/ with the results
     sys.argv = [sys.argv[0], *argv]
     _app()
 

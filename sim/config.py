@@ -47,6 +47,8 @@ class Segment:
 
 @dataclass
 class BuyingCentre:
+    """The buying centre: decider, user, payer and influencer (off by default)."""
+
     enabled: bool = MISSING
     role_spread: float = MISSING
     budget_sigma: float = MISSING
@@ -54,6 +56,8 @@ class BuyingCentre:
 
 @dataclass
 class Choice:
+    """Coefficients of the clients' multinomial-logit choice of a business."""
+
     beta_reputation: float = MISSING
     reference_rating: float = MISSING
     beta_alignment: float = MISSING
@@ -64,6 +68,8 @@ class Choice:
 
 @dataclass
 class Satisfaction:
+    """Coefficients of satisfaction S in [0, 1] with a finished job, and retention."""
+
     baseline: float = MISSING
     alignment: float = MISSING
     wait: float = MISSING
@@ -79,6 +85,8 @@ class Satisfaction:
 
 @dataclass
 class Reviews:
+    """J-shaped reviews and the Bayesian reputation (prior, half-life in weeks)."""
+
     floor: float = MISSING
     prior_reviews: float = MISSING
     prior_rating: float = MISSING
@@ -87,6 +95,8 @@ class Reviews:
 
 @dataclass
 class WordOfMouth:
+    """Stories told to network neighbours: thresholds, probabilities, weights."""
+
     enabled: bool = MISSING
     positive: float = MISSING
     negative: float = MISSING
@@ -100,6 +110,8 @@ class WordOfMouth:
 
 @dataclass
 class Reform:
+    """A declined difficult client sometimes becomes reasonable."""
+
     min_difficulty: float = MISSING
     prob: float = MISSING
     amount: float = MISSING
@@ -125,6 +137,8 @@ class ClientsConfig:
 
 @dataclass
 class Network:
+    """The clients' social network: generator kind, its parameters, homophily."""
+
     kind: str = MISSING
     homophily: float = MISSING
     params: dict[str, float] = field(default_factory=dict)
@@ -132,6 +146,8 @@ class Network:
 
 @dataclass
 class Jobs:
+    """Job sizes (hours), misdiagnosis and deadlines (weeks)."""
+
     median_hours: float = MISSING
     sigma: float = MISSING
     misdiagnosed_low: float = MISSING
@@ -141,6 +157,8 @@ class Jobs:
 
 @dataclass
 class Service:
+    """Hours a job takes beyond its billed hours (difficulty, conflict)."""
+
     difficulty_hours: float = MISSING
     conflict_prob: float = MISSING
     conflict_hours: float = MISSING
@@ -149,12 +167,16 @@ class Service:
 
 @dataclass
 class Payment:
+    """How unreliable payers pay: part of the invoice, or nothing."""
+
     partial_prob: float = MISSING
     partial_share: float = MISSING
 
 
 @dataclass
 class Ads:
+    """Advertising reach and the cost of overpromising."""
+
     reach: float = MISSING
     dishonesty_boost: float = MISSING
     overpromise: float = MISSING
@@ -260,52 +282,98 @@ def _validate_clients(c: DictConfig) -> None:
         _positive(f"clients.{key}", c[key], strict=False)
     for key in ("wom.positive", "wom.negative", "wom.p_positive", "wom.p_negative", "wom.decay"):
         _unit(f"clients.{key}", OmegaConf.select(c, key))
-    _check(c.wom.negativity_bias >= 1, "clients.wom.negativity_bias", c.wom.negativity_bias,
-           "must be >= 1 (a negative story weighs at least as much as a positive one)")
-    _check(c.wom.negative <= c.wom.positive, "clients.wom.negative", c.wom.negative,
-           f"must be <= clients.wom.positive ({c.wom.positive})")
+    _check(
+        c.wom.negativity_bias >= 1,
+        "clients.wom.negativity_bias",
+        c.wom.negativity_bias,
+        "must be >= 1 (a negative story weighs at least as much as a positive one)",
+    )
+    _check(
+        c.wom.negative <= c.wom.positive,
+        "clients.wom.negative",
+        c.wom.negative,
+        f"must be <= clients.wom.positive ({c.wom.positive})",
+    )
     for key in ("reform.min_difficulty", "reform.prob", "reform.amount"):
         _unit(f"clients.{key}", OmegaConf.select(c, key))
     _positive("clients.reviews.half_life", c.reviews.half_life)
     _positive("clients.reviews.prior_reviews", c.reviews.prior_reviews, strict=False)
-    _check(1 <= c.reviews.prior_rating <= 5, "clients.reviews.prior_rating",
-           c.reviews.prior_rating, "must be a rating in [1, 5]")
+    _check(
+        1 <= c.reviews.prior_rating <= 5,
+        "clients.reviews.prior_rating",
+        c.reviews.prior_rating,
+        "must be a rating in [1, 5]",
+    )
     _positive("clients.choice.noise", c.choice.noise)
     _positive("clients.satisfaction.noise", c.satisfaction.noise, strict=False)
     _positive("clients.buying_centre.role_spread", c.buying_centre.role_spread, strict=False)
 
 
 def _validate_market(m: DictConfig, policies: DictConfig) -> None:
-    from sim.network import NETWORK_KINDS, NETWORK_PARAMS
+    from sim.network import NETWORK_KINDS, NETWORK_PARAMS, check_params
 
     _check(m.n_clients >= 2, "market.n_clients", m.n_clients, "must be an integer >= 2")
     _check(len(m.policy_mix) > 0, "market.policy_mix", {}, "needs at least one policy")
     for name, count in m.policy_mix.items():
-        _check(name in policies, f"market.policy_mix.{name}", count,
-               f"unknown policy; allowed: {', '.join(policies)}")
+        _check(
+            name in policies,
+            f"market.policy_mix.{name}",
+            count,
+            f"unknown policy; allowed: {', '.join(policies)}",
+        )
         _check(count >= 0, f"market.policy_mix.{name}", count, "must be an integer >= 0")
     n = sum(m.policy_mix.values())
-    _check(1 <= n <= MAX_BUSINESSES, "market.policy_mix", dict(m.policy_mix),
-           f"total businesses must be in [1, {MAX_BUSINESSES}]")
+    _check(
+        1 <= n <= MAX_BUSINESSES,
+        "market.policy_mix",
+        dict(m.policy_mix),
+        f"total businesses must be in [1, {MAX_BUSINESSES}]",
+    )
     _positive("market.demand_supply_ratio", m.demand_supply_ratio)
     for key in ("price", "wage", "salary", "ad_spend", "initial_cash_weeks", "credit_limit_weeks"):
         _positive(f"market.{key}", m[key], strict=key == "price")
     _check(m.exit_after >= 1, "market.exit_after", m.exit_after, "must be an integer >= 1")
     net = m.network
-    _check(net.kind in NETWORK_KINDS, "market.network.kind", net.kind,
-           f"allowed: {', '.join(NETWORK_KINDS)}")
+    _check(
+        net.kind in NETWORK_KINDS,
+        "market.network.kind",
+        net.kind,
+        f"allowed: {', '.join(NETWORK_KINDS)}",
+    )
     _unit("market.network.homophily", net.homophily)
     for key in net.params:
-        _check(key in NETWORK_PARAMS[net.kind], f"market.network.params.{key}", net.params[key],
-               f"unknown parameter of {net.kind}; allowed: {', '.join(NETWORK_PARAMS[net.kind])}")
+        _check(
+            key in NETWORK_PARAMS[net.kind],
+            f"market.network.params.{key}",
+            net.params[key],
+            f"unknown parameter of {net.kind}; allowed: {', '.join(NETWORK_PARAMS[net.kind])}",
+        )
+    try:
+        check_params(m.n_clients, net.kind, dict(net.params))
+    except ValueError as error:
+        raise ConfigError("market.network.params", dict(net.params), str(error)) from None
     _positive("market.jobs.median_hours", m.jobs.median_hours)
     _positive("market.jobs.sigma", m.jobs.sigma, strict=False)
-    _check(0 < m.jobs.misdiagnosed_low <= m.jobs.misdiagnosed_high, "market.jobs.misdiagnosed_low",
-           m.jobs.misdiagnosed_low, "must be in (0, market.jobs.misdiagnosed_high]")
-    _check(m.jobs.deadline_weeks >= 1, "market.jobs.deadline_weeks", m.jobs.deadline_weeks,
-           "must be an integer >= 1")
-    for key in ("service.conflict_prob", "payment.partial_prob", "payment.partial_share",
-                "ads.reach", "ads.overpromise", "service.difficult_above"):
+    _check(
+        0 < m.jobs.misdiagnosed_low <= m.jobs.misdiagnosed_high,
+        "market.jobs.misdiagnosed_low",
+        m.jobs.misdiagnosed_low,
+        "must be in (0, market.jobs.misdiagnosed_high]",
+    )
+    _check(
+        m.jobs.deadline_weeks >= 1,
+        "market.jobs.deadline_weeks",
+        m.jobs.deadline_weeks,
+        "must be an integer >= 1",
+    )
+    for key in (
+        "service.conflict_prob",
+        "payment.partial_prob",
+        "payment.partial_share",
+        "ads.reach",
+        "ads.overpromise",
+        "service.difficult_above",
+    ):
         _unit(f"market.{key}", OmegaConf.select(m, key))
 
 
@@ -320,11 +388,19 @@ def _validate_policies(policies: DictConfig) -> None:
         for knob in ("screening_noise", "screening_hours", "diagnosis_hours", "upsell_share"):
             _positive(f"{key}.{knob}", p[knob], strict=False)
         for crit, weight in p.criteria.items():
-            _check(crit in CRITERIA, f"{key}.criteria.{crit}", weight,
-                   f"unknown criterion; allowed: {', '.join(CRITERIA)}")
+            _check(
+                crit in CRITERIA,
+                f"{key}.criteria.{crit}",
+                weight,
+                f"unknown criterion; allowed: {', '.join(CRITERIA)}",
+            )
             _positive(f"{key}.criteria.{crit}", weight, strict=False)
-        _check(sum(p.criteria.values()) > 0, f"{key}.criteria", dict(p.criteria),
-               "weights must not all be 0")
+        _check(
+            sum(p.criteria.values()) > 0,
+            f"{key}.criteria",
+            dict(p.criteria),
+            "weights must not all be 0",
+        )
 
 
 def validate(cfg: DictConfig) -> None:

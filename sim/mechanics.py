@@ -53,8 +53,9 @@ def gumbel(u):
     return -np.log(-np.log(u))
 
 
-def choice_utility(reputation, align, price_ratio, budget, credit, warning, queue_weeks, noise,
-                   choice: Any):
+def choice_utility(
+    reputation, align, price_ratio, budget, credit, warning, queue_weeks, noise, choice: Any
+):
     """Multinomial-logit utility of a business for a client (MODEL.md step 3).
 
     `price_ratio` is the business's price over the market price; `queue_weeks` its backlog over
@@ -112,8 +113,19 @@ def payment_fraction(u_full, u_partial, pay_reliability, payment: Any):
     return np.where(u_full < pay_reliability, 1.0, partial)
 
 
-def satisfaction(align, wait_weeks, price_ratio, budget, misfit, extras, late, overpromise,
-                 difficulty, noise, sat: Any):
+def satisfaction(
+    align,
+    wait_weeks,
+    price_ratio,
+    budget,
+    misfit,
+    extras,
+    late,
+    overpromise,
+    difficulty,
+    noise,
+    sat: Any,
+):
     """Satisfaction S in [0, 1] with a finished job (MODEL.md step 7).
 
     `overpromise` is the unmet ad promise (0 after the first job); `noise` standard normals.

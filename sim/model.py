@@ -13,6 +13,7 @@ from abc import abstractmethod
 
 import mesa
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
 from sim import mechanics
 from sim.business import Business
@@ -34,7 +35,8 @@ class MarketModel(mesa.Model):
 
     def __init__(self, cfg) -> None:
         super().__init__(rng=cfg.seed)
-        self.cfg = cfg
+        # plain dataclasses: DictConfig attribute access is far too slow for the step path
+        self.cfg = cfg = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
         self.week = 0
         self.streams = Streams(cfg.seed)
         clients, market = cfg.clients, cfg.market
@@ -68,7 +70,14 @@ class MarketModel(mesa.Model):
                     Business(self, policy, capacity, (np.cos(angle), np.sin(angle)))
                 )
         self.cultures = np.array([b.culture for b in self.businesses])
-        self.price_ratio = np.array([b.price / market.price for b in self.businesses])
+        # values never change, so alignment with each business is computed once: (n, B)
+        self.decider_alignment = mechanics.alignment(pop["decider_values"], self.cultures)
+        self.user_alignment = mechanics.alignment(pop["user_values"], self.cultures)
+        self.decay_powers = mechanics.decayed(
+            1.0, np.arange(self.cfg.steps + 2), self.cfg.clients.wom.decay
+        )
+        self.prices = np.array([b.price for b in self.businesses])
+        self.price_ratio = self.prices / market.price
         self.overpromise = np.array([b.overpromise for b in self.businesses])
 
     @property

@@ -73,7 +73,7 @@ def build_network(
     Raises:
         ValueError: If the kind, a parameter, ``values`` or ``homophily`` is invalid.
     """
-    resolved = _resolve_params(kind, params)
+    resolved = check_params(n, kind, params)
     _check_inputs(n, values, homophily)
     if kind == "complete":
         return _complete_csr(n)
@@ -92,6 +92,29 @@ def _resolve_params(kind: str, params: Mapping[str, float]) -> dict[str, float]:
         allowed = ", ".join(NETWORK_PARAMS[kind]) or "none"
         raise ValueError(f"unknown parameter(s) {unknown} of {kind}; allowed: {allowed}")
     return {**NETWORK_PARAMS[kind], **params}
+
+
+def check_params(n: int, kind: str, params: Mapping[str, float]) -> dict[str, float]:
+    """The kind's parameters merged with its defaults.
+
+    Raises:
+        ValueError: if they cannot build a network of n clients (config validation
+            reports it as a config error).
+    """
+    resolved = _resolve_params(kind, params)
+    if kind == "watts_strogatz":
+        k, p = _int_param(resolved, "k", 2, n - 1), resolved["p"]
+        if k % 2 or not 0.0 <= p <= 1.0:
+            raise ValueError(
+                f"watts_strogatz needs an even k in [2, n - 1] and p in [0, 1], got k={k}, p={p}"
+            )
+    elif kind == "erdos_renyi" and not 0.0 <= resolved["mean_degree"] <= n - 1:
+        raise ValueError(f"erdos_renyi mean_degree must be in [0, n - 1 = {n - 1}]")
+    elif kind == "barabasi_albert":
+        _int_param(resolved, "m", 1, n - 1)
+    elif kind == "complete" and n > MAX_COMPLETE_N:
+        raise ValueError(f"complete network is for small markets (n <= {MAX_COMPLETE_N})")
+    return resolved
 
 
 def _check_inputs(n: int, values: np.ndarray, homophily: float) -> None:
@@ -118,9 +141,7 @@ def _watts_strogatz(n: int, params: Mapping[str, float], rng: np.random.Generato
     As in ``networkx.watts_strogatz_graph``, a rewired edge (u, v) becomes (u, w) with w
     uniform among the clients that are neither u nor already linked to u.
     """
-    k, p = _int_param(params, "k", 2, n - 1), params["p"]
-    if k % 2 or not 0.0 <= p <= 1.0:
-        raise ValueError(f"watts_strogatz needs an even k and p in [0, 1], got k={k}, p={p}")
+    k, p = int(params["k"]), params["p"]
     u = np.tile(np.arange(n, dtype=np.int64), k // 2)
     v = (u + np.repeat(np.arange(1, k // 2 + 1), n)) % n
 
@@ -134,8 +155,6 @@ def _watts_strogatz(n: int, params: Mapping[str, float], rng: np.random.Generato
 def _erdos_renyi(n: int, params: Mapping[str, float], rng: np.random.Generator) -> Edges:
     """G(n, p) with p = mean_degree / (n - 1): a binomial number of distinct pairs."""
     mean_degree = params["mean_degree"]
-    if not 0.0 <= mean_degree <= n - 1:
-        raise ValueError(f"erdos_renyi mean_degree must be in [0, n - 1], got {mean_degree}")
     pairs = n * (n - 1) // 2
     count = rng.binomial(pairs, mean_degree / (n - 1)) if n > 1 else 0
     # Generator.choice without replacement uses Floyd's algorithm when count << pairs,
@@ -150,7 +169,7 @@ def _erdos_renyi(n: int, params: Mapping[str, float], rng: np.random.Generator) 
 
 def _barabasi_albert(n: int, params: Mapping[str, float], rng: np.random.Generator) -> Edges:
     """Preferential attachment of m edges per new client, via networkx."""
-    m = _int_param(params, "m", 1, n - 1)
+    m = int(params["m"])
     graph = nx.barabasi_albert_graph(n, m, seed=int(rng.integers(2**63)))
     flat = itertools.chain.from_iterable(graph.edges())
     ends = np.fromiter(flat, dtype=np.int64, count=2 * graph.number_of_edges())
@@ -166,8 +185,6 @@ _GENERATORS: dict[str, Callable[[int, Mapping[str, float], np.random.Generator],
 
 def _complete_csr(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Lay out the complete graph directly as CSR (networkx would need GBs at n=5000)."""
-    if n > MAX_COMPLETE_N:
-        raise ValueError(f"complete network is for small markets (n <= {MAX_COMPLETE_N})")
     columns = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
     indices = columns[~np.eye(n, dtype=bool)]  # row-major, so rows come out sorted
     return np.arange(n + 1, dtype=np.int64) * (n - 1), indices

@@ -48,9 +48,12 @@ def open_jobs(model, ids: np.ndarray, week: int) -> Jobs:
     return Jobs(true, stated, np.where(impossible, 0, cfg.deadline_weeks))
 
 
-def standing(amount, since_week, week: int, decay: float) -> np.ndarray:
-    """Credits or warnings decayed to `week`; 0 where never set (`since_week` < 0)."""
-    return np.where(since_week >= 0, mechanics.decayed(amount, week - since_week, decay), 0.0)
+def standing(model, amount, since_week, week: int) -> np.ndarray:
+    """Credits or warnings decayed to `week`; 0 where never set (`since_week` < 0).
+
+    The powers of the decay are tabulated once (`model.decay_powers`): a lookup, not a power.
+    """
+    return np.where(since_week >= 0, amount * model.decay_powers[week - since_week], 0.0)
 
 
 def choose(model, ids, week: int, eligible, credit, warning, business_state) -> np.ndarray:
@@ -62,7 +65,7 @@ def choose(model, ids, week: int, eligible, credit, warning, business_state) -> 
     pop, rep, queue = model.population, business_state[0], business_state[1]
     u = model.streams.uniform("choice", week, ids[:, None], np.arange(model.n_businesses))
     utility = mechanics.choice_utility(
-        rep, mechanics.alignment(pop["decider_values"][ids], model.cultures),
+        rep, model.decider_alignment[ids],
         model.price_ratio, pop["payer_budget"][ids, None], credit, warning, queue,
         mechanics.gumbel(u), model.cfg.clients.choice,
     )  # fmt: skip
@@ -72,9 +75,10 @@ def choose(model, ids, week: int, eligible, credit, warning, business_state) -> 
 
 def fit_signals(model, ids, difficulty, business) -> np.ndarray:
     """The true fit signals of clients for one business (the decider's alignment)."""
-    pop = model.population
-    align = mechanics.alignment(pop["decider_values"][ids], business.culture)
-    return mechanics.fit_signals(difficulty, pop["pay_reliability"][ids], align, pop["unrealistic"][ids])
+    pop, align = model.population, model.decider_alignment[ids, business.index]
+    return mechanics.fit_signals(
+        difficulty, pop["pay_reliability"][ids], align, pop["unrealistic"][ids]
+    )
 
 
 @dataclass(slots=True)
@@ -90,10 +94,10 @@ class Outcome:
     story: np.ndarray  # +1 positive, -1 negative, 0 none
 
 
-def finish_jobs(model, ids, week: int, business, job: dict, first_job, difficulty) -> Outcome:
-    """Phases 7-8 for jobs just finished at one business (`job`: the jobs' arrays by name)."""
+def finish_jobs(model, ids, week: int, provider, job: dict, first_job, difficulty) -> Outcome:
+    """Phases 7-8 for jobs just finished (`provider`: business index; `job`: arrays by name)."""
     streams, pop, cfg = model.streams, model.population, model.cfg
-    sat, invoice = cfg.clients.satisfaction, job["billed"] * business.price
+    sat, invoice = cfg.clients.satisfaction, job["billed"] * model.prices[provider]
     fraction = mechanics.payment_fraction(
         streams.uniform("payment", week, ids, 0), streams.uniform("payment", week, ids, 1),
         pop["pay_reliability"][ids], cfg.market.payment,
@@ -102,9 +106,9 @@ def finish_jobs(model, ids, week: int, business, job: dict, first_job, difficult
     unpaid = np.where(job["prepaid"], 0.0, (1.0 - fraction) * invoice)
     late = (week - job["accept_week"] + 1) > job["deadline"]
     s = mechanics.satisfaction(
-        mechanics.alignment(pop["user_values"][ids], business.culture),
-        week - job["need_week"], model.price_ratio[business.index], pop["payer_budget"][ids],
-        job["misfit"], job["extras"], late, np.where(first_job, business.overpromise, 0.0),
+        model.user_alignment[ids, provider],
+        week - job["need_week"], model.price_ratio[provider], pop["payer_budget"][ids],
+        job["misfit"], job["extras"], late, np.where(first_job, model.overpromise[provider], 0.0),
         difficulty, streams.normal("satisfaction", week, ids), sat,
     )  # fmt: skip
     retained = streams.uniform("retention", week, ids) < mechanics.retention_probability(s, sat)
@@ -112,13 +116,41 @@ def finish_jobs(model, ids, week: int, business, job: dict, first_job, difficult
     posts = streams.uniform("review", week, ids) < mechanics.review_probability(
         s, pop["review_propensity"][ids], reviews
     )
-    p_tell, story = mechanics.tell_probability(pop["influencer_talkativeness"][ids], s, cfg.clients.wom)
+    p_tell, story = mechanics.tell_probability(
+        pop["influencer_talkativeness"][ids], s, cfg.clients.wom
+    )
     if not cfg.clients.wom.enabled:
         p_tell, story = np.zeros_like(p_tell), np.zeros_like(story)
     return Outcome(
         fraction * invoice, unpaid, s, retained, np.where(posts, mechanics.rating(s), 0),
         p_tell, story,
     )  # fmt: skip
+
+
+def book_outcomes(model, provider, out: Outcome) -> None:
+    """Add finished jobs' money, satisfaction, loyalty and reviews to their businesses.
+
+    Sums run in the order of the jobs (by client id) in both engines, so they agree exactly.
+    """
+    n_b, tally = model.n_businesses, model.tally
+    reviewed = out.rating > 0
+
+    def total(weights=None):
+        return np.bincount(provider, weights=weights, minlength=n_b)
+
+    sums = {
+        "revenue": total(out.paid), "unpaid": total(out.unpaid), "completed": total(),
+        "satisfaction_sum": total(out.satisfaction), "retained": total(out.retained),
+    }  # fmt: skip
+    stars = total(np.where(reviewed, out.rating, 0)), np.bincount(provider[reviewed], minlength=n_b)
+    for b, business in enumerate(model.businesses):
+        for name, values in sums.items():
+            setattr(business, name, getattr(business, name) + values[b].item())
+        business.record_reviews(int(stars[1][b]), float(stars[0][b]))
+    tally["completed"] += len(provider)
+    tally["reviews"] += int(reviewed.sum())
+    for star in range(1, 6):
+        tally[f"rating_{star}"] += int((out.rating == star).sum())
 
 
 def tell_neighbours(model, tellers, p_tell, week: int) -> tuple[np.ndarray, np.ndarray]:

@@ -92,8 +92,10 @@ POLICY_KINDS: dict[str, type[Policy]] = {cls.kind: cls for cls in (Policy, MustH
 
 
 def make_policy(name: str, knobs: Any) -> Policy:
-    """Build a policy from its preset name and config entry (a mapping of knobs)."""
-    cls = POLICY_KINDS[knobs["kind"]]
-    values = {f.name: knobs[f.name] for f in fields(cls) if f.name not in ("name", "criteria")}
-    criteria = tuple(float(knobs["criteria"].get(c, 0.0)) for c in CRITERIA)
+    """Build a policy from its preset name and config entry (`sim.config.PolicyConfig`)."""
+    cls = POLICY_KINDS[knobs.kind]
+    values = {
+        f.name: getattr(knobs, f.name) for f in fields(cls) if f.name not in ("name", "criteria")
+    }
+    criteria = tuple(float(knobs.criteria.get(c, 0.0)) for c in CRITERIA)
     return cls(name=name, criteria=criteria, **values)

@@ -70,7 +70,7 @@ def draw_population(n: int, clients: Any, rng: np.random.Generator) -> Populatio
     segment = rng.choice(len(names), size=n, p=shares / shares.sum()).astype(np.int8)
 
     def beta(trait: str) -> np.ndarray:
-        return _segment_beta(rng, segment, [list(s[trait]) for s in segs])
+        return _segment_beta(rng, segment, [list(getattr(s, trait)) for s in segs])
 
     arrays = {"segment": segment}
     for trait in ("difficulty", "pay_reliability", "misdiagnosis", "unrealistic", "talkativeness"):

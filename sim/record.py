@@ -39,6 +39,10 @@ CLIENT_COLUMNS = (
 )  # fmt: skip
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den else float("nan")
 
@@ -111,6 +115,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

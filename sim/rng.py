@@ -40,7 +40,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-_TO_UNIT = 2.0**-53
+_TO_UNIT = 2.0**-52  # 52 bits: (2**52 - 1 + 0.5) * 2**-52 < 1 exactly
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -48,6 +48,17 @@ def _mix(z: np.ndarray) -> np.ndarray:
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
+
+
+_G, _MASK = 0x9E3779B97F4A7C15, (1 << 64) - 1
+
+
+def _mix_int(z: int) -> int:
+    """`_mix` on one Python int (two's complement wrap to 64 bits)."""
+    z &= _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
 
 
 def _u64(x: np.ndarray | int) -> np.ndarray:
@@ -83,12 +94,17 @@ class Streams:
     def bits(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Keyed 64-bit hashes of (stream, week, id, slot); arguments broadcast together."""
         key = self._keys[stream]
-        base = _mix(key ^ _mix(_u64(week) * _GOLDEN ^ _mix(_u64(slot) + _GOLDEN)))
+        if isinstance(week, int | np.integer) and isinstance(slot, int | np.integer):
+            # the common case: one key for all ids, hashed with Python ints (same arithmetic)
+            week_key = (int(week) * _G) & _MASK ^ _mix_int(int(slot) + _G)
+            base = np.uint64(_mix_int(int(key) ^ _mix_int(week_key)))
+        else:
+            base = _mix(key ^ _mix(_u64(week) * _GOLDEN ^ _mix(_u64(slot) + _GOLDEN)))
         return _mix(base + _u64(ids) * _GOLDEN)
 
     def uniform(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Uniforms in the open interval (0, 1), one per broadcast (week, id, slot)."""
-        return ((self.bits(stream, week, ids, slot) >> np.uint64(11)) + 0.5) * _TO_UNIT
+        return ((self.bits(stream, week, ids, slot) >> np.uint64(12)) + 0.5) * _TO_UNIT
 
     def normal(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Standard normals by Box-Muller from the uniforms of slots 2*slot and 2*slot+1."""

@@ -24,8 +24,11 @@ def _clean(x) -> float | None:
 
 
 def summarize(steps: pd.DataFrame) -> dict:
-    """Per policy: cumulative profit at week 13 and at the horizon, reputation, referral
-    share, retention and survival; and the crossover week of every pair of policies.
+    """The run's summary: per policy outcomes, and crossover weeks.
+
+    Per policy: mean cumulative profit per business at week 13 and at the horizon, final
+    reputation, referral share of acquisitions, retention, acceptance and survival; and the
+    crossover week of every ordered pair of policies (None when there is none).
     """
     cum = cumulative_profit(steps)
     early = cum.iloc[min(SHORT_RUN_WEEK, len(cum)) - 1]

@@ -77,7 +77,7 @@ class Client(mesa.Agent):
     def standing(self, week: int, kind: str) -> np.ndarray:
         """Its credits (or warnings) for every business, decayed to `week`."""
         amount, since = getattr(self, kind), getattr(self, f"{kind}_week")
-        return phases.standing(amount, since, week, self.model.cfg.clients.wom.decay)
+        return phases.standing(self.model, amount, since, week)
 
     def choose(self, week: int, business_state) -> None:
         """Phase 3: apply to its provider, or pick a business it knows by logit."""
@@ -104,6 +104,19 @@ class Client(mesa.Agent):
         if reforms:
             self.difficulty -= self.model.cfg.clients.reform.amount
             self.reformed = True
+
+    def close_job(self, retained: bool, paid: float, unpaid: float, rating: int, week: int):
+        """Phase 7: pay, count the job, and stay with the provider or leave it."""
+        business = self.job.provider
+        self.spend += paid
+        self.unpaid += unpaid
+        self.jobs_done += 1
+        self.reviews += int(rating > 0)
+        self.ever_served = True
+        self.job = None
+        self.provider = business if retained else -1
+        if not retained:
+            self.blocked_until[business] = week + self.model.cfg.clients.decline_memory
 
     def hear(self, business: int, story: int, teller: int, week: int) -> None:
         """Phase 8: a neighbour's story about `business` (+1 referral, -1 warning)."""
@@ -187,47 +200,23 @@ class AgentsModel(MarketModel):
             business.backlog_hours = float(np.sum([c.job.remaining for c in queue]))
 
     def complete(self, week: int) -> None:
-        """Phases 7-8: each business closes its finished jobs; happy and angry clients talk."""
-        speakers = []
-        for business, queue in zip(self.businesses, self.queues, strict=True):
-            done = sorted((c for c in queue if c.job.remaining <= 0.0), key=lambda c: c.index)
-            if not done:
-                continue
-            self.queues[business.index] = [c for c in queue if c.job.remaining > 0.0]
-            ids = np.array([c.index for c in done])
-            job = {f: np.array([getattr(c.job, f) for c in done]) for f in JOB_FIELDS}
-            first = np.array([c.provider != business.index for c in done])
-            difficulty = np.array([c.difficulty for c in done])
-            out = phases.finish_jobs(self, ids, week, business, job, first, difficulty)
-            self._close_jobs(done, business, out, week)
-            speakers += [(c, business, out.tell_probability[i], out.story[i])
-                         for i, c in enumerate(done) if out.story[i] != 0]  # fmt: skip
-        for client, business, p_tell, story in sorted(speakers, key=lambda s: s[0].index):
-            self._tell(client, business, p_tell, int(story), week)
-
-    def _close_jobs(self, done: list[Client], business, out: phases.Outcome, week: int) -> None:
-        b = business.index
+        """Phases 7-8: finished jobs are paid and judged; happy and angry clients talk."""
+        done = sorted((c for q in self.queues for c in q if c.job.remaining <= 0.0),
+                      key=lambda c: c.index)  # fmt: skip
+        self.queues = [[c for c in q if c.job.remaining > 0.0] for q in self.queues]
+        ids = np.array([c.index for c in done], dtype=np.int64)
+        provider = np.array([c.job.provider for c in done], dtype=np.int64)
+        job = {f: np.array([getattr(c.job, f) for c in done]) for f in JOB_FIELDS}
+        first = np.array([c.provider != c.job.provider for c in done], dtype=bool)
+        difficulty = np.array([c.difficulty for c in done])
+        out = phases.finish_jobs(self, ids, week, provider, job, first, difficulty)
+        phases.book_outcomes(self, provider, out)
         for i, client in enumerate(done):
-            client.spend += out.paid[i]
-            client.unpaid += out.unpaid[i]
-            client.jobs_done += 1
-            client.ever_served = True
-            client.job = None
-            client.provider = b if out.retained[i] else -1
-            if not out.retained[i]:
-                client.blocked_until[b] = week + self.cfg.clients.decline_memory
-            client.reviews += int(out.rating[i] > 0)
-        business.revenue += float(out.paid.sum())
-        business.unpaid += float(out.unpaid.sum())
-        business.completed += len(done)
-        business.satisfaction_sum += float(out.satisfaction.sum())
-        business.retained += int(out.retained.sum())
-        ratings = out.rating[out.rating > 0]
-        business.record_review(ratings)
-        self.tally["completed"] += len(done)
-        self.tally["reviews"] += len(ratings)
-        for star in range(1, 6):
-            self.tally[f"rating_{star}"] += int((ratings == star).sum())
+            client.close_job(bool(out.retained[i]), out.paid[i], out.unpaid[i], out.rating[i], week)
+        for i, client in enumerate(done):
+            if out.story[i] != 0:
+                self._tell(client, self.businesses[provider[i]], out.tell_probability[i],
+                           int(out.story[i]), week)  # fmt: skip
 
     def _tell(self, client: Client, business, p_tell: float, story: int, week: int) -> None:
         _, neighbours = phases.tell_neighbours(self, client.ids, np.array([p_tell]), week)
@@ -258,6 +247,7 @@ class AgentsModel(MarketModel):
 
     def client_table(self) -> dict[str, np.ndarray]:
         """The per-client columns of `sim.record.CLIENT_COLUMNS`."""
+
         def column(attr, dtype):
             return np.array([getattr(c, attr) for c in self.clients], dtype=dtype)
 

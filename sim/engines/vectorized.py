@@ -65,9 +65,9 @@ class VectorizedModel(MarketModel):
         s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
         self.tally["new_needs"] += len(ids)
 
-    def _standing(self, ids, week: int, kind: str) -> np.ndarray:
-        decay = self.cfg.clients.wom.decay
-        return phases.standing(self.p[kind][ids], self.p[f"{kind}_week"][ids], week, decay)
+    def _standing(self, ids, week: int, kind: str, business=slice(None)) -> np.ndarray:
+        value, since = self.p[kind][ids, business], self.p[f"{kind}_week"][ids, business]
+        return phases.standing(self, value, since, week)
 
     def choose(self, week: int) -> None:
         """Phase 3: returning clients apply to their provider, the others choose by logit."""
@@ -95,7 +95,7 @@ class VectorizedModel(MarketModel):
     def _take(self, business, ids: np.ndarray, week: int) -> None:
         s, p, pop, b = self.s, self.p, self.population, business.index
         new = s["provider"][ids] != b
-        fresh = self._standing(ids, week, "credit")[:, b] >= self.cfg.clients.wom.referral_min
+        fresh = self._standing(ids, week, "credit", b) >= self.cfg.clients.wom.referral_min
         applicants = Applicants(
             ids, new, new & fresh, s["difficulty"][ids],
             phases.fit_signals(self, ids, s["difficulty"][ids], business),
@@ -143,53 +143,36 @@ class VectorizedModel(MarketModel):
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
         s = self.s
-        done = np.flatnonzero((s["job_provider"] >= 0) & (s["job_remaining"] <= 0.0))
-        tellers, p_tell, story, about = [], [], [], []
-        for business in self.businesses:
-            ids = done[s["job_provider"][done] == business.index]
-            if len(ids) == 0:
-                continue
-            job = {f: s[f"job_{f}"][ids] for f in JOB_FIELDS}
-            first = s["provider"][ids] != business.index
-            out = phases.finish_jobs(self, ids, week, business, job, first, s["difficulty"][ids])
-            self._close_jobs(ids, business, out, week)
-            tellers.append(ids), p_tell.append(out.tell_probability), story.append(out.story)
-            about.append(np.full(len(ids), business.index))
-        if tellers:
-            self._word_of_mouth(*(np.concatenate(x) for x in (tellers, p_tell, story, about)), week)
-
-    def _close_jobs(self, ids, business, out: phases.Outcome, week: int) -> None:
-        s, b = self.s, business.index
+        ids = np.flatnonzero((s["job_provider"] >= 0) & (s["job_remaining"] <= 0.0))
+        provider = s["job_provider"][ids].astype(np.int64)
+        job = {f: s[f"job_{f}"][ids] for f in JOB_FIELDS}
+        first = s["provider"][ids] != provider
+        out = phases.finish_jobs(self, ids, week, provider, job, first, s["difficulty"][ids])
+        phases.book_outcomes(self, provider, out)
         s["spend"][ids] += out.paid
         s["unpaid"][ids] += out.unpaid
         s["jobs_done"][ids] += 1
-        s["ever_served"][ids] = True
-        s["has_job"][ids] = False
-        s["job_provider"][ids] = -1
-        s["provider"][ids] = np.where(out.retained, b, -1)
-        left = ids[~out.retained]
-        self.p["blocked_until"][left, b] = week + self.cfg.clients.decline_memory
-        business.revenue += float(out.paid.sum())
-        business.unpaid += float(out.unpaid.sum())
-        business.completed += len(ids)
-        business.satisfaction_sum += float(out.satisfaction.sum())
-        business.retained += int(out.retained.sum())
-        ratings = out.rating[out.rating > 0]
-        business.record_review(ratings)
-        s["reviews"][ids[out.rating > 0]] += 1
-        self.tally["completed"] += len(ids)
-        self.tally["reviews"] += len(ratings)
-        for star in range(1, 6):
-            self.tally[f"rating_{star}"] += int((ratings == star).sum())
+        s["reviews"][ids] += out.rating > 0
+        s["ever_served"][ids], s["has_job"][ids], s["job_provider"][ids] = True, False, -1
+        s["provider"][ids] = np.where(out.retained, provider, -1)
+        left = ~out.retained
+        self.p["blocked_until"][ids[left], provider[left]] = week + self.cfg.clients.decline_memory
+        speaking = out.story != 0
+        self._word_of_mouth(
+            ids[speaking],
+            out.tell_probability[speaking],
+            out.story[speaking],
+            provider[speaking],
+            week,
+        )
 
     def _word_of_mouth(self, tellers, p_tell, story, about, week: int) -> None:
-        order = np.argsort(tellers, kind="stable")  # stories in client-id order
-        tellers, p_tell, story, about = tellers[order], p_tell[order], story[order], about[order]
-        speaking = story != 0
-        tellers, p_tell, story, about = (x[speaking] for x in (tellers, p_tell, story, about))
         owner, neighbour = phases.tell_neighbours(self, tellers, p_tell, week)
         wom, n_b = self.cfg.clients.wom, self.n_businesses
-        for sign, kind, amount in ((1, "credit", wom.credit), (-1, "warning", wom.credit * wom.negativity_bias)):
+        for sign, kind, amount in (
+            (1, "credit", wom.credit),
+            (-1, "warning", wom.credit * wom.negativity_bias),
+        ):
             pick = story[owner] == sign
             flat = neighbour[pick] * n_b + about[owner[pick]]
             self._add_standing(kind, flat, amount, week)
@@ -211,7 +194,7 @@ class VectorizedModel(MarketModel):
         """Decay the touched credits (or warnings) to this week, then add the new stories."""
         value, since = self.p[kind].reshape(-1), self.p[f"{kind}_week"].reshape(-1)
         unique = np.unique(flat)
-        value[unique] = phases.standing(value[unique], since[unique], week, self.cfg.clients.wom.decay)
+        value[unique] = phases.standing(self, value[unique], since[unique], week)
         since[unique] = week
         np.add.at(value, flat, amount)
 

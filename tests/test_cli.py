@@ -1,0 +1,225 @@
+"""Tests of the command line (sim.cli): runs as a user would start them, in a subprocess.
+
+Each subprocess takes a few seconds, so the runs are shared by module-scoped fixtures.
+"""
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from sim.cli import compose
+from sim.record import CLIENT_COLUMNS, MARKET_COLUMNS, STEP_COLUMNS, write_atomic
+from sim.run import package_version
+
+OUTPUT_FILES = ("config.yaml", "steps.parquet", "market.parquet", "clients.parquet", "summary.json")
+RESULT_FILES = ("steps.parquet", "market.parquet", "clients.parquet", "summary.json")
+SUMMARY_KEYS = ("profit_week_13", "profit_horizon", "reputation", "referral_share", "survival")
+
+
+def clientsim_script() -> str:
+    """The `clientsim` console script of the environment running the tests."""
+    beside = Path(sys.executable).parent / "clientsim"
+    script = str(beside) if beside.exists() else shutil.which("clientsim")
+    assert script, "the clientsim console script is not installed"
+    return script
+
+
+def run_cli(args: list[str], cwd: Path, *, script: bool = False) -> subprocess.CompletedProcess:
+    """Run `python -m sim args` (or the `clientsim` script) in `cwd`."""
+    command = [clientsim_script()] if script else [sys.executable, "-m", "sim"]
+    return subprocess.run(
+        [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def run_dir(cwd: Path) -> Path:
+    """The one Hydra run directory (results/runs/<date>/<time>) under `cwd`."""
+    (summary,) = cwd.glob("results/runs/*/*/summary.json")
+    return summary.parent
+
+
+@pytest.fixture(scope="module")
+def policies() -> list[str]:
+    return list(compose([]).market.policy_mix)
+
+
+@pytest.fixture(scope="module")
+def seed0(tmp_path_factory, small_overrides):
+    """`python -m sim` with seed 0 into an explicit output_dir."""
+    tmp = tmp_path_factory.mktemp("seed0")
+    out = tmp / "out"
+    result = run_cli([*small_overrides, "seed=0", f"output_dir={out}"], cwd=tmp)
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def seed0_again(tmp_path_factory, small_overrides):
+    """The `clientsim` script with seed 0 into Hydra's default run directory."""
+    tmp = tmp_path_factory.mktemp("seed0_again")
+    result = run_cli([*small_overrides, "seed=0"], cwd=tmp, script=True)
+    return result, tmp
+
+
+@pytest.fixture(scope="module")
+def seed1(tmp_path_factory, small_overrides):
+    tmp = tmp_path_factory.mktemp("seed1")
+    out = tmp / "out"
+    result = run_cli([*small_overrides, "seed=1", f"output_dir={out}"], cwd=tmp)
+    return result, out
+
+
+def test_small_run_exits_0_and_prints_every_policy(seed0, policies):
+    result, _ = seed0
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.splitlines()[1:]
+    for policy in policies:
+        assert any(line.startswith(policy) for line in table), result.stdout
+
+
+def test_small_run_writes_every_output_file(seed0):
+    _, out = seed0
+    results = {p.name for p in out.iterdir()} - {".hydra", "clientsim.log"}  # Hydra's own
+    assert sorted(results) == sorted(OUTPUT_FILES)
+
+
+def test_config_yaml_records_seed_overrides_and_version(seed0):
+    _, out = seed0
+    cfg = OmegaConf.load(out / "config.yaml")
+    assert cfg.seed == 0 and cfg.steps == 8 and cfg.market.n_clients == 300
+    assert cfg.clientsim_version == package_version()
+
+
+def test_parquet_files_have_the_recorded_columns_and_rows(seed0):
+    _, out = seed0
+    cfg = compose([])
+    businesses = sum(cfg.market.policy_mix.values())
+    steps = pd.read_parquet(out / "steps.parquet")
+    market = pd.read_parquet(out / "market.parquet")
+    clients = pd.read_parquet(out / "clients.parquet")
+    assert tuple(steps.columns) == STEP_COLUMNS
+    assert tuple(market.columns) == MARKET_COLUMNS
+    assert tuple(clients.columns) == CLIENT_COLUMNS
+    assert len(steps) == 8 * businesses
+    assert len(market) == 8
+    assert len(clients) == 300
+    assert sorted(steps["step"].unique()) == list(range(8))
+
+
+def test_summary_json_has_every_policy_and_crossover_pair(seed0, policies):
+    _, out = seed0
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(summary["policies"]) == sorted(policies)
+    for outcome in summary["policies"].values():
+        assert set(SUMMARY_KEYS) <= set(outcome)
+    pairs = {f"{a}_vs_{b}" for a, b in itertools.permutations(policies, 2)}
+    assert set(summary["crossover_week"]) == pairs
+
+
+def test_console_script_writes_into_hydra_run_dir(seed0_again):
+    result, cwd = seed0_again
+    assert result.returncode == 0, result.stderr
+    out = run_dir(cwd)
+    assert set(OUTPUT_FILES) <= {p.name for p in out.iterdir()}
+    assert str(out) in result.stdout
+
+
+@pytest.mark.parametrize("name", RESULT_FILES)
+def test_same_seed_gives_byte_identical_results(seed0, seed0_again, name):
+    (_, out), (_, cwd) = seed0, seed0_again
+    assert (out / name).read_bytes() == (run_dir(cwd) / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", RESULT_FILES)
+def test_another_seed_gives_different_results(seed0, seed1, name):
+    (_, out0), (result, out1) = seed0, seed1
+    assert result.returncode == 0, result.stderr
+    assert (out0 / name).read_bytes() != (out1 / name).read_bytes()
+
+
+BAD_INPUTS = {
+    "negative count": (["market.policy_mix.serve_all=-1"], "market.policy_mix.serve_all", "-1"),
+    "share above 1": (
+        ["clients.segments.partner.share=1.5"],
+        "clients.segments.partner.share",
+        "1.5",
+    ),
+    "shares not summing to 1": (
+        ["clients.segments.partner.share=0.5"],
+        "clients.segments.*.share",
+        "'partner': 0.5",
+    ),
+    "unknown policy": (["+market.policy_mix.nonexistent=2"], "market.policy_mix.nonexistent", "2"),
+    "unknown key": (["market.nonexistent=1"], "market.nonexistent", "1"),
+    "wrong type": (["steps=abc"], "steps", "abc"),
+    "bad engine": (["engine=warp"], "engine", "warp"),
+    "multirun, bad fixed value": (
+        ["-m", "seed=1,2", "market.n_clients=-5"],
+        "market.n_clients",
+        "-5",
+    ),
+    "multirun, bad swept value": (["-m", "market.n_clients=300,-5"], "market.n_clients", "-5"),
+}
+
+
+@pytest.mark.parametrize(("args", "key", "value"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, key, value):
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
+    result = run_cli([*args, "steps=2", "progress=false", f"output_dir={out}"], cwd=cwd)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "Traceback" not in line
+    assert f" {key}=" in line
+    assert value in line.split(f" {key}=", 1)[1]
+    assert list(cwd.iterdir()) == []
+    assert not out.exists()
+
+
+def test_help_exits_0_and_lists_config_groups(tmp_path):
+    result = run_cli(["--help"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    for group in ("clients:", "market:", "market/network:", "policies:"):
+        assert group in groups
+    assert "difficult_heavy" in groups and "watts_strogatz" in groups
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_atomic_replaces_the_target_in_one_step(tmp_path):
+    target = tmp_path / "summary.json"
+    write_atomic(target, lambda tmp: tmp.write_text("new"))
+    assert target.read_text() == "new"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_write_atomic_leaves_no_file_when_the_writer_fails(tmp_path):
+    def failing_writer(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    target = tmp_path / "results" / "steps.parquet"
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, failing_writer)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_write_atomic_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "summary.json"
+    target.write_text("old")
+
+    def interrupted_writer(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, interrupted_writer)
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]

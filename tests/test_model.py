@@ -1,0 +1,383 @@
+"""Tests of the market model: each mechanic's effect on a small run, under both engines.
+
+Every test composes the real Hydra config (`sim.cli.compose`), runs a small market (a few
+hundred clients, a few dozen weeks) and checks a direction, an invariant or an exact value
+in the output tables or the model's state. Runs are cached: tests that read the same
+config share one run per engine, so the tables they receive must not be modified.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.cli import compose
+from sim.config import validate
+from sim.record import clients_frame
+from sim.run import simulate
+
+ENGINES = ("vectorized", "agents")
+PRESETS = ("serve_all", "fit_filter", "picky", "hard_sell")
+BASE = ("market.n_clients=300", "steps=30", "progress=false")
+TRAIT_COLUMNS = (
+    "client_id", "segment", "difficulty", "pay_reliability", "budget", "value_angle",
+    "misdiagnosis", "unrealistic", "need_rate", "talkativeness", "review_propensity",
+    "prepay_ok",
+)  # fmt: skip
+NETWORK_KINDS = ("watts_strogatz", "barabasi_albert", "erdos_renyi", "complete")
+#: Tight money: businesses start with 4 weeks of fixed costs, have no credit and exit
+#: after one week below zero.
+TIGHT_MONEY = (
+    "market.initial_cash_weeks=4",
+    "market.credit_limit_weeks=0",
+    "market.exit_after=1",
+)
+#: A buyer's market with tight money: idle capacity drives some businesses out, not all.
+BUYERS_EXITS = (*TIGHT_MONEY, "market.demand_supply_ratio=0.3")
+#: A seller's market with tight money: businesses exit with work in their backlogs.
+SELLERS_EXITS = (
+    "market.initial_cash_weeks=8",
+    "market.credit_limit_weeks=0",
+    "market.exit_after=1",
+    "market.demand_supply_ratio=2",
+)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """The name of the engine a test runs under."""
+    return request.param
+
+
+def mix(**counts: int) -> list[str]:
+    """Overrides that replace the default policy mix with `counts` businesses per preset.
+
+    Hydra merges a dict override (`market.policy_mix={serve_all:4}`) into the default mix
+    and cannot delete the whole dict of a structured config, so the other presets are
+    deleted one by one.
+    """
+    dropped = [f"~market.policy_mix.{p}" for p in PRESETS if p not in counts]
+    return dropped + [f"market.policy_mix.{p}={n}" for p, n in counts.items()]
+
+
+def simulate_frames(engine: str, *overrides: str):
+    """Run a fresh simulation: (model, steps_df, market_df, clients_df)."""
+    cfg = compose([*BASE, f"engine={engine}", *overrides])
+    validate(cfg)
+    model, recorder = simulate(cfg)
+    return model, recorder.steps_frame(), recorder.market_frame(), clients_frame(model)
+
+
+@cache
+def run(engine: str, *overrides: str):
+    """`simulate_frames`, cached: 300 clients and 30 weeks unless the overrides say otherwise."""
+    return simulate_frames(engine, *overrides)
+
+
+def open_jobs(model) -> pd.DataFrame:
+    """The open jobs in the model's state: provider (-1 if unplaced), misfit, prepaid."""
+    if hasattr(model, "s"):  # vectorized: clients as arrays
+        s = model.s
+        has = s["has_job"]
+        provider, misfit, prepaid = (
+            s["job_provider"][has],
+            s["job_misfit"][has],
+            s["job_prepaid"][has],
+        )
+    else:  # agents: one Client agent each
+        jobs = [c.job for c in model.clients if c.job is not None]
+        provider = [j.provider for j in jobs]
+        misfit, prepaid = [j.misfit for j in jobs], [j.prepaid for j in jobs]
+    return pd.DataFrame(
+        {"provider": np.asarray(provider, dtype=int), "misfit": np.asarray(misfit, dtype=bool),
+         "prepaid": np.asarray(prepaid, dtype=bool)}
+    )  # fmt: skip
+
+
+def weighted_mean(steps: pd.DataFrame, column: str, weight: str) -> pd.Series:
+    """Per policy, the mean of a per-row mean column weighted by its row count."""
+    rows = steps[steps[weight] > 0]
+    totals = (rows[column] * rows[weight]).groupby(rows["policy"], observed=True).sum()
+    return totals / rows.groupby("policy", observed=True)[weight].sum()
+
+
+def exit_steps(steps: pd.DataFrame) -> pd.Series:
+    """The week each business that exited became inactive, by business id."""
+    return steps[~steps["active"]].groupby("business_id")["step"].min()
+
+
+# --- service and screening ---------------------------------------------------------------
+def test_difficult_clients_take_more_hours_per_job(engine):
+    _, _, _, clients = run(engine, *mix(serve_all=4))
+    served = clients[clients["jobs"] > 0]
+    hours_per_job = served["hours"] / served["jobs"]
+    low, high = served["difficulty"].quantile([0.25, 0.75])
+    assert len(served) > 100
+    assert np.corrcoef(served["difficulty"], hours_per_job)[0, 1] > 0.2
+    top = hours_per_job[served["difficulty"] >= high].mean()
+    assert top > 1.3 * hours_per_job[served["difficulty"] <= low].mean()
+
+
+def test_screening_lowers_mean_difficulty_of_accepted_clients(engine):
+    # prepayment and the deadline rule off: the screen is fit_filter's only way to refuse
+    _, steps, _, _ = run(
+        engine, *mix(serve_all=3, fit_filter=3), "clients=difficult_heavy",
+        "policies.fit_filter.prepayment=false", "policies.fit_filter.decline_impossible=false",
+    )  # fmt: skip
+    difficulty = weighted_mean(steps, "mean_difficulty", "accepted")
+    assert difficulty["fit_filter"] < difficulty["serve_all"] - 0.05
+
+
+def test_screen_above_every_fit_accepts_nobody(engine):
+    _, steps, _, _ = run(
+        engine, *mix(serve_all=2, fit_filter=2), "steps=15",
+        "policies.fit_filter.threshold=1.0", "policies.fit_filter.screening_noise=0",
+    )  # fmt: skip
+    screening = steps[steps["policy"] == "fit_filter"]
+    assert screening["applicants"].sum() > 0
+    assert (screening["accepted"] == 0).all()
+    assert (screening["declined"] == screening["applicants"]).all()
+    assert steps.loc[steps["policy"] == "serve_all", "accepted"].sum() > 0
+
+
+def test_capacity_is_never_exceeded(engine):
+    for overrides in ((), ("market.demand_supply_ratio=3",)):
+        _, steps, _, _ = run(engine, *overrides)
+        assert (steps["utilization"] <= 1 + 1e-9).all()
+        assert steps["utilization"].max() > 0.99  # some business is full at times
+
+
+def test_diagnosis_hours_never_exceed_capacity(engine):
+    # long diagnoses in a seller's market: a business out of hours diagnoses no more
+    _, steps, _, _ = run(
+        engine, "market.demand_supply_ratio=3", "policies.fit_filter.diagnosis_hours=3"
+    )
+    assert (steps["utilization"] <= 1 + 1e-9).all()
+
+
+# --- money and counts ----------------------------------------------------------------------
+@pytest.mark.parametrize("overrides", [(), SELLERS_EXITS], ids=["default", "exits"])
+def test_money_is_conserved(engine, overrides):
+    _, steps, market, clients = run(engine, *overrides)
+    assert clients["spend"].sum() > 0
+    assert np.isclose(clients["spend"].sum(), steps["revenue"].sum(), rtol=1e-9, atol=0)
+    assert np.isclose(clients["unpaid"].sum(), steps["unpaid"].sum(), rtol=1e-9, atol=0)
+    by_step = steps.groupby("step")[["revenue", "costs", "profit", "unpaid"]].sum()
+    for column in by_step:
+        np.testing.assert_allclose(market[column], by_step[column], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(
+        steps["profit"], steps["revenue"] - steps["costs"], rtol=1e-12, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("overrides", [(), SELLERS_EXITS], ids=["default", "exits"])
+def test_cash_changes_by_profit_from_initial_cash(engine, overrides):
+    model, steps, _, _ = run(engine, *overrides)
+    market = model.cfg.market
+    cash = steps.pivot(index="step", columns="business_id", values="cash")
+    profit = steps.pivot(index="step", columns="business_id", values="profit")
+    initial = [market.initial_cash_weeks * (market.salary * b.capacity + market.ad_spend)
+               for b in model.businesses]  # fmt: skip
+    np.testing.assert_allclose(cash.iloc[0] - profit.iloc[0], initial, rtol=1e-9)
+    np.testing.assert_allclose(cash.diff().iloc[1:], profit.iloc[1:], rtol=1e-9, atol=1e-6)
+
+
+def test_client_counts_are_conserved(engine):
+    model, steps, market, clients = run(engine)
+    n_clients = model.cfg.market.n_clients
+    assert (market["with_need"] <= n_clients).all()
+    assert (market["unserved"] <= market["with_need"]).all()
+    assert (np.diff(market["adopters"]) >= 0).all()
+    assert market["adopters"].iloc[-1] == (clients["jobs"] > 0).sum() > 0
+    # an open job is opened by a new need and closed by its completion, never lost
+    opened_minus_closed = (market["new_needs"] - market["completed"]).cumsum()
+    np.testing.assert_array_equal(market["with_need"], opened_minus_closed)
+    assert market["new_needs"].sum() <= clients["need_arrivals"].sum()
+    assert market["completed"].sum() == clients["jobs"].sum()
+    active = steps.groupby("step")["active"].sum()
+    np.testing.assert_array_equal(market["active_businesses"], active)
+
+
+def test_same_seed_gives_identical_tables_and_another_seed_different(engine):
+    _, steps, market, clients = run(engine, "steps=15")
+    _, steps_again, market_again, clients_again = simulate_frames(engine, "steps=15")
+    pd.testing.assert_frame_equal(steps, steps_again, check_exact=True)
+    pd.testing.assert_frame_equal(market, market_again, check_exact=True)
+    pd.testing.assert_frame_equal(clients, clients_again, check_exact=True)
+    _, steps_other, market_other, clients_other = run(engine, "steps=15", "seed=1")
+    assert not steps["revenue"].equals(steps_other["revenue"])
+    assert not market["new_needs"].equals(market_other["new_needs"])
+    assert not clients["difficulty"].equals(clients_other["difficulty"])
+
+
+# --- service habits -------------------------------------------------------------------------
+def test_prepayment_leaves_no_unpaid_invoices(engine):
+    model, steps, _, _ = run(engine, *mix(serve_all=3, fit_filter=3))
+    prepaying = steps[steps["policy"] == "fit_filter"]
+    assert prepaying["completed"].sum() > 0
+    assert (prepaying["unpaid"] == 0).all()
+    assert steps.loc[steps["policy"] == "serve_all", "unpaid"].sum() > 0
+    jobs = open_jobs(model)
+    at_prepaying = jobs["provider"].isin(prepaying["business_id"].unique())
+    assert at_prepaying.any()
+    assert jobs.loc[at_prepaying, "prepaid"].all()
+    assert not jobs.loc[~at_prepaying & (jobs["provider"] >= 0), "prepaid"].any()
+
+
+def test_diagnosis_removes_misfit_and_raises_satisfaction(engine):
+    plain_model, plain, _, _ = run(engine, *mix(serve_all=4))
+    model, diagnosed, _, _ = run(engine, *mix(serve_all=4), "policies.serve_all.diagnosis=true")
+    placed, plain_placed = open_jobs(model), open_jobs(plain_model)
+    placed, plain_placed = (
+        placed[placed["provider"] >= 0],
+        plain_placed[plain_placed["provider"] >= 0],
+    )
+    assert len(placed) > 0 and not placed["misfit"].any()
+    assert plain_placed["misfit"].any()
+    satisfaction = weighted_mean(diagnosed, "satisfaction", "completed")["serve_all"]
+    assert satisfaction > weighted_mean(plain, "satisfaction", "completed")["serve_all"] + 0.02
+    assert diagnosed["revenue"].sum() > plain["revenue"].sum()  # the true need is larger
+
+
+def test_upselling_bills_more_per_completed_job(engine):
+    def invoice_per_job(upsell_rate: float) -> float:
+        _, _, _, clients = run(
+            engine, *mix(hard_sell=4), "steps=20", f"policies.hard_sell.upsell_rate={upsell_rate}"
+        )
+        return (clients["spend"] + clients["unpaid"]).sum() / clients["jobs"].sum()
+
+    plain, upsold = invoice_per_job(0.0), invoice_per_job(0.5)
+    # half the jobs carry +30% extras: about +15%
+    assert plain * 1.05 < upsold < plain * 1.3
+
+
+def test_declined_difficult_clients_reform_by_the_reform_amount(engine):
+    # above 0.75, one reform of 0.3 takes a client below the bar: at most one reform each
+    settings = ("clients.reform.min_difficulty=0.75", "clients.reform.amount=0.3")
+    _, _, _, clients = run(engine, "clients.reform.prob=1.0", *settings)
+    reformed = clients[clients["reformed"]]
+    assert len(reformed) > 0
+    assert (reformed["difficulty"] > 0.75).all()
+    np.testing.assert_allclose(
+        reformed["difficulty"] - reformed["difficulty_now"], 0.3, rtol=0, atol=1e-12
+    )
+    others = clients[~clients["reformed"]]
+    np.testing.assert_array_equal(others["difficulty_now"], others["difficulty"])
+    _, _, _, never = run(engine, "clients.reform.prob=0.0", *settings)
+    assert not never["reformed"].any()
+    np.testing.assert_array_equal(never["difficulty_now"], never["difficulty"])
+
+
+# --- reviews and word of mouth ------------------------------------------------------------
+def test_word_of_mouth_off_removes_referrals(engine):
+    _, steps, market, clients = run(engine, "clients.wom.enabled=false")
+    for column in ("referral_acquisitions", "referrals_made", "warnings_made"):
+        assert (steps[column] == 0).all()
+    assert (market[["wom_positive", "wom_negative"]] == 0).all().all()
+    assert (clients["referrals_made"] == 0).all()
+    assert (clients["referred_by"] == -1).all()
+
+
+def test_word_of_mouth_on_brings_referrals_from_neighbours(engine):
+    model, steps, market, clients = run(engine)
+    assert steps["referral_acquisitions"].sum() > 0
+    told = steps["referrals_made"].sum()
+    assert told == clients["referrals_made"].sum() == market["wom_positive"].sum() > 0
+    referred = clients[clients["referred_by"] >= 0]
+    assert 0 < len(referred) <= steps["referral_acquisitions"].sum()
+    for client, teller in zip(referred["client_id"], referred["referred_by"], strict=True):
+        neighbours = model.indices[model.indptr[client] : model.indptr[client + 1]]
+        assert teller in neighbours
+
+
+def test_ratings_are_j_shaped(engine):
+    _, _, market, _ = run(engine, "market.n_clients=400", "steps=40")
+    stars = market[[f"rating_{k}" for k in range(1, 6)]].sum()
+    assert stars["rating_1"] + stars["rating_5"] > stars[["rating_2", "rating_3", "rating_4"]].sum()
+    assert stars["rating_5"] > stars["rating_3"] and stars["rating_1"] > stars["rating_3"]
+
+
+def test_hard_sell_gets_warnings_and_a_worse_reputation_than_fit_filter(engine):
+    _, steps, _, _ = run(engine, "market.n_clients=400", "steps=40")
+    warnings = steps.groupby("policy", observed=True)["warnings_made"].sum()
+    assert warnings["hard_sell"] > 0
+    assert warnings["hard_sell"] > warnings["fit_filter"]
+    last = steps[steps["step"] == steps["step"].max()]
+    reputation = last.groupby("policy", observed=True)["reputation"].mean()
+    assert reputation["hard_sell"] < reputation["fit_filter"] - 0.5
+
+
+# --- market conditions and exit --------------------------------------------------------------
+def test_exited_business_stays_out_and_costs_nothing(engine):
+    model, steps, _, clients = run(engine, *BUYERS_EXITS)
+    exited = exit_steps(steps)
+    assert 0 < len(exited) < model.n_businesses
+    after = steps.merge(exited.rename("exit_step"), on="business_id")
+    after = after[after["step"] > after["exit_step"]]
+    assert len(after) > 0 and not after["active"].any()
+    for column in ("costs", "revenue", "profit", "applicants", "accepted", "backlog_hours"):
+        assert (after[column] == 0).all(), column
+    assert (after.groupby("business_id")["cash"].nunique() == 1).all()
+    assert not clients["final_provider"].isin(exited.index).any()
+    assert not open_jobs(model)["provider"].isin(exited.index).any()
+
+
+def test_exiting_business_returns_its_backlog_to_the_market(engine):
+    model, steps, _, clients = run(engine, *SELLERS_EXITS)
+    exited = exit_steps(steps)
+    at_exit = steps.merge(exited.rename("exit_step"), on="business_id")
+    at_exit = at_exit[at_exit["step"] == at_exit["exit_step"]]
+    assert (at_exit["backlog_hours"] > 0).any()  # it left work unfinished
+    assert not open_jobs(model)["provider"].isin(exited.index).any()
+    assert not clients["final_provider"].isin(exited.index).any()
+    assert len(exited) < model.n_businesses
+
+
+def test_sellers_market_has_longer_backlogs_and_higher_utilization(engine):
+    _, sellers, _, _ = run(engine, "market.demand_supply_ratio=3")
+    _, buyers, _, _ = run(engine, "market.demand_supply_ratio=0.5")
+    assert sellers["backlog_hours"].mean() > 2 * buyers["backlog_hours"].mean()
+    assert sellers["utilization"].mean() > buyers["utilization"].mean() + 0.1
+
+
+def test_buying_centre_changes_outcomes_not_traits(engine):
+    _, steps, _, clients = run(engine)
+    _, centre_steps, _, centre_clients = run(engine, "clients.buying_centre.enabled=true")
+    traits = list(TRAIT_COLUMNS)
+    pd.testing.assert_frame_equal(clients[traits], centre_clients[traits], check_exact=True)
+    assert not np.array_equal(
+        steps["satisfaction"].to_numpy(), centre_steps["satisfaction"].to_numpy(), equal_nan=True
+    )
+
+
+@pytest.mark.parametrize("kind", NETWORK_KINDS)
+def test_every_network_kind_runs(engine, kind):
+    model, _, market, _ = run(engine, f"market/network={kind}", "steps=5")
+    degree = np.diff(model.indptr)
+    if kind == "complete":
+        assert (degree == model.cfg.market.n_clients - 1).all()
+    else:
+        assert 8 <= degree.mean() <= 12
+    assert len(market) == 5 and market["new_needs"].sum() > 0
+
+
+# --- the two engines ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("market.demand_supply_ratio=3", "clients.buying_centre.enabled=true",
+         "market/network=barabasi_albert"),
+        ("policies.picky.kind=must_have", "policies.picky.threshold=0.6"),
+        SELLERS_EXITS,
+    ],
+    ids=["default", "sellers-buying-centre-ba", "must-have", "exits"],
+)  # fmt: skip
+def test_engines_agree_exactly_run_for_run(overrides):
+    vectorized, agents = (run(engine, *overrides) for engine in ENGINES)
+    assert vectorized[1]["accepted"].sum() > 0
+    for frame_v, frame_a in zip(vectorized[1:], agents[1:], strict=True):
+        pd.testing.assert_frame_equal(frame_v, frame_a, check_exact=True)
