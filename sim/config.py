@@ -297,7 +297,9 @@ def _validate_clients(c: DictConfig) -> None:
     for key in ("reform.min_difficulty", "reform.prob", "reform.amount"):
         _unit(f"clients.{key}", OmegaConf.select(c, key))
     _positive("clients.reviews.half_life", c.reviews.half_life)
-    _positive("clients.reviews.prior_reviews", c.reviews.prior_reviews, strict=False)
+    _positive(
+        "clients.reviews.prior_reviews", c.reviews.prior_reviews
+    )  # the prior anchors a new business
     _check(
         1 <= c.reviews.prior_rating <= 5,
         "clients.reviews.prior_rating",

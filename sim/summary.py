@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pandas as pd
 
 from sim import mechanics
@@ -31,7 +32,7 @@ def summarize(steps: pd.DataFrame) -> dict:
     crossover week of every ordered pair of policies (None when there is none).
     """
     cum = cumulative_profit(steps)
-    early = cum.iloc[min(SHORT_RUN_WEEK, len(cum)) - 1]
+    early = cum.iloc[SHORT_RUN_WEEK - 1] if len(cum) >= SHORT_RUN_WEEK else cum.iloc[0] * np.nan
     last = steps[steps["step"] == steps["step"].max()]
     policies = {}
     for policy, group in steps.groupby("policy", observed=True):

@@ -28,6 +28,7 @@ TRAIT_COLUMNS = (
     "prepay_ok",
 )  # fmt: skip
 NETWORK_KINDS = ("watts_strogatz", "barabasi_albert", "erdos_renyi", "complete")
+SELLERS = "market.demand_supply_ratio=3"
 #: Tight money: businesses start with 4 weeks of fixed costs, have no credit and exit
 #: after one week below zero.
 TIGHT_MONEY = (
@@ -77,24 +78,18 @@ def run(engine: str, *overrides: str):
     return simulate_frames(engine, *overrides)
 
 
-def open_jobs(model) -> pd.DataFrame:
-    """The open jobs in the model's state: provider (-1 if unplaced), misfit, prepaid."""
+def placed_jobs(model) -> pd.DataFrame:
+    """The accepted, unfinished jobs in the model's state: provider, misfit, prepaid."""
     if hasattr(model, "s"):  # vectorized: clients as arrays
         s = model.s
-        has = s["has_job"]
-        provider, misfit, prepaid = (
-            s["job_provider"][has],
-            s["job_misfit"][has],
-            s["job_prepaid"][has],
-        )
+        placed = s["has_job"] & (s["job_provider"] >= 0)
+        columns = (s["job_provider"][placed], s["job_misfit"][placed], s["job_prepaid"][placed])
     else:  # agents: one Client agent each
-        jobs = [c.job for c in model.clients if c.job is not None]
-        provider = [j.provider for j in jobs]
-        misfit, prepaid = [j.misfit for j in jobs], [j.prepaid for j in jobs]
-    return pd.DataFrame(
-        {"provider": np.asarray(provider, dtype=int), "misfit": np.asarray(misfit, dtype=bool),
-         "prepaid": np.asarray(prepaid, dtype=bool)}
-    )  # fmt: skip
+        jobs = [c.job for c in model.clients if c.job is not None and c.job.provider >= 0]
+        columns = tuple([getattr(j, f) for j in jobs] for f in ("provider", "misfit", "prepaid"))
+    dtypes = {"provider": int, "misfit": bool, "prepaid": bool}
+    pairs = zip(dtypes.items(), columns, strict=True)
+    return pd.DataFrame({name: np.asarray(column, dtype=dt) for (name, dt), column in pairs})
 
 
 def weighted_mean(steps: pd.DataFrame, column: str, weight: str) -> pd.Series:
@@ -143,19 +138,22 @@ def test_screen_above_every_fit_accepts_nobody(engine):
     assert steps.loc[steps["policy"] == "serve_all", "accepted"].sum() > 0
 
 
-def test_capacity_is_never_exceeded(engine):
-    for overrides in ((), ("market.demand_supply_ratio=3",)):
-        _, steps, _, _ = run(engine, *overrides)
-        assert (steps["utilization"] <= 1 + 1e-9).all()
-        assert steps["utilization"].max() > 0.99  # some business is full at times
-
-
-def test_diagnosis_hours_never_exceed_capacity(engine):
-    # long diagnoses in a seller's market: a business out of hours diagnoses no more
-    _, steps, _, _ = run(
-        engine, "market.demand_supply_ratio=3", "policies.fit_filter.diagnosis_hours=3"
-    )
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        (SELLERS,),
+        # long diagnoses: a business out of hours must diagnose (and accept) no more
+        (SELLERS, "policies.fit_filter.diagnosis_hours=3"),
+        # a tiny seller's market: capacity of about 1.5 hours a week per business
+        ("market.n_clients=100", "market.demand_supply_ratio=5"),
+    ],
+    ids=["default", "sellers", "long-diagnoses", "tiny-sellers"],
+)
+def test_capacity_is_never_exceeded(engine, overrides):
+    _, steps, _, _ = run(engine, *overrides)
     assert (steps["utilization"] <= 1 + 1e-9).all()
+    assert steps["utilization"].max() > 0.99  # some business is full at times
 
 
 # --- money and counts ----------------------------------------------------------------------
@@ -215,28 +213,35 @@ def test_same_seed_gives_identical_tables_and_another_seed_different(engine):
 
 # --- service habits -------------------------------------------------------------------------
 def test_prepayment_leaves_no_unpaid_invoices(engine):
-    model, steps, _, _ = run(engine, *mix(serve_all=3, fit_filter=3))
+    _, steps, _, _ = run(engine, *mix(serve_all=3, fit_filter=3))
     prepaying = steps[steps["policy"] == "fit_filter"]
     assert prepaying["completed"].sum() > 0
     assert (prepaying["unpaid"] == 0).all()
     assert steps.loc[steps["policy"] == "serve_all", "unpaid"].sum() > 0
-    jobs = open_jobs(model)
-    at_prepaying = jobs["provider"].isin(prepaying["business_id"].unique())
-    assert at_prepaying.any()
-    assert jobs.loc[at_prepaying, "prepaid"].all()
-    assert not jobs.loc[~at_prepaying & (jobs["provider"] >= 0), "prepaid"].any()
 
 
-def test_diagnosis_removes_misfit_and_raises_satisfaction(engine):
-    plain_model, plain, _, _ = run(engine, *mix(serve_all=4))
-    model, diagnosed, _, _ = run(engine, *mix(serve_all=4), "policies.serve_all.diagnosis=true")
-    placed, plain_placed = open_jobs(model), open_jobs(plain_model)
-    placed, plain_placed = (
-        placed[placed["provider"] >= 0],
-        plain_placed[plain_placed["provider"] >= 0],
-    )
-    assert len(placed) > 0 and not placed["misfit"].any()
-    assert plain_placed["misfit"].any()
+def test_prepayment_takes_the_money_on_acceptance(engine):
+    # a seller's market, so that accepted jobs are still in the backlogs at the end
+    model, steps, _, _ = run(engine, *mix(serve_all=3, fit_filter=3), SELLERS)
+    jobs = placed_jobs(model)
+    prepaying = jobs["provider"].isin(steps.loc[steps["policy"] == "fit_filter", "business_id"])
+    assert prepaying.sum() > 0 and (~prepaying).sum() > 0
+    assert jobs.loc[prepaying, "prepaid"].all()
+    assert not jobs.loc[~prepaying, "prepaid"].any()
+
+
+def test_diagnosis_quotes_the_true_need(engine):
+    # a seller's market, so that accepted jobs are still in the backlogs at the end
+    plain_model, _, _, _ = run(engine, *mix(serve_all=4), SELLERS)
+    model, _, _, _ = run(engine, *mix(serve_all=4), SELLERS, "policies.serve_all.diagnosis=true")
+    diagnosed = placed_jobs(model)
+    assert len(diagnosed) > 0 and not diagnosed["misfit"].any()
+    assert placed_jobs(plain_model)["misfit"].any()
+
+
+def test_diagnosis_raises_satisfaction_and_revenue(engine):
+    _, plain, _, _ = run(engine, *mix(serve_all=4))
+    _, diagnosed, _, _ = run(engine, *mix(serve_all=4), "policies.serve_all.diagnosis=true")
     satisfaction = weighted_mean(diagnosed, "satisfaction", "completed")["serve_all"]
     assert satisfaction > weighted_mean(plain, "satisfaction", "completed")["serve_all"] + 0.02
     assert diagnosed["revenue"].sum() > plain["revenue"].sum()  # the true need is larger
@@ -322,7 +327,7 @@ def test_exited_business_stays_out_and_costs_nothing(engine):
         assert (after[column] == 0).all(), column
     assert (after.groupby("business_id")["cash"].nunique() == 1).all()
     assert not clients["final_provider"].isin(exited.index).any()
-    assert not open_jobs(model)["provider"].isin(exited.index).any()
+    assert not placed_jobs(model)["provider"].isin(exited.index).any()
 
 
 def test_exiting_business_returns_its_backlog_to_the_market(engine):
@@ -331,13 +336,13 @@ def test_exiting_business_returns_its_backlog_to_the_market(engine):
     at_exit = steps.merge(exited.rename("exit_step"), on="business_id")
     at_exit = at_exit[at_exit["step"] == at_exit["exit_step"]]
     assert (at_exit["backlog_hours"] > 0).any()  # it left work unfinished
-    assert not open_jobs(model)["provider"].isin(exited.index).any()
+    assert not placed_jobs(model)["provider"].isin(exited.index).any()
     assert not clients["final_provider"].isin(exited.index).any()
     assert len(exited) < model.n_businesses
 
 
 def test_sellers_market_has_longer_backlogs_and_higher_utilization(engine):
-    _, sellers, _, _ = run(engine, "market.demand_supply_ratio=3")
+    _, sellers, _, _ = run(engine, SELLERS)
     _, buyers, _, _ = run(engine, "market.demand_supply_ratio=0.5")
     assert sellers["backlog_hours"].mean() > 2 * buyers["backlog_hours"].mean()
     assert sellers["utilization"].mean() > buyers["utilization"].mean() + 0.1
@@ -369,7 +374,7 @@ def test_every_network_kind_runs(engine, kind):
     "overrides",
     [
         (),
-        ("market.demand_supply_ratio=3", "clients.buying_centre.enabled=true",
+        (SELLERS, "clients.buying_centre.enabled=true",
          "market/network=barabasi_albert"),
         ("policies.picky.kind=must_have", "policies.picky.threshold=0.6"),
         SELLERS_EXITS,
