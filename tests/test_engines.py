@@ -9,8 +9,10 @@ from sim.record import clients_frame
 from sim.run import simulate
 from sim.summary import summarize
 
-TRAITS = ["segment", "difficulty", "pay_reliability", "budget", "value_angle",
-          "misdiagnosis", "unrealistic", "need_rate", "talkativeness", "review_propensity", "prepay_ok"]  # fmt: skip
+TRAITS = (
+    "segment difficulty pay_reliability budget value_angle misdiagnosis unrealistic need_rate "
+    "talkativeness review_propensity prepay_ok"
+).split()
 MIX_A = ["market.policy_mix.serve_all=4", "market.policy_mix.fit_filter=0",
          "market.policy_mix.picky=0", "market.policy_mix.hard_sell=0"]  # fmt: skip
 MIX_B = ["market.policy_mix.serve_all=0", "market.policy_mix.fit_filter=2",
