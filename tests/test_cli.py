@@ -50,13 +50,16 @@ def policies() -> list[str]:
     return list(compose([]).market.policy_mix)
 
 
+def run_into_output_dir(tmp_path_factory, overrides, seed):
+    """`python -m sim` with `seed` into an explicit output_dir."""
+    tmp = tmp_path_factory.mktemp(f"seed{seed}")
+    out = tmp / "out"
+    return run_cli([*overrides, f"seed={seed}", f"output_dir={out}"], cwd=tmp), out
+
+
 @pytest.fixture(scope="module")
 def seed0(tmp_path_factory, small_overrides):
-    """`python -m sim` with seed 0 into an explicit output_dir."""
-    tmp = tmp_path_factory.mktemp("seed0")
-    out = tmp / "out"
-    result = run_cli([*small_overrides, "seed=0", f"output_dir={out}"], cwd=tmp)
-    return result, out
+    return run_into_output_dir(tmp_path_factory, small_overrides, 0)
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +72,7 @@ def seed0_again(tmp_path_factory, small_overrides):
 
 @pytest.fixture(scope="module")
 def seed1(tmp_path_factory, small_overrides):
-    tmp = tmp_path_factory.mktemp("seed1")
-    out = tmp / "out"
-    result = run_cli([*small_overrides, "seed=1", f"output_dir={out}"], cwd=tmp)
-    return result, out
+    return run_into_output_dir(tmp_path_factory, small_overrides, 1)
 
 
 def test_small_run_exits_0_and_prints_every_policy(seed0, policies):
