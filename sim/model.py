@@ -9,7 +9,6 @@ the same `sim.mechanics` functions and the same `Business` methods as the other 
 from __future__ import annotations
 
 import logging
-from abc import abstractmethod
 
 import mesa
 import numpy as np
@@ -122,42 +121,42 @@ class MarketModel(mesa.Model):
             if progress is not None:
                 progress(self.week)
 
-    # --- what an engine provides -------------------------------------------------------
-    @abstractmethod
+    # --- what an engine provides (sim.engines) ---------------------------------------
     def setup_clients(self) -> None:
         """Create the clients' state."""
+        raise NotImplementedError
 
-    @abstractmethod
     def arrive_needs(self, week: int) -> None:
         """Phase 1: needs arrive; clients without an open job open one."""
+        raise NotImplementedError
 
-    @abstractmethod
     def choose(self, week: int) -> None:
         """Phase 3: clients without a provider choose a business they know."""
+        raise NotImplementedError
 
-    @abstractmethod
     def screen_and_quote(self, week: int) -> None:
         """Phases 4-5: businesses screen applicants, quote, diagnose, take prepayment."""
+        raise NotImplementedError
 
-    @abstractmethod
     def serve(self, week: int) -> None:
         """Phase 6: businesses work their backlogs first come, first served."""
+        raise NotImplementedError
 
-    @abstractmethod
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
+        raise NotImplementedError
 
-    @abstractmethod
     def release(self, business: int) -> None:
         """A business exits: its backlog and clients return to the market."""
+        raise NotImplementedError
 
-    @abstractmethod
     def counts(self) -> tuple[int, int, int]:
         """Clients with an unplaced job, with an open job, and ever served."""
+        raise NotImplementedError
 
-    @abstractmethod
     def client_table(self) -> dict[str, np.ndarray]:
         """One array per column of `sim.record.CLIENT_COLUMNS`."""
+        raise NotImplementedError
 
 
 #: Market-wide counters of one week (see `sim.record.MARKET_COLUMNS`).
