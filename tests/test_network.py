@@ -166,21 +166,10 @@ def test_numpy_erdos_renyi_matches_networkx_statistics():
     assert nx.average_clustering(ours) < 0.02  # about p = 0.004, as in networkx
 
 
-def test_unknown_kind_raises():
-    with pytest.raises(ValueError, match="unknown network kind"):
-        build_network(
-            10,
-            "small_world",
-            params={},
-            values=random_values(10),
-            homophily=0.0,
-            rng=np.random.default_rng(0),
-        )
-
-
 @pytest.mark.parametrize(
     ("n", "kind", "params", "homophily", "message"),
     [
+        (10, "small_world", {}, 0.0, "unknown network kind"),
         (50, "watts_strogatz", {"beta": 0.1}, 0.0, "unknown parameter"),
         (50, "watts_strogatz", {"k": 5}, 0.0, "even k"),
         (50, "watts_strogatz", {"k": 50}, 0.0, "must be an integer"),
