@@ -56,21 +56,33 @@ def standing(model, amount, since_week, week: int) -> np.ndarray:
     return np.where(since_week >= 0, amount * model.decay_powers[week - since_week], 0.0)
 
 
-def choose(model, ids, week: int, eligible, credit, warning, business_state) -> np.ndarray:
-    """Phase 3: the business each client picks by logit among the eligible; -1 if none.
+def choose(model, ids, business, week: int, credit, warning, business_state) -> tuple:
+    """Phase 3: the business each client picks by logit among those it may choose.
 
-    `eligible`, `credit` and `warning` have shape (n, B); `business_state` is
-    `MarketModel.business_state()` at the start of the phase.
+    The candidates are pairs: client `ids[i]` may choose business `business[i]`, with
+    standing `credit[i]` and `warning[i]`; pairs are sorted by client, then business.
+    `business_state` is `MarketModel.business_state()` at the start of the phase. Returns
+    (clients, picks): each client with a candidate once, and the business it picks.
     """
     pop, rep, queue = model.population, business_state[0], business_state[1]
-    u = model.streams.uniform("choice", week, ids[:, None], np.arange(model.n_businesses))
+    u = model.streams.uniform("choice", week, ids, business)
     utility = mechanics.choice_utility(
-        rep, model.decider_alignment[ids],
-        model.price_ratio, pop["payer_budget"][ids, None], credit, warning, queue,
-        mechanics.gumbel(u), model.cfg.clients.choice,
+        rep[business], model.decider_alignment[ids, business],
+        model.price_ratio[business], pop["payer_budget"][ids], credit, warning,
+        queue[business], mechanics.gumbel(u), model.cfg.clients.choice,
     )  # fmt: skip
-    utility = np.where(eligible, utility, -np.inf)
-    return np.where(eligible.any(axis=1), np.argmax(utility, axis=1), -1)
+    best = first_max(ids, utility)
+    return ids[best], business[best]
+
+
+def first_max(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of the first largest value in each run of equal, sorted `groups` labels."""
+    if len(groups) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    sizes = np.diff(np.r_[starts, len(groups)])
+    top = np.flatnonzero(values == np.repeat(np.maximum.reduceat(values, starts), sizes))
+    return top[np.r_[True, groups[top[1:]] != groups[top[:-1]]]]
 
 
 def fit_signals(model, ids, difficulty, business) -> np.ndarray:

@@ -61,6 +61,14 @@ def _mix_int(z: int) -> int:
     return z ^ (z >> 31)
 
 
+def _few_distinct(slot) -> bool:
+    """True for a long 1-D array of small non-negative slots (cheaper to tabulate)."""
+    return (
+        isinstance(slot, np.ndarray) and slot.ndim == 1 and slot.size > 64
+        and slot.min() >= 0 and slot.max() < 4096
+    )  # fmt: skip
+
+
 def _u64(x: np.ndarray | int) -> np.ndarray:
     return np.atleast_1d(np.asarray(x, dtype=np.int64)).astype(np.uint64)
 
@@ -98,9 +106,18 @@ class Streams:
             # the common case: one key for all ids, hashed with Python ints (same arithmetic)
             week_key = (int(week) * _G) & _MASK ^ _mix_int(int(slot) + _G)
             base = np.uint64(_mix_int(int(key) ^ _mix_int(week_key)))
+        elif isinstance(week, int | np.integer) and _few_distinct(slot):
+            # one week, many slots from a small range (one per business, or per neighbour):
+            # hash each possible slot once and look it up
+            slot = np.asarray(slot, dtype=np.int64)
+            base = self._base(key, week, np.arange(slot.max() + 1))[slot]
         else:
-            base = _mix(key ^ _mix(_u64(week) * _GOLDEN ^ _mix(_u64(slot) + _GOLDEN)))
+            base = self._base(key, week, slot)
         return _mix(base + _u64(ids) * _GOLDEN)
+
+    @staticmethod
+    def _base(key, week, slot) -> np.ndarray:
+        return _mix(key ^ _mix(_u64(week) * _GOLDEN ^ _mix(_u64(slot) + _GOLDEN)))
 
     def uniform(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Uniforms in the open interval (0, 1), one per broadcast (week, id, slot)."""

@@ -88,13 +88,15 @@ class Client(mesa.Agent):
             return
         heard = (self.credit_week >= 0) | (self.warning_week >= 0)
         eligible = ((self.ad_week <= week) | heard) & (self.blocked_until <= week)
-        eligible &= business_state[2]
-        choice = phases.choose(
-            self.model, self.ids, week, eligible[None], self.standing(week, "credit")[None],
-            self.standing(week, "warning")[None], business_state,
-        )[0]  # fmt: skip
-        if choice >= 0:
-            self.model.applications[choice].append(self)
+        business = np.flatnonzero(eligible & business_state[2])
+        if len(business) == 0:
+            return
+        _, pick = phases.choose(
+            self.model, np.full(len(business), self.index), business, week,
+            self.standing(week, "credit")[business], self.standing(week, "warning")[business],
+            business_state,
+        )  # fmt: skip
+        self.model.applications[int(pick[0])].append(self)
 
     def declined_by(self, business: int, week: int, reforms: bool) -> None:
         """Remember a refusal (its own or the business's); maybe reform."""

@@ -29,6 +29,7 @@ STATE: dict[str, tuple[type, float]] = {
     "jobs_done": (np.int32, 0), "spend": (np.float64, 0.0), "unpaid": (np.float64, 0.0),
     "hours": (np.float64, 0.0), "reviews": (np.int32, 0), "referrals_made": (np.int32, 0),
     "referred_by": (np.int32, -1), "ever_served": (np.bool_, False),
+    "known_from": (np.int32, 0),  # first week it knows some business (by ad or by a story)
 }  # fmt: skip
 #: Per (client, business) state, shape (n, B).
 PAIR_STATE: dict[str, tuple[type, float]] = {
@@ -51,6 +52,7 @@ class VectorizedModel(MarketModel):
         self.s["difficulty"][:] = self.population["difficulty"]
         self.s["next_need"][:] = phases.need_gap(self, self.ids, 0) - 1
         self.p["ad_week"][:] = phases.ad_weeks(self, self.ids)
+        self.s["known_from"][:] = self.p["ad_week"].min(axis=1, initial=np.iinfo(np.int32).max)
 
     def arrive_needs(self, week: int) -> None:
         """Phase 1: needs arrive; clients without an open job open one."""
@@ -65,23 +67,32 @@ class VectorizedModel(MarketModel):
         s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
         self.tally["new_needs"] += len(ids)
 
-    def _standing(self, ids, week: int, kind: str, business=slice(None)) -> np.ndarray:
-        value, since = self.p[kind][ids, business], self.p[f"{kind}_week"][ids, business]
+    def _standing(self, kind: str, flat: np.ndarray, week: int) -> np.ndarray:
+        """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed."""
+        value, since = self.p[kind].reshape(-1)[flat], self.p[f"{kind}_week"].reshape(-1)[flat]
         return phases.standing(self, value, since, week)
 
     def choose(self, week: int) -> None:
-        """Phase 3: returning clients apply to their provider, the others choose by logit."""
+        """Phase 3: returning clients apply to their provider, the others choose by logit.
+
+        Only clients who know some business are candidates (`known_from`), and only the
+        pairs they may choose are scored: early on most clients know no business at all.
+        """
         s, p = self.s, self.p
         waiting = s["has_job"] & (s["job_provider"] < 0)
         s["applied_to"][:] = np.where(waiting, s["provider"], -1)
-        ids = np.flatnonzero(waiting & (s["provider"] < 0))
+        ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["known_from"] <= week))
         state = self.business_state()
         heard = (p["credit_week"][ids] >= 0) | (p["warning_week"][ids] >= 0)
         eligible = ((p["ad_week"][ids] <= week) | heard) & (p["blocked_until"][ids] <= week)
-        credit, warning = self._standing(ids, week, "credit"), self._standing(ids, week, "warning")
-        s["applied_to"][ids] = phases.choose(
-            self, ids, week, eligible & state[2], credit, warning, state
-        )
+        row, business = np.nonzero(eligible & state[2])
+        pair_ids = ids[row]
+        flat = pair_ids * self.n_businesses + business
+        chooser, pick = phases.choose(
+            self, pair_ids, business, week, self._standing("credit", flat, week),
+            self._standing("warning", flat, week), state,
+        )  # fmt: skip
+        s["applied_to"][chooser] = pick
 
     def screen_and_quote(self, week: int) -> None:
         """Phases 4-5: each business takes its applicants (sorted by id)."""
@@ -95,7 +106,8 @@ class VectorizedModel(MarketModel):
     def _take(self, business, ids: np.ndarray, week: int) -> None:
         s, p, pop, b = self.s, self.p, self.population, business.index
         new = s["provider"][ids] != b
-        fresh = self._standing(ids, week, "credit", b) >= self.cfg.clients.wom.referral_min
+        fresh = self._standing("credit", ids * self.n_businesses + b, week)
+        fresh = fresh >= self.cfg.clients.wom.referral_min
         applicants = Applicants(
             ids, new, new & fresh, s["difficulty"][ids],
             phases.fit_signals(self, ids, s["difficulty"][ids], business),
@@ -174,7 +186,9 @@ class VectorizedModel(MarketModel):
             (-1, "warning", wom.credit * wom.negativity_bias),
         ):
             pick = story[owner] == sign
-            flat = neighbour[pick] * n_b + about[owner[pick]]
+            told = neighbour[pick]
+            self.s["known_from"][told] = np.minimum(self.s["known_from"][told], week)
+            flat = told * n_b + about[owner[pick]]
             self._add_standing(kind, flat, amount, week)
             counts = np.bincount(about[owner[pick]], minlength=n_b)
             for business, count in zip(self.businesses, counts, strict=True):
