@@ -19,7 +19,11 @@ from sim.policies import Policy
 
 @dataclass(slots=True)
 class Applicants:
-    """The week's applicants to one business, sorted by client id (arrays of equal length)."""
+    """The week's applicants to one business, sorted by client id (arrays of equal length).
+
+    The random numbers of their screening and quote are drawn by `sim.phases.applicants`,
+    keyed by client id and week, so the business that reads them does not matter.
+    """
 
     ids: np.ndarray
     new: np.ndarray  # not a returning client: screened, and an acquisition if accepted
@@ -30,6 +34,14 @@ class Applicants:
     stated_hours: np.ndarray
     deadline: np.ndarray
     prepay_ok: np.ndarray
+    screening_noise: np.ndarray  # (n, 4) standard normals (drawn for new applicants only)
+    upsell_u: np.ndarray  # uniforms: extras are sold below the policy's upsell rate
+    conflict_u: np.ndarray  # uniforms: a conflict below the client's conflict probability
+    reform_u: np.ndarray  # uniforms: a declined client reforms below the reform probability
+
+    def __getitem__(self, rows: slice) -> Applicants:
+        """The applicants in `rows` (views, for a contiguous slice)."""
+        return Applicants(*(getattr(self, f)[rows] for f in self.__slots__))
 
 
 @dataclass(slots=True)
@@ -44,6 +56,11 @@ class Intake:
     reforms: np.ndarray  # declined by the screen and reformed: difficulty falls
     work_hours: np.ndarray
     prepaid: np.ndarray  # money paid on acceptance
+
+    @classmethod
+    def concatenate(cls, intakes: list[Intake]) -> Intake:
+        """One intake from several businesses' intakes, in order."""
+        return cls(*(np.concatenate([getattr(i, f) for i in intakes]) for f in cls.__slots__))
 
 
 if TYPE_CHECKING:
@@ -115,30 +132,29 @@ class Business(mesa.Agent):
         self.rating_weight *= decay
         self.rating_sum *= decay
 
-    def _screen(self, ids: np.ndarray, signals: np.ndarray, week: int):
+    def _screen(self, a: Applicants):
         """Screen new applicants (sorted by id): masks of those screened and of those passed.
 
         A business too busy to screen them all (capacity used up) turns the rest away
         unscreened, so capacity is never exceeded.
         """
-        everyone = np.ones(len(ids), dtype=bool)
+        n = len(a.ids)
         if not self.policy.screens:
-            return ~everyone, everyone
+            return np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
         hours = self.policy.screening_hours
-        n_screened = len(ids) if hours == 0 else min(len(ids), int(self.capacity // hours))
-        screened = np.arange(len(ids)) < n_screened
+        n_screened = n if hours == 0 else min(n, int(self.capacity // hours))
+        screened = np.arange(n) < n_screened
         self.screening_hours += n_screened * hours
-        noise = self.model.streams.normal("screening", week, ids[:, None], np.arange(4))
-        passed = self.policy.screen(signals + self.policy.screening_noise * noise)
+        passed = self.policy.screen(a.signals + self.policy.screening_noise * a.screening_noise)
         return screened, passed & screened
 
-    def _quote(self, ids, true_hours, stated_hours, week: int):
+    def _quote(self, a: Applicants):
         """Billed hours, misfit and extras of jobs: diagnosis quotes the true need."""
         if self.policy.diagnosis:
-            billed, misfit = np.asarray(true_hours, float), np.zeros(len(ids), dtype=bool)
+            billed, misfit = a.true_hours, np.zeros(len(a.ids), dtype=bool)
         else:
-            billed, misfit = np.asarray(stated_hours, float), stated_hours != true_hours
-        extras = self.model.streams.uniform("upsell", week, ids) < self.policy.upsell_rate
+            billed, misfit = a.stated_hours, a.stated_hours != a.true_hours
+        extras = a.upsell_u < self.policy.upsell_rate
         billed = np.where(extras, billed * (1.0 + self.policy.upsell_share), billed)
         return billed, misfit, extras
 
@@ -151,18 +167,21 @@ class Business(mesa.Agent):
         )
         return finish <= deadline_weeks
 
-    def take(self, applicants: Applicants, week: int) -> Intake:
+    def take(self, applicants: Applicants) -> Intake:
         """Screen, diagnose, quote and accept or decline the week's applicants (phases 4-5).
 
         New applicants are screened; returning clients are not, but the prepayment and
         deadline rules apply to every job. Declined clients may reform.
         """
-        a, policy, streams = applicants, self.policy, self.model.streams
+        a, policy = applicants, self.policy
         n = len(a.ids)
-        screened, passed = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
-        screened[a.new], passed[a.new] = self._screen(a.ids[a.new], a.signals[a.new], week)
+        if a.new.all():
+            screened, passed = self._screen(a)
+        else:
+            screened, passed = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
+            screened[a.new], passed[a.new] = self._screen(a[a.new])
         overhead = np.where(screened, policy.screening_hours, 0.0)
-        billed, misfit, extras = self._quote(a.ids, a.true_hours, a.stated_hours, week)
+        billed, misfit, extras = self._quote(a)
         if policy.diagnosis and policy.diagnosis_hours > 0:
             # a business out of hours turns the rest away undiagnosed: capacity holds
             room = int(max(self.capacity - self.screening_hours, 0.0) // policy.diagnosis_hours)
@@ -172,12 +191,10 @@ class Business(mesa.Agent):
         accepted = passed & self._can_meet(billed, a.deadline)
         if policy.prepayment:
             accepted &= a.prepay_ok
-        conflict = streams.uniform("service", week, a.ids) < mechanics.conflict_probability(
-            a.difficulty, self.model.cfg.market.service
-        )
-        reform = self.model.cfg.clients.reform
+        service, reform = self.model.cfg.market.service, self.model.cfg.clients.reform
+        conflict = a.conflict_u < mechanics.conflict_probability(a.difficulty, service)
         reforms = screened & ~passed & (a.difficulty > reform.min_difficulty)
-        reforms &= streams.uniform("reform", week, a.ids) < reform.prob
+        reforms &= a.reform_u < reform.prob
         intake = Intake(
             accepted,
             overhead,
@@ -185,7 +202,7 @@ class Business(mesa.Agent):
             misfit,
             extras,
             reforms,
-            mechanics.work_hours(billed, a.difficulty, conflict, self.model.cfg.market.service),
+            mechanics.work_hours(billed, a.difficulty, conflict, service),
             prepaid=np.where(accepted & policy.prepayment, billed * self.price, 0.0),
         )
         self._count_intake(a, intake)

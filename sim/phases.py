@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import mechanics
+from sim.business import Applicants
 
 
 def need_gap(model, ids: np.ndarray, arrivals) -> np.ndarray:
@@ -85,12 +86,28 @@ def first_max(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
     return top[np.r_[True, groups[top[1:]] != groups[top[:-1]]]]
 
 
-def fit_signals(model, ids, difficulty, business) -> np.ndarray:
-    """The true fit signals of clients for one business (the decider's alignment)."""
-    pop, align = model.population, model.decider_alignment[ids, business.index]
-    return mechanics.fit_signals(
-        difficulty, pop["pay_reliability"][ids], align, pop["unrealistic"][ids]
-    )
+def applicants(model, ids, business, week: int, new, referred, difficulty, job) -> Applicants:
+    """Phases 4-5: the applicants `ids` (sorted by business, then id) to `business`.
+
+    `business` is one business index or one per applicant; `job` holds the applicants'
+    `true_hours`, `stated_hours` and `deadline`. Their fit signals are read and their
+    random numbers drawn here, keyed by client id: screening noise for new applicants to a
+    business that screens, and the uniforms of upselling, conflict and reform.
+    """
+    pop, streams = model.population, model.streams
+    screens = np.array([b.policy.screens for b in model.businesses])[business] & new
+    noise = np.zeros((len(ids), 4))
+    noise[screens] = streams.normal("screening", week, ids[screens, None], np.arange(4))
+    return Applicants(
+        ids, new, referred, difficulty,
+        mechanics.fit_signals(
+            difficulty, pop["pay_reliability"][ids], model.decider_alignment[ids, business],
+            pop["unrealistic"][ids],
+        ),
+        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise,
+        streams.uniform("upsell", week, ids), streams.uniform("service", week, ids),
+        streams.uniform("reform", week, ids),
+    )  # fmt: skip
 
 
 @dataclass(slots=True)

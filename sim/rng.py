@@ -39,15 +39,21 @@ STREAMS: tuple[str, ...] = (
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_S30, _S27, _S31, _S12 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(12)
 _TO_UNIT = 2.0**-52  # 52 bits: (2**52 - 1 + 0.5) * 2**-52 < 1 exactly
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64 finalizer (Steele, Lea & Flood 2014) on uint64 arrays, wrapping."""
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
+    """SplitMix64 finalizer (Steele, Lea & Flood 2014) on uint64 arrays, wrapping.
+
+    Works in place on one fresh array (`z` itself is not changed): fewer temporaries.
+    """
+    z = z ^ (z >> _S30)
+    z *= _M1
+    z ^= z >> _S27
+    z *= _M2
+    z ^= z >> _S31
+    return z
 
 
 _G, _MASK = 0x9E3779B97F4A7C15, (1 << 64) - 1
@@ -70,7 +76,9 @@ def _few_distinct(slot) -> bool:
 
 
 def _u64(x: np.ndarray | int) -> np.ndarray:
-    return np.atleast_1d(np.asarray(x, dtype=np.int64)).astype(np.uint64)
+    """Ids (or weeks, slots) as uint64, two's complement: a view when already int64."""
+    x = np.atleast_1d(np.asarray(x, dtype=np.int64))
+    return x.view(np.uint64) if x.flags.c_contiguous else x.astype(np.uint64)
 
 
 class Streams:
@@ -84,6 +92,7 @@ class Streams:
         if seed is None or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
+        self._cache: dict[tuple, np.uint64] = {}
         self._keys = {
             name: np.uint64(
                 np.random.SeedSequence(self.seed, spawn_key=(i,)).generate_state(1, np.uint64)[0]
@@ -103,9 +112,16 @@ class Streams:
         """Keyed 64-bit hashes of (stream, week, id, slot); arguments broadcast together."""
         key = self._keys[stream]
         if isinstance(week, int | np.integer) and isinstance(slot, int | np.integer):
-            # the common case: one key for all ids, hashed with Python ints (same arithmetic)
-            week_key = (int(week) * _G) & _MASK ^ _mix_int(int(slot) + _G)
-            base = np.uint64(_mix_int(int(key) ^ _mix_int(week_key)))
+            # the common case: one key for all ids, hashed once with Python ints (same
+            # arithmetic) and remembered for the week
+            base = self._cache.get((stream, week, slot))
+            if base is None:
+                if len(self._cache) > 4096:
+                    self._cache.clear()
+                week_key = (int(week) * _G) & _MASK ^ _mix_int(int(slot) + _G)
+                base = self._cache[stream, week, slot] = np.uint64(
+                    _mix_int(int(key) ^ _mix_int(week_key))
+                )
         elif isinstance(week, int | np.integer) and _few_distinct(slot):
             # one week, many slots from a small range (one per business, or per neighbour):
             # hash each possible slot once and look it up
@@ -121,11 +137,20 @@ class Streams:
 
     def uniform(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Uniforms in the open interval (0, 1), one per broadcast (week, id, slot)."""
-        return ((self.bits(stream, week, ids, slot) >> np.uint64(12)) + 0.5) * _TO_UNIT
+        u = (self.bits(stream, week, ids, slot) >> _S12).astype(np.float64)
+        u += 0.5
+        u *= _TO_UNIT
+        return u
 
     def normal(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Standard normals by Box-Muller from the uniforms of slots 2*slot and 2*slot+1."""
         slot2 = 2 * np.asarray(slot, dtype=np.int64)
         u1 = self.uniform(stream, week, ids, slot2)
         u2 = self.uniform(stream, week, ids, slot2 + 1)
-        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+        np.log(u1, out=u1)
+        u1 *= -2.0
+        np.sqrt(u1, out=u1)
+        u2 *= 2.0 * np.pi
+        np.cos(u2, out=u2)
+        u1 *= u2
+        return u1

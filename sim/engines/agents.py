@@ -14,7 +14,6 @@ import mesa
 import numpy as np
 
 from sim import phases
-from sim.business import Applicants
 from sim.model import MarketModel
 
 JOB_FIELDS = ("billed", "prepaid", "accept_week", "deadline", "need_week", "misfit", "extras")
@@ -162,19 +161,20 @@ class AgentsModel(MarketModel):
             self._take(business, applicants, week)
 
     def _take(self, business, clients: list[Client], week: int) -> None:
-        b, pop = business.index, self.population
+        b = business.index
         ids = np.array([c.index for c in clients], dtype=np.int64)
-        difficulty = np.array([c.difficulty for c in clients])
         new = np.array([c.provider != b for c in clients], dtype=bool)
         fresh = np.array([c.standing(week, "credit")[b] for c in clients])
-        applicants = Applicants(
-            ids, new, new & (fresh >= self.cfg.clients.wom.referral_min), difficulty,
-            phases.fit_signals(self, ids, difficulty, business),
-            np.array([c.job.true_hours for c in clients]),
-            np.array([c.job.stated_hours for c in clients]),
-            np.array([c.job.deadline for c in clients]), pop["prepay_ok"][ids],
+        job = {
+            "true_hours": np.array([c.job.true_hours for c in clients]),
+            "stated_hours": np.array([c.job.stated_hours for c in clients]),
+            "deadline": np.array([c.job.deadline for c in clients]),
+        }
+        applicants = phases.applicants(
+            self, ids, b, week, new, new & (fresh >= self.cfg.clients.wom.referral_min),
+            np.array([c.difficulty for c in clients]), job,
         )  # fmt: skip
-        intake = business.take(applicants, week)
+        intake = business.take(applicants)
         for i, client in enumerate(clients):
             client.hours += intake.overhead_hours[i]
             if not intake.accepted[i]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim import phases
-from sim.business import Applicants
+from sim.business import Intake
 from sim.model import MarketModel
 
 #: Client state: name -> (dtype, initial value). One schema, read by `setup_clients`.
@@ -95,45 +95,48 @@ class VectorizedModel(MarketModel):
         s["applied_to"][chooser] = pick
 
     def screen_and_quote(self, week: int) -> None:
-        """Phases 4-5: each business takes its applicants (sorted by id)."""
-        applied = self.s["applied_to"]
+        """Phases 4-5: each business takes its applicants (sorted by id).
+
+        The applicants of all businesses are gathered at once, sorted by business; each
+        business takes its slice, and the decisions are stored at once.
+        """
+        s, p, n_b = self.s, self.p, self.n_businesses
+        applied = s["applied_to"]
         ids = np.flatnonzero(applied >= 0)
         ids = ids[np.argsort(applied[ids], kind="stable")]
-        bounds = np.searchsorted(applied[ids], np.arange(self.n_businesses + 1))
-        for b, business in enumerate(self.businesses):
-            self._take(business, ids[bounds[b] : bounds[b + 1]], week)
-
-    def _take(self, business, ids: np.ndarray, week: int) -> None:
-        s, p, pop, b = self.s, self.p, self.population, business.index
+        b = applied[ids].astype(np.int64)
+        bounds = np.searchsorted(b, np.arange(n_b + 1))
         new = s["provider"][ids] != b
-        fresh = self._standing("credit", ids * self.n_businesses + b, week)
-        fresh = fresh >= self.cfg.clients.wom.referral_min
-        applicants = Applicants(
-            ids, new, new & fresh, s["difficulty"][ids],
-            phases.fit_signals(self, ids, s["difficulty"][ids], business),
-            s["job_true"][ids], s["job_stated"][ids], s["job_deadline"][ids], pop["prepay_ok"][ids],
-        )  # fmt: skip
-        intake = business.take(applicants, week)
+        fresh = self._standing("credit", ids * n_b + b, week) >= self.cfg.clients.wom.referral_min
+        job = {"true_hours": s["job_true"][ids], "stated_hours": s["job_stated"][ids],
+               "deadline": s["job_deadline"][ids]}  # fmt: skip
+        difficulty = s["difficulty"][ids]
+        everyone = phases.applicants(self, ids, b, week, new, new & fresh, difficulty, job)
+        intake = Intake.concatenate(
+            [
+                business.take(everyone[bounds[i] : bounds[i + 1]])
+                for i, business in enumerate(self.businesses)
+            ]
+        )
         s["hours"][ids] += intake.overhead_hours
-        declined, acc = ids[~intake.accepted], intake.accepted
-        p["blocked_until"][declined, b] = week + self.cfg.clients.decline_memory
-        s["provider"][declined[s["provider"][declined] == b]] = -1
+        acc = intake.accepted
+        declined = ~acc
+        p["blocked_until"].reshape(-1)[ids[declined] * n_b + b[declined]] = (
+            week + self.cfg.clients.decline_memory
+        )
+        s["provider"][ids[declined & ~new]] = -1
         reformed = ids[intake.reforms]
         s["difficulty"][reformed] -= self.cfg.clients.reform.amount
         s["reformed"][reformed] = True
-        self._start_jobs(ids[acc], b, week, intake, acc)
-        first = ids[acc & applicants.referred]
-        first = first[s["referred_by"][first] < 0]
-        first = first[~s["ever_served"][first]]
-        s["referred_by"][first] = p["referrer"][first, b]
-
-    def _start_jobs(self, ids, b: int, week: int, intake, acc) -> None:
-        s = self.s
-        s["job_provider"][ids], s["job_accept_week"][ids] = b, week
-        s["job_billed"][ids], s["job_misfit"][ids] = intake.billed[acc], intake.misfit[acc]
-        s["job_extras"][ids], s["job_remaining"][ids] = intake.extras[acc], intake.work_hours[acc]
-        s["job_prepaid"][ids] = intake.prepaid[acc] > 0
-        s["spend"][ids] += intake.prepaid[acc]
+        started = ids[acc]
+        s["job_provider"][started], s["job_accept_week"][started] = b[acc], week
+        s["job_billed"][started], s["job_misfit"][started] = intake.billed[acc], intake.misfit[acc]
+        s["job_extras"][started] = intake.extras[acc]
+        s["job_remaining"][started] = intake.work_hours[acc]
+        s["job_prepaid"][started] = intake.prepaid[acc] > 0
+        s["spend"][started] += intake.prepaid[acc]
+        first = acc & everyone.referred & (s["referred_by"][ids] < 0) & ~s["ever_served"][ids]
+        s["referred_by"][ids[first]] = p["referrer"].reshape(-1)[ids[first] * n_b + b[first]]
 
     def serve(self, week: int) -> None:
         """Phase 6: each business works its backlog first come, first served (ties by id)."""
