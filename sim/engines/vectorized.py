@@ -33,7 +33,8 @@ STATE: dict[str, tuple[type, float]] = {
 }  # fmt: skip
 #: Per (client, business) state, shape (n, B).
 PAIR_STATE: dict[str, tuple[type, float]] = {
-    "ad_week": (np.int32, 0), "credit": (np.float64, 0.0), "credit_week": (np.int32, -1),
+    "known_week": (np.int32, 0),  # first week it knows the business: by ads or a story
+    "credit": (np.float64, 0.0), "credit_week": (np.int32, -1),
     "warning": (np.float64, 0.0), "warning_week": (np.int32, -1),
     "referrer": (np.int32, -1), "blocked_until": (np.int32, 0),
 }  # fmt: skip
@@ -51,8 +52,8 @@ class VectorizedModel(MarketModel):
         self.p = {k: np.full((n, n_b), v, dtype=t) for k, (t, v) in PAIR_STATE.items()}
         self.s["difficulty"][:] = self.population["difficulty"]
         self.s["next_need"][:] = phases.need_gap(self, self.ids, 0) - 1
-        self.p["ad_week"][:] = phases.ad_weeks(self, self.ids)
-        self.s["known_from"][:] = self.p["ad_week"].min(axis=1, initial=np.iinfo(np.int32).max)
+        self.p["known_week"][:] = phases.ad_weeks(self, self.ids)
+        self.s["known_from"][:] = self.p["known_week"].min(axis=1, initial=np.iinfo(np.int32).max)
 
     def arrive_needs(self, week: int) -> None:
         """Phase 1: needs arrive; clients without an open job open one."""
@@ -83,8 +84,7 @@ class VectorizedModel(MarketModel):
         s["applied_to"][:] = np.where(waiting, s["provider"], -1)
         ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["known_from"] <= week))
         state = self.business_state()
-        heard = (p["credit_week"][ids] >= 0) | (p["warning_week"][ids] >= 0)
-        eligible = ((p["ad_week"][ids] <= week) | heard) & (p["blocked_until"][ids] <= week)
+        eligible = (p["known_week"][ids] <= week) & (p["blocked_until"][ids] <= week)
         row, business = np.nonzero(eligible & state[2])
         pair_ids = ids[row]
         flat = pair_ids * self.n_businesses + business
@@ -192,6 +192,8 @@ class VectorizedModel(MarketModel):
             told = neighbour[pick]
             self.s["known_from"][told] = np.minimum(self.s["known_from"][told], week)
             flat = told * n_b + about[owner[pick]]
+            known = self.p["known_week"].reshape(-1)
+            known[flat] = np.minimum(known[flat], week)
             self._add_standing(kind, flat, amount, week)
             counts = np.bincount(about[owner[pick]], minlength=n_b)
             for business, count in zip(self.businesses, counts, strict=True):
