@@ -29,7 +29,7 @@ STATE: dict[str, tuple[type, float]] = {
     "jobs_done": (np.int32, 0), "spend": (np.float64, 0.0), "unpaid": (np.float64, 0.0),
     "hours": (np.float64, 0.0), "reviews": (np.int32, 0), "referrals_made": (np.int32, 0),
     "referred_by": (np.int32, -1), "ever_served": (np.bool_, False),
-    "known_from": (np.int32, 0),  # first week it knows some business (by ad or by a story)
+    "look_from": (np.int32, 0),  # no business is open to it before this week (a lower bound)
 }  # fmt: skip
 #: Per (client, business) state, shape (n, B).
 PAIR_STATE: dict[str, tuple[type, float]] = {
@@ -38,6 +38,7 @@ PAIR_STATE: dict[str, tuple[type, float]] = {
     "warning": (np.float64, 0.0), "warning_week": (np.int32, -1),
     "referrer": (np.int32, -1), "blocked_until": (np.int32, 0),
 }  # fmt: skip
+NEVER = np.iinfo(np.int32).max  # a week that never comes
 JOB_FIELDS = ("billed", "prepaid", "accept_week", "deadline", "need_week", "misfit", "extras")
 
 
@@ -53,7 +54,7 @@ class VectorizedModel(MarketModel):
         self.s["difficulty"][:] = self.population["difficulty"]
         self.s["next_need"][:] = phases.need_gap(self, self.ids, 0) - 1
         self.p["known_week"][:] = phases.ad_weeks(self, self.ids)
-        self.s["known_from"][:] = self.p["known_week"].min(axis=1, initial=np.iinfo(np.int32).max)
+        self.s["look_from"][:] = self.p["known_week"].min(axis=1, initial=NEVER)
 
     def arrive_needs(self, week: int) -> None:
         """Phase 1: needs arrive; clients without an open job open one."""
@@ -70,22 +71,31 @@ class VectorizedModel(MarketModel):
 
     def _standing(self, kind: str, flat: np.ndarray, week: int) -> np.ndarray:
         """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed."""
-        value, since = self.p[kind].reshape(-1)[flat], self.p[f"{kind}_week"].reshape(-1)[flat]
+        value, since = (
+            self.p[kind].reshape(-1).take(flat),
+            self.p[f"{kind}_week"].reshape(-1).take(flat),
+        )
         return phases.standing(self, value, since, week)
 
     def choose(self, week: int) -> None:
         """Phase 3: returning clients apply to their provider, the others choose by logit.
 
-        Only clients who know some business are candidates (`known_from`), and only the
-        pairs they may choose are scored: early on most clients know no business at all.
+        Only the pairs a client may choose are scored, and only clients who may have one
+        are looked at (`look_from`): early on most clients know no business at all, and
+        later many know only businesses that refused them.
         """
         s, p = self.s, self.p
         waiting = s["has_job"] & (s["job_provider"] < 0)
         s["applied_to"][:] = np.where(waiting, s["provider"], -1)
-        ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["known_from"] <= week))
+        ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["look_from"] <= week))
         state = self.business_state()
-        eligible = (p["known_week"][ids] <= week) & (p["blocked_until"][ids] <= week)
-        row, business = np.nonzero(eligible & state[2])
+        # (rows are gathered with take: several times faster than fancy indexing)
+        open_from = np.maximum(p["known_week"].take(ids, 0), p["blocked_until"].take(ids, 0))
+        open_from[:, ~state[2]] = NEVER
+        eligible = open_from <= week
+        stuck = ~eligible.any(axis=1)
+        s["look_from"][ids[stuck]] = open_from[stuck].min(axis=1)
+        row, business = np.nonzero(eligible)
         pair_ids = ids[row]
         flat = pair_ids * self.n_businesses + business
         chooser, pick = phases.choose(
@@ -136,7 +146,7 @@ class VectorizedModel(MarketModel):
         s["job_prepaid"][started] = intake.prepaid[acc] > 0
         s["spend"][started] += intake.prepaid[acc]
         first = acc & everyone.referred & (s["referred_by"][ids] < 0) & ~s["ever_served"][ids]
-        s["referred_by"][ids[first]] = p["referrer"].reshape(-1)[ids[first] * n_b + b[first]]
+        s["referred_by"][ids[first]] = p["referrer"].reshape(-1).take(ids[first] * n_b + b[first])
 
     def serve(self, week: int) -> None:
         """Phase 6: each business works its backlog first come, first served (ties by id)."""
@@ -171,7 +181,9 @@ class VectorizedModel(MarketModel):
         s["ever_served"][ids], s["has_job"][ids], s["job_provider"][ids] = True, False, -1
         s["provider"][ids] = np.where(out.retained, provider, -1)
         left = ~out.retained
-        self.p["blocked_until"][ids[left], provider[left]] = week + self.cfg.clients.decline_memory
+        self.p["blocked_until"].reshape(-1)[ids[left] * self.n_businesses + provider[left]] = (
+            week + self.cfg.clients.decline_memory
+        )
         speaking = out.story != 0
         self._word_of_mouth(
             ids[speaking],
@@ -190,7 +202,7 @@ class VectorizedModel(MarketModel):
         ):
             pick = story[owner] == sign
             told = neighbour[pick]
-            self.s["known_from"][told] = np.minimum(self.s["known_from"][told], week)
+            self.s["look_from"][told] = np.minimum(self.s["look_from"][told], week)
             flat = told * n_b + about[owner[pick]]
             known = self.p["known_week"].reshape(-1)
             known[flat] = np.minimum(known[flat], week)
@@ -204,17 +216,15 @@ class VectorizedModel(MarketModel):
             self.tally["wom_positive" if sign > 0 else "wom_negative"] += int(pick.sum())
             if sign > 0:
                 referrer = self.p["referrer"].reshape(-1)
-                unique = np.unique(flat)
-                referrer[unique] = -1
+                referrer[flat] = -1
                 np.maximum.at(referrer, flat, tellers[owner[pick]].astype(np.int32))
                 np.add.at(self.s["referrals_made"], tellers[owner[pick]], 1)
 
     def _add_standing(self, kind: str, flat: np.ndarray, amount: float, week: int) -> None:
         """Decay the touched credits (or warnings) to this week, then add the new stories."""
         value, since = self.p[kind].reshape(-1), self.p[f"{kind}_week"].reshape(-1)
-        unique = np.unique(flat)
-        value[unique] = phases.standing(self, value[unique], since[unique], week)
-        since[unique] = week
+        value[flat] = phases.standing(self, value[flat], since[flat], week)  # repeats agree
+        since[flat] = week
         np.add.at(value, flat, amount)
 
     def release(self, business: int) -> None:
