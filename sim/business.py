@@ -133,20 +133,21 @@ class Business(mesa.Agent):
         self.rating_sum *= decay
 
     def _screen(self, a: Applicants):
-        """Screen new applicants (sorted by id): masks of those screened and of those passed.
+        """Screen the new applicants: masks of those screened and of those who passed.
 
-        A business too busy to screen them all (capacity used up) turns the rest away
-        unscreened, so capacity is never exceeded.
+        Returning clients are not screened and pass. A business too busy to screen every
+        new applicant (capacity used up) turns the rest away unscreened, in id order, so
+        capacity is never exceeded.
         """
-        n = len(a.ids)
         if not self.policy.screens:
-            return np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
+            return np.zeros(len(a.ids), dtype=bool), np.ones(len(a.ids), dtype=bool)
         hours = self.policy.screening_hours
-        n_screened = n if hours == 0 else min(n, int(self.capacity // hours))
-        screened = np.arange(n) < n_screened
-        self.screening_hours += n_screened * hours
+        screened = a.new.copy()
+        if hours > 0:
+            screened &= np.cumsum(a.new) <= self.capacity // hours
+        self.screening_hours += int(np.count_nonzero(screened)) * hours
         passed = self.policy.screen(a.signals + self.policy.screening_noise * a.screening_noise)
-        return screened, passed & screened
+        return screened, (passed & screened) | ~a.new
 
     def _quote(self, a: Applicants):
         """Billed hours, misfit and extras of jobs: diagnosis quotes the true need."""
@@ -174,12 +175,7 @@ class Business(mesa.Agent):
         deadline rules apply to every job. Declined clients may reform.
         """
         a, policy = applicants, self.policy
-        n = len(a.ids)
-        if a.new.all():
-            screened, passed = self._screen(a)
-        else:
-            screened, passed = np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
-            screened[a.new], passed[a.new] = self._screen(a[a.new])
+        screened, passed = self._screen(a)
         overhead = np.where(screened, policy.screening_hours, 0.0)
         billed, misfit, extras = self._quote(a)
         if policy.diagnosis and policy.diagnosis_hours > 0:
@@ -210,11 +206,12 @@ class Business(mesa.Agent):
 
     def _count_intake(self, a: Applicants, intake: Intake) -> None:
         acc = intake.accepted
+        accepted, new = int(np.count_nonzero(acc)), acc & a.new
         self.applicants += len(a.ids)
-        self.accepted += int(acc.sum())
-        self.declined += int((~acc).sum())
-        self.acquisitions += int((acc & a.new).sum())
-        self.referral_acquisitions += int((acc & a.new & a.referred).sum())
+        self.accepted += accepted
+        self.declined += len(a.ids) - accepted
+        self.acquisitions += int(np.count_nonzero(new))
+        self.referral_acquisitions += int(np.count_nonzero(new & a.referred))
         self.accepted_difficulty_sum += float(a.difficulty[acc].sum())
         self.accepted_alignment_sum += float(a.signals[acc, 2].sum())
         self.revenue += float(intake.prepaid.sum())
