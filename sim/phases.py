@@ -196,11 +196,14 @@ def tell_neighbours(model, tellers, p_tell, week: int) -> tuple[np.ndarray, np.n
     The teller index points into `tellers`. Neighbour k of a teller is told with the uniform
     of slot k, so the stories do not depend on the order in which clients act.
     """
-    starts = model.indptr[tellers]
-    counts = model.indptr[tellers + 1] - starts
-    total = int(counts.sum())
+    starts = model.indptr.take(tellers)
+    counts = model.indptr.take(tellers + 1) - starts
+    ends = np.cumsum(counts)
     owner = np.repeat(np.arange(len(tellers)), counts)
-    slot = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    neighbour = model.indices[np.repeat(starts, counts) + slot]
-    told = model.streams.uniform("wom", week, tellers[owner], slot) < p_tell[owner]
-    return owner[told], neighbour[told].astype(np.int64)
+    slot = np.arange(ends[-1] if len(ends) else 0) - (ends - counts).take(owner)
+    told = np.flatnonzero(
+        model.streams.uniform("wom", week, tellers.take(owner), slot) < p_tell.take(owner)
+    )
+    owner = owner.take(told)
+    neighbour = model.indices.take(starts.take(owner) + slot.take(told))
+    return owner, neighbour.astype(np.int64)

@@ -151,19 +151,22 @@ class VectorizedModel(MarketModel):
     def serve(self, week: int) -> None:
         """Phase 6: each business works its backlog first come, first served (ties by id)."""
         s = self.s
-        ids = np.flatnonzero(s["job_provider"] >= 0)
-        provider = s["job_provider"][ids]
-        ids = ids[np.lexsort((ids, s["job_accept_week"][ids], provider))]
-        provider = s["job_provider"][ids]
-        bounds = np.searchsorted(provider, np.arange(self.n_businesses + 1))
-        difficult = self.cfg.market.service.difficult_above
+        ids = np.flatnonzero(s["job_provider"] >= 0)  # ascending: ties stay in id order
+        key = s["job_provider"][ids].astype(np.int64) << 32 | s["job_accept_week"][ids]
+        order = np.argsort(key, kind="stable")
+        ids = ids[order]
+        bounds = np.searchsorted(key[order] >> 32, np.arange(self.n_businesses + 1))
+        remaining = s["job_remaining"][ids]
+        hard = s["difficulty"][ids] > self.cfg.market.service.difficult_above
+        worked = np.empty_like(remaining)
         for b, business in enumerate(self.businesses):
-            queue = ids[bounds[b] : bounds[b + 1]]
-            worked = business.serve(s["job_remaining"][queue])
-            s["job_remaining"][queue] -= worked
-            s["hours"][queue] += worked
-            business.difficult_hours += float(worked[s["difficulty"][queue] > difficult].sum())
-            business.backlog_hours = float(s["job_remaining"][queue].sum())
+            queue = slice(bounds[b], bounds[b + 1])
+            worked[queue] = business.serve(remaining[queue])
+            remaining[queue] -= worked[queue]
+            business.difficult_hours += float(worked[queue][hard[queue]].sum())
+            business.backlog_hours = float(remaining[queue].sum())
+        s["job_remaining"][ids] = remaining
+        s["hours"][ids] += worked
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
@@ -218,7 +221,9 @@ class VectorizedModel(MarketModel):
                 referrer = self.p["referrer"].reshape(-1)
                 referrer[flat] = -1
                 np.maximum.at(referrer, flat, tellers[owner[pick]].astype(np.int32))
-                np.add.at(self.s["referrals_made"], tellers[owner[pick]], 1)
+                self.s["referrals_made"][tellers] += np.bincount(
+                    owner[pick], minlength=len(tellers)
+                ).astype(np.int32)
 
     def _add_standing(self, kind: str, flat: np.ndarray, amount: float, week: int) -> None:
         """Decay the touched credits (or warnings) to this week, then add the new stories."""
