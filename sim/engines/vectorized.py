@@ -71,11 +71,13 @@ class VectorizedModel(MarketModel):
 
     def _standing(self, kind: str, flat: np.ndarray, week: int) -> np.ndarray:
         """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed."""
-        value, since = (
-            self.p[kind].reshape(-1).take(flat),
-            self.p[f"{kind}_week"].reshape(-1).take(flat),
+        since = self.p[f"{kind}_week"].reshape(-1).take(flat)
+        heard = np.flatnonzero(since >= 0)  # most pairs never heard a story: 0, no read
+        value = np.zeros(len(flat))
+        value[heard] = phases.standing(
+            self, self.p[kind].reshape(-1).take(flat.take(heard)), since.take(heard), week
         )
-        return phases.standing(self, value, since, week)
+        return value
 
     def choose(self, week: int) -> None:
         """Phase 3: returning clients apply to their provider, the others choose by logit.
