@@ -62,3 +62,23 @@ def test_engines_agree_within_sampling_error_over_20_seeds():
         assert ((a["mean"] - b["mean"]).abs() <= 3 * se + 1e-12).all(), metric
     # the engines read the same streams in the same shape, so they agree exactly too
     pd.testing.assert_frame_equal(vec, agents, check_exact=True)
+
+
+def test_vectorized_skips_only_clients_with_no_business_open_to_them():
+    """`look_from` is a lower bound on the first week some active business is open to a
+    client (known and not blocked); a heard story makes its business known at once."""
+    from sim.engines.vectorized import NEVER, VectorizedModel
+
+    model = VectorizedModel(
+        compose(["seed=4", "market.n_clients=400", "steps=40", "market.demand_supply_ratio=1.5"])
+    )
+    n_b = model.n_businesses
+    for week in range(40):
+        model.step()
+        active = np.array([b.active for b in model.businesses])
+        known = model.p["known_week"].reshape(-1, n_b)
+        open_from = np.maximum(known, model.p["blocked_until"].reshape(-1, n_b))[:, active]
+        assert (model.s["look_from"] <= open_from.min(axis=1, initial=NEVER)).all()
+        heard = (model.p["credit_week"] >= 0) | (model.p["warning_week"] >= 0)
+        assert (known.reshape(heard.shape)[heard] <= week).all()
+    assert (model.p["blocked_until"] > 0).any() and heard.any()

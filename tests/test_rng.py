@@ -191,3 +191,33 @@ def test_seed_zero_is_a_seed_like_any_other():
     zero = Streams(0).uniform("need", 0, ids)
     assert np.all((zero > 0) & (zero < 1))
     assert not np.array_equal(zero, Streams(1).uniform("need", 0, ids))
+
+
+@pytest.mark.parametrize("week", [0, 7, np.int64(300)])
+def test_a_long_array_of_slots_gives_each_pairs_own_number(streams, week):
+    """Slot arrays longer than 64 take the tabulated path: same numbers as one at a time."""
+    ids = np.arange(500) * 37
+    slots = np.arange(500) % 23
+    together = streams.uniform("choice", week, ids, slots)
+    pairs = zip(ids, slots, strict=True)
+    one_by_one = [streams.uniform("choice", week, i, int(k))[0] for i, k in pairs]
+    np.testing.assert_array_equal(together, one_by_one)
+
+
+def test_large_slots_in_a_long_array_give_their_own_numbers(streams):
+    ids, slots = np.arange(100), np.r_[np.arange(99), 10**6]
+    together = streams.uniform("wom", 3, ids, slots)
+    assert together[-1] == streams.uniform("wom", 3, 99, 10**6)[0]
+
+
+def test_remembered_keys_do_not_leak_between_weeks_streams_or_slots():
+    fresh, reused = Streams(5), Streams(5)
+    ids = np.arange(50)
+    for week in (1, 2, 1):
+        for stream, slot in (("need", 0), ("size", 1), ("need", 1)):
+            reused.uniform(stream, week, ids, slot)  # fills the cache
+    for week in (1, 2):
+        for stream, slot in (("need", 0), ("size", 1), ("need", 1)):
+            np.testing.assert_array_equal(
+                reused.uniform(stream, week, ids, slot), fresh.uniform(stream, week, ids, slot)
+            )
