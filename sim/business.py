@@ -36,8 +36,8 @@ class Applicants:
     prepay_ok: np.ndarray
     screening_noise: np.ndarray  # (n, 4) standard normals (drawn for new applicants only)
     upsell_u: np.ndarray  # uniforms: extras are sold below the policy's upsell rate
-    conflict_u: np.ndarray  # uniforms: a conflict below the client's conflict probability
-    reform_u: np.ndarray  # uniforms: a declined client reforms below the reform probability
+    work_per_billed_hour: np.ndarray  # hours of work per billed hour (difficulty, conflict)
+    would_reform: np.ndarray  # reforms if declined by a screen
 
     def __getitem__(self, rows: slice) -> Applicants:
         """The applicants in `rows` (views, for a contiguous slice)."""
@@ -187,18 +187,14 @@ class Business(mesa.Agent):
         accepted = passed & self._can_meet(billed, a.deadline)
         if policy.prepayment:
             accepted &= a.prepay_ok
-        service, reform = self.model.cfg.market.service, self.model.cfg.clients.reform
-        conflict = a.conflict_u < mechanics.conflict_probability(a.difficulty, service)
-        reforms = screened & ~passed & (a.difficulty > reform.min_difficulty)
-        reforms &= a.reform_u < reform.prob
         intake = Intake(
             accepted,
             overhead,
             billed,
             misfit,
             extras,
-            reforms,
-            mechanics.work_hours(billed, a.difficulty, conflict, service),
+            reforms=screened & ~passed & a.would_reform,
+            work_hours=billed * a.work_per_billed_hour,
             prepaid=np.where(accepted & policy.prepayment, billed * self.price, 0.0),
         )
         self._count_intake(a, intake)

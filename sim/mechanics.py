@@ -49,8 +49,11 @@ def alignment(values, culture):
 
 
 def gumbel(u):
-    """Standard Gumbel variates from uniforms in (0, 1)."""
-    return -np.log(-np.log(u))
+    """Standard Gumbel variates from uniforms in (0, 1): -log(-log u), in one new array."""
+    g = np.log(u)
+    np.negative(g, out=g)
+    np.log(g, out=g)
+    return np.negative(g, out=g)
 
 
 def choice_utility(

@@ -100,10 +100,14 @@ def applicants(model, ids, business, week: int, new, referred, difficulty, job) 
     `business` is one business index or one per applicant; `job` holds the applicants'
     `true_hours`, `stated_hours` and `deadline`. Their fit signals are read and their
     random numbers drawn here, keyed by client id: screening noise for new applicants to a
-    business that screens, and the uniforms of upselling, conflict and reform.
+    business that screens, the uniforms of upselling, and whether a job ends in conflict
+    and whether the client would reform if a screen declined it.
     """
-    pop, streams = model.population, model.streams
+    pop, streams, cfg = model.population, model.streams, model.cfg
     screens = np.array([b.policy.screens for b in model.businesses])[business] & new
+    conflict = streams.uniform("service", week, ids) < mechanics.conflict_probability(
+        difficulty, cfg.market.service
+    )
     noise = np.zeros((len(ids), 4))
     noise[screens] = streams.normal("screening", week, ids[screens, None], np.arange(4))
     return Applicants(
@@ -113,8 +117,10 @@ def applicants(model, ids, business, week: int, new, referred, difficulty, job) 
             pop["unrealistic"][ids],
         ),
         job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise,
-        streams.uniform("upsell", week, ids), streams.uniform("service", week, ids),
-        streams.uniform("reform", week, ids),
+        streams.uniform("upsell", week, ids),
+        mechanics.work_hours(1.0, difficulty, conflict, cfg.market.service),
+        (difficulty > cfg.clients.reform.min_difficulty)
+        & (streams.uniform("reform", week, ids) < cfg.clients.reform.prob),
     )  # fmt: skip
 
 
