@@ -65,33 +65,27 @@ def standing(model, amount, since_week, week: int) -> np.ndarray:
     return np.where(since_week >= 0, amount * model.decay_powers[week - since_week], 0.0)
 
 
-def choose(model, ids, business, week: int, credit, warning, business_state) -> tuple:
-    """Phase 3: the business each client picks by logit among those it may choose.
+def choose(model, ids, row, business, week: int, align, credit, warning, business_state):
+    """Phase 3: the business each of the clients `ids` picks by logit; -1 if it has none.
 
-    The candidates are pairs: client `ids[i]` may choose business `business[i]`, with
-    standing `credit[i]` and `warning[i]`; pairs are sorted by client, then business.
-    `business_state` is `MarketModel.business_state()` at the start of the phase. Returns
-    (clients, picks): each client with a candidate once, and the business it picks.
+    The candidates are pairs: client `ids[row[i]]` may choose business `business[i]`, with
+    decider alignment `align[i]` and standing `credit[i]` and `warning[i]`.
+    `business_state` is `MarketModel.business_state()` at the start of the phase. Ties go
+    to the lowest business index (argmax).
     """
     pop, rep, queue = model.population, business_state[0], business_state[1]
-    u = model.streams.uniform("choice", week, ids, business)
+    pair_ids = ids.take(row)
+    u = model.streams.uniform("choice", week, pair_ids, business)
     utility = mechanics.choice_utility(
-        rep[business], pairs(model.decider_alignment, ids, business),
-        model.price_ratio[business], pop["payer_budget"][ids], credit, warning,
-        queue[business], mechanics.gumbel(u), model.cfg.clients.choice,
+        rep[business], align, model.price_ratio[business], pop["payer_budget"].take(pair_ids),
+        credit, warning, queue[business], mechanics.gumbel(u), model.cfg.clients.choice,
     )  # fmt: skip
-    best = first_max(ids, utility)
-    return ids[best], business[best]
-
-
-def first_max(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Index of the first largest value in each run of equal, sorted `groups` labels."""
-    if len(groups) == 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    sizes = np.diff(np.r_[starts, len(groups)])
-    top = np.flatnonzero(values == np.repeat(np.maximum.reduceat(values, starts), sizes))
-    return top[np.r_[True, groups[top[1:]] != groups[top[:-1]]]]
+    n_b = model.n_businesses
+    table = np.full(len(ids) * n_b, -np.inf)
+    table[row * n_b + business] = utility
+    has_candidate = np.zeros(len(ids), dtype=bool)
+    has_candidate[row] = True
+    return np.where(has_candidate, table.reshape(len(ids), n_b).argmax(axis=1), -1)
 
 
 def applicants(model, ids, business, week: int, new, referred, difficulty, job) -> Applicants:

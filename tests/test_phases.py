@@ -7,30 +7,38 @@ from sim import phases
 from sim.business import Applicants, Intake
 
 
-@pytest.mark.parametrize(
-    ("groups", "values", "expected"),
-    [
-        ([0, 0, 0], [1.0, 3.0, 2.0], [1]),
-        ([4, 4, 9, 9, 9], [5.0, 5.0, -1.0, 0.0, 0.0], [0, 3]),  # ties: the first
-        ([2], [-np.inf], [0]),
-        ([1, 2, 3], [0.5, 0.1, 0.2], [0, 1, 2]),
-        ([], [], []),
-    ],
-)
-def test_first_max_is_the_first_best_of_each_group(groups, values, expected):
-    got = phases.first_max(np.array(groups, dtype=np.int64), np.array(values, dtype=float))
-    np.testing.assert_array_equal(got, expected)
+@pytest.fixture(scope="module")
+def model():
+    from sim.cli import compose
+    from sim.engines.vectorized import VectorizedModel
+
+    return VectorizedModel(compose(["market.n_clients=50", "steps=4"]))
 
 
-def test_first_max_matches_argmax_of_each_row():
-    rng = np.random.default_rng(0)
-    table = rng.integers(0, 4, size=(300, 7)).astype(float)  # many ties
-    keep = rng.random((300, 7)) < 0.6
-    keep[:, 0] |= ~keep.any(axis=1)
-    row, col = np.nonzero(keep)
-    best = phases.first_max(row, table[row, col])
-    expected = np.where(keep, table, -np.inf).argmax(axis=1)
-    np.testing.assert_array_equal(col[best], expected)
+def _choose(model, ids, row, business, credit=None):
+    n = len(row)
+    credit = np.zeros(n) if credit is None else np.asarray(credit, dtype=float)
+    return phases.choose(
+        model, np.array(ids), np.array(row, dtype=np.int64), np.array(business), 3,
+        np.full(n, 0.5), credit, np.zeros(n), model.business_state(),
+    )  # fmt: skip
+
+
+def test_a_client_with_one_candidate_picks_it_and_one_with_none_picks_nothing(model):
+    picks = _choose(model, [7, 8, 9], [0, 2], [3, 11])
+    np.testing.assert_array_equal(picks, [3, -1, 11])
+
+
+def test_a_strong_referral_decides_the_choice(model):
+    row, business = [0, 0, 0, 1, 1, 1], [0, 2, 5, 0, 2, 5]
+    picks = _choose(model, [20, 21], row, business, credit=[0, 100, 0, 0, 0, 100])
+    np.testing.assert_array_equal(picks, [2, 5])
+
+
+def test_a_clients_pick_does_not_depend_on_who_else_chooses(model):
+    alone = _choose(model, [30], [0, 0, 0], [1, 4, 9])
+    together = _choose(model, [12, 30], [0, 0, 1, 1, 1], [1, 2, 1, 4, 9])
+    assert alone[0] == together[1]
 
 
 def test_pairs_reads_the_same_cells_as_fancy_indexing():

@@ -90,8 +90,9 @@ class Client(mesa.Agent):
         business = np.flatnonzero(eligible & business_state[2])
         if len(business) == 0:
             return
-        _, pick = phases.choose(
-            self.model, np.full(len(business), self.index), business, week,
+        pick = phases.choose(
+            self.model, self.ids, np.zeros(len(business), dtype=np.int64), business, week,
+            self.model.decider_alignment[self.index, business],
             self.standing(week, "credit")[business], self.standing(week, "warning")[business],
             business_state,
         )  # fmt: skip

@@ -69,10 +69,15 @@ class VectorizedModel(MarketModel):
         s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
         self.tally["new_needs"] += len(ids)
 
-    def _standing(self, kind: str, flat: np.ndarray, week: int) -> np.ndarray:
-        """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed."""
-        since = self.p[f"{kind}_week"].reshape(-1).take(flat)
-        heard = np.flatnonzero(since >= 0)  # most pairs never heard a story: 0, no read
+    def _standing(self, kind: str, flat: np.ndarray, week: int, since=None) -> np.ndarray:
+        """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed.
+
+        `since`: the weeks they were set, if already read. Most pairs never heard a story:
+        their standing is 0 and their value is not read.
+        """
+        if since is None:
+            since = self.p[f"{kind}_week"].reshape(-1).take(flat)
+        heard = np.flatnonzero(since >= 0)
         value = np.zeros(len(flat))
         value[heard] = phases.standing(
             self, self.p[kind].reshape(-1).take(flat.take(heard)), since.take(heard), week
@@ -86,7 +91,7 @@ class VectorizedModel(MarketModel):
         are looked at (`look_from`): early on most clients know no business at all, and
         later many know only businesses that refused them.
         """
-        s, p = self.s, self.p
+        s, p, n_b = self.s, self.p, self.n_businesses
         waiting = s["has_job"] & (s["job_provider"] < 0)
         s["applied_to"][:] = np.where(waiting, s["provider"], -1)
         ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["look_from"] <= week))
@@ -97,14 +102,21 @@ class VectorizedModel(MarketModel):
         eligible = open_from <= week
         stuck = ~eligible.any(axis=1)
         s["look_from"][ids[stuck]] = open_from[stuck].min(axis=1)
-        row, business = np.nonzero(eligible)
-        pair_ids = ids[row]
-        flat = pair_ids * self.n_businesses + business
-        chooser, pick = phases.choose(
-            self, pair_ids, business, week, self._standing("credit", flat, week),
-            self._standing("warning", flat, week), state,
+        # pairs the clients may choose, by position in their gathered rows (row-major);
+        # reading the clients' rows, then the pairs in them, beats reading pairs directly
+        local = np.flatnonzero(eligible)  # (2-D np.nonzero is several times slower)
+        row = local // n_b
+        business = local - row * n_b
+        flat = ids.take(row) * n_b + business
+
+        def in_rows(matrix: np.ndarray) -> np.ndarray:
+            return matrix.take(ids, 0).reshape(-1).take(local)
+
+        s["applied_to"][ids] = phases.choose(
+            self, ids, row, business, week, in_rows(self.decider_alignment),
+            self._standing("credit", flat, week, in_rows(p["credit_week"])),
+            self._standing("warning", flat, week, in_rows(p["warning_week"])), state,
         )  # fmt: skip
-        s["applied_to"][chooser] = pick
 
     def screen_and_quote(self, week: int) -> None:
         """Phases 4-5: each business takes its applicants (sorted by id).
