@@ -179,11 +179,13 @@ def book_outcomes(model, provider, out: Outcome) -> None:
         "revenue": total(out.paid), "unpaid": total(out.unpaid), "completed": total(),
         "satisfaction_sum": total(out.satisfaction), "retained": total(out.retained),
     }  # fmt: skip
-    stars = total(np.where(reviewed, out.rating, 0)), np.bincount(provider[reviewed], minlength=n_b)
+    stars = total(np.where(reviewed, out.rating, 0)).tolist()
+    count = np.bincount(provider[reviewed], minlength=n_b).tolist()
+    sums = {name: values.tolist() for name, values in sums.items()}  # Python numbers
     for b, business in enumerate(model.businesses):
         for name, values in sums.items():
-            setattr(business, name, getattr(business, name) + values[b].item())
-        business.record_reviews(int(stars[1][b]), float(stars[0][b]))
+            setattr(business, name, getattr(business, name) + values[b])
+        business.record_reviews(count[b], stars[b])
     tally["completed"] += len(provider)
     tally["reviews"] += int(reviewed.sum())
     for star in range(1, 6):

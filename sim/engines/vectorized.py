@@ -225,11 +225,11 @@ class VectorizedModel(MarketModel):
             known[flat] = np.minimum(known[flat], week)
             self._add_standing(kind, flat, amount, week)
             counts = np.bincount(about[owner[pick]], minlength=n_b)
-            for business, count in zip(self.businesses, counts, strict=True):
+            for business, count in zip(self.businesses, counts.tolist(), strict=True):
                 if sign > 0:
-                    business.referrals_made += int(count)
+                    business.referrals_made += count
                 else:
-                    business.warnings_made += int(count)
+                    business.warnings_made += count
             self.tally["wom_positive" if sign > 0 else "wom_negative"] += int(pick.sum())
             if sign > 0:
                 referrer = self.p["referrer"].reshape(-1)
