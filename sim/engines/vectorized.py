@@ -166,10 +166,13 @@ class VectorizedModel(MarketModel):
         """Phase 6: each business works its backlog first come, first served (ties by id)."""
         s = self.s
         ids = np.flatnonzero(s["job_provider"] >= 0)  # ascending: ties stay in id order
-        key = s["job_provider"][ids].astype(np.int64) << 32 | s["job_accept_week"][ids]
+        span = week + 1  # accept weeks lie in [0, week]
+        key = s["job_provider"][ids].astype(np.int64) * span + s["job_accept_week"][ids]
+        if span * self.n_businesses <= np.iinfo(np.uint16).max:
+            key = key.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
         order = np.argsort(key, kind="stable")
         ids = ids[order]
-        bounds = np.searchsorted(key[order] >> 32, np.arange(self.n_businesses + 1))
+        bounds = np.searchsorted(key[order], np.arange(self.n_businesses + 1) * span)
         remaining = s["job_remaining"][ids]
         hard = s["difficulty"][ids] > self.cfg.market.service.difficult_above
         worked = np.empty_like(remaining)
