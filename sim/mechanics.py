@@ -97,10 +97,14 @@ def conflict_probability(difficulty, service: Any):
     return service.conflict_prob * np.asarray(difficulty) ** 2
 
 
+def work_per_billed_hour(difficulty, conflict, service: Any):
+    """Hours of work per billed hour: 1 + k d, plus the conflict share if a conflict."""
+    return 1.0 + (service.difficulty_hours * difficulty + service.conflict_hours * conflict)
+
+
 def work_hours(billed_hours, difficulty, conflict, service: Any):
     """Hours a job takes: billed x (1 + k d), plus conflict hours. Only `billed` is paid."""
-    extra = service.difficulty_hours * difficulty + service.conflict_hours * conflict
-    return billed_hours * (1.0 + extra)
+    return billed_hours * work_per_billed_hour(difficulty, conflict, service)
 
 
 def allocate_capacity(remaining_hours, capacity_hours):

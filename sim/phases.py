@@ -112,7 +112,7 @@ def applicants(model, ids, business, week: int, new, referred, difficulty, job) 
         ),
         job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise,
         streams.uniform("upsell", week, ids),
-        mechanics.work_hours(1.0, difficulty, conflict, cfg.market.service),
+        mechanics.work_per_billed_hour(difficulty, conflict, cfg.market.service),
         (difficulty > cfg.clients.reform.min_difficulty)
         & (streams.uniform("reform", week, ids) < cfg.clients.reform.prob),
     )  # fmt: skip
