@@ -105,6 +105,11 @@ def _app(cfg: DictConfig) -> None:
     except ConfigError as error:
         print(f"clientsim: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    if cfg.experiment is not None:
+        from sim.sweep import run_job
+
+        run_job(cfg)
+        return
     out_dir = cfg.output_dir or HydraConfig.get().runtime.output_dir
     summary = run(cfg, out_dir, progress=cfg.progress)
     print(f"clientsim: {cfg.engine} engine, seed {cfg.seed}, {cfg.steps} weeks, "

@@ -222,6 +222,41 @@ class PolicyConfig:
 
 
 @dataclass
+class Compare:
+    """What an experiment compares: two policies (`axis: policy`) or two values of a swept key.
+
+    With `axis` a swept key, `a` and `b` are two of its values and `policy` names the policy
+    whose outcomes are compared; pairs are matched on the seed (common random numbers).
+    """
+
+    axis: str = "policy"
+    a: Any = "fit_filter"
+    b: Any = "serve_all"
+    policy: str | None = None
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment (`experiments/NAME.yaml`, Hydra group `experiment`), run as a sweep.
+
+    Each job of the sweep runs one design point for the seeds `seed + i`, i in
+    [0, `seeds`), or for chunk `chunk` of `chunk_size` of them (see `sim.sweep`).
+    """
+
+    name: str = MISSING
+    hypothesis: str = MISSING
+    question: str = MISSING
+    seeds: int = 10
+    chunk_size: int = 10
+    chunk: int | None = None  # set by `clientsim-experiment run`; None: every seed in one job
+    total_runs: int = 0  # set by `clientsim-experiment run` for the progress lines; 0: unknown
+    x: str | None = None  # the swept key on the figure's x axis
+    group: str | None = None  # a second swept key, drawn as separate lines
+    compare: Compare = field(default_factory=Compare)
+    metrics: list[str] = field(default_factory=lambda: ["profit_week_13", "profit_horizon"])
+
+
+@dataclass
 class Config:
     """The whole run: `clientsim` composes it from `configs/config.yaml`."""
 
@@ -233,10 +268,26 @@ class Config:
     clients: ClientsConfig = field(default_factory=ClientsConfig)
     market: MarketConfig = field(default_factory=MarketConfig)
     policies: dict[str, PolicyConfig] = MISSING
+    experiment: ExperimentConfig | None = None
+
+
+def _register_resolvers() -> None:
+    """Resolvers the experiments use to keep a total fixed while one part is swept."""
+    resolvers = {
+        # ${minus:10,${market.policy_mix.fit_filter}}: the rest of ten businesses
+        "minus": lambda a, b: a - b,
+        # ${rescale:0.40,${clients.segments.difficult.share},0.10}: a share scaled so that all
+        # shares still sum to 1 when another segment's default share 0.10 becomes x
+        "rescale": lambda share, x, x_default: share * (1 - x) / (1 - x_default),
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 def register_configs() -> None:
     """Store the schemas as `base_*` in Hydra's ConfigStore (the YAML files extend them)."""
+    _register_resolvers()
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(group="clients", name="base_clients", node=ClientsConfig)

@@ -1,0 +1,452 @@
+"""Sweeps that scale: chunked jobs, one tidy table, failure records and resume.
+
+An experiment (`experiments/NAME.yaml`) is a Hydra multirun: each job is one design point
+(the swept values) and a chunk of seeds, run one after another in the job's process, so a
+sweep of thousands of runs is tens of jobs per core, whatever the launcher (basic, joblib,
+submitit). Results are stored by design point, not by job::
+
+    DIR/points/<hash>/point.json         the point's overrides, swept values, config
+    DIR/points/<hash>/seed-0003/         one run: run.parquet (a row per policy),
+                                         steps.parquet (policy means per week)
+    DIR/points/<hash>/seed-0003.failed.json   a run that raised: the error and traceback
+    DIR/jobs/<num>.json                  what job <num> of this sweep ran
+
+`<hash>` is the hash of the point's resolved config (seed and chunk left out), so a rerun
+of the same command into the same DIR skips every run that is complete and runs only the
+missing or failed ones. A run's directory is written under a temporary name and renamed
+into place, so a killed sweep loses at most the runs in flight. When the sweep ends, the
+`Collect` callback joins the runs into `DIR/runs.parquet`, `DIR/steps.parquet` and
+`DIR/manifest.json`, and exits non-zero with one line when any run failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from sim import mechanics
+from sim.record import write_json, write_parquet
+from sim.summary import SHORT_RUN_WEEK, cumulative_profit, summarize
+
+SWEEP_FILE = ".sweep.json"
+#: Keys that say how a point is run, not what it is: left out of its hash and its columns.
+NOT_THE_POINT = (
+    "seed", "progress", "output_dir", "experiment.seeds", "experiment.chunk_size",
+    "experiment.chunk", "experiment.total_runs",
+)  # fmt: skip
+#: runs.parquet: the fixed columns before the swept parameters, and the metrics after them.
+RUN_KEYS = ("experiment", "point", "point_hash", "job", "seed", "policy", "status", "error")
+METRICS = (
+    "businesses", "profit_week_13", "profit_horizon", "revenue_week_13", "revenue_horizon",
+    "reputation", "retention", "acceptance", "referral_share", "survival", "satisfaction",
+    "crossover_vs_serve_all", "weeks",
+)  # fmt: skip
+METRIC_DTYPES = {"businesses": "Int64", "crossover_vs_serve_all": "Int64", "weeks": "Int64"}
+#: steps.parquet (of a sweep): per week and policy, means per business unless said otherwise.
+STEP_METRICS = (
+    "profit", "cum_profit", "revenue", "cum_revenue", "reputation", "satisfaction", "active",
+    "acquisitions", "referral_acquisitions",
+)  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def point_config(cfg: DictConfig) -> dict:
+    """The resolved config of a design point: what its runs share (no seed, no chunk)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    for key in NOT_THE_POINT:
+        *parents, leaf = key.split(".")
+        node = resolved
+        for parent in parents:
+            node = node.get(parent) or {}
+        node.pop(leaf, None)
+    return resolved
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of the point's resolved config and the clientsim version."""
+    from sim.run import package_version
+
+    text = json.dumps([point_config(cfg), package_version()], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def seeds(cfg: DictConfig) -> list[int]:
+    """The seeds a job runs: `seed + i` for its chunk of i in [0, experiment.seeds)."""
+    exp = cfg.experiment
+    every = [cfg.seed + i for i in range(exp.seeds)]
+    if exp.chunk is None:
+        return every
+    return every[exp.chunk * exp.chunk_size : (exp.chunk + 1) * exp.chunk_size]
+
+
+def n_chunks(cfg: DictConfig) -> int:
+    """How many chunks of `chunk_size` seeds make `experiment.seeds`."""
+    return -(-cfg.experiment.seeds // cfg.experiment.chunk_size)
+
+
+# --- one run's rows -------------------------------------------------------------------
+
+
+def _weighted(values: pd.Series, weights: pd.Series) -> float:
+    total = weights.sum()
+    return float((values.fillna(0) * weights).sum() / total) if total else float("nan")
+
+
+def run_rows(steps: pd.DataFrame) -> pd.DataFrame:
+    """One row per policy of one run: the summary's metrics and a few more (see METRICS)."""
+    summary = summarize(steps)
+    revenue = steps.groupby(["step", "policy"], observed=True)["revenue"].mean()
+    revenue = revenue.unstack("policy").cumsum()
+    cum = cumulative_profit(steps)
+    rows = []
+    for policy, group in steps.groupby("policy", observed=True):
+        row = {"policy": str(policy), **summary["policies"][policy]}
+        early = revenue[policy].iloc[SHORT_RUN_WEEK - 1] if len(revenue) >= SHORT_RUN_WEEK else None
+        row["revenue_week_13"] = early
+        row["revenue_horizon"] = float(revenue[policy].iloc[-1])
+        row["satisfaction"] = _weighted(group["satisfaction"], group["completed"])
+        row["crossover_vs_serve_all"] = (
+            mechanics.crossover_week(cum[policy].to_numpy(), cum["serve_all"].to_numpy())
+            if "serve_all" in cum and policy != "serve_all"
+            else None
+        )
+        row["weeks"] = summary["weeks"]
+        rows.append(row)
+    return _typed(pd.DataFrame(rows, columns=["policy", *METRICS]))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    dtypes = {m: METRIC_DTYPES.get(m, "float64") for m in METRICS}
+    return frame.astype({"policy": "string", **dtypes})
+
+
+def step_means(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per week and policy: mean per business (sums for counts, active businesses)."""
+    frame = steps.assign(policy=steps["policy"].astype(str))
+    grouped = frame.groupby(["policy", "step"], sort=True)
+    active_rep = frame["reputation"].where(frame["active"].astype(bool))
+    out = grouped[["profit", "revenue"]].mean()
+    out["reputation"] = active_rep.groupby([frame["policy"], frame["step"]]).mean()
+    out["satisfaction"] = grouped.apply(
+        lambda g: _weighted(g["satisfaction"], g["completed"]), include_groups=False
+    )
+    out[["active", "acquisitions", "referral_acquisitions"]] = grouped[
+        ["active", "acquisitions", "referral_acquisitions"]
+    ].sum()
+    out["cum_profit"] = out.groupby(level="policy")["profit"].cumsum()
+    out["cum_revenue"] = out.groupby(level="policy")["revenue"].cumsum()
+    out = out.reset_index()
+    counts = {"step": "int64", "active": "int64", "acquisitions": "int64"}
+    counts["referral_acquisitions"] = "int64"
+    return out[["policy", "step", *STEP_METRICS]].astype({"policy": "string", **counts})
+
+
+# --- a job ------------------------------------------------------------------------------
+
+
+def _overrides(hc) -> list[str]:
+    return [o for o in hc.overrides.task if not o.lstrip("+~").startswith("hydra")]
+
+
+def swept_values(cfg: DictConfig, hc) -> dict[str, Any]:
+    """The values of this job's overrides that define the point (group choices by name)."""
+    values = {}
+    for override in OverridesParser.create().parse_overrides(_overrides(hc)):
+        key = override.get_key_element().lstrip("+~")
+        if key in NOT_THE_POINT or key == "experiment" or override.is_delete():
+            continue
+        if key in hc.runtime.choices:  # a config group: its option's name
+            values[key] = hc.runtime.choices[key]
+        else:
+            values[key] = OmegaConf.select(cfg, key, default=None)
+    return {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v
+            for k, v in values.items()}  # fmt: skip
+
+
+def _seed_dir(point_dir: Path, seed: int) -> Path:
+    return point_dir / f"seed-{seed:04d}"
+
+
+def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> None:
+    """Run one seed of a point and store it (atomically, as a renamed directory)."""
+    from sim.run import simulate
+
+    run_cfg = cfg.copy()
+    run_cfg.seed = seed
+    _, recorder = simulate(run_cfg)
+    steps = recorder.steps_frame()
+    final = _seed_dir(point_dir, seed)
+    for stale in point_dir.glob(f".{final.name}.*.tmp"):  # left by a killed job
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = point_dir / f".{final.name}.{os.getpid()}.tmp"
+    try:
+        write_parquet(tmp / "run.parquet", run_rows(steps))
+        write_parquet(tmp / "steps.parquet", step_means(steps))
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+class Progress:
+    """Lines of runs done / total and time left, written to stdout (a log can hold them)."""
+
+    def __init__(self, sweep_dir: Path, sweep: dict, total: int) -> None:
+        self.dir = sweep_dir / ".progress"
+        self.sweep, self.total = sweep, total
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def done(self, point_hash: str, seed: int, status: str) -> None:
+        """Mark one run done and print where the sweep stands."""
+        (self.dir / f"{self.sweep['id']}.{point_hash}.{seed}.{status}").touch()
+        marks = list(self.dir.glob(f"{self.sweep['id']}.*"))
+        failed = sum(m.suffix == ".failed" for m in marks)
+        elapsed = time.time() - self.sweep["t0"]
+        line = f"clientsim-experiment: {len(marks)}"
+        if self.total:
+            left = elapsed / len(marks) * max(self.total - len(marks), 0)
+            line += f"/{self.total} runs done, {_clock(elapsed)} elapsed, about {_clock(left)} left"
+        else:
+            line += f" runs done, {_clock(elapsed)} elapsed"
+        print(line + (f" ({failed} failed)" if failed else ""), flush=True)
+
+
+def run_job(cfg: DictConfig) -> dict:
+    """One sweep job: a design point and a chunk of seeds; never raises for a failed run."""
+    hc = HydraConfig.get()
+    sweep_dir = Path(hc.sweep.dir)
+    sweep = read_sweep(sweep_dir)
+    point_hash = config_hash(cfg)
+    point_dir = sweep_dir / "points" / point_hash
+    if not (point_dir / "point.json").exists():
+        point = {"hash": point_hash, "overrides": _overrides(hc)}
+        point |= {"values": swept_values(cfg, hc), "config": point_config(cfg)}
+        write_json(point_dir / "point.json", point)
+    progress = Progress(sweep_dir, sweep, cfg.experiment.total_runs)
+    record = {"sweep": sweep["id"], "job": hc.job.num, "point_hash": point_hash, "runs": {}}
+    for seed in seeds(cfg):
+        failure = point_dir / f"{_seed_dir(point_dir, seed).name}.failed.json"
+        if _seed_dir(point_dir, seed).is_dir():
+            status = "skipped"  # complete from an earlier sweep into this directory
+        else:
+            try:
+                run_seed(cfg, seed, point_dir)
+                failure.unlink(missing_ok=True)
+                status = "ok"
+            except Exception as error:  # recorded, and the other runs go on
+                write_json(failure, {"seed": seed, "error": f"{type(error).__name__}: {error}",
+                                     "traceback": traceback.format_exc()})  # fmt: skip
+                status = "failed"
+        record["runs"][str(seed)] = status
+        progress.done(point_hash, seed, status)
+    write_json(sweep_dir / "jobs" / f"{hc.job.num}.json", record)
+    return record
+
+
+# --- the sweep's start and end ----------------------------------------------------------
+
+
+def read_sweep(sweep_dir: Path) -> dict:
+    """The current sweep's identity (written when the sweep starts)."""
+    path = sweep_dir / SWEEP_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"id": "unknown", "t0": time.time(), "started": _now(), "command": ""}
+
+
+def start_sweep(sweep_dir: Path) -> dict:
+    """Give the sweep starting in `sweep_dir` a fresh identity; forget the last one's jobs."""
+    sweep = {"id": uuid.uuid4().hex[:12], "t0": time.time(), "started": _now()}
+    sweep["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    shutil.rmtree(sweep_dir / "jobs", ignore_errors=True)
+    shutil.rmtree(sweep_dir / ".progress", ignore_errors=True)
+    for stale in ("runs.parquet", "steps.parquet", "manifest.json"):
+        (sweep_dir / stale).unlink(missing_ok=True)  # never a table that looks complete
+    write_json(sweep_dir / SWEEP_FILE, sweep)
+    return sweep
+
+
+def _point_runs(point_dir: Path, seed_status: dict[str, str]) -> tuple[list, list, list]:
+    runs, steps, failures = [], [], []
+    for seed_text in sorted(seed_status, key=int):
+        seed = int(seed_text)
+        done = _seed_dir(point_dir, seed)
+        if done.is_dir():
+            runs.append(pd.read_parquet(done / "run.parquet").assign(seed=seed, status="ok"))
+            steps.append(pd.read_parquet(done / "steps.parquet").assign(seed=seed))
+        else:
+            failed = point_dir / f"{done.name}.failed.json"
+            error = json.loads(failed.read_text())["error"] if failed.exists() else "missing"
+            failures.append((seed, error, failed))
+    return runs, steps, failures
+
+
+def collect(sweep_dir: Path) -> dict:
+    """Join the runs of the current sweep into runs.parquet, steps.parquet, manifest.json."""
+    sweep = read_sweep(sweep_dir)
+    records = [json.loads(p.read_text()) for p in sorted((sweep_dir / "jobs").glob("*.json"))]
+    records = [r for r in records if r["sweep"] == sweep["id"]]
+    hashes = list(dict.fromkeys(r["point_hash"] for r in records))
+    points = [json.loads((sweep_dir / "points" / h / "point.json").read_text()) for h in hashes]
+    params = swept_keys([p["values"] for p in points])
+    exp = points[0]["config"]["experiment"] if points else {}
+    all_runs, all_steps, errors = [], [], []
+    for record in records:
+        index = hashes.index(record["point_hash"])
+        values = {k: points[index]["values"].get(k) for k in params}
+        runs, steps, failures = _point_runs(sweep_dir / "points" / hashes[index], record["runs"])
+        keys = {"point": index, "point_hash": hashes[index], "job": record["job"], **values}
+        all_runs += [r.assign(**keys, error=None) for r in runs]
+        all_steps += [s.assign(point=index, **values) for s in steps]
+        mix = points[index]["config"]["market"]["policy_mix"]
+        for seed, error, path in failures:
+            rows = pd.DataFrame({"policy": [p for p, n in mix.items() if n > 0]})
+            all_runs.append(rows.assign(seed=seed, status="failed", error=error, **keys))
+            errors.append(str(path))
+    runs = tidy_runs(all_runs, exp.get("name", ""), params)
+    steps = tidy_steps(all_steps, params)
+    write_parquet(sweep_dir / "steps.parquet", steps)
+    write_parquet(sweep_dir / "runs.parquet", runs)
+    exp = {**exp, "seeds": len({seed for r in records for seed in r["runs"]})}
+    manifest = make_manifest(sweep, exp, params, points, len(errors))
+    write_json(sweep_dir / "manifest.json", manifest)
+    return {"runs": runs, "failed": len(errors), "errors": errors, "manifest": manifest}
+
+
+def swept_keys(values: list[dict]) -> list[str]:
+    """The keys whose values differ between points (a single point: every key it sets)."""
+    keys = list(dict.fromkeys(k for v in values for k in v))
+    if len(values) <= 1:
+        return keys
+    return [k for k in keys if len({json.dumps(v.get(k), default=str) for v in values}) > 1]
+
+
+def tidy_runs(frames: list[pd.DataFrame], experiment: str, params: list[str]) -> pd.DataFrame:
+    """runs.parquet: RUN_KEYS, the swept parameters, then METRICS, with stable dtypes."""
+    columns = [*RUN_KEYS, *params, *METRICS]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    frame = frame.assign(experiment=experiment).reindex(columns=columns)
+    frame = frame.sort_values(["point", "seed", "policy"], kind="stable", ignore_index=True)
+    keys = {"point": "int64", "job": "int64", "seed": "int64"}
+    strings = {k: "string" for k in ("experiment", "point_hash", "policy", "status", "error")}
+    return _typed_params(_typed(frame.astype(keys | strings)), params)
+
+
+def tidy_steps(frames: list[pd.DataFrame], params: list[str]) -> pd.DataFrame:
+    """steps.parquet of a sweep: point, seed, policy, step, STEP_METRICS, swept parameters."""
+    columns = ["point", "seed", "policy", "step", *STEP_METRICS, *params]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    frame = frame.reindex(columns=columns).astype({"point": "int64", "seed": "int64"})
+    frame = frame.sort_values(["point", "seed", "policy", "step"], ignore_index=True)
+    return _typed_params(frame, params)
+
+
+def _typed_params(frame: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    for key in params:
+        column = frame[key].dropna()
+        if column.map(type).eq(bool).all() and len(column):
+            frame[key] = frame[key].astype("boolean")
+        elif column.map(lambda v: isinstance(v, int) and not isinstance(v, bool)).all():
+            frame[key] = frame[key].astype("Int64")
+        elif column.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool)).all():
+            frame[key] = frame[key].astype("float64")
+        else:  # group choices are names; anything else is stored as its JSON text
+            frame[key] = frame[key].map(_as_text).astype("string")
+    return frame
+
+
+def _as_text(value: Any) -> str | None:
+    return value if isinstance(value, str) or value is None else json.dumps(value, sort_keys=True)
+
+
+def make_manifest(sweep: dict, exp: dict, params: list, points: list, failed: int) -> dict:
+    """manifest.json: what ran, with which code and packages, and when."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from sim.run import package_version
+
+    packages = {}
+    for name in ("numpy", "pandas", "pyarrow", "mesa", "hydra-core", "networkx", "scipy"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    compare = dict(exp.get("compare") or {})
+    compare["on"] = compare.pop("axis", "policy")
+    return {
+        "experiment": {**exp, "compare": compare},
+        "params": params,
+        "points": [
+            {"point": i, "hash": p["hash"], "overrides": p["overrides"], "values": p["values"]}
+            for i, p in enumerate(points)
+        ],
+        "command": sweep.get("command", ""),
+        "clientsim_version": package_version(),
+        "git_commit": _git_commit(),
+        "packages": packages,
+        "python": sys.version.split()[0],
+        "started": sweep.get("started"),
+        "ended": _now(),
+        "failed": failed,
+    }
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+class Collect(Callback):
+    """Hydra callback of every experiment: identifies the sweep, then joins its results."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Write the sweep's identity before the first job."""
+        if config.get("experiment") is None:
+            return  # a plain `clientsim -m` sweep: every job writes a whole run of its own
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        start_sweep(sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Write runs.parquet, steps.parquet and manifest.json; exit 1 if any run failed."""
+        if config.get("experiment") is None:
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        result = collect(sweep_dir)
+        n = result["runs"][["point", "seed"]].drop_duplicates().shape[0]
+        print(f"clientsim-experiment: {n} runs of {len(result['manifest']['points'])} design "
+              f"points -> {sweep_dir}/runs.parquet")  # fmt: skip
+        if result["failed"]:
+            print(f"clientsim-experiment: {result['failed']} of {n} runs failed; errors in "
+                  f"{sweep_dir}/points/*/seed-*.failed.json; rerun the same command with "
+                  f"--dir {sweep_dir} to run only those", file=sys.stderr)  # fmt: skip
+            raise SystemExit(1)
