@@ -121,6 +121,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `clientsim` command."""
     argv = sys.argv[1:] if argv is None else argv
     register_configs()
+    experiment = [a for a in argv if a.lstrip("+").startswith("experiment=")]
+    if experiment and not {"-m", "--multirun"} & set(argv):
+        name = experiment[-1].partition("=")[2]
+        print(f"clientsim: {experiment[-1]}: an experiment is a sweep; add -m, or use "
+              f"clientsim-experiment run {name}", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
     preflight(argv)
     out = [a.partition("=")[2] for a in argv if a.startswith("output_dir=")]
     if (

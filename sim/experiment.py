@@ -22,6 +22,7 @@ from pathlib import Path
 import hydra
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from sim.cli import CONFIG_DIR
 from sim.config import ConfigError, register_configs, validate
@@ -29,7 +30,8 @@ from sim.sweep import METRICS, n_chunks
 
 EXPERIMENTS_DIR = CONFIG_DIR / "experiment"
 LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
-#: --smoke: a small market over half a year, two seeds, so every experiment runs in seconds.
+#: --smoke: a small market over half a year, two seeds, the first and last value of every
+#: swept axis, so that every experiment runs in seconds.
 SMOKE = ("steps=26", "market.n_clients=300", "experiment.seeds=2", "experiment.chunk_size=2")
 
 
@@ -67,6 +69,16 @@ def design(name: str, overrides: list[str] = ()) -> tuple[object, list[str], lis
     return cfg, fixed, [list(point) for point in product(*axes)]
 
 
+def smoke_axes(name: str) -> list[str]:
+    """Sweep overrides that keep the first and last value of every axis (for --smoke)."""
+    cfg = compose_with_hydra([f"+experiment={name}"])
+    axes = []
+    for key, text in cfg.hydra.sweeper.params.items():
+        values = _values(str(text))
+        axes.append(f"{key}={','.join(dict.fromkeys([values[0], values[-1]]))}")
+    return axes
+
+
 def _values(text: str) -> list[str]:
     parsed = OverridesParser.create().parse_override(f"x={text}")
     if parsed.is_sweep_override():
@@ -79,8 +91,17 @@ def check_design(name: str, overrides: list[str]) -> tuple[object, list[list[str
     if name not in names():
         raise ConfigError("experiment", name, f"allowed: {', '.join(names())}")
     cfg, fixed, points = design(name, overrides)
+    base = compose_with_hydra([f"+experiment={name}", *fixed])
+    parser = OverridesParser.create()
     for point in points:
-        validate(compose_with_hydra([f"+experiment={name}", *fixed, *point]))
+        parsed = parser.parse_overrides(point)
+        if any("/" in o.get_key_element() for o in parsed):  # a group choice: compose it
+            validate(compose_with_hydra([f"+experiment={name}", *fixed, *point]))
+            continue
+        candidate = base.copy()  # a plain value: cheaper to set on the composed config
+        for override in parsed:
+            OmegaConf.update(candidate, override.get_key_element(), override.value())
+        validate(candidate)
     exp = cfg.experiment
     if exp.seeds < 1 or exp.chunk_size < 1:
         raise ConfigError("experiment.seeds", exp.seeds, "seeds and chunk_size must be >= 1")
@@ -112,7 +133,8 @@ def run(args: argparse.Namespace) -> None:
     """Run (or resume) an experiment's sweep; exit non-zero if any run failed."""
     from sim.cli import main as clientsim
 
-    overrides = [*(SMOKE if args.smoke else ()), *args.overrides]
+    smoke = [*SMOKE, *smoke_axes(args.name)] if args.smoke and args.name in names() else []
+    overrides = [*smoke, *args.overrides]
     try:
         cfg, points = check_design(args.name, overrides)
     except ConfigError as error:

@@ -1,0 +1,216 @@
+"""Tests of experiments and sweeps (sim.sweep, sim.experiment): every experiment in smoke mode,
+the launchers that run locally, failure records and resume, the tidy tables' dtypes.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.experiment import main as experiment_main
+from sim.experiment import names
+from sim.sweep import METRICS, RUN_KEYS, STEP_METRICS
+
+EXPERIMENTS = names()
+PRESETS = {"serve_all", "fit_filter", "picky", "hard_sell"}
+
+
+def run_experiment(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`clientsim-experiment args` in a subprocess, as a user would run it."""
+    command = [sys.executable, "-c", "from sim.experiment import main; main()", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def smoke(name: str, sweep_dir: Path, *extra: str) -> None:
+    """An experiment's smoke run in this process, with Hydra's basic launcher."""
+    experiment_main(
+        ["run", name, "--smoke", "--launcher", "basic", "--dir", str(sweep_dir), *extra]
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_dirs(tmp_path_factory) -> dict[str, Path]:
+    dirs = {}
+    for name in EXPERIMENTS:
+        dirs[name] = tmp_path_factory.mktemp(name) / "sweep"
+        smoke(name, dirs[name])
+    return dirs
+
+
+def test_the_experiments_cover_every_hypothesis():
+    hypotheses = set()
+    for name in EXPERIMENTS:
+        text = (Path("experiments") / f"{name}.yaml").read_text()
+        hypotheses |= {line.split(":")[1].strip() for line in text.splitlines()
+                       if line.strip().startswith("hypothesis:")}  # fmt: skip
+    assert hypotheses == {f"H{i}" for i in range(1, 12)}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_runs_end_to_end_in_smoke_mode(smoke_dirs, name):
+    sweep_dir = smoke_dirs[name]
+    runs = pd.read_parquet(sweep_dir / "runs.parquet")
+    manifest = json.loads((sweep_dir / "manifest.json").read_text())
+    assert manifest["experiment"]["name"] == name and manifest["failed"] == 0
+    assert list(runs.columns[: len(RUN_KEYS)]) == list(RUN_KEYS)
+    assert list(runs.columns[-len(METRICS) :]) == list(METRICS)
+    assert runs.columns[len(RUN_KEYS) : -len(METRICS)].tolist() == manifest["params"]
+    assert (runs["status"] == "ok").all() and runs["error"].isna().all()
+    points = len(manifest["points"])
+    assert runs[["point", "seed"]].drop_duplicates().shape[0] == points * 2  # smoke: 2 seeds
+    assert set(runs["policy"]) <= PRESETS and {"serve_all"} <= set(runs["policy"])
+    assert runs["profit_horizon"].notna().all()
+    steps = pd.read_parquet(sweep_dir / "steps.parquet")
+    assert len(steps) == len(runs) * 26  # one row per week of every (point, seed, policy)
+    assert list(steps.columns[4 : 4 + len(STEP_METRICS)]) == list(STEP_METRICS)
+
+
+def test_a_swept_axis_becomes_a_column_with_its_values(smoke_dirs):
+    runs = pd.read_parquet(smoke_dirs["threshold"] / "runs.parquet")
+    assert runs["policies.fit_filter.threshold"].dtype == "float64"
+    assert runs["policies.fit_filter.prepayment"].dtype == "boolean"
+    assert sorted(runs["policies.fit_filter.threshold"].unique()) == [0.3, 0.9]  # first, last
+    mix = pd.read_parquet(smoke_dirs["mix"] / "runs.parquet")
+    counts = mix.groupby(["market.policy_mix.fit_filter", "policy"])["businesses"].first()
+    assert counts.unstack().sum(axis=1).eq(10).all()  # serve_all is the rest of ten
+
+
+def test_tables_of_different_sweeps_concatenate_with_stable_dtypes(smoke_dirs):
+    frames = [pd.read_parquet(smoke_dirs[n] / "runs.parquet") for n in ("strategy", "noise")]
+    joined = pd.concat(frames, ignore_index=True)
+    for column in [*RUN_KEYS, *METRICS]:
+        assert joined[column].dtype == frames[0][column].dtype == frames[1][column].dtype
+    assert str(joined["businesses"].dtype) == "Int64"  # counts stay integers
+
+
+def test_the_same_seed_gives_the_same_run_in_any_sweep(smoke_dirs, tmp_path):
+    """A design point's runs do not depend on the other points or on the chunking."""
+    smoke("strategy", tmp_path / "again", "experiment.chunk_size=1")
+    first = pd.read_parquet(smoke_dirs["strategy"] / "runs.parquet")
+    again = pd.read_parquet(tmp_path / "again" / "runs.parquet")
+    assert again["job"].nunique() == 2 * first["job"].nunique()  # one seed a job
+    metrics = list(METRICS)
+    pd.testing.assert_frame_equal(first[metrics], again[metrics])
+
+
+def test_a_failed_run_is_recorded_and_a_rerun_completes_only_what_is_missing(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["run", "diagnosis", "--smoke", "--launcher", "basic", "--dir", str(sweep_dir)]
+    assert run_experiment(args, tmp_path).returncode == 0
+    complete = pd.read_parquet(sweep_dir / "runs.parquet")
+    point = next((sweep_dir / "points").iterdir())
+    stamps = {p: p.stat().st_mtime_ns for p in (sweep_dir / "points").glob("*/seed-*/run.parquet")}
+    blocked = point / "seed-0001"
+    for file in blocked.iterdir():
+        file.unlink()
+    blocked.rmdir()
+    blocked.write_text("a file where the run's directory must go")  # a real fault: rename fails
+    failed = run_experiment(args, tmp_path)
+    assert failed.returncode == 1
+    lines = [line for line in failed.stderr.splitlines() if line.startswith("clientsim")]
+    assert len(lines) == 1 and "1 of" in lines[0] and "failed" in lines[0]
+    runs = pd.read_parquet(sweep_dir / "runs.parquet")
+    bad = runs[runs["status"] == "failed"]
+    assert set(bad["seed"]) == {1} and bad["error"].str.contains("NotADirectoryError").all()
+    assert bad["profit_horizon"].isna().all() and (runs["status"] == "ok").sum() == len(runs) - 2
+    assert (point / "seed-0001.failed.json").exists()
+
+    blocked.unlink()
+    rerun = run_experiment(args, tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    records = [json.loads(p.read_text()) for p in (sweep_dir / "jobs").glob("*.json")]
+    statuses = sorted(s for r in records for s in r["runs"].values())
+    assert statuses == ["ok", "skipped", "skipped", "skipped"]  # only the missing run ran
+    for path, stamp in stamps.items():
+        if path.parent != blocked:
+            assert path.stat().st_mtime_ns == stamp  # complete runs were not redone
+    assert not (point / "seed-0001.failed.json").exists()
+    pd.testing.assert_frame_equal(pd.read_parquet(sweep_dir / "runs.parquet"), complete)
+
+
+def test_a_killed_sweep_keeps_finished_runs_and_leaves_no_table_that_looks_complete(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["run", "hard_sell", "--launcher", "basic", "--dir", str(sweep_dir),
+            "experiment.seeds=20", "market.n_clients=300", "steps=60"]  # fmt: skip
+    command = [sys.executable, "-c", "from sim.experiment import main; main()", *args]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if "2/20 runs done" in line:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (sweep_dir / "runs.parquet").exists() and not (sweep_dir / "manifest.json").exists()
+    done = list((sweep_dir / "points").glob("*/seed-*/"))
+    assert len(done) >= 2
+    assert all({p.name for p in d.iterdir()} == {"run.parquet", "steps.parquet"} for d in done)
+    started = time.time()
+    resumed = run_experiment(args, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    runs = pd.read_parquet(sweep_dir / "runs.parquet")
+    assert sorted(runs["seed"].unique()) == list(range(20)) and (runs["status"] == "ok").all()
+    assert not list((sweep_dir / "points").glob("*/.seed-*.tmp"))
+    assert time.time() - started < 120
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_local_launchers_run_an_experiment(tmp_path, launcher):
+    sweep_dir = tmp_path / "sweep"
+    args = ["run", "referrals", "--smoke", "--launcher", launcher, "--jobs", "2",
+            "--dir", str(sweep_dir)]  # fmt: skip
+    result = run_experiment(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = pd.read_parquet(sweep_dir / "runs.parquet")
+    assert (runs["status"] == "ok").all() and runs["seed"].nunique() == 2
+
+
+def test_hydra_multirun_runs_an_experiment_directly(tmp_path):
+    command = [sys.executable, "-m", "sim", "-m", "+experiment=hard_sell", "steps=13",
+               "market.n_clients=200", "experiment.seeds=2", "hydra/launcher=joblib",
+               "hydra.launcher.n_jobs=2"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (runs,) = tmp_path.glob("results/hard_sell/*/runs.parquet")
+    assert pd.read_parquet(runs)["seed"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_progress_is_printed_as_lines_with_runs_done_and_time_left(tmp_path):
+    result = run_experiment(["run", "hard_sell", "--smoke", "--launcher", "basic",
+                             "--dir", str(tmp_path / "s")], tmp_path)  # fmt: skip
+    progress = [line for line in result.stdout.splitlines() if "runs done" in line]
+    assert progress[-1].startswith("clientsim-experiment: 2/2 runs done") and "left" in progress[0]
+    assert "\r" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "nosuch"],
+        ["run", "threshold", "policies.fit_filter.threshold=0.5,1.5"],
+        ["run", "noise", "experiment.seeds=0"],
+        ["run", "strategy", "experiment.metrics=[profit]"],
+    ],
+)
+def test_a_bad_design_exits_2_with_one_line_before_anything_runs(tmp_path, args):
+    result = run_experiment([*args, "--dir", str(tmp_path / "sweep")], tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("clientsim-experiment: invalid config: ")
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_an_experiment_without_multirun_is_refused(tmp_path):
+    command = [sys.executable, "-m", "sim", "+experiment=strategy"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "clientsim-experiment run strategy" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_list_shows_every_experiment_with_its_size(capsys):
+    experiment_main(["list"])
+    out = capsys.readouterr().out
+    for name in EXPERIMENTS:
+        assert f"\n{name} " in out
