@@ -10,6 +10,7 @@ so nothing here touches pyplot's global state.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import textwrap
 from os import PathLike
@@ -20,6 +21,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
+from PIL import Image
 from scipy import stats
 
 from sim import analysis
@@ -61,6 +63,15 @@ def _point_labels(steps: pd.DataFrame) -> dict[int, str]:
     return {point: _label(row.to_dict()) or f"point {point}" for point, row in design.iterrows()}
 
 
+def _ticks(ax, design: pd.DataFrame) -> None:
+    """Categorical x axis: a tick per row with its values, the keys in the axis label."""
+    keys = list(design.columns)
+    ticks = ["\n".join(str(v) for v in row) for row in design.itertuples(index=False)]
+    ax.set_xticks(range(len(design)), ticks if keys else ["all runs"] * len(design))
+    ax.set_xlabel(" / ".join(map(_short, keys)))
+    ax.set_xlim(-0.6, len(design) - 0.4)
+
+
 def _title(fig: Figure, experiment: dict, what: str) -> None:
     question = experiment.get("question") or experiment.get("name", "")
     head = f"{experiment.get('hypothesis', '')} {question}".strip()
@@ -69,7 +80,7 @@ def _title(fig: Figure, experiment: dict, what: str) -> None:
 
 def _ylabel(metric: str) -> str:
     what, unit = analysis.METRICS.get(metric, (metric, "metric units"))
-    return f"paired difference in\n{what} ({unit})"
+    return textwrap.fill(f"paired difference in {what} ({unit})", 48)
 
 
 def _comparison(experiment: dict) -> tuple[str, object, object, str | None]:
@@ -112,17 +123,35 @@ def _draw_band(ax, table: pd.DataFrame, x: str, colour) -> None:
 
 
 def _sequence(n: int) -> list:
-    return [colormaps["viridis"](v) for v in np.linspace(0.1, 0.85, n)]
+    return [colormaps["viridis"](v) for v in np.linspace(0.15, 0.75, n)]
 
 
 def _draw_points(ax, table: pd.DataFrame, colour) -> None:
     keys = list(table.columns[: list(table.columns).index("metric")])
-    labels = [_label({k: row[k] for k in keys}) or "all runs" for _, row in table.iterrows()]
-    at = np.arange(len(table))
     error = [table["mean_diff"] - table["ci_low"], table["ci_high"] - table["mean_diff"]]
-    ax.errorbar(at, table["mean_diff"], yerr=error, fmt="o", color=colour, capsize=4)
-    ax.set_xticks(at, [textwrap.fill(label, 24) for label in labels], fontsize="small")
-    ax.set_xlim(-0.6, len(table) - 0.4)
+    ax.errorbar(range(len(table)), table["mean_diff"], yerr=error, fmt="o", color=colour, capsize=4)
+    _ticks(ax, table[keys])
+
+
+def _paired_panel(ax, rows: pd.DataFrame, metric: str, experiment: dict) -> None:
+    x = experiment.get("x")
+    dtype = rows[x].dtype if x in rows else object
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        _draw_band(ax, rows, x, _arm_colour(experiment))
+    else:
+        _draw_points(ax, rows, _arm_colour(experiment))
+    ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+    ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_ylabel(_ylabel(metric))
+    ax.set_title(metric, fontsize="medium")
+
+
+def _paired_caption(table: pd.DataFrame, experiment: dict) -> str:
+    on, a, b, policy = _comparison(experiment)
+    arms = f"{a} − {b}" if on == "policy" else f"{_short(on)}={a} − {_short(on)}={b}, {policy}"
+    low, high = (int(table["n"].min()), int(table["n"].max())) if len(table) else (0, 0)
+    seeds = f"{low}" if low == high else f"{low}–{high}"
+    return f"{arms}: mean over {seeds} paired seeds, band/bar: {CONFIDENCE:.0%} paired t interval"
 
 
 def paired_figure(table: pd.DataFrame, experiment: dict) -> Figure:
@@ -131,31 +160,15 @@ def paired_figure(table: pd.DataFrame, experiment: dict) -> Figure:
     Against the swept parameter ``x`` (one line per ``group`` value) when x is numeric, else
     a point with its error bar per design point.
     """
-    on, a, b, _ = _comparison(experiment)
     metrics = list(dict.fromkeys(table["metric"]))
-    fig = Figure(figsize=(5.2 * len(metrics), 4.6), dpi=DPI, layout="constrained")
-    x = experiment.get("x")
+    width = 5.2 if len(table) > 2 * len(metrics) else 4.0  # a panel or two of points: narrow
+    fig = Figure(figsize=(width * len(metrics), 4.6), dpi=DPI, layout="constrained")
     for ax, metric in zip(np.atleast_1d(fig.subplots(1, len(metrics))), metrics, strict=True):
-        rows = table[table["metric"] == metric]
-        numeric = x in rows and pd.api.types.is_numeric_dtype(rows[x].dtype)
-        if numeric and not pd.api.types.is_bool_dtype(rows[x].dtype):
-            _draw_band(ax, rows, x, _arm_colour(experiment))
-        else:
-            _draw_points(ax, rows, _arm_colour(experiment))
-        ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
-        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.set_ylabel(_ylabel(metric))
-        ax.set_title(metric, fontsize="medium")
+        _paired_panel(ax, table[table["metric"] == metric], metric, experiment)
     handles, labels = ax.get_legend_handles_labels()
     if len(handles) > 1:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4))
-    n = int(table["n"].max()) if len(table) else 0
-    arms = f"{a} − {b}" + (
-        "" if on == "policy" else f" of {_short(on)}, {_comparison(experiment)[3]}"
-    )
-    _title(
-        fig, experiment, f"{arms}: mean over ≤{n} paired seeds, {CONFIDENCE:.0%} paired t interval"
-    )
+    _title(fig, experiment, _paired_caption(table, experiment))
     return fig
 
 
@@ -185,7 +198,7 @@ def profit_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
     labels = _point_labels(steps)
     cols = min(3, len(points))
     rows = -(-len(points) // cols)
-    fig = Figure(figsize=(4.4 * cols, 3.2 * rows + 1.2), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(3.8 * cols, 2.7 * rows + 1.0), dpi=DPI, layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
     for ax, point in zip(axes, points, strict=False):
         spread = _spread_over_seeds(steps[steps["point"] == point])
@@ -193,7 +206,7 @@ def profit_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
             line = spread[spread["policy"] == policy]
             colour = policy_colour(policy)
             ax.fill_between(line["step"], line["low"], line["high"], color=colour, alpha=0.25)
-            ax.plot(line["step"], line["mean"], color=colour, label=policy)
+            ax.plot(line["step"], line["mean"], color=colour, label=policy, linewidth=1.2)
         ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
         ax.set_title(textwrap.fill(labels[point], 45), fontsize="small")
         ax.yaxis.set_major_formatter(EngFormatter(sep=""))
@@ -201,8 +214,7 @@ def profit_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
         ax.set_visible(False)
     fig.supxlabel("week")
     fig.supylabel(PROFIT_LABEL)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=len(handles))
+    axes[0].legend(loc="upper left", fontsize="small")
     seeds = steps.groupby("point")["seed"].nunique().max()
     _title(
         fig,
@@ -216,8 +228,7 @@ def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
     """Crossover week of policy a over policy b per seed, one strip per design point."""
     _, a, b, _ = _comparison(experiment)
     weeks = analysis.crossover_weeks(steps, a, b)
-    labels = _point_labels(steps)
-    points = sorted(weeks["point"].unique())
+    points = sorted(weeks["point"].unique().tolist())
     fig = Figure(figsize=(max(6.0, 0.9 * len(points) + 2), 4.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     jitter = np.random.default_rng(0)
@@ -231,8 +242,8 @@ def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
             ax.plot([at - 0.3, at + 0.3], [np.median(values)] * 2, color="black", linewidth=1.5)
         ax.annotate(f"never {crossed.isna().sum()}/{len(crossed)}", (at, top), ha="center",
                     va="bottom", fontsize="small")  # fmt: skip
-    ax.set_xticks(range(len(points)), [textwrap.fill(labels[p], 18) for p in points])
-    ax.tick_params(axis="x", labelsize="small")
+    swept = analysis.swept_columns(steps)
+    _ticks(ax, steps[["point", *swept]].drop_duplicates("point").set_index("point").loc[points])
     ax.set_ylim(0, top * 1.08 + 1)
     ax.set_ylabel(f"crossover week of {a} over {b} (week)")
     what = f"week after which {a}'s cumulative profit stays above {b}'s; dot: a seed, bar: median"
@@ -243,9 +254,18 @@ def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
 def _save(fig: Figure, directory: Path, name: str, formats) -> list[Path]:
     paths = [directory / f"{name}.{fmt}" for fmt in formats]
     for path in paths:
-        metadata = {"Date": None} if path.suffix == ".svg" else None
-        fig.savefig(path, dpi=DPI, metadata=metadata)
+        if path.suffix == ".png":
+            _save_png(fig, path)
+        else:
+            fig.savefig(path, dpi=DPI, metadata={"Date": None} if path.suffix == ".svg" else None)
     return paths
+
+
+def _save_png(fig: Figure, path: Path) -> None:
+    """A PNG of 256 colours: a third of the size of the full-colour one, and looks the same."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    Image.open(buffer).convert("RGB").quantize(256).save(path, optimize=True)
 
 
 def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:

@@ -38,11 +38,12 @@ REFERRALS_EXPERIMENT = {
 }
 
 
-def weekly_profit(policy: str, design: dict, seed: int) -> np.ndarray:
+def weekly_profit(policy: str, design: dict, point: int, seed: int) -> np.ndarray:
     """A made-up weekly profit: filterers start behind and grow faster with the threshold."""
-    rng = np.random.default_rng([seed, POLICIES.index(policy)])
+    rng = np.random.default_rng([point, seed, POLICIES.index(policy)])
     weeks = np.arange(WEEKS)
-    growth = {"serve_all": 100.0, "fit_filter": 60 + 400 * design.get(THRESHOLD, 0.3)}
+    prepaid = 30 * design.get(PREPAYMENT, False) + 30 * design.get(WOM, False)
+    growth = {"serve_all": 100.0, "fit_filter": 60 + prepaid + 400 * design.get(THRESHOLD, 0.3)}
     start = -2000.0 if policy == "fit_filter" else 0.0
     return start * (weeks == 0) + growth.get(policy, 80.0) * weeks + rng.normal(0, 300, WEEKS)
 
@@ -51,7 +52,7 @@ def sweep_tables(designs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """runs and steps tables for every design point, seed and policy (one run failed)."""
     runs, steps = [], []
     for (point, design), seed, policy in itertools.product(enumerate(designs), SEEDS, POLICIES):
-        profit = weekly_profit(policy, design, seed)
+        profit = weekly_profit(policy, design, point, seed)
         cum = np.cumsum(profit)
         failed = (point, seed, policy) == (0, 4, "fit_filter")
         key = {"point": point, "seed": seed, "policy": policy}
