@@ -108,7 +108,8 @@ def swept_columns(table: pd.DataFrame) -> list[str]:
     return [column for column in table.columns if column not in fixed]
 
 
-def _groups(table: pd.DataFrame, by: list[str]) -> Iterator[tuple[dict, pd.DataFrame]]:
+def groups(table: pd.DataFrame, by: list[str]) -> Iterator[tuple[dict, pd.DataFrame]]:
+    """The rows of each value of ``by`` (all rows once when by is empty), with that value."""
     if not by:
         yield {}, table
         return
@@ -224,7 +225,7 @@ def paired(
     options = dict(confidence=confidence, n_resamples=n_resamples, random_state=random_state)
     rows = [
         {**values, "metric": metric, "a": a, "b": b, **compare(g["a"], g["b"], **options)}
-        for values, g in _groups(pairs, by)
+        for values, g in groups(pairs, by)
     ]
     return pd.DataFrame(rows, columns=[*by, "metric", "a", "b", *COMPARE_COLUMNS])
 
@@ -276,7 +277,7 @@ def crossover_summary(weeks: pd.DataFrame, *, by=None) -> pd.DataFrame:
     """
     fixed = {"seed", "a", "b", "crossover_week"}
     by = [column for column in weeks.columns if column not in fixed] if by is None else list(by)
-    rows = [{**values, **_spread(group)} for values, group in _groups(weeks, by)]
+    rows = [{**values, **_spread(group)} for values, group in groups(weeks, by)]
     return pd.DataFrame(rows)
 
 

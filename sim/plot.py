@@ -75,7 +75,9 @@ def _ticks(ax, design: pd.DataFrame) -> None:
 def _title(fig: Figure, experiment: dict, what: str) -> None:
     question = experiment.get("question") or experiment.get("name", "")
     head = f"{experiment.get('hypothesis', '')} {question}".strip()
-    fig.suptitle(textwrap.fill(head, 100) + f"\n{what}", fontsize="medium")
+    width = int(fig.get_figwidth() * 12)  # characters of a medium font per inch, about
+    lines = [textwrap.fill(head, width), textwrap.fill(what, width)]
+    fig.suptitle("\n".join(lines), fontsize="medium")
 
 
 def _ylabel(metric: str) -> str:
@@ -103,14 +105,16 @@ def _arm_colour(experiment: dict) -> str:
     return policy_colour(a if on == "policy" else policy)
 
 
+def _by_columns(table: pd.DataFrame) -> list[str]:
+    """The design columns of a paired table: those before ``metric``."""
+    return list(table.columns[: list(table.columns).index("metric")])
+
+
 def _lines(table: pd.DataFrame, x: str):
     """The rows of one panel split into lines: one per value of the other by-columns."""
-    keys = [c for c in table.columns[: list(table.columns).index("metric")] if c != x]
-    if not keys:
-        yield {}, table.sort_values(x)
-        return
-    for values, line in table.groupby(keys, dropna=False, sort=True):
-        yield dict(zip(keys, values, strict=True)), line.sort_values(x)
+    keys = [column for column in _by_columns(table) if column != x]
+    for values, line in analysis.groups(table, keys):
+        yield values, line.sort_values(x)
 
 
 def _draw_band(ax, table: pd.DataFrame, x: str, colour) -> None:
@@ -127,7 +131,7 @@ def _sequence(n: int) -> list:
 
 
 def _draw_points(ax, table: pd.DataFrame, colour) -> None:
-    keys = list(table.columns[: list(table.columns).index("metric")])
+    keys = _by_columns(table)
     error = [table["mean_diff"] - table["ci_low"], table["ci_high"] - table["mean_diff"]]
     ax.errorbar(range(len(table)), table["mean_diff"], yerr=error, fmt="o", color=colour, capsize=4)
     _ticks(ax, table[keys])
@@ -198,7 +202,8 @@ def profit_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
     labels = _point_labels(steps)
     cols = min(3, len(points))
     rows = -(-len(points) // cols)
-    fig = Figure(figsize=(3.8 * cols, 2.7 * rows + 1.0), dpi=DPI, layout="constrained")
+    size = (max(3.8 * cols, 6.4), max(2.7 * rows + 1.0, 4.6))
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
     for ax, point in zip(axes, points, strict=False):
         spread = _spread_over_seeds(steps[steps["point"] == point])
@@ -212,8 +217,8 @@ def profit_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
         ax.yaxis.set_major_formatter(EngFormatter(sep=""))
     for ax in axes[len(points) :]:
         ax.set_visible(False)
-    fig.supxlabel("week")
-    fig.supylabel(PROFIT_LABEL)
+    fig.supxlabel("week", fontsize="medium")
+    fig.supylabel(PROFIT_LABEL, fontsize="medium")
     axes[0].legend(loc="upper left", fontsize="small")
     seeds = steps.groupby("point")["seed"].nunique().max()
     _title(
@@ -229,7 +234,7 @@ def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
     _, a, b, _ = _comparison(experiment)
     weeks = analysis.crossover_weeks(steps, a, b)
     points = sorted(weeks["point"].unique().tolist())
-    fig = Figure(figsize=(max(6.0, 0.9 * len(points) + 2), 4.6), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(max(7.5, 0.9 * len(points) + 2), 4.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     jitter = np.random.default_rng(0)
     top = steps["step"].max()
@@ -301,7 +306,7 @@ def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``clientsim-plot`` command: figures of a sweep directory; exit 2 on a bad DIR."""
-    parser = argparse.ArgumentParser(prog="clientsim-plot", description=plot_dir.__doc__)
+    parser = argparse.ArgumentParser(prog="clientsim-plot", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="a sweep directory, results/<experiment>/<time>/")
     parser.add_argument(
         "--format", nargs="+", default=["png", "svg"], choices=["png", "svg", "pdf"]
@@ -315,3 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in written:
         print(path)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
