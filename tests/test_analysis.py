@@ -160,3 +160,29 @@ def test_load_runs_concatenates_several_sweeps(tmp_path):
     assert runs["point"].tolist() == [0, 1]
     with pytest.raises(FileNotFoundError):
         analysis.load_runs(tmp_path / "missing")
+
+
+def test_crossover_summary_of_seeds_that_never_cross_has_no_spread():
+    weeks = pd.DataFrame({
+        "point": [0, 0], "seed": [1, 2], "a": "fit_filter", "b": "serve_all",
+        "crossover_week": pd.array([None, None], dtype="Int64"),
+    })  # fmt: skip
+    (row,) = analysis.crossover_summary(weeks).to_dict("records")
+    assert (row["n"], row["crossed"], row["share_never"]) == (2, 0, 1.0)
+    assert np.isnan(row["median"]) and np.isnan(row["mean"])
+
+
+def test_a_single_pair_has_a_mean_but_no_interval():
+    runs = runs_table([(0, 1, "fit_filter", 0.3, 3.0), (0, 1, "serve_all", 0.3, 1.0)])
+    row = analysis.paired(runs, "fit_filter", "serve_all", "profit_horizon").iloc[0]
+    assert (row["n"], row["mean_diff"]) == (1, 2.0)
+    assert np.isnan(row["ci_low"]) and np.isnan(row["boot_low"]) and np.isnan(row["p_value"])
+
+
+def test_paired_with_an_empty_by_pools_every_design_point():
+    runs = runs_table(
+        [(p, 1, "fit_filter", t, 1.0 + p) for p, t in [(0, 0.2), (1, 0.5)]]
+        + [(p, 1, "serve_all", t, 0.0) for p, t in [(0, 0.2), (1, 0.5)]]
+    )
+    table = analysis.paired(runs, "fit_filter", "serve_all", "profit_horizon", by=[])
+    assert table[["n", "mean_diff"]].values.tolist() == [[2, 1.5]]
