@@ -192,7 +192,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `clientsim-experiment`."""
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)
     if args.command == "list":
         show_list()
     else:

@@ -186,13 +186,19 @@ def _seed_dir(point_dir: Path, seed: int) -> Path:
     return point_dir / f"seed-{seed:04d}"
 
 
-def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> None:
-    """Run one seed of a point and store it (atomically, as a renamed directory)."""
+def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> float:
+    """Run one seed of a point and store it (atomically, as a renamed directory).
+
+    Returns the seconds spent building and stepping the model (what a sweep's overhead is
+    measured against).
+    """
     from sim.run import simulate
 
     run_cfg = cfg.copy()
     run_cfg.seed = seed
+    started = time.perf_counter()
     _, recorder = simulate(run_cfg)
+    seconds = time.perf_counter() - started
     steps = recorder.steps_frame()
     final = _seed_dir(point_dir, seed)
     for stale in point_dir.glob(f".{final.name}.*.tmp"):  # left by a killed job
@@ -204,6 +210,7 @@ def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> None:
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return seconds
 
 
 def _clock(seconds: float) -> str:
@@ -246,14 +253,15 @@ def run_job(cfg: DictConfig) -> dict:
         point |= {"values": swept_values(cfg, hc), "config": point_config(cfg)}
         write_json(point_dir / "point.json", point)
     progress = Progress(sweep_dir, sweep, cfg.experiment.total_runs)
-    record = {"sweep": sweep["id"], "job": hc.job.num, "point_hash": point_hash, "runs": {}}
+    record = {"sweep": sweep["id"], "job": hc.job.num, "point_hash": point_hash, "runs": {},
+              "seconds": {}, "pid": os.getpid()}  # fmt: skip
     for seed in seeds(cfg):
         failure = point_dir / f"{_seed_dir(point_dir, seed).name}.failed.json"
         if _seed_dir(point_dir, seed).is_dir():
             status = "skipped"  # complete from an earlier sweep into this directory
         else:
             try:
-                run_seed(cfg, seed, point_dir)
+                record["seconds"][str(seed)] = run_seed(cfg, seed, point_dir)
                 failure.unlink(missing_ok=True)
                 status = "ok"
             except Exception as error:  # recorded, and the other runs go on
