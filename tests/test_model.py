@@ -29,15 +29,11 @@ TRAIT_COLUMNS = (
 )  # fmt: skip
 NETWORK_KINDS = ("watts_strogatz", "barabasi_albert", "erdos_renyi", "complete")
 SELLERS = "market.demand_supply_ratio=3"
-#: Tight money: businesses start with 4 weeks of fixed costs, have no credit and exit
-#: after one week below zero.
-TIGHT_MONEY = (
-    "market.initial_cash_weeks=4",
-    "market.credit_limit_weeks=0",
-    "market.exit_after=1",
-)
+#: Tight money: businesses have no credit and exit after one week below zero.
+TIGHT_MONEY = ("market.credit_limit_weeks=0", "market.exit_after=1")
 #: A buyer's market with tight money: idle capacity drives some businesses out, not all.
-BUYERS_EXITS = (*TIGHT_MONEY, "market.demand_supply_ratio=0.3")
+#: (8 weeks of starting cash: with 4, every business of some seeds is gone by week 30.)
+BUYERS_EXITS = (*TIGHT_MONEY, "market.initial_cash_weeks=8", "market.demand_supply_ratio=0.3")
 #: A seller's market with tight money: businesses exit with work in their backlogs.
 SELLERS_EXITS = (
     "market.initial_cash_weeks=8",
