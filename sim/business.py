@@ -137,7 +137,7 @@ class Business(mesa.Agent):
 
         Returning clients are not screened and pass. A business too busy to screen every
         new applicant (capacity used up) turns the rest away unscreened, in id order, so
-        capacity is never exceeded.
+        capacity is never exceeded: they have not passed the screen either.
         """
         if not self.policy.screens:
             return np.zeros(len(a.ids), dtype=bool), np.ones(len(a.ids), dtype=bool)
@@ -172,10 +172,13 @@ class Business(mesa.Agent):
         """Screen, diagnose, quote and accept or decline the week's applicants (phases 4-5).
 
         New applicants are screened; returning clients are not, but the prepayment and
-        deadline rules apply to every job. Declined clients may reform.
+        deadline rules apply to every job. Only applicants who did not pass the screen
+        (declined by it, or turned away unscreened) may reform; those who passed it and
+        were declined later (no hours to diagnose, deadline, prepayment) do not.
         """
         a, policy = applicants, self.policy
         screened, passed = self._screen(a)
+        reforms = ~passed & a.would_reform  # before the capacity cut below changes `passed`
         overhead = np.where(screened, policy.screening_hours, 0.0)
         billed, misfit, extras = self._quote(a)
         if policy.diagnosis and policy.diagnosis_hours > 0:
@@ -193,7 +196,7 @@ class Business(mesa.Agent):
             billed,
             misfit,
             extras,
-            reforms=screened & ~passed & a.would_reform,
+            reforms=reforms,
             work_hours=billed * a.work_per_billed_hour,
             prepaid=np.where(accepted & policy.prepayment, billed * self.price, 0.0),
         )
