@@ -177,7 +177,8 @@ def book_outcomes(model, provider, out: Outcome) -> None:
 
     sums = {
         "revenue": total(out.paid), "unpaid": total(out.unpaid), "completed": total(),
-        "satisfaction_sum": total(out.satisfaction), "retained": total(out.retained),
+        "satisfaction_sum": total(out.satisfaction),
+        "retained": np.bincount(provider[out.retained], minlength=n_b),  # a count: ints
     }  # fmt: skip
     stars = total(np.where(reviewed, out.rating, 0)).tolist()
     count = np.bincount(provider[reviewed], minlength=n_b).tolist()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim.business import WEEKLY_COUNTERS
 from sim.cli import compose
 from sim.config import validate
 from sim.record import clients_frame
@@ -177,6 +178,34 @@ def test_cash_changes_by_profit_from_initial_cash(engine, overrides):
                for b in model.businesses]  # fmt: skip
     np.testing.assert_allclose(cash.iloc[0] - profit.iloc[0], initial, rtol=1e-9)
     np.testing.assert_allclose(cash.diff().iloc[1:], profit.iloc[1:], rtol=1e-9, atol=1e-6)
+
+
+#: The columns of each table that count things (clients, jobs, stories, weeks...).
+COUNT_COLUMNS = {
+    "steps": ("step", "business_id", "n_reviews", "applicants", "accepted", "declined",
+              "acquisitions", "completed", "referrals_made", "warnings_made",
+              "referral_acquisitions"),
+    "market": ("step", "adopters", "with_need", "unserved", "new_needs", "completed", "reviews",
+               "rating_1", "rating_2", "rating_3", "rating_4", "rating_5", "wom_positive",
+               "wom_negative", "active_businesses"),
+    "clients": ("client_id", "need_arrivals", "jobs", "reviews", "referrals_made"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides", [(), SELLERS_EXITS], ids=["default", "exits"])
+def test_every_count_column_is_int64(engine, overrides):
+    _, *frames = run(engine, *overrides)
+    for (table, columns), frame in zip(COUNT_COLUMNS.items(), frames, strict=True):
+        for column in columns:
+            assert frame[column].dtype == np.int64, f"{table}.{column}: {frame[column].dtype}"
+
+
+def test_business_counters_stay_python_numbers_of_their_declared_type(engine):
+    # numpy scalars leaking into a counter would make counts floats or change float sums
+    model, _, _, _ = run(engine, *SELLERS_EXITS)
+    for business in model.businesses:
+        for name, kind in WEEKLY_COUNTERS.items():
+            assert type(getattr(business, name)) is kind, (business, name)
 
 
 def test_client_counts_are_conserved(engine):
