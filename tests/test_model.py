@@ -17,8 +17,8 @@ import pytest
 from sim.business import WEEKLY_COUNTERS
 from sim.cli import compose
 from sim.config import validate
-from sim.record import clients_frame
-from sim.run import simulate
+from sim.record import Recorder, clients_frame
+from sim.run import build_model, simulate
 
 ENGINES = ("vectorized", "agents")
 PRESETS = ("serve_all", "fit_filter", "picky", "hard_sell")
@@ -392,6 +392,25 @@ def test_every_network_kind_runs(engine, kind):
     else:
         assert 8 <= degree.mean() <= 12
     assert len(market) == 5 and market["new_needs"].sum() > 0
+
+
+def test_a_model_runs_past_its_configured_steps_and_the_engines_still_agree():
+    # a model stepped by hand (as the browser view does) may go past cfg.steps
+    tables = {}
+    for engine in ENGINES:
+        cfg = compose([*BASE, f"engine={engine}", "steps=6"])
+        model, recorder = build_model(cfg), Recorder()
+        for _ in range(cfg.steps + 5):
+            model.step()
+            recorder.collect(model)
+        tables[engine] = (recorder.steps_frame(), recorder.market_frame(), clients_frame(model))
+    steps, market, _ = tables["vectorized"]
+    assert len(market) == 11 and market["new_needs"].sum() > 0
+    for frame_v, frame_a in zip(tables["vectorized"], tables["agents"], strict=True):
+        pd.testing.assert_frame_equal(frame_v, frame_a, check_exact=True)
+    # the first weeks are those of a run configured for all eleven
+    _, longer, _, _ = run("vectorized", "steps=11")
+    pd.testing.assert_frame_equal(steps, longer, check_exact=True)
 
 
 # --- the two engines ---------------------------------------------------------------------
