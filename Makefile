@@ -26,3 +26,8 @@ $(STAMP): pyproject.toml
 
 clean:
 	rm -rf $(VENV) results/runs results/sweeps
+
+# Refresh tests/baseline.json after a deliberate change of results (say why in the commit).
+.PHONY: baseline
+baseline: $(STAMP)
+	$(VENV)/bin/python -m tests.make_baseline

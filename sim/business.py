@@ -66,13 +66,16 @@ class Intake:
 if TYPE_CHECKING:
     from sim.model import MarketModel
 
-#: Counters a business resets every week; they feed the per-step records.
-WEEKLY_COUNTERS = (
-    "revenue", "unpaid", "hours_worked", "difficult_hours", "screening_hours", "diagnosis_hours",
-    "applicants", "accepted", "acquisitions", "declined", "completed", "satisfaction_sum",
-    "retained", "referrals_made", "warnings_made", "referral_acquisitions",
-    "accepted_difficulty_sum", "accepted_alignment_sum",
-)  # fmt: skip
+#: Counters a business resets every week, with their type; they feed the per-step records.
+#: Counts are Python ints, sums Python floats: numpy scalars must not leak in (they would
+#: turn counts into floats, and Python's compensated `sum` of floats does not apply to them).
+WEEKLY_COUNTERS: dict[str, type] = {
+    "revenue": float, "unpaid": float, "hours_worked": float, "difficult_hours": float,
+    "screening_hours": float, "diagnosis_hours": float, "applicants": int, "accepted": int,
+    "acquisitions": int, "declined": int, "completed": int, "satisfaction_sum": float,
+    "retained": int, "referrals_made": int, "warnings_made": int, "referral_acquisitions": int,
+    "accepted_difficulty_sum": float, "accepted_alignment_sum": float,
+}  # fmt: skip
 
 
 class Business(mesa.Agent):
@@ -126,8 +129,8 @@ class Business(mesa.Agent):
 
     def start_week(self) -> None:
         """Reset the weekly counters and age the reviews."""
-        for name in WEEKLY_COUNTERS:
-            setattr(self, name, 0 if name in ("applicants", "accepted", "declined") else 0.0)
+        for name, kind in WEEKLY_COUNTERS.items():
+            setattr(self, name, kind())
         decay = mechanics.weekly_decay(self.model.cfg.clients.reviews.half_life)
         self.rating_weight *= decay
         self.rating_sum *= decay
@@ -137,7 +140,7 @@ class Business(mesa.Agent):
 
         Returning clients are not screened and pass. A business too busy to screen every
         new applicant (capacity used up) turns the rest away unscreened, in id order, so
-        capacity is never exceeded.
+        capacity is never exceeded: they have not passed the screen either.
         """
         if not self.policy.screens:
             return np.zeros(len(a.ids), dtype=bool), np.ones(len(a.ids), dtype=bool)
@@ -172,10 +175,13 @@ class Business(mesa.Agent):
         """Screen, diagnose, quote and accept or decline the week's applicants (phases 4-5).
 
         New applicants are screened; returning clients are not, but the prepayment and
-        deadline rules apply to every job. Declined clients may reform.
+        deadline rules apply to every job. Only applicants who did not pass the screen
+        (declined by it, or turned away unscreened) may reform; those who passed it and
+        were declined later (no hours to diagnose, deadline, prepayment) do not.
         """
         a, policy = applicants, self.policy
         screened, passed = self._screen(a)
+        reforms = ~passed & a.would_reform  # before the capacity cut below changes `passed`
         overhead = np.where(screened, policy.screening_hours, 0.0)
         billed, misfit, extras = self._quote(a)
         if policy.diagnosis and policy.diagnosis_hours > 0:
@@ -193,7 +199,7 @@ class Business(mesa.Agent):
             billed,
             misfit,
             extras,
-            reforms=screened & ~passed & a.would_reform,
+            reforms=reforms,
             work_hours=billed * a.work_per_billed_hour,
             prepaid=np.where(accepted & policy.prepayment, billed * self.price, 0.0),
         )

@@ -72,9 +72,8 @@ class MarketModel(mesa.Model):
         # values never change, so alignment with each business is computed once: (n, B)
         self.decider_alignment = mechanics.alignment(pop["decider_values"], self.cultures)
         self.user_alignment = mechanics.alignment(pop["user_values"], self.cultures)
-        self.decay_powers = mechanics.decayed(
-            1.0, np.arange(self.cfg.steps + 2), self.cfg.clients.wom.decay
-        )
+        self._decay_powers = np.empty(0)
+        self.decay_powers(self.cfg.steps + 1)  # a run of cfg.steps weeks never grows it
         self.prices = np.array([b.price for b in self.businesses])
         self.price_ratio = self.prices / market.price
         self.overpromise = np.array([b.overpromise for b in self.businesses])
@@ -83,6 +82,17 @@ class MarketModel(mesa.Model):
     def n_businesses(self) -> int:
         """Number of businesses, active or not."""
         return len(self.businesses)
+
+    def decay_powers(self, max_age: int) -> np.ndarray:
+        """The weekly decay of credits and warnings tabulated for ages 0 to at least `max_age`.
+
+        The table grows (doubling) when a model is stepped past `cfg.steps`; each power is
+        computed on its own, so growing it leaves the earlier entries as they were.
+        """
+        if len(self._decay_powers) <= max_age:
+            size = max(max_age + 1, 2 * len(self._decay_powers))
+            self._decay_powers = mechanics.decayed(1.0, np.arange(size), self.cfg.clients.wom.decay)
+        return self._decay_powers
 
     def business_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reputation, queue (backlog / capacity, weeks) and active flag of every business."""

@@ -60,9 +60,11 @@ def open_jobs(model, ids: np.ndarray, week: int) -> Jobs:
 def standing(model, amount, since_week, week: int) -> np.ndarray:
     """Credits or warnings decayed to `week`; 0 where never set (`since_week` < 0).
 
-    The powers of the decay are tabulated once (`model.decay_powers`): a lookup, not a power.
+    The powers of the decay are tabulated (`model.decay_powers`): a lookup, not a power.
+    Ages of unset pairs (`since_week` = -1) are looked up too, then discarded.
     """
-    return np.where(since_week >= 0, amount * model.decay_powers[week - since_week], 0.0)
+    powers = model.decay_powers(week + 1)
+    return np.where(since_week >= 0, amount * powers[week - since_week], 0.0)
 
 
 def choose(model, ids, row, business, week: int, align, credit, warning, business_state):
@@ -177,7 +179,8 @@ def book_outcomes(model, provider, out: Outcome) -> None:
 
     sums = {
         "revenue": total(out.paid), "unpaid": total(out.unpaid), "completed": total(),
-        "satisfaction_sum": total(out.satisfaction), "retained": total(out.retained),
+        "satisfaction_sum": total(out.satisfaction),
+        "retained": np.bincount(provider[out.retained], minlength=n_b),  # a count: ints
     }  # fmt: skip
     stars = total(np.where(reviewed, out.rating, 0)).tolist()
     count = np.bincount(provider[reviewed], minlength=n_b).tolist()

@@ -38,6 +38,19 @@ CLIENT_COLUMNS = (
     "reformed",
 )  # fmt: skip
 
+#: The columns of the three tables that count things: int64 in every table and engine.
+COUNT_COLUMNS = frozenset({
+    "step", "business_id", "client_id", "n_reviews", "applicants", "accepted", "declined",
+    "acquisitions", "completed", "referrals_made", "warnings_made", "referral_acquisitions",
+    "adopters", "with_need", "unserved", "new_needs", "reviews", "rating_1", "rating_2",
+    "rating_3", "rating_4", "rating_5", "wom_positive", "wom_negative", "active_businesses",
+    "need_arrivals", "jobs",
+})  # fmt: skip
+
+
+def _counts_as_int64(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({c: np.int64 for c in frame.columns if c in COUNT_COLUMNS})
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -85,11 +98,11 @@ class Recorder:
     def steps_frame(self) -> pd.DataFrame:
         """steps.parquet as a DataFrame."""
         frame = pd.DataFrame(self.steps, columns=list(STEP_COLUMNS))
-        return frame.astype({"policy": "category"})
+        return _counts_as_int64(frame.astype({"policy": "category"}))
 
     def market_frame(self) -> pd.DataFrame:
         """market.parquet as a DataFrame."""
-        return pd.DataFrame(self.market, columns=list(MARKET_COLUMNS))
+        return _counts_as_int64(pd.DataFrame(self.market, columns=list(MARKET_COLUMNS)))
 
 
 def clients_frame(model) -> pd.DataFrame:
@@ -105,7 +118,7 @@ def clients_frame(model) -> pd.DataFrame:
         **{k: pop[k] for k in CLIENT_COLUMNS if k in pop.arrays and k != "segment"},
         **state,
     }
-    return pd.DataFrame({k: columns[k] for k in CLIENT_COLUMNS})
+    return _counts_as_int64(pd.DataFrame({k: columns[k] for k in CLIENT_COLUMNS}))
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:

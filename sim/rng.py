@@ -9,9 +9,15 @@ With one seed every policy mix sees the same clients, network and arrivals of ne
 
 One-off draws at initialisation (traits, network, cultures) use ordinary numpy
 generators spawned from the same seed, one per stream.
+
+A stream is keyed by a stable hash of its *name* (`stream_id`), never by its position in
+`STREAMS`: adding, removing or reordering streams leaves the numbers of the others as they
+were; renaming a stream changes its numbers.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -41,6 +47,11 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S12 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(12)
 _TO_UNIT = 2.0**-52  # 52 bits: (2**52 - 1 + 0.5) * 2**-52 < 1 exactly
+
+
+def stream_id(name: str) -> int:
+    """A stable 64-bit id of a stream's name: the first 8 bytes of its BLAKE2b digest."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -93,20 +104,21 @@ class Streams:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
         self._cache: dict[tuple, np.uint64] = {}
-        self._keys = {
-            name: np.uint64(
-                np.random.SeedSequence(self.seed, spawn_key=(i,)).generate_state(1, np.uint64)[0]
-            )
-            for i, name in enumerate(STREAMS)
-        }
+        self._keys = {name: self._key(name) for name in STREAMS}
+
+    def _key(self, name: str) -> np.uint64:
+        sequence = np.random.SeedSequence(self.seed, spawn_key=(stream_id(name),))
+        return np.uint64(sequence.generate_state(1, np.uint64)[0])
 
     def __repr__(self) -> str:
         return f"Streams(seed={self.seed})"
 
     def generator(self, stream: str) -> np.random.Generator:
         """A numpy Generator for one-off draws of `stream` (e.g. traits at initialisation)."""
-        index = STREAMS.index(stream)
-        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index, 1)))
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream!r}; streams: {', '.join(STREAMS)}")
+        sequence = np.random.SeedSequence(self.seed, spawn_key=(stream_id(stream), 1))
+        return np.random.default_rng(sequence)
 
     def bits(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Keyed 64-bit hashes of (stream, week, id, slot); arguments broadcast together."""

@@ -30,6 +30,10 @@ def summarize(steps: pd.DataFrame) -> dict:
     Per policy: mean cumulative profit per business at week 13 and at the horizon, final
     reputation, referral share of acquisitions, retention, acceptance and survival; and the
     crossover week of every ordered pair of policies (None when there is none).
+
+    The final reputation is the mean over the policy's businesses still active at the
+    horizon (None when none is): an exited business gets no more reviews and its rating
+    only decays toward the prior, so it would pull the mean toward the prior.
     """
     cum = cumulative_profit(steps)
     early = cum.iloc[SHORT_RUN_WEEK - 1] if len(cum) >= SHORT_RUN_WEEK else cum.iloc[0] * np.nan
@@ -42,7 +46,7 @@ def summarize(steps: pd.DataFrame) -> dict:
             "businesses": int(final["business_id"].nunique()),
             "profit_week_13": _clean(early[policy]),
             "profit_horizon": _clean(cum[policy].iloc[-1]),
-            "reputation": _clean(final["reputation"].mean()),
+            "reputation": _clean(final.loc[final["active"], "reputation"].mean()),
             "referral_share": _clean(
                 group["referral_acquisitions"].sum() / max(group["acquisitions"].sum(), 1)
             ),

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim.business import WEEKLY_COUNTERS
 from sim.cli import compose
 from sim.config import validate
-from sim.record import clients_frame
-from sim.run import simulate
+from sim.record import Recorder, clients_frame
+from sim.run import build_model, simulate
 
 ENGINES = ("vectorized", "agents")
 PRESETS = ("serve_all", "fit_filter", "picky", "hard_sell")
@@ -29,15 +30,11 @@ TRAIT_COLUMNS = (
 )  # fmt: skip
 NETWORK_KINDS = ("watts_strogatz", "barabasi_albert", "erdos_renyi", "complete")
 SELLERS = "market.demand_supply_ratio=3"
-#: Tight money: businesses start with 4 weeks of fixed costs, have no credit and exit
-#: after one week below zero.
-TIGHT_MONEY = (
-    "market.initial_cash_weeks=4",
-    "market.credit_limit_weeks=0",
-    "market.exit_after=1",
-)
+#: Tight money: businesses have no credit and exit after one week below zero.
+TIGHT_MONEY = ("market.credit_limit_weeks=0", "market.exit_after=1")
 #: A buyer's market with tight money: idle capacity drives some businesses out, not all.
-BUYERS_EXITS = (*TIGHT_MONEY, "market.demand_supply_ratio=0.3")
+#: (8 weeks of starting cash: with 4, every business of some seeds is gone by week 30.)
+BUYERS_EXITS = (*TIGHT_MONEY, "market.initial_cash_weeks=8", "market.demand_supply_ratio=0.3")
 #: A seller's market with tight money: businesses exit with work in their backlogs.
 SELLERS_EXITS = (
     "market.initial_cash_weeks=8",
@@ -181,6 +178,34 @@ def test_cash_changes_by_profit_from_initial_cash(engine, overrides):
                for b in model.businesses]  # fmt: skip
     np.testing.assert_allclose(cash.iloc[0] - profit.iloc[0], initial, rtol=1e-9)
     np.testing.assert_allclose(cash.diff().iloc[1:], profit.iloc[1:], rtol=1e-9, atol=1e-6)
+
+
+#: The columns of each table that count things (clients, jobs, stories, weeks...).
+COUNT_COLUMNS = {
+    "steps": ("step", "business_id", "n_reviews", "applicants", "accepted", "declined",
+              "acquisitions", "completed", "referrals_made", "warnings_made",
+              "referral_acquisitions"),
+    "market": ("step", "adopters", "with_need", "unserved", "new_needs", "completed", "reviews",
+               "rating_1", "rating_2", "rating_3", "rating_4", "rating_5", "wom_positive",
+               "wom_negative", "active_businesses"),
+    "clients": ("client_id", "need_arrivals", "jobs", "reviews", "referrals_made"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides", [(), SELLERS_EXITS], ids=["default", "exits"])
+def test_every_count_column_is_int64(engine, overrides):
+    _, *frames = run(engine, *overrides)
+    for (table, columns), frame in zip(COUNT_COLUMNS.items(), frames, strict=True):
+        for column in columns:
+            assert frame[column].dtype == np.int64, f"{table}.{column}: {frame[column].dtype}"
+
+
+def test_business_counters_stay_python_numbers_of_their_declared_type(engine):
+    # numpy scalars leaking into a counter would make counts floats or change float sums
+    model, _, _, _ = run(engine, *SELLERS_EXITS)
+    for business in model.businesses:
+        for name, kind in WEEKLY_COUNTERS.items():
+            assert type(getattr(business, name)) is kind, (business, name)
 
 
 def test_client_counts_are_conserved(engine):
@@ -367,6 +392,25 @@ def test_every_network_kind_runs(engine, kind):
     else:
         assert 8 <= degree.mean() <= 12
     assert len(market) == 5 and market["new_needs"].sum() > 0
+
+
+def test_a_model_runs_past_its_configured_steps_and_the_engines_still_agree():
+    # a model stepped by hand (as the browser view does) may go past cfg.steps
+    tables = {}
+    for engine in ENGINES:
+        cfg = compose([*BASE, f"engine={engine}", "steps=6"])
+        model, recorder = build_model(cfg), Recorder()
+        for _ in range(cfg.steps + 5):
+            model.step()
+            recorder.collect(model)
+        tables[engine] = (recorder.steps_frame(), recorder.market_frame(), clients_frame(model))
+    steps, market, _ = tables["vectorized"]
+    assert len(market) == 11 and market["new_needs"].sum() > 0
+    for frame_v, frame_a in zip(tables["vectorized"], tables["agents"], strict=True):
+        pd.testing.assert_frame_equal(frame_v, frame_a, check_exact=True)
+    # the first weeks are those of a run configured for all eleven
+    _, longer, _, _ = run("vectorized", "steps=11")
+    pd.testing.assert_frame_equal(steps, longer, check_exact=True)
 
 
 # --- the two engines ---------------------------------------------------------------------

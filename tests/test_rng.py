@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.rng import STREAMS, Streams
+from sim.rng import STREAMS, Streams, stream_id
 
 N = 200_000  # draws per statistical check: 5 sigma tolerances stay below ~1%
 SIGMAS = 5.0
@@ -221,3 +221,20 @@ def test_remembered_keys_do_not_leak_between_weeks_streams_or_slots():
             np.testing.assert_array_equal(
                 reused.uniform(stream, week, ids, slot), fresh.uniform(stream, week, ids, slot)
             )
+
+
+def test_a_stream_added_earlier_in_the_list_leaves_the_others_unchanged(monkeypatch):
+    import sim.rng
+
+    ids = np.arange(1000)
+    before = {name: Streams(3).uniform(name, 2, ids, 1) for name in STREAMS}
+    traits = Streams(3).generator("traits").random(100)
+    monkeypatch.setattr(sim.rng, "STREAMS", ("a_new_stream", *STREAMS))
+    after = Streams(3)
+    for name in STREAMS:
+        np.testing.assert_array_equal(after.uniform(name, 2, ids, 1), before[name], err_msg=name)
+    np.testing.assert_array_equal(after.generator("traits").random(100), traits)
+
+
+def test_every_stream_has_its_own_key():
+    assert len({stream_id(name) for name in STREAMS}) == len(STREAMS)
