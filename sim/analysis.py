@@ -117,8 +117,11 @@ def groups(table: pd.DataFrame, by: list[str]) -> Iterator[tuple[dict, pd.DataFr
         yield dict(zip(by, values, strict=True)), group
 
 
-def _pairs(runs, a, b, metric, *, on, policy, keys) -> pd.DataFrame:
-    """The arms side by side: one row per pair, the metric of a in ``a``, of b in ``b``."""
+def arms(runs, a, b, metric, *, on, policy, keys) -> pd.DataFrame:
+    """The arms side by side: one row per pair, the metric of a in ``a``, of b in ``b``.
+
+    Pairs are matched on ``keys`` (e.g. design point and seed); failed runs are left out.
+    """
     ok = runs[runs["status"] == "ok"]
     if on != "policy":
         ok = ok[ok["policy"] == policy]
@@ -221,7 +224,7 @@ def paired(
         ["experiment", "point", "seed"] if on == "policy" else ["experiment", "seed", *swept]
     )
     keys = list(dict.fromkeys([*pair_keys, *by]))
-    pairs = _pairs(runs, a, b, metric, on=on, policy=policy, keys=keys)
+    pairs = arms(runs, a, b, metric, on=on, policy=policy, keys=keys)
     options = dict(confidence=confidence, n_resamples=n_resamples, random_state=random_state)
     rows = [
         {**values, "metric": metric, "a": a, "b": b, **compare(g["a"], g["b"], **options)}

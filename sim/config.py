@@ -254,6 +254,10 @@ class ExperimentConfig:
     group: str | None = None  # a second swept key, drawn as separate lines
     compare: Compare = field(default_factory=Compare)
     metrics: list[str] = field(default_factory=lambda: ["profit_week_13", "profit_horizon"])
+    #: what the hypothesis predicts, as claims `sim.report` checks: {metric, sign: positive |
+    #: negative}, {metric, trend: increasing | decreasing}, {metric, shape: hump},
+    #: {metric, larger_at: VALUE of x}
+    expect: list[Any] = field(default_factory=list)
 
 
 @dataclass

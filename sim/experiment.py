@@ -192,7 +192,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `clientsim-experiment`."""
-    args = parser().parse_intermixed_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)  # overrides may also follow the options
+    unknown = [e for e in extra if e.startswith("-") or "=" not in e or args.command != "run"]
+    if unknown:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "run":
+        args.overrides = [*args.overrides, *extra]
     if args.command == "list":
         show_list()
     else:

@@ -40,6 +40,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from sim import mechanics
+from sim.analysis import METRICS as METRIC_UNITS
+from sim.analysis import RUN_KEYS, STEP_SERIES
 from sim.record import write_json, write_parquet
 from sim.summary import SHORT_RUN_WEEK, cumulative_profit, summarize
 
@@ -49,19 +51,11 @@ NOT_THE_POINT = (
     "seed", "progress", "output_dir", "experiment.seeds", "experiment.chunk_size",
     "experiment.chunk", "experiment.total_runs",
 )  # fmt: skip
-#: runs.parquet: the fixed columns before the swept parameters, and the metrics after them.
-RUN_KEYS = ("experiment", "point", "point_hash", "job", "seed", "policy", "status", "error")
-METRICS = (
-    "businesses", "profit_week_13", "profit_horizon", "revenue_week_13", "revenue_horizon",
-    "reputation", "retention", "acceptance", "referral_share", "survival", "satisfaction",
-    "crossover_vs_serve_all", "weeks",
-)  # fmt: skip
+#: runs.parquet's metrics (declared with their units in sim.analysis) and their dtypes.
+METRICS = tuple(METRIC_UNITS)
 METRIC_DTYPES = {"businesses": "Int64", "crossover_vs_serve_all": "Int64", "weeks": "Int64"}
 #: steps.parquet (of a sweep): per week and policy, means per business unless said otherwise.
-STEP_METRICS = (
-    "profit", "cum_profit", "revenue", "cum_revenue", "reputation", "satisfaction", "active",
-    "acquisitions", "referral_acquisitions",
-)  # fmt: skip
+STEP_METRICS = STEP_SERIES
 
 
 def _now() -> str:
@@ -81,11 +75,22 @@ def point_config(cfg: DictConfig) -> dict:
     return resolved
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """A short hash of the point's resolved config and the clientsim version."""
-    from sim.run import package_version
+#: Modules that read or draw results but do not change a run: left out of `code_hash`.
+NOT_THE_MODEL = ("analysis.py", "plot.py", "report.py", "experiment.py", "app.py")
 
-    text = json.dumps([point_config(cfg), package_version()], sort_keys=True, default=str)
+
+def code_hash() -> str:
+    """A hash of the model's source: a changed model never reuses an older run's results."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        if path.name not in NOT_THE_MODEL:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of the point's resolved config and of the code that runs it."""
+    text = json.dumps([point_config(cfg), code_hash()], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
