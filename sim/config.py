@@ -22,6 +22,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from sim.network import MAX_COMPLETE_N, NETWORK_KINDS, NETWORK_PARAMS, check_params
 from sim.policies import CRITERIA, POLICY_KINDS
@@ -467,7 +468,7 @@ def _network(c: dict) -> None:
         if name not in allowed:
             raise _unknown(f"market.network.params.{name}", value, allowed or ["none"])
     params = {**NETWORK_PARAMS[kind], **net["params"]}
-    described = ", ".join(f"{k}={v}" for k, v in params.items())
+    described = ", ".join(f"{k}={v:g}" for k, v in params.items())
     if kind == "complete" and n > MAX_COMPLETE_N:
         allowed = f"the complete network is for small markets (at most {MAX_COMPLETE_N:,})"
         raise ConfigError("market.n_clients", n, allowed)
@@ -551,6 +552,19 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(key, value, allowed)
 
 
+def _plain(cfg: DictConfig) -> dict:
+    """The config as plain containers, its interpolations resolved."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "config"
+        value = OmegaConf.to_container(cfg, resolve=False)
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else value
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(key, value, f"cannot be resolved: {reason}") from None
+
+
 def validate(cfg: DictConfig | dict) -> None:
     """Check a composed config; raise `ConfigError` naming the first bad key.
 
@@ -558,7 +572,7 @@ def validate(cfg: DictConfig | dict) -> None:
     with its estimate, whatever else is wrong), then every key along the schema (unknown
     keys, missing values, declared ranges and choices), then the cross-field `RULES`.
     """
-    c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    c = _plain(cfg) if isinstance(cfg, DictConfig) else cfg
     _fits_in_memory(c)
     _walk(c, Config, "")
     for rule in RULES:
