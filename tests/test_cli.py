@@ -6,8 +6,10 @@ Each subprocess takes a few seconds, so the runs are shared by module-scoped fix
 import itertools
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -287,3 +289,82 @@ def test_write_atomic_keeps_the_old_file_when_the_writer_fails(tmp_path):
         write_atomic(target, interrupted_writer)
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_multirun_gives_every_job_its_own_directory(tmp_path, small_overrides):
+    out = tmp_path / "sweep"
+    result = run_cli(["-m", "seed=1,2", *small_overrides, f"output_dir={out}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    seeds = [json.loads((out / job / "summary.json").read_text())["seed"] for job in "01"]
+    assert seeds == [1, 2]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def start_long_run(tmp_path: Path, out: Path, seed: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "sim", f"seed={seed}", "market.n_clients=20000"]
+    return subprocess.Popen(
+        [*command, "steps=2000", "progress=false", f"output_dir={out}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_staging(out: Path, timeout: float = 60.0) -> Path:
+    """The staging directory of a run into `out`, once Hydra has written .hydra/ there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        staged = [p for p in out.parent.glob(f".{out.name}.tmp-*") if (p / ".hydra").exists()]
+        if staged:
+            return staged[0]
+        time.sleep(0.1)
+    raise AssertionError("the run never started")
+
+
+def test_a_run_killed_mid_write_leaves_the_old_complete_run(tmp_path, small_overrides):
+    out = tmp_path / "out"
+    first = run_cli([*small_overrides, "seed=0", f"output_dir={out}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    writer = start_long_run(tmp_path, out, seed=1)
+    wait_for_staging(out)
+    time.sleep(1.0)  # into the steps
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    overrides = OmegaConf.load(out / ".hydra" / "overrides.yaml")
+    assert "seed=0" in overrides
+    again = run_cli([*small_overrides, "seed=2", f"output_dir={out}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "summary.json").read_text())["seed"] == 2
+    assert "seed=2" in OmegaConf.load(out / ".hydra" / "overrides.yaml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the killed run's .tmp too
+
+
+def test_a_directory_another_live_run_holds_is_refused(tmp_path, small_overrides):
+    out = tmp_path / "out"
+    writer = start_long_run(tmp_path, out, seed=1)
+    try:
+        wait_for_staging(out)
+        second = run_cli([*small_overrides, f"output_dir={out}"], cwd=tmp_path)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert second.returncode == 2
+    (line,) = second.stderr.splitlines()
+    assert "another run" in line and str(writer.pid) in line
+    assert not out.exists()
+
+
+def test_ctrl_c_exits_130_with_one_line_and_writes_no_results(tmp_path):
+    out = tmp_path / "out"
+    writer = start_long_run(tmp_path, out, seed=1)
+    wait_for_staging(out)
+    time.sleep(1.0)
+    writer.send_signal(signal.SIGINT)
+    _, stderr = writer.communicate(timeout=60)
+    assert writer.returncode == 130
+    (line,) = stderr.splitlines()
+    assert "interrupted" in line
+    assert list(tmp_path.iterdir()) == []
