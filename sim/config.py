@@ -1,22 +1,36 @@
-"""Typed config schema, registration with Hydra's ConfigStore, and validation.
+"""Typed config schema with declared ranges, registration with Hydra, and one validating walker.
 
 The defaults live in the YAML files under `configs/` (one source of truth); the dataclasses
-here give every key its type, so that Hydra rejects unknown keys and wrong types, and
-`validate` checks the ranges. A user error is reported as a `ConfigError`: one line naming
-the key, the value and what is allowed.
+here give every key its type and its allowed values. Every numeric leaf declares its range
+(`num`), every string leaf its choices (`one_of`), every Beta distribution its parameters'
+range (`beta`); `validate` walks the composed config along the schema, refuses keys the
+schema does not have, checks each leaf, then applies the cross-field rules (`RULES`). A user
+error is reported as a `ConfigError`: one line naming the full key, the value and what is
+allowed.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import math
-from dataclasses import dataclass, field
+import os
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sim.network import MAX_COMPLETE_N, NETWORK_KINDS, NETWORK_PARAMS, check_params
+from sim.policies import CRITERIA, POLICY_KINDS
 
 ENGINES = ("agents", "vectorized")
 MAX_BUSINESSES = 64
+MAX_WEEKS = 10_000  # about 190 years: far beyond any horizon of interest
+MAX_CLIENTS = 2**31 - 1  # the network's indices are int32
 
 
 class ConfigError(ValueError):
@@ -27,6 +41,73 @@ class ConfigError(ValueError):
         self.key, self.value, self.allowed = key, value, allowed
 
 
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric leaf: `lo` to `hi`, each end closed unless declared open.
+
+    NaN is never inside; infinity only when an end is infinite and closed.
+    """
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            return False
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above and below
+
+    def describe(self, integer: bool = False) -> str:
+        """What is allowed, e.g. "must be an integer in [1, 10,000]"."""
+        kind = "an integer" if integer else "a finite number" if self.finite else "a number"
+        return f"must be {kind} in {self.interval(integer)}"
+
+    def interval(self, integer: bool = False) -> str:
+        """The range in interval notation, e.g. "(0, 1]"."""
+        lo, hi = (f"{v:,}" if integer else f"{v:g}" for v in (self.lo, self.hi))
+        return f"{'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+
+    @property
+    def finite(self) -> bool:
+        """Whether both ends are finite (infinity then is outside)."""
+        return math.isfinite(self.lo) and math.isfinite(self.hi)
+
+
+UNIT = Range(0.0, 1.0)
+
+
+def num(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Any:
+    """A numeric field (int or float) whose value must lie in the declared range."""
+    return field(default=MISSING, metadata={"range": Range(lo, hi, lo_open, hi_open)})
+
+
+def unit() -> Any:
+    """A numeric field in [0, 1]: a probability, a share, a score."""
+    return field(default=MISSING, metadata={"range": UNIT})
+
+
+def one_of(*choices: str, default: Any = MISSING) -> Any:
+    """A string field that must be one of `choices`."""
+    return field(default=default, metadata={"choices": choices})
+
+
+def beta() -> Any:
+    """A Beta distribution [a, b], with 0 < a, b <= 1000."""
+    return field(default=MISSING, metadata={"range": Range(0.0, 1000.0, lo_open=True), "length": 2})
+
+
+def entries(values: Range, *, keys: tuple[str, ...] | None = None, empty: bool = False) -> Any:
+    """A dict field: every value in `values`, every key one of `keys` (if given).
+
+    `empty` makes `{}` the schema default (else the YAML must give the entries).
+    """
+    default = {"default_factory": dict} if empty else {"default": MISSING}
+    return field(**default, metadata={"range": values, "keys": keys})
+
+
 @dataclass
 class Segment:
     """A client segment: its share of clients and the distributions of its traits.
@@ -35,14 +116,14 @@ class Segment:
     1.1 expects to pay 10% above it); `need_rate` is in jobs per year.
     """
 
-    share: float = MISSING
-    difficulty: list[float] = MISSING
-    pay_reliability: list[float] = MISSING
-    budget: float = MISSING
-    misdiagnosis: list[float] = MISSING
-    unrealistic: list[float] = MISSING
-    need_rate: float = MISSING
-    talkativeness: list[float] = MISSING
+    share: float = unit()
+    difficulty: list[float] = beta()
+    pay_reliability: list[float] = beta()
+    budget: float = num(0, 100, lo_open=True)
+    misdiagnosis: list[float] = beta()
+    unrealistic: list[float] = beta()
+    need_rate: float = num(0, 520, lo_open=True)  # up to ten a week
+    talkativeness: list[float] = beta()
 
 
 @dataclass
@@ -50,47 +131,51 @@ class BuyingCentre:
     """The buying centre: decider, user, payer and influencer (off by default)."""
 
     enabled: bool = MISSING
-    role_spread: float = MISSING
-    budget_sigma: float = MISSING
+    role_spread: float = num(0, 10)  # radians: beyond about pi the roles' values are uniform
+    budget_sigma: float = num(0, 3)  # log s.d.: 3 already spreads budgets by e^9 at 3 s.d.
 
 
 @dataclass
 class Choice:
-    """Coefficients of the clients' multinomial-logit choice of a business."""
+    """Coefficients of the clients' multinomial-logit choice of a business.
 
-    beta_reputation: float = MISSING
-    reference_rating: float = MISSING
-    beta_alignment: float = MISSING
-    beta_price: float = MISSING
-    beta_wait: float = MISSING
-    noise: float = MISSING
+    Their signs are fixed (a better reputation attracts, a higher price and a longer queue
+    deter); a coefficient of 0 switches its term off.
+    """
+
+    beta_reputation: float = num(0, 50)
+    reference_rating: float = num(1, 5)
+    beta_alignment: float = num(0, 50)
+    beta_price: float = num(0, 50)  # subtracted: a higher price deters
+    beta_wait: float = num(-50, 0)  # added: negative, a longer queue deters
+    noise: float = num(0, 50, lo_open=True)  # Gumbel scale
 
 
 @dataclass
 class Satisfaction:
     """Coefficients of satisfaction S in [0, 1] with a finished job, and retention."""
 
-    baseline: float = MISSING
-    alignment: float = MISSING
-    wait: float = MISSING
-    wait_grace: float = MISSING
-    price: float = MISSING
-    misfit: float = MISSING
-    extras: float = MISSING
-    late: float = MISSING
-    difficulty: float = MISSING
-    noise: float = MISSING
-    retention_slope: float = MISSING
+    baseline: float = unit()
+    alignment: float = num(0, 10)
+    wait: float = num(0, 1)  # per week: 1 already empties S in a week
+    wait_grace: float = num(0, 520)
+    price: float = num(0, 10)
+    misfit: float = unit()
+    extras: float = unit()
+    late: float = unit()
+    difficulty: float = unit()
+    noise: float = num(0, 1)
+    retention_slope: float = num(0, 100)
 
 
 @dataclass
 class Reviews:
     """J-shaped reviews and the Bayesian reputation (prior, half-life in weeks)."""
 
-    floor: float = MISSING
-    prior_reviews: float = MISSING
-    prior_rating: float = MISSING
-    half_life: float = MISSING
+    floor: float = unit()
+    prior_reviews: float = num(0, 10_000, lo_open=True)  # the prior anchors a new business
+    prior_rating: float = num(1, 5)
+    half_life: float = num(0, MAX_WEEKS, lo_open=True)
 
 
 @dataclass
@@ -98,23 +183,23 @@ class WordOfMouth:
     """Stories told to network neighbours: thresholds, probabilities, weights."""
 
     enabled: bool = MISSING
-    positive: float = MISSING
-    negative: float = MISSING
-    p_positive: float = MISSING
-    p_negative: float = MISSING
-    credit: float = MISSING
-    referral_min: float = MISSING
-    negativity_bias: float = MISSING
-    decay: float = MISSING
+    positive: float = unit()
+    negative: float = unit()
+    p_positive: float = unit()
+    p_negative: float = unit()
+    credit: float = num(0, 50)
+    referral_min: float = num(0, 50)
+    negativity_bias: float = num(1, 100)  # a warning weighs at least as much as a credit
+    decay: float = unit()
 
 
 @dataclass
 class Reform:
     """A declined difficult client sometimes becomes reasonable."""
 
-    min_difficulty: float = MISSING
-    prob: float = MISSING
-    amount: float = MISSING
+    min_difficulty: float = unit()
+    prob: float = unit()
+    amount: float = unit()
 
 
 @dataclass
@@ -122,80 +207,86 @@ class ClientsConfig:
     """Who the clients are (segments, trait spreads) and how they behave."""
 
     segments: dict[str, Segment] = MISSING
-    need_rate_sigma: float = MISSING
-    budget_sigma: float = MISSING
-    review_propensity: list[float] = MISSING
-    prepay_exponent: float = MISSING
+    need_rate_sigma: float = num(0, 3)  # log s.d.
+    budget_sigma: float = num(0, 3)  # log s.d.
+    review_propensity: list[float] = beta()
+    prepay_exponent: float = num(0, 100)
     buying_centre: BuyingCentre = field(default_factory=BuyingCentre)
     choice: Choice = field(default_factory=Choice)
     satisfaction: Satisfaction = field(default_factory=Satisfaction)
     reviews: Reviews = field(default_factory=Reviews)
     wom: WordOfMouth = field(default_factory=WordOfMouth)
     reform: Reform = field(default_factory=Reform)
-    decline_memory: int = MISSING
+    decline_memory: int = num(0, MAX_WEEKS)
 
 
 @dataclass
 class Network:
     """The clients' social network: generator kind, its parameters, homophily."""
 
-    kind: str = MISSING
-    homophily: float = MISSING
-    params: dict[str, float] = field(default_factory=dict)
+    kind: str = one_of(*NETWORK_KINDS)
+    homophily: float = unit()
+    # each kind's own limits (e.g. an even k below n_clients) are a cross-field rule
+    params: dict[str, float] = entries(Range(0, 1e6), empty=True)
 
 
 @dataclass
 class Jobs:
     """Job sizes (hours), misdiagnosis and deadlines (weeks)."""
 
-    median_hours: float = MISSING
-    sigma: float = MISSING
-    misdiagnosed_low: float = MISSING
-    misdiagnosed_high: float = MISSING
-    deadline_weeks: int = MISSING
+    median_hours: float = num(0, 10_000, lo_open=True)
+    sigma: float = num(0, 3)  # log s.d.: 3 gives jobs of e^9 times the median at 3 s.d.
+    misdiagnosed_low: float = num(0, 10, lo_open=True)  # shares of the true size ...
+    misdiagnosed_high: float = num(0, 10, lo_open=True)  # ... low <= high
+    deadline_weeks: int = num(1, 520)
 
 
 @dataclass
 class Service:
     """Hours a job takes beyond its billed hours (difficulty, conflict)."""
 
-    difficulty_hours: float = MISSING
-    conflict_prob: float = MISSING
-    conflict_hours: float = MISSING
-    difficult_above: float = MISSING
+    difficulty_hours: float = num(0, 100)
+    conflict_prob: float = unit()
+    conflict_hours: float = num(0, 100)
+    difficult_above: float = unit()
 
 
 @dataclass
 class Payment:
     """How unreliable payers pay: part of the invoice, or nothing."""
 
-    partial_prob: float = MISSING
-    partial_share: float = MISSING
+    partial_prob: float = unit()
+    partial_share: float = unit()
 
 
 @dataclass
 class Ads:
     """Advertising reach and the cost of overpromising."""
 
-    reach: float = MISSING
-    dishonesty_boost: float = MISSING
-    overpromise: float = MISSING
+    reach: float = unit()
+    dishonesty_boost: float = num(0, 100)
+    overpromise: float = unit()
 
 
 @dataclass
 class MarketConfig:
-    """The market: its size, its businesses and their economics."""
+    """The market: its size, its businesses and their economics.
 
-    n_clients: int = MISSING
-    policy_mix: dict[str, int] = MISSING
-    demand_supply_ratio: float = MISSING
-    price: float = MISSING
-    wage: float = MISSING
-    salary: float = MISSING
-    ad_spend: float = MISSING
-    initial_cash_weeks: float = MISSING
-    credit_limit_weeks: float = MISSING
-    exit_after: int = MISSING
+    Money is in currency units (cu); 1e6 cu per hour bounds every price and cost, far above
+    any calibration, so that sums over years of weeks stay exact in float64.
+    """
+
+    n_clients: int = num(2, MAX_CLIENTS)  # and what fits in memory (a cross-field rule)
+    policy_mix: dict[str, int] = entries(Range(0, MAX_BUSINESSES))  # keys: the presets
+    # capacity = demand / ratio: a tiny ratio buys an absurd capacity, a huge one none
+    demand_supply_ratio: float = num(0.01, 100)
+    price: float = num(0, 1e6, lo_open=True)
+    wage: float = num(0, 1e6)
+    salary: float = num(0, 1e6)
+    ad_spend: float = num(0, 1e8)
+    initial_cash_weeks: float = num(0, MAX_WEEKS)
+    credit_limit_weeks: float = num(0, MAX_WEEKS)
+    exit_after: int = num(1, MAX_WEEKS)
     network: Network = field(default_factory=Network)
     jobs: Jobs = field(default_factory=Jobs)
     service: Service = field(default_factory=Service)
@@ -207,18 +298,18 @@ class MarketConfig:
 class PolicyConfig:
     """One policy preset: a screen plus service habits (see `sim.policies`)."""
 
-    kind: str = "threshold"
-    threshold: float = MISSING
-    criteria: dict[str, float] = MISSING
-    screening_noise: float = MISSING
-    screening_hours: float = MISSING
+    kind: str = one_of(*POLICY_KINDS, default="threshold")
+    threshold: float = unit()
+    criteria: dict[str, float] = entries(Range(0, 100), keys=CRITERIA)
+    screening_noise: float = num(0, 10)
+    screening_hours: float = num(0, 168)  # hours a week
     diagnosis: bool = MISSING
-    diagnosis_hours: float = MISSING
+    diagnosis_hours: float = num(0, 168)
     decline_impossible: bool = MISSING
     prepayment: bool = MISSING
-    upsell_rate: float = MISSING
-    upsell_share: float = MISSING
-    ad_honesty: float = MISSING
+    upsell_rate: float = unit()
+    upsell_share: float = num(0, 10)
+    ad_honesty: float = unit()
 
 
 @dataclass
@@ -264,9 +355,9 @@ class ExperimentConfig:
 class Config:
     """The whole run: `clientsim` composes it from `configs/config.yaml`."""
 
-    seed: int = MISSING
-    steps: int = MISSING
-    engine: str = MISSING
+    seed: int = num(0, 2**63 - 1)
+    steps: int = num(1, MAX_WEEKS)
+    engine: str = one_of(*ENGINES)
     progress: bool = MISSING
     output_dir: str | None = None
     clients: ClientsConfig = field(default_factory=ClientsConfig)
@@ -299,172 +390,245 @@ def register_configs() -> None:
     cs.store(group="market/network", name="base_network", node=Network)
 
 
+# ---- the walker: unknown keys, missing values, declared ranges and choices --------------------
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def leaves(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, dict]]:
+    """Every field of the schema below `cls`: (key, type, metadata), depth first.
+
+    A dict of dataclasses (`policies`, `clients.segments`) appears as `<prefix>.*`.
+    """
+    out = []
+    for f in fields(cls):
+        key, kind = f"{prefix}{f.name}", _hints(cls)[f.name]
+        args = typing.get_args(kind)
+        if is_dataclass(kind):
+            out += leaves(kind, f"{key}.")
+        elif typing.get_origin(kind) is dict and is_dataclass(args[1]):
+            out += leaves(args[1], f"{key}.*.")
+        else:
+            out.append((key, kind, dict(f.metadata)))
+    return out
+
+
+def _unknown(key: str, value: Any, allowed: list[str]) -> ConfigError:
+    near = difflib.get_close_matches(key.rpartition(".")[2], allowed, n=1)
+    hint = f"did you mean {near[0]}? " if near else ""
+    return ConfigError(key, value, f"unknown key; {hint}allowed: {', '.join(allowed)}")
+
+
+def _walk(node: Any, cls: type, prefix: str) -> None:
+    """Check a plain-dict config node against dataclass `cls`."""
+    if not isinstance(node, dict):
+        raise ConfigError(prefix.rstrip("."), node, f"must be a mapping of {cls.__name__}")
+    names = [f.name for f in fields(cls)]
+    for name in node:
+        if name not in names:
+            raise _unknown(f"{prefix}{name}", node[name], names)
+    for f in fields(cls):
+        _check_value(
+            f"{prefix}{f.name}", node.get(f.name, MISSING), _hints(cls)[f.name], f.metadata
+        )
+
+
+def _check_value(key: str, value: Any, kind: Any, meta: Any) -> None:
+    """Check one field's value against its type and declared metadata."""
+    if value == MISSING:
+        raise ConfigError(key, value, "missing: the config must set it")
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if is_dataclass(kind):
+        _walk(value, kind, f"{key}.")
+    elif origin is dict:
+        for name, item in value.items():
+            if meta.get("keys") is not None and name not in meta["keys"]:
+                raise _unknown(f"{key}.{name}", item, list(meta["keys"]))
+            if is_dataclass(args[1]):
+                _walk(item, args[1], f"{key}.{name}.")
+            else:
+                _in_range(f"{key}.{name}", item, meta["range"], args[1] is int)
+    elif origin is list:
+        length = meta.get("length")
+        ok = isinstance(value, list) and (length is None or len(value) == length)
+        ok = ok and all(v in meta["range"] for v in value)
+        if not ok:
+            what = "a Beta distribution [a, b] with a and b" if length == 2 else "numbers"
+            raise ConfigError(key, value, f"must be {what} in {meta['range'].interval()}")
+    elif "range" in meta:
+        _in_range(key, value, meta["range"], kind is int)
+    elif "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(key, value, f"allowed: {', '.join(meta['choices'])}")
+
+
+def _in_range(key: str, value: Any, allowed: Range, integer: bool) -> None:
+    if value not in allowed or (integer and not isinstance(value, int)):
+        raise ConfigError(key, value, allowed.describe(integer))
+
+
+# ---- cross-field rules: each takes the plain config and raises ConfigError ------------------
+
+
+def _segment_shares(c: dict) -> None:
+    segments = c["clients"]["segments"]
+    _check(len(segments) > 0, "clients.segments", {}, "needs at least one segment")
+    shares = {name: seg["share"] for name, seg in segments.items()}
+    ok = abs(math.fsum(shares.values()) - 1.0) < 1e-6
+    _check(ok, "clients.segments.*.share", shares, "shares must sum to 1")
+
+
+def _story_thresholds(c: dict) -> None:
+    wom = c["clients"]["wom"]
+    allowed = f"must be <= clients.wom.positive ({wom['positive']})"
+    _check(wom["negative"] <= wom["positive"], "clients.wom.negative", wom["negative"], allowed)
+
+
+def _misdiagnosis_bounds(c: dict) -> None:
+    jobs = c["market"]["jobs"]
+    low, high = jobs["misdiagnosed_low"], jobs["misdiagnosed_high"]
+    allowed = f"must be <= market.jobs.misdiagnosed_high ({high})"
+    _check(low <= high, "market.jobs.misdiagnosed_low", low, allowed)
+
+
+def _policy_mix(c: dict) -> None:
+    mix, policies = c["market"]["policy_mix"], c["policies"]
+    _check(len(mix) > 0, "market.policy_mix", {}, "needs at least one policy")
+    for name, count in mix.items():
+        allowed = f"unknown policy; allowed: {', '.join(policies)}"
+        _check(name in policies, f"market.policy_mix.{name}", count, allowed)
+    allowed = f"total businesses must be in [1, {MAX_BUSINESSES}]"
+    _check(1 <= sum(mix.values()) <= MAX_BUSINESSES, "market.policy_mix", mix, allowed)
+
+
+def _criteria_weights(c: dict) -> None:
+    for name, policy in c["policies"].items():
+        weights = policy["criteria"]
+        allowed = "weights must not all be 0"
+        _check(sum(weights.values()) > 0, f"policies.{name}.criteria", weights, allowed)
+
+
+def _min_clients(kind: str, params: dict) -> int:
+    """The smallest market a network of `kind` with `params` can link."""
+    degree = {"watts_strogatz": "k", "barabasi_albert": "m", "erdos_renyi": "mean_degree"}
+    return math.ceil(params[degree[kind]]) + 1 if kind in degree else 2
+
+
+def _network(c: dict) -> None:
+    net, n = c["market"]["network"], c["market"]["n_clients"]
+    kind, allowed = net["kind"], list(NETWORK_PARAMS[net["kind"]])
+    for name, value in net["params"].items():
+        if name not in allowed:
+            raise _unknown(f"market.network.params.{name}", value, allowed or ["none"])
+    params = {**NETWORK_PARAMS[kind], **net["params"]}
+    described = ", ".join(f"{k}={v:g}" for k, v in params.items())
+    if kind == "complete" and n > MAX_COMPLETE_N:
+        allowed = f"the complete network is for small markets (at most {MAX_COMPLETE_N:,})"
+        raise ConfigError("market.n_clients", n, allowed)
+    if kind != "complete" and n < _min_clients(kind, params):
+        allowed = f"must be at least {_min_clients(kind, params)} for {kind} with {described}"
+        raise ConfigError("market.n_clients", n, allowed)
+    try:
+        check_params(n, kind, params)
+    except ValueError as error:
+        raise ConfigError("market.network.params", net["params"], str(error)) from None
+
+
+RULES: tuple[Callable[[dict], None], ...] = (
+    _segment_shares,
+    _story_thresholds,
+    _misdiagnosis_bounds,
+    _policy_mix,
+    _criteria_weights,
+    _network,
+)
+"""Rules between fields, applied in order once every leaf is within its range."""
+
+
+# ---- memory: refuse a market that cannot fit --------------------------------------------------
+
+#: Peak bytes per client (measured at 20,000-200,000 clients, 26 weeks): a fixed part, plus
+#: 52 bytes per (client, business) pair (pair state and alignment); the agents engine adds
+#: its Mesa agents. With 20 businesses: about 2.2 kB (vectorized), 4 kB (agents).
+CLIENT_BYTES = {"vectorized": 1_200, "agents": 3_000}
+PAIR_BYTES = 52
+ROW_BYTES = 2_000  # one recorded row (a dict) per business and week
+
+
+def memory_estimate(n_clients: int, businesses: int, steps: int, engine: str) -> int:
+    """Peak memory (bytes) of a run, from the measured costs per client and per row."""
+    per_client = CLIENT_BYTES.get(engine, max(CLIENT_BYTES.values())) + PAIR_BYTES * businesses
+    return n_clients * per_client + steps * businesses * ROW_BYTES
+
+
+def available_memory() -> int | None:
+    """Memory available to a new process (bytes): MemAvailable, else free pages; or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:,.1f} GiB"
+
+
+def _fits_in_memory(c: dict) -> None:
+    market = c.get("market", {})
+    n, steps, engine = market.get("n_clients"), c.get("steps"), c.get("engine")
+    mix = market.get("policy_mix")
+    counts = mix.values() if isinstance(mix, dict) else ()
+    businesses = sum(v for v in counts if isinstance(v, int) and v > 0) or 1
+    if not isinstance(n, int) or not isinstance(steps, int) or n < 2:
+        return
+    need, have = memory_estimate(n, businesses, max(steps, 1), engine), available_memory()
+    if have is not None and need > have:
+        per_client = memory_estimate(1, businesses, 0, engine)
+        most = max((have - memory_estimate(0, businesses, steps, engine)) // per_client, 0)
+        allowed = (
+            f"needs about {_gib(need)} of memory ({per_client:,} bytes per client with "
+            f"{businesses} businesses), more than the {_gib(have)} available; "
+            f"at most about {most:,} clients fit here"
+        )
+        raise ConfigError("market.n_clients", n, allowed)
+
+
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ConfigError(key, value, allowed)
 
 
-def _unit(key: str, value: float) -> None:
-    _check(0.0 <= value <= 1.0, key, value, "must be in [0, 1]")
-
-
-def _positive(key: str, value: float, *, strict: bool = True) -> None:
-    ok = value > 0 if strict else value >= 0
-    _check(math.isfinite(value) and ok, key, value, "must be > 0" if strict else "must be >= 0")
-
-
-def _beta(key: str, value: list[float]) -> None:
-    ok = len(value) == 2 and all(v > 0 and math.isfinite(v) for v in value)
-    _check(ok, key, list(value), "must be a Beta distribution [a, b] with a, b > 0")
-
-
-def _validate_clients(c: DictConfig) -> None:
-    _check(len(c.segments) > 0, "clients.segments", {}, "needs at least one segment")
-    total = 0.0
-    for name, seg in c.segments.items():
-        key = f"clients.segments.{name}"
-        _unit(f"{key}.share", seg.share)
-        total += seg.share
-        for trait in ("difficulty", "pay_reliability", "misdiagnosis", "unrealistic"):
-            _beta(f"{key}.{trait}", seg[trait])
-        _beta(f"{key}.talkativeness", seg.talkativeness)
-        _positive(f"{key}.budget", seg.budget)
-        _positive(f"{key}.need_rate", seg.need_rate)
-    shares = {n: s.share for n, s in c.segments.items()}
-    _check(abs(total - 1.0) < 1e-6, "clients.segments.*.share", shares, "shares must sum to 1")
-    _beta("clients.review_propensity", c.review_propensity)
-    for key in ("need_rate_sigma", "budget_sigma", "prepay_exponent", "decline_memory"):
-        _positive(f"clients.{key}", c[key], strict=False)
-    for key in ("wom.positive", "wom.negative", "wom.p_positive", "wom.p_negative", "wom.decay"):
-        _unit(f"clients.{key}", OmegaConf.select(c, key))
-    _check(
-        c.wom.negativity_bias >= 1,
-        "clients.wom.negativity_bias",
-        c.wom.negativity_bias,
-        "must be >= 1 (a negative story weighs at least as much as a positive one)",
-    )
-    _check(
-        c.wom.negative <= c.wom.positive,
-        "clients.wom.negative",
-        c.wom.negative,
-        f"must be <= clients.wom.positive ({c.wom.positive})",
-    )
-    for key in ("reform.min_difficulty", "reform.prob", "reform.amount"):
-        _unit(f"clients.{key}", OmegaConf.select(c, key))
-    _positive("clients.reviews.half_life", c.reviews.half_life)
-    _positive(
-        "clients.reviews.prior_reviews", c.reviews.prior_reviews
-    )  # the prior anchors a new business
-    _check(
-        1 <= c.reviews.prior_rating <= 5,
-        "clients.reviews.prior_rating",
-        c.reviews.prior_rating,
-        "must be a rating in [1, 5]",
-    )
-    _positive("clients.choice.noise", c.choice.noise)
-    _positive("clients.satisfaction.noise", c.satisfaction.noise, strict=False)
-    _positive("clients.buying_centre.role_spread", c.buying_centre.role_spread, strict=False)
-
-
-def _validate_market(m: DictConfig, policies: DictConfig) -> None:
-    from sim.network import NETWORK_KINDS, NETWORK_PARAMS, check_params
-
-    _check(m.n_clients >= 2, "market.n_clients", m.n_clients, "must be an integer >= 2")
-    _check(len(m.policy_mix) > 0, "market.policy_mix", {}, "needs at least one policy")
-    for name, count in m.policy_mix.items():
-        _check(
-            name in policies,
-            f"market.policy_mix.{name}",
-            count,
-            f"unknown policy; allowed: {', '.join(policies)}",
-        )
-        _check(count >= 0, f"market.policy_mix.{name}", count, "must be an integer >= 0")
-    n = sum(m.policy_mix.values())
-    _check(
-        1 <= n <= MAX_BUSINESSES,
-        "market.policy_mix",
-        dict(m.policy_mix),
-        f"total businesses must be in [1, {MAX_BUSINESSES}]",
-    )
-    _positive("market.demand_supply_ratio", m.demand_supply_ratio)
-    for key in ("price", "wage", "salary", "ad_spend", "initial_cash_weeks", "credit_limit_weeks"):
-        _positive(f"market.{key}", m[key], strict=key == "price")
-    _check(m.exit_after >= 1, "market.exit_after", m.exit_after, "must be an integer >= 1")
-    net = m.network
-    _check(
-        net.kind in NETWORK_KINDS,
-        "market.network.kind",
-        net.kind,
-        f"allowed: {', '.join(NETWORK_KINDS)}",
-    )
-    _unit("market.network.homophily", net.homophily)
-    for key in net.params:
-        _check(
-            key in NETWORK_PARAMS[net.kind],
-            f"market.network.params.{key}",
-            net.params[key],
-            f"unknown parameter of {net.kind}; allowed: {', '.join(NETWORK_PARAMS[net.kind])}",
-        )
+def _plain(cfg: DictConfig) -> dict:
+    """The config as plain containers, its interpolations resolved."""
     try:
-        check_params(m.n_clients, net.kind, dict(net.params))
-    except ValueError as error:
-        raise ConfigError("market.network.params", dict(net.params), str(error)) from None
-    _positive("market.jobs.median_hours", m.jobs.median_hours)
-    _positive("market.jobs.sigma", m.jobs.sigma, strict=False)
-    _check(
-        0 < m.jobs.misdiagnosed_low <= m.jobs.misdiagnosed_high,
-        "market.jobs.misdiagnosed_low",
-        m.jobs.misdiagnosed_low,
-        "must be in (0, market.jobs.misdiagnosed_high]",
-    )
-    _check(
-        m.jobs.deadline_weeks >= 1,
-        "market.jobs.deadline_weeks",
-        m.jobs.deadline_weeks,
-        "must be an integer >= 1",
-    )
-    for key in (
-        "service.conflict_prob",
-        "payment.partial_prob",
-        "payment.partial_share",
-        "ads.reach",
-        "ads.overpromise",
-        "service.difficult_above",
-    ):
-        _unit(f"market.{key}", OmegaConf.select(m, key))
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "config"
+        value = OmegaConf.to_container(cfg, resolve=False)
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else value
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(key, value, f"cannot be resolved: {reason}") from None
 
 
-def _validate_policies(policies: DictConfig) -> None:
-    from sim.policies import CRITERIA, POLICY_KINDS
+def validate(cfg: DictConfig | dict) -> None:
+    """Check a composed config; raise `ConfigError` naming the first bad key.
 
-    for name, p in policies.items():
-        key = f"policies.{name}"
-        _check(p.kind in POLICY_KINDS, f"{key}.kind", p.kind, f"allowed: {', '.join(POLICY_KINDS)}")
-        for knob in ("threshold", "upsell_rate", "ad_honesty"):
-            _unit(f"{key}.{knob}", p[knob])
-        for knob in ("screening_noise", "screening_hours", "diagnosis_hours", "upsell_share"):
-            _positive(f"{key}.{knob}", p[knob], strict=False)
-        for crit, weight in p.criteria.items():
-            _check(
-                crit in CRITERIA,
-                f"{key}.criteria.{crit}",
-                weight,
-                f"unknown criterion; allowed: {', '.join(CRITERIA)}",
-            )
-            _positive(f"{key}.criteria.{crit}", weight, strict=False)
-        _check(
-            sum(p.criteria.values()) > 0,
-            f"{key}.criteria",
-            dict(p.criteria),
-            "weights must not all be 0",
-        )
-
-
-def validate(cfg: DictConfig) -> None:
-    """Check every value of a composed config; raise `ConfigError` on the first bad one."""
-    _check(cfg.engine in ENGINES, "engine", cfg.engine, f"allowed: {', '.join(ENGINES)}")
-    _check(cfg.seed >= 0, "seed", cfg.seed, "must be an integer >= 0")
-    _check(cfg.steps >= 1, "steps", cfg.steps, "must be an integer >= 1")
-    _validate_policies(cfg.policies)
-    _validate_clients(cfg.clients)
-    _validate_market(cfg.market, cfg.policies)
+    First the memory a run would need (so that a market too big for this machine is refused
+    with its estimate, whatever else is wrong), then every key along the schema (unknown
+    keys, missing values, declared ranges and choices), then the cross-field `RULES`.
+    """
+    c = _plain(cfg) if isinstance(cfg, DictConfig) else cfg
+    _fits_in_memory(c)
+    _walk(c, Config, "")
+    for rule in RULES:
+        rule(c)

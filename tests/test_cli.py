@@ -6,8 +6,10 @@ Each subprocess takes a few seconds, so the runs are shared by module-scoped fix
 import itertools
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -165,6 +167,50 @@ BAD_INPUTS = {
         "-5",
     ),
     "multirun, bad swept value": (["-m", "market.n_clients=300,-5"], "market.n_clients", "-5"),
+    "multirun, bad value past the 64th": (
+        ["-m", f"market.n_clients={','.join(map(str, range(300, 370)))},-5"],
+        "market.n_clients",
+        "-5",
+    ),
+    "multirun, bad group option": (
+        ["-m", "seed=range(0,200)", "market/network=complete,nope"],
+        "market/network",
+        "nope",
+    ),
+    "nan": (["clients.satisfaction.baseline=nan"], "clients.satisfaction.baseline", "nan"),
+    "negative hours": (
+        ["market.service.difficulty_hours=-5"],
+        "market.service.difficulty_hours",
+        "-5",
+    ),
+    "inf": (["market.jobs.misdiagnosed_high=inf"], "market.jobs.misdiagnosed_high", "inf"),
+    "nan boost": (["market.ads.dishonesty_boost=nan"], "market.ads.dishonesty_boost", "nan"),
+    "nan price weight": (["clients.choice.beta_price=nan"], "clients.choice.beta_price", "nan"),
+    "negative floor": (["clients.reviews.floor=-1"], "clients.reviews.floor", "-1"),
+    "tiny ratio": (["market.demand_supply_ratio=1e-9"], "market.demand_supply_ratio", "1e-09"),
+    "negative sigma": (
+        ["clients.buying_centre.budget_sigma=-1"],
+        "clients.buying_centre.budget_sigma",
+        "-1",
+    ),
+    "huge sigma": (["market.jobs.sigma=100"], "market.jobs.sigma", "100"),
+    "huge price": (["market.price=1e308"], "market.price", "1e+308"),
+    "too big for memory": (
+        ["market.n_clients=1000000000000"],
+        "market.n_clients",
+        "GiB of memory",
+    ),
+    "too small for the network": (["market.n_clients=2"], "market.n_clients", "at least 11"),
+    "typo in a policy": (
+        ["+policies.fit_filter.treshold=0.9"],
+        "policies.fit_filter.treshold",
+        "unknown key",
+    ),
+    "typo in the market": (["+market.n_client=5"], "market.n_client", "unknown key"),
+    "forced typo": (["++stepz=5"], "stepz", "unknown key"),
+    "output_dir in /proc": (["output_dir=/proc/x"], "output_dir", "/proc/x"),
+    "output_dir under a file": (["output_dir=/etc/hostname/x"], "output_dir", "is a file"),
+    "output_dir unresolvable": (["output_dir=/tmp/x_${nosuch}"], "output_dir", "nosuch"),
 }
 
 
@@ -172,7 +218,9 @@ BAD_INPUTS = {
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, key, value):
     cwd, out = tmp_path / "cwd", tmp_path / "out"
     cwd.mkdir()
-    result = run_cli([*args, "steps=2", "progress=false", f"output_dir={out}"], cwd=cwd)
+    defaults = ["steps=2", "progress=false", f"output_dir={out}"]
+    given = {a.partition("=")[0] for a in args}
+    result = run_cli([*args, *[d for d in defaults if d.partition("=")[0] not in given]], cwd=cwd)
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
@@ -181,6 +229,24 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, key,
     assert value in line.split(f" {key}=", 1)[1]
     assert list(cwd.iterdir()) == []
     assert not out.exists()
+
+
+def test_output_dir_that_is_a_file_exits_2_and_keeps_the_file(tmp_path):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    result = run_cli(["steps=2", "progress=false", f"output_dir={target}"], cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert "output_dir=" in line and "existing file" in line
+    assert target.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]
+
+
+def test_help_hides_the_schemas_and_mentions_multirun_and_cfg(tmp_path):
+    result = run_cli(["--help"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "base_" not in result.stdout
+    assert "--multirun" in result.stdout and "--cfg" in result.stdout
 
 
 def test_help_exits_0_and_lists_config_groups(tmp_path):
@@ -223,3 +289,82 @@ def test_write_atomic_keeps_the_old_file_when_the_writer_fails(tmp_path):
         write_atomic(target, interrupted_writer)
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_multirun_gives_every_job_its_own_directory(tmp_path, small_overrides):
+    out = tmp_path / "sweep"
+    result = run_cli(["-m", "seed=1,2", *small_overrides, f"output_dir={out}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    seeds = [json.loads((out / job / "summary.json").read_text())["seed"] for job in "01"]
+    assert seeds == [1, 2]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def start_long_run(tmp_path: Path, out: Path, seed: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "sim", f"seed={seed}", "market.n_clients=20000"]
+    return subprocess.Popen(
+        [*command, "steps=2000", "progress=false", f"output_dir={out}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_staging(out: Path, timeout: float = 60.0) -> Path:
+    """The staging directory of a run into `out`, once Hydra has written .hydra/ there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        staged = [p for p in out.parent.glob(f".{out.name}.tmp-*") if (p / ".hydra").exists()]
+        if staged:
+            return staged[0]
+        time.sleep(0.1)
+    raise AssertionError("the run never started")
+
+
+def test_a_run_killed_mid_write_leaves_the_old_complete_run(tmp_path, small_overrides):
+    out = tmp_path / "out"
+    first = run_cli([*small_overrides, "seed=0", f"output_dir={out}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    writer = start_long_run(tmp_path, out, seed=1)
+    wait_for_staging(out)
+    time.sleep(1.0)  # into the steps
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    overrides = OmegaConf.load(out / ".hydra" / "overrides.yaml")
+    assert "seed=0" in overrides
+    again = run_cli([*small_overrides, "seed=2", f"output_dir={out}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "summary.json").read_text())["seed"] == 2
+    assert "seed=2" in OmegaConf.load(out / ".hydra" / "overrides.yaml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the killed run's .tmp too
+
+
+def test_a_directory_another_live_run_holds_is_refused(tmp_path, small_overrides):
+    out = tmp_path / "out"
+    writer = start_long_run(tmp_path, out, seed=1)
+    try:
+        wait_for_staging(out)
+        second = run_cli([*small_overrides, f"output_dir={out}"], cwd=tmp_path)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert second.returncode == 2
+    (line,) = second.stderr.splitlines()
+    assert "another run" in line and str(writer.pid) in line
+    assert not out.exists()
+
+
+def test_ctrl_c_exits_130_with_one_line_and_writes_no_results(tmp_path):
+    out = tmp_path / "out"
+    writer = start_long_run(tmp_path, out, seed=1)
+    wait_for_staging(out)
+    time.sleep(1.0)
+    writer.send_signal(signal.SIGINT)
+    _, stderr = writer.communicate(timeout=60)
+    assert writer.returncode == 130
+    (line,) = stderr.splitlines()
+    assert "interrupted" in line
+    assert list(tmp_path.iterdir()) == []

@@ -1,12 +1,16 @@
 """Tests of the config schema and its validation (sim.config), through Hydra's compose API."""
 
+import copy
+import math
+import typing
 from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 from sim.cli import CONFIG_DIR, compose
-from sim.config import ConfigError, validate
+from sim.config import Config, ConfigError, Range, leaves, memory_estimate, validate
 
 
 def group_options() -> list[str]:
@@ -119,3 +123,165 @@ def test_defaults_match_the_calibration_of_model_md():
     shares = {name: seg.share for name, seg in cfg.clients.segments.items()}
     assert shares == {"partner": 0.40, "standard": 0.35, "bargain": 0.15, "difficult": 0.10}
     assert (cfg.market.network.kind, cfg.market.network.params.k) == ("watts_strogatz", 10)
+
+
+# ---- declared ranges: every leaf of the schema ------------------------------------------------
+
+
+def schema_leaves() -> list[tuple[str, object, dict]]:
+    return leaves(Config)
+
+
+def test_every_numeric_or_string_leaf_declares_what_it_allows():
+    undeclared = [
+        key
+        for key, kind, meta in schema_leaves()
+        if kind not in (bool, str | None) and "range" not in meta and "choices" not in meta
+    ]
+    assert undeclared == []
+
+
+def test_every_declared_range_holds_its_default():
+    validate(compose([]))
+    for option in group_options():
+        validate(compose([option]))
+
+
+def concrete_leaves(plain: dict) -> list[tuple[str, Range, str]]:
+    """(key in the default config, its range, its shape) for every numeric leaf."""
+    out = []
+    for key, kind, meta in schema_leaves():
+        if "range" not in meta:
+            continue
+        parent, _, name = key.rpartition(".")
+        parents = [parent]
+        if ".*" in parent:  # a dict of dataclasses: every entry of the default config
+            head, _, tail = parent.partition(".*")
+            parents = [f"{head}.{entry}{tail}" for entry in get(plain, head)]
+        for p in parents:
+            full = f"{p}.{name}" if p else name
+            if typing.get_origin(kind) is dict:  # a dict of numbers: each entry is a leaf
+                for entry in get(plain, full):
+                    out.append((f"{full}.{entry}", meta["range"], typing.get_args(kind)[1]))
+            else:
+                out.append((full, meta["range"], kind))
+    return out
+
+
+def get(plain: dict, key: str):
+    for part in key.split("."):
+        plain = plain[part]
+    return plain
+
+
+def put(plain: dict, key: str, value) -> dict:
+    plain = copy.deepcopy(plain)
+    parent, _, name = key.rpartition(".")
+    (get(plain, parent) if parent else plain)[name] = value
+    return plain
+
+
+def outside(allowed: Range, kind) -> list:
+    """Values just outside `allowed` (and NaN for floats)."""
+    values = []
+    if math.isfinite(allowed.lo):
+        values.append(allowed.lo if allowed.lo_open else allowed.lo - 1)
+    if math.isfinite(allowed.hi):
+        values.append(allowed.hi if allowed.hi_open else allowed.hi * 2 + 1)
+    if kind is not int:
+        values += [math.nan, math.inf]
+    return [int(v) for v in values] if kind is int else values
+
+
+DEFAULT = OmegaConf.to_container(compose([]), resolve=True)
+LEAVES = concrete_leaves(DEFAULT)
+
+
+def test_the_schema_walk_reaches_every_numeric_leaf_of_the_default_config():
+    keys = {key for key, _, _ in LEAVES}
+    assert len(keys) == len(LEAVES) > 100
+    expected = {
+        "market.price",
+        "policies.picky.criteria.realism",
+        "market.network.params.k",
+        "clients.segments.difficult.talkativeness",
+        "market.policy_mix.hard_sell",
+    }
+    assert expected <= keys
+
+
+@pytest.mark.parametrize(("key", "allowed", "kind"), LEAVES, ids=[k for k, _, _ in LEAVES])
+def test_a_value_outside_its_range_raises_config_error_naming_the_key(key, allowed, kind):
+    for bad in outside(allowed, kind):
+        value = [bad, 1.0] if typing.get_origin(kind) is list else bad
+        with pytest.raises(ConfigError) as error:
+            validate(put(DEFAULT, key, value))
+        assert error.value.key == key, (bad, str(error.value))
+
+
+BAD_INPUTS = [  # issue 12: each of these ran with garbage and exited 0
+    "clients.satisfaction.baseline=nan",
+    "market.service.difficulty_hours=-5",
+    "market.jobs.misdiagnosed_high=inf",
+    "market.ads.dishonesty_boost=nan",
+    "clients.choice.beta_price=nan",
+    "clients.reviews.floor=-1",
+    "market.demand_supply_ratio=1e-9",
+    "clients.buying_centre.budget_sigma=-1",
+    "market.jobs.sigma=100",
+    "market.price=1e308",
+]
+
+
+@pytest.mark.parametrize("override", BAD_INPUTS)
+def test_garbage_input_raises_config_error_naming_its_key(override):
+    key, _, value = override.partition("=")
+    with pytest.raises(ConfigError) as error:
+        validate(compose([override]))
+    assert error.value.key == key
+    assert "must be" in error.value.allowed
+
+
+def test_a_market_too_big_for_memory_is_refused_with_its_estimate():
+    with pytest.raises(ConfigError, match=r"needs about [\d,.]+ GiB of memory") as error:
+        validate(compose(["market.n_clients=1000000000000", "steps=1"]))
+    assert error.value.key == "market.n_clients"
+
+
+def test_memory_estimate_matches_the_measured_2_kb_per_client():
+    per_client = memory_estimate(1_000_000, 20, 0, "vectorized") / 1_000_000
+    assert 1_500 < per_client < 3_000
+
+
+def test_too_small_a_market_for_the_network_names_n_clients_and_the_minimum():
+    with pytest.raises(ConfigError, match="at least 11") as error:
+        validate(compose(["market.n_clients=2"]))
+    assert error.value.key == "market.n_clients"
+    assert "[2, 1]" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("+policies.fit_filter.treshold=0.9", "policies.fit_filter.treshold"),
+        ("+market.n_client=5", "market.n_client"),
+        ("++stepz=5", "stepz"),
+        ("+clients.segments.partner.sharee=0.1", "clients.segments.partner.sharee"),
+        ("+policies.fit_filter.criteria.speed=1", "policies.fit_filter.criteria.speed"),
+        ("+market.network.params.q=1", "market.network.params.q"),
+    ],
+)
+def test_a_key_the_schema_does_not_have_is_refused(override, key):
+    with pytest.raises(ConfigError, match="unknown key") as error:
+        validate(compose([override]))
+    assert error.value.key == key
+
+
+def test_cross_field_rules_name_the_dependent_key():
+    for override, key in [
+        ("clients.wom.negative=0.8", "clients.wom.negative"),
+        ("market.jobs.misdiagnosed_low=0.9", "market.jobs.misdiagnosed_low"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            validate(compose([override]))
+        assert error.value.key == key
