@@ -79,9 +79,17 @@ class Range:
 UNIT = Range(0.0, 1.0)
 
 
-def num(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Any:
+def num(
+    lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False, default: Any = MISSING
+) -> Any:
     """A numeric field (int or float) whose value must lie in the declared range."""
-    return field(default=MISSING, metadata={"range": Range(lo, hi, lo_open, hi_open)})
+    return field(default=default, metadata={"range": Range(lo, hi, lo_open, hi_open)})
+
+
+def free(default: Any = MISSING, *, factory: Any = None, checked_by: str = "") -> Any:
+    """A field whose value this walker does not check (text, or checked where it is used)."""
+    default = {"default_factory": factory} if factory else {"default": default}
+    return field(**default, metadata={"free": checked_by or "any value"})
 
 
 def unit() -> Any:
@@ -320,9 +328,9 @@ class Compare:
     whose outcomes are compared; pairs are matched on the seed (common random numbers).
     """
 
-    axis: str = "policy"
-    a: Any = "fit_filter"
-    b: Any = "serve_all"
+    axis: str = free("policy", checked_by="sim.experiment.check_design")
+    a: Any = free("fit_filter", checked_by="sim.experiment.check_design")
+    b: Any = free("serve_all", checked_by="sim.experiment.check_design")
     policy: str | None = None
 
 
@@ -334,21 +342,22 @@ class ExperimentConfig:
     [0, `seeds`), or for chunk `chunk` of `chunk_size` of them (see `sim.sweep`).
     """
 
-    name: str = MISSING
-    hypothesis: str = MISSING
-    question: str = MISSING
-    seeds: int = 10
-    chunk_size: int = 10
-    chunk: int | None = None  # set by `clientsim-experiment run`; None: every seed in one job
-    total_runs: int = 0  # set by `clientsim-experiment run` for the progress lines; 0: unknown
+    name: str = free()
+    hypothesis: str = free()
+    question: str = free()
+    seeds: int = num(1, 1_000_000, default=10)
+    chunk_size: int = num(1, 1_000_000, default=10)
+    chunk: int | None = num(0, 1_000_000, default=None)  # set by `clientsim-experiment run`
+    total_runs: int = num(0, 1e12, default=0)  # for the progress lines; 0: unknown
     x: str | None = None  # the swept key on the figure's x axis
     group: str | None = None  # a second swept key, drawn as separate lines
     compare: Compare = field(default_factory=Compare)
-    metrics: list[str] = field(default_factory=lambda: ["profit_week_13", "profit_horizon"])
+    metrics: list[str] = free(factory=lambda: ["profit_week_13", "profit_horizon"],
+                              checked_by="sim.experiment.check_design")  # fmt: skip
     #: what the hypothesis predicts, as claims `sim.report` checks: {metric, sign: positive |
     #: negative}, {metric, trend: increasing | decreasing}, {metric, shape: hump},
     #: {metric, larger_at: VALUE of x}
-    expect: list[Any] = field(default_factory=list)
+    expect: list[Any] = free(factory=list, checked_by="sim.report")
 
 
 @dataclass
@@ -407,6 +416,7 @@ def leaves(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, dict]]:
     for f in fields(cls):
         key, kind = f"{prefix}{f.name}", _hints(cls)[f.name]
         args = typing.get_args(kind)
+        kind = _optional_dataclass(kind) or kind
         if is_dataclass(kind):
             out += leaves(kind, f"{key}.")
         elif typing.get_origin(kind) is dict and is_dataclass(args[1]):
@@ -414,6 +424,15 @@ def leaves(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, dict]]:
         else:
             out.append((key, kind, dict(f.metadata)))
     return out
+
+
+def _optional_dataclass(kind: Any) -> type | None:
+    """The dataclass of an `X | None` field (the optional `experiment`), else None."""
+    args = typing.get_args(kind)
+    if type(None) in args and len(args) == 2:
+        inner = next(a for a in args if a is not type(None))
+        return inner if is_dataclass(inner) else None
+    return None
 
 
 def _unknown(key: str, value: Any, allowed: list[str]) -> ConfigError:
@@ -440,6 +459,9 @@ def _check_value(key: str, value: Any, kind: Any, meta: Any) -> None:
     """Check one field's value against its type and declared metadata."""
     if value == MISSING:
         raise ConfigError(key, value, "missing: the config must set it")
+    if "free" in meta or (value is None and type(None) in typing.get_args(kind)):
+        return
+    kind = _optional_dataclass(kind) or kind
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if is_dataclass(kind):
         _walk(value, kind, f"{key}.")
