@@ -86,17 +86,22 @@ def _values(text: str) -> list[str]:
     return [parsed.get_value_element_as_str()]
 
 
+def _task(cfg):
+    """The config a job sees: without Hydra's own node."""
+    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+
+
 def check_design(name: str, overrides: list[str]) -> tuple[object, list[list[str]]]:
     """Validate every design point before the first job runs; raise ConfigError."""
     if name not in names():
         raise ConfigError("experiment", name, f"allowed: {', '.join(names())}")
     cfg, fixed, points = design(name, overrides)
-    base = compose_with_hydra([f"+experiment={name}", *fixed])
+    base = _task(compose_with_hydra([f"+experiment={name}", *fixed]))
     parser = OverridesParser.create()
     for point in points:
         parsed = parser.parse_overrides(point)
         if any("/" in o.get_key_element() for o in parsed):  # a group choice: compose it
-            validate(compose_with_hydra([f"+experiment={name}", *fixed, *point]))
+            validate(_task(compose_with_hydra([f"+experiment={name}", *fixed, *point])))
             continue
         candidate = base.copy()  # a plain value: cheaper to set on the composed config
         for override in parsed:
