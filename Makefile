@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-sweep results clean
 
 run: $(STAMP)
 	$(VENV)/bin/clientsim $(ARGS)
@@ -17,6 +17,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/engines.py $(ARGS)
+
+bench-sweep: $(STAMP)
+	$(VENV)/bin/python benchmarks/sweep.py $(ARGS)
+
+# Every experiment at full size (resumed from results/<name>/make-results/), its figures,
+# and docs/RESULTS.md with docs/figures/. About 10 minutes on 2 cores.
+results: $(STAMP)
+	$(VENV)/bin/python -m sim.report --run $(ARGS)
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || "$$(sh scripts/find-python)" -m venv $(VENV)
