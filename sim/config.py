@@ -354,9 +354,12 @@ class ExperimentConfig:
     compare: Compare = field(default_factory=Compare)
     metrics: list[str] = free(factory=lambda: ["profit_week_13", "profit_horizon"],
                               checked_by="sim.experiment.check_design")  # fmt: skip
+    #: the figures that answer the question, the first one first (`clientsim-plot` names)
+    figures: list[str] = free(factory=lambda: ["paired", "profit"], checked_by="sim.report")
     #: what the hypothesis predicts, as claims `sim.report` checks: {metric, sign: positive |
     #: negative}, {metric, trend: increasing | decreasing}, {metric, shape: hump},
-    #: {metric, larger_at: VALUE of x}
+    #: {metric, larger_at: VALUE of x}; `at: VALUE` restricts a claim to one value of x, and
+    #: `policy: NAME` makes it about that policy's own metric rather than the difference
     expect: list[Any] = free(factory=list, checked_by="sim.report")
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 from scipy import stats
 
 from sim import analysis
@@ -34,8 +35,15 @@ SWEEP_NAME = "make-results"  # results/<experiment>/make-results/: resumed by a 
 # --- claims --------------------------------------------------------------------------------
 
 
-def gaps(runs: pd.DataFrame, exp: dict, metric: str) -> pd.DataFrame:
-    """Per (design point, seed): the compared arms' difference a - b of `metric` (`gap`)."""
+def gaps(runs: pd.DataFrame, exp: dict, metric: str, *, policy: str | None = None):
+    """Per (design point, seed): the compared arms' difference a - b of `metric` (`gap`).
+
+    With `policy`, the "gap" is that policy's own value of the metric (e.g. its crossover
+    week), for claims about one arm rather than the difference; seeds where it is null drop.
+    """
+    if policy is not None:
+        own = runs[(runs["status"] == "ok") & (runs["policy"] == policy)]
+        return own.assign(gap=own[metric].astype(float)).dropna(subset=["gap"])
     compare = exp["compare"]
     on = compare["on"]
     swept = [c for c in analysis.swept_columns(runs) if c != on]
@@ -69,8 +77,11 @@ def check_sign(g: pd.DataFrame, claim: dict, x: str | None) -> dict:
     by = "point" if "point" in g else x if x in g else None
     parts = [part for _, part in g.groupby(by, sort=True)] if by else [g]
     per_point = [_side(*_interval(part["gap"].to_numpy())[1:], positive) for part in parts]
-    counts = ", ".join(f"{per_point.count(v)} {v}" for v in dict.fromkeys(per_point))
-    return {"verdict": _combine(per_point), "detail": f"{len(parts)} points: {counts}"}
+    counts = ", ".join(f"{v} at {per_point.count(v)}" for v in dict.fromkeys(per_point))
+    return {
+        "verdict": _combine(per_point),
+        "detail": f"{counts} of {len(parts)} design point{'s' * (len(parts) > 1)}",
+    }
 
 
 def _combine(verdicts: list[str]) -> str:
@@ -88,7 +99,17 @@ def check_trend(g: pd.DataFrame, claim: dict, x: str) -> dict:
     verdict = _side(fit.slope - half, fit.slope + half, claim["trend"] == "increasing")
     low, high = fit.slope - half, fit.slope + half
     detail = f"slope {fit.slope:,.4g} per unit of {x}, 95% interval [{low:,.4g}, {high:,.4g}]"
-    return {"verdict": verdict, "detail": detail}
+    return {"verdict": verdict, "detail": detail + zero_crossing(g, x)}
+
+
+def zero_crossing(g: pd.DataFrame, x: str) -> str:
+    """Where the mean gap changes sign along x (linear between design points), if it does."""
+    means = g.groupby(x)["gap"].mean().sort_index()
+    for (x0, y0), (x1, y1) in zip(means.items(), list(means.items())[1:], strict=False):
+        if y0 == 0 or np.sign(y0) != np.sign(y1):
+            at = x0 if y0 == 0 else x0 + (x1 - x0) * y0 / (y0 - y1)
+            return f"; the mean gap crosses zero near {x} = {at:.3g}"
+    return f"; the mean gap keeps its sign over {x} in [{means.index[0]}, {means.index[-1]}]"
 
 
 def check_hump(g: pd.DataFrame, claim: dict, x: str) -> dict:
@@ -124,20 +145,29 @@ def verdicts(runs: pd.DataFrame, exp: dict) -> list[dict]:
     rows = []
     for claim in exp.get("expect") or []:
         kind = next(k for k in CHECKS if k in claim)
-        g = gaps(runs, exp, claim["metric"])
+        g = gaps(runs, exp, claim["metric"], policy=claim.get("policy"))
+        if "at" in claim:  # the claim holds at one value of x only
+            g = g[g[exp["x"]] == claim["at"]]
         for values, part in analysis.groups(g, [exp["group"]] if exp.get("group") else []):
             result = CHECKS[kind](part, claim, exp.get("x"))
             where = ", ".join(f"{k}={v}" for k, v in values.items())
-            rows.append({"metric": claim["metric"], "claim": _claim_text(claim), "where": where,
-                         **result})  # fmt: skip
+            rows.append({"metric": claim["metric"], "claim": claim_text(claim, exp),
+                         "where": where, **result})  # fmt: skip
     return rows
 
 
-def _claim_text(claim: dict) -> str:
+def claim_text(claim: dict, exp: dict) -> str:
+    """A claim in words, e.g. "fit_filter − serve_all increasing in market.demand_supply_ratio"."""
+    compare, x = exp["compare"], exp.get("x")
+    what = claim.get("policy") or f"{compare['a']} − {compare['b']}"
+    if compare.get("on", "policy") != "policy" and not claim.get("policy"):
+        what = f"{compare['on']}={compare['a']} − {compare['b']} ({compare['policy']})"
+    at = f" at {x}={claim['at']}" if "at" in claim else ""
     kind = next(k for k in CHECKS if k in claim)
-    return {"sign": f"gap {claim.get('sign')}", "trend": f"gap {claim.get('trend')} in x",
-            "shape": "hump-shaped in x", "larger_at": f"gap larger at {claim.get('larger_at')}"
-            }[kind]  # fmt: skip
+    return {"sign": f"{what} {claim.get('sign')}{at}",
+            "trend": f"{what} {claim.get('trend')} in {x}",
+            "shape": f"{what} hump-shaped in {x}",
+            "larger_at": f"{what} larger at {x}={claim.get('larger_at')}"}[kind]  # fmt: skip
 
 
 # --- docs/RESULTS.md ----------------------------------------------------------------------
@@ -169,6 +199,15 @@ def paired_section(runs: pd.DataFrame, exp: dict) -> str:
     return markdown_table(table)
 
 
+def crossover_section(sweep_dir: Path, a: str, b: str) -> str:
+    """The spread over seeds of the week a's cumulative profit overtakes b's for good."""
+    weeks = analysis.crossover_weeks(analysis.load_steps(sweep_dir), a, b)
+    table = analysis.crossover_summary(weeks).drop(columns=["point", "a", "b"], errors="ignore")
+    return (f"Crossover week of {a} over {b} (first week after which its mean cumulative "
+            f"profit stays ahead; `share_never`: seeds where it never does):\n\n"
+            + markdown_table(table))  # fmt: skip
+
+
 def _minutes(manifest: dict) -> float:
     started = pd.Timestamp(manifest["started"])
     return (pd.Timestamp(manifest["ended"]) - started).total_seconds() / 60
@@ -176,14 +215,26 @@ def _minutes(manifest: dict) -> float:
 
 def experiment_section(name: str, sweep_dir: Path, figures: Path) -> tuple[str, list[dict]]:
     """The RESULTS.md section of one experiment, and its verdicts."""
+    from sim.experiment import compose_with_hydra
+
     manifest = analysis.load_manifest(sweep_dir)
     exp, runs = manifest["experiment"], analysis.load_runs(sweep_dir)
+    stated = compose_with_hydra([f"+experiment={name}"]).experiment  # claims as stated now
+    exp = {**exp, "expect": OmegaConf.to_container(stated.expect),
+           "figures": list(stated.figures)}  # fmt: skip
     plot_dir(sweep_dir, formats=("png",))
-    for figure in ("paired", "profit", "crossover"):
-        source = sweep_dir / "figures" / f"{figure}.png"
-        if source.exists():
-            shutil.copyfile(source, figures / f"{name}-{figure}.png")
-    found = verdicts(runs, exp)
+    named = exp.get("figures") or ["paired", "profit"]
+    for figure in named:
+        shutil.copyfile(sweep_dir / "figures" / f"{figure}.png", figures / f"{name}-{figure}.png")
+    found = verdicts(runs, exp) or [
+        {
+            "metric": "—",
+            "claim": "—",
+            "where": "",
+            "verdict": "not tested",
+            "detail": exp["question"],
+        }
+    ]
     n_runs = runs[["point", "seed"]].drop_duplicates().shape[0]
     compare = exp["compare"]
     arms = f"{compare['a']} − {compare['b']}" + (
@@ -194,10 +245,12 @@ def experiment_section(name: str, sweep_dir: Path, figures: Path) -> tuple[str, 
         f"`clientsim-experiment run {name}`: {len(manifest['points'])} design points × "
         f"{exp['seeds']} seeds = {n_runs} runs ({manifest['failed']} failed), "
         f"{_minutes(manifest):.1f} min wall on this machine. Paired differences {arms}.", "",
-        f"![{name}: paired differences](figures/{name}-paired.png)", "",
+        f"![{name}: paired differences](figures/{name}-{named[0]}.png)", "",
         paired_section(runs, exp), "",
     ]  # fmt: skip
-    lines += [f"![{name}: profit over time](figures/{name}-profit.png)", ""]
+    if compare["on"] == "policy":
+        lines += [crossover_section(sweep_dir, compare["a"], compare["b"]), ""]
+    lines += [f"![{name}: {figure}](figures/{name}-{figure}.png)\n" for figure in named[1:]]
     lines += ["**What the model finds:** " + finding_sentence(exp, found), ""]
     return "\n".join(lines), [{"experiment": name, "hypothesis": exp["hypothesis"], **v}
                               for v in found]  # fmt: skip
@@ -210,7 +263,7 @@ def finding_sentence(exp: dict, found: list[dict]) -> str:
             "no directional claim is tested here (see the question above); the table "
             "reports the differences as measured."
         )
-    parts = [f"{f['metric']} {f['claim']}" + (f" ({f['where']})" if f["where"] else "")
+    parts = [f"{f['metric']}: {f['claim']}" + (f" ({f['where']})" if f["where"] else "")
              + f": **{f['verdict']}** ({f['detail']})" for f in found]  # fmt: skip
     return "; ".join(parts) + "."
 
@@ -226,7 +279,7 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
         sections.append(section)
         found += rows
     summary = pd.DataFrame(found, columns=["hypothesis", "experiment", "metric", "claim",
-                                           "where", "verdict"])  # fmt: skip
+                                           "where", "verdict", "detail"])  # fmt: skip
     head = [
         "# Results", "",
         "Every experiment of `experiments/` at full size (5,000 clients, 260 weeks), paired by",
@@ -242,6 +295,15 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
     return out
 
 
+def by_hypothesis(chosen: list[str]) -> list[str]:
+    """Experiments in the order of their hypotheses (H1, H2, ... H11)."""
+    from sim.experiment import compose_with_hydra
+
+    number = {n: int(compose_with_hydra([f"+experiment={n}"]).experiment.hypothesis[1:])
+              for n in chosen}  # fmt: skip
+    return sorted(chosen, key=number.get)
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m sim.report [--run] [--only NAME ...]`."""
     from sim.experiment import main as experiment
@@ -249,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(prog="python -m sim.report", description=__doc__.split("\n")[0])
     p.add_argument("--run", action="store_true", help="run (or resume) the experiments first")
-    p.add_argument("--only", nargs="*", help="these experiments only")
+    p.add_argument("--only", nargs="*", help="run these experiments only")
     p.add_argument("--jobs", type=int, help="parallel jobs (default: the cores)")
     args = p.parse_args(argv)
     chosen = args.only or names()
@@ -261,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         except SystemExit as stop:
             if stop.code:
                 raise
-    print(write_results(names() if not args.only else chosen))
+    print(write_results(by_hypothesis(names())))  # every experiment, whichever ran now
     print(json.dumps({"experiments": chosen}))
 
 
