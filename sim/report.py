@@ -99,6 +99,8 @@ def check_trend(g: pd.DataFrame, claim: dict, x: str) -> dict:
     verdict = _side(fit.slope - half, fit.slope + half, claim["trend"] == "increasing")
     low, high = fit.slope - half, fit.slope + half
     detail = f"slope {fit.slope:,.4g} per unit of {x}, 95% interval [{low:,.4g}, {high:,.4g}]"
+    if "policy" in claim:  # a policy's own metric: seeds where it is null were left out
+        return {"verdict": verdict, "detail": detail + f" over {len(g)} runs where it is set"}
     return {"verdict": verdict, "detail": detail + zero_crossing(g, x)}
 
 
@@ -258,10 +260,10 @@ def experiment_section(name: str, sweep_dir: Path, figures: Path) -> tuple[str, 
 
 def finding_sentence(exp: dict, found: list[dict]) -> str:
     """One sentence per claim: what it predicts, where, and the verdict with its numbers."""
-    if not found:
+    if found[0]["verdict"] == "not tested":
         return (
-            "no directional claim is tested here (see the question above); the table "
-            "reports the differences as measured."
+            "no directional claim is tested here (the experiment's YAML says why); the "
+            "table reports the differences as measured."
         )
     parts = [f"{f['metric']}: {f['claim']}" + (f" ({f['where']})" if f["where"] else "")
              + f": **{f['verdict']}** ({f['detail']})" for f in found]  # fmt: skip
