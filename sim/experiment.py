@@ -180,7 +180,8 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run (or resume, with --dir) one experiment's sweep")
     r.add_argument("name", help="an experiment of `clientsim-experiment list`")
     r.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment.seeds=5")
-    r.add_argument("--smoke", action="store_true", help="tiny market, 26 weeks, 2 seeds")
+    r.add_argument("--smoke", action="store_true",
+                   help="300 clients, 26 weeks, 2 seeds, each axis at its ends")  # fmt: skip
     r.add_argument("--dir", help="sweep directory; an existing one is resumed")
     r.add_argument("--launcher", choices=LAUNCHERS, default="joblib",
                    help="Hydra launcher (default joblib, one job per core)")  # fmt: skip
