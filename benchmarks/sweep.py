@@ -8,8 +8,9 @@ Hydra sweep (`clientsim -m seed=range(0,N)`, every job a whole run writing all i
     overhead = wall time x workers / sum of the runs' in-process stepping time
 
 (1.0 would be a sweep that does nothing but step models). Stepping time is what each job
-records per run (`jobs/*.json`: building and stepping the model); the baseline's runs are the
-same seeds of the same config, so they are charged the same stepping time.
+records per run (`jobs/*.json`: the time inside `model.step()`, not building the model nor
+recording); the baseline's runs are the same seeds of the same config, so they are charged
+the same stepping time.
 
     python benchmarks/sweep.py                     # 200 default runs, joblib on 2 cores
     python benchmarks/sweep.py --runs 20 --baseline

@@ -13,6 +13,7 @@ import fcntl
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -52,19 +53,45 @@ def build_model(cfg: DictConfig):
 def simulate(cfg: DictConfig, *, progress: bool = False):
     """Run the model for `cfg.steps` weeks; return (model, recorder).
 
-    A progress bar (stderr) appears when `progress` is set and the run lasts over 2 s.
+    With `progress`, a run that lasts over 2 s shows a progress bar on a terminal, and a line
+    every 15 s when stderr is a log file (no carriage returns). `recorder.step_seconds` is
+    the time spent in the model's steps alone (what a sweep's overhead is measured against).
     """
     model = build_model(cfg)
     recorder = Recorder()
-    interval = 0.5 if sys.stderr.isatty() else 15.0  # a log file gets a line every 15 s
-    bar = tqdm(total=cfg.steps, unit="week", delay=2.0, mininterval=interval,
-               disable=not progress, file=sys.stderr)  # fmt: skip
-    with bar:
+    recorder.step_seconds = 0.0
+    with _progress(cfg.steps, enabled=progress) as tick:
         for _ in range(cfg.steps):
+            started = time.perf_counter()
             model.step()
+            recorder.step_seconds += time.perf_counter() - started
             recorder.collect(model)
-            bar.update()
+            tick()
     return model, recorder
+
+
+LOG_EVERY_SECONDS = 15.0  # a progress line this often when stderr is not a terminal
+
+
+@contextmanager
+def _progress(weeks: int, *, enabled: bool):
+    """A tick function: a tqdm bar on a terminal, else a plain line every 15 s."""
+    if enabled and sys.stderr.isatty():
+        with tqdm(total=weeks, unit="week", delay=2.0, file=sys.stderr) as bar:
+            yield bar.update
+        return
+    started, shown, done = time.monotonic(), [time.monotonic()], [0]
+
+    def tick() -> None:
+        done[0] += 1
+        now = time.monotonic()
+        if enabled and now - shown[0] >= LOG_EVERY_SECONDS:
+            shown[0] = now
+            left = (now - started) / done[0] * (weeks - done[0])
+            print(f"clientsim: week {done[0]}/{weeks}, {now - started:.0f} s elapsed, "
+                  f"about {left:.0f} s left", file=sys.stderr, flush=True)  # fmt: skip
+
+    yield tick
 
 
 def staging_dir(out: Path, pid: int | None = None) -> Path:

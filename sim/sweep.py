@@ -194,16 +194,15 @@ def _seed_dir(point_dir: Path, seed: int) -> Path:
 def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> float:
     """Run one seed of a point and store it (atomically, as a renamed directory).
 
-    Returns the seconds spent building and stepping the model (what a sweep's overhead is
-    measured against).
+    Returns the seconds spent in the model's steps (what a sweep's overhead is measured
+    against).
     """
     from sim.run import simulate
 
     run_cfg = cfg.copy()
     run_cfg.seed = seed
-    started = time.perf_counter()
     _, recorder = simulate(run_cfg)
-    seconds = time.perf_counter() - started
+    seconds = recorder.step_seconds
     steps = recorder.steps_frame()
     final = _seed_dir(point_dir, seed)
     for stale in point_dir.glob(f".{final.name}.*.tmp"):  # left by a killed job

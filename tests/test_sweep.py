@@ -215,3 +215,14 @@ def test_list_shows_every_experiment_with_its_size(capsys):
     out = capsys.readouterr().out
     for name in EXPERIMENTS:
         assert f"\n{name} " in out
+
+
+def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, capsys):
+    import sim.run
+    from sim.cli import compose
+
+    monkeypatch.setattr(sim.run, "LOG_EVERY_SECONDS", 0.0)
+    cfg = compose(["market.n_clients=200", "steps=3"])
+    sim.run.simulate(cfg, progress=True)
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("clientsim: week 3/3") and "\r" not in err
