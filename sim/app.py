@@ -139,11 +139,20 @@ def network_layout(market, seed: int) -> tuple[np.ndarray, np.ndarray]:
 class ClassroomMarket(mesa.Model):
     """The market the sliders describe, stepped and recorded for the views.
 
-    Args:
-        **knobs: slider values by name (see `KNOBS`); missing ones keep the config's value.
+    Every argument is a slider of `KNOBS`; None (the default) keeps the config's value.
     """
 
-    def __init__(self, **knobs: float) -> None:
+    def __init__(
+        self,
+        fit_filter: int | None = None,
+        serve_all: int | None = None,
+        threshold: float | None = None,
+        difficult_share: float | None = None,
+        demand_supply_ratio: float | None = None,
+        word_of_mouth: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        knobs = {k: v for k, v in locals().items() if k in KNOBS and v is not None}
         cfg = _compose(overrides(knobs))
         super().__init__(rng=cfg.seed)
         self.market = build_model(cfg)
@@ -260,6 +269,7 @@ def IntakeView(model: ClassroomMarket) -> None:
                hatch="//", label=f"{policy}: declined")  # fmt: skip
     ax.set_xticks(x, names)
     ax.set_ylabel("applications")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Accepted and declined, by client segment", fontsize=10)
     ax.legend(fontsize=8)
     solara.FigureMatplotlib(fig, format="png", bbox_inches="tight")
@@ -279,6 +289,7 @@ def ReferralView(model: ClassroomMarket) -> None:
     ax.set_xlabel("week")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("referral acquisitions\n(cumulative)")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Referral cascades: new clients who came through word of mouth", fontsize=10)
     solara.FigureMatplotlib(fig, format="png", bbox_inches="tight")
 
