@@ -6,13 +6,6 @@ in results/browser-test/.
 """
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,6 +16,8 @@ SHOTS = ROOT / "results" / "browser-test"
 
 pytest.importorskip("solara", reason="the browser view needs the viz extra")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
+from appserver import serving  # noqa: E402
+
 from sim.app import KNOBS  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
@@ -31,49 +26,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_page(url: str, server: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"clientsim-app exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
-
-
 @pytest.fixture
-def app_url(tmp_path):
-    """`clientsim-app` on a free port of 127.0.0.1, stopped at the end."""
-    port = free_port()
-    command = shutil.which("clientsim-app", path=str(Path(sys.executable).parent))
-    assert command, "clientsim-app is not installed (pip install -e '.[viz]')"
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [command, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_page(url, server)
+def app_url():
+    with serving() as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=15)
-        log.close()
 
 
 def plots(page) -> bytes:
