@@ -15,6 +15,7 @@ import sys
 import threading
 import warnings
 
+import matplotlib as mpl
 import mesa
 import networkx as nx
 import numpy as np
@@ -23,6 +24,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from mesa.visualization import Slider, SolaraViz
+from omegaconf import OmegaConf
 
 from sim.cli import compose
 from sim.config import validate
@@ -52,7 +54,8 @@ KNOBS = {
                       0.05),
     "seed": ("seed", "seed", 0, 99, 1),
 }  # fmt: skip
-POLICY_COLOURS = {"fit_filter": "tab:blue", "serve_all": "tab:orange"}
+#: Each policy's colour map: its businesses in shades of it, its lines in its middle shade.
+POLICY_SHADES = {"fit_filter": "Blues", "serve_all": "Oranges"}
 NO_PROVIDER = "#d0d0d0"
 _COMPOSING = threading.Lock()  # Hydra's compose API is a process-wide singleton
 
@@ -65,13 +68,6 @@ def _compose(overrides: list[str]):
 
 
 DEFAULTS = _compose([])
-
-
-def _config_value(key: str):
-    node = DEFAULTS
-    for part in key.split("."):
-        node = node[part]
-    return node
 
 
 def overrides(knobs: dict[str, float]) -> list[str]:
@@ -96,7 +92,7 @@ def overrides(knobs: dict[str, float]) -> list[str]:
 def model_params() -> dict[str, Slider]:
     """One Mesa `Slider` per knob, starting at the config's value."""
     return {
-        name: Slider(label, _config_value(key), lo, hi, step)
+        name: Slider(label, OmegaConf.select(DEFAULTS, key), lo, hi, step)
         for name, (key, label, lo, hi, step) in KNOBS.items()
     }
 
@@ -173,17 +169,19 @@ class ClassroomMarket(mesa.Model):
                                  aggfunc="mean", observed=True)  # fmt: skip
 
 
+def policy_colour(policy: str, shade: float = 0.7) -> tuple:
+    """The colour of `policy` (0 light, 1 dark)."""
+    return mpl.colormaps[POLICY_SHADES.get(policy, "Greys")](shade)
+
+
 def _business_colours(market) -> list:
     """A shade of its policy's colour for each business."""
-    import matplotlib as mpl
-
-    maps = {"fit_filter": "Blues", "serve_all": "Oranges"}
-    names = [b.policy.name for b in market.businesses]
     shades = []
-    for b, name in zip(market.businesses, names, strict=True):
-        same = [x for x in market.businesses if x.policy.name == name]
-        rank = same.index(b) / max(len(same) - 1, 1)
-        shades.append(mpl.colormaps[maps.get(name, "Greys")](0.45 + 0.45 * rank))
+    for b in market.businesses:
+        same = [x for x in market.businesses if x.policy.name == b.policy.name]
+        shades.append(
+            policy_colour(b.policy.name, 0.45 + 0.45 * same.index(b) / max(len(same) - 1, 1))
+        )
     return shades
 
 
@@ -238,7 +236,7 @@ def ProfitReputationView(model: ClassroomMarket) -> None:
         profit = model.policy_series("profit").cumsum()
         reputation = model.policy_series("reputation")
         for policy in profit.columns:
-            colour = POLICY_COLOURS.get(policy)
+            colour = policy_colour(policy)
             profit_ax.plot(profit.index, profit[policy], label=policy, color=colour)
             reputation_ax.plot(reputation.index, reputation[policy], color=colour)
         profit_ax.legend(loc="upper left")
@@ -263,7 +261,7 @@ def IntakeView(model: ClassroomMarket) -> None:
         rows = [b.index for b in market.businesses if b.policy.name == policy]
         accepted, declined = model.intake[rows].sum(axis=0).T
         at = x + (k - (len(policies) - 1) / 2) * width
-        colour = POLICY_COLOURS.get(policy)
+        colour = policy_colour(policy)
         ax.bar(at, accepted, width, color=colour, label=f"{policy}: accepted")
         ax.bar(at, declined, width, bottom=accepted, color="white", edgecolor=colour,
                hatch="//", label=f"{policy}: declined")  # fmt: skip
@@ -284,7 +282,7 @@ def ReferralView(model: ClassroomMarket) -> None:
         total = steps.pivot_table(index="step", columns="policy", values="referral_acquisitions",
                                   aggfunc="sum", observed=True).cumsum()  # fmt: skip
         for policy in total.columns:
-            ax.plot(total.index, total[policy], label=policy, color=POLICY_COLOURS.get(policy))
+            ax.plot(total.index, total[policy], label=policy, color=policy_colour(policy))
         ax.legend(loc="upper left")
     ax.set_xlabel("week")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -22,6 +22,10 @@ def images(rc) -> list[bytes]:
     return [bytes(w.value) for w in rc.find(ipywidgets.Image).widgets]
 
 
+def caption(rc) -> str:
+    return rc.find(solara.widgets.HTML).widget.unsafe_innerHTML
+
+
 def click(rc, label: str) -> None:
     rc.find(vuetify.Btn, children=[label]).widget.click()
 
@@ -41,15 +45,17 @@ def test_sliders_start_at_the_configs_values_and_become_overrides():
 def test_the_page_renders_steps_and_resets():
     box, rc = solara.render(InAppLayout(), handle_error=False)
     start = images(rc)
-    assert len(start) == 4
+    assert len(start) == 4 and "Week 0<" in caption(rc)
     for _ in range(3):
         click(rc, "Step")
     stepped = images(rc)
+    assert "Week 3<" in caption(rc)
     assert all(a != b for a, b in zip(start, stepped, strict=True))
     slider = rc.find(vuetify.Slider, label="share of difficult clients").widget
     slider.v_model = 0.3
     click(rc, "Reset")
     reset = images(rc)
+    assert "Week 0<" in caption(rc) and "30% difficult clients" in caption(rc)
     assert all(a != b for a, b in zip(stepped, reset, strict=True))
     click(rc, "Step")
     assert images(rc) != reset

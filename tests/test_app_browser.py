@@ -72,6 +72,9 @@ def test_the_app_steps_a_slider_and_reset_change_the_plots_in_chromium(app_url):
             for week in range(1, 3):
                 step.click()
                 page.get_by_text(f"Week {week} of").wait_for()
+            page.get_by_role("button", name="▶").click()  # play until week 5, then pause
+            page.get_by_text("Week 5 of").wait_for()
+            page.get_by_role("button", name="❚❚").click()
             after_reset = plots(page)
             page.screenshot(path=SHOTS / "after-reset.png")
             assert after_reset != stepped
