@@ -74,18 +74,20 @@ def overrides(knobs: dict[str, float]) -> list[str]:
     """Hydra overrides for the sliders' values (missing knobs keep the config's value).
 
     Word of mouth sets the chance of telling good and bad stories alike; the difficult
-    clients' share rescales the other segments so that the shares still sum to 1.
+    clients' share rescales the other segments (keeping their proportions) so that the
+    shares still sum to 1.
     """
     lines = [f"{KNOBS[name][0]}={value!r}" for name, value in knobs.items()]
     if "word_of_mouth" in knobs:
         lines.append(f"clients.wom.p_negative={knobs['word_of_mouth']!r}")
-    if "difficult_share" in knobs:
-        segments = DEFAULTS.clients.segments
-        rest = 1.0 - segments.difficult.share
-        for name, segment in segments.items():
-            if name != "difficult":
-                share = segment.share * (1.0 - knobs["difficult_share"]) / rest
-                lines.append(f"clients.segments.{name}.share={share!r}")
+    if "difficult_share" in knobs:  # as experiments/difficult.yaml does, with sim.config's
+        segments = DEFAULTS.clients.segments  # `rescale` resolver
+        x, x_default = "${clients.segments.difficult.share}", segments.difficult.share
+        lines += [
+            f"clients.segments.{name}.share='${{rescale:{seg.share},{x},{x_default}}}'"
+            for name, seg in segments.items()
+            if name != "difficult"
+        ]
     return lines
 
 
