@@ -1,4 +1,4 @@
-# Two commands for a fresh machine: `make run` and `make test`.
+# Commands for a fresh machine: `make run`, `make test` and `make app` (the browser view).
 # Both find a Python >= 3.12 (scripts/find-python), create .venv and install into it.
 VENV := .venv
 STAMP := $(VENV)/.installed
