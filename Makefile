@@ -1,5 +1,5 @@
 # Commands for a fresh machine: `make run`, `make test` and `make app` (the browser view).
-# Both find a Python >= 3.12 (scripts/find-python), create .venv and install into it.
+# All find a Python >= 3.12 (scripts/find-python), create .venv and install into it.
 VENV := .venv
 STAMP := $(VENV)/.installed
 VIZ_STAMP := $(VENV)/.installed-viz
