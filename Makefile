@@ -1,15 +1,22 @@
-# Two commands for a fresh machine: `make run` and `make test`.
-# Both find a Python >= 3.12 (scripts/find-python), create .venv and install into it.
+# Commands for a fresh machine: `make run`, `make test` and `make app` (the browser view).
+# All find a Python >= 3.12 (scripts/find-python), create .venv and install into it.
 VENV := .venv
 STAMP := $(VENV)/.installed
+VIZ_STAMP := $(VENV)/.installed-viz
 
-.PHONY: run test lint bench bench-sweep results clean
+PORT ?= 8765
+
+.PHONY: run test lint app bench bench-sweep results clean
 
 run: $(STAMP)
 	$(VENV)/bin/clientsim $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(VIZ_STAMP)
 	$(VENV)/bin/python -m pytest $(ARGS)
+
+# The students' view in the browser: http://localhost:8765 (Ctrl-C stops it).
+app: $(VIZ_STAMP)
+	$(VENV)/bin/clientsim-app --port $(PORT) $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -31,6 +38,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench]'
 	@touch $(STAMP)
+
+# The browser view's extra (Solara and its bundled JavaScript), kept out of the core install.
+$(VIZ_STAMP): $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench,viz]'
+	@touch $(VIZ_STAMP)
 
 clean:
 	rm -rf $(VENV) results/runs results/sweeps
