@@ -15,6 +15,18 @@ import numpy as np
 from sim import mechanics
 from sim.business import Applicants
 
+#: The fields of an open job (`sim.state.JOB`) that the intake and the finish read.
+INTAKE_JOB_FIELDS = ("true_hours", "stated_hours", "deadline")
+FINISH_JOB_FIELDS = (
+    "billed",
+    "prepaid",
+    "accept_week",
+    "deadline",
+    "need_week",
+    "misfit",
+    "extras",
+)
+
 
 def pairs(matrix: np.ndarray, ids, business) -> np.ndarray:
     """`matrix[ids, business]` for a (clients, businesses) matrix, as one flat `take`.

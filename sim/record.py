@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim import state
+
 #: steps.parquet: one row per step and business.
 STEP_COLUMNS = (
     "step", "business_id", "policy", "revenue", "costs", "profit", "cash", "reputation",
@@ -29,14 +31,18 @@ MARKET_COLUMNS = (
     "profit", "unpaid", "reviews", "rating_1", "rating_2", "rating_3", "rating_4", "rating_5",
     "wom_positive", "wom_negative", "active_businesses",
 )  # fmt: skip
-#: clients.parquet: one row per client (traits, then what happened to it).
-CLIENT_COLUMNS = (
+#: clients.parquet: one row per client, its traits and what happened to it (`sim.state`).
+#: Its published order; a newly recorded state field is appended after these.
+_CLIENT_LAYOUT = (
     "client_id", "segment", "difficulty", "difficulty_now", "pay_reliability", "budget",
     "value_angle", "misdiagnosis", "unrealistic", "need_rate", "talkativeness",
     "review_propensity", "prepay_ok", "need_arrivals", "jobs", "spend", "unpaid", "hours",
     "profit_contributed", "reviews", "referrals_made", "referred_by", "final_provider",
     "reformed",
 )  # fmt: skip
+CLIENT_COLUMNS = _CLIENT_LAYOUT + tuple(
+    f.column for f in state.RECORDED if f.column not in _CLIENT_LAYOUT
+)
 
 #: The columns of the three tables that count things: int64 in every table and engine.
 COUNT_COLUMNS = frozenset({
@@ -108,17 +114,18 @@ class Recorder:
 def clients_frame(model) -> pd.DataFrame:
     """clients.parquet as a DataFrame: traits, then outcomes."""
     pop, market = model.population, model.cfg.market
-    state = model.client_table()
+    values = model.client_table()
+    outcomes = {f.column: values[f.name].astype(f.recorded_dtype) for f in state.RECORDED}
     loaded_cost = market.wage + market.salary
     columns = {
         "client_id": np.arange(len(pop), dtype=np.int64),
         "segment": pd.Categorical.from_codes(pop["segment"], pop.segment_names),
         "value_angle": np.arctan2(pop["values"][:, 1], pop["values"][:, 0]),
-        "profit_contributed": state["spend"] - state["hours"] * loaded_cost,
+        "profit_contributed": values["spend"] - values["hours"] * loaded_cost,
         **{k: pop[k] for k in CLIENT_COLUMNS if k in pop.arrays and k != "segment"},
-        **state,
+        **outcomes,
     }
-    return _counts_as_int64(pd.DataFrame({k: columns[k] for k in CLIENT_COLUMNS}))
+    return pd.DataFrame({k: columns[k] for k in CLIENT_COLUMNS})
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:

@@ -8,57 +8,31 @@ as a batch, as in the vectorized engine, so the two engines agree run for run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mesa
 import numpy as np
 
-from sim import phases
+from sim import phases, state
 from sim.model import MarketModel
-
-JOB_FIELDS = ("billed", "prepaid", "accept_week", "deadline", "need_week", "misfit", "extras")
-
-
-@dataclass(slots=True)
-class Job:
-    """An open job: sizes in hours, weeks as step numbers; `provider` -1 until accepted."""
-
-    true_hours: float
-    stated_hours: float
-    deadline: int
-    need_week: int
-    provider: int = -1
-    accept_week: int = 0
-    billed: float = 0.0
-    misfit: bool = False
-    extras: bool = False
-    remaining: float = 0.0
-    prepaid: bool = False
+from sim.state import Job
 
 
 class Client(mesa.Agent):
-    """A client: its traits live in `model.population`, its state here."""
+    """A client: its traits live in `model.population`, its state (`sim.state`) here.
+
+    Its attributes are the fields of `sim.state.CLIENT` (Python numbers), one array per
+    field of `sim.state.PAIR` (an entry per business), and `job`: its open `Job` or None.
+    """
 
     def __init__(self, model: AgentsModel, index: int, ad_week: np.ndarray) -> None:
         super().__init__(model)
-        n_b = model.n_businesses
         self.index = index  # the client id that keys its random numbers
         self.ids = np.array([index])
+        vars(self).update(state.scalars(state.CLIENT))
+        vars(self).update(state.arrays(state.PAIR, model.n_businesses))
+        self.known_week[:] = ad_week
         self.difficulty = float(model.population["difficulty"][index])
-        self.reformed = False
-        self.need_arrivals = 0
         self.next_need = int(phases.need_gap(model, self.ids, 0)[0]) - 1
         self.job: Job | None = None
-        self.provider = -1
-        self.jobs_done = self.reviews = self.referrals_made = 0
-        self.spend = self.unpaid = self.hours = 0.0
-        self.referred_by = -1
-        self.ever_served = False
-        self.ad_week = ad_week
-        self.credit, self.credit_week = np.zeros(n_b), np.full(n_b, -1)
-        self.warning, self.warning_week = np.zeros(n_b), np.full(n_b, -1)
-        self.referrer = np.full(n_b, -1)
-        self.blocked_until = np.zeros(n_b, dtype=np.int64)
 
     def arrive_need(self, week: int) -> None:
         """Phase 1: if a need arrives and no job is open, open one."""
@@ -85,8 +59,7 @@ class Client(mesa.Agent):
         if self.provider >= 0:
             self.model.applications[self.provider].append(self)
             return
-        heard = (self.credit_week >= 0) | (self.warning_week >= 0)
-        eligible = ((self.ad_week <= week) | heard) & (self.blocked_until <= week)
+        eligible = (self.known_week <= week) & (self.blocked_until <= week)
         business = np.flatnonzero(eligible & business_state[2])
         if len(business) == 0:
             return
@@ -124,6 +97,7 @@ class Client(mesa.Agent):
         """Phase 8: a neighbour's story about `business` (+1 referral, -1 warning)."""
         wom = self.model.cfg.clients.wom
         kind = "credit" if story > 0 else "warning"
+        self.known_week[business] = min(self.known_week[business], week)
         value, since = getattr(self, kind), getattr(self, f"{kind}_week")
         if since[business] != week:  # first story this week: decay the old standing first
             value[business] = self.standing(week, kind)[business]
@@ -166,11 +140,7 @@ class AgentsModel(MarketModel):
         ids = np.array([c.index for c in clients], dtype=np.int64)
         new = np.array([c.provider != b for c in clients], dtype=bool)
         fresh = np.array([c.standing(week, "credit")[b] for c in clients])
-        job = {
-            "true_hours": np.array([c.job.true_hours for c in clients]),
-            "stated_hours": np.array([c.job.stated_hours for c in clients]),
-            "deadline": np.array([c.job.deadline for c in clients]),
-        }
+        job = {f: np.array([getattr(c.job, f) for c in clients]) for f in phases.INTAKE_JOB_FIELDS}
         applicants = phases.applicants(
             self, ids, b, week, new, new & (fresh >= self.cfg.clients.wom.referral_min),
             np.array([c.difficulty for c in clients]), job,
@@ -209,7 +179,7 @@ class AgentsModel(MarketModel):
         self.queues = [[c for c in q if c.job.remaining > 0.0] for q in self.queues]
         ids = np.array([c.index for c in done], dtype=np.int64)
         provider = np.array([c.job.provider for c in done], dtype=np.int64)
-        job = {f: np.array([getattr(c.job, f) for c in done]) for f in JOB_FIELDS}
+        job = {f: np.array([getattr(c.job, f) for c in done]) for f in phases.FINISH_JOB_FIELDS}
         first = np.array([c.provider != c.job.provider for c in done], dtype=bool)
         difficulty = np.array([c.difficulty for c in done])
         out = phases.finish_jobs(self, ids, week, provider, job, first, difficulty)
@@ -249,18 +219,8 @@ class AgentsModel(MarketModel):
         return unplaced, len(open_jobs), sum(c.ever_served for c in self.clients)
 
     def client_table(self) -> dict[str, np.ndarray]:
-        """The per-client columns of `sim.record.CLIENT_COLUMNS`."""
-
-        def column(attr, dtype):
-            return np.array([getattr(c, attr) for c in self.clients], dtype=dtype)
-
+        """The recorded state (`sim.state.RECORDED`), one array per field."""
         return {
-            "need_arrivals": column("need_arrivals", np.int32),
-            "difficulty_now": column("difficulty", np.float64),
-            "reformed": column("reformed", np.bool_), "jobs": column("jobs_done", np.int32),
-            "spend": column("spend", np.float64), "unpaid": column("unpaid", np.float64),
-            "hours": column("hours", np.float64), "reviews": column("reviews", np.int32),
-            "referrals_made": column("referrals_made", np.int32),
-            "referred_by": column("referred_by", np.int32),
-            "final_provider": column("provider", np.int16),
-        }  # fmt: skip
+            f.name: np.array([getattr(c, f.name) for c in self.clients], dtype=f.dtype)
+            for f in state.RECORDED
+        }

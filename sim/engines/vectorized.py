@@ -11,46 +11,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim import phases
+from sim import phases, state
 from sim.business import Intake
 from sim.model import MarketModel
+from sim.state import Field
 
-#: Client state: name -> (dtype, initial value). One schema, read by `setup_clients`.
-STATE: dict[str, tuple[type, float]] = {
-    "difficulty": (np.float64, 0.0), "reformed": (np.bool_, False),
-    "next_need": (np.int32, 0), "need_arrivals": (np.int32, 0),
-    "has_job": (np.bool_, False), "job_true": (np.float64, 0.0),
-    "job_stated": (np.float64, 0.0), "job_deadline": (np.int32, 0),
-    "job_need_week": (np.int32, 0), "job_provider": (np.int16, -1),
-    "job_accept_week": (np.int32, 0), "job_billed": (np.float64, 0.0),
-    "job_misfit": (np.bool_, False), "job_extras": (np.bool_, False),
-    "job_remaining": (np.float64, 0.0), "job_prepaid": (np.bool_, False),
-    "applied_to": (np.int16, -1), "provider": (np.int16, -1),
-    "jobs_done": (np.int32, 0), "spend": (np.float64, 0.0), "unpaid": (np.float64, 0.0),
-    "hours": (np.float64, 0.0), "reviews": (np.int32, 0), "referrals_made": (np.int32, 0),
-    "referred_by": (np.int32, -1), "ever_served": (np.bool_, False),
-    "look_from": (np.int32, 0),  # no business is open to it before this week (a lower bound)
-}  # fmt: skip
-#: Per (client, business) state, shape (n, B).
-PAIR_STATE: dict[str, tuple[type, float]] = {
-    "known_week": (np.int32, 0),  # first week it knows the business: by ads or a story
-    "credit": (np.float64, 0.0), "credit_week": (np.int32, -1),
-    "warning": (np.float64, 0.0), "warning_week": (np.int32, -1),
-    "referrer": (np.int32, -1), "blocked_until": (np.int32, 0),
-}  # fmt: skip
+#: What the vectorized engine keeps to find who acts; the agents engine asks its agents.
+INDEX: tuple[Field, ...] = (
+    Field("has_job", np.bool_, False),
+    Field("applied_to", np.int16, -1),  # the business it applies to this week, or -1
+    Field("look_from", np.int32, 0),  # no business is open to it before this week (a lower bound)
+)
 NEVER = np.iinfo(np.int32).max  # a week that never comes
-JOB_FIELDS = ("billed", "prepaid", "accept_week", "deadline", "need_week", "misfit", "extras")
 
 
 class VectorizedModel(MarketModel):
-    """The market with clients as a population of arrays (`STATE`, `PAIR_STATE`)."""
+    """The market with clients as arrays: `s` per client, `p` per (client, business) pair.
+
+    `s` holds the fields of `sim.state.CLIENT`, `INDEX` and `sim.state.JOB` (as ``job_`` +
+    name), `p` those of `sim.state.PAIR`, shape (n, B).
+    """
 
     def setup_clients(self) -> None:
         """Create the state arrays; draw each client's first need and ad-awareness weeks."""
         n, n_b = self.cfg.market.n_clients, self.n_businesses
         self.ids = np.arange(n, dtype=np.int64)
-        self.s = {k: np.full(n, v, dtype=t) for k, (t, v) in STATE.items()}
-        self.p = {k: np.full((n, n_b), v, dtype=t) for k, (t, v) in PAIR_STATE.items()}
+        self.s = {
+            **state.arrays(state.CLIENT, n),
+            **state.arrays(INDEX, n),
+            **state.arrays(state.JOB, n, prefix="job_"),
+        }
+        self.p = state.arrays(state.PAIR, (n, n_b))
         self.s["difficulty"][:] = self.population["difficulty"]
         self.s["next_need"][:] = phases.need_gap(self, self.ids, 0) - 1
         self.p["known_week"][:] = phases.ad_weeks(self, self.ids)
@@ -65,7 +56,7 @@ class VectorizedModel(MarketModel):
         ids = arriving[~s["has_job"][arriving]]
         jobs = phases.open_jobs(self, ids, week)
         s["has_job"][ids] = True
-        s["job_true"][ids], s["job_stated"][ids] = jobs.true_hours, jobs.stated_hours
+        s["job_true_hours"][ids], s["job_stated_hours"][ids] = jobs.true_hours, jobs.stated_hours
         s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
         self.tally["new_needs"] += len(ids)
 
@@ -132,8 +123,7 @@ class VectorizedModel(MarketModel):
         bounds = np.searchsorted(b, np.arange(n_b + 1))
         new = s["provider"][ids] != b
         fresh = self._standing("credit", ids * n_b + b, week) >= self.cfg.clients.wom.referral_min
-        job = {"true_hours": s["job_true"][ids], "stated_hours": s["job_stated"][ids],
-               "deadline": s["job_deadline"][ids]}  # fmt: skip
+        job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
         difficulty = s["difficulty"][ids]
         everyone = phases.applicants(self, ids, b, week, new, new & fresh, difficulty, job)
         intake = Intake.concatenate(
@@ -190,7 +180,7 @@ class VectorizedModel(MarketModel):
         s = self.s
         ids = np.flatnonzero((s["job_provider"] >= 0) & (s["job_remaining"] <= 0.0))
         provider = s["job_provider"][ids].astype(np.int64)
-        job = {f: s[f"job_{f}"][ids] for f in JOB_FIELDS}
+        job = {f: s[f"job_{f}"][ids] for f in phases.FINISH_JOB_FIELDS}
         first = s["provider"][ids] != provider
         out = phases.finish_jobs(self, ids, week, provider, job, first, s["difficulty"][ids])
         phases.book_outcomes(self, provider, out)
@@ -264,12 +254,5 @@ class VectorizedModel(MarketModel):
         return unplaced, int(s["has_job"].sum()), int(s["ever_served"].sum())
 
     def client_table(self) -> dict[str, np.ndarray]:
-        """The per-client columns of `sim.record.CLIENT_COLUMNS`."""
-        s = self.s
-        return {
-            "need_arrivals": s["need_arrivals"], "difficulty_now": s["difficulty"],
-            "reformed": s["reformed"], "jobs": s["jobs_done"], "spend": s["spend"],
-            "unpaid": s["unpaid"], "hours": s["hours"], "reviews": s["reviews"],
-            "referrals_made": s["referrals_made"], "referred_by": s["referred_by"],
-            "final_provider": s["provider"],
-        }  # fmt: skip
+        """The recorded state (`sim.state.RECORDED`), one array per field."""
+        return {f.name: self.s[f.name] for f in state.RECORDED}
