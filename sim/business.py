@@ -14,6 +14,7 @@ import mesa
 import numpy as np
 
 from sim import mechanics
+from sim.ledger import COUNTERS
 from sim.policies import Policy
 
 
@@ -66,17 +67,6 @@ class Intake:
 if TYPE_CHECKING:
     from sim.model import MarketModel
 
-#: Counters a business resets every week, with their type; they feed the per-step records.
-#: Counts are Python ints, sums Python floats: numpy scalars must not leak in (they would
-#: turn counts into floats, and Python's compensated `sum` of floats does not apply to them).
-WEEKLY_COUNTERS: dict[str, type] = {
-    "revenue": float, "unpaid": float, "hours_worked": float, "difficult_hours": float,
-    "screening_hours": float, "diagnosis_hours": float, "applicants": int, "accepted": int,
-    "acquisitions": int, "declined": int, "completed": int, "satisfaction_sum": float,
-    "retained": int, "referrals_made": int, "warnings_made": int, "referral_acquisitions": int,
-    "accepted_difficulty_sum": float, "accepted_alignment_sum": float,
-}  # fmt: skip
-
 
 class Business(mesa.Agent):
     """A business with a client-selection policy.
@@ -127,9 +117,14 @@ class Business(mesa.Agent):
         """Hours left for service after this week's screening and diagnosis."""
         return max(self.capacity - self.screening_hours - self.diagnosis_hours, 0.0)
 
+    def book(self, **amounts: float) -> None:
+        """Add `amounts` to this week's counters (`sim.ledger.COUNTERS`), as their type."""
+        for name, amount in amounts.items():
+            setattr(self, name, getattr(self, name) + COUNTERS[name](amount))
+
     def start_week(self) -> None:
         """Reset the weekly counters and age the reviews."""
-        for name, kind in WEEKLY_COUNTERS.items():
+        for name, kind in COUNTERS.items():
             setattr(self, name, kind())
         decay = mechanics.weekly_decay(self.model.cfg.clients.reviews.half_life)
         self.rating_weight *= decay
@@ -148,7 +143,7 @@ class Business(mesa.Agent):
         screened = a.new.copy()
         if hours > 0:
             screened &= np.cumsum(a.new) <= self.capacity // hours
-        self.screening_hours += int(np.count_nonzero(screened)) * hours
+        self.book(screening_hours=int(np.count_nonzero(screened)) * hours)
         passed = self.policy.screen(a.signals + self.policy.screening_noise * a.screening_noise)
         return screened, (passed & screened) | ~a.new
 
@@ -188,7 +183,7 @@ class Business(mesa.Agent):
             # a business out of hours turns the rest away undiagnosed: capacity holds
             room = int(max(self.capacity - self.screening_hours, 0.0) // policy.diagnosis_hours)
             passed &= np.cumsum(passed) <= room
-            self.diagnosis_hours += int(passed.sum()) * policy.diagnosis_hours
+            self.book(diagnosis_hours=int(passed.sum()) * policy.diagnosis_hours)
             overhead += np.where(passed, policy.diagnosis_hours, 0.0)
         accepted = passed & self._can_meet(billed, a.deadline)
         if policy.prepayment:
@@ -209,23 +204,31 @@ class Business(mesa.Agent):
     def _count_intake(self, a: Applicants, intake: Intake) -> None:
         acc = intake.accepted
         accepted, new = int(np.count_nonzero(acc)), acc & a.new
-        self.applicants += len(a.ids)
-        self.accepted += accepted
-        self.declined += len(a.ids) - accepted
-        self.acquisitions += int(np.count_nonzero(new))
-        self.referral_acquisitions += int(np.count_nonzero(new & a.referred))
-        self.accepted_difficulty_sum += float(a.difficulty[acc].sum())
-        self.accepted_alignment_sum += float(a.signals[acc, 2].sum())
-        self.revenue += float(intake.prepaid.sum())
+        self.book(
+            applicants=len(a.ids),
+            accepted=accepted,
+            declined=len(a.ids) - accepted,
+            acquisitions=np.count_nonzero(new),
+            referral_acquisitions=np.count_nonzero(new & a.referred),
+            accepted_difficulty_sum=a.difficulty[acc].sum(),
+            accepted_alignment_sum=a.signals[acc, 2].sum(),
+            revenue=intake.prepaid.sum(),
+        )
 
-    def serve(self, remaining_hours) -> np.ndarray:
-        """Work the backlog (given in first-come order) up to capacity; hours worked per job."""
+    def serve(self, remaining_hours, difficult) -> np.ndarray:
+        """Work the backlog up to capacity; hours worked per job.
+
+        Args:
+            remaining_hours: work hours left of its jobs, in first-come order.
+            difficult: mask of the jobs of difficult clients (`sim.phases.difficult`).
+        """
         worked = mechanics.allocate_capacity(remaining_hours, self.capacity_left)
-        self.hours_worked += float(worked.sum())
+        self.book(hours_worked=worked.sum(), difficult_hours=worked[difficult].sum())
+        self.backlog_hours = float((remaining_hours - worked).sum())
         return worked
 
     def record_reviews(self, count: int, stars: float) -> None:
-        """Add this week's reviews (their number and total stars) to its reputation."""
+        """Add reviews (their number and total stars) to its reputation (not weekly)."""
         self.rating_weight += count
         self.rating_sum += stars
         self.n_reviews += count

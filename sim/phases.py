@@ -183,7 +183,7 @@ def book_outcomes(model, provider, out: Outcome) -> None:
 
     Sums run in the order of the jobs (by client id) in both engines, so they agree exactly.
     """
-    n_b, tally = model.n_businesses, model.tally
+    n_b = model.n_businesses
     reviewed = out.rating > 0
 
     def total(weights=None):
@@ -198,13 +198,13 @@ def book_outcomes(model, provider, out: Outcome) -> None:
     count = np.bincount(provider[reviewed], minlength=n_b).tolist()
     sums = {name: values.tolist() for name, values in sums.items()}  # Python numbers
     for b, business in enumerate(model.businesses):
-        for name, values in sums.items():
-            setattr(business, name, getattr(business, name) + values[b])
+        business.book(**{name: values[b] for name, values in sums.items()})
         business.record_reviews(count[b], stars[b])
-    tally["completed"] += len(provider)
-    tally["reviews"] += int(reviewed.sum())
-    for star in range(1, 6):
-        tally[f"rating_{star}"] += int((out.rating == star).sum())
+    model.count(
+        completed=len(provider),
+        reviews=reviewed.sum(),
+        **{f"rating_{star}": (out.rating == star).sum() for star in range(1, 6)},
+    )
 
 
 def tell_neighbours(model, tellers, p_tell, week: int) -> tuple[np.ndarray, np.ndarray]:
@@ -224,3 +224,8 @@ def tell_neighbours(model, tellers, p_tell, week: int) -> tuple[np.ndarray, np.n
     owner = owner.take(told)
     neighbour = model.indices.take(starts.take(owner) + slot.take(told))
     return owner, neighbour.astype(np.int64)
+
+
+def difficult(model, difficulty) -> np.ndarray:
+    """Phase 6: mask of the clients whose jobs count as difficult hours (`difficult_above`)."""
+    return difficulty > model.cfg.market.service.difficult_above

@@ -45,7 +45,7 @@ class Client(mesa.Agent):
             self.job = Job(
                 float(jobs.true_hours[0]), float(jobs.stated_hours[0]), int(jobs.deadline[0]), week
             )
-            self.model.tally["new_needs"] += 1
+            self.model.count(new_needs=1)
 
     def standing(self, week: int, kind: str) -> np.ndarray:
         """Its credits (or warnings) for every business, decayed to `week`."""
@@ -162,15 +162,15 @@ class AgentsModel(MarketModel):
 
     def serve(self, week: int) -> None:
         """Phase 6: each business works its queue in order of acceptance."""
-        difficult = self.cfg.market.service.difficult_above
         for business, queue in zip(self.businesses, self.queues, strict=True):
-            worked = business.serve(np.array([c.job.remaining for c in queue]))
+            difficulty = np.array([c.difficulty for c in queue], dtype=float)
+            worked = business.serve(
+                np.array([c.job.remaining for c in queue], dtype=float),
+                phases.difficult(self, difficulty),
+            )
             for client, hours in zip(queue, worked, strict=True):
                 client.job.remaining -= hours
                 client.hours += hours
-            hard = np.array([c.difficulty > difficult for c in queue], dtype=bool)
-            business.difficult_hours += float(worked[hard].sum())
-            business.backlog_hours = float(np.sum([c.job.remaining for c in queue]))
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; happy and angry clients talk."""
@@ -196,12 +196,12 @@ class AgentsModel(MarketModel):
         for neighbour in neighbours:
             self.clients[neighbour].hear(business.index, story, client.index, week)
         if story > 0:
-            business.referrals_made += len(neighbours)
+            business.book(referrals_made=len(neighbours))
             client.referrals_made += len(neighbours)
-            self.tally["wom_positive"] += len(neighbours)
+            self.count(wom_positive=len(neighbours))
         else:
-            business.warnings_made += len(neighbours)
-            self.tally["wom_negative"] += len(neighbours)
+            business.book(warnings_made=len(neighbours))
+            self.count(wom_negative=len(neighbours))
 
     def release(self, business: int) -> None:
         """A business exits: its backlog returns to the market, its clients leave it."""

@@ -58,7 +58,7 @@ class VectorizedModel(MarketModel):
         s["has_job"][ids] = True
         s["job_true_hours"][ids], s["job_stated_hours"][ids] = jobs.true_hours, jobs.stated_hours
         s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
-        self.tally["new_needs"] += len(ids)
+        self.count(new_needs=len(ids))
 
     def _standing(self, kind: str, flat: np.ndarray, week: int, since=None) -> np.ndarray:
         """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed.
@@ -164,14 +164,12 @@ class VectorizedModel(MarketModel):
         ids = ids[order]
         bounds = np.searchsorted(key[order], np.arange(self.n_businesses + 1) * span)
         remaining = s["job_remaining"][ids]
-        hard = s["difficulty"][ids] > self.cfg.market.service.difficult_above
+        hard = phases.difficult(self, s["difficulty"][ids])
         worked = np.empty_like(remaining)
         for b, business in enumerate(self.businesses):
             queue = slice(bounds[b], bounds[b + 1])
-            worked[queue] = business.serve(remaining[queue])
+            worked[queue] = business.serve(remaining[queue], hard[queue])
             remaining[queue] -= worked[queue]
-            business.difficult_hours += float(worked[queue][hard[queue]].sum())
-            business.backlog_hours = float(remaining[queue].sum())
         s["job_remaining"][ids] = remaining
         s["hours"][ids] += worked
 
@@ -218,12 +216,10 @@ class VectorizedModel(MarketModel):
             known[flat] = np.minimum(known[flat], week)
             self._add_standing(kind, flat, amount, week)
             counts = np.bincount(about[owner[pick]], minlength=n_b)
+            counter = "referrals_made" if sign > 0 else "warnings_made"
             for business, count in zip(self.businesses, counts.tolist(), strict=True):
-                if sign > 0:
-                    business.referrals_made += count
-                else:
-                    business.warnings_made += count
-            self.tally["wom_positive" if sign > 0 else "wom_negative"] += int(pick.sum())
+                business.book(**{counter: count})
+            self.count(**{"wom_positive" if sign > 0 else "wom_negative": pick.sum()})
             if sign > 0:
                 referrer = self.p["referrer"].reshape(-1)
                 referrer[flat] = -1
