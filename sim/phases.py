@@ -229,3 +229,45 @@ def tell_neighbours(model, tellers, p_tell, week: int) -> tuple[np.ndarray, np.n
 def difficult(model, difficulty) -> np.ndarray:
     """Phase 6: mask of the clients whose jobs count as difficult hours (`difficult_above`)."""
     return difficulty > model.cfg.market.service.difficult_above
+
+
+# --- rules of refusal, reform and referral: both engines gather, call, and scatter -------
+def blocked_until(model, week: int) -> int:
+    """Refusal memory: the week a client declined by (or leaving) a business may choose it again.
+
+    A client declined in `week`, or leaving its provider then, does not choose that business
+    again for `clients.decline_memory` weeks.
+    """
+    return week + model.cfg.clients.decline_memory
+
+
+def reformed_difficulty(model, difficulty):
+    """Reform: the difficulty of clients who reform after a screen declined them."""
+    return difficulty - model.cfg.clients.reform.amount
+
+
+def fresh_referrals(model, new, credit) -> np.ndarray:
+    """Referral freshness: mask of new applicants who come referred.
+
+    A referral is fresh while its decayed credit for the business applied to still reaches
+    `wom.referral_min`.
+    """
+    return new & (credit >= model.cfg.clients.wom.referral_min)
+
+
+def credits_referrer(accepted, referred, referred_by, ever_served) -> np.ndarray:
+    """Referral attribution: mask of applicants whose acceptance credits their referrer.
+
+    Only a client's first job counts: accepted, referred, never served before and not yet
+    attributed to a referrer.
+    """
+    return accepted & referred & (referred_by < 0) & ~ever_served
+
+
+def story_weight(model, story: int) -> float:
+    """Warning weight: the credit one story adds (`story` +1 a referral, -1 a warning).
+
+    A warning weighs `wom.negativity_bias` times a referral.
+    """
+    wom = model.cfg.clients.wom
+    return wom.credit if story > 0 else wom.credit * wom.negativity_bias

@@ -73,11 +73,11 @@ class Client(mesa.Agent):
 
     def declined_by(self, business: int, week: int, reforms: bool) -> None:
         """Remember a refusal (its own or the business's); maybe reform."""
-        self.blocked_until[business] = week + self.model.cfg.clients.decline_memory
+        self.blocked_until[business] = phases.blocked_until(self.model, week)
         if self.provider == business:
             self.provider = -1
         if reforms:
-            self.difficulty -= self.model.cfg.clients.reform.amount
+            self.difficulty = phases.reformed_difficulty(self.model, self.difficulty)
             self.reformed = True
 
     def close_job(self, retained: bool, paid: float, unpaid: float, rating: int, week: int):
@@ -91,11 +91,10 @@ class Client(mesa.Agent):
         self.job = None
         self.provider = business if retained else -1
         if not retained:
-            self.blocked_until[business] = week + self.model.cfg.clients.decline_memory
+            self.blocked_until[business] = phases.blocked_until(self.model, week)
 
     def hear(self, business: int, story: int, teller: int, week: int) -> None:
         """Phase 8: a neighbour's story about `business` (+1 referral, -1 warning)."""
-        wom = self.model.cfg.clients.wom
         kind = "credit" if story > 0 else "warning"
         self.known_week[business] = min(self.known_week[business], week)
         value, since = getattr(self, kind), getattr(self, f"{kind}_week")
@@ -104,7 +103,7 @@ class Client(mesa.Agent):
             since[business] = week
             if story > 0:
                 self.referrer[business] = -1
-        value[business] += wom.credit * (1.0 if story > 0 else wom.negativity_bias)
+        value[business] += phases.story_weight(self.model, story)
         if story > 0:
             self.referrer[business] = max(self.referrer[business], teller)
 
@@ -139,19 +138,24 @@ class AgentsModel(MarketModel):
         b = business.index
         ids = np.array([c.index for c in clients], dtype=np.int64)
         new = np.array([c.provider != b for c in clients], dtype=bool)
-        fresh = np.array([c.standing(week, "credit")[b] for c in clients])
+        credit = np.array([c.standing(week, "credit")[b] for c in clients])
         job = {f: np.array([getattr(c.job, f) for c in clients]) for f in phases.INTAKE_JOB_FIELDS}
         applicants = phases.applicants(
-            self, ids, b, week, new, new & (fresh >= self.cfg.clients.wom.referral_min),
+            self, ids, b, week, new, phases.fresh_referrals(self, new, credit),
             np.array([c.difficulty for c in clients]), job,
         )  # fmt: skip
         intake = business.take(applicants)
+        first = phases.credits_referrer(
+            intake.accepted, applicants.referred,
+            np.array([c.referred_by for c in clients], dtype=np.int64),
+            np.array([c.ever_served for c in clients], dtype=bool),
+        )  # fmt: skip
         for i, client in enumerate(clients):
             client.hours += intake.overhead_hours[i]
             if not intake.accepted[i]:
                 client.declined_by(b, week, bool(intake.reforms[i]))
                 continue
-            if applicants.referred[i] and client.referred_by < 0 and not client.ever_served:
+            if first[i]:
                 client.referred_by = int(client.referrer[b])
             job = client.job
             job.provider, job.accept_week, job.billed = b, week, float(intake.billed[i])

@@ -122,10 +122,11 @@ class VectorizedModel(MarketModel):
         b = applied[ids].astype(np.int64)
         bounds = np.searchsorted(b, np.arange(n_b + 1))
         new = s["provider"][ids] != b
-        fresh = self._standing("credit", ids * n_b + b, week) >= self.cfg.clients.wom.referral_min
+        credit = self._standing("credit", ids * n_b + b, week)
         job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
         difficulty = s["difficulty"][ids]
-        everyone = phases.applicants(self, ids, b, week, new, new & fresh, difficulty, job)
+        referred = phases.fresh_referrals(self, new, credit)
+        everyone = phases.applicants(self, ids, b, week, new, referred, difficulty, job)
         intake = Intake.concatenate(
             [
                 business.take(everyone[bounds[i] : bounds[i + 1]])
@@ -135,12 +136,11 @@ class VectorizedModel(MarketModel):
         s["hours"][ids] += intake.overhead_hours
         acc = intake.accepted
         declined = ~acc
-        p["blocked_until"].reshape(-1)[ids[declined] * n_b + b[declined]] = (
-            week + self.cfg.clients.decline_memory
-        )
+        blocked = phases.blocked_until(self, week)
+        p["blocked_until"].reshape(-1)[ids[declined] * n_b + b[declined]] = blocked
         s["provider"][ids[declined & ~new]] = -1
         reformed = ids[intake.reforms]
-        s["difficulty"][reformed] -= self.cfg.clients.reform.amount
+        s["difficulty"][reformed] = phases.reformed_difficulty(self, s["difficulty"][reformed])
         s["reformed"][reformed] = True
         started = ids[acc]
         s["job_provider"][started], s["job_accept_week"][started] = b[acc], week
@@ -149,7 +149,9 @@ class VectorizedModel(MarketModel):
         s["job_remaining"][started] = intake.work_hours[acc]
         s["job_prepaid"][started] = intake.prepaid[acc] > 0
         s["spend"][started] += intake.prepaid[acc]
-        first = acc & everyone.referred & (s["referred_by"][ids] < 0) & ~s["ever_served"][ids]
+        first = phases.credits_referrer(
+            acc, everyone.referred, s["referred_by"][ids], s["ever_served"][ids]
+        )
         s["referred_by"][ids[first]] = p["referrer"].reshape(-1).take(ids[first] * n_b + b[first])
 
     def serve(self, week: int) -> None:
@@ -189,8 +191,9 @@ class VectorizedModel(MarketModel):
         s["ever_served"][ids], s["has_job"][ids], s["job_provider"][ids] = True, False, -1
         s["provider"][ids] = np.where(out.retained, provider, -1)
         left = ~out.retained
+        blocked = phases.blocked_until(self, week)
         self.p["blocked_until"].reshape(-1)[ids[left] * self.n_businesses + provider[left]] = (
-            week + self.cfg.clients.decline_memory
+            blocked
         )
         speaking = out.story != 0
         self._word_of_mouth(
@@ -203,11 +206,9 @@ class VectorizedModel(MarketModel):
 
     def _word_of_mouth(self, tellers, p_tell, story, about, week: int) -> None:
         owner, neighbour = phases.tell_neighbours(self, tellers, p_tell, week)
-        wom, n_b = self.cfg.clients.wom, self.n_businesses
-        for sign, kind, amount in (
-            (1, "credit", wom.credit),
-            (-1, "warning", wom.credit * wom.negativity_bias),
-        ):
+        n_b = self.n_businesses
+        for sign, kind in ((1, "credit"), (-1, "warning")):
+            amount = phases.story_weight(self, sign)
             pick = story[owner] == sign
             told = neighbour[pick]
             self.s["look_from"][told] = np.minimum(self.s["look_from"][told], week)
