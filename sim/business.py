@@ -130,64 +130,28 @@ class Business(mesa.Agent):
         self.rating_weight *= decay
         self.rating_sum *= decay
 
-    def _screen(self, a: Applicants):
-        """Screen the new applicants: masks of those screened and of those who passed.
-
-        Returning clients are not screened and pass. A business too busy to screen every
-        new applicant (capacity used up) turns the rest away unscreened, in id order, so
-        capacity is never exceeded: they have not passed the screen either.
-        """
-        if not self.policy.screens:
-            return np.zeros(len(a.ids), dtype=bool), np.ones(len(a.ids), dtype=bool)
-        hours = self.policy.screening_hours
-        screened = a.new.copy()
-        if hours > 0:
-            screened &= np.cumsum(a.new) <= self.capacity // hours
-        self.book(screening_hours=int(np.count_nonzero(screened)) * hours)
-        passed = self.policy.screen(a.signals + self.policy.screening_noise * a.screening_noise)
-        return screened, (passed & screened) | ~a.new
-
-    def _quote(self, a: Applicants):
-        """Billed hours, misfit and extras of jobs: diagnosis quotes the true need."""
-        if self.policy.diagnosis:
-            billed, misfit = a.true_hours, np.zeros(len(a.ids), dtype=bool)
-        else:
-            billed, misfit = a.stated_hours, a.stated_hours != a.true_hours
-        extras = a.upsell_u < self.policy.upsell_rate
-        billed = np.where(extras, billed * (1.0 + self.policy.upsell_share), billed)
-        return billed, misfit, extras
-
-    def _can_meet(self, billed_hours, deadline_weeks) -> np.ndarray:
-        """Mask of jobs whose deadline it can meet (all, unless it declines impossible jobs)."""
-        if not self.policy.decline_impossible:
-            return np.ones(len(billed_hours), dtype=bool)
-        finish = mechanics.projected_finish_weeks(
-            self.backlog_hours, billed_hours, self.capacity_left
-        )
-        return finish <= deadline_weeks
-
     def take(self, applicants: Applicants) -> Intake:
         """Screen, diagnose, quote and accept or decline the week's applicants (phases 4-5).
 
-        New applicants are screened; returning clients are not, but the prepayment and
-        deadline rules apply to every job. Only applicants who did not pass the screen
-        (declined by it, or turned away unscreened) may reform; those who passed it and
-        were declined later (no hours to diagnose, deadline, prepayment) do not.
+        Each step is its policy's: new applicants are screened; returning clients are not,
+        but the diagnosis cap, deadline test and prepayment apply to every job. Only
+        applicants who did not pass the screen (declined by it, or turned away unscreened)
+        may reform; those who passed it and were declined later (no hours to diagnose,
+        deadline, prepayment) do not.
         """
         a, policy = applicants, self.policy
-        screened, passed = self._screen(a)
-        reforms = ~passed & a.would_reform  # before the capacity cut below changes `passed`
+        screened, passed = policy.screen_new(a, self.capacity)
+        self.book(screening_hours=int(np.count_nonzero(screened)) * policy.screening_hours)
+        reforms = ~passed & a.would_reform  # before the diagnosis cap changes `passed`
+        billed, misfit, extras = policy.quote(a)
+        passed, diagnosed = policy.diagnose(passed, self.capacity - self.screening_hours)
+        self.book(diagnosis_hours=int(np.count_nonzero(diagnosed)) * policy.diagnosis_hours)
         overhead = np.where(screened, policy.screening_hours, 0.0)
-        billed, misfit, extras = self._quote(a)
-        if policy.diagnosis and policy.diagnosis_hours > 0:
-            # a business out of hours turns the rest away undiagnosed: capacity holds
-            room = int(max(self.capacity - self.screening_hours, 0.0) // policy.diagnosis_hours)
-            passed &= np.cumsum(passed) <= room
-            self.book(diagnosis_hours=int(passed.sum()) * policy.diagnosis_hours)
-            overhead += np.where(passed, policy.diagnosis_hours, 0.0)
-        accepted = passed & self._can_meet(billed, a.deadline)
-        if policy.prepayment:
-            accepted &= a.prepay_ok
+        overhead += np.where(diagnosed, policy.diagnosis_hours, 0.0)
+        accepted = passed & policy.meets_deadline(
+            self.backlog_hours, billed, a.deadline, self.capacity_left
+        )
+        accepted, prepaid = policy.prepay(accepted, a.prepay_ok, billed, self.price)
         intake = Intake(
             accepted,
             overhead,
@@ -196,7 +160,7 @@ class Business(mesa.Agent):
             extras,
             reforms=reforms,
             work_hours=billed * a.work_per_billed_hour,
-            prepaid=np.where(accepted & policy.prepayment, billed * self.price, 0.0),
+            prepaid=prepaid,
         )
         self._count_intake(a, intake)
         return intake
