@@ -120,7 +120,8 @@ class Business(mesa.Agent):
     def book(self, **amounts: float) -> None:
         """Add `amounts` to this week's counters (`sim.ledger.COUNTERS`), as their type."""
         for name, amount in amounts.items():
-            setattr(self, name, getattr(self, name) + COUNTERS[name](amount))
+            kind = COUNTERS[name]  # a KeyError for a counter the ledger does not declare
+            setattr(self, name, getattr(self, name) + kind(amount))
 
     def start_week(self) -> None:
         """Reset the weekly counters and age the reviews."""

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim import ledger, state
+from sim import ledger, population, state
 
 #: clients.parquet: one row per client, its traits and what happened to it (`sim.state`).
-#: Its published order; a newly recorded state field is appended after these.
+#: Its published order; a newly recorded trait or state field is appended after these.
 _CLIENT_LAYOUT = (
     "client_id", "segment", "difficulty", "difficulty_now", "pay_reliability", "budget",
     "value_angle", "misdiagnosis", "unrealistic", "need_rate", "talkativeness",
@@ -28,7 +28,9 @@ _CLIENT_LAYOUT = (
     "reformed",
 )  # fmt: skip
 CLIENT_COLUMNS = _CLIENT_LAYOUT + tuple(
-    f.column for f in state.RECORDED if f.column not in _CLIENT_LAYOUT
+    name
+    for name in (*population.RECORDED, *(f.column for f in state.RECORDED))
+    if name not in _CLIENT_LAYOUT
 )
 
 _UMASK = os.umask(0)
@@ -73,7 +75,7 @@ def clients_frame(model) -> pd.DataFrame:
         "segment": pd.Categorical.from_codes(pop["segment"], pop.segment_names),
         "value_angle": np.arctan2(pop["values"][:, 1], pop["values"][:, 0]),
         "profit_contributed": values["spend"] - values["hours"] * loaded_cost,
-        **{k: pop[k] for k in CLIENT_COLUMNS if k in pop.arrays and k != "segment"},
+        **{k: pop[k] for k in population.RECORDED if k != "segment"},
         **outcomes,
     }
     return pd.DataFrame({k: columns[k] for k in CLIENT_COLUMNS})
