@@ -173,6 +173,15 @@ class MarketModel(mesa.Model):
         """Clients with an unplaced job, with an open job, and ever served."""
         raise NotImplementedError
 
-    def client_table(self) -> dict[str, np.ndarray]:
-        """One array per column of `sim.record.CLIENT_COLUMNS`."""
+    def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
+        """Field `name` of `sim.state` for the clients `ids`, with its declared dtype.
+
+        A job's fields are named ``job_`` + name (their initial value where no job is
+        open); a pair field is read for the pairs (`ids`, `business`): one business, or
+        one per client.
+        """
+        raise NotImplementedError
+
+    def write(self, name: str, ids: np.ndarray, values, business=None) -> None:
+        """Set field `name` of `sim.state` for the clients `ids` (as `read`; jobs open)."""
         raise NotImplementedError

@@ -2,7 +2,7 @@
 
 The columns come from their declarations: steps.parquet and market.parquet from the ledger
 (`sim.ledger`), clients.parquet from the traits (`sim.population`) and the recorded client
-state (`sim.state`); both engines feed them (clients through `client_table`).
+state (`sim.state`); both engines feed them (clients through `MarketModel.read`).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ class Recorder:
 def clients_frame(model) -> pd.DataFrame:
     """clients.parquet as a DataFrame: traits, then outcomes."""
     pop, market = model.population, model.cfg.market
-    values = model.client_table()
+    everyone = np.arange(len(pop))
+    values = {f.name: model.read(f.name, everyone) for f in state.RECORDED}
     outcomes = {f.column: values[f.name].astype(f.recorded_dtype) for f in state.RECORDED}
     loaded_cost = market.wage + market.salary
     columns = {

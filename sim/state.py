@@ -97,6 +97,15 @@ PAIR: tuple[Field, ...] = (
 RECORDED: tuple[Field, ...] = tuple(f for f in CLIENT if f.column is not None)
 
 
+#: Every field by the name engines are asked for it (`MarketModel.read`): a job's fields
+#: as ``job_`` + name.
+BY_NAME: dict[str, Field] = {
+    **{f.name: f for f in (*CLIENT, *PAIR)},
+    **{f"job_{f.name}": f for f in JOB},
+}
+PAIR_NAMES = frozenset(f.name for f in PAIR)
+
+
 def arrays(fields: tuple[Field, ...], shape, prefix: str = "") -> dict[str, np.ndarray]:
     """One array of `shape` per field, filled with its initial value (keys `prefix + name`)."""
     return {prefix + f.name: np.full(shape, f.initial, dtype=f.dtype) for f in fields}

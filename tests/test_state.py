@@ -73,3 +73,42 @@ def test_a_count_is_booked_as_a_python_int(model):
     before = business.applicants
     business.book(applicants=np.int64(2))
     assert type(business.applicants) is int and business.applicants == before + 2
+
+
+def loyalty(model, week: int) -> None:
+    """A phase written once against the storage interface: clients served twice or more who
+    keep their provider grow easier to serve, and forget any block on it."""
+    ids = np.arange(model.cfg.market.n_clients)
+    loyal = ids[(model.read("jobs_done", ids) >= 2) & (model.read("provider", ids) >= 0)]
+    model.write("difficulty", loyal, model.read("difficulty", loyal) - 0.01)
+    provider = model.read("provider", loyal).astype(np.int64)
+    model.write("blocked_until", loyal, week, business=provider)
+
+
+def _run_with(phase, engine: str):
+    cfg = compose([f"engine={engine}", "seed=8", "market.n_clients=150", "steps=16"])
+    model, recorder = engine_class(engine)(cfg), Recorder()
+    for week in range(16):
+        model.step()
+        if phase is not None:
+            phase(model, week)
+        recorder.collect(model)
+    return clients_frame(model), recorder.steps_frame()
+
+
+def test_a_phase_written_once_runs_alike_in_both_engines():
+    import pandas as pd
+
+    vec, agents = _run_with(loyalty, "vectorized"), _run_with(loyalty, "agents")
+    for a, b in zip(vec, agents, strict=True):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    without = _run_with(None, "vectorized")[0]
+    assert (vec[0]["difficulty_now"] < without["difficulty_now"]).any()
+
+
+def test_read_gives_open_jobs_and_the_initial_value_where_none_is_open(model):
+    model = model[0]
+    ids = np.arange(model.cfg.market.n_clients)
+    provider = model.read("job_provider", ids)
+    assert provider.dtype == state.BY_NAME["job_provider"].dtype
+    assert (provider >= -1).all() and (provider >= 0).any()

@@ -222,9 +222,28 @@ class AgentsModel(MarketModel):
         unplaced = sum(job.provider < 0 for job in open_jobs)
         return unplaced, len(open_jobs), sum(c.ever_served for c in self.clients)
 
-    def client_table(self) -> dict[str, np.ndarray]:
-        """The recorded state (`sim.state.RECORDED`), one array per field."""
-        return {
-            f.name: np.array([getattr(c, f.name) for c in self.clients], dtype=f.dtype)
-            for f in state.RECORDED
-        }
+    def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
+        """Field `name` of the clients `ids`, agent by agent (see `MarketModel.read`)."""
+        field, clients = state.BY_NAME[name], [self.clients[i] for i in ids]
+        if name in state.PAIR_NAMES:
+            pairs = zip(clients, np.broadcast_to(business, len(clients)), strict=True)
+            values = [getattr(c, name)[b] for c, b in pairs]
+        elif name.startswith("job_"):
+            values = [field.initial if c.job is None else getattr(c.job, name[4:]) for c in clients]
+        else:
+            values = [getattr(c, name) for c in clients]
+        return np.array(values, dtype=field.dtype)
+
+    def write(self, name: str, ids: np.ndarray, values, business=None) -> None:
+        """Set field `name` of the clients `ids`, agent by agent (see `MarketModel.write`)."""
+        values = np.broadcast_to(np.asarray(values, dtype=state.BY_NAME[name].dtype), len(ids))
+        if name in state.PAIR_NAMES:
+            pairs = zip(ids, np.broadcast_to(business, len(ids)), values, strict=True)
+            for i, b, value in pairs:
+                getattr(self.clients[i], name)[b] = value
+            return
+        for i, value in zip(ids, values.tolist(), strict=True):
+            if name.startswith("job_"):
+                setattr(self.clients[i].job, name[4:], value)
+            else:
+                setattr(self.clients[i], name, value)

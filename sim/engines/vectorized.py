@@ -250,6 +250,15 @@ class VectorizedModel(MarketModel):
         unplaced = int((s["has_job"] & (s["job_provider"] < 0)).sum())
         return unplaced, int(s["has_job"].sum()), int(s["ever_served"].sum())
 
-    def client_table(self) -> dict[str, np.ndarray]:
-        """The recorded state (`sim.state.RECORDED`), one array per field."""
-        return {f.name: self.s[f.name] for f in state.RECORDED}
+    def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
+        """Field `name` of the clients `ids` (see `MarketModel.read`)."""
+        if name in state.PAIR_NAMES:
+            return phases.pairs(self.p[name], ids, business)
+        return self.s[name][ids]
+
+    def write(self, name: str, ids: np.ndarray, values, business=None) -> None:
+        """Set field `name` of the clients `ids` (see `MarketModel.write`)."""
+        if name in state.PAIR_NAMES:
+            self.p[name].reshape(-1)[ids * self.n_businesses + business] = values
+        else:
+            self.s[name][ids] = values
