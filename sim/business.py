@@ -1,8 +1,9 @@
 """The Business agent: screens applicants, quotes, works its backlog, keeps accounts.
 
-Businesses are Mesa agents in both engines. Every decision here takes the week's applicants
-as arrays (ids and traits), so the two engines share this code; a business never sees how
-the clients are stored.
+Businesses are Mesa agents in both engines. A business takes the week's applicants as
+arrays (ids and traits), so the two engines share this code, and never sees how the clients
+are stored; its decisions are its policy's methods (`sim.policies`), its accounts are booked
+into the ledger's counters (`book`, `sim.ledger`).
 """
 
 from __future__ import annotations

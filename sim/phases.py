@@ -264,6 +264,23 @@ def credits_referrer(accepted, referred, referred_by, ever_served) -> np.ndarray
     return accepted & referred & (referred_by < 0) & ~ever_served
 
 
+def latest_referrers(pair: np.ndarray, teller: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Referral attribution: the referrer each (client, business) pair remembers this week.
+
+    Args:
+        pair: the key of the pair told each of this week's referrals (one per referral).
+        teller: the client who told it.
+
+    Returns:
+        The pairs told (each once, ascending) and their referrer: the highest-id teller of
+        the week; a pair told nothing this week keeps the referrer it had.
+    """
+    order = np.lexsort((teller, pair))  # by pair, then teller: a pair's last row is its max
+    pair, teller = pair[order], teller[order]
+    last = np.append(pair[1:] != pair[:-1], True) if len(pair) else np.zeros(0, dtype=bool)
+    return pair[last], teller[last]
+
+
 def story_weight(model, story: int) -> float:
     """Warning weight: the credit one story adds (`story` +1 a referral, -1 a warning).
 

@@ -96,3 +96,11 @@ def test_only_new_applicants_with_enough_credit_come_referred(model):
 
 def test_a_refusal_is_remembered_for_decline_memory_weeks(model):
     assert phases.blocked_until(model, 10) == 10 + model.cfg.clients.decline_memory
+
+
+def test_a_pair_remembers_the_highest_id_teller_of_the_weeks_referrals():
+    pair, teller = np.array([9, 4, 9, 4, 2]), np.array([3, 8, 12, 1, 5])
+    told, referrer = phases.latest_referrers(pair, teller)
+    np.testing.assert_array_equal(told, [2, 4, 9])
+    np.testing.assert_array_equal(referrer, [5, 8, 12])
+    assert len(phases.latest_referrers(np.zeros(0, int), np.zeros(0, int))[0]) == 0

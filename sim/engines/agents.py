@@ -93,7 +93,7 @@ class Client(mesa.Agent):
         if not retained:
             self.blocked_until[business] = phases.blocked_until(self.model, week)
 
-    def hear(self, business: int, story: int, teller: int, week: int) -> None:
+    def hear(self, business: int, story: int, week: int) -> None:
         """Phase 8: a neighbour's story about `business` (+1 referral, -1 warning)."""
         kind = "credit" if story > 0 else "warning"
         self.known_week[business] = min(self.known_week[business], week)
@@ -101,11 +101,7 @@ class Client(mesa.Agent):
         if since[business] != week:  # first story this week: decay the old standing first
             value[business] = self.standing(week, kind)[business]
             since[business] = week
-            if story > 0:
-                self.referrer[business] = -1
         value[business] += phases.story_weight(self.model, story)
-        if story > 0:
-            self.referrer[business] = max(self.referrer[business], teller)
 
 
 class AgentsModel(MarketModel):
@@ -190,22 +186,34 @@ class AgentsModel(MarketModel):
         phases.book_outcomes(self, provider, out)
         for i, client in enumerate(done):
             client.close_job(bool(out.retained[i]), out.paid[i], out.unpaid[i], out.rating[i], week)
+        referrals = []  # (client told, business, teller) of the week's referrals
         for i, client in enumerate(done):
             if out.story[i] != 0:
-                self._tell(client, self.businesses[provider[i]], out.tell_probability[i],
-                           int(out.story[i]), week)  # fmt: skip
+                business, story = self.businesses[provider[i]], int(out.story[i])
+                referrals += self._tell(client, business, out.tell_probability[i], story, week)
+        self._remember_referrers(referrals)
 
-    def _tell(self, client: Client, business, p_tell: float, story: int, week: int) -> None:
+    def _tell(self, client: Client, business, p_tell: float, story: int, week: int) -> list:
+        """A client tells its story to the neighbours it reaches; returns its referrals."""
         _, neighbours = phases.tell_neighbours(self, client.ids, np.array([p_tell]), week)
         for neighbour in neighbours:
-            self.clients[neighbour].hear(business.index, story, client.index, week)
-        if story > 0:
-            business.book(referrals_made=len(neighbours))
-            client.referrals_made += len(neighbours)
-            self.count(wom_positive=len(neighbours))
-        else:
+            self.clients[neighbour].hear(business.index, story, week)
+        if story < 0:
             business.book(warnings_made=len(neighbours))
             self.count(wom_negative=len(neighbours))
+            return []
+        business.book(referrals_made=len(neighbours))
+        client.referrals_made += len(neighbours)
+        self.count(wom_positive=len(neighbours))
+        return [(neighbour, business.index, client.index) for neighbour in neighbours.tolist()]
+
+    def _remember_referrers(self, referrals: list[tuple[int, int, int]]) -> None:
+        """Each client told referrals this week remembers its referrer (`sim.phases`)."""
+        told = np.array(referrals, dtype=np.int64).reshape(-1, 3)
+        n_b = self.n_businesses
+        pairs, referrers = phases.latest_referrers(told[:, 0] * n_b + told[:, 1], told[:, 2])
+        for pair, referrer in zip(pairs.tolist(), referrers.tolist(), strict=True):
+            self.clients[pair // n_b].referrer[pair % n_b] = referrer
 
     def release(self, business: int) -> None:
         """A business exits: its backlog returns to the market, its clients leave it."""
