@@ -148,8 +148,7 @@ class Business(mesa.Agent):
         billed, misfit, extras = policy.quote(a)
         passed, diagnosed = policy.diagnose(passed, self.capacity - self.screening_hours)
         self.book(diagnosis_hours=int(np.count_nonzero(diagnosed)) * policy.diagnosis_hours)
-        overhead = np.where(screened, policy.screening_hours, 0.0)
-        overhead += np.where(diagnosed, policy.diagnosis_hours, 0.0)
+        overhead = screened * policy.screening_hours + diagnosed * policy.diagnosis_hours
         accepted = passed & policy.meets_deadline(
             self.backlog_hours, billed, a.deadline, self.capacity_left
         )

@@ -264,21 +264,19 @@ def credits_referrer(accepted, referred, referred_by, ever_served) -> np.ndarray
     return accepted & referred & (referred_by < 0) & ~ever_served
 
 
-def latest_referrers(pair: np.ndarray, teller: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Referral attribution: the referrer each (client, business) pair remembers this week.
+def remember_referrers(referrer: np.ndarray, pair: np.ndarray, teller: np.ndarray) -> None:
+    """Referral attribution: each pair told referrals this week remembers its referrer.
+
+    A pair's referrer becomes the highest-id client who told it a referral this week; a pair
+    told nothing this week keeps the one it had.
 
     Args:
-        pair: the key of the pair told each of this week's referrals (one per referral).
+        referrer: the pairs' referrers, set in place (-1: none).
+        pair: the index in `referrer` of the pair told each of this week's referrals.
         teller: the client who told it.
-
-    Returns:
-        The pairs told (each once, ascending) and their referrer: the highest-id teller of
-        the week; a pair told nothing this week keeps the referrer it had.
     """
-    order = np.lexsort((teller, pair))  # by pair, then teller: a pair's last row is its max
-    pair, teller = pair[order], teller[order]
-    last = np.append(pair[1:] != pair[:-1], True) if len(pair) else np.zeros(0, dtype=bool)
-    return pair[last], teller[last]
+    referrer[pair] = -1
+    np.maximum.at(referrer, pair, teller.astype(referrer.dtype))
 
 
 def story_weight(model, story: int) -> float:

@@ -99,8 +99,6 @@ def test_a_refusal_is_remembered_for_decline_memory_weeks(model):
 
 
 def test_a_pair_remembers_the_highest_id_teller_of_the_weeks_referrals():
-    pair, teller = np.array([9, 4, 9, 4, 2]), np.array([3, 8, 12, 1, 5])
-    told, referrer = phases.latest_referrers(pair, teller)
-    np.testing.assert_array_equal(told, [2, 4, 9])
-    np.testing.assert_array_equal(referrer, [5, 8, 12])
-    assert len(phases.latest_referrers(np.zeros(0, int), np.zeros(0, int))[0]) == 0
+    referrer = np.array([-1, 7, 7, 7, 7])
+    phases.remember_referrers(referrer, np.array([3, 1, 3, 1, 0]), np.array([3, 8, 12, 1, 5]))
+    np.testing.assert_array_equal(referrer, [5, 8, 7, 12, 7])

@@ -210,10 +210,11 @@ class AgentsModel(MarketModel):
     def _remember_referrers(self, referrals: list[tuple[int, int, int]]) -> None:
         """Each client told referrals this week remembers its referrer (`sim.phases`)."""
         told = np.array(referrals, dtype=np.int64).reshape(-1, 3)
-        n_b = self.n_businesses
-        pairs, referrers = phases.latest_referrers(told[:, 0] * n_b + told[:, 1], told[:, 2])
-        for pair, referrer in zip(pairs.tolist(), referrers.tolist(), strict=True):
-            self.clients[pair // n_b].referrer[pair % n_b] = referrer
+        pairs, index = np.unique(told[:, :2], axis=0, return_inverse=True)
+        referrers = np.array([self.clients[c].referrer[b] for c, b in pairs], dtype=np.int32)
+        phases.remember_referrers(referrers, index.reshape(-1), told[:, 2])
+        for (client, business), referrer in zip(pairs.tolist(), referrers.tolist(), strict=True):
+            self.clients[client].referrer[business] = referrer
 
     def release(self, business: int) -> None:
         """A business exits: its backlog returns to the market, its clients leave it."""

@@ -222,8 +222,8 @@ class VectorizedModel(MarketModel):
                 business.book(**{counter: count})
             self.count(**{"wom_positive" if sign > 0 else "wom_negative": pick.sum()})
             if sign > 0:
-                pair, referrer = phases.latest_referrers(flat, tellers[owner[pick]])
-                self.p["referrer"].reshape(-1)[pair] = referrer
+                referrer = self.p["referrer"].reshape(-1)
+                phases.remember_referrers(referrer, flat, tellers[owner[pick]])
                 self.s["referrals_made"][tellers] += np.bincount(
                     owner[pick], minlength=len(tellers)
                 ).astype(np.int32)
