@@ -1,8 +1,9 @@
 """The Business agent: screens applicants, quotes, works its backlog, keeps accounts.
 
-Businesses are Mesa agents in both engines. Every decision here takes the week's applicants
-as arrays (ids and traits), so the two engines share this code; a business never sees how
-the clients are stored.
+Businesses are Mesa agents in both engines. A business takes the week's applicants as
+arrays (ids and traits), so the two engines share this code, and never sees how the clients
+are stored; its decisions are its policy's methods (`sim.policies`), its accounts are booked
+into the ledger's counters (`book`, `sim.ledger`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import mesa
 import numpy as np
 
 from sim import mechanics
+from sim.ledger import COUNTERS
 from sim.policies import Policy
 
 
@@ -66,17 +68,6 @@ class Intake:
 if TYPE_CHECKING:
     from sim.model import MarketModel
 
-#: Counters a business resets every week, with their type; they feed the per-step records.
-#: Counts are Python ints, sums Python floats: numpy scalars must not leak in (they would
-#: turn counts into floats, and Python's compensated `sum` of floats does not apply to them).
-WEEKLY_COUNTERS: dict[str, type] = {
-    "revenue": float, "unpaid": float, "hours_worked": float, "difficult_hours": float,
-    "screening_hours": float, "diagnosis_hours": float, "applicants": int, "accepted": int,
-    "acquisitions": int, "declined": int, "completed": int, "satisfaction_sum": float,
-    "retained": int, "referrals_made": int, "warnings_made": int, "referral_acquisitions": int,
-    "accepted_difficulty_sum": float, "accepted_alignment_sum": float,
-}  # fmt: skip
-
 
 class Business(mesa.Agent):
     """A business with a client-selection policy.
@@ -127,72 +118,41 @@ class Business(mesa.Agent):
         """Hours left for service after this week's screening and diagnosis."""
         return max(self.capacity - self.screening_hours - self.diagnosis_hours, 0.0)
 
+    def book(self, **amounts: float) -> None:
+        """Add `amounts` to this week's counters (`sim.ledger.COUNTERS`), as their type."""
+        for name, amount in amounts.items():
+            kind = COUNTERS[name]  # a KeyError for a counter the ledger does not declare
+            setattr(self, name, getattr(self, name) + kind(amount))
+
     def start_week(self) -> None:
         """Reset the weekly counters and age the reviews."""
-        for name, kind in WEEKLY_COUNTERS.items():
+        for name, kind in COUNTERS.items():
             setattr(self, name, kind())
         decay = mechanics.weekly_decay(self.model.cfg.clients.reviews.half_life)
         self.rating_weight *= decay
         self.rating_sum *= decay
 
-    def _screen(self, a: Applicants):
-        """Screen the new applicants: masks of those screened and of those who passed.
-
-        Returning clients are not screened and pass. A business too busy to screen every
-        new applicant (capacity used up) turns the rest away unscreened, in id order, so
-        capacity is never exceeded: they have not passed the screen either.
-        """
-        if not self.policy.screens:
-            return np.zeros(len(a.ids), dtype=bool), np.ones(len(a.ids), dtype=bool)
-        hours = self.policy.screening_hours
-        screened = a.new.copy()
-        if hours > 0:
-            screened &= np.cumsum(a.new) <= self.capacity // hours
-        self.screening_hours += int(np.count_nonzero(screened)) * hours
-        passed = self.policy.screen(a.signals + self.policy.screening_noise * a.screening_noise)
-        return screened, (passed & screened) | ~a.new
-
-    def _quote(self, a: Applicants):
-        """Billed hours, misfit and extras of jobs: diagnosis quotes the true need."""
-        if self.policy.diagnosis:
-            billed, misfit = a.true_hours, np.zeros(len(a.ids), dtype=bool)
-        else:
-            billed, misfit = a.stated_hours, a.stated_hours != a.true_hours
-        extras = a.upsell_u < self.policy.upsell_rate
-        billed = np.where(extras, billed * (1.0 + self.policy.upsell_share), billed)
-        return billed, misfit, extras
-
-    def _can_meet(self, billed_hours, deadline_weeks) -> np.ndarray:
-        """Mask of jobs whose deadline it can meet (all, unless it declines impossible jobs)."""
-        if not self.policy.decline_impossible:
-            return np.ones(len(billed_hours), dtype=bool)
-        finish = mechanics.projected_finish_weeks(
-            self.backlog_hours, billed_hours, self.capacity_left
-        )
-        return finish <= deadline_weeks
-
     def take(self, applicants: Applicants) -> Intake:
         """Screen, diagnose, quote and accept or decline the week's applicants (phases 4-5).
 
-        New applicants are screened; returning clients are not, but the prepayment and
-        deadline rules apply to every job. Only applicants who did not pass the screen
-        (declined by it, or turned away unscreened) may reform; those who passed it and
-        were declined later (no hours to diagnose, deadline, prepayment) do not.
+        Each step is its policy's: new applicants are screened; returning clients are not,
+        but the diagnosis cap, deadline test and prepayment apply to every job. Only
+        applicants who did not pass the screen (declined by it, or turned away unscreened)
+        may reform; those who passed it and were declined later (no hours to diagnose,
+        deadline, prepayment) do not.
         """
         a, policy = applicants, self.policy
-        screened, passed = self._screen(a)
-        reforms = ~passed & a.would_reform  # before the capacity cut below changes `passed`
-        overhead = np.where(screened, policy.screening_hours, 0.0)
-        billed, misfit, extras = self._quote(a)
-        if policy.diagnosis and policy.diagnosis_hours > 0:
-            # a business out of hours turns the rest away undiagnosed: capacity holds
-            room = int(max(self.capacity - self.screening_hours, 0.0) // policy.diagnosis_hours)
-            passed &= np.cumsum(passed) <= room
-            self.diagnosis_hours += int(passed.sum()) * policy.diagnosis_hours
-            overhead += np.where(passed, policy.diagnosis_hours, 0.0)
-        accepted = passed & self._can_meet(billed, a.deadline)
-        if policy.prepayment:
-            accepted &= a.prepay_ok
+        screened, passed = policy.screen_new(a, self.capacity)
+        self.book(screening_hours=int(np.count_nonzero(screened)) * policy.screening_hours)
+        reforms = ~passed & a.would_reform  # before the diagnosis cap changes `passed`
+        billed, misfit, extras = policy.quote(a)
+        passed, diagnosed = policy.diagnose(passed, self.capacity - self.screening_hours)
+        self.book(diagnosis_hours=int(np.count_nonzero(diagnosed)) * policy.diagnosis_hours)
+        overhead = screened * policy.screening_hours + diagnosed * policy.diagnosis_hours
+        accepted = passed & policy.meets_deadline(
+            self.backlog_hours, billed, a.deadline, self.capacity_left
+        )
+        accepted, prepaid = policy.prepay(accepted, a.prepay_ok, billed, self.price)
         intake = Intake(
             accepted,
             overhead,
@@ -201,7 +161,7 @@ class Business(mesa.Agent):
             extras,
             reforms=reforms,
             work_hours=billed * a.work_per_billed_hour,
-            prepaid=np.where(accepted & policy.prepayment, billed * self.price, 0.0),
+            prepaid=prepaid,
         )
         self._count_intake(a, intake)
         return intake
@@ -209,23 +169,31 @@ class Business(mesa.Agent):
     def _count_intake(self, a: Applicants, intake: Intake) -> None:
         acc = intake.accepted
         accepted, new = int(np.count_nonzero(acc)), acc & a.new
-        self.applicants += len(a.ids)
-        self.accepted += accepted
-        self.declined += len(a.ids) - accepted
-        self.acquisitions += int(np.count_nonzero(new))
-        self.referral_acquisitions += int(np.count_nonzero(new & a.referred))
-        self.accepted_difficulty_sum += float(a.difficulty[acc].sum())
-        self.accepted_alignment_sum += float(a.signals[acc, 2].sum())
-        self.revenue += float(intake.prepaid.sum())
+        self.book(
+            applicants=len(a.ids),
+            accepted=accepted,
+            declined=len(a.ids) - accepted,
+            acquisitions=np.count_nonzero(new),
+            referral_acquisitions=np.count_nonzero(new & a.referred),
+            accepted_difficulty_sum=a.difficulty[acc].sum(),
+            accepted_alignment_sum=a.signals[acc, 2].sum(),
+            revenue=intake.prepaid.sum(),
+        )
 
-    def serve(self, remaining_hours) -> np.ndarray:
-        """Work the backlog (given in first-come order) up to capacity; hours worked per job."""
+    def serve(self, remaining_hours, difficult) -> np.ndarray:
+        """Work the backlog up to capacity; hours worked per job.
+
+        Args:
+            remaining_hours: work hours left of its jobs, in first-come order.
+            difficult: mask of the jobs of difficult clients (`sim.phases.difficult`).
+        """
         worked = mechanics.allocate_capacity(remaining_hours, self.capacity_left)
-        self.hours_worked += float(worked.sum())
+        self.book(hours_worked=worked.sum(), difficult_hours=worked[difficult].sum())
+        self.backlog_hours = float((remaining_hours - worked).sum())
         return worked
 
     def record_reviews(self, count: int, stars: float) -> None:
-        """Add this week's reviews (their number and total stars) to its reputation."""
+        """Add reviews (their number and total stars) to its reputation (not weekly)."""
         self.rating_weight += count
         self.rating_sum += stars
         self.n_reviews += count

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sim import mechanics
 from sim.business import Business
+from sim.ledger import TALLIES
 from sim.network import build_network
 from sim.policies import make_policy
 from sim.population import draw_population
@@ -50,7 +51,7 @@ class MarketModel(mesa.Model):
         )  # fmt: skip
         self.businesses: list[Business] = []
         self._create_businesses()
-        self.tally: dict[str, float] = {}
+        self.tally: dict[str, int] = {}  # this week's market tallies (`sim.ledger.TALLIES`)
         self.setup_clients()
 
     def _create_businesses(self) -> None:
@@ -104,7 +105,7 @@ class MarketModel(mesa.Model):
     def step(self) -> None:
         """Advance one week: the nine phases of MODEL.md, in order."""
         week = self.week
-        self.tally = dict.fromkeys(TALLIES, 0)
+        self.tally = {name: kind() for name, kind in TALLIES.items()}
         for business in self.businesses:
             business.start_week()
         self.arrive_needs(week)  # 1. need (2. awareness by ads is precomputed per client)
@@ -122,7 +123,15 @@ class MarketModel(mesa.Model):
                 business.costs = business.profit = 0.0
             elif business.close_accounts():
                 self.release(business.index)
-        self.tally["unserved"], self.tally["with_need"], self.tally["adopters"] = self.counts()
+        unserved, with_need, adopters = self.counts()
+        active = sum(b.active for b in self.businesses)
+        self.count(unserved=unserved, with_need=with_need, adopters=adopters)
+        self.count(active_businesses=active)
+
+    def count(self, **counts: int) -> None:
+        """Add `counts` to this week's market tallies (`sim.ledger.TALLIES`), as their type."""
+        for name, n in counts.items():
+            self.tally[name] += TALLIES[name](n)
 
     def run(self, steps: int, progress=None) -> None:
         """Run `steps` weeks; `progress(week)` is called after each."""
@@ -164,13 +173,15 @@ class MarketModel(mesa.Model):
         """Clients with an unplaced job, with an open job, and ever served."""
         raise NotImplementedError
 
-    def client_table(self) -> dict[str, np.ndarray]:
-        """One array per column of `sim.record.CLIENT_COLUMNS`."""
+    def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
+        """Field `name` of `sim.state` for the clients `ids`, with its declared dtype.
+
+        A job's fields are named ``job_`` + name (their initial value where no job is
+        open); a pair field is read for the pairs (`ids`, `business`): one business, or
+        one per client.
+        """
         raise NotImplementedError
 
-
-#: Market-wide counters of one week (see `sim.record.MARKET_COLUMNS`).
-TALLIES = (
-    "new_needs", "completed", "reviews", "rating_1", "rating_2", "rating_3", "rating_4",
-    "rating_5", "wom_positive", "wom_negative", "unserved", "with_need", "adopters",
-)  # fmt: skip
+    def write(self, name: str, ids: np.ndarray, values, business=None) -> None:
+        """Set field `name` of `sim.state` for the clients `ids` (as `read`; jobs open)."""
+        raise NotImplementedError

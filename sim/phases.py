@@ -15,6 +15,18 @@ import numpy as np
 from sim import mechanics
 from sim.business import Applicants
 
+#: The fields of an open job (`sim.state.JOB`) that the intake and the finish read.
+INTAKE_JOB_FIELDS = ("true_hours", "stated_hours", "deadline")
+FINISH_JOB_FIELDS = (
+    "billed",
+    "prepaid",
+    "accept_week",
+    "deadline",
+    "need_week",
+    "misfit",
+    "extras",
+)
+
 
 def pairs(matrix: np.ndarray, ids, business) -> np.ndarray:
     """`matrix[ids, business]` for a (clients, businesses) matrix, as one flat `take`.
@@ -171,7 +183,7 @@ def book_outcomes(model, provider, out: Outcome) -> None:
 
     Sums run in the order of the jobs (by client id) in both engines, so they agree exactly.
     """
-    n_b, tally = model.n_businesses, model.tally
+    n_b = model.n_businesses
     reviewed = out.rating > 0
 
     def total(weights=None):
@@ -186,13 +198,13 @@ def book_outcomes(model, provider, out: Outcome) -> None:
     count = np.bincount(provider[reviewed], minlength=n_b).tolist()
     sums = {name: values.tolist() for name, values in sums.items()}  # Python numbers
     for b, business in enumerate(model.businesses):
-        for name, values in sums.items():
-            setattr(business, name, getattr(business, name) + values[b])
+        business.book(**{name: values[b] for name, values in sums.items()})
         business.record_reviews(count[b], stars[b])
-    tally["completed"] += len(provider)
-    tally["reviews"] += int(reviewed.sum())
-    for star in range(1, 6):
-        tally[f"rating_{star}"] += int((out.rating == star).sum())
+    model.count(
+        completed=len(provider),
+        reviews=reviewed.sum(),
+        **{f"rating_{star}": (out.rating == star).sum() for star in range(1, 6)},
+    )
 
 
 def tell_neighbours(model, tellers, p_tell, week: int) -> tuple[np.ndarray, np.ndarray]:
@@ -212,3 +224,65 @@ def tell_neighbours(model, tellers, p_tell, week: int) -> tuple[np.ndarray, np.n
     owner = owner.take(told)
     neighbour = model.indices.take(starts.take(owner) + slot.take(told))
     return owner, neighbour.astype(np.int64)
+
+
+def difficult(model, difficulty) -> np.ndarray:
+    """Phase 6: mask of the clients whose jobs count as difficult hours (`difficult_above`)."""
+    return difficulty > model.cfg.market.service.difficult_above
+
+
+# --- rules of refusal, reform and referral: both engines gather, call, and scatter -------
+def blocked_until(model, week: int) -> int:
+    """Refusal memory: the week a client declined by (or leaving) a business may choose it again.
+
+    A client declined in `week`, or leaving its provider then, does not choose that business
+    again for `clients.decline_memory` weeks.
+    """
+    return week + model.cfg.clients.decline_memory
+
+
+def reformed_difficulty(model, difficulty):
+    """Reform: the difficulty of clients who reform after a screen declined them."""
+    return difficulty - model.cfg.clients.reform.amount
+
+
+def fresh_referrals(model, new, credit) -> np.ndarray:
+    """Referral freshness: mask of new applicants who come referred.
+
+    A referral is fresh while its decayed credit for the business applied to still reaches
+    `wom.referral_min`.
+    """
+    return new & (credit >= model.cfg.clients.wom.referral_min)
+
+
+def credits_referrer(accepted, referred, referred_by, ever_served) -> np.ndarray:
+    """Referral attribution: mask of applicants whose acceptance credits their referrer.
+
+    Only a client's first job counts: accepted, referred, never served before and not yet
+    attributed to a referrer.
+    """
+    return accepted & referred & (referred_by < 0) & ~ever_served
+
+
+def remember_referrers(referrer: np.ndarray, pair: np.ndarray, teller: np.ndarray) -> None:
+    """Referral attribution: each pair told referrals this week remembers its referrer.
+
+    A pair's referrer becomes the highest-id client who told it a referral this week; a pair
+    told nothing this week keeps the one it had.
+
+    Args:
+        referrer: the pairs' referrers, set in place (-1: none).
+        pair: the index in `referrer` of the pair told each of this week's referrals.
+        teller: the client who told it.
+    """
+    referrer[pair] = -1
+    np.maximum.at(referrer, pair, teller.astype(referrer.dtype))
+
+
+def story_weight(model, story: int) -> float:
+    """Warning weight: the credit one story adds (`story` +1 a referral, -1 a warning).
+
+    A warning weighs `wom.negativity_bias` times a referral.
+    """
+    wom = model.cfg.clients.wom
+    return wom.credit if story > 0 else wom.credit * wom.negativity_bias

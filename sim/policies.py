@@ -1,19 +1,23 @@
 """Client-selection policies: a screen plus service habits, behind one small interface.
 
-A policy decides which applicants it accepts (`screen`) and declares its service habits
-(diagnosis, prepayment, upselling, ad honesty...). Engines never branch on a policy's name:
-they read these attributes and call `screen`. A new policy is a new preset in
-`configs/policies/` or a new subclass registered in `POLICY_KINDS`.
+A policy's behaviour is its methods: which new applicants it screens and accepts
+(`screen_new`, `screen`), how it quotes (`quote`), the diagnosis cap (`diagnose`), the
+deadline test (`meets_deadline`) and prepayment (`prepay`); its knobs are its fields.
+Neither the engines nor `sim.business` branch on a policy's name or flags. A new habit is a
+new preset in `configs/policies/` or a new subclass registered in `POLICY_KINDS`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from sim import mechanics
+
+if TYPE_CHECKING:
+    from sim.business import Applicants
 
 CRITERIA: tuple[str, ...] = ("respect", "payment", "alignment", "realism")
 
@@ -55,6 +59,57 @@ class Policy:
     def screens(self) -> bool:
         """Whether new applicants are screened (and cost screening hours)."""
         return self.threshold > 0
+
+    def screen_new(self, a: Applicants, capacity: float) -> tuple[np.ndarray, np.ndarray]:
+        """Screen the new applicants: masks of those screened and of those who passed.
+
+        Returning clients are not screened and pass. A business too busy to screen every
+        new applicant (`capacity` hours used up) turns the rest away unscreened, in id
+        order, so capacity is never exceeded: they have not passed the screen either.
+        """
+        if not self.screens:
+            return np.zeros(len(a.ids), dtype=bool), np.ones(len(a.ids), dtype=bool)
+        screened = a.new.copy()
+        if self.screening_hours > 0:
+            screened &= np.cumsum(a.new) <= capacity // self.screening_hours
+        passed = self.screen(a.signals + self.screening_noise * a.screening_noise)
+        return screened, (passed & screened) | ~a.new
+
+    def quote(self, a: Applicants) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Billed hours, misfit and extras of the jobs: a diagnosis quotes the true need."""
+        if self.diagnosis:
+            billed, misfit = a.true_hours, np.zeros(len(a.ids), dtype=bool)
+        else:
+            billed, misfit = a.stated_hours, a.stated_hours != a.true_hours
+        extras = a.upsell_u < self.upsell_rate
+        billed = np.where(extras, billed * (1.0 + self.upsell_share), billed)
+        return billed, misfit, extras
+
+    def diagnose(self, passed: np.ndarray, hours_left: float) -> tuple[np.ndarray, np.ndarray]:
+        """The diagnosis cap: (applicants still in the running, mask of diagnoses that cost hours).
+
+        A business out of hours turns the rest away undiagnosed (in id order): capacity holds.
+        """
+        if not (self.diagnosis and self.diagnosis_hours > 0):
+            return passed, np.zeros(len(passed), dtype=bool)
+        diagnosed = passed & (
+            np.cumsum(passed) <= int(max(hours_left, 0.0) // self.diagnosis_hours)
+        )
+        return diagnosed, diagnosed
+
+    def meets_deadline(self, backlog_hours, billed_hours, deadline_weeks, capacity_left):
+        """Mask of jobs it takes on their deadline: all, unless it declines impossible jobs."""
+        if not self.decline_impossible:
+            return np.ones(len(billed_hours), dtype=bool)
+        finish = mechanics.projected_finish_weeks(backlog_hours, billed_hours, capacity_left)
+        return finish <= deadline_weeks
+
+    def prepay(self, accepted, prepay_ok, billed_hours, price: float):
+        """Prepayment: (accepted jobs, money paid on acceptance), refusing who will not prepay."""
+        if not self.prepayment:
+            return accepted, np.zeros(len(accepted))
+        accepted = accepted & prepay_ok
+        return accepted, np.where(accepted, billed_hours * price, 0.0)
 
     def screen(self, observed_signals: np.ndarray) -> np.ndarray:
         """Accept the applicants whose observed weighted fit reaches the threshold.

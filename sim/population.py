@@ -1,7 +1,8 @@
 """Client segments and traits: the population's arrays, drawn once at initialisation.
 
-One schema (`TRAITS`) names every trait and its dtype; both engines start from the same
-`Population`, so with one seed every engine and policy mix sees the same clients.
+One schema (`TRAITS`) names every trait, its dtype and whether clients.parquet records it;
+both engines start from the same `Population`, so with one seed every engine and policy mix
+sees the same clients.
 """
 
 from __future__ import annotations
@@ -11,26 +12,28 @@ from typing import Any
 
 import numpy as np
 
-#: Every client trait: name -> dtype. `values` and the role values are (n, 2) unit vectors.
-TRAITS: dict[str, type] = {
-    "segment": np.int8,
-    "difficulty": np.float64,
-    "pay_reliability": np.float64,
-    "budget": np.float64,
-    "misdiagnosis": np.float64,
-    "unrealistic": np.float64,
-    "need_rate": np.float64,
-    "talkativeness": np.float64,
-    "review_propensity": np.float64,
-    "prepay_ok": np.bool_,
-    "values": np.float64,
+#: Every client trait: name -> (dtype, recorded in clients.parquet). `values` and the role
+#: values are (n, 2) unit vectors (clients.parquet records the angle of `values`).
+TRAITS: dict[str, tuple[type, bool]] = {
+    "segment": (np.int8, True),
+    "difficulty": (np.float64, True),
+    "pay_reliability": (np.float64, True),
+    "budget": (np.float64, True),
+    "misdiagnosis": (np.float64, True),
+    "unrealistic": (np.float64, True),
+    "need_rate": (np.float64, True),
+    "talkativeness": (np.float64, True),
+    "review_propensity": (np.float64, True),
+    "prepay_ok": (np.bool_, True),
+    "values": (np.float64, False),
     # buying centre roles: the decider chooses, the user judges, the payer pays,
     # the influencer talks; with the buying centre off they are the client itself
-    "decider_values": np.float64,
-    "user_values": np.float64,
-    "payer_budget": np.float64,
-    "influencer_talkativeness": np.float64,
+    "decider_values": (np.float64, False),
+    "user_values": (np.float64, False),
+    "payer_budget": (np.float64, False),
+    "influencer_talkativeness": (np.float64, False),
 }
+RECORDED = tuple(name for name, (_, recorded) in TRAITS.items() if recorded)
 
 
 @dataclass(slots=True)

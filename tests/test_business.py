@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim.business import Applicants, Business
-from sim.policies import make_policy
+from sim.policies import Policy, make_policy
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,41 @@ def test_declined_returning_clients_and_unwilling_applicants_do_not_reform(model
 def test_a_business_that_does_not_screen_reforms_nobody(model):
     intake = business(model, 1.0, threshold=0.0).take(applicants([0.1, 0.9, 0.1]))
     assert not intake.reforms.any()
+
+
+def test_the_diagnosis_cap_never_spends_more_hours_than_are_left(model):
+    policy = business(model, 100.0).policy
+    passed = np.ones(10, dtype=bool)
+    kept, diagnosed = policy.diagnose(passed, hours_left=2.2)  # 0.5 h each: room for 4
+    assert diagnosed.sum() * policy.diagnosis_hours <= 2.2
+    np.testing.assert_array_equal(kept, [True] * 4 + [False] * 6)
+
+
+def test_prepayment_refuses_only_clients_who_will_not_prepay(model):
+    policy = business(model, 100.0, prepayment=True).policy
+    accepted, prepaid = policy.prepay(
+        np.array([True, True, False]), np.array([True, False, True]), np.full(3, 8.0), 10.0
+    )
+    np.testing.assert_array_equal(accepted, [True, False, False])
+    np.testing.assert_array_equal(prepaid, [80.0, 0.0, 0.0])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HalfDepositPolicy(Policy):
+    """A new habit as a subclass: half the quote is paid on acceptance, nobody is refused."""
+
+    def prepay(self, accepted, prepay_ok, billed_hours, price):
+        """Take a deposit of half the quote from every accepted client."""
+        return accepted, np.where(accepted, 0.5 * billed_hours * price, 0.0)
+
+
+def test_a_new_habit_is_a_policy_subclass_the_business_applies_unchanged(model):
+    base = business(model, 100.0, prepayment=True).policy
+    deposit = HalfDepositPolicy(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    taker = Business(model, deposit, 100.0, (1, 0))
+    a = applicants([0.9, 0.9, 0.9])
+    a.prepay_ok[:] = False  # would be refused under full prepayment
+    intake = taker.take(a)
+    assert intake.accepted.all()
+    np.testing.assert_array_equal(intake.prepaid, 0.5 * intake.billed * taker.price)
+    assert taker.revenue == float(intake.prepaid.sum())

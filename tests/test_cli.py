@@ -17,7 +17,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from sim.cli import compose
-from sim.record import CLIENT_COLUMNS, MARKET_COLUMNS, STEP_COLUMNS, write_atomic
+from sim.ledger import MARKET_COLUMNS, STEP_COLUMNS
+from sim.record import CLIENT_COLUMNS, write_atomic
 from sim.run import package_version
 
 OUTPUT_FILES = ("config.yaml", "steps.parquet", "market.parquet", "clients.parquet", "summary.json")
@@ -105,8 +106,8 @@ def test_parquet_files_have_the_recorded_columns_and_rows(seed0):
     steps = pd.read_parquet(out / "steps.parquet")
     market = pd.read_parquet(out / "market.parquet")
     clients = pd.read_parquet(out / "clients.parquet")
-    assert tuple(steps.columns) == STEP_COLUMNS
-    assert tuple(market.columns) == MARKET_COLUMNS
+    assert tuple(steps.columns) == tuple(STEP_COLUMNS)
+    assert tuple(market.columns) == tuple(MARKET_COLUMNS)
     assert tuple(clients.columns) == CLIENT_COLUMNS
     assert len(steps) == 8 * businesses
     assert len(market) == 8

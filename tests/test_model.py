@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.business import WEEKLY_COUNTERS
 from sim.cli import compose
 from sim.config import validate
+from sim.ledger import COUNTERS
 from sim.record import Recorder, clients_frame
 from sim.run import build_model, simulate
 
@@ -204,7 +204,7 @@ def test_business_counters_stay_python_numbers_of_their_declared_type(engine):
     # numpy scalars leaking into a counter would make counts floats or change float sums
     model, _, _, _ = run(engine, *SELLERS_EXITS)
     for business in model.businesses:
-        for name, kind in WEEKLY_COUNTERS.items():
+        for name, kind in COUNTERS.items():
             assert type(getattr(business, name)) is kind, (business, name)
 
 

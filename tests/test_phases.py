@@ -70,3 +70,35 @@ def test_intakes_concatenate_in_order_field_by_field():
     joined = Intake.concatenate([intake(0, 3), intake(10, 0), intake(20, 2)])
     np.testing.assert_array_equal(joined.accepted, [0, 1, 2, 20, 21])
     np.testing.assert_array_equal(joined.prepaid, np.array([0, 1, 2, 20, 21]) + 7)
+
+
+def test_only_a_referred_clients_first_acceptance_credits_its_referrer():
+    accepted = np.array([True, True, True, False, True])
+    referred = np.array([True, True, True, True, False])
+    referred_by = np.array([-1, 7, -1, -1, -1])
+    ever_served = np.array([False, False, True, False, False])
+    credits = phases.credits_referrer(accepted, referred, referred_by, ever_served)
+    np.testing.assert_array_equal(credits, [True, False, False, False, False])
+
+
+def test_a_warning_weighs_negativity_bias_times_a_referral(model):
+    wom = model.cfg.clients.wom
+    assert phases.story_weight(model, 1) == wom.credit
+    assert phases.story_weight(model, -1) == pytest.approx(wom.credit * wom.negativity_bias)
+
+
+def test_only_new_applicants_with_enough_credit_come_referred(model):
+    floor = model.cfg.clients.wom.referral_min
+    new = np.array([True, True, False])
+    credit = np.array([floor, floor / 2, 10 * floor])
+    np.testing.assert_array_equal(phases.fresh_referrals(model, new, credit), [True, False, False])
+
+
+def test_a_refusal_is_remembered_for_decline_memory_weeks(model):
+    assert phases.blocked_until(model, 10) == 10 + model.cfg.clients.decline_memory
+
+
+def test_a_pair_remembers_the_highest_id_teller_of_the_weeks_referrals():
+    referrer = np.array([-1, 7, 7, 7, 7])
+    phases.remember_referrers(referrer, np.array([3, 1, 3, 1, 0]), np.array([3, 8, 12, 1, 5]))
+    np.testing.assert_array_equal(referrer, [5, 8, 7, 12, 7])

@@ -8,57 +8,31 @@ as a batch, as in the vectorized engine, so the two engines agree run for run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mesa
 import numpy as np
 
-from sim import phases
+from sim import phases, state
 from sim.model import MarketModel
-
-JOB_FIELDS = ("billed", "prepaid", "accept_week", "deadline", "need_week", "misfit", "extras")
-
-
-@dataclass(slots=True)
-class Job:
-    """An open job: sizes in hours, weeks as step numbers; `provider` -1 until accepted."""
-
-    true_hours: float
-    stated_hours: float
-    deadline: int
-    need_week: int
-    provider: int = -1
-    accept_week: int = 0
-    billed: float = 0.0
-    misfit: bool = False
-    extras: bool = False
-    remaining: float = 0.0
-    prepaid: bool = False
+from sim.state import Job
 
 
 class Client(mesa.Agent):
-    """A client: its traits live in `model.population`, its state here."""
+    """A client: its traits live in `model.population`, its state (`sim.state`) here.
+
+    Its attributes are the fields of `sim.state.CLIENT` (Python numbers), one array per
+    field of `sim.state.PAIR` (an entry per business), and `job`: its open `Job` or None.
+    """
 
     def __init__(self, model: AgentsModel, index: int, ad_week: np.ndarray) -> None:
         super().__init__(model)
-        n_b = model.n_businesses
         self.index = index  # the client id that keys its random numbers
         self.ids = np.array([index])
+        vars(self).update(state.scalars(state.CLIENT))
+        vars(self).update(state.arrays(state.PAIR, model.n_businesses))
+        self.known_week[:] = ad_week
         self.difficulty = float(model.population["difficulty"][index])
-        self.reformed = False
-        self.need_arrivals = 0
         self.next_need = int(phases.need_gap(model, self.ids, 0)[0]) - 1
         self.job: Job | None = None
-        self.provider = -1
-        self.jobs_done = self.reviews = self.referrals_made = 0
-        self.spend = self.unpaid = self.hours = 0.0
-        self.referred_by = -1
-        self.ever_served = False
-        self.ad_week = ad_week
-        self.credit, self.credit_week = np.zeros(n_b), np.full(n_b, -1)
-        self.warning, self.warning_week = np.zeros(n_b), np.full(n_b, -1)
-        self.referrer = np.full(n_b, -1)
-        self.blocked_until = np.zeros(n_b, dtype=np.int64)
 
     def arrive_need(self, week: int) -> None:
         """Phase 1: if a need arrives and no job is open, open one."""
@@ -71,7 +45,7 @@ class Client(mesa.Agent):
             self.job = Job(
                 float(jobs.true_hours[0]), float(jobs.stated_hours[0]), int(jobs.deadline[0]), week
             )
-            self.model.tally["new_needs"] += 1
+            self.model.count(new_needs=1)
 
     def standing(self, week: int, kind: str) -> np.ndarray:
         """Its credits (or warnings) for every business, decayed to `week`."""
@@ -85,8 +59,7 @@ class Client(mesa.Agent):
         if self.provider >= 0:
             self.model.applications[self.provider].append(self)
             return
-        heard = (self.credit_week >= 0) | (self.warning_week >= 0)
-        eligible = ((self.ad_week <= week) | heard) & (self.blocked_until <= week)
+        eligible = (self.known_week <= week) & (self.blocked_until <= week)
         business = np.flatnonzero(eligible & business_state[2])
         if len(business) == 0:
             return
@@ -100,11 +73,11 @@ class Client(mesa.Agent):
 
     def declined_by(self, business: int, week: int, reforms: bool) -> None:
         """Remember a refusal (its own or the business's); maybe reform."""
-        self.blocked_until[business] = week + self.model.cfg.clients.decline_memory
+        self.blocked_until[business] = phases.blocked_until(self.model, week)
         if self.provider == business:
             self.provider = -1
         if reforms:
-            self.difficulty -= self.model.cfg.clients.reform.amount
+            self.difficulty = phases.reformed_difficulty(self.model, self.difficulty)
             self.reformed = True
 
     def close_job(self, retained: bool, paid: float, unpaid: float, rating: int, week: int):
@@ -118,21 +91,17 @@ class Client(mesa.Agent):
         self.job = None
         self.provider = business if retained else -1
         if not retained:
-            self.blocked_until[business] = week + self.model.cfg.clients.decline_memory
+            self.blocked_until[business] = phases.blocked_until(self.model, week)
 
-    def hear(self, business: int, story: int, teller: int, week: int) -> None:
+    def hear(self, business: int, story: int, week: int) -> None:
         """Phase 8: a neighbour's story about `business` (+1 referral, -1 warning)."""
-        wom = self.model.cfg.clients.wom
         kind = "credit" if story > 0 else "warning"
+        self.known_week[business] = min(self.known_week[business], week)
         value, since = getattr(self, kind), getattr(self, f"{kind}_week")
         if since[business] != week:  # first story this week: decay the old standing first
             value[business] = self.standing(week, kind)[business]
             since[business] = week
-            if story > 0:
-                self.referrer[business] = -1
-        value[business] += wom.credit * (1.0 if story > 0 else wom.negativity_bias)
-        if story > 0:
-            self.referrer[business] = max(self.referrer[business], teller)
+        value[business] += phases.story_weight(self.model, story)
 
 
 class AgentsModel(MarketModel):
@@ -165,23 +134,24 @@ class AgentsModel(MarketModel):
         b = business.index
         ids = np.array([c.index for c in clients], dtype=np.int64)
         new = np.array([c.provider != b for c in clients], dtype=bool)
-        fresh = np.array([c.standing(week, "credit")[b] for c in clients])
-        job = {
-            "true_hours": np.array([c.job.true_hours for c in clients]),
-            "stated_hours": np.array([c.job.stated_hours for c in clients]),
-            "deadline": np.array([c.job.deadline for c in clients]),
-        }
+        credit = np.array([c.standing(week, "credit")[b] for c in clients])
+        job = {f: np.array([getattr(c.job, f) for c in clients]) for f in phases.INTAKE_JOB_FIELDS}
         applicants = phases.applicants(
-            self, ids, b, week, new, new & (fresh >= self.cfg.clients.wom.referral_min),
+            self, ids, b, week, new, phases.fresh_referrals(self, new, credit),
             np.array([c.difficulty for c in clients]), job,
         )  # fmt: skip
         intake = business.take(applicants)
+        first = phases.credits_referrer(
+            intake.accepted, applicants.referred,
+            np.array([c.referred_by for c in clients], dtype=np.int64),
+            np.array([c.ever_served for c in clients], dtype=bool),
+        )  # fmt: skip
         for i, client in enumerate(clients):
             client.hours += intake.overhead_hours[i]
             if not intake.accepted[i]:
                 client.declined_by(b, week, bool(intake.reforms[i]))
                 continue
-            if applicants.referred[i] and client.referred_by < 0 and not client.ever_served:
+            if first[i]:
                 client.referred_by = int(client.referrer[b])
             job = client.job
             job.provider, job.accept_week, job.billed = b, week, float(intake.billed[i])
@@ -192,15 +162,15 @@ class AgentsModel(MarketModel):
 
     def serve(self, week: int) -> None:
         """Phase 6: each business works its queue in order of acceptance."""
-        difficult = self.cfg.market.service.difficult_above
         for business, queue in zip(self.businesses, self.queues, strict=True):
-            worked = business.serve(np.array([c.job.remaining for c in queue]))
+            difficulty = np.array([c.difficulty for c in queue], dtype=float)
+            worked = business.serve(
+                np.array([c.job.remaining for c in queue], dtype=float),
+                phases.difficult(self, difficulty),
+            )
             for client, hours in zip(queue, worked, strict=True):
                 client.job.remaining -= hours
                 client.hours += hours
-            hard = np.array([c.difficulty > difficult for c in queue], dtype=bool)
-            business.difficult_hours += float(worked[hard].sum())
-            business.backlog_hours = float(np.sum([c.job.remaining for c in queue]))
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; happy and angry clients talk."""
@@ -209,29 +179,42 @@ class AgentsModel(MarketModel):
         self.queues = [[c for c in q if c.job.remaining > 0.0] for q in self.queues]
         ids = np.array([c.index for c in done], dtype=np.int64)
         provider = np.array([c.job.provider for c in done], dtype=np.int64)
-        job = {f: np.array([getattr(c.job, f) for c in done]) for f in JOB_FIELDS}
+        job = {f: np.array([getattr(c.job, f) for c in done]) for f in phases.FINISH_JOB_FIELDS}
         first = np.array([c.provider != c.job.provider for c in done], dtype=bool)
         difficulty = np.array([c.difficulty for c in done])
         out = phases.finish_jobs(self, ids, week, provider, job, first, difficulty)
         phases.book_outcomes(self, provider, out)
         for i, client in enumerate(done):
             client.close_job(bool(out.retained[i]), out.paid[i], out.unpaid[i], out.rating[i], week)
+        referrals = []  # (client told, business, teller) of the week's referrals
         for i, client in enumerate(done):
             if out.story[i] != 0:
-                self._tell(client, self.businesses[provider[i]], out.tell_probability[i],
-                           int(out.story[i]), week)  # fmt: skip
+                business, story = self.businesses[provider[i]], int(out.story[i])
+                referrals += self._tell(client, business, out.tell_probability[i], story, week)
+        self._remember_referrers(referrals)
 
-    def _tell(self, client: Client, business, p_tell: float, story: int, week: int) -> None:
+    def _tell(self, client: Client, business, p_tell: float, story: int, week: int) -> list:
+        """A client tells its story to the neighbours it reaches; returns its referrals."""
         _, neighbours = phases.tell_neighbours(self, client.ids, np.array([p_tell]), week)
         for neighbour in neighbours:
-            self.clients[neighbour].hear(business.index, story, client.index, week)
-        if story > 0:
-            business.referrals_made += len(neighbours)
-            client.referrals_made += len(neighbours)
-            self.tally["wom_positive"] += len(neighbours)
-        else:
-            business.warnings_made += len(neighbours)
-            self.tally["wom_negative"] += len(neighbours)
+            self.clients[neighbour].hear(business.index, story, week)
+        if story < 0:
+            business.book(warnings_made=len(neighbours))
+            self.count(wom_negative=len(neighbours))
+            return []
+        business.book(referrals_made=len(neighbours))
+        client.referrals_made += len(neighbours)
+        self.count(wom_positive=len(neighbours))
+        return [(neighbour, business.index, client.index) for neighbour in neighbours.tolist()]
+
+    def _remember_referrers(self, referrals: list[tuple[int, int, int]]) -> None:
+        """Each client told referrals this week remembers its referrer (`sim.phases`)."""
+        told = np.array(referrals, dtype=np.int64).reshape(-1, 3)
+        pairs, index = np.unique(told[:, :2], axis=0, return_inverse=True)
+        referrers = np.array([self.clients[c].referrer[b] for c, b in pairs], dtype=np.int32)
+        phases.remember_referrers(referrers, index.reshape(-1), told[:, 2])
+        for (client, business), referrer in zip(pairs.tolist(), referrers.tolist(), strict=True):
+            self.clients[client].referrer[business] = referrer
 
     def release(self, business: int) -> None:
         """A business exits: its backlog returns to the market, its clients leave it."""
@@ -248,19 +231,28 @@ class AgentsModel(MarketModel):
         unplaced = sum(job.provider < 0 for job in open_jobs)
         return unplaced, len(open_jobs), sum(c.ever_served for c in self.clients)
 
-    def client_table(self) -> dict[str, np.ndarray]:
-        """The per-client columns of `sim.record.CLIENT_COLUMNS`."""
+    def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
+        """Field `name` of the clients `ids`, agent by agent (see `MarketModel.read`)."""
+        field, clients = state.BY_NAME[name], [self.clients[i] for i in ids]
+        if name in state.PAIR_NAMES:
+            pairs = zip(clients, np.broadcast_to(business, len(clients)), strict=True)
+            values = [getattr(c, name)[b] for c, b in pairs]
+        elif name.startswith("job_"):
+            values = [field.initial if c.job is None else getattr(c.job, name[4:]) for c in clients]
+        else:
+            values = [getattr(c, name) for c in clients]
+        return np.array(values, dtype=field.dtype)
 
-        def column(attr, dtype):
-            return np.array([getattr(c, attr) for c in self.clients], dtype=dtype)
-
-        return {
-            "need_arrivals": column("need_arrivals", np.int32),
-            "difficulty_now": column("difficulty", np.float64),
-            "reformed": column("reformed", np.bool_), "jobs": column("jobs_done", np.int32),
-            "spend": column("spend", np.float64), "unpaid": column("unpaid", np.float64),
-            "hours": column("hours", np.float64), "reviews": column("reviews", np.int32),
-            "referrals_made": column("referrals_made", np.int32),
-            "referred_by": column("referred_by", np.int32),
-            "final_provider": column("provider", np.int16),
-        }  # fmt: skip
+    def write(self, name: str, ids: np.ndarray, values, business=None) -> None:
+        """Set field `name` of the clients `ids`, agent by agent (see `MarketModel.write`)."""
+        values = np.broadcast_to(np.asarray(values, dtype=state.BY_NAME[name].dtype), len(ids))
+        if name in state.PAIR_NAMES:
+            pairs = zip(ids, np.broadcast_to(business, len(ids)), values, strict=True)
+            for i, b, value in pairs:
+                getattr(self.clients[i], name)[b] = value
+            return
+        for i, value in zip(ids, values.tolist(), strict=True):
+            if name.startswith("job_"):
+                setattr(self.clients[i].job, name[4:], value)
+            else:
+                setattr(self.clients[i], name, value)

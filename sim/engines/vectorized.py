@@ -11,46 +11,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim import phases
+from sim import phases, state
 from sim.business import Intake
 from sim.model import MarketModel
+from sim.state import Field
 
-#: Client state: name -> (dtype, initial value). One schema, read by `setup_clients`.
-STATE: dict[str, tuple[type, float]] = {
-    "difficulty": (np.float64, 0.0), "reformed": (np.bool_, False),
-    "next_need": (np.int32, 0), "need_arrivals": (np.int32, 0),
-    "has_job": (np.bool_, False), "job_true": (np.float64, 0.0),
-    "job_stated": (np.float64, 0.0), "job_deadline": (np.int32, 0),
-    "job_need_week": (np.int32, 0), "job_provider": (np.int16, -1),
-    "job_accept_week": (np.int32, 0), "job_billed": (np.float64, 0.0),
-    "job_misfit": (np.bool_, False), "job_extras": (np.bool_, False),
-    "job_remaining": (np.float64, 0.0), "job_prepaid": (np.bool_, False),
-    "applied_to": (np.int16, -1), "provider": (np.int16, -1),
-    "jobs_done": (np.int32, 0), "spend": (np.float64, 0.0), "unpaid": (np.float64, 0.0),
-    "hours": (np.float64, 0.0), "reviews": (np.int32, 0), "referrals_made": (np.int32, 0),
-    "referred_by": (np.int32, -1), "ever_served": (np.bool_, False),
-    "look_from": (np.int32, 0),  # no business is open to it before this week (a lower bound)
-}  # fmt: skip
-#: Per (client, business) state, shape (n, B).
-PAIR_STATE: dict[str, tuple[type, float]] = {
-    "known_week": (np.int32, 0),  # first week it knows the business: by ads or a story
-    "credit": (np.float64, 0.0), "credit_week": (np.int32, -1),
-    "warning": (np.float64, 0.0), "warning_week": (np.int32, -1),
-    "referrer": (np.int32, -1), "blocked_until": (np.int32, 0),
-}  # fmt: skip
+#: What the vectorized engine keeps to find who acts; the agents engine asks its agents.
+INDEX: tuple[Field, ...] = (
+    Field("has_job", np.bool_, False),
+    Field("applied_to", np.int16, -1),  # the business it applies to this week, or -1
+    Field("look_from", np.int32, 0),  # no business is open to it before this week (a lower bound)
+)
 NEVER = np.iinfo(np.int32).max  # a week that never comes
-JOB_FIELDS = ("billed", "prepaid", "accept_week", "deadline", "need_week", "misfit", "extras")
 
 
 class VectorizedModel(MarketModel):
-    """The market with clients as a population of arrays (`STATE`, `PAIR_STATE`)."""
+    """The market with clients as arrays: `s` per client, `p` per (client, business) pair.
+
+    `s` holds the fields of `sim.state.CLIENT`, `INDEX` and `sim.state.JOB` (as ``job_`` +
+    name), `p` those of `sim.state.PAIR`, shape (n, B).
+    """
 
     def setup_clients(self) -> None:
         """Create the state arrays; draw each client's first need and ad-awareness weeks."""
         n, n_b = self.cfg.market.n_clients, self.n_businesses
         self.ids = np.arange(n, dtype=np.int64)
-        self.s = {k: np.full(n, v, dtype=t) for k, (t, v) in STATE.items()}
-        self.p = {k: np.full((n, n_b), v, dtype=t) for k, (t, v) in PAIR_STATE.items()}
+        self.s = {
+            **state.arrays(state.CLIENT, n),
+            **state.arrays(INDEX, n),
+            **state.arrays(state.JOB, n, prefix="job_"),
+        }
+        self.p = state.arrays(state.PAIR, (n, n_b))
         self.s["difficulty"][:] = self.population["difficulty"]
         self.s["next_need"][:] = phases.need_gap(self, self.ids, 0) - 1
         self.p["known_week"][:] = phases.ad_weeks(self, self.ids)
@@ -65,9 +56,9 @@ class VectorizedModel(MarketModel):
         ids = arriving[~s["has_job"][arriving]]
         jobs = phases.open_jobs(self, ids, week)
         s["has_job"][ids] = True
-        s["job_true"][ids], s["job_stated"][ids] = jobs.true_hours, jobs.stated_hours
+        s["job_true_hours"][ids], s["job_stated_hours"][ids] = jobs.true_hours, jobs.stated_hours
         s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
-        self.tally["new_needs"] += len(ids)
+        self.count(new_needs=len(ids))
 
     def _standing(self, kind: str, flat: np.ndarray, week: int, since=None) -> np.ndarray:
         """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed.
@@ -131,11 +122,11 @@ class VectorizedModel(MarketModel):
         b = applied[ids].astype(np.int64)
         bounds = np.searchsorted(b, np.arange(n_b + 1))
         new = s["provider"][ids] != b
-        fresh = self._standing("credit", ids * n_b + b, week) >= self.cfg.clients.wom.referral_min
-        job = {"true_hours": s["job_true"][ids], "stated_hours": s["job_stated"][ids],
-               "deadline": s["job_deadline"][ids]}  # fmt: skip
+        credit = self._standing("credit", ids * n_b + b, week)
+        job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
         difficulty = s["difficulty"][ids]
-        everyone = phases.applicants(self, ids, b, week, new, new & fresh, difficulty, job)
+        referred = phases.fresh_referrals(self, new, credit)
+        everyone = phases.applicants(self, ids, b, week, new, referred, difficulty, job)
         intake = Intake.concatenate(
             [
                 business.take(everyone[bounds[i] : bounds[i + 1]])
@@ -145,12 +136,11 @@ class VectorizedModel(MarketModel):
         s["hours"][ids] += intake.overhead_hours
         acc = intake.accepted
         declined = ~acc
-        p["blocked_until"].reshape(-1)[ids[declined] * n_b + b[declined]] = (
-            week + self.cfg.clients.decline_memory
-        )
+        blocked = phases.blocked_until(self, week)
+        p["blocked_until"].reshape(-1)[ids[declined] * n_b + b[declined]] = blocked
         s["provider"][ids[declined & ~new]] = -1
         reformed = ids[intake.reforms]
-        s["difficulty"][reformed] -= self.cfg.clients.reform.amount
+        s["difficulty"][reformed] = phases.reformed_difficulty(self, s["difficulty"][reformed])
         s["reformed"][reformed] = True
         started = ids[acc]
         s["job_provider"][started], s["job_accept_week"][started] = b[acc], week
@@ -159,7 +149,9 @@ class VectorizedModel(MarketModel):
         s["job_remaining"][started] = intake.work_hours[acc]
         s["job_prepaid"][started] = intake.prepaid[acc] > 0
         s["spend"][started] += intake.prepaid[acc]
-        first = acc & everyone.referred & (s["referred_by"][ids] < 0) & ~s["ever_served"][ids]
+        first = phases.credits_referrer(
+            acc, everyone.referred, s["referred_by"][ids], s["ever_served"][ids]
+        )
         s["referred_by"][ids[first]] = p["referrer"].reshape(-1).take(ids[first] * n_b + b[first])
 
     def serve(self, week: int) -> None:
@@ -174,14 +166,12 @@ class VectorizedModel(MarketModel):
         ids = ids[order]
         bounds = np.searchsorted(key[order], np.arange(self.n_businesses + 1) * span)
         remaining = s["job_remaining"][ids]
-        hard = s["difficulty"][ids] > self.cfg.market.service.difficult_above
+        hard = phases.difficult(self, s["difficulty"][ids])
         worked = np.empty_like(remaining)
         for b, business in enumerate(self.businesses):
             queue = slice(bounds[b], bounds[b + 1])
-            worked[queue] = business.serve(remaining[queue])
+            worked[queue] = business.serve(remaining[queue], hard[queue])
             remaining[queue] -= worked[queue]
-            business.difficult_hours += float(worked[queue][hard[queue]].sum())
-            business.backlog_hours = float(remaining[queue].sum())
         s["job_remaining"][ids] = remaining
         s["hours"][ids] += worked
 
@@ -190,7 +180,7 @@ class VectorizedModel(MarketModel):
         s = self.s
         ids = np.flatnonzero((s["job_provider"] >= 0) & (s["job_remaining"] <= 0.0))
         provider = s["job_provider"][ids].astype(np.int64)
-        job = {f: s[f"job_{f}"][ids] for f in JOB_FIELDS}
+        job = {f: s[f"job_{f}"][ids] for f in phases.FINISH_JOB_FIELDS}
         first = s["provider"][ids] != provider
         out = phases.finish_jobs(self, ids, week, provider, job, first, s["difficulty"][ids])
         phases.book_outcomes(self, provider, out)
@@ -201,8 +191,9 @@ class VectorizedModel(MarketModel):
         s["ever_served"][ids], s["has_job"][ids], s["job_provider"][ids] = True, False, -1
         s["provider"][ids] = np.where(out.retained, provider, -1)
         left = ~out.retained
+        blocked = phases.blocked_until(self, week)
         self.p["blocked_until"].reshape(-1)[ids[left] * self.n_businesses + provider[left]] = (
-            week + self.cfg.clients.decline_memory
+            blocked
         )
         speaking = out.story != 0
         self._word_of_mouth(
@@ -215,11 +206,9 @@ class VectorizedModel(MarketModel):
 
     def _word_of_mouth(self, tellers, p_tell, story, about, week: int) -> None:
         owner, neighbour = phases.tell_neighbours(self, tellers, p_tell, week)
-        wom, n_b = self.cfg.clients.wom, self.n_businesses
-        for sign, kind, amount in (
-            (1, "credit", wom.credit),
-            (-1, "warning", wom.credit * wom.negativity_bias),
-        ):
+        n_b = self.n_businesses
+        for sign, kind in ((1, "credit"), (-1, "warning")):
+            amount = phases.story_weight(self, sign)
             pick = story[owner] == sign
             told = neighbour[pick]
             self.s["look_from"][told] = np.minimum(self.s["look_from"][told], week)
@@ -228,16 +217,13 @@ class VectorizedModel(MarketModel):
             known[flat] = np.minimum(known[flat], week)
             self._add_standing(kind, flat, amount, week)
             counts = np.bincount(about[owner[pick]], minlength=n_b)
+            counter = "referrals_made" if sign > 0 else "warnings_made"
             for business, count in zip(self.businesses, counts.tolist(), strict=True):
-                if sign > 0:
-                    business.referrals_made += count
-                else:
-                    business.warnings_made += count
-            self.tally["wom_positive" if sign > 0 else "wom_negative"] += int(pick.sum())
+                business.book(**{counter: count})
+            self.count(**{"wom_positive" if sign > 0 else "wom_negative": pick.sum()})
             if sign > 0:
                 referrer = self.p["referrer"].reshape(-1)
-                referrer[flat] = -1
-                np.maximum.at(referrer, flat, tellers[owner[pick]].astype(np.int32))
+                phases.remember_referrers(referrer, flat, tellers[owner[pick]])
                 self.s["referrals_made"][tellers] += np.bincount(
                     owner[pick], minlength=len(tellers)
                 ).astype(np.int32)
@@ -263,13 +249,15 @@ class VectorizedModel(MarketModel):
         unplaced = int((s["has_job"] & (s["job_provider"] < 0)).sum())
         return unplaced, int(s["has_job"].sum()), int(s["ever_served"].sum())
 
-    def client_table(self) -> dict[str, np.ndarray]:
-        """The per-client columns of `sim.record.CLIENT_COLUMNS`."""
-        s = self.s
-        return {
-            "need_arrivals": s["need_arrivals"], "difficulty_now": s["difficulty"],
-            "reformed": s["reformed"], "jobs": s["jobs_done"], "spend": s["spend"],
-            "unpaid": s["unpaid"], "hours": s["hours"], "reviews": s["reviews"],
-            "referrals_made": s["referrals_made"], "referred_by": s["referred_by"],
-            "final_provider": s["provider"],
-        }  # fmt: skip
+    def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
+        """Field `name` of the clients `ids` (see `MarketModel.read`)."""
+        if name in state.PAIR_NAMES:
+            return phases.pairs(self.p[name], ids, business)
+        return self.s[name][ids]
+
+    def write(self, name: str, ids: np.ndarray, values, business=None) -> None:
+        """Set field `name` of the clients `ids` (see `MarketModel.write`)."""
+        if name in state.PAIR_NAMES:
+            self.p[name].reshape(-1)[ids * self.n_businesses + business] = values
+        else:
+            self.s[name][ids] = values

@@ -1,0 +1,114 @@
+"""The one declaration of client state (sim.state) and the ledger (sim.ledger) feed both engines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim import ledger, population, state
+from sim.cli import compose
+from sim.engines import engine_class
+from sim.record import CLIENT_COLUMNS, Recorder, clients_frame
+
+
+@pytest.fixture(scope="module", params=["vectorized", "agents"])
+def model(request):
+    cfg = compose([f"engine={request.param}", "seed=5", "market.n_clients=120", "steps=6"])
+    model = engine_class(request.param)(cfg)
+    recorder = Recorder()
+    for _ in range(6):
+        model.step()
+        recorder.collect(model)
+    return model, recorder
+
+
+def test_every_recorded_trait_and_state_field_is_a_clients_column():
+    columns = set(CLIENT_COLUMNS)
+    assert set(population.RECORDED) <= columns
+    assert {f.column for f in state.RECORDED} <= columns
+    assert len(CLIENT_COLUMNS) == len(columns)
+
+
+def test_clients_columns_have_the_declared_dtypes(model):
+    frame = clients_frame(model[0])
+    for field in state.RECORDED:
+        assert frame[field.column].dtype == field.recorded_dtype, field.column
+
+
+def test_both_engines_hold_every_declared_field(model):
+    model = model[0]
+    if hasattr(model, "s"):
+        for field in (*state.CLIENT, *state.PAIR):
+            store = model.s if field in state.CLIENT else model.p
+            assert store[field.name].dtype == field.dtype, field.name
+    else:
+        client = model.clients[0]
+        for field in state.CLIENT:
+            assert isinstance(getattr(client, field.name), type(field.python_initial) | float)
+        for field in state.PAIR:
+            assert getattr(client, field.name).dtype == field.dtype, field.name
+
+
+def test_steps_and_market_tables_have_the_ledgers_columns_and_dtypes(model):
+    _, recorder = model
+    for frame, columns in (
+        (recorder.steps_frame(), {k: dtype for k, (dtype, _) in ledger.STEP_COLUMNS.items()}),
+        (recorder.market_frame(), ledger.MARKET_COLUMNS),
+    ):
+        assert list(frame.columns) == list(columns)
+        for name, dtype in columns.items():
+            assert str(frame[name].dtype) == dtype, name
+
+
+def test_booking_an_undeclared_counter_fails(model):
+    business = model[0].businesses[0]
+    with pytest.raises(KeyError):
+        business.book(no_such_counter=1)
+    with pytest.raises(KeyError):
+        model[0].count(no_such_tally=1)
+
+
+def test_a_count_is_booked_as_a_python_int(model):
+    business = model[0].businesses[0]
+    before = business.applicants
+    business.book(applicants=np.int64(2))
+    assert type(business.applicants) is int and business.applicants == before + 2
+
+
+def loyalty(model, week: int) -> None:
+    """A phase written once against the storage interface: clients served twice or more who
+    keep their provider grow easier to serve, and forget any block on it."""
+    ids = np.arange(model.cfg.market.n_clients)
+    loyal = ids[(model.read("jobs_done", ids) >= 2) & (model.read("provider", ids) >= 0)]
+    model.write("difficulty", loyal, model.read("difficulty", loyal) - 0.01)
+    provider = model.read("provider", loyal).astype(np.int64)
+    model.write("blocked_until", loyal, week, business=provider)
+
+
+def _run_with(phase, engine: str):
+    cfg = compose([f"engine={engine}", "seed=8", "market.n_clients=150", "steps=16"])
+    model, recorder = engine_class(engine)(cfg), Recorder()
+    for week in range(16):
+        model.step()
+        if phase is not None:
+            phase(model, week)
+        recorder.collect(model)
+    return clients_frame(model), recorder.steps_frame()
+
+
+def test_a_phase_written_once_runs_alike_in_both_engines():
+    import pandas as pd
+
+    vec, agents = _run_with(loyalty, "vectorized"), _run_with(loyalty, "agents")
+    for a, b in zip(vec, agents, strict=True):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    without = _run_with(None, "vectorized")[0]
+    assert (vec[0]["difficulty_now"] < without["difficulty_now"]).any()
+
+
+def test_read_gives_open_jobs_and_the_initial_value_where_none_is_open(model):
+    model = model[0]
+    ids = np.arange(model.cfg.market.n_clients)
+    provider = model.read("job_provider", ids)
+    assert provider.dtype == state.BY_NAME["job_provider"].dtype
+    assert (provider >= -1).all() and (provider >= 0).any()
