@@ -206,15 +206,16 @@ def settings_caption(model: ClassroomMarket) -> None:
 def NetworkView(model: ClassroomMarket) -> None:
     """The social network: clients coloured by provider, referrals drawn, businesses marked."""
     market, pos = model.market, model.positions
-    table = market.client_table()
+    everyone = np.arange(len(market.population))
+    provider = market.read("provider", everyone).astype(int)
+    referred_by = market.read("referred_by", everyone)
     colours = _business_colours(market)
-    provider = table["final_provider"].astype(int)
     settings_caption(model)
     fig = Figure(figsize=(6, 3.3))
     ax = fig.subplots()
     ax.add_collection(LineCollection(pos[model.edges], colors="#e8e8e8", linewidths=0.4))
-    referred = np.flatnonzero(table["referred_by"] >= 0)
-    pairs = np.stack([pos[table["referred_by"][referred]], pos[referred]], axis=1)
+    referred = np.flatnonzero(referred_by >= 0)
+    pairs = np.stack([pos[referred_by[referred]], pos[referred]], axis=1)
     ax.add_collection(LineCollection(pairs, colors="tab:green", linewidths=1.6))
     face = [colours[p] if p >= 0 else NO_PROVIDER for p in provider]
     ax.scatter(pos[:, 0], pos[:, 1], s=18, c=face, edgecolors="none", zorder=2)
