@@ -146,13 +146,17 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def step_means(steps: pd.DataFrame) -> pd.DataFrame:
     """Per week and policy: mean per business (sums for counts, active businesses)."""
-    frame = steps.assign(policy=steps["policy"].astype(str))
+    frame = steps.assign(
+        policy=steps["policy"].astype(str),
+        active_reputation=steps["reputation"].where(steps["active"].astype(bool)),
+        satisfaction_sum=steps["satisfaction"].fillna(0) * steps["completed"],
+    )
     grouped = frame.groupby(["policy", "step"], sort=True)
-    active_rep = frame["reputation"].where(frame["active"].astype(bool))
     out = grouped[["profit", "revenue"]].mean()
-    out["reputation"] = active_rep.groupby([frame["policy"], frame["step"]]).mean()
-    out["satisfaction"] = grouped.apply(
-        lambda g: _weighted(g["satisfaction"], g["completed"]), include_groups=False
+    out["reputation"] = grouped["active_reputation"].mean()
+    sums = grouped[["satisfaction_sum", "completed"]].sum()  # mean S weighted by completed jobs
+    out["satisfaction"] = (sums["satisfaction_sum"] / sums["completed"]).where(
+        sums["completed"] > 0
     )
     out[["active", "acquisitions", "referral_acquisitions"]] = grouped[
         ["active", "acquisitions", "referral_acquisitions"]
