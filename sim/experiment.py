@@ -19,13 +19,11 @@ from datetime import datetime
 from itertools import product
 from pathlib import Path
 
-import hydra
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from sim.cli import CONFIG_DIR
-from sim.config import ConfigError, register_configs, validate
+from sim.cli import CONFIG_DIR, compose
+from sim.config import ConfigError, validate
 from sim.sweep import METRICS, n_chunks
 
 EXPERIMENTS_DIR = CONFIG_DIR / "experiment"
@@ -40,17 +38,6 @@ def names() -> list[str]:
     return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
 
 
-def compose_with_hydra(overrides: list[str]):
-    """The composed config with its `hydra` node (the sweeper's params, the launcher)."""
-    register_configs()
-    GlobalHydra.instance().clear()
-    try:
-        with hydra.initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            return hydra.compose("config", overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def design(name: str, overrides: list[str] = ()) -> tuple[object, list[str], list[list[str]]]:
     """The experiment's composed config, its fixed overrides and its design points.
 
@@ -60,7 +47,7 @@ def design(name: str, overrides: list[str] = ()) -> tuple[object, list[str], lis
     """
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    cfg = compose_with_hydra([f"+experiment={name}", *fixed])
+    cfg = compose([f"+experiment={name}", *fixed], return_hydra_config=True)
     swept = {key: str(value) for key, value in cfg.hydra.sweeper.params.items()}
     for override in parsed:
         if override.is_sweep_override():
@@ -71,7 +58,7 @@ def design(name: str, overrides: list[str] = ()) -> tuple[object, list[str], lis
 
 def smoke_axes(name: str) -> list[str]:
     """Sweep overrides that keep the first and last value of every axis (for --smoke)."""
-    cfg = compose_with_hydra([f"+experiment={name}"])
+    cfg = compose([f"+experiment={name}"], return_hydra_config=True)
     axes = []
     for key, text in cfg.hydra.sweeper.params.items():
         values = _values(str(text))
@@ -86,22 +73,17 @@ def _values(text: str) -> list[str]:
     return [parsed.get_value_element_as_str()]
 
 
-def _task(cfg):
-    """The config a job sees: without Hydra's own node."""
-    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-
-
 def check_design(name: str, overrides: list[str]) -> tuple[object, list[list[str]]]:
     """Validate every design point before the first job runs; raise ConfigError."""
     if name not in names():
         raise ConfigError("experiment", name, f"allowed: {', '.join(names())}")
     cfg, fixed, points = design(name, overrides)
-    base = _task(compose_with_hydra([f"+experiment={name}", *fixed]))
+    base = compose([f"+experiment={name}", *fixed])
     parser = OverridesParser.create()
     for point in points:
         parsed = parser.parse_overrides(point)
         if any("/" in o.get_key_element() for o in parsed):  # a group choice: compose it
-            validate(_task(compose_with_hydra([f"+experiment={name}", *fixed, *point])))
+            validate(compose([f"+experiment={name}", *fixed, *point]))
             continue
         candidate = base.copy()  # a plain value: cheaper to set on the composed config
         for override in parsed:

@@ -217,11 +217,11 @@ def _minutes(manifest: dict) -> float:
 
 def experiment_section(name: str, sweep_dir: Path, figures: Path) -> tuple[str, list[dict]]:
     """The RESULTS.md section of one experiment, and its verdicts."""
-    from sim.experiment import compose_with_hydra
+    from sim.cli import compose
 
     manifest = analysis.load_manifest(sweep_dir)
     exp, runs = manifest["experiment"], analysis.load_runs(sweep_dir)
-    stated = compose_with_hydra([f"+experiment={name}"]).experiment  # claims as stated now
+    stated = compose([f"+experiment={name}"]).experiment  # claims as stated now
     exp = {**exp, "expect": OmegaConf.to_container(stated.expect),
            "figures": list(stated.figures)}  # fmt: skip
     plot_dir(sweep_dir, formats=("png",))
@@ -299,9 +299,9 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
 
 def by_hypothesis(chosen: list[str]) -> list[str]:
     """Experiments in the order of their hypotheses (H1, H2, ... H11)."""
-    from sim.experiment import compose_with_hydra
+    from sim.cli import compose
 
-    number = {n: int(compose_with_hydra([f"+experiment={n}"]).experiment.hypothesis[1:])
+    number = {n: int(compose([f"+experiment={n}"]).experiment.hypothesis[1:])
               for n in chosen}  # fmt: skip
     return sorted(chosen, key=number.get)
 
