@@ -27,9 +27,9 @@ from mesa.visualization import Slider, SolaraViz
 from omegaconf import OmegaConf
 
 from sim.cli import compose
-from sim.config import validate
 from sim.record import Recorder
 from sim.run import build_model
+from sim.validation import validate
 
 logging.getLogger("MESA").setLevel(logging.WARNING)  # Mesa logs every step at INFO
 

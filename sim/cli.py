@@ -26,8 +26,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sim.config import ConfigError, register_configs, validate
+from sim.config import ConfigError, register_configs
 from sim.run import OutputBusy, output_lock, staged_target, staging_dir
+from sim.validation import validate
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT

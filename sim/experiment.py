@@ -23,8 +23,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from sim.cli import CONFIG_DIR, compose
-from sim.config import ConfigError, validate
+from sim.config import ConfigError
 from sim.sweep import METRICS, n_chunks
+from sim.validation import validate
 
 EXPERIMENTS_DIR = CONFIG_DIR / "experiment"
 LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")

@@ -10,7 +10,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from sim.cli import CONFIG_DIR, compose
-from sim.config import Config, ConfigError, Range, leaves, memory_estimate, validate
+from sim.config import Config, ConfigError, Range
+from sim.validation import leaves, memory_estimate, validate
 
 
 def group_options() -> list[str]:

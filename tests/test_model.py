@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from sim.cli import compose
-from sim.config import validate
 from sim.ledger import COUNTERS
 from sim.record import Recorder, clients_frame
 from sim.run import build_model, simulate
+from sim.validation import validate
 
 ENGINES = ("vectorized", "agents")
 PRESETS = ("serve_all", "fit_filter", "picky", "hard_sell")

@@ -95,9 +95,6 @@ class TestEveryPolicy:
     def test_screen_of_no_applicants_is_empty(self, policy):
         assert policy.screen(np.empty((0, len(CRITERIA)))).shape == (0,)
 
-    def test_screens_exactly_when_threshold_is_positive(self, policy):
-        assert policy.screens == (policy.threshold > 0)
-
     def test_threshold_zero_accepts_everyone(self, policy):
         lenient = dataclasses.replace(policy, threshold=0.0)
         _, signals = applicants(1000)
