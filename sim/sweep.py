@@ -242,11 +242,19 @@ class Progress:
         elapsed = time.time() - self.sweep["t0"]
         line = f"clientsim-experiment: {len(marks)}"
         if self.total:
-            left = elapsed / len(marks) * max(self.total - len(marks), 0)
+            left = self._rate(marks, elapsed) * max(self.total - len(marks), 0)
             line += f"/{self.total} runs done, {_clock(elapsed)} elapsed, about {_clock(left)} left"
         else:
             line += f" runs done, {_clock(elapsed)} elapsed"
         print(line + (f" ({failed} failed)" if failed else ""), flush=True)
+
+    @staticmethod
+    def _rate(marks: list[Path], elapsed: float) -> float:
+        """Seconds a run, timed from the first run done (so the start-up does not count)."""
+        if len(marks) < 2:
+            return elapsed
+        first = min(m.stat().st_mtime for m in marks)
+        return max(time.time() - first, 0.0) / (len(marks) - 1)
 
 
 def run_job(cfg: DictConfig) -> dict:
