@@ -14,13 +14,14 @@ import mesa
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from sim import mechanics
+from sim import mechanics, phases
 from sim.business import Business
 from sim.ledger import TALLIES
 from sim.network import build_network
 from sim.policies import make_policy
 from sim.population import draw_population
 from sim.rng import Streams
+from sim.world import World
 
 # Mesa logs every step at INFO; Hydra's run log would drown in it.
 logging.getLogger("MESA").setLevel(logging.WARNING)
@@ -73,27 +74,19 @@ class MarketModel(mesa.Model):
         # values never change, so alignment with each business is computed once: (n, B)
         self.decider_alignment = mechanics.alignment(pop["decider_values"], self.cultures)
         self.user_alignment = mechanics.alignment(pop["user_values"], self.cultures)
-        self._decay_powers = np.empty(0)
-        self.decay_powers(self.cfg.steps + 1)  # a run of cfg.steps weeks never grows it
-        self.prices = np.array([b.price for b in self.businesses])
-        self.price_ratio = self.prices / market.price
-        self.overpromise = np.array([b.overpromise for b in self.businesses])
+        prices = np.array([b.price for b in self.businesses])
+        self.world = World(
+            self.cfg.clients, market, self.streams, pop, self.indptr, self.indices,
+            self.decider_alignment, self.user_alignment, prices, prices / market.price,
+            np.array([b.reach for b in self.businesses]),
+            np.array([b.overpromise for b in self.businesses]),
+        )  # fmt: skip
+        self.world.decay_powers(self.cfg.steps + 1)  # a run of cfg.steps weeks never grows it
 
     @property
     def n_businesses(self) -> int:
         """Number of businesses, active or not."""
         return len(self.businesses)
-
-    def decay_powers(self, max_age: int) -> np.ndarray:
-        """The weekly decay of credits and warnings tabulated for ages 0 to at least `max_age`.
-
-        The table grows (doubling) when a model is stepped past `cfg.steps`; each power is
-        computed on its own, so growing it leaves the earlier entries as they were.
-        """
-        if len(self._decay_powers) <= max_age:
-            size = max(max_age + 1, 2 * len(self._decay_powers))
-            self._decay_powers = mechanics.decayed(1.0, np.arange(size), self.cfg.clients.wom.decay)
-        return self._decay_powers
 
     def business_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reputation, queue (backlog / capacity, weeks) and active flag of every business."""
@@ -103,18 +96,20 @@ class MarketModel(mesa.Model):
         return rep, queue, active
 
     def step(self) -> None:
-        """Advance one week: the nine phases of MODEL.md, in order."""
+        """Advance one week: the phases of `sim.phases.STEP`, in order."""
         week = self.week
         self.tally = {name: kind() for name, kind in TALLIES.items()}
+        for phase in phases.STEP:
+            if isinstance(phase, str):
+                getattr(self, phase)(week)
+            else:
+                phase(self, week)
+        self.week += 1
+
+    def start_week(self, week: int) -> None:
+        """Businesses reset their weekly counters and age their reviews."""
         for business in self.businesses:
             business.start_week()
-        self.arrive_needs(week)  # 1. need (2. awareness by ads is precomputed per client)
-        self.choose(week)  # 3. choice
-        self.screen_and_quote(week)  # 4-5. screening, quote and diagnosis
-        self.serve(week)  # 6. service
-        self.complete(week)  # 7-8. payment, satisfaction, reviews, word of mouth
-        self.close_accounts(week)  # 9. accounts and exit
-        self.week += 1
 
     def close_accounts(self, week: int) -> None:
         """Book every active business's week; release the clients of those that exit."""
@@ -166,8 +161,8 @@ class MarketModel(mesa.Model):
         raise NotImplementedError
 
     def release(self, business: int) -> None:
-        """A business exits: its backlog and clients return to the market."""
-        raise NotImplementedError
+        """A business exits: its backlog and clients return to the market (`sim.phases`)."""
+        phases.release(self, business)
 
     def counts(self) -> tuple[int, int, int]:
         """Clients with an unplaced job, with an open job, and ever served."""

@@ -1,9 +1,11 @@
 """The client-side decisions of each phase, as functions of the arrays of those who act.
 
 Both engines call these: the vectorized engine with every acting client at once, the agents
-engine with one client agent at a time. They read the model's streams, traits and
-businesses, apply `sim.mechanics`, and return decisions; storing them is the engine's job.
-Random numbers are keyed by client id, so a decision does not depend on who else acts.
+engine with one client agent at a time. A rule reads the run's fixed inputs from a
+`sim.world.World` (config sections, streams, traits, network, the businesses' prices and
+cultures) and the week's state from its arguments, applies `sim.mechanics`, and returns
+decisions; storing them is the engine's job. Random numbers are keyed by client id, so a
+decision does not depend on who else acts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,23 @@ import numpy as np
 
 from sim import mechanics
 from sim.business import Applicants
+from sim.world import World
+
+NEVER = np.iinfo(np.int32).max  # a week that never comes
+
+#: The order of one week (MODEL.md's nine phases). A name is a `MarketModel` method (the
+#: engine's, where it gathers its acting clients itself); a new phase may instead be a
+#: function ``(model, week)`` of this module written against `MarketModel.read` / `write`,
+#: put in its place here.
+STEP: tuple = (
+    "start_week",  # businesses reset their weekly counters and age their reviews
+    "arrive_needs",  # 1. need (2. awareness by ads is precomputed per client: `ad_weeks`)
+    "choose",  # 3. choice
+    "screen_and_quote",  # 4-5. screening, quote and diagnosis
+    "serve",  # 6. service
+    "complete",  # 7-8. payment, satisfaction, reviews, word of mouth
+    "close_accounts",  # 9. accounts and exit
+)
 
 #: The fields of an open job (`sim.state.JOB`) that the intake and the finish read.
 INTAKE_JOB_FIELDS = ("true_hours", "stated_hours", "deadline")
@@ -36,18 +55,17 @@ def pairs(matrix: np.ndarray, ids, business) -> np.ndarray:
     return matrix.reshape(-1).take(ids * matrix.shape[1] + business)
 
 
-def need_gap(model, ids: np.ndarray, arrivals) -> np.ndarray:
+def need_gap(world: World, ids: np.ndarray, arrivals) -> np.ndarray:
     """Weeks until each client's next need; the k-th need is keyed by k (exogenous arrivals)."""
-    u = model.streams.uniform("need", arrivals, ids)
-    p = mechanics.need_probability(model.population["need_rate"][ids])
+    u = world.streams.uniform("need", arrivals, ids)
+    p = mechanics.need_probability(world.population["need_rate"][ids])
     return mechanics.geometric_weeks(u, p)
 
 
-def ad_weeks(model, ids: np.ndarray) -> np.ndarray:
+def ad_weeks(world: World, ids: np.ndarray) -> np.ndarray:
     """Week (0-based) in which each business's ads first reach each client, shape (n, B)."""
-    reach = np.array([b.reach for b in model.businesses])
-    u = model.streams.uniform("ads", 0, ids[:, None], np.arange(model.n_businesses))
-    return np.minimum(mechanics.geometric_weeks(u, reach) - 1, np.iinfo(np.int32).max)
+    u = world.streams.uniform("ads", 0, ids[:, None], np.arange(world.n_businesses))
+    return np.minimum(mechanics.geometric_weeks(u, world.reach) - 1, np.iinfo(np.int32).max)
 
 
 @dataclass(slots=True)
@@ -59,9 +77,9 @@ class Jobs:
     deadline: np.ndarray
 
 
-def open_jobs(model, ids: np.ndarray, week: int) -> Jobs:
+def open_jobs(world: World, ids: np.ndarray, week: int) -> Jobs:
     """Phase 1: the jobs of clients whose need arrived this week."""
-    streams, pop, cfg = model.streams, model.population, model.cfg.market.jobs
+    streams, pop, cfg = world.streams, world.population, world.market.jobs
     true = mechanics.job_size(streams.normal("size", week, ids), cfg)
     wrong = streams.uniform("misdiagnosis", week, ids, 0) < pop["misdiagnosis"][ids]
     stated = mechanics.stated_size(true, wrong, streams.uniform("misdiagnosis", week, ids, 1), cfg)
@@ -69,17 +87,27 @@ def open_jobs(model, ids: np.ndarray, week: int) -> Jobs:
     return Jobs(true, stated, np.where(impossible, 0, cfg.deadline_weeks))
 
 
-def standing(model, amount, since_week, week: int) -> np.ndarray:
+def standing(world: World, amount, since_week, week: int) -> np.ndarray:
     """Credits or warnings decayed to `week`; 0 where never set (`since_week` < 0).
 
-    The powers of the decay are tabulated (`model.decay_powers`): a lookup, not a power.
+    The powers of the decay are tabulated (`world.decay_powers`): a lookup, not a power.
     Ages of unset pairs (`since_week` = -1) are looked up too, then discarded.
     """
-    powers = model.decay_powers(week + 1)
+    powers = world.decay_powers(week + 1)
     return np.where(since_week >= 0, amount * powers[week - since_week], 0.0)
 
 
-def choose(model, ids, row, business, week: int, align, credit, warning, business_state):
+def open_from(known_week, blocked_until, active) -> np.ndarray:
+    """Phase 3, who may be chosen: the week from which each business is open to a client.
+
+    A client may choose a business it knows (`known_week`) that has not declined it, nor been
+    left by it, within `clients.decline_memory` weeks (`blocked_until`), while the business
+    is active (`active`, one flag per business, the last axis); never (`NEVER`) otherwise.
+    """
+    return np.where(active, np.maximum(known_week, blocked_until), NEVER)
+
+
+def choose(world: World, ids, row, business, week: int, align, credit, warning, business_state):
     """Phase 3: the business each of the clients `ids` picks by logit; -1 if it has none.
 
     The candidates are pairs: client `ids[row[i]]` may choose business `business[i]`, with
@@ -87,14 +115,14 @@ def choose(model, ids, row, business, week: int, align, credit, warning, busines
     `business_state` is `MarketModel.business_state()` at the start of the phase. Ties go
     to the lowest business index (argmax).
     """
-    pop, rep, queue = model.population, business_state[0], business_state[1]
+    pop, rep, queue = world.population, business_state[0], business_state[1]
     pair_ids = ids.take(row)
-    u = model.streams.uniform("choice", week, pair_ids, business)
+    u = world.streams.uniform("choice", week, pair_ids, business)
     utility = mechanics.choice_utility(
-        rep[business], align, model.price_ratio[business], pop["payer_budget"].take(pair_ids),
-        credit, warning, queue[business], mechanics.gumbel(u), model.cfg.clients.choice,
+        rep[business], align, world.price_ratio[business], pop["payer_budget"].take(pair_ids),
+        credit, warning, queue[business], mechanics.gumbel(u), world.clients.choice,
     )  # fmt: skip
-    n_b = model.n_businesses
+    n_b = world.n_businesses
     table = np.full(len(ids) * n_b, -np.inf)
     table[row * n_b + business] = utility
     has_candidate = np.zeros(len(ids), dtype=bool)
@@ -102,33 +130,39 @@ def choose(model, ids, row, business, week: int, align, credit, warning, busines
     return np.where(has_candidate, table.reshape(len(ids), n_b).argmax(axis=1), -1)
 
 
-def applicants(model, ids, business, week: int, new, referred, difficulty, job) -> Applicants:
+def applicants(
+    world: World, ids, business, week: int, new, referred, difficulty, job
+) -> Applicants:
     """Phases 4-5: the applicants `ids` (sorted by business, then id) to `business`.
 
     `business` is one business index or one per applicant; `job` holds the applicants'
     `true_hours`, `stated_hours` and `deadline`. Their fit signals are read and their
-    random numbers drawn here, keyed by client id: screening noise for new applicants to a
-    business that screens, the uniforms of upselling, and whether a job ends in conflict
+    random numbers drawn here, keyed by client id: screening noise for new applicants (read
+    only by a policy that screens), the uniforms of upselling, whether a job ends in conflict
     and whether the client would reform if a screen declined it.
     """
-    pop, streams, cfg = model.population, model.streams, model.cfg
-    screens = np.array([b.policy.screens for b in model.businesses])[business] & new
+    pop, streams, clients, service = (
+        world.population,
+        world.streams,
+        world.clients,
+        world.market.service,
+    )
     conflict = streams.uniform("service", week, ids) < mechanics.conflict_probability(
-        difficulty, cfg.market.service
+        difficulty, service
     )
     noise = np.zeros((len(ids), 4))
-    noise[screens] = streams.normal("screening", week, ids[screens, None], np.arange(4))
+    noise[new] = streams.normal("screening", week, ids[new, None], np.arange(4))
     return Applicants(
         ids, new, referred, difficulty,
         mechanics.fit_signals(
-            difficulty, pop["pay_reliability"][ids], pairs(model.decider_alignment, ids, business),
+            difficulty, pop["pay_reliability"][ids], pairs(world.decider_alignment, ids, business),
             pop["unrealistic"][ids],
         ),
         job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise,
         streams.uniform("upsell", week, ids),
-        mechanics.work_per_billed_hour(difficulty, conflict, cfg.market.service),
-        (difficulty > cfg.clients.reform.min_difficulty)
-        & (streams.uniform("reform", week, ids) < cfg.clients.reform.prob),
+        mechanics.work_per_billed_hour(difficulty, conflict, service),
+        (difficulty > clients.reform.min_difficulty)
+        & (streams.uniform("reform", week, ids) < clients.reform.prob),
     )  # fmt: skip
 
 
@@ -145,32 +179,32 @@ class Outcome:
     story: np.ndarray  # +1 positive, -1 negative, 0 none
 
 
-def finish_jobs(model, ids, week: int, provider, job: dict, first_job, difficulty) -> Outcome:
+def finish_jobs(
+    world: World, ids, week: int, provider, job: dict, first_job, difficulty
+) -> Outcome:
     """Phases 7-8 for jobs just finished (`provider`: business index; `job`: arrays by name)."""
-    streams, pop, cfg = model.streams, model.population, model.cfg
-    sat, invoice = cfg.clients.satisfaction, job["billed"] * model.prices[provider]
+    streams, pop, clients = world.streams, world.population, world.clients
+    sat, invoice = clients.satisfaction, job["billed"] * world.prices[provider]
     fraction = mechanics.payment_fraction(
         streams.uniform("payment", week, ids, 0), streams.uniform("payment", week, ids, 1),
-        pop["pay_reliability"][ids], cfg.market.payment,
+        pop["pay_reliability"][ids], world.market.payment,
     )  # fmt: skip
     fraction = np.where(job["prepaid"], 0.0, fraction)
     unpaid = np.where(job["prepaid"], 0.0, (1.0 - fraction) * invoice)
     late = (week - job["accept_week"] + 1) > job["deadline"]
     s = mechanics.satisfaction(
-        pairs(model.user_alignment, ids, provider),
-        week - job["need_week"], model.price_ratio[provider], pop["payer_budget"][ids],
-        job["misfit"], job["extras"], late, np.where(first_job, model.overpromise[provider], 0.0),
+        pairs(world.user_alignment, ids, provider),
+        week - job["need_week"], world.price_ratio[provider], pop["payer_budget"][ids],
+        job["misfit"], job["extras"], late, np.where(first_job, world.overpromise[provider], 0.0),
         difficulty, streams.normal("satisfaction", week, ids), sat,
     )  # fmt: skip
     retained = streams.uniform("retention", week, ids) < mechanics.retention_probability(s, sat)
-    reviews = cfg.clients.reviews
+    reviews = clients.reviews
     posts = streams.uniform("review", week, ids) < mechanics.review_probability(
         s, pop["review_propensity"][ids], reviews
     )
-    p_tell, story = mechanics.tell_probability(
-        pop["influencer_talkativeness"][ids], s, cfg.clients.wom
-    )
-    if not cfg.clients.wom.enabled:
+    p_tell, story = mechanics.tell_probability(pop["influencer_talkativeness"][ids], s, clients.wom)
+    if not clients.wom.enabled:
         p_tell, story = np.zeros_like(p_tell), np.zeros_like(story)
     return Outcome(
         fraction * invoice, unpaid, s, retained, np.where(posts, mechanics.rating(s), 0),
@@ -178,12 +212,14 @@ def finish_jobs(model, ids, week: int, provider, job: dict, first_job, difficult
     )  # fmt: skip
 
 
-def book_outcomes(model, provider, out: Outcome) -> None:
+def book_outcomes(businesses, count, provider, out: Outcome) -> None:
     """Add finished jobs' money, satisfaction, loyalty and reviews to their businesses.
 
-    Sums run in the order of the jobs (by client id) in both engines, so they agree exactly.
+    `businesses` are the market's `Business` agents (booked through `Business.book`),
+    `count` adds to the market's tallies (`MarketModel.count`). Sums run in the order of the
+    jobs (by client id) in both engines, so they agree exactly.
     """
-    n_b = model.n_businesses
+    n_b = len(businesses)
     reviewed = out.rating > 0
 
     def total(weights=None):
@@ -195,64 +231,64 @@ def book_outcomes(model, provider, out: Outcome) -> None:
         "retained": np.bincount(provider[out.retained], minlength=n_b),  # a count: ints
     }  # fmt: skip
     stars = total(np.where(reviewed, out.rating, 0)).tolist()
-    count = np.bincount(provider[reviewed], minlength=n_b).tolist()
+    n_reviews = np.bincount(provider[reviewed], minlength=n_b).tolist()
     sums = {name: values.tolist() for name, values in sums.items()}  # Python numbers
-    for b, business in enumerate(model.businesses):
+    for b, business in enumerate(businesses):
         business.book(**{name: values[b] for name, values in sums.items()})
-        business.record_reviews(count[b], stars[b])
-    model.count(
+        business.record_reviews(n_reviews[b], stars[b])
+    count(
         completed=len(provider),
         reviews=reviewed.sum(),
         **{f"rating_{star}": (out.rating == star).sum() for star in range(1, 6)},
     )
 
 
-def tell_neighbours(model, tellers, p_tell, week: int) -> tuple[np.ndarray, np.ndarray]:
+def tell_neighbours(world: World, tellers, p_tell, week: int) -> tuple[np.ndarray, np.ndarray]:
     """Phase 8: which neighbours each teller tells; returns (teller index, neighbour) pairs.
 
     The teller index points into `tellers`. Neighbour k of a teller is told with the uniform
     of slot k, so the stories do not depend on the order in which clients act.
     """
-    starts = model.indptr.take(tellers)
-    counts = model.indptr.take(tellers + 1) - starts
+    starts = world.indptr.take(tellers)
+    counts = world.indptr.take(tellers + 1) - starts
     ends = np.cumsum(counts)
     owner = np.repeat(np.arange(len(tellers)), counts)
     slot = np.arange(ends[-1] if len(ends) else 0) - (ends - counts).take(owner)
     told = np.flatnonzero(
-        model.streams.uniform("wom", week, tellers.take(owner), slot) < p_tell.take(owner)
+        world.streams.uniform("wom", week, tellers.take(owner), slot) < p_tell.take(owner)
     )
     owner = owner.take(told)
-    neighbour = model.indices.take(starts.take(owner) + slot.take(told))
+    neighbour = world.indices.take(starts.take(owner) + slot.take(told))
     return owner, neighbour.astype(np.int64)
 
 
-def difficult(model, difficulty) -> np.ndarray:
+def difficult(world: World, difficulty) -> np.ndarray:
     """Phase 6: mask of the clients whose jobs count as difficult hours (`difficult_above`)."""
-    return difficulty > model.cfg.market.service.difficult_above
+    return difficulty > world.market.service.difficult_above
 
 
 # --- rules of refusal, reform and referral: both engines gather, call, and scatter -------
-def blocked_until(model, week: int) -> int:
+def blocked_until(world: World, week: int) -> int:
     """Refusal memory: the week a client declined by (or leaving) a business may choose it again.
 
     A client declined in `week`, or leaving its provider then, does not choose that business
     again for `clients.decline_memory` weeks.
     """
-    return week + model.cfg.clients.decline_memory
+    return week + world.clients.decline_memory
 
 
-def reformed_difficulty(model, difficulty):
+def reformed_difficulty(world: World, difficulty):
     """Reform: the difficulty of clients who reform after a screen declined them."""
-    return difficulty - model.cfg.clients.reform.amount
+    return difficulty - world.clients.reform.amount
 
 
-def fresh_referrals(model, new, credit) -> np.ndarray:
+def fresh_referrals(world: World, new, credit) -> np.ndarray:
     """Referral freshness: mask of new applicants who come referred.
 
     A referral is fresh while its decayed credit for the business applied to still reaches
     `wom.referral_min`.
     """
-    return new & (credit >= model.cfg.clients.wom.referral_min)
+    return new & (credit >= world.clients.wom.referral_min)
 
 
 def credits_referrer(accepted, referred, referred_by, ever_served) -> np.ndarray:
@@ -279,10 +315,38 @@ def remember_referrers(referrer: np.ndarray, pair: np.ndarray, teller: np.ndarra
     np.maximum.at(referrer, pair, teller.astype(referrer.dtype))
 
 
-def story_weight(model, story: int) -> float:
+def hear_stories(world: World, known_week, value, since, flat, amount: float, week: int) -> None:
+    """Phase 8, a story heard: the pair knows the business and its standing gains `amount`.
+
+    The arrays are flat over pairs and changed in place: `known_week` (the first week the
+    client knows the business), `value` and `since` (a credit or warning and the week it was
+    last set); `flat` holds the pair of each story told this week (repeats add up). The
+    standing is decayed to `week` before the stories are added.
+    """
+    known_week[flat] = np.minimum(known_week[flat], week)
+    value[flat] = standing(world, value[flat], since[flat], week)  # repeats agree
+    since[flat] = week
+    np.add.at(value, flat, amount)
+
+
+def story_weight(world: World, story: int) -> float:
     """Warning weight: the credit one story adds (`story` +1 a referral, -1 a warning).
 
     A warning weighs `wom.negativity_bias` times a referral.
     """
-    wom = model.cfg.clients.wom
+    wom = world.clients.wom
     return wom.credit if story > 0 else wom.credit * wom.negativity_bias
+
+
+def release(model, business: int) -> None:
+    """Phase 9, exit: a business's backlog returns to the market and its clients leave it.
+
+    Its open jobs lose their provider (and their prepaid flag: the next business quotes
+    anew) and the clients it retained have none; written once against the storage
+    interface (`MarketModel.read` / `write`).
+    """
+    everyone = np.arange(model.cfg.market.n_clients)
+    backlog = everyone[model.read("job_provider", everyone) == business]
+    model.write("job_provider", backlog, -1)
+    model.write("job_prepaid", backlog, False)
+    model.write("provider", everyone[model.read("provider", everyone) == business], -1)

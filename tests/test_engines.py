@@ -67,7 +67,8 @@ def test_engines_agree_within_sampling_error_over_20_seeds():
 def test_vectorized_skips_only_clients_with_no_business_open_to_them():
     """`look_from` is a lower bound on the first week some active business is open to a
     client (known and not blocked); a heard story makes its business known at once."""
-    from sim.engines.vectorized import NEVER, VectorizedModel
+    from sim.engines.vectorized import VectorizedModel
+    from sim.phases import NEVER
 
     model = VectorizedModel(
         compose(["seed=4", "market.n_clients=400", "steps=40", "market.demand_supply_ratio=1.5"])

@@ -19,7 +19,7 @@ def _choose(model, ids, row, business, credit=None):
     n = len(row)
     credit = np.zeros(n) if credit is None else np.asarray(credit, dtype=float)
     return phases.choose(
-        model, np.array(ids), np.array(row, dtype=np.int64), np.array(business), 3,
+        model.world, np.array(ids), np.array(row, dtype=np.int64), np.array(business), 3,
         np.full(n, 0.5), credit, np.zeros(n), model.business_state(),
     )  # fmt: skip
 
@@ -83,19 +83,21 @@ def test_only_a_referred_clients_first_acceptance_credits_its_referrer():
 
 def test_a_warning_weighs_negativity_bias_times_a_referral(model):
     wom = model.cfg.clients.wom
-    assert phases.story_weight(model, 1) == wom.credit
-    assert phases.story_weight(model, -1) == pytest.approx(wom.credit * wom.negativity_bias)
+    assert phases.story_weight(model.world, 1) == wom.credit
+    assert phases.story_weight(model.world, -1) == pytest.approx(wom.credit * wom.negativity_bias)
 
 
 def test_only_new_applicants_with_enough_credit_come_referred(model):
     floor = model.cfg.clients.wom.referral_min
     new = np.array([True, True, False])
     credit = np.array([floor, floor / 2, 10 * floor])
-    np.testing.assert_array_equal(phases.fresh_referrals(model, new, credit), [True, False, False])
+    np.testing.assert_array_equal(
+        phases.fresh_referrals(model.world, new, credit), [True, False, False]
+    )
 
 
 def test_a_refusal_is_remembered_for_decline_memory_weeks(model):
-    assert phases.blocked_until(model, 10) == 10 + model.cfg.clients.decline_memory
+    assert phases.blocked_until(model.world, 10) == 10 + model.cfg.clients.decline_memory
 
 
 def test_a_pair_remembers_the_highest_id_teller_of_the_weeks_referrals():

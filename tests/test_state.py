@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim import ledger, population, state
+from sim import ledger, phases, population, state
 from sim.cli import compose
 from sim.engines import engine_class
 from sim.record import CLIENT_COLUMNS, Recorder, clients_frame
@@ -85,24 +85,29 @@ def loyalty(model, week: int) -> None:
     model.write("blocked_until", loyal, week, business=provider)
 
 
-def _run_with(phase, engine: str):
+def _run_with(phase, engine: str, monkeypatch):
+    """Run with `phase` put in the week's order (`sim.phases.STEP`) after service."""
+    if phase is not None:
+        step = list(phases.STEP)
+        monkeypatch.setattr(phases, "STEP", (*step[: step.index("serve") + 1], phase,
+                                             *step[step.index("serve") + 1 :]))  # fmt: skip
     cfg = compose([f"engine={engine}", "seed=8", "market.n_clients=150", "steps=16"])
     model, recorder = engine_class(engine)(cfg), Recorder()
-    for week in range(16):
+    for _ in range(16):
         model.step()
-        if phase is not None:
-            phase(model, week)
         recorder.collect(model)
+    monkeypatch.undo()
     return clients_frame(model), recorder.steps_frame()
 
 
-def test_a_phase_written_once_runs_alike_in_both_engines():
+def test_a_phase_written_once_runs_alike_in_both_engines(monkeypatch):
     import pandas as pd
 
-    vec, agents = _run_with(loyalty, "vectorized"), _run_with(loyalty, "agents")
+    vec = _run_with(loyalty, "vectorized", monkeypatch)
+    agents = _run_with(loyalty, "agents", monkeypatch)
     for a, b in zip(vec, agents, strict=True):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
-    without = _run_with(None, "vectorized")[0]
+    without = _run_with(None, "vectorized", monkeypatch)[0]
     assert (vec[0]["difficulty_now"] < without["difficulty_now"]).any()
 
 

@@ -31,7 +31,7 @@ class Client(mesa.Agent):
         vars(self).update(state.arrays(state.PAIR, model.n_businesses))
         self.known_week[:] = ad_week
         self.difficulty = float(model.population["difficulty"][index])
-        self.next_need = int(phases.need_gap(model, self.ids, 0)[0]) - 1
+        self.next_need = int(phases.need_gap(model.world, self.ids, 0)[0]) - 1
         self.job: Job | None = None
 
     def arrive_need(self, week: int) -> None:
@@ -39,9 +39,9 @@ class Client(mesa.Agent):
         if self.next_need != week:
             return
         self.need_arrivals += 1
-        self.next_need += int(phases.need_gap(self.model, self.ids, self.need_arrivals)[0])
+        self.next_need += int(phases.need_gap(self.model.world, self.ids, self.need_arrivals)[0])
         if self.job is None:
-            jobs = phases.open_jobs(self.model, self.ids, week)
+            jobs = phases.open_jobs(self.model.world, self.ids, week)
             self.job = Job(
                 float(jobs.true_hours[0]), float(jobs.stated_hours[0]), int(jobs.deadline[0]), week
             )
@@ -50,7 +50,7 @@ class Client(mesa.Agent):
     def standing(self, week: int, kind: str) -> np.ndarray:
         """Its credits (or warnings) for every business, decayed to `week`."""
         amount, since = getattr(self, kind), getattr(self, f"{kind}_week")
-        return phases.standing(self.model, amount, since, week)
+        return phases.standing(self.model.world, amount, since, week)
 
     def choose(self, week: int, business_state) -> None:
         """Phase 3: apply to its provider, or pick a business it knows by logit."""
@@ -59,12 +59,12 @@ class Client(mesa.Agent):
         if self.provider >= 0:
             self.model.applications[self.provider].append(self)
             return
-        eligible = (self.known_week <= week) & (self.blocked_until <= week)
-        business = np.flatnonzero(eligible & business_state[2])
+        open_from = phases.open_from(self.known_week, self.blocked_until, business_state[2])
+        business = np.flatnonzero(open_from <= week)
         if len(business) == 0:
             return
         pick = phases.choose(
-            self.model, self.ids, np.zeros(len(business), dtype=np.int64), business, week,
+            self.model.world, self.ids, np.zeros(len(business), dtype=np.int64), business, week,
             self.model.decider_alignment[self.index, business],
             self.standing(week, "credit")[business], self.standing(week, "warning")[business],
             business_state,
@@ -73,11 +73,11 @@ class Client(mesa.Agent):
 
     def declined_by(self, business: int, week: int, reforms: bool) -> None:
         """Remember a refusal (its own or the business's); maybe reform."""
-        self.blocked_until[business] = phases.blocked_until(self.model, week)
+        self.blocked_until[business] = phases.blocked_until(self.model.world, week)
         if self.provider == business:
             self.provider = -1
         if reforms:
-            self.difficulty = phases.reformed_difficulty(self.model, self.difficulty)
+            self.difficulty = phases.reformed_difficulty(self.model.world, self.difficulty)
             self.reformed = True
 
     def close_job(self, retained: bool, paid: float, unpaid: float, rating: int, week: int):
@@ -91,17 +91,16 @@ class Client(mesa.Agent):
         self.job = None
         self.provider = business if retained else -1
         if not retained:
-            self.blocked_until[business] = phases.blocked_until(self.model, week)
+            self.blocked_until[business] = phases.blocked_until(self.model.world, week)
 
     def hear(self, business: int, story: int, week: int) -> None:
         """Phase 8: a neighbour's story about `business` (+1 referral, -1 warning)."""
-        kind = "credit" if story > 0 else "warning"
-        self.known_week[business] = min(self.known_week[business], week)
+        kind, world = "credit" if story > 0 else "warning", self.model.world
         value, since = getattr(self, kind), getattr(self, f"{kind}_week")
-        if since[business] != week:  # first story this week: decay the old standing first
-            value[business] = self.standing(week, kind)[business]
-            since[business] = week
-        value[business] += phases.story_weight(self.model, story)
+        phases.hear_stories(
+            world, self.known_week, value, since, np.array([business]),
+            phases.story_weight(world, story), week,
+        )  # fmt: skip
 
 
 class AgentsModel(MarketModel):
@@ -110,7 +109,7 @@ class AgentsModel(MarketModel):
     def setup_clients(self) -> None:
         """Create one `Client` agent per client, in id order."""
         ids = np.arange(self.cfg.market.n_clients)
-        ad_weeks = phases.ad_weeks(self, ids)
+        ad_weeks = phases.ad_weeks(self.world, ids)
         self.clients = [Client(self, i, ad_weeks[i]) for i in ids]
         self.client_agents = mesa.agent.AgentSet(self.clients, random=self.random)
         self.queues: list[list[Client]] = [[] for _ in self.businesses]
@@ -137,7 +136,7 @@ class AgentsModel(MarketModel):
         credit = np.array([c.standing(week, "credit")[b] for c in clients])
         job = {f: np.array([getattr(c.job, f) for c in clients]) for f in phases.INTAKE_JOB_FIELDS}
         applicants = phases.applicants(
-            self, ids, b, week, new, phases.fresh_referrals(self, new, credit),
+            self.world, ids, b, week, new, phases.fresh_referrals(self.world, new, credit),
             np.array([c.difficulty for c in clients]), job,
         )  # fmt: skip
         intake = business.take(applicants)
@@ -166,7 +165,7 @@ class AgentsModel(MarketModel):
             difficulty = np.array([c.difficulty for c in queue], dtype=float)
             worked = business.serve(
                 np.array([c.job.remaining for c in queue], dtype=float),
-                phases.difficult(self, difficulty),
+                phases.difficult(self.world, difficulty),
             )
             for client, hours in zip(queue, worked, strict=True):
                 client.job.remaining -= hours
@@ -182,8 +181,8 @@ class AgentsModel(MarketModel):
         job = {f: np.array([getattr(c.job, f) for c in done]) for f in phases.FINISH_JOB_FIELDS}
         first = np.array([c.provider != c.job.provider for c in done], dtype=bool)
         difficulty = np.array([c.difficulty for c in done])
-        out = phases.finish_jobs(self, ids, week, provider, job, first, difficulty)
-        phases.book_outcomes(self, provider, out)
+        out = phases.finish_jobs(self.world, ids, week, provider, job, first, difficulty)
+        phases.book_outcomes(self.businesses, self.count, provider, out)
         for i, client in enumerate(done):
             client.close_job(bool(out.retained[i]), out.paid[i], out.unpaid[i], out.rating[i], week)
         referrals = []  # (client told, business, teller) of the week's referrals
@@ -195,7 +194,7 @@ class AgentsModel(MarketModel):
 
     def _tell(self, client: Client, business, p_tell: float, story: int, week: int) -> list:
         """A client tells its story to the neighbours it reaches; returns its referrals."""
-        _, neighbours = phases.tell_neighbours(self, client.ids, np.array([p_tell]), week)
+        _, neighbours = phases.tell_neighbours(self.world, client.ids, np.array([p_tell]), week)
         for neighbour in neighbours:
             self.clients[neighbour].hear(business.index, story, week)
         if story < 0:
@@ -217,13 +216,9 @@ class AgentsModel(MarketModel):
             self.clients[client].referrer[business] = referrer
 
     def release(self, business: int) -> None:
-        """A business exits: its backlog returns to the market, its clients leave it."""
-        for client in self.queues[business]:
-            client.job.provider, client.job.prepaid = -1, False
+        """A business exits (`sim.phases.release`); its queue of agents is emptied."""
+        super().release(business)
         self.queues[business] = []
-        for client in self.clients:
-            if client.provider == business:
-                client.provider = -1
 
     def counts(self) -> tuple[int, int, int]:
         """Clients with an unplaced job, with an open job, and ever served."""

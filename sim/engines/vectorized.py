@@ -22,7 +22,6 @@ INDEX: tuple[Field, ...] = (
     Field("applied_to", np.int16, -1),  # the business it applies to this week, or -1
     Field("look_from", np.int32, 0),  # no business is open to it before this week (a lower bound)
 )
-NEVER = np.iinfo(np.int32).max  # a week that never comes
 
 
 class VectorizedModel(MarketModel):
@@ -43,18 +42,20 @@ class VectorizedModel(MarketModel):
         }
         self.p = state.arrays(state.PAIR, (n, n_b))
         self.s["difficulty"][:] = self.population["difficulty"]
-        self.s["next_need"][:] = phases.need_gap(self, self.ids, 0) - 1
-        self.p["known_week"][:] = phases.ad_weeks(self, self.ids)
-        self.s["look_from"][:] = self.p["known_week"].min(axis=1, initial=NEVER)
+        self.s["next_need"][:] = phases.need_gap(self.world, self.ids, 0) - 1
+        self.p["known_week"][:] = phases.ad_weeks(self.world, self.ids)
+        self.s["look_from"][:] = self.p["known_week"].min(axis=1, initial=phases.NEVER)
 
     def arrive_needs(self, week: int) -> None:
         """Phase 1: needs arrive; clients without an open job open one."""
         s = self.s
         arriving = np.flatnonzero(s["next_need"] == week)
         s["need_arrivals"][arriving] += 1
-        s["next_need"][arriving] += phases.need_gap(self, arriving, s["need_arrivals"][arriving])
+        s["next_need"][arriving] += phases.need_gap(
+            self.world, arriving, s["need_arrivals"][arriving]
+        )
         ids = arriving[~s["has_job"][arriving]]
-        jobs = phases.open_jobs(self, ids, week)
+        jobs = phases.open_jobs(self.world, ids, week)
         s["has_job"][ids] = True
         s["job_true_hours"][ids], s["job_stated_hours"][ids] = jobs.true_hours, jobs.stated_hours
         s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
@@ -71,7 +72,7 @@ class VectorizedModel(MarketModel):
         heard = np.flatnonzero(since >= 0)
         value = np.zeros(len(flat))
         value[heard] = phases.standing(
-            self, self.p[kind].reshape(-1).take(flat.take(heard)), since.take(heard), week
+            self.world, self.p[kind].reshape(-1).take(flat.take(heard)), since.take(heard), week
         )
         return value
 
@@ -88,8 +89,9 @@ class VectorizedModel(MarketModel):
         ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["look_from"] <= week))
         state = self.business_state()
         # (rows are gathered with take: several times faster than fancy indexing)
-        open_from = np.maximum(p["known_week"].take(ids, 0), p["blocked_until"].take(ids, 0))
-        open_from[:, ~state[2]] = NEVER
+        open_from = phases.open_from(
+            p["known_week"].take(ids, 0), p["blocked_until"].take(ids, 0), state[2]
+        )
         eligible = open_from <= week
         stuck = ~eligible.any(axis=1)
         s["look_from"][ids[stuck]] = open_from[stuck].min(axis=1)
@@ -104,7 +106,7 @@ class VectorizedModel(MarketModel):
             return matrix.take(ids, 0).reshape(-1).take(local)
 
         s["applied_to"][ids] = phases.choose(
-            self, ids, row, business, week, in_rows(self.decider_alignment),
+            self.world, ids, row, business, week, in_rows(self.decider_alignment),
             self._standing("credit", flat, week, in_rows(p["credit_week"])),
             self._standing("warning", flat, week, in_rows(p["warning_week"])), state,
         )  # fmt: skip
@@ -125,8 +127,8 @@ class VectorizedModel(MarketModel):
         credit = self._standing("credit", ids * n_b + b, week)
         job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
         difficulty = s["difficulty"][ids]
-        referred = phases.fresh_referrals(self, new, credit)
-        everyone = phases.applicants(self, ids, b, week, new, referred, difficulty, job)
+        referred = phases.fresh_referrals(self.world, new, credit)
+        everyone = phases.applicants(self.world, ids, b, week, new, referred, difficulty, job)
         intake = Intake.concatenate(
             [
                 business.take(everyone[bounds[i] : bounds[i + 1]])
@@ -136,11 +138,13 @@ class VectorizedModel(MarketModel):
         s["hours"][ids] += intake.overhead_hours
         acc = intake.accepted
         declined = ~acc
-        blocked = phases.blocked_until(self, week)
+        blocked = phases.blocked_until(self.world, week)
         p["blocked_until"].reshape(-1)[ids[declined] * n_b + b[declined]] = blocked
         s["provider"][ids[declined & ~new]] = -1
         reformed = ids[intake.reforms]
-        s["difficulty"][reformed] = phases.reformed_difficulty(self, s["difficulty"][reformed])
+        s["difficulty"][reformed] = phases.reformed_difficulty(
+            self.world, s["difficulty"][reformed]
+        )
         s["reformed"][reformed] = True
         started = ids[acc]
         s["job_provider"][started], s["job_accept_week"][started] = b[acc], week
@@ -166,7 +170,7 @@ class VectorizedModel(MarketModel):
         ids = ids[order]
         bounds = np.searchsorted(key[order], np.arange(self.n_businesses + 1) * span)
         remaining = s["job_remaining"][ids]
-        hard = phases.difficult(self, s["difficulty"][ids])
+        hard = phases.difficult(self.world, s["difficulty"][ids])
         worked = np.empty_like(remaining)
         for b, business in enumerate(self.businesses):
             queue = slice(bounds[b], bounds[b + 1])
@@ -182,8 +186,8 @@ class VectorizedModel(MarketModel):
         provider = s["job_provider"][ids].astype(np.int64)
         job = {f: s[f"job_{f}"][ids] for f in phases.FINISH_JOB_FIELDS}
         first = s["provider"][ids] != provider
-        out = phases.finish_jobs(self, ids, week, provider, job, first, s["difficulty"][ids])
-        phases.book_outcomes(self, provider, out)
+        out = phases.finish_jobs(self.world, ids, week, provider, job, first, s["difficulty"][ids])
+        phases.book_outcomes(self.businesses, self.count, provider, out)
         s["spend"][ids] += out.paid
         s["unpaid"][ids] += out.unpaid
         s["jobs_done"][ids] += 1
@@ -191,7 +195,7 @@ class VectorizedModel(MarketModel):
         s["ever_served"][ids], s["has_job"][ids], s["job_provider"][ids] = True, False, -1
         s["provider"][ids] = np.where(out.retained, provider, -1)
         left = ~out.retained
-        blocked = phases.blocked_until(self, week)
+        blocked = phases.blocked_until(self.world, week)
         self.p["blocked_until"].reshape(-1)[ids[left] * self.n_businesses + provider[left]] = (
             blocked
         )
@@ -205,17 +209,16 @@ class VectorizedModel(MarketModel):
         )
 
     def _word_of_mouth(self, tellers, p_tell, story, about, week: int) -> None:
-        owner, neighbour = phases.tell_neighbours(self, tellers, p_tell, week)
+        owner, neighbour = phases.tell_neighbours(self.world, tellers, p_tell, week)
         n_b = self.n_businesses
         for sign, kind in ((1, "credit"), (-1, "warning")):
-            amount = phases.story_weight(self, sign)
+            amount = phases.story_weight(self.world, sign)
             pick = story[owner] == sign
             told = neighbour[pick]
             self.s["look_from"][told] = np.minimum(self.s["look_from"][told], week)
             flat = told * n_b + about[owner[pick]]
-            known = self.p["known_week"].reshape(-1)
-            known[flat] = np.minimum(known[flat], week)
-            self._add_standing(kind, flat, amount, week)
+            p = {name: self.p[name].reshape(-1) for name in ("known_week", kind, f"{kind}_week")}
+            phases.hear_stories(self.world, *p.values(), flat, amount, week)
             counts = np.bincount(about[owner[pick]], minlength=n_b)
             counter = "referrals_made" if sign > 0 else "warnings_made"
             for business, count in zip(self.businesses, counts.tolist(), strict=True):
@@ -227,21 +230,6 @@ class VectorizedModel(MarketModel):
                 self.s["referrals_made"][tellers] += np.bincount(
                     owner[pick], minlength=len(tellers)
                 ).astype(np.int32)
-
-    def _add_standing(self, kind: str, flat: np.ndarray, amount: float, week: int) -> None:
-        """Decay the touched credits (or warnings) to this week, then add the new stories."""
-        value, since = self.p[kind].reshape(-1), self.p[f"{kind}_week"].reshape(-1)
-        value[flat] = phases.standing(self, value[flat], since[flat], week)  # repeats agree
-        since[flat] = week
-        np.add.at(value, flat, amount)
-
-    def release(self, business: int) -> None:
-        """A business exits: its backlog returns to the market, its clients leave it."""
-        s = self.s
-        backlog = s["job_provider"] == business
-        s["job_provider"][backlog] = -1
-        s["job_prepaid"][backlog] = False
-        s["provider"][s["provider"] == business] = -1
 
     def counts(self) -> tuple[int, int, int]:
         """Clients with an unplaced job, with an open job, and ever served."""
