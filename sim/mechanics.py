@@ -59,7 +59,7 @@ def gumbel(u):
 def choice_utility(
     reputation, align, price_ratio, budget, credit, warning, queue_weeks, noise, choice: Any
 ):
-    """Multinomial-logit utility of a business for a client (MODEL.md step 3).
+    """Multinomial-logit utility of a business for a client (docs/ODD.md §7.3).
 
     `price_ratio` is the business's price over the market price; `queue_weeks` its backlog over
     its capacity; `noise` standard Gumbel variates, scaled by `choice.noise`.
@@ -133,7 +133,7 @@ def satisfaction(
     noise,
     sat: Any,
 ):
-    """Satisfaction S in [0, 1] with a finished job (MODEL.md step 7).
+    """Satisfaction S in [0, 1] with a finished job (docs/ODD.md §7.7).
 
     `overpromise` is the unmet ad promise (0 after the first job); `noise` standard normals.
     """

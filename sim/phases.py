@@ -20,7 +20,7 @@ from sim.world import World
 
 NEVER = np.iinfo(np.int32).max  # a week that never comes
 
-#: The order of one week (MODEL.md's nine phases). A name is a `MarketModel` method (the
+#: The order of one week (the nine phases of docs/ODD.md §3). A name is a `MarketModel` method (the
 #: engine's, where it gathers its acting clients itself); a new phase may instead be a
 #: function ``(model, week)`` of this module written against `MarketModel.read` / `write`,
 #: put in its place here.

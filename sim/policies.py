@@ -24,7 +24,7 @@ CRITERIA: tuple[str, ...] = ("respect", "payment", "alignment", "realism")
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """A client-selection policy with its knobs (see MODEL.md, "Policies").
+    """A client-selection policy with its knobs (see docs/ODD.md §2.2 and §7.4).
 
     Attributes:
         name: the preset's name, e.g. ``fit_filter``.
