@@ -1,9 +1,10 @@
 """The market model: wiring shared by both engines, and the order of one step (one week).
 
 `MarketModel` builds the random streams, the clients' traits, the network and the
-businesses, and runs the phases of one week in order (docs/ODD.md §3), synchronous within a phase. An engine
-(`sim.engines`) says how clients are stored and implements the client-side phases; it calls
-the same `sim.mechanics` functions and the same `Business` methods as the other engine.
+businesses, and runs the phases of one week in order (docs/ODD.md §3), synchronous within a
+phase. An engine (`sim.engines`) says how clients are stored and implements the client-side
+phases; it calls the same `sim.mechanics` functions and the same `Business` methods as the
+other engine.
 """
 
 from __future__ import annotations
