@@ -184,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
         description="Measure the stylised facts (sim/targets.yaml) over seeds: the default "
         "market, a serve-all and a fit_filter market (whale curves), and the default market at "
         "demand/supply 2.5 (seller's market). Prints mean ± s.d. per fact against its target.",
-        epilog="Example: clientsim-facts --seeds 10 --out docs/facts.md clients.wom.p_negative=0.15",
+        epilog="Example: clientsim-facts --seeds 10 --out docs/facts.md clients.wom.p_negative=.15",
     )
     size_arguments(p, 10, *FULL_SIZE)
     p.add_argument("--out", type=Path, help="write the table as markdown here, the per-seed "
