@@ -94,6 +94,16 @@ def referred_value_premium(f: Frames) -> float:
     return float(profit[referred].mean() / profit[~referred].mean() - 1.0)
 
 
+def referred_margin_premium(f: Frames) -> float:
+    """Profit per job of referred buyers over other buyers', minus 1 (blind to tenure)."""
+    buyers, referred = _referred(f)
+    per_job = [buyers.loc[m, "profit_contributed"].sum() / buyers.loc[m, "jobs"].sum()
+               for m in (referred, ~referred)]  # fmt: skip
+    if referred.all() or not referred.any() or per_job[1] <= 0:
+        return math.nan
+    return float(per_job[0] / per_job[1] - 1.0)
+
+
 def referred_retention_gap(f: Frames) -> float:
     """Share of referred buyers still with a provider at the horizon, minus other buyers' share."""
     buyers, referred = _referred(f)
@@ -166,6 +176,7 @@ FACTS: dict[str, Fact] = {
     "j_shape": Fact("mix", j_shape),
     "wom_ratio": Fact("mix", wom_ratio),
     "referred_value_premium": Fact("mix", referred_value_premium),
+    "referred_margin_premium": Fact("mix", referred_margin_premium),
     "referred_retention_gap": Fact("mix", referred_retention_gap),
     "crossover_week": Fact("mix", crossover_fit_filter),
     "whale_top20_serve_all": Fact("serve_all", whale_top20),

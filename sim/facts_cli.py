@@ -81,39 +81,45 @@ def measure(
     clients: int,
     weeks: int,
     jobs: int = -1,
+    variants: list[list[str]] | None = None,
     progress: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The facts `names` over seeds: (one row per seed and fact, the whale curves).
+    """The facts `names` over seeds: (one row per variant, seed and fact; the whale curves).
 
-    Only the markets the facts need are run. With `progress` (a program name), a line on
-    stderr after each run.
+    Only the markets the facts need are run. Each variant is a list of overrides applied last
+    (``clientsim-calibrate``'s samples; default one variant, none). All runs of all variants
+    go to one pool. With `progress` (a program name), a line on stderr every few runs.
     """
     names, seeds = list(names), list(seeds)
+    variants = [[]] if variants is None else variants
     by_market = needed(names)
     markets = market_overrides(overrides, clients=clients, weeks=weeks)
-    tasks = [(m, seed) for m in by_market for seed in seeds]
-    calls = (delayed(_tagged)(m, seed, markets[m], by_market[m]) for m, seed in tasks)
-    measured: dict[int, dict] = {seed: {} for seed in seeds}
-    whale, started = [], time.monotonic()
+    tasks = [(v, m, seed) for v in range(len(variants)) for m in by_market for seed in seeds]
+    calls = (
+        delayed(_tagged)(v, m, seed, [*markets[m], *variants[v]], by_market[m])
+        for v, m, seed in tasks
+    )
+    measured = {(v, seed): {} for v in range(len(variants)) for seed in seeds}
+    whale, started, every = [], time.monotonic(), max(1, len(tasks) // 20)
     results = Parallel(n_jobs=jobs, return_as="generator_unordered")(calls)
-    for done, (market, seed, values, curve) in enumerate(results, 1):
-        measured[seed].update(values)
-        whale += [{"market": market, "seed": seed, **row} for row in curve]
-        if progress:
+    for done, (v, market, seed, values, curve) in enumerate(results, 1):
+        measured[v, seed].update(values)
+        whale += [{"variant": v, "market": market, "seed": seed, **row} for row in curve]
+        if progress and (done % every == 0 or done == len(tasks)):
             elapsed = time.monotonic() - started
-            print(f"{progress}: {done}/{len(tasks)} runs ({market}, seed {seed}), "
-                  f"{elapsed:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+            print(f"{progress}: {done}/{len(tasks)} runs, {elapsed:.0f} s", file=sys.stderr,
+                  flush=True)  # fmt: skip
     rows = [
-        {"seed": seed, "fact": name, "value": value}
-        for seed in seeds
-        for name, value in derive(measured[seed], names).items()
+        {"variant": v, "seed": seed, "fact": name, "value": value}
+        for (v, seed), values in measured.items()
+        for name, value in derive(values, names).items()
     ]
     return pd.DataFrame(rows), pd.DataFrame(whale)
 
 
-def _tagged(market: str, seed: int, overrides: list[str], names: list[str]):
+def _tagged(variant: int, market: str, seed: int, overrides: list[str], names: list[str]):
     values, whale = run_market(overrides, seed, names)
-    return market, seed, values, whale
+    return variant, market, seed, values, whale
 
 
 def summary(values: pd.DataFrame, targets: dict[str, Target]) -> pd.DataFrame:
