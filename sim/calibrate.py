@@ -23,7 +23,7 @@ from scipy.stats import qmc
 
 from sim.config import ConfigError
 from sim.facts import Target, calibration_parameters, load_targets
-from sim.facts_cli import UsageError, _config, _Parser, measure, size_arguments
+from sim.facts_cli import UsageError, _config, _Parser, configure, measure, size_arguments
 
 
 def parse_parameter(text: str) -> tuple[str, float, float] | None:
@@ -56,16 +56,16 @@ def distances(values: pd.DataFrame, targets: dict[str, Target]) -> pd.DataFrame:
     return means
 
 
-def _overrides(point: pd.Series, integer: set[str]) -> list[str]:
-    return [f"{k}={round(v) if k in integer else float(v)!r}" for k, v in point.items()]
+def _variant(point: pd.Series, integer: set[str]) -> dict:
+    return {k: int(round(v)) if k in integer else float(v) for k, v in point.items()}
 
 
-def _space(args, base: list[str]) -> dict[str, tuple[float, float]]:
+def _space(args, defaults) -> dict[str, tuple[float, float]]:
     """The search space from the command line (else the targets file's), its ends checked."""
     given = {p[0]: p[1:] for p in map(parse_parameter, args.overrides) if p is not None}
     space = given or {k: (lo, hi) for k, (lo, hi, _) in calibration_parameters().items()}
     for end in (0, 1):
-        _config([*base, *(f"{k}={span[end]!r}" for k, span in space.items())])
+        configure(defaults, {k: span[end] for k, span in space.items()})
     return space
 
 
@@ -74,12 +74,12 @@ def calibrate(args) -> dict:
     targets = {k: t for k, t in load_targets().items() if t.calibrate}
     base = [o for o in args.overrides if parse_parameter(o) is None]
     size = [f"market.n_clients={args.clients}", f"steps={args.weeks}"]
-    space = _space(args, [*base, *size])
     defaults = _config([*base, *size])
+    space = _space(args, defaults)
     integer = {k for k in space if isinstance(OmegaConf.select(defaults, k), int)}
     points = latin_hypercube(space, args.samples, args.sample_seed)
     points[list(integer)] = points[list(integer)].round()
-    variants = [[], *(_overrides(row, integer) for _, row in points.iterrows())]
+    variants = [{}, *(_variant(row, integer) for _, row in points.iterrows())]
     values, _ = measure(
         targets, overrides=base, seeds=range(args.seeds), clients=args.clients,
         weeks=args.weeks, jobs=args.jobs, variants=variants, progress="clientsim-calibrate",

@@ -141,23 +141,23 @@ def sellers_retention(f: Frames) -> float:
 # ---- the markets and the registry -------------------------------------------------------------
 
 
-def single_policy(policy: str) -> Callable[[dict], list[str]]:
-    """Overrides that give every business of the mix to `policy` (same number of businesses)."""
+def single_policy(policy: str) -> Callable[[dict], dict]:
+    """Settings that give every business of the mix to `policy` (same number of businesses)."""
 
-    def overrides(mix: dict) -> list[str]:
+    def overrides(mix: dict) -> dict:
         total = sum(mix.values())
-        return [f"market.policy_mix.{name}={total if name == policy else 0}" for name in mix]
+        return {f"market.policy_mix.{name}": total if name == policy else 0 for name in mix}
 
     overrides.__doc__ = f"every business follows {policy}"
     return overrides
 
 
-#: Each market: overrides applied after the user's, built from the composed policy mix.
-MARKETS: dict[str, Callable[[dict], list[str]]] = {
-    "mix": lambda mix: [],
+#: Each market: config keys set after the user's overrides, from the composed policy mix.
+MARKETS: dict[str, Callable[[dict], dict]] = {
+    "mix": lambda mix: {},
     "serve_all": single_policy("serve_all"),
     "fit_filter": single_policy("fit_filter"),
-    "sellers": lambda mix: [f"market.demand_supply_ratio={SELLERS_RATIO}"],
+    "sellers": lambda mix: {"market.demand_supply_ratio": SELLERS_RATIO},
 }
 
 

@@ -8,6 +8,7 @@ mean ± s.d. over seeds, its target range, whether the mean is inside, and its s
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 import time
@@ -17,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from omegaconf import open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim import analysis
-from sim.cli import CONFIG_DIR, _compose_checked
+from sim.cli import CONFIG_DIR, _compose_checked, _first_line
 from sim.config import ConfigError
 from sim.facts import FACTS, MARKETS, Frames, Target, derive, load_targets, needed
 from sim.record import clients_frame, write_json, write_parquet
@@ -34,22 +35,20 @@ class UsageError(Exception):
     """A bad command line (exit 2, one line)."""
 
 
-def market_overrides(overrides: list[str], *, clients: int, weeks: int) -> dict[str, list[str]]:
-    """The full overrides of every market (validated); raise UsageError on a bad one."""
+def market_configs(
+    overrides: list[str], *, clients: int, weeks: int, markets: Iterable[str] = MARKETS
+) -> dict[str, DictConfig]:
+    """The config of each market (``MARKETS``), validated; raise UsageError on a bad one."""
     size = [f"market.n_clients={clients}", f"steps={weeks}", "progress=false"]
     try:
         base = _config([*overrides, *size])
         mix = dict(base.market.policy_mix)
-        out = {}
-        for market, extra in MARKETS.items():
-            out[market] = [*overrides, *size, *extra(mix)]
-            _config(out[market])
-        return out
+        return {m: configure(base, MARKETS[m](mix)) for m in markets}
     except ConfigError as error:
         raise UsageError(str(error)) from None
 
 
-def _config(overrides: list[str]):
+def _config(overrides: list[str]) -> DictConfig:
     cfg = _compose_checked(overrides, CONFIG_DIR, "config")
     with open_dict(cfg):
         cfg.pop("hydra")
@@ -57,11 +56,27 @@ def _config(overrides: list[str]):
     return cfg
 
 
-def run_market(overrides: list[str], seed: int, names: list[str]) -> tuple[dict, list[dict]]:
+def configure(cfg: DictConfig, variant: dict | None = None, seed: int | None = None) -> DictConfig:
+    """A copy of `cfg` with `variant`'s keys (and the seed) set, validated (else ConfigError).
+
+    Cheaper than composing again (a calibration has hundreds of runs); keys, not groups.
+    """
+    out = copy.deepcopy(cfg)
+    changes = {**(variant or {}), **({} if seed is None else {"seed": seed})}
+    for key, value in changes.items():
+        try:
+            OmegaConf.update(out, key, value, merge=False)
+        except Exception as error:  # OmegaConf: an unknown key or a wrong type
+            raise ConfigError(key, value, _first_line(error)) from None
+    validate(out)
+    return out
+
+
+def run_market(cfg: DictConfig, names: list[str]) -> tuple[dict, list[dict]]:
     """One run: the facts `names` it gives, and its whale curve (both counts of clients)."""
     from sim.run import simulate  # in the worker: joblib imports it there
 
-    model, recorder = simulate(_config([*overrides, f"seed={seed}"]))
+    model, recorder = simulate(cfg)
     frames = Frames(recorder.market_frame(), recorder.steps_frame(), clients_frame(model))
     values = {name: FACTS[name].measure(frames) for name in names}
     whale = []
@@ -81,24 +96,27 @@ def measure(
     clients: int,
     weeks: int,
     jobs: int = -1,
-    variants: list[list[str]] | None = None,
+    variants: list[dict] | None = None,
     progress: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The facts `names` over seeds: (one row per variant, seed and fact; the whale curves).
 
-    Only the markets the facts need are run. Each variant is a list of overrides applied last
+    Only the markets the facts need are run. Each variant is a dict of config keys set last
     (``clientsim-calibrate``'s samples; default one variant, none). All runs of all variants
     go to one pool. With `progress` (a program name), a line on stderr every few runs.
     """
     names, seeds = list(names), list(seeds)
-    variants = [[]] if variants is None else variants
+    variants = [{}] if variants is None else variants
     by_market = needed(names)
-    markets = market_overrides(overrides, clients=clients, weeks=weeks)
+    markets = market_configs(overrides, clients=clients, weeks=weeks, markets=by_market)
     tasks = [(v, m, seed) for v in range(len(variants)) for m in by_market for seed in seeds]
-    calls = (
-        delayed(_tagged)(v, m, seed, [*markets[m], *variants[v]], by_market[m])
-        for v, m, seed in tasks
-    )
+    try:
+        calls = [
+            delayed(_tagged)(v, m, seed, configure(markets[m], variants[v], seed), by_market[m])
+            for v, m, seed in tasks
+        ]
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
     measured = {(v, seed): {} for v in range(len(variants)) for seed in seeds}
     whale, started, every = [], time.monotonic(), max(1, len(tasks) // 20)
     results = Parallel(n_jobs=jobs, return_as="generator_unordered")(calls)
@@ -117,8 +135,8 @@ def measure(
     return pd.DataFrame(rows), pd.DataFrame(whale)
 
 
-def _tagged(variant: int, market: str, seed: int, overrides: list[str], names: list[str]):
-    values, whale = run_market(overrides, seed, names)
+def _tagged(variant: int, market: str, seed: int, cfg: DictConfig, names: list[str]):
+    values, whale = run_market(cfg, names)
     return variant, market, seed, values, whale
 
 
