@@ -1,0 +1,37 @@
+"""The model reproduces the stylised facts: each inside its range in sim/targets.yaml.
+
+Measured at a size that runs in seconds (CI_CLIENTS x CI_WEEKS, CI_SEEDS seeds): at this
+size the facts' means lie within about one seed-s.d. of their values at full size (5,000
+clients x 260 weeks, 10 seeds), which is what `clientsim-facts` measures for docs/. Facts
+without a range (reported only) are not asserted. A failure here is the model missing a
+target, not a broken test: see docs/VALIDATION.md.
+"""
+
+import math
+
+import pytest
+
+from sim.facts import load_targets
+from sim.facts_cli import measure, summary
+
+CI_CLIENTS, CI_WEEKS, CI_SEEDS = 1000, 260, 3
+TARGETS = load_targets()
+ASSERTED = [name for name, target in TARGETS.items() if not target.reported_only]
+
+
+@pytest.fixture(scope="module")
+def facts_table():
+    values, _ = measure(
+        TARGETS, overrides=[], seeds=range(CI_SEEDS), clients=CI_CLIENTS, weeks=CI_WEEKS, jobs=-1
+    )
+    return summary(values, TARGETS).set_index("fact")
+
+
+@pytest.mark.parametrize("fact", ASSERTED)
+def test_fact_is_inside_its_target_range(facts_table, fact):
+    target, row = TARGETS[fact], facts_table.loc[fact]
+    assert not math.isnan(row["mean"]), f"{fact} could not be measured"
+    assert target.inside(row["mean"]), (
+        f"{fact} = {row['mean']:.3g} ± {row['sd']:.2g} over {CI_SEEDS} seeds, target "
+        f"{target.range_text()} ({target.citation}); distance {target.distance(row['mean']):.2f}"
+    )
