@@ -76,6 +76,11 @@ def whale_peak(f: Frames) -> float:
     return analysis.whale_points(f.clients, who="buyers")["peak"]
 
 
+def whale_peak_applicants(f: Frames) -> float:
+    """Peak of the whale curve over every applicant, screening and diagnosis hours counted."""
+    return analysis.whale_points(f.clients, who="applicants")["peak"]
+
+
 def _referred(f: Frames) -> tuple[pd.DataFrame, pd.Series]:
     buyers = f.clients[f.clients["jobs"] >= 1]
     return buyers, buyers["referred_by"] >= 0
@@ -182,6 +187,8 @@ FACTS: dict[str, Fact] = {
     "whale_top20_serve_all": Fact("serve_all", whale_top20),
     "whale_peak_serve_all": Fact("serve_all", whale_peak),
     "whale_peak_fit_filter": Fact("fit_filter", whale_peak),
+    "whale_peak_applicants_serve_all": Fact("serve_all", whale_peak_applicants),
+    "whale_peak_applicants_fit_filter": Fact("fit_filter", whale_peak_applicants),
     "sellers_satisfaction": Fact("sellers", sellers_satisfaction),
     "sellers_retention": Fact("sellers", sellers_retention),
 }
