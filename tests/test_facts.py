@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -214,3 +215,21 @@ def test_facts_command_exits_2_with_one_line_on_bad_input(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("clientsim-facts: error:")
+
+
+def test_facts_command_writes_table_values_and_whale_curves(tmp_path, capsys):
+    out = tmp_path / "facts.md"
+    argv = ["--seeds", "1", "--clients", "300", "--weeks", "26", "--jobs", "1", "--out", str(out)]
+    assert main(argv) == 0
+    text = out.read_text()
+    assert text.startswith("Made by `clientsim-facts --seeds 1") and "| wom_ratio |" in text
+    assert "| wom_ratio |" in capsys.readouterr().out
+    values = json.loads(out.with_suffix(".json").read_text())
+    assert {row["fact"] for row in values["values"]} == set(facts.load_targets())
+    whale = pd.read_parquet(out.with_suffix(".whale.parquet"))
+    assert set(whale["market"]) == set(facts.MARKETS) and set(whale["who"]) == {*analysis.WHALE_WHO}
+
+
+def test_facts_command_refuses_a_directory_as_out(tmp_path, capsys):
+    assert main(["--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
