@@ -293,3 +293,88 @@ def _spread(group: pd.DataFrame) -> dict:
         "mean": crossed.mean(), "sd": crossed.std(ddof=1),
         **dict(zip(("min", "q25", "median", "q75", "max"), quantiles, strict=True)),
     }  # fmt: skip
+
+
+# ---- whale curves: cumulative profit by client, most profitable first ---------------------
+
+#: Whose profit a whale curve sorts: clients who bought at least once, or every client a
+#: business spent an hour on or was paid by (screened and declined applicants included; the
+#: screening and diagnosis hours are in ``hours``, so their profit contributed is negative).
+WHALE_WHO = ("buyers", "applicants")
+TOP_SHARE = 0.2  # the whale curve's classic reading: what the top 20 % of clients give
+
+
+def whale_clients(clients: pd.DataFrame, who: str = "buyers") -> pd.DataFrame:
+    """The rows of clients.parquet a whale curve counts (``WHALE_WHO``)."""
+    if who not in WHALE_WHO:
+        raise ValueError(f"who must be one of {WHALE_WHO}, not {who!r}")
+    bought = clients["jobs"] >= 1
+    if who == "buyers":
+        return clients[bought]
+    return clients[bought | (clients["hours"] > 0) | (clients["spend"] > 0)]
+
+
+def whale_curve(clients: pd.DataFrame, *, who: str = "buyers") -> pd.DataFrame:
+    """The whale curve of a run: cumulative share of profit, most profitable clients first.
+
+    Args:
+        clients: a clients.parquet table (``profit_contributed`` = payments − hours spent on
+            the client × the loaded hourly cost, over all its providers).
+        who: ``"buyers"`` or ``"applicants"`` (``WHALE_WHO``).
+
+    Returns:
+        One row per client counted, best first: ``client_share`` (rank / n, in (0, 1]) and
+        ``profit_share`` (cumulative share of their total profit; 1 at the last client).
+    """
+    profits = whale_clients(clients, who)["profit_contributed"].to_numpy(dtype=float)
+    n = len(profits)
+    return pd.DataFrame(
+        {
+            "client_share": np.arange(1, n + 1) / max(n, 1),
+            "profit_share": mechanics.whale_curve(profits),
+        }
+    )
+
+
+def whale_points(clients: pd.DataFrame, *, who: str = "buyers") -> dict[str, float]:
+    """The readings of a whale curve: its peak, where it peaks, and the top 20 %'s share.
+
+    ``top_20`` is the cumulative share after the first ⌈0.2 n⌉ clients. All three are NaN
+    when the clients' total profit is not positive (the shares have no meaning then).
+    """
+    curve = whale_curve(clients, who=who)
+    total = whale_clients(clients, who)["profit_contributed"].sum()
+    if len(curve) == 0 or total <= 0:
+        return {"clients": len(curve), "peak": np.nan, "peak_at": np.nan, "top_20": np.nan}
+    share = curve["profit_share"].to_numpy()
+    top = int(np.ceil(TOP_SHARE * len(share))) - 1
+    best = int(np.argmax(share))
+    return {
+        "clients": len(curve), "peak": float(share[best]),
+        "peak_at": float(curve["client_share"].iloc[best]), "top_20": float(share[top]),
+    }  # fmt: skip
+
+
+def whale_by_policy(
+    clients: pd.DataFrame, steps: pd.DataFrame, *, who: str = "buyers"
+) -> pd.DataFrame:
+    """Whale curves per policy of each client's final provider, in one run.
+
+    A client's profit contributed spans every provider it had, and a client who left its
+    last provider has none (it is left out), so in a market of mixed policies this is an
+    approximation; a market where every business follows one policy gives that policy's
+    curve exactly (``whale_curve`` of the run; ``clientsim-facts`` does so).
+
+    Returns:
+        ``policy``, ``client_share``, ``profit_share`` (``whale_curve`` per policy).
+    """
+    policy_of = steps.drop_duplicates("business_id").set_index("business_id")["policy"]
+    provider_policy = clients["final_provider"].map(policy_of)
+    curves = [
+        whale_curve(clients[provider_policy == policy], who=who).assign(policy=policy)
+        for policy in sorted(provider_policy.dropna().unique())
+    ]
+    columns = ["policy", "client_share", "profit_share"]
+    return (
+        pd.concat(curves, ignore_index=True)[columns] if curves else pd.DataFrame(columns=columns)
+    )

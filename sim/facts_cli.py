@@ -1,0 +1,262 @@
+"""``clientsim-facts``: measure the stylised facts over seeds and compare them with their targets.
+
+Every run is in memory (``sim.run.simulate``), one per (market, seed), in parallel with
+joblib; only the facts' values and the whale curves come back. The table says, per fact, its
+mean ± s.d. over seeds, its target range, whether the mean is inside, and its source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from sim import analysis
+from sim.cli import CONFIG_DIR, _compose_checked, _first_line
+from sim.config import ConfigError
+from sim.facts import FACTS, MARKETS, Frames, Target, derive, load_targets, needed
+from sim.record import clients_frame, write_json, write_parquet
+from sim.validation import validate
+
+FULL_SIZE = (5000, 260)  # clients, weeks: the validation issue's size
+WHALE_GRID = np.linspace(0.0, 1.0, 101)  # client shares at which whale curves are stored
+
+
+class UsageError(Exception):
+    """A bad command line (exit 2, one line)."""
+
+
+def market_configs(
+    overrides: list[str], *, clients: int, weeks: int, markets: Iterable[str] = MARKETS
+) -> dict[str, DictConfig]:
+    """The config of each market (``MARKETS``), validated; raise UsageError on a bad one."""
+    size = [f"market.n_clients={clients}", f"steps={weeks}", "progress=false"]
+    try:
+        base = _config([*overrides, *size])
+        mix = dict(base.market.policy_mix)
+        return {m: configure(base, MARKETS[m](mix)) for m in markets}
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+
+
+def _config(overrides: list[str]) -> DictConfig:
+    cfg = _compose_checked(overrides, CONFIG_DIR, "config")
+    with open_dict(cfg):
+        cfg.pop("hydra")
+    validate(cfg)
+    return cfg
+
+
+def configure(cfg: DictConfig, variant: dict | None = None, seed: int | None = None) -> DictConfig:
+    """A copy of `cfg` with `variant`'s keys (and the seed) set, validated (else ConfigError).
+
+    Cheaper than composing again (a calibration has hundreds of runs); keys, not groups.
+    """
+    out = copy.deepcopy(cfg)
+    changes = {**(variant or {}), **({} if seed is None else {"seed": seed})}
+    for key, value in changes.items():
+        try:
+            OmegaConf.update(out, key, value, merge=False)
+        except Exception as error:  # OmegaConf: an unknown key or a wrong type
+            raise ConfigError(key, value, _first_line(error)) from None
+    validate(out)
+    return out
+
+
+def run_market(cfg: DictConfig, names: list[str]) -> tuple[dict, list[dict]]:
+    """One run: the facts `names` it gives, and its whale curve (both counts of clients)."""
+    from sim.run import simulate  # in the worker: joblib imports it there
+
+    model, recorder = simulate(cfg)
+    frames = Frames(recorder.market_frame(), recorder.steps_frame(), clients_frame(model))
+    values = {name: FACTS[name].measure(frames) for name in names}
+    whale = []
+    for who in analysis.WHALE_WHO:
+        curve = analysis.whale_curve(frames.clients, who=who)
+        share = np.interp(WHALE_GRID, [0.0, *curve["client_share"]], [0.0, *curve["profit_share"]])
+        whale += [{"who": who, "client_share": x, "profit_share": y}
+                  for x, y in zip(WHALE_GRID, share, strict=True)]  # fmt: skip
+    return values, whale
+
+
+def measure(
+    names: Iterable[str],
+    *,
+    overrides: list[str],
+    seeds: Iterable[int],
+    clients: int,
+    weeks: int,
+    jobs: int = -1,
+    variants: list[dict] | None = None,
+    progress: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The facts `names` over seeds: (one row per variant, seed and fact; the whale curves).
+
+    Only the markets the facts need are run. Each variant is a dict of config keys set last
+    (``clientsim-calibrate``'s samples; default one variant, none). All runs of all variants
+    go to one pool. With `progress` (a program name), a line on stderr every few runs.
+    """
+    names, seeds = list(names), list(seeds)
+    variants = [{}] if variants is None else variants
+    by_market = needed(names)
+    markets = market_configs(overrides, clients=clients, weeks=weeks, markets=by_market)
+    tasks = [(v, m, seed) for v in range(len(variants)) for m in by_market for seed in seeds]
+    try:
+        calls = [
+            delayed(_tagged)(v, m, seed, configure(markets[m], variants[v], seed), by_market[m])
+            for v, m, seed in tasks
+        ]
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    measured = {(v, seed): {} for v in range(len(variants)) for seed in seeds}
+    whale, started, every = [], time.monotonic(), max(1, len(tasks) // 20)
+    results = Parallel(n_jobs=jobs, return_as="generator_unordered")(calls)
+    for done, (v, market, seed, values, curve) in enumerate(results, 1):
+        measured[v, seed].update(values)
+        whale += [{"variant": v, "market": market, "seed": seed, **row} for row in curve]
+        if progress and (done % every == 0 or done == len(tasks)):
+            elapsed = time.monotonic() - started
+            print(f"{progress}: {done}/{len(tasks)} runs, {elapsed:.0f} s", file=sys.stderr,
+                  flush=True)  # fmt: skip
+    rows = [
+        {"variant": v, "seed": seed, "fact": name, "value": value}
+        for (v, seed), values in measured.items()
+        for name, value in derive(values, names).items()
+    ]
+    return pd.DataFrame(rows), pd.DataFrame(whale)
+
+
+def _tagged(variant: int, market: str, seed: int, cfg: DictConfig, names: list[str]):
+    values, whale = run_market(cfg, names)
+    return variant, market, seed, values, whale
+
+
+def summary(values: pd.DataFrame, targets: dict[str, Target]) -> pd.DataFrame:
+    """One row per fact: mean, s.d., min, max over seeds (NaNs left out), target, inside."""
+    rows = []
+    for name, group in values.groupby("fact", sort=False):
+        x = group["value"].astype(float)
+        target, mean = targets[name], x.mean()
+        rows.append({
+            "fact": name, "mean": mean, "sd": x.std(ddof=1), "min": x.min(), "max": x.max(),
+            "seeds": int(x.notna().sum()), "of": len(x), "target": target.range_text(),
+            "inside": target.inside(mean), "distance": target.distance(mean),
+            "source": target.source, "citation": target.citation,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _number(x: float) -> str:
+    return "—" if x is None or math.isnan(x) else f"{x:.3g}" if abs(x) < 10 else f"{x:.0f}"
+
+
+def markdown(table: pd.DataFrame, command: str) -> str:
+    """The table as markdown, with the command that made it."""
+    lines = [
+        f"Made by `{command}`.", "",
+        "| fact | mean ± s.d. | min–max | seeds | target | inside | distance | source | citation |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in table.itertuples():
+        inside = "reported" if r.target == "reported" else "yes" if r.inside else "**no**"
+        seeds = f"{r.seeds}" if r.seeds == r.of else f"{r.seeds} of {r.of}"
+        lines.append(
+            f"| {r.fact} | {_number(r.mean)} ± {_number(r.sd)} | {_number(r.min)}–"
+            f"{_number(r.max)} | {seeds} | {r.target} | {inside} | {r.distance:.2f} | "
+            f"{r.source} | {r.citation} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints the usage too)
+        raise UsageError(message)
+
+
+def positive(text: str) -> int:
+    """An integer ≥ 1 (argparse type)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def size_arguments(parser: argparse.ArgumentParser, seeds: int, clients: int, weeks: int) -> None:
+    """The options every fact-measuring command shares."""
+    parser.add_argument("--seeds", type=positive, default=seeds, help="seeds 0..N-1 (%(default)s)")
+    parser.add_argument("--clients", type=positive, default=clients, help="clients (%(default)s)")
+    parser.add_argument("--weeks", type=positive, default=weeks, help="weeks (%(default)s)")
+    parser.add_argument("--jobs", type=int, default=-1, help="parallel runs (-1: all cores)")
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides, e.g. clients.wom.p_negative=0.15"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``clientsim-facts``."""
+    p = _Parser(
+        prog="clientsim-facts",
+        description="Measure the stylised facts (sim/targets.yaml) over seeds: the default "
+        "market, a serve-all and a fit_filter market (whale curves), and the default market at "
+        "demand/supply 2.5 (seller's market). Prints mean ± s.d. per fact against its target.",
+        epilog="Example: clientsim-facts --seeds 10 --out docs/facts.md clients.wom.p_negative=.15",
+    )
+    size_arguments(p, 10, *FULL_SIZE)
+    p.add_argument("--out", type=Path, help="write the table as markdown here, the per-seed "
+                   "values beside it (.json) and the whale curves (.whale.parquet)")  # fmt: skip
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``clientsim-facts``."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser().parse_intermixed_args(argv)
+        if args.jobs == 0:
+            raise UsageError("--jobs must not be 0 (-1: all cores)")
+        if args.out is not None and args.out.is_dir():
+            raise UsageError(f"--out {args.out} is a directory; give a file name (.md)")
+        targets = load_targets()
+        values, whale = measure(
+            targets, overrides=args.overrides, seeds=range(args.seeds), clients=args.clients,
+            weeks=args.weeks, jobs=args.jobs, progress="clientsim-facts",
+        )  # fmt: skip
+    except UsageError as error:
+        print(f"clientsim-facts: error: {error}", file=sys.stderr)
+        return 2
+    table = summary(values, targets)
+    command = " ".join(["clientsim-facts", *argv])
+    text = markdown(table, command)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        per_seed = {"command": command, "values": values.to_dict("records"),
+                    "summary": table.drop(columns="citation").to_dict("records")}  # fmt: skip
+        write_json(args.out.with_suffix(".json"), _finite(per_seed))
+        write_parquet(args.out.with_suffix(".whale.parquet"), whale)
+    return 0
+
+
+def _finite(data):
+    """NaN as None, numpy scalars as Python numbers (JSON has neither)."""
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_finite(v) for v in data]
+    if isinstance(data, np.generic):
+        data = data.item()
+    return None if isinstance(data, float) and math.isnan(data) else data
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
