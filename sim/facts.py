@@ -87,10 +87,26 @@ def _referred(f: Frames) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def referred_value_premium(f: Frames) -> float:
-    """Mean profit contributed by referred buyers over other buyers', minus 1.
+    """Profit per week of tenure of referred buyers over other buyers', minus 1.
 
-    Lifetime values over the run: a referred client was acquired after its referrer, so it had
-    fewer weeks to contribute; the premium is, if anything, understated.
+    A buyer's tenure runs from the week of its first job (`first_job_week`) to the horizon,
+    so clients acquired late are compared with those acquired early on equal time, as
+    Schmitt, Skiera & Van den Bulte (2011) compare customers over the same window after
+    acquisition. Means over buyers of profit contributed / weeks of tenure.
+    """
+    buyers, referred = _referred(f)
+    weeks = f.market["step"].max() + 1 - buyers["first_job_week"]
+    per_week = buyers["profit_contributed"] / weeks
+    if referred.all() or not referred.any() or per_week[~referred].mean() <= 0:
+        return math.nan
+    return float(per_week[referred].mean() / per_week[~referred].mean() - 1.0)
+
+
+def referred_lifetime_premium(f: Frames) -> float:
+    """Mean profit contributed over the run by referred buyers over other buyers', minus 1.
+
+    Blind to tenure: a referred client was acquired after its referrer, so it had fewer
+    weeks to contribute.
     """
     buyers, referred = _referred(f)
     profit = buyers["profit_contributed"]
@@ -181,6 +197,7 @@ FACTS: dict[str, Fact] = {
     "j_shape": Fact("mix", j_shape),
     "wom_ratio": Fact("mix", wom_ratio),
     "referred_value_premium": Fact("mix", referred_value_premium),
+    "referred_lifetime_premium": Fact("mix", referred_lifetime_premium),
     "referred_margin_premium": Fact("mix", referred_margin_premium),
     "referred_retention_gap": Fact("mix", referred_retention_gap),
     "crossover_week": Fact("mix", crossover_fit_filter),

@@ -64,7 +64,9 @@ CLIENT: tuple[Field, ...] = (
     count("reviews"),
     count("referrals_made"),
     Field("referred_by", np.int32, -1, "referred_by"),  # client id of the referrer, or -1
-    Field("ever_served", np.bool_, False),
+    Field(
+        "first_job_week", np.int32, -1, "first_job_week"
+    ),  # week its first job was done; -1: never
 )
 
 #: A client's open job (at most one): sizes in hours, weeks as step numbers.

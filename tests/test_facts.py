@@ -15,9 +15,11 @@ def market(ratings=(0, 0, 0, 0, 0), positive=0, negative=0) -> pd.DataFrame:
     return pd.DataFrame([row | {"wom_positive": positive, "wom_negative": negative}])
 
 
-def clients(profit, jobs=None, hours=None, spend=None, referred_by=None, final_provider=None):
+def clients(profit, jobs=None, hours=None, spend=None, referred_by=None, final_provider=None,
+            first_job_week=None):  # fmt: skip
     n = len(profit)
     return pd.DataFrame({
+        "first_job_week": np.zeros(n, dtype=int) if first_job_week is None else first_job_week,
         "profit_contributed": np.asarray(profit, dtype=float),
         "jobs": np.ones(n, dtype=int) if jobs is None else jobs,
         "hours": np.ones(n) if hours is None else hours,
@@ -87,17 +89,22 @@ def test_whale_by_policy_follows_the_final_provider():
 
 
 def test_referred_buyers_compared_by_value_margin_and_retention():
-    # referred: profits 30, 10 (jobs 2, 2), both still served; others: 20, 0 (jobs 1, 3), one left
+    # referred: profits 30, 10 (jobs 2, 2), both still served, first jobs in weeks 5 and 8 of
+    # a 10-week run; others: 20, 0 (jobs 1, 3), first jobs in week 0, one left
     table = clients([30, 10, 20, 0, 99], jobs=[2, 2, 1, 3, 0], referred_by=[4, 4, -1, -1, -1],
-                    final_provider=[0, 2, 1, -1, -1])  # fmt: skip
-    f = frames(clients_=table)
-    assert facts.referred_value_premium(f) == pytest.approx(20 / 10 - 1)
+                    final_provider=[0, 2, 1, -1, -1],
+                    first_job_week=[5, 8, 0, 0, -1])  # fmt: skip
+    f = frames(pd.DataFrame({"step": range(10)}), clients_=table)
+    # per week of tenure: referred 30/5 and 10/2, others 20/10 and 0/10
+    assert facts.referred_value_premium(f) == pytest.approx(((6 + 5) / 2) / ((2 + 0) / 2) - 1)
+    assert facts.referred_lifetime_premium(f) == pytest.approx(20 / 10 - 1)
     assert facts.referred_margin_premium(f) == pytest.approx((40 / 4) / (20 / 4) - 1)
     assert facts.referred_retention_gap(f) == pytest.approx(1.0 - 0.5)
 
 
 def test_referred_comparison_is_undefined_without_both_groups():
-    assert math.isnan(facts.referred_value_premium(frames(clients_=clients([1.0, 2.0]))))
+    f = frames(pd.DataFrame({"step": range(3)}), clients_=clients([1.0, 2.0]))
+    assert math.isnan(facts.referred_value_premium(f))
 
 
 def steps_of(fit_filter, serve_all) -> pd.DataFrame:

@@ -93,7 +93,8 @@ class Client(mesa.Agent):
         self.unpaid += unpaid
         self.jobs_done += int(not abandoned)
         self.reviews += int(rating > 0)
-        self.ever_served = self.ever_served or not abandoned
+        if self.first_job_week < 0 and not abandoned:
+            self.first_job_week = week
         self.job = None
         self.provider = business if retained else -1
         if not retained:
@@ -149,7 +150,7 @@ class AgentsModel(MarketModel):
         first = phases.credits_referrer(
             intake.accepted, applicants.referred,
             np.array([c.referred_by for c in clients], dtype=np.int64),
-            np.array([c.ever_served for c in clients], dtype=bool),
+            np.array([c.first_job_week >= 0 for c in clients], dtype=bool),
         )  # fmt: skip
         for i, client in enumerate(clients):
             client.hours += intake.overhead_hours[i]
@@ -239,7 +240,7 @@ class AgentsModel(MarketModel):
         """Clients with an unplaced job, with an open job, and ever served."""
         open_jobs = [c.job for c in self.clients if c.job is not None]
         unplaced = sum(job.provider < 0 for job in open_jobs)
-        return unplaced, len(open_jobs), sum(c.ever_served for c in self.clients)
+        return unplaced, len(open_jobs), sum(c.first_job_week >= 0 for c in self.clients)
 
     def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
         """Field `name` of the clients `ids`, agent by agent (see `MarketModel.read`)."""

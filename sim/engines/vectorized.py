@@ -159,7 +159,7 @@ class VectorizedModel(MarketModel):
         s["job_prepaid"][started] = intake.prepaid[acc] > 0
         s["spend"][started] += intake.prepaid[acc]
         first = phases.credits_referrer(
-            acc, everyone.referred, s["referred_by"][ids], s["ever_served"][ids]
+            acc, everyone.referred, s["referred_by"][ids], s["first_job_week"][ids] >= 0
         )
         s["referred_by"][ids[first]] = p["referrer"].reshape(-1).take(ids[first] * n_b + b[first])
 
@@ -203,7 +203,8 @@ class VectorizedModel(MarketModel):
         s["unpaid"][ids] += out.unpaid
         s["jobs_done"][ids] += ~abandoned
         s["reviews"][ids] += out.rating > 0
-        s["ever_served"][ids] |= ~abandoned
+        first = ids[~abandoned & (s["first_job_week"][ids] < 0)]
+        s["first_job_week"][first] = week
         s["has_job"][ids], s["job_provider"][ids] = False, -1
         s["provider"][ids] = np.where(out.retained, provider, -1)
         left = ~out.retained
@@ -247,7 +248,7 @@ class VectorizedModel(MarketModel):
         """Clients with an unplaced job, with an open job, and ever served."""
         s = self.s
         unplaced = int((s["has_job"] & (s["job_provider"] < 0)).sum())
-        return unplaced, int(s["has_job"].sum()), int(s["ever_served"].sum())
+        return unplaced, int(s["has_job"].sum()), int((s["first_job_week"] >= 0).sum())
 
     def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
         """Field `name` of the clients `ids` (see `MarketModel.read`)."""
