@@ -24,7 +24,7 @@ import yaml
 from sim import analysis, mechanics
 from sim.summary import cumulative_profit
 
-SELLERS_RATIO = 2.5  # demand/supply of the seller's market (the validation issue's)
+SELLERS_RATIO = 2.5  # demand/supply of the seller's market (the validation plan's)
 
 
 class Frames(NamedTuple):
@@ -159,6 +159,25 @@ def sellers_retention(f: Frames) -> float:
     return _per_completed(f, "retention")
 
 
+def sellers_left_share(f: Frames) -> float:
+    """Share of the run's new jobs that clients gave up or abandoned out of patience."""
+    left = f.market["abandoned"].sum() + f.market["gave_up"].sum()
+    needs = f.market["new_needs"].sum()
+    return float(left / needs) if needs else math.nan
+
+
+def sellers_backlog_growth(f: Frames) -> float:
+    """Growth of the market's total backlog (hours) over the run's last year, over its level.
+
+    0 when the queues have levelled off; a queue that nobody leaves keeps growing.
+    """
+    backlog = f.steps.groupby("step")["backlog_hours"].sum()
+    if len(backlog) < 2 * 52:
+        return math.nan
+    year_ago, now = backlog.iloc[-53], backlog.iloc[-1]
+    return float((now - year_ago) / year_ago) if year_ago > 0 else math.nan
+
+
 # ---- the markets and the registry -------------------------------------------------------------
 
 
@@ -208,6 +227,8 @@ FACTS: dict[str, Fact] = {
     "whale_peak_applicants_fit_filter": Fact("fit_filter", whale_peak_applicants),
     "sellers_satisfaction": Fact("sellers", sellers_satisfaction),
     "sellers_retention": Fact("sellers", sellers_retention),
+    "sellers_left_share": Fact("sellers", sellers_left_share),
+    "sellers_backlog_growth": Fact("sellers", sellers_backlog_growth),
 }
 DERIVED: dict[str, tuple[tuple[str, ...], Callable[..., float]]] = {
     "whale_flatter_fit_filter": (
@@ -255,6 +276,7 @@ class Target:
     source: str
     calibrate: bool
     scale: float | None = None
+    missed: str | None = None  # why the model misses the target (a known limit), if it does
 
     @property
     def reported_only(self) -> bool:
@@ -309,7 +331,8 @@ def load_targets() -> dict[str, Target]:
     return {
         name: Target(name=name, **{k: entry.get(k) for k in ("low", "high", "scale")},
                      quantity=entry["quantity"], citation=entry["citation"],
-                     source=entry["source"], calibrate=bool(entry["calibrate"]))
+                     source=entry["source"], calibrate=bool(entry["calibrate"]),
+                     missed=entry.get("missed"))
         for name, entry in load_targets_file()["facts"].items()
     }  # fmt: skip
 

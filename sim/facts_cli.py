@@ -27,7 +27,7 @@ from sim.facts import FACTS, MARKETS, Frames, Target, derive, load_targets, need
 from sim.record import clients_frame, write_json, write_parquet
 from sim.validation import validate
 
-FULL_SIZE = (5000, 260)  # clients, weeks: the validation issue's size
+FULL_SIZE = (5000, 260)  # clients, weeks: the validation plan's size
 WHALE_GRID = np.linspace(0.0, 1.0, 101)  # client shares at which whale curves are stored
 
 

@@ -33,9 +33,17 @@ def facts_table():
 
 @pytest.mark.parametrize("fact", ASSERTED)
 def test_fact_is_inside_its_target_range(facts_table, fact):
+    """Each targeted fact is inside its range; a known miss (`missed`) is still outside it,
+    so that the day the model meets it the entry must be removed from the targets file."""
     target, row = TARGETS[fact], facts_table.loc[fact]
     assert not math.isnan(row["mean"]), f"{fact} could not be measured"
     mean, sd = row["mean"], row["sd"]
+    if target.missed:
+        assert not target.inside(mean), (
+            f"{fact} = {mean:.3g} is now inside {target.range_text()}: remove its `missed` "
+            "entry from sim/targets.yaml and the known limit from docs/VALIDATION.md"
+        )
+        return
     if not target.inside(mean):
         pytest.fail(
             f"{fact} = {mean:.3g} ± {sd:.2g} over {CI_SEEDS} seeds, target "
