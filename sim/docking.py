@@ -128,14 +128,13 @@ def lag_estimate(p: float, q: float) -> float:
     return delay * (p + q) ** 2 / (4.0 * q) if q > 0 else delay * p
 
 
-def one_step_residuals(market: pd.DataFrame, cfg) -> pd.DataFrame:
+def one_step_residuals(market: pd.DataFrame, n: int, p: float, q: float) -> pd.DataFrame:
     """Each week's new adopters against the exact one-step map, given the week before.
 
     Columns: week, `new` (adopters this week), `expected` and `variance` (of the binomial
-    of the one-step map, given last week's adopters and tellers).
+    of the one-step map, given last week's adopters and tellers), `hazard` and `at_risk`
+    (its probability and number of trials).
     """
-    n = cfg.market.n_clients
-    p, q = bass_parameters(cfg)
     adopters = market["adopters"].to_numpy(dtype=float)
     before = np.concatenate([[0.0], adopters[:-1]])
     tellers = np.concatenate([[0.0], market["completed"].to_numpy(dtype=float)[:-1]])
@@ -150,6 +149,22 @@ def one_step_residuals(market: pd.DataFrame, cfg) -> pd.DataFrame:
             "at_risk": n - before,
         }
     )
+
+
+def one_step_z(residuals: pd.DataFrame) -> tuple[float, float]:
+    """Two standard normal statistics of the one-step residuals (large: the map is wrong).
+
+    The sum of the residuals over its standard deviation (they are martingale differences),
+    and the sum of their standardised squares less its mean (1 a week) over its standard
+    deviation (2 plus the binomial's excess kurtosis, a week).
+    """
+    r = residuals[residuals["variance"] > 0]
+    residual = r["new"] - r["expected"]
+    total = residual.sum() / np.sqrt(r["variance"].sum())
+    h, trials = r["hazard"], r["at_risk"]
+    kurtosis = (1.0 - 6.0 * h * (1.0 - h)) / (trials * h * (1.0 - h))
+    squares = ((residual**2 / r["variance"]).sum() - len(r)) / np.sqrt((2.0 + kurtosis).sum())
+    return float(total), float(squares)
 
 
 def docking_errors(shares: np.ndarray, reference: pd.DataFrame) -> dict[str, float]:

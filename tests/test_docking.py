@@ -7,6 +7,7 @@ Bass's closed form is computed. K is the number of standard deviations allowed.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sim import docking
@@ -59,18 +60,19 @@ def test_every_adopter_tells_every_week_and_nobody_leaves(bass_run):
 
 
 def test_new_adopters_follow_the_exact_one_step_map(bass_run):
-    """Given last week, this week's adoptions are binomial: their residuals are N(0, var)."""
+    """Given last week, this week's adoptions are binomial: both statistics are N(0, 1)."""
     cfg, market, _ = bass_run
-    r = docking.one_step_residuals(market, cfg)
-    residual = r["new"] - r["expected"]
-    # the sum of martingale differences: mean 0, variance the sum of the weeks' variances
-    assert abs(residual.sum()) < K * np.sqrt(r["variance"].sum())
-    # their squares standardised: mean 1 each, variance 2 + binomial excess kurtosis
-    weeks = r["variance"] > 0
-    v, h, n = r["variance"][weeks], r["hazard"][weeks], r["at_risk"][weeks]
-    squares = (residual[weeks] ** 2 / v).sum()
-    kurtosis = (1 - 6 * h * (1 - h)) / (n * h * (1 - h))
-    assert abs(squares - weeks.sum()) < K * np.sqrt((2 + kurtosis).sum())
+    r = docking.one_step_residuals(market, cfg.market.n_clients, *docking.bass_parameters(cfg))
+    total, squares = docking.one_step_z(r)
+    assert abs(total) < K and abs(squares) < K
+
+
+def test_the_one_step_check_rejects_a_map_with_too_little_imitation(bass_run):
+    """The check has power: the same run against a q 40% lower fails it."""
+    cfg, market, _ = bass_run
+    p, q = docking.bass_parameters(cfg)
+    r = docking.one_step_residuals(market, cfg.market.n_clients, p, 0.6 * q)
+    assert docking.one_step_z(r)[0] > K
 
 
 def test_adopters_follow_the_bass_closed_form_within_the_noise_of_n_clients(bass_run):
@@ -127,3 +129,18 @@ def test_a_sparse_network_adopts_more_slowly_than_complete_mixing():
     margin = (ref["closed_form"][week] - ring_share) - K * sd
     assert margin > 0.05  # the prediction is far outside the noise
     assert shares["ring"] < shares["complete"] - margin
+
+
+def test_clientsim_plot_draws_the_docking_figure_of_the_bass_experiment(tmp_path):
+    from sim.experiment import main as experiment
+    from sim.plot import main as plot
+
+    sweep = tmp_path / "bass"
+    experiment(["run", "bass", "--smoke", "--launcher", "basic", "--dir", str(sweep)])
+    assert plot([str(sweep), "--format", "png"]) == 0
+    png = sweep / "figures" / "bass.png"
+    assert png.exists() and png.stat().st_size < 300_000
+    table = pd.read_csv(sweep / "figures" / "bass.csv")
+    assert len(table) == 26 and (table["seeds"] == 2).all()
+    assert (table["low"] <= table["mean"]).all() and (table["mean"] <= table["high"]).all()
+    assert table["closed_form"].is_monotonic_increasing
