@@ -40,7 +40,8 @@ import math
 import numpy as np
 import pandas as pd
 
-WEEKS_PER_YEAR = 52
+from sim.mechanics import WEEKS_PER_YEAR
+
 #: Sultan, Farley & Lehmann (1990), meta-analysis of 213 Bass fits: mean p and q per year.
 PUBLISHED_P, PUBLISHED_Q = 0.03, 0.38
 
@@ -165,19 +166,3 @@ def one_step_z(residuals: pd.DataFrame) -> tuple[float, float]:
     kurtosis = (1.0 - 6.0 * h * (1.0 - h)) / (trials * h * (1.0 - h))
     squares = ((residual**2 / r["variance"]).sum() - len(r)) / np.sqrt((2.0 + kurtosis).sum())
     return float(total), float(squares)
-
-
-def docking_errors(shares: np.ndarray, reference: pd.DataFrame) -> dict[str, float]:
-    """Max |mean simulated share - closed form| and - map, over the weeks (shares of N).
-
-    Args:
-        shares: adopter shares, shape (seeds, weeks).
-        reference: `deterministic_map` for the same weeks.
-    """
-    mean = np.asarray(shares).mean(axis=0)
-    closed, discrete = reference["closed_form"].to_numpy(), reference["discrete"].to_numpy()
-    return {
-        "closed_form": float(np.max(np.abs(mean - closed))),
-        "map": float(np.max(np.abs(mean - discrete))),
-        "map_vs_closed_form": float(np.max(np.abs(discrete - closed))),
-    }
