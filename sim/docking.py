@@ -1,6 +1,6 @@
 """Docking to the Bass diffusion model: the model reduced to Bass, and what it must give.
 
-The preset `configs/docking/bass.yaml` (``clientsim +docking=bass``) reduces the market to
+The preset `configs/docking/bass.yaml` (``clientsim docking=bass``) reduces the market to
 Bass (1969) diffusion: one `serve_all` business with capacity far above demand, a need every
 week for every client (rate 520 a year), satisfaction 1 for every job (so every finished job
 is a positive story and nobody leaves), no refusal memory, a complete network and a
@@ -70,7 +70,7 @@ def week_end_years(weeks) -> np.ndarray:
 def docking_overrides(p: float, q: float, n_clients: int, steps: int) -> list[str]:
     """Command-line overrides of a Bass docking run with p and q per year."""
     return [
-        "+docking=bass",
+        "docking=bass",
         f"market.n_clients={n_clients}",
         f"steps={steps}",
         f"market.ads.reach={weekly(p)!r}",
