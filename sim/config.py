@@ -17,6 +17,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from sim.mechanics import WEEKS_PER_YEAR
 from sim.network import NETWORK_KINDS
 from sim.policies import CRITERIA, POLICY_KINDS
 
@@ -394,6 +395,11 @@ def _register_resolvers() -> None:
         # ${rescale:0.40,${clients.segments.difficult.share},0.10}: a share scaled so that all
         # shares still sum to 1 when another segment's default share 0.10 becomes x
         "rescale": lambda share, x, x_default: share * (1 - x) / (1 - x_default),
+        # ${weekly:0.03}: the weekly probability of an event at a rate per year (Bass's p)
+        "weekly": lambda per_year: -math.expm1(-per_year / WEEKS_PER_YEAR),
+        # ${weekly_pair:0.38,${market.n_clients}}: one adopter telling one of n clients in a
+        # week, so that all adopters together reach a client at q x (adopter share) a year
+        "weekly_pair": lambda per_year, n: -math.expm1(-per_year / (WEEKS_PER_YEAR * n)),
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):

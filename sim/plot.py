@@ -3,14 +3,17 @@
 Three figures per sweep, into ``DIR/figures/``: the paired difference of the compared arms
 against the swept parameter (``paired``), mean cumulative profit per policy over the weeks
 (``profit``), and the spread of crossover weeks over seeds (``crossover``). Every figure
-colours a policy the same way. Figures are built on ``matplotlib.figure.Figure`` (Agg canvas),
-so nothing here touches pyplot's global state.
+colours a policy the same way. A Bass docking sweep (`experiments/bass.yaml`, one business)
+gets its own figure instead (``bass``: the adopter share's band over seeds against Bass).
+Figures are built on ``matplotlib.figure.Figure`` (Agg canvas), so nothing here touches
+pyplot's global state.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import textwrap
 from os import PathLike
@@ -21,6 +24,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
+from omegaconf import OmegaConf
 from PIL import Image
 from scipy import stats
 
@@ -256,6 +260,69 @@ def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
     return fig
 
 
+def bass_table(steps: pd.DataFrame, config) -> pd.DataFrame:
+    """Adopter shares over the seeds of a Bass docking sweep, with Bass's curves.
+
+    With one business that keeps every client, a week's acquisitions are its new adopters,
+    so their running sum over the weeks is the number of clients ever served.
+
+    Args:
+        steps: the sweep's steps.parquet (one design point).
+        config: the point's config (`sim.docking.bass_parameters` reads p and q from it).
+    """
+    from sim import docking
+
+    n = config.market.n_clients
+    wide = steps.pivot_table(index="step", columns="seed", values="acquisitions", aggfunc="sum")
+    shares = wide.sort_index().cumsum() / n
+    ref = docking.deterministic_map(*docking.bass_parameters(config), n, len(shares))
+    return pd.DataFrame({
+        "step": shares.index, "seeds": shares.shape[1], "mean": shares.mean(axis=1).to_numpy(),
+        "low": shares.quantile(0.05, axis=1).to_numpy(),
+        "high": shares.quantile(0.95, axis=1).to_numpy(),
+        "closed_form": ref["closed_form"].to_numpy(), "discrete": ref["discrete"].to_numpy(),
+    })  # fmt: skip
+
+
+def bass_figure(table: pd.DataFrame, experiment: dict, config) -> Figure:
+    """Docking to Bass: the adopter share's band over seeds against Bass's closed form."""
+    from sim import docking
+
+    p, q = docking.bass_parameters(config)
+    fig = Figure(figsize=(7.5, 4.8), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    colour = policy_colour("serve_all")
+    ax.fill_between(table["step"], table["low"], table["high"], color=colour, alpha=0.3,
+                    linewidth=0, label="model: 5–95% of seeds")  # fmt: skip
+    ax.plot(table["step"], table["mean"], color=colour, linewidth=1.5, label="model: mean")
+    ax.plot(table["step"], table["closed_form"], color="black", linewidth=1.2,
+            label="Bass closed form F((w + 1)/52)")  # fmt: skip
+    ax.plot(table["step"], table["discrete"], color="#ee6677", linewidth=1.2, linestyle="--",
+            label="one-step map of the discrete process")  # fmt: skip
+    ax.set_xlabel("week")
+    ax.set_ylabel("share of clients ever served (adopters / N)")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(0, table["step"].max())
+    ax.legend(loc="lower right", fontsize="small")
+    error = (table["mean"] - table["closed_form"]).abs().max()
+    seeds = int(table["seeds"].iloc[0])
+    what = (f"p = {p:.3g}, q = {q:.3g} per year, N = {config.market.n_clients:,}, {seeds} "
+            f"seeds; max |mean − closed form| = {error:.4f} of N")  # fmt: skip
+    _title(fig, experiment, what)
+    return fig
+
+
+def _bass_outputs(path: Path, steps: pd.DataFrame, experiment: dict, formats) -> list[Path]:
+    """The docking figure and its table (`bass.csv`) of a Bass docking sweep."""
+    point = analysis.load_manifest(path)["points"][0]
+    config = json.loads((path / "points" / point["hash"] / "point.json").read_text())["config"]
+    config = OmegaConf.create(config)
+    table = bass_table(steps[steps["point"] == point["point"]], config)
+    out = path / "figures"
+    table.to_csv(out / "bass.csv", index=False)
+    return [out / "bass.csv", *_save(bass_figure(table, experiment, config), out, "bass", formats)]
+
+
 def _save(fig: Figure, directory: Path, name: str, formats) -> list[Path]:
     paths = [directory / f"{name}.{fmt}" for fmt in formats]
     for path in paths:
@@ -294,6 +361,8 @@ def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
         raise ValueError(f"no successful run in {path}")
     out = path / "figures"
     out.mkdir(exist_ok=True)
+    if "bass" in experiment.get("figures", ()):  # one business: no comparison to draw
+        return _bass_outputs(path, steps, experiment, formats)
     table = paired_table(runs, experiment)
     table.to_csv(out / "paired.csv", index=False)
     written = [out / "paired.csv"]

@@ -201,6 +201,20 @@ def paired_section(runs: pd.DataFrame, exp: dict) -> str:
     return markdown_table(table)
 
 
+def docking_section(sweep_dir: Path) -> str:
+    """The Bass docking's errors: the seeds' mean share against Bass's curves (shares of N)."""
+    table = pd.read_csv(sweep_dir / "figures" / "bass.csv")
+    errors = pd.DataFrame({
+        "against": ["Bass closed form", "one-step map of the discrete process"],
+        "max abs error of the mean share": [
+            (table["mean"] - table["closed_form"]).abs().max(),
+            (table["mean"] - table["discrete"]).abs().max(),
+        ],
+        "weeks": len(table), "seeds": int(table["seeds"].iloc[0]),
+    })  # fmt: skip
+    return markdown_table(errors)
+
+
 def crossover_section(sweep_dir: Path, a: str, b: str) -> str:
     """The spread over seeds of the week a's cumulative profit overtakes b's for good."""
     weeks = analysis.crossover_weeks(analysis.load_steps(sweep_dir), a, b)
@@ -242,15 +256,17 @@ def experiment_section(name: str, sweep_dir: Path, figures: Path) -> tuple[str, 
     arms = f"{compare['a']} − {compare['b']}" + (
         f" ({compare['on']}, policy {compare['policy']})" if compare["on"] != "policy" else ""
     )
+    paired = "paired" in named  # the docking (one business) compares nothing
     lines = [
         f"## {exp['hypothesis']}: {name}", "", f"**{exp['question']}**", "",
         f"`clientsim-experiment run {name}`: {len(manifest['points'])} design points × "
         f"{exp['seeds']} seeds = {n_runs} runs ({manifest['failed']} failed), "
-        f"{_minutes(manifest):.1f} min wall on this machine. Paired differences {arms}.", "",
-        f"![{name}: paired differences](figures/{name}-{named[0]}.png)", "",
-        paired_section(runs, exp), "",
+        f"{_minutes(manifest):.1f} min wall on this machine."
+        + (f" Paired differences {arms}." if paired else ""), "",
+        f"![{name}: {named[0]}](figures/{name}-{named[0]}.png)", "",
+        paired_section(runs, exp) if paired else docking_section(sweep_dir), "",
     ]  # fmt: skip
-    if compare["on"] == "policy":
+    if compare["on"] == "policy" and paired:
         lines += [crossover_section(sweep_dir, compare["a"], compare["b"]), ""]
     lines += [f"![{name}: {figure}](figures/{name}-{figure}.png)\n" for figure in named[1:]]
     lines += ["**What the model finds:** " + finding_sentence(exp, found), ""]
@@ -298,12 +314,14 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
 
 
 def by_hypothesis(chosen: list[str]) -> list[str]:
-    """Experiments in the order of their hypotheses (H1, H2, ... H11)."""
+    """Experiments in the order of their hypotheses (H1, H2, ... H11), then validations (V1)."""
     from sim.cli import compose
 
-    number = {n: int(compose([f"+experiment={n}"]).experiment.hypothesis[1:])
-              for n in chosen}  # fmt: skip
-    return sorted(chosen, key=number.get)
+    def order(name: str) -> tuple[bool, int]:  # hypotheses H1... first, validations V1... last
+        label = compose([f"+experiment={name}"]).experiment.hypothesis
+        return label[0] != "H", int(label[1:])
+
+    return sorted(chosen, key=order)
 
 
 def main(argv: list[str] | None = None) -> None:
