@@ -76,7 +76,10 @@ def point_config(cfg: DictConfig) -> dict:
 
 
 #: Modules that read or draw results but do not change a run: left out of `code_hash`.
-NOT_THE_MODEL = ("analysis.py", "plot.py", "report.py", "experiment.py", "app.py")
+NOT_THE_MODEL = (
+    "analysis.py", "plot.py", "report.py", "experiment.py", "app.py", "docking.py", "facts.py",
+    "facts_cli.py", "calibrate.py", "sensitivity.py",
+)  # fmt: skip
 
 
 def code_hash() -> str:
