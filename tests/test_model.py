@@ -383,6 +383,30 @@ def test_buying_centre_changes_outcomes_not_traits(engine):
     )
 
 
+def known_alignment(model, policy: str, week: int) -> float:
+    """Mean decider alignment of the (client, business) pairs of `policy` known by `week`."""
+    columns = [b.index for b in model.businesses if b.policy.name == policy]
+    everyone = np.arange(model.cfg.market.n_clients)
+    known = np.column_stack([model.read("known_week", everyone, b) <= week for b in columns])
+    return float(model.decider_alignment[:, columns][known].mean())
+
+
+def test_a_strong_culture_draws_and_accepts_clients_of_like_values(engine):
+    # homophily: aligned clients cluster, so stories of like values stay among them
+    culture = ("market.network.homophily=1.0", "steps=40")
+    strong = run(engine, *culture, "policies.fit_filter.culture_strength=1.0")
+    plain = run(engine, *culture)
+    accepted = [
+        weighted_mean(r[1], "mean_alignment", "accepted")["fit_filter"] for r in (strong, plain)
+    ]
+    assert accepted[0] > accepted[1] + 0.1  # the screen weighs alignment more
+    aware = [known_alignment(r[0], "fit_filter", 39) for r in (strong, plain)]
+    assert aware[0] > aware[1] + 0.1  # its ads and stories reach like values more
+    # the other policies have no culture: who knows them does not change
+    for policy in ("serve_all", "hard_sell"):
+        assert known_alignment(strong[0], policy, 0) == known_alignment(plain[0], policy, 0)
+
+
 @pytest.mark.parametrize("kind", NETWORK_KINDS)
 def test_every_network_kind_runs(engine, kind):
     model, _, market, _ = run(engine, f"market/network={kind}", "steps=5")
