@@ -75,6 +75,27 @@ def choice_utility(
     )
 
 
+def role_shift(serves: str, role: str, tailoring: float) -> float:
+    """How a policy that serves `serves` tilts the alignment `role` perceives (docs/ODD.md §7.10).
+
+    +tailoring for the role it serves (decider or user), −tailoring for the other one, 0 when
+    it serves all.
+    """
+    if serves == "all":
+        return 0.0
+    return tailoring if serves == role else -tailoring
+
+
+def tailored_alignment(align, shift):
+    """Alignment a role perceives when a business courts it (shift s > 0) or neglects it (s < 0).
+
+    Courted: a + s·(1 − a), a share s of the way to 1; neglected: a·(1 + s), a share |s| of the
+    way to 0; unchanged at s = 0.
+    """
+    align, shift = np.asarray(align), np.asarray(shift)
+    return np.where(shift >= 0, align + shift * (1.0 - align), align * (1.0 + shift))
+
+
 def fit_signals(difficulty, pay_reliability, align, unrealistic):
     """The four observable signals of fit, columns: respect, payment, alignment, realism."""
     return np.stack([1.0 - difficulty, pay_reliability, align, 1.0 - unrealistic], axis=-1)

@@ -121,10 +121,13 @@ def choose(world: World, ids, row, business, week: int, align, credit, warning, 
     The candidates are pairs: client `ids[row[i]]` may choose business `business[i]`, with
     decider alignment `align[i]` and standing `credit[i]` and `warning[i]`.
     `business_state` is `MarketModel.business_state()` at the start of the phase. Ties go
-    to the lowest business index (argmax).
+    to the lowest business index (argmax). A business that serves one role of the buying
+    centre tilts the alignment the decider perceives (`mechanics.tailored_alignment`).
     """
     pop, rep, queue = world.population, business_state[0], business_state[1]
     pair_ids = ids.take(row)
+    if world.decider_shift.any():  # a business that serves one role courts or neglects it
+        align = mechanics.tailored_alignment(align, world.decider_shift.take(business))
     u = world.streams.uniform("choice", week, pair_ids, business)
     utility = mechanics.choice_utility(
         rep[business], align, world.price_ratio[business], pop["payer_budget"].take(pair_ids),
@@ -200,8 +203,11 @@ def finish_jobs(
     fraction = np.where(job["prepaid"], 0.0, fraction)
     unpaid = np.where(job["prepaid"], 0.0, (1.0 - fraction) * invoice)
     late = (week - job["accept_week"] + 1) > job["deadline"]
+    user_alignment = pairs(world.user_alignment, ids, provider)
+    if world.user_shift.any():  # a business that serves one role courts or neglects it
+        user_alignment = mechanics.tailored_alignment(user_alignment, world.user_shift[provider])
     s = mechanics.satisfaction(
-        pairs(world.user_alignment, ids, provider),
+        user_alignment,
         week - job["need_week"], world.price_ratio[provider], pop["payer_budget"][ids],
         job["misfit"], job["extras"], late, np.where(first_job, world.overpromise[provider], 0.0),
         difficulty, streams.normal("satisfaction", week, ids), sat,

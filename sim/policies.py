@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from sim.business import Applicants
 
 CRITERIA: tuple[str, ...] = ("respect", "payment", "alignment", "realism")
+#: Whose interests a policy satisfies when the buying centre is on (docs/ODD.md §7.10).
+SERVES: tuple[str, ...] = ("decider", "user", "all")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,8 @@ class Policy:
         culture_strength: how strongly its culture shows, c in [0, 1]: the share of its
             screen given to alignment, and how much more its ads and its clients' stories
             reach clients of like values (docs/ODD.md §7.11).
+        serves: whose interests it satisfies with the buying centre on, one of `SERVES`:
+            the role it serves sees it as more aligned, the other less (docs/ODD.md §7.10).
     """
 
     kind: ClassVar[str] = "threshold"
@@ -58,6 +62,7 @@ class Policy:
     upsell_share: float
     ad_honesty: float
     culture_strength: float
+    serves: str
 
     @property
     def screens(self) -> bool:

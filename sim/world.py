@@ -37,6 +37,9 @@ class World:
         overpromise: satisfaction a business's ads cost a client on its first job there.
         culture_strength: each business's culture strength c in [0, 1]: its ads and its
             clients' stories reach clients of like values more (`mechanics.culture_affinity`).
+        decider_shift, user_shift: how each business tilts the alignment a client's decider
+            perceives in choice and its user in satisfaction (`mechanics.tailored_alignment`;
+            0 for a business that serves all, or with the buying centre off).
     """
 
     clients: ClientsConfig
@@ -52,6 +55,8 @@ class World:
     reach: np.ndarray
     overpromise: np.ndarray
     culture_strength: np.ndarray
+    decider_shift: np.ndarray
+    user_shift: np.ndarray
     _decay_powers: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property

@@ -355,6 +355,27 @@ def test_culture_signals_lean_every_signal_toward_alignment(rng):
     np.testing.assert_array_equal(m.culture_signals(signals, 1.0), signals[:, [2, 2, 2, 2]])
 
 
+@pytest.mark.parametrize(
+    ("serves", "decider", "user"),
+    [("all", 0.0, 0.0), ("decider", 0.5, -0.5), ("user", -0.5, 0.5)],
+)
+def test_serving_one_role_courts_it_and_neglects_the_other(serves, decider, user):
+    assert m.role_shift(serves, "decider", 0.5) == decider
+    assert m.role_shift(serves, "user", 0.5) == user
+
+
+def test_tailored_alignment_moves_toward_one_when_courted_and_zero_when_neglected():
+    align = np.linspace(0.0, 1.0, 11)
+    np.testing.assert_array_equal(m.tailored_alignment(align, 0.0), align)
+    np.testing.assert_allclose(m.tailored_alignment(align, 0.5), 0.5 + 0.5 * align)
+    np.testing.assert_allclose(m.tailored_alignment(align, -0.5), 0.5 * align)
+    np.testing.assert_array_equal(m.tailored_alignment(align, 1.0), np.ones(11))
+    np.testing.assert_array_equal(m.tailored_alignment(align, -1.0), np.zeros(11))
+    # one shift per business: a courted role gains what a neglected one loses, on average
+    both = m.tailored_alignment(np.array([0.5, 0.5]), np.array([0.3, -0.3]))
+    assert both.mean() == pytest.approx(0.5)
+
+
 def test_gumbel_noise_has_the_euler_mascheroni_mean(rng):
     g = m.gumbel(rng.random(N))
     assert abs(g.mean() - np.euler_gamma) < SIGMAS * (np.pi / np.sqrt(6)) / np.sqrt(N)
@@ -484,6 +505,7 @@ SCALAR_CASES = {
     "tell_probability": (lambda c, t, s: m.tell_probability(t, s, c.wom)[0], [(0, 1), (0, 1)]),
     "rating": (lambda c, s: m.rating(s), [(0, 1)]),
     "culture_affinity": (lambda c, a, k: m.culture_affinity(a, k), [(0, 1), (0, 1)]),
+    "tailored_alignment": (lambda c, a, s: m.tailored_alignment(a, s), [(0, 1), (-1, 1)]),
 }
 
 
