@@ -312,7 +312,7 @@ class PolicyConfig:
     upsell_rate: float = unit()
     upsell_share: float = num(0, 10)
     ad_honesty: float = unit()
-    culture_strength: float = unit()  # how strongly its culture shows (docs/ODD.md §7.11)
+    culture_strength: float = unit()  # how strongly its culture shows (docs/ODD.md §7.12)
     serves: str = one_of(*SERVES)  # whose interests it satisfies (buying centre, §7.10)
 
 

@@ -43,7 +43,7 @@ class Policy:
         ad_honesty: honesty h in [0, 1] of its advertising.
         culture_strength: how strongly its culture shows, c in [0, 1]: the share of its
             screen given to alignment, and how much more its ads and its clients' stories
-            reach clients of like values (docs/ODD.md §7.11).
+            reach clients of like values (docs/ODD.md §7.12).
         serves: whose interests it satisfies with the buying centre on, one of `SERVES`:
             the role it serves sees it as more aligned, the other less (docs/ODD.md §7.10).
     """
