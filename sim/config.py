@@ -205,6 +205,20 @@ class Reform:
 
 
 @dataclass
+class Patience:
+    """How long a client waits for a job before it gives up, and what leaving costs.
+
+    Patience is a trait, in weeks: `median_weeks` x lognormal(0, `sigma`). Off, it is
+    infinite: nobody leaves a queue or balks.
+    """
+
+    enabled: bool = MISSING
+    median_weeks: float = num(0, MAX_WEEKS, lo_open=True)
+    sigma: float = num(0, 3)  # log s.d.
+    penalty: float = unit()  # satisfaction lost by a client who leaves a business's queue
+
+
+@dataclass
 class ClientsConfig:
     """Who the clients are (segments, trait spreads) and how they behave."""
 
@@ -219,6 +233,7 @@ class ClientsConfig:
     reviews: Reviews = field(default_factory=Reviews)
     wom: WordOfMouth = field(default_factory=WordOfMouth)
     reform: Reform = field(default_factory=Reform)
+    patience: Patience = field(default_factory=Patience)
     decline_memory: int = num(0, MAX_WEEKS)
 
 

@@ -16,7 +16,8 @@ from operator import attrgetter
 COUNTERS: dict[str, type] = {
     "revenue": float, "unpaid": float, "hours_worked": float, "difficult_hours": float,
     "screening_hours": float, "diagnosis_hours": float, "applicants": int, "accepted": int,
-    "acquisitions": int, "declined": int, "completed": int, "satisfaction_sum": float,
+    "acquisitions": int, "declined": int, "completed": int, "abandoned": int,
+    "satisfaction_sum": float,
     "retained": int, "referrals_made": int, "warnings_made": int, "referral_acquisitions": int,
     "accepted_difficulty_sum": float, "accepted_alignment_sum": float,
 }  # fmt: skip
@@ -25,7 +26,7 @@ COUNTERS: dict[str, type] = {
 TALLIES: dict[str, type] = dict.fromkeys(
     ("new_needs", "completed", "reviews", "rating_1", "rating_2", "rating_3", "rating_4",
      "rating_5", "wom_positive", "wom_negative", "unserved", "with_need", "adopters",
-     "active_businesses"),
+     "active_businesses", "abandoned", "gave_up"),
     int,
 )  # fmt: skip
 
@@ -66,6 +67,7 @@ STEP_COLUMNS: dict[str, tuple[str, Callable | None]] = {
     "utilization": _column("float64", _utilization),
     "difficult_hours_share": _column("float64", _per("difficult_hours", "hours_worked")),
     "completed": _column("int64"),
+    "abandoned": _column("int64"),  # jobs whose clients left its queue out of patience
     "satisfaction": _column("float64", _per("satisfaction_sum", "completed")),
     "retention": _column("float64", _per("retained", "completed")),
     "referrals_made": _column("int64"),
@@ -87,7 +89,7 @@ MARKET_COLUMNS: dict[str, str] = {
     **dict.fromkeys(MARKET_SUMS, "float64"),
     **{name: "int64" for name in ("reviews", "rating_1", "rating_2", "rating_3", "rating_4",
                                   "rating_5", "wom_positive", "wom_negative",
-                                  "active_businesses")},
+                                  "active_businesses", "abandoned", "gave_up")},
 }  # fmt: skip
 assert set(MARKET_COLUMNS) == {"step", *TALLIES, *MARKET_SUMS}, "a tally without a column"
 

@@ -194,6 +194,11 @@ def satisfaction(
     return np.clip(s, 0.0, 1.0)
 
 
+def abandoned_satisfaction(s, patience: Any):
+    """Satisfaction of a client who leaves a queue: S as if judged now, minus the penalty."""
+    return np.clip(np.asarray(s) - patience.penalty, 0.0, 1.0)
+
+
 def overpromise(honesty, ads: Any):
     """Satisfaction lost on a first job when the ads promised more than the service gives."""
     return ads.overpromise * (1.0 - np.asarray(honesty))

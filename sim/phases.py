@@ -120,12 +120,15 @@ def choose(world: World, ids, row, business, week: int, align, credit, warning, 
 
     The candidates are pairs: client `ids[row[i]]` may choose business `business[i]`, with
     decider alignment `align[i]` and standing `credit[i]` and `warning[i]`.
-    `business_state` is `MarketModel.business_state()` at the start of the phase. Ties go
-    to the lowest business index (argmax). A business that serves one role of the buying
-    centre tilts the alignment the decider perceives (`mechanics.tailored_alignment`).
+    `business_state` is `MarketModel.business_state()` at the start of the phase. A client
+    balks at a business whose queue (weeks of backlog) is longer than its patience: it is
+    not a candidate. Ties go to the lowest business index (argmax). A business that serves
+    one role of the buying centre tilts the alignment the decider perceives
+    (`mechanics.tailored_alignment`).
     """
     pop, rep, queue = world.population, business_state[0], business_state[1]
     pair_ids = ids.take(row)
+    balks = queue.take(business) > pop["patience"].take(pair_ids)
     if world.decider_shift.any():  # a business that serves one role courts or neglects it
         align = mechanics.tailored_alignment(align, world.decider_shift.take(business))
     u = world.streams.uniform("choice", week, pair_ids, business)
@@ -135,9 +138,9 @@ def choose(world: World, ids, row, business, week: int, align, credit, warning, 
     )  # fmt: skip
     n_b = world.n_businesses
     table = np.full(len(ids) * n_b, -np.inf)
-    table[row * n_b + business] = utility
+    table[row * n_b + business] = np.where(balks, -np.inf, utility)
     has_candidate = np.zeros(len(ids), dtype=bool)
-    has_candidate[row] = True
+    has_candidate[row[~balks]] = True
     return np.where(has_candidate, table.reshape(len(ids), n_b).argmax(axis=1), -1)
 
 
@@ -188,14 +191,39 @@ class Outcome:
     rating: np.ndarray  # stars, 0 where no review is posted
     tell_probability: np.ndarray
     story: np.ndarray  # +1 positive, -1 negative, 0 none
+    abandoned: np.ndarray  # the client left the queue: no payment, not a completed job
+
+
+def out_of_patience(world: World, ids, weeks_waited) -> np.ndarray:
+    """Patience: mask of the clients `ids` whose job has waited longer than their patience.
+
+    `weeks_waited` counts the weeks since the need: at the start of choice in week w it is
+    w - need week, at the end of service w - need week + 1.
+    """
+    return weeks_waited > world.population["patience"][ids]
+
+
+def abandons(world: World, ids, week: int, job: dict) -> np.ndarray:
+    """Phase 6: mask of the unfinished jobs whose clients leave the queue after service.
+
+    A client leaves when its job has waited past its patience, unless it prepaid (walking
+    away would forfeit the money); `job` holds the jobs' `need_week` and `prepaid`.
+    """
+    return ~job["prepaid"] & out_of_patience(world, ids, week - job["need_week"] + 1)
 
 
 def finish_jobs(
-    world: World, ids, week: int, provider, job: dict, first_job, difficulty
+    world: World, ids, week: int, provider, job: dict, first_job, difficulty, abandoned
 ) -> Outcome:
-    """Phases 7-8 for jobs just finished (`provider`: business index; `job`: arrays by name)."""
+    """Phases 7-8 for jobs just finished, or `abandoned` (see `abandons`).
+
+    `provider`: business index; `job`: arrays by name. A client who left the queue pays
+    nothing (nothing was invoiced), judges the business as if the job ended now, with no
+    misfit or extras but the patience penalty, and does not stay.
+    """
     streams, pop, clients = world.streams, world.population, world.clients
-    sat, invoice = clients.satisfaction, job["billed"] * world.prices[provider]
+    billed = np.where(abandoned, 0.0, job["billed"])
+    sat, invoice = clients.satisfaction, billed * world.prices[provider]
     fraction = mechanics.payment_fraction(
         streams.uniform("payment", week, ids, 0), streams.uniform("payment", week, ids, 1),
         pop["pay_reliability"][ids], world.market.payment,
@@ -209,10 +237,13 @@ def finish_jobs(
     s = mechanics.satisfaction(
         user_alignment,
         week - job["need_week"], world.price_ratio[provider], pop["payer_budget"][ids],
-        job["misfit"], job["extras"], late, np.where(first_job, world.overpromise[provider], 0.0),
-        difficulty, streams.normal("satisfaction", week, ids), sat,
+        job["misfit"] & ~abandoned, job["extras"] & ~abandoned, late,
+        np.where(first_job, world.overpromise[provider], 0.0), difficulty,
+        streams.normal("satisfaction", week, ids), sat,
     )  # fmt: skip
+    s = np.where(abandoned, mechanics.abandoned_satisfaction(s, clients.patience), s)
     retained = streams.uniform("retention", week, ids) < mechanics.retention_probability(s, sat)
+    retained &= ~abandoned
     reviews = clients.reviews
     posts = streams.uniform("review", week, ids) < mechanics.review_probability(
         s, pop["review_propensity"][ids], reviews
@@ -222,7 +253,7 @@ def finish_jobs(
         p_tell, story = np.zeros_like(p_tell), np.zeros_like(story)
     return Outcome(
         fraction * invoice, unpaid, s, retained, np.where(posts, mechanics.rating(s), 0),
-        p_tell, story,
+        p_tell, story, abandoned,
     )  # fmt: skip
 
 
@@ -234,24 +265,29 @@ def book_outcomes(businesses, count, provider, out: Outcome) -> None:
     jobs (by client id) in both engines, so they agree exactly.
     """
     n_b = len(businesses)
-    reviewed = out.rating > 0
+    reviewed, done = out.rating > 0, ~out.abandoned
 
     def total(weights=None):
         return np.bincount(provider, weights=weights, minlength=n_b)
 
+    def number(mask):  # a count: ints
+        return np.bincount(provider[mask], minlength=n_b)
+
     sums = {
-        "revenue": total(out.paid), "unpaid": total(out.unpaid), "completed": total(),
-        "satisfaction_sum": total(out.satisfaction),
-        "retained": np.bincount(provider[out.retained], minlength=n_b),  # a count: ints
+        "revenue": total(out.paid), "unpaid": total(out.unpaid), "completed": number(done),
+        "abandoned": number(out.abandoned),
+        "satisfaction_sum": total(np.where(done, out.satisfaction, 0.0)),  # completed jobs'
+        "retained": number(out.retained),
     }  # fmt: skip
     stars = total(np.where(reviewed, out.rating, 0)).tolist()
-    n_reviews = np.bincount(provider[reviewed], minlength=n_b).tolist()
+    n_reviews = number(reviewed).tolist()
     sums = {name: values.tolist() for name, values in sums.items()}  # Python numbers
     for b, business in enumerate(businesses):
         business.book(**{name: values[b] for name, values in sums.items()})
         business.record_reviews(n_reviews[b], stars[b])
     count(
-        completed=len(provider),
+        completed=done.sum(),
+        abandoned=out.abandoned.sum(),
         reviews=reviewed.sum(),
         **{f"rating_{star}": (out.rating == star).sum() for star in range(1, 6)},
     )

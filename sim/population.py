@@ -25,6 +25,7 @@ TRAITS: dict[str, tuple[type, bool]] = {
     "talkativeness": (np.float64, True),
     "review_propensity": (np.float64, True),
     "prepay_ok": (np.bool_, True),
+    "patience": (np.float64, True),  # weeks a job may wait; infinite with patience off
     "values": (np.float64, False),
     # buying centre roles: the decider chooses, the user judges, the payer pays,
     # the influencer talks; with the buying centre off they are the client itself
@@ -87,6 +88,11 @@ def draw_population(n: int, clients: Any, rng: np.random.Generator) -> Populatio
     angle = rng.uniform(0.0, 2.0 * np.pi, n)
     arrays["values"] = _unit_vectors(angle)
     arrays.update(_buying_centre(angle, arrays, segment, clients, rng, beta))
+    # drawn last and even when off, so patience changes no other trait
+    patience = clients.patience
+    arrays["patience"] = patience.median_weeks * rng.lognormal(0.0, patience.sigma, n)
+    if not patience.enabled:
+        arrays["patience"][:] = np.inf
     return Population(segment_names=names, arrays=arrays)
 
 

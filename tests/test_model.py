@@ -215,8 +215,10 @@ def test_client_counts_are_conserved(engine):
     assert (market["unserved"] <= market["with_need"]).all()
     assert (np.diff(market["adopters"]) >= 0).all()
     assert market["adopters"].iloc[-1] == (clients["jobs"] > 0).sum() > 0
-    # an open job is opened by a new need and closed by its completion, never lost
-    opened_minus_closed = (market["new_needs"] - market["completed"]).cumsum()
+    # an open job is opened by a new need and closed by its completion or when its client
+    # runs out of patience (leaving a queue or giving up unplaced), never lost
+    closed = market["completed"] + market["abandoned"] + market["gave_up"]
+    opened_minus_closed = (market["new_needs"] - closed).cumsum()
     np.testing.assert_array_equal(market["with_need"], opened_minus_closed)
     assert market["new_needs"].sum() <= clients["need_arrivals"].sum()
     assert market["completed"].sum() == clients["jobs"].sum()
@@ -373,6 +375,33 @@ def test_sellers_market_has_longer_backlogs_and_higher_utilization(engine):
     assert sellers["utilization"].mean() > buyers["utilization"].mean() + 0.1
 
 
+PATIENCE_OFF = "clients.patience.enabled=false"
+
+
+def test_in_a_sellers_market_impatient_clients_leave_and_queues_stay_bounded(engine):
+    _, patient, market, clients = run(engine, SELLERS, "steps=60")
+    _, endless, market_off, _ = run(engine, SELLERS, "steps=60", PATIENCE_OFF)
+    assert market["abandoned"].sum() > 0 and market["gave_up"].sum() > 0
+    assert (market["abandoned"] == patient.groupby("step")["abandoned"].sum().to_numpy()).all()
+    assert market_off["abandoned"].sum() == market_off["gave_up"].sum() == 0
+    # without patience the backlogs keep growing; with it they level off, and lower
+    late = patient["step"] >= 40
+    assert patient.loc[late, "backlog_hours"].mean() < endless.loc[late, "backlog_hours"].mean()
+    assert endless.groupby("step")["backlog_hours"].sum().diff().iloc[-20:].mean() > 0
+    # a client who leaves pays nothing for the job and it is not counted as done
+    assert market["completed"].sum() == clients["jobs"].sum()
+    assert np.isfinite(clients["patience"]).all() and (clients["patience"] > 0).all()
+
+
+def test_patience_off_is_infinite_and_changes_no_other_trait(engine):
+    *_, clients = run(engine)
+    *_, clients_off = run(engine, PATIENCE_OFF)
+    assert np.isinf(clients_off["patience"]).all()
+    pd.testing.assert_frame_equal(
+        clients[list(TRAIT_COLUMNS)], clients_off[list(TRAIT_COLUMNS)], check_exact=True
+    )
+
+
 def test_buying_centre_changes_outcomes_not_traits(engine):
     _, steps, _, clients = run(engine)
     _, centre_steps, _, centre_clients = run(engine, "clients.buying_centre.enabled=true")
@@ -462,15 +491,19 @@ def test_a_model_runs_past_its_configured_steps_and_the_engines_still_agree():
          "market/network=barabasi_albert"),
         ("policies.picky.kind=must_have", "policies.picky.threshold=0.6"),
         SELLERS_EXITS,
+        (SELLERS, "steps=60"),
         ("clients.buying_centre.enabled=true", "market.network.homophily=0.8",
          "policies.fit_filter.culture_strength=0.7", "policies.fit_filter.serves=decider",
          "policies.picky.culture_strength=1.0", "policies.picky.kind=must_have",
          "policies.hard_sell.serves=user", "policies.serve_all.culture_strength=0.3"),
     ],
-    ids=["default", "sellers-buying-centre-ba", "must-have", "exits", "culture-serves"],
+    ids=["default", "sellers-buying-centre-ba", "must-have", "exits", "sellers-impatient",
+         "culture-serves"],
 )  # fmt: skip
 def test_engines_agree_exactly_run_for_run(overrides):
     vectorized, agents = (run(engine, *overrides) for engine in ENGINES)
     assert vectorized[1]["accepted"].sum() > 0
+    if "steps=60" in overrides:  # clients left queues and gave up
+        assert vectorized[2]["abandoned"].sum() > 0 and vectorized[2]["gave_up"].sum() > 0
     for frame_v, frame_a in zip(vectorized[1:], agents[1:], strict=True):
         pd.testing.assert_frame_equal(frame_v, frame_a, check_exact=True)

@@ -128,3 +128,27 @@ def test_a_pair_remembers_the_highest_id_teller_of_the_weeks_referrals():
     referrer = np.array([-1, 7, 7, 7, 7])
     phases.remember_referrers(referrer, np.array([3, 1, 3, 1, 0]), np.array([3, 8, 12, 1, 5]))
     np.testing.assert_array_equal(referrer, [5, 8, 7, 12, 7])
+
+
+def test_a_client_balks_at_a_queue_longer_than_its_patience(model):
+    world = model.world
+    patience = world.population["patience"][[7, 8]]
+    state = model.business_state()
+    queue = state[1].copy()
+    queue[[3, 5]] = patience[0] + 1.0, 0.0  # business 3's queue is too long for client 7
+    picks = phases.choose(
+        world, np.array([7, 8]), np.array([0, 1]), np.array([3, 5]), 3,
+        np.full(2, 0.5), np.zeros(2), np.zeros(2), (state[0], queue, state[2]),
+    )  # fmt: skip
+    np.testing.assert_array_equal(picks, [-1, 5])
+
+
+def test_a_job_is_abandoned_past_patience_unless_prepaid(model):
+    world = model.world
+    ids = np.array([1, 2, 3])
+    patience = world.population["patience"][ids]
+    need_week = np.floor(10 - patience).astype(int)  # waited more than patience by week 10
+    job = {"need_week": need_week, "prepaid": np.array([False, True, False])}
+    job["need_week"][2] = 10  # a need of this week has waited one week only
+    leaves = phases.abandons(world, ids, 10, job)
+    np.testing.assert_array_equal(leaves, [True, False, patience[2] < 1])

@@ -56,6 +56,10 @@ class Client(mesa.Agent):
         """Phase 3: apply to its provider, or pick a business it knows by logit."""
         if self.job is None or self.job.provider >= 0:
             return
+        if phases.out_of_patience(self.model.world, self.ids, week - self.job.need_week)[0]:
+            self.job = None  # it gives up the need
+            self.model.count(gave_up=1)
+            return
         if self.provider >= 0:
             self.model.applications[self.provider].append(self)
             return
@@ -69,7 +73,8 @@ class Client(mesa.Agent):
             self.standing(week, "credit")[business], self.standing(week, "warning")[business],
             business_state,
         )  # fmt: skip
-        self.model.applications[int(pick[0])].append(self)
+        if pick[0] >= 0:  # -1: it balks at every queue it may join
+            self.model.applications[int(pick[0])].append(self)
 
     def declined_by(self, business: int, week: int, reforms: bool) -> None:
         """Remember a refusal (its own or the business's); maybe reform."""
@@ -80,14 +85,15 @@ class Client(mesa.Agent):
             self.difficulty = phases.reformed_difficulty(self.model.world, self.difficulty)
             self.reformed = True
 
-    def close_job(self, retained: bool, paid: float, unpaid: float, rating: int, week: int):
-        """Phase 7: pay, count the job, and stay with the provider or leave it."""
+    def close_job(self, retained: bool, paid: float, unpaid: float, rating: int, week: int,
+                  abandoned: bool = False):  # fmt: skip
+        """Phase 7: pay, count the job (unless it left the queue), stay or leave."""
         business = self.job.provider
         self.spend += paid
         self.unpaid += unpaid
-        self.jobs_done += 1
+        self.jobs_done += int(not abandoned)
         self.reviews += int(rating > 0)
-        self.ever_served = True
+        self.ever_served = self.ever_served or not abandoned
         self.job = None
         self.provider = business if retained else -1
         if not retained:
@@ -173,18 +179,27 @@ class AgentsModel(MarketModel):
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; happy and angry clients talk."""
-        done = sorted((c for q in self.queues for c in q if c.job.remaining <= 0.0),
-                      key=lambda c: c.index)  # fmt: skip
-        self.queues = [[c for c in q if c.job.remaining > 0.0] for q in self.queues]
-        ids = np.array([c.index for c in done], dtype=np.int64)
+        serving = sorted((c for q in self.queues for c in q), key=lambda c: c.index)
+        job = {
+            f: np.array([getattr(c.job, f) for c in serving], dtype=state.BY_NAME[f"job_{f}"].dtype)
+            for f in phases.FINISH_JOB_FIELDS
+        }
+        finished = np.array([c.job.remaining <= 0.0 for c in serving], dtype=bool)
+        ids = np.array([c.index for c in serving], dtype=np.int64)
+        closing = finished | phases.abandons(self.world, ids, week, job)
+        done = [c for c, closes in zip(serving, closing, strict=True) if closes]
+        closed = {c.index for c in done}
+        self.queues = [[c for c in q if c.index not in closed] for q in self.queues]
+        ids, abandoned = ids[closing], ~finished[closing]
+        job = {f: values[closing] for f, values in job.items()}
         provider = np.array([c.job.provider for c in done], dtype=np.int64)
-        job = {f: np.array([getattr(c.job, f) for c in done]) for f in phases.FINISH_JOB_FIELDS}
         first = np.array([c.provider != c.job.provider for c in done], dtype=bool)
         difficulty = np.array([c.difficulty for c in done])
-        out = phases.finish_jobs(self.world, ids, week, provider, job, first, difficulty)
+        out = phases.finish_jobs(self.world, ids, week, provider, job, first, difficulty, abandoned)
         phases.book_outcomes(self.businesses, self.count, provider, out)
         for i, client in enumerate(done):
-            client.close_job(bool(out.retained[i]), out.paid[i], out.unpaid[i], out.rating[i], week)
+            client.close_job(bool(out.retained[i]), out.paid[i], out.unpaid[i], out.rating[i],
+                             week, bool(abandoned[i]))  # fmt: skip
         referrals = []  # (client told, business, teller) of the week's referrals
         for i, client in enumerate(done):
             if out.story[i] != 0:

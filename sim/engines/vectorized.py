@@ -84,6 +84,11 @@ class VectorizedModel(MarketModel):
         later many know only businesses that refused them.
         """
         s, p, n_b = self.s, self.p, self.n_businesses
+        unplaced = np.flatnonzero(s["has_job"] & (s["job_provider"] < 0))
+        waited = week - s["job_need_week"][unplaced]
+        gone = unplaced[phases.out_of_patience(self.world, unplaced, waited)]
+        s["has_job"][gone] = False
+        self.count(gave_up=len(gone))
         waiting = s["has_job"] & (s["job_provider"] < 0)
         s["applied_to"][:] = np.where(waiting, s["provider"], -1)
         ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["look_from"] <= week))
@@ -182,17 +187,24 @@ class VectorizedModel(MarketModel):
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
         s = self.s
-        ids = np.flatnonzero((s["job_provider"] >= 0) & (s["job_remaining"] <= 0.0))
+        serving = np.flatnonzero(s["job_provider"] >= 0)
+        job = {f: s[f"job_{f}"][serving] for f in phases.FINISH_JOB_FIELDS}
+        done = s["job_remaining"][serving] <= 0.0
+        closing = done | phases.abandons(self.world, serving, week, job)
+        ids, abandoned = serving[closing], ~done[closing]
+        job = {f: values[closing] for f, values in job.items()}
         provider = s["job_provider"][ids].astype(np.int64)
-        job = {f: s[f"job_{f}"][ids] for f in phases.FINISH_JOB_FIELDS}
         first = s["provider"][ids] != provider
-        out = phases.finish_jobs(self.world, ids, week, provider, job, first, s["difficulty"][ids])
+        out = phases.finish_jobs(
+            self.world, ids, week, provider, job, first, s["difficulty"][ids], abandoned
+        )
         phases.book_outcomes(self.businesses, self.count, provider, out)
         s["spend"][ids] += out.paid
         s["unpaid"][ids] += out.unpaid
-        s["jobs_done"][ids] += 1
+        s["jobs_done"][ids] += ~abandoned
         s["reviews"][ids] += out.rating > 0
-        s["ever_served"][ids], s["has_job"][ids], s["job_provider"][ids] = True, False, -1
+        s["ever_served"][ids] |= ~abandoned
+        s["has_job"][ids], s["job_provider"][ids] = False, -1
         s["provider"][ids] = np.where(out.retained, provider, -1)
         left = ~out.retained
         blocked = phases.blocked_until(self.world, week)
