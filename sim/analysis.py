@@ -45,6 +45,7 @@ METRICS = {
     "revenue_horizon": ("mean cumulative revenue per business at the horizon", "currency units"),
     "reputation": ("mean reputation at the horizon", "stars, 1–5"),
     "retention": ("retention", "share, 0–1"),
+    "first_sales": ("new clients won per business over the run (acquisitions)", "count"),
     "acceptance": ("acceptance of applicants", "share, 0–1"),
     "referral_share": ("referral share of acquisitions", "share, 0–1"),
     "survival": ("survival of businesses", "share, 0–1"),

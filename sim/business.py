@@ -77,6 +77,8 @@ class Business(mesa.Agent):
         capacity: hours of work per week it pays for, worked or idle.
         culture: unit vector of its values.
         reach: weekly probability its ads make an unaware client aware.
+        decider_shift, user_shift: how it tilts the alignment a client's decider and user
+            perceive (`mechanics.role_shift`; 0 unless it serves one role).
         cash: money in hand (currency units); below `-credit_limit` for `exit_after` weeks
             the business exits.
         backlog_hours: hours of accepted work not yet done (end of the last service phase).
@@ -92,6 +94,10 @@ class Business(mesa.Agent):
         self.price = float(market.price)
         self.reach = float(mechanics.ad_reach(market.ads.reach, policy.ad_honesty, market.ads))
         self.overpromise = float(mechanics.overpromise(policy.ad_honesty, market.ads))
+        centre = model.cfg.clients.buying_centre
+        serves = policy.serves if centre.enabled else "all"  # one person: no one to neglect
+        self.decider_shift = mechanics.role_shift(serves, "decider", centre.tailoring)
+        self.user_shift = mechanics.role_shift(serves, "user", centre.tailoring)
         self.fixed_cost = market.salary * self.capacity + market.ad_spend
         self.cash = market.initial_cash_weeks * self.fixed_cost
         self.credit_limit = market.credit_limit_weeks * self.fixed_cost

@@ -19,7 +19,7 @@ from omegaconf import MISSING, OmegaConf
 
 from sim.mechanics import WEEKS_PER_YEAR
 from sim.network import NETWORK_KINDS
-from sim.policies import CRITERIA, POLICY_KINDS
+from sim.policies import CRITERIA, POLICY_KINDS, SERVES
 
 ENGINES = ("agents", "vectorized")
 MAX_BUSINESSES = 64
@@ -135,6 +135,7 @@ class BuyingCentre:
     enabled: bool = MISSING
     role_spread: float = num(0, 10)  # radians: beyond about pi the roles' values are uniform
     budget_sigma: float = num(0, 3)  # log s.d.: 3 already spreads budgets by e^9 at 3 s.d.
+    tailoring: float = unit()  # how far serving one role shifts its alignment and the other's
 
 
 @dataclass
@@ -327,6 +328,8 @@ class PolicyConfig:
     upsell_rate: float = unit()
     upsell_share: float = num(0, 10)
     ad_honesty: float = unit()
+    culture_strength: float = unit()  # how strongly its culture shows (docs/ODD.md §7.12)
+    serves: str = one_of(*SERVES)  # whose interests it satisfies (buying centre, §7.10)
 
 
 @dataclass

@@ -75,9 +75,51 @@ def choice_utility(
     )
 
 
+def role_shift(serves: str, role: str, tailoring: float) -> float:
+    """How a policy that serves `serves` tilts the alignment `role` perceives (docs/ODD.md §7.10).
+
+    +tailoring for the role it serves (decider or user), −tailoring for the other one, 0 when
+    it serves all.
+    """
+    if serves == "all":
+        return 0.0
+    return tailoring if serves == role else -tailoring
+
+
+def tailored_alignment(align, shift):
+    """Alignment a role perceives when a business courts it (shift s > 0) or neglects it (s < 0).
+
+    Courted: a + s·(1 − a), a share s of the way to 1; neglected: a·(1 + s), a share |s| of the
+    way to 0; unchanged at s = 0.
+    """
+    align, shift = np.asarray(align), np.asarray(shift)
+    return np.where(shift >= 0, align + shift * (1.0 - align), align * (1.0 + shift))
+
+
 def fit_signals(difficulty, pay_reliability, align, unrealistic):
     """The four observable signals of fit, columns: respect, payment, alignment, realism."""
     return np.stack([1.0 - difficulty, pay_reliability, align, 1.0 - unrealistic], axis=-1)
+
+
+def culture_signals(signals, strength, column: int = 2):
+    """Fit signals as a business of culture strength c judges them: each leans toward alignment.
+
+    Every signal s becomes (1 − c)·s + c·alignment (column `column` of `fit_signals`, itself
+    unchanged), so a weighted-mean score becomes (1 − c)·score + c·alignment: culture takes a
+    share c of every judgement. At c = 0 the signals are unchanged.
+    """
+    signals = np.asarray(signals, dtype=float)
+    return signals + strength * (signals[..., column : column + 1] - signals)
+
+
+def culture_affinity(align, strength):
+    """How much more a business's ads and stories reach a client: g = 1 − c + 2c·a.
+
+    With culture strength c, a client of alignment a is reached g times as often; g is 1 at
+    c = 0, and its mean over clients is 1 when alignment averages 1/2 (values uniform on the
+    circle), so a strong culture draws aligned clients without buying more reach.
+    """
+    return 1.0 - strength + 2.0 * strength * align
 
 
 def fit_score(signals, weights):

@@ -81,6 +81,9 @@ class MarketModel(mesa.Model):
             self.decider_alignment, self.user_alignment, prices, prices / market.price,
             np.array([b.reach for b in self.businesses]),
             np.array([b.overpromise for b in self.businesses]),
+            culture_strength=np.array([b.policy.culture_strength for b in self.businesses]),
+            decider_shift=np.array([b.decider_shift for b in self.businesses]),
+            user_shift=np.array([b.user_shift for b in self.businesses]),
         )  # fmt: skip
         self.world.decay_powers(self.cfg.steps + 1)  # a run of cfg.steps weeks never grows it
 

@@ -63,9 +63,17 @@ def need_gap(world: World, ids: np.ndarray, arrivals) -> np.ndarray:
 
 
 def ad_weeks(world: World, ids: np.ndarray) -> np.ndarray:
-    """Week (0-based) in which each business's ads first reach each client, shape (n, B)."""
+    """Week (0-based) in which each business's ads first reach each client, shape (n, B).
+
+    A business's reach is scaled, client by client, by its culture's affinity with the
+    client's decider (`mechanics.culture_affinity`; 1 at culture strength 0).
+    """
     u = world.streams.uniform("ads", 0, ids[:, None], np.arange(world.n_businesses))
-    return np.minimum(mechanics.geometric_weeks(u, world.reach) - 1, np.iinfo(np.int32).max)
+    reach = world.reach
+    if world.culture_strength.any():
+        affinity = mechanics.culture_affinity(world.decider_alignment[ids], world.culture_strength)
+        reach = np.minimum(reach * affinity, 1.0)
+    return np.minimum(mechanics.geometric_weeks(u, reach) - 1, np.iinfo(np.int32).max)
 
 
 @dataclass(slots=True)
@@ -114,11 +122,15 @@ def choose(world: World, ids, row, business, week: int, align, credit, warning, 
     decider alignment `align[i]` and standing `credit[i]` and `warning[i]`.
     `business_state` is `MarketModel.business_state()` at the start of the phase. A client
     balks at a business whose queue (weeks of backlog) is longer than its patience: it is
-    not a candidate. Ties go to the lowest business index (argmax).
+    not a candidate. Ties go to the lowest business index (argmax). A business that serves
+    one role of the buying centre tilts the alignment the decider perceives
+    (`mechanics.tailored_alignment`).
     """
     pop, rep, queue = world.population, business_state[0], business_state[1]
     pair_ids = ids.take(row)
     balks = queue.take(business) > pop["patience"].take(pair_ids)
+    if world.decider_shift.any():  # a business that serves one role courts or neglects it
+        align = mechanics.tailored_alignment(align, world.decider_shift.take(business))
     u = world.streams.uniform("choice", week, pair_ids, business)
     utility = mechanics.choice_utility(
         rep[business], align, world.price_ratio[business], pop["payer_budget"].take(pair_ids),
@@ -219,8 +231,11 @@ def finish_jobs(
     fraction = np.where(job["prepaid"], 0.0, fraction)
     unpaid = np.where(job["prepaid"], 0.0, (1.0 - fraction) * invoice)
     late = (week - job["accept_week"] + 1) > job["deadline"]
+    user_alignment = pairs(world.user_alignment, ids, provider)
+    if world.user_shift.any():  # a business that serves one role courts or neglects it
+        user_alignment = mechanics.tailored_alignment(user_alignment, world.user_shift[provider])
     s = mechanics.satisfaction(
-        pairs(world.user_alignment, ids, provider),
+        user_alignment,
         week - job["need_week"], world.price_ratio[provider], pop["payer_budget"][ids],
         job["misfit"] & ~abandoned, job["extras"] & ~abandoned, late,
         np.where(first_job, world.overpromise[provider], 0.0), difficulty,
@@ -278,20 +293,29 @@ def book_outcomes(businesses, count, provider, out: Outcome) -> None:
     )
 
 
-def tell_neighbours(world: World, tellers, p_tell, week: int) -> tuple[np.ndarray, np.ndarray]:
+def tell_neighbours(
+    world: World, tellers, p_tell, week: int, about
+) -> tuple[np.ndarray, np.ndarray]:
     """Phase 8: which neighbours each teller tells; returns (teller index, neighbour) pairs.
 
-    The teller index points into `tellers`. Neighbour k of a teller is told with the uniform
-    of slot k, so the stories do not depend on the order in which clients act.
+    The teller index points into `tellers`; `about` is the business each teller's story is
+    about. Neighbour k of a teller is told with the uniform of slot k, so the stories do not
+    depend on the order in which clients act. A business's culture makes its stories reach
+    neighbours of like values more: the probability is scaled by the culture's affinity with
+    the neighbour's decider (`mechanics.culture_affinity`; 1 at culture strength 0).
     """
     starts = world.indptr.take(tellers)
     counts = world.indptr.take(tellers + 1) - starts
     ends = np.cumsum(counts)
     owner = np.repeat(np.arange(len(tellers)), counts)
     slot = np.arange(ends[-1] if len(ends) else 0) - (ends - counts).take(owner)
-    told = np.flatnonzero(
-        world.streams.uniform("wom", week, tellers.take(owner), slot) < p_tell.take(owner)
-    )
+    p = p_tell.take(owner)
+    if world.culture_strength.any():
+        business = np.asarray(about).take(owner)
+        heard_by = world.indices.take(starts.take(owner) + slot)
+        align = pairs(world.decider_alignment, heard_by, business)
+        p = p * mechanics.culture_affinity(align, world.culture_strength.take(business))
+    told = np.flatnonzero(world.streams.uniform("wom", week, tellers.take(owner), slot) < p)
     owner = owner.take(told)
     neighbour = world.indices.take(starts.take(owner) + slot.take(told))
     return owner, neighbour.astype(np.int64)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from sim.business import Applicants
 
 CRITERIA: tuple[str, ...] = ("respect", "payment", "alignment", "realism")
+#: Whose interests a policy satisfies when the buying centre is on (docs/ODD.md §7.10).
+SERVES: tuple[str, ...] = ("decider", "user", "all")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,11 @@ class Policy:
         upsell_rate: probability of selling unneeded extras with a job.
         upsell_share: extras as a share of the billed hours.
         ad_honesty: honesty h in [0, 1] of its advertising.
+        culture_strength: how strongly its culture shows, c in [0, 1]: the share of its
+            screen given to alignment, and how much more its ads and its clients' stories
+            reach clients of like values (docs/ODD.md §7.12).
+        serves: whose interests it satisfies with the buying centre on, one of `SERVES`:
+            the role it serves sees it as more aligned, the other less (docs/ODD.md §7.10).
     """
 
     kind: ClassVar[str] = "threshold"
@@ -54,6 +61,8 @@ class Policy:
     upsell_rate: float
     upsell_share: float
     ad_honesty: float
+    culture_strength: float
+    serves: str
 
     @property
     def screens(self) -> bool:
@@ -65,14 +74,17 @@ class Policy:
 
         Returning clients are not screened and pass. A business too busy to screen every
         new applicant (`capacity` hours used up) turns the rest away unscreened, in id
-        order, so capacity is never exceeded: they have not passed the screen either.
+        order, so capacity is never exceeded: they have not passed the screen either. The
+        signals are judged through the policy's culture (`mechanics.culture_signals`;
+        unchanged at culture strength 0).
         """
         if not self.screens:
             return np.zeros(len(a.ids), dtype=bool), np.ones(len(a.ids), dtype=bool)
         screened = a.new.copy()
         if self.screening_hours > 0:
             screened &= np.cumsum(a.new) <= capacity // self.screening_hours
-        passed = self.screen(a.signals + self.screening_noise * a.screening_noise)
+        observed = a.signals + self.screening_noise * a.screening_noise
+        passed = self.screen(mechanics.culture_signals(observed, self.culture_strength))
         return screened, (passed & screened) | ~a.new
 
     def quote(self, a: Applicants) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,7 +142,10 @@ class MustHavePolicy(Policy):
     """Accept only applicants who pass every weighted criterion on its own.
 
     "A short list of must-haves": each criterion with a non-zero weight must reach the
-    threshold by itself, which is much stricter than the mean at the same threshold.
+    threshold by itself, which is much stricter than the mean at the same threshold. A
+    culture strength c leans every signal toward alignment (`mechanics.culture_signals`):
+    alignment, already a must-have when weighted, then makes up for part of a shortfall on
+    the others rather than tightening its own bar.
     """
 
     kind: ClassVar[str] = "must_have"

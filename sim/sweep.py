@@ -132,6 +132,7 @@ def run_rows(steps: pd.DataFrame) -> pd.DataFrame:
         row["revenue_week_13"] = early
         row["revenue_horizon"] = float(revenue[policy].iloc[-1])
         row["satisfaction"] = _weighted(group["satisfaction"], group["completed"])
+        row["first_sales"] = group["acquisitions"].sum() / group["business_id"].nunique()
         row["crossover_vs_serve_all"] = (
             mechanics.crossover_week(cum[policy].to_numpy(), cum["serve_all"].to_numpy())
             if "serve_all" in cum and policy != "serve_all"

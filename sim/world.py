@@ -35,6 +35,11 @@ class World:
         price_ratio: each business's price over the market price.
         reach: each business's weekly probability of making an unaware client aware.
         overpromise: satisfaction a business's ads cost a client on its first job there.
+        culture_strength: each business's culture strength c in [0, 1]: its ads and its
+            clients' stories reach clients of like values more (`mechanics.culture_affinity`).
+        decider_shift, user_shift: how each business tilts the alignment a client's decider
+            perceives in choice and its user in satisfaction (`mechanics.tailored_alignment`;
+            0 for a business that serves all, or with the buying centre off).
     """
 
     clients: ClientsConfig
@@ -49,6 +54,9 @@ class World:
     price_ratio: np.ndarray
     reach: np.ndarray
     overpromise: np.ndarray
+    culture_strength: np.ndarray
+    decider_shift: np.ndarray
+    user_shift: np.ndarray
     _decay_powers: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property

@@ -162,6 +162,21 @@ BAD_INPUTS = {
     "unknown key": (["market.nonexistent=1"], "market.nonexistent", "1"),
     "wrong type": (["steps=abc"], "steps", "abc"),
     "bad engine": (["engine=warp"], "engine", "warp"),
+    "culture strength above 1": (
+        ["policies.fit_filter.culture_strength=1.5"],
+        "policies.fit_filter.culture_strength",
+        "1.5: must be a finite number in [0, 1]",
+    ),
+    "negative tailoring": (
+        ["clients.buying_centre.tailoring=-0.1"],
+        "clients.buying_centre.tailoring",
+        "-0.1: must be a finite number in [0, 1]",
+    ),
+    "serves nobody we know": (
+        ["policies.fit_filter.serves=payer"],
+        "policies.fit_filter.serves",
+        "'payer': allowed: decider, user, all",
+    ),
     "multirun, bad fixed value": (
         ["-m", "seed=1,2", "market.n_clients=-5"],
         "market.n_clients",

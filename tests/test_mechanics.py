@@ -329,6 +329,53 @@ def test_alignment_of_clients_with_every_culture_is_a_matrix_in_unit_interval(rn
     assert align.min() >= 0.0 and align.max() <= 1.0
 
 
+# --- Culture strength ---------------------------------------------------------------------
+def test_culture_affinity_is_one_without_a_culture_and_keeps_the_mean_reach(rng):
+    angles = rng.uniform(0, 2 * np.pi, N)
+    align = m.alignment(np.column_stack([np.cos(angles), np.sin(angles)]), np.array([1.0, 0.0]))
+    np.testing.assert_array_equal(m.culture_affinity(align, 0.0), np.ones(N))
+    for strength in (0.5, 1.0):
+        g = m.culture_affinity(align, strength)
+        # values uniform on the circle: alignment averages 1/2, its s.d. is 1/sqrt(8)
+        assert abs(g.mean() - 1.0) < SIGMAS * 2 * strength / np.sqrt(8) / np.sqrt(N)
+        assert g.min() >= 1 - strength - 1e-12 and g.max() <= 1 + strength + 1e-12
+        assert np.all(np.diff(m.culture_affinity(np.linspace(0, 1, 11), strength)) > 0)
+    assert m.culture_affinity(1.0, 1.0) == 2.0 and m.culture_affinity(0.0, 1.0) == 0.0
+
+
+def test_culture_signals_lean_every_signal_toward_alignment(rng):
+    signals = rng.random((100, 4))
+    np.testing.assert_array_equal(m.culture_signals(signals, 0.0), signals)
+    weights = (1.0, 2.0, 1.0, 0.0)
+    for strength in (0.3, 1.0):
+        judged = m.culture_signals(signals, strength)
+        np.testing.assert_array_equal(judged[:, 2], signals[:, 2])
+        expected = (1 - strength) * m.fit_score(signals, weights) + strength * signals[:, 2]
+        np.testing.assert_allclose(m.fit_score(judged, weights), expected, rtol=1e-12)
+    np.testing.assert_array_equal(m.culture_signals(signals, 1.0), signals[:, [2, 2, 2, 2]])
+
+
+@pytest.mark.parametrize(
+    ("serves", "decider", "user"),
+    [("all", 0.0, 0.0), ("decider", 0.5, -0.5), ("user", -0.5, 0.5)],
+)
+def test_serving_one_role_courts_it_and_neglects_the_other(serves, decider, user):
+    assert m.role_shift(serves, "decider", 0.5) == decider
+    assert m.role_shift(serves, "user", 0.5) == user
+
+
+def test_tailored_alignment_moves_toward_one_when_courted_and_zero_when_neglected():
+    align = np.linspace(0.0, 1.0, 11)
+    np.testing.assert_array_equal(m.tailored_alignment(align, 0.0), align)
+    np.testing.assert_allclose(m.tailored_alignment(align, 0.5), 0.5 + 0.5 * align)
+    np.testing.assert_allclose(m.tailored_alignment(align, -0.5), 0.5 * align)
+    np.testing.assert_array_equal(m.tailored_alignment(align, 1.0), np.ones(11))
+    np.testing.assert_array_equal(m.tailored_alignment(align, -1.0), np.zeros(11))
+    # one shift per business: a courted role gains what a neglected one loses, on average
+    both = m.tailored_alignment(np.array([0.5, 0.5]), np.array([0.3, -0.3]))
+    assert both.mean() == pytest.approx(0.5)
+
+
 def test_gumbel_noise_has_the_euler_mascheroni_mean(rng):
     g = m.gumbel(rng.random(N))
     assert abs(g.mean() - np.euler_gamma) < SIGMAS * (np.pi / np.sqrt(6)) / np.sqrt(N)
@@ -457,6 +504,8 @@ SCALAR_CASES = {
     ),
     "tell_probability": (lambda c, t, s: m.tell_probability(t, s, c.wom)[0], [(0, 1), (0, 1)]),
     "rating": (lambda c, s: m.rating(s), [(0, 1)]),
+    "culture_affinity": (lambda c, a, k: m.culture_affinity(a, k), [(0, 1), (0, 1)]),
+    "tailored_alignment": (lambda c, a, s: m.tailored_alignment(a, s), [(0, 1), (-1, 1)]),
 }
 
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from sim.business import Applicants
 from sim.cli import compose
 from sim.policies import CRITERIA, POLICY_KINDS, MustHavePolicy, Policy, make_policy
 
@@ -191,3 +192,45 @@ def test_unknown_and_missing_criteria_weigh_zero():
     assert policy.criteria == (2.0, 0.0, 0.0, 0.0)
     signals = np.array([[0.6, 0.0, 0.0, 0.0], [0.5, 1.0, 1.0, 1.0]])
     np.testing.assert_array_equal(policy.screen(signals), [True, False])
+
+
+def new_applicants(signals: np.ndarray, noise: np.ndarray) -> Applicants:
+    """New applicants with these true signals and standard-normal screening errors."""
+    n = len(signals)
+    ones, no = np.ones(n), np.zeros(n, dtype=bool)
+    return Applicants(
+        np.arange(n), ~no, no, 1 - signals[:, 0], signals, 8 * ones, 8 * ones, 4 * ones, ~no,
+        noise, ones, ones, no,
+    )  # fmt: skip
+
+
+def test_a_strong_culture_accepts_more_aligned_applicants():
+    _, signals = applicants(5000, seed=5)
+    noise = np.random.default_rng(6).normal(size=signals.shape)
+    mean_alignment = []
+    for strength in (0.0, 0.5, 1.0):
+        policy = make_policy("x", knobs_of("fit_filter", culture_strength=strength))
+        _, passed = policy.screen_new(new_applicants(signals, noise), capacity=1e9)
+        assert 0 < passed.sum() < passed.size
+        mean_alignment.append(signals[passed, 2].mean())
+    assert mean_alignment[0] < mean_alignment[1] < mean_alignment[2]
+
+
+def test_without_a_culture_the_screen_judges_the_signals_as_observed():
+    _, signals = applicants(2000, seed=9)
+    noise = np.random.default_rng(10).normal(size=signals.shape)
+    for name in SCREENING:
+        policy = POLICIES[name]
+        assert policy.culture_strength == 0.0
+        _, passed = policy.screen_new(new_applicants(signals, noise), capacity=1e9)
+        expected = policy.screen(signals + policy.screening_noise * noise)
+        np.testing.assert_array_equal(passed, expected)
+
+
+def test_in_a_must_have_screen_a_strong_culture_lets_alignment_make_up_for_a_shortfall():
+    signals = np.array([[0.4, 0.9, 0.9, 0.9], [0.4, 0.9, 0.3, 0.9]])  # short on respect
+    for strength, expected in ((0.0, [False, False]), (0.5, [True, False])):
+        knobs = knobs_of("fit_filter", kind="must_have", culture_strength=strength)
+        policy = make_policy("x", knobs)
+        _, passed = policy.screen_new(new_applicants(signals, np.zeros((2, 4))), capacity=1e9)
+        np.testing.assert_array_equal(passed, expected)
