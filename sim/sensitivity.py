@@ -202,7 +202,7 @@ def _task(i: int, k: int, cfg: DictConfig, seed: int) -> tuple[int, int, list[fl
 def evaluate(
     configs: Sequence[DictConfig], seeds: Sequence[int], *, jobs: int = 1, progress=None
 ) -> np.ndarray:
-    """The outputs of every sample, averaged over `seeds`: shape (samples, len(OUTPUTS)).
+    """The outputs of every sample and seed: shape (samples, seeds, len(OUTPUTS)).
 
     Runs every (sample, seed) pair, `jobs` at a time (joblib); `progress(done, total)` is
     called as each run finishes.
@@ -214,7 +214,7 @@ def evaluate(
         y[i, k] = values
         if progress is not None:
             progress(done, len(tasks))
-    return y.mean(axis=1)
+    return y
 
 
 def morris_x(params: Sequence[Parameter], *, trajectories: int, levels: int) -> np.ndarray:
@@ -267,11 +267,17 @@ def top(morris: pd.DataFrame, n: int = 3, *, by: str = "horizon") -> list[str]:
 
 
 def samples_frame(params, x: np.ndarray, y: np.ndarray, base: DictConfig) -> pd.DataFrame:
-    """One row per sample: its parameter values, the overrides they map to, its outputs."""
+    """One row per sample: its parameter values, the overrides they map to, its outputs.
+
+    `y` is `evaluate`'s (samples, seeds, outputs): each output's mean over the seeds, and its
+    s.d. over them (NaN with one seed), which measures the noise the seeds leave.
+    """
     frame = pd.DataFrame(x, columns=[p.name for p in params]).astype("float64")
     frame.insert(0, "sample", np.arange(len(x), dtype=np.int64))
     lines = [" ".join(f"{k}={v}" for k, v in overrides_of(params, r, base).items()) for r in x]
     frame["overrides"] = pd.array(lines, dtype="string")
+    sd = y.std(axis=1, ddof=1) if y.shape[1] > 1 else np.full(y[:, 0].shape, np.nan)
     for j, name in enumerate(OUTPUTS):
-        frame[f"gap_{name}"] = y[:, j].astype("float64")
+        frame[f"gap_{name}"] = y[:, :, j].mean(axis=1)
+        frame[f"gap_{name}_sd"] = sd[:, j]
     return frame

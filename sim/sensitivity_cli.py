@@ -25,7 +25,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim import sensitivity as sa
-from sim.cli import CONFIG_DIR, _compose_checked
+from sim.cli import CONFIG_DIR, _compose_checked, check_output_dir
 from sim.config import ConfigError
 from sim.record import write_atomic, write_parquet
 from sim.run import package_version
@@ -232,7 +232,7 @@ def morris(args, base: DictConfig, params) -> None:
     """Run Morris's screening and write its table, figure and samples."""
     x = sa.morris_x(params, trajectories=args.trajectories, levels=args.levels)
     y, made = _run(args, base, params, x)
-    table = sa.morris_table(params, x, y, levels=args.levels)
+    table = sa.morris_table(params, x, y.mean(axis=1), levels=args.levels)
     write_parquet(args.out / "morris.parquet", table)
     write_parquet(args.out / "morris_samples.parquet", sa.samples_frame(params, x, y, base))
     made += f"; {args.trajectories} trajectories, {args.levels} levels"
@@ -249,23 +249,25 @@ def sobol(args, base: DictConfig, params) -> None:
     """Compute Sobol indices and write their table and samples."""
     x = sa.sobol_x(params, samples=args.samples)
     y, made = _run(args, base, params, x)
-    table = sa.sobol_table(params, y)
+    table = sa.sobol_table(params, y.mean(axis=1))
     write_parquet(args.out / "sobol.parquet", table)
     write_parquet(args.out / "sobol_samples.parquet", sa.samples_frame(params, x, y, base))
-    made += f"; N = {args.samples} (Saltelli, no second order)"
+    made += f"; N = {args.samples} (Saltelli, no second order); {args.source}"
     _write_text(args.out / "sobol.md", sobol_markdown(table, params, made, args))
     print(f"{PROG}: wrote sobol.parquet, sobol.md, sobol_samples.parquet in {args.out}")
 
 
 def _sobol_params(args, base: DictConfig) -> list[str]:
     if args.params:
+        args.source = "parameters from --params"
         return args.params
     table = args.out / "morris.parquet"
     if not table.is_file():
         raise UsageError(f"--params not given, and no Morris table {table} to take the top "
                          f"{args.top} from: run morris first, or give --params")  # fmt: skip
     names = sa.top(pd.read_parquet(table), args.top, by=args.rank_by)
-    print(f"{PROG}: top {args.top} by mu* ({args.rank_by}) from {table}: {', '.join(names)}")
+    args.source = f"the top {args.top} by mu* ({args.rank_by}) of {table}"
+    print(f"{PROG}: {args.source}: {', '.join(names)}")
     return names
 
 
@@ -280,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     args.overrides = [*args.overrides, *extra]
     args.command = " ".join([PROG, *map(shlex.quote, argv)])
     try:
+        check_output_dir(args.out)
         base = base_config(args)
         names = _sobol_params(args, base) if args.method == "sobol" else args.params
         params, skipped = sa.select(names, base)
