@@ -1,4 +1,8 @@
 import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -194,3 +198,13 @@ def test_bad_input_exits_2_with_one_line(argv, named, capsys, tmp_path):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and named in err
+
+
+def test_console_script_shows_help_with_the_parameter_table():
+    script = Path(sys.executable).with_name("clientsim-sensitivity")
+    script = str(script) if script.exists() else shutil.which("clientsim-sensitivity")
+    assert script, "the clientsim-sensitivity console script is not installed"
+    done = subprocess.run([script, "morris", "--help"], capture_output=True, text=True, check=True)
+    assert "--trajectories" in done.stdout
+    done = subprocess.run([script, "--help"], capture_output=True, text=True, check=True)
+    assert all(p.name in done.stdout for p in sa.PARAMETERS)
