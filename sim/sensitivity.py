@@ -133,8 +133,8 @@ def select(names: Sequence[str] | None, base: DictConfig) -> tuple[list[Paramete
     """
     by_name = {p.name: p for p in PARAMETERS}
     chosen = [by_name[n] for n in names] if names else [p for p in PARAMETERS if p.enabled]
-    skipped = [f"{p.name} (disabled: {p.note})" for p in PARAMETERS
-               if not p.enabled and p not in chosen]  # fmt: skip
+    disabled = [] if names else [p for p in PARAMETERS if not p.enabled]
+    skipped = [f"{p.name} (disabled: {p.note})" for p in disabled]
     kept = []
     for p in chosen:
         if OmegaConf.select(base, p.key, default=None) is None:

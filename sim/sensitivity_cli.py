@@ -372,9 +372,17 @@ def morris_figure(table: pd.DataFrame, weeks: int, path: Path) -> None:
         mu_star, sigma = rows["mu_star"] / 1e3, rows["sigma"] / 1e3
         ax.errorbar(mu_star, sigma, xerr=rows["mu_star_conf"] / 1e3, fmt="o", ms=5,
                     color="tab:blue", ecolor="tab:blue", elinewidth=0.8, alpha=0.8)  # fmt: skip
-        for name, x, y in zip(rows["parameter"], mu_star, sigma, strict=True):
-            ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=8)
         top = max(mu_star.max(), sigma.max()) * 1.15 or 1.0
+        for name, xy, text in _labels(rows["parameter"], mu_star / top, sigma / top):
+            ax.annotate(
+                name,
+                xy,
+                xytext=text,
+                xycoords="axes fraction",
+                fontsize=8,
+                textcoords="axes fraction",
+                arrowprops=_LEADER if xy != text else None,
+            )
         ax.plot([0, top], [0, top], ls=":", color="grey", lw=1, label="σ = μ*")
         ax.set(xlim=(0, top), ylim=(0, top), title=f"gap {when[str(output)]}",
                xlabel="μ*, mean |elementary effect| (thousand currency units)",
@@ -384,3 +392,17 @@ def morris_figure(table: pd.DataFrame, weeks: int, path: Path) -> None:
                  "(mean cumulative profit per business)")  # fmt: skip
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
+
+
+_LEADER = {"arrowstyle": "-", "color": "grey", "lw": 0.5}
+
+
+def _labels(names, xs, ys, *, width=0.2, height=0.04):
+    """Label positions (axes fractions) that do not overlap: moved down until free."""
+    placed: list[tuple[float, float]] = []
+    for name, x, y in sorted(zip(names, xs, ys, strict=True), key=lambda p: -p[2]):
+        lx, ly = x + 0.01, y + 0.01
+        while any(abs(lx - px) < width and abs(ly - py) < height for px, py in placed):
+            ly -= height
+        placed.append((lx, ly))
+        yield name, (x, y), (lx, ly)
