@@ -56,7 +56,7 @@ def test_the_issues_parameters_are_declared_and_patience_waits_disabled():
     assert not BY_NAME["patience"].enabled and BY_NAME["patience"].note
 
 
-@pytest.mark.parametrize("param", [p for p in sa.PARAMETERS if p.enabled], ids=str)
+@pytest.mark.parametrize("param", sa.PARAMETERS, ids=lambda p: p.name)
 def test_declared_bounds_lie_in_the_keys_declared_range(param):
     lo, hi = param.bounds
     assert lo < hi
@@ -98,10 +98,12 @@ def test_a_sample_config_is_what_hydra_composes_from_its_overrides(base):
     assert OmegaConf.to_container(ours) == OmegaConf.to_container(theirs)
 
 
-def test_a_parameter_whose_key_is_absent_is_skipped_and_named(base):
-    kept, skipped = sa.select(["patience", "threshold"], base)
+def test_a_parameter_whose_key_is_absent_is_skipped_and_named(base, monkeypatch):
+    future = sa.Parameter("future_knob", "clients.future.knob", (0.0, 1.0))
+    monkeypatch.setattr(sa, "PARAMETERS", (*sa.PARAMETERS, future))
+    kept, skipped = sa.select(["future_knob", "threshold"], base)
     assert [p.name for p in kept] == ["threshold"]
-    assert any("patience" in line and "clients.patience" in line for line in skipped)
+    assert any("future_knob" in line and "clients.future.knob" in line for line in skipped)
 
 
 def test_a_disabled_parameter_is_skipped_with_its_note(base):
