@@ -193,6 +193,7 @@ class WordOfMouth:
     credit: float = num(0, 50)
     referral_min: float = num(0, 50)
     negativity_bias: float = num(1, 100)  # a warning weighs at least as much as a credit
+    matching: float = unit()  # how much a referrer tells the friends who would fit the business
     decay: float = unit()
 
 

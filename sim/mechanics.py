@@ -122,6 +122,17 @@ def culture_affinity(align, strength):
     return 1.0 - strength + 2.0 * strength * align
 
 
+def referral_matching(fit, matching):
+    """How much more a referral reaches a friend of fit `fit`: 1 − m + m · fit / mean fit.
+
+    A referrer knows its friends and the business, so it passes the referral on to those it
+    expects to fit (Schmitt, Skiera & Van den Bulte 2011, "better matching"). The factor is 1
+    at m = 0 and averages 1 over clients, so matching redirects referrals without adding any.
+    """
+    fit = np.asarray(fit, dtype=float)
+    return 1.0 - matching + matching * fit / fit.mean()
+
+
 def fit_score(signals, weights):
     """Weighted mean of the (observed) signals: the screening score in [0, 1]."""
     weights = np.asarray(weights, dtype=float)

@@ -84,6 +84,10 @@ class MarketModel(mesa.Model):
             culture_strength=np.array([b.policy.culture_strength for b in self.businesses]),
             decider_shift=np.array([b.decider_shift for b in self.businesses]),
             user_shift=np.array([b.user_shift for b in self.businesses]),
+            referral_reach=(
+                mechanics.referral_matching(1.0 - pop["difficulty"], self.cfg.clients.wom.matching)
+                if self.cfg.clients.wom.matching > 0 else None
+            ),
         )  # fmt: skip
         self.world.decay_powers(self.cfg.steps + 1)  # a run of cfg.steps weeks never grows it
 

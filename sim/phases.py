@@ -294,7 +294,7 @@ def book_outcomes(businesses, count, provider, out: Outcome) -> None:
 
 
 def tell_neighbours(
-    world: World, tellers, p_tell, week: int, about
+    world: World, tellers, p_tell, week: int, about, story
 ) -> tuple[np.ndarray, np.ndarray]:
     """Phase 8: which neighbours each teller tells; returns (teller index, neighbour) pairs.
 
@@ -302,7 +302,9 @@ def tell_neighbours(
     about. Neighbour k of a teller is told with the uniform of slot k, so the stories do not
     depend on the order in which clients act. A business's culture makes its stories reach
     neighbours of like values more: the probability is scaled by the culture's affinity with
-    the neighbour's decider (`mechanics.culture_affinity`; 1 at culture strength 0).
+    the neighbour's decider (`mechanics.culture_affinity`; 1 at culture strength 0). A
+    referral (`story` +1) reaches a neighbour who fits more (`World.referral_reach`, from
+    `wom.matching`; 1 at matching 0): the referrer knows its friends.
     """
     starts = world.indptr.take(tellers)
     counts = world.indptr.take(tellers + 1) - starts
@@ -315,6 +317,9 @@ def tell_neighbours(
         heard_by = world.indices.take(starts.take(owner) + slot)
         align = pairs(world.decider_alignment, heard_by, business)
         p = p * mechanics.culture_affinity(align, world.culture_strength.take(business))
+    if world.referral_reach is not None:
+        heard_by = world.indices.take(starts.take(owner) + slot)
+        p = np.where(np.asarray(story).take(owner) > 0, p * world.referral_reach.take(heard_by), p)
     told = np.flatnonzero(world.streams.uniform("wom", week, tellers.take(owner), slot) < p)
     owner = owner.take(told)
     neighbour = world.indices.take(starts.take(owner) + slot.take(told))

@@ -35,6 +35,8 @@ class World:
         price_ratio: each business's price over the market price.
         reach: each business's weekly probability of making an unaware client aware.
         overpromise: satisfaction a business's ads cost a client on its first job there.
+        referral_reach: how much more each client is reached by a referral
+            (`mechanics.referral_matching` of its fit, 1 − difficulty; None: 1 for all).
         culture_strength: each business's culture strength c in [0, 1]: its ads and its
             clients' stories reach clients of like values more (`mechanics.culture_affinity`).
         decider_shift, user_shift: how each business tilts the alignment a client's decider
@@ -57,6 +59,7 @@ class World:
     culture_strength: np.ndarray
     decider_shift: np.ndarray
     user_shift: np.ndarray
+    referral_reach: np.ndarray | None = None
     _decay_powers: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property

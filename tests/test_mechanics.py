@@ -330,6 +330,16 @@ def test_alignment_of_clients_with_every_culture_is_a_matrix_in_unit_interval(rn
 
 
 # --- Culture strength ---------------------------------------------------------------------
+def test_referral_matching_favours_friends_who_fit_without_adding_referrals(rng):
+    fit = rng.beta(6, 2, N)
+    np.testing.assert_array_equal(m.referral_matching(fit, 0.0), np.ones(N))
+    for matching in (0.3, 1.0):
+        factor = m.referral_matching(fit, matching)
+        assert factor.mean() == pytest.approx(1.0)
+        assert (np.diff(factor[np.argsort(fit)]) >= 0).all() and (factor >= 0).all()
+    assert m.referral_matching(np.array([0.0, 1.0]), 1.0).tolist() == [0.0, 2.0]
+
+
 def test_culture_affinity_is_one_without_a_culture_and_keeps_the_mean_reach(rng):
     angles = rng.uniform(0, 2 * np.pi, N)
     align = m.alignment(np.column_stack([np.cos(angles), np.sin(angles)]), np.array([1.0, 0.0]))

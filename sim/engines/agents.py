@@ -211,7 +211,12 @@ class AgentsModel(MarketModel):
     def _tell(self, client: Client, business, p_tell: float, story: int, week: int) -> list:
         """A client tells its story to the neighbours it reaches; returns its referrals."""
         _, neighbours = phases.tell_neighbours(
-            self.world, client.ids, np.array([p_tell]), week, np.array([business.index])
+            self.world,
+            client.ids,
+            np.array([p_tell]),
+            week,
+            np.array([business.index]),
+            np.array([story]),
         )
         for neighbour in neighbours:
             self.clients[neighbour].hear(business.index, story, week)

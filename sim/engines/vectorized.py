@@ -222,7 +222,7 @@ class VectorizedModel(MarketModel):
         )
 
     def _word_of_mouth(self, tellers, p_tell, story, about, week: int) -> None:
-        owner, neighbour = phases.tell_neighbours(self.world, tellers, p_tell, week, about)
+        owner, neighbour = phases.tell_neighbours(self.world, tellers, p_tell, week, about, story)
         n_b = self.n_businesses
         for sign, kind in ((1, "credit"), (-1, "warning")):
             amount = phases.story_weight(self.world, sign)
