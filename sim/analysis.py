@@ -356,6 +356,28 @@ def whale_points(clients: pd.DataFrame, *, who: str = "buyers") -> dict[str, flo
     }  # fmt: skip
 
 
+def whale_summary(clients: pd.DataFrame, steps: pd.DataFrame) -> dict:
+    """The whale curve's readings (``whale_points``) of one run, for its summary.json.
+
+    ``market``: every client of the run, buyers and applicants; ``by_final_provider``: per
+    policy of the client's final provider, buyers (an approximation in a mixed market, see
+    ``whale_by_policy``). NaN readings become None (JSON null).
+    """
+    policy_of = steps.drop_duplicates("business_id").set_index("business_id")["policy"]
+    provider_policy = clients["final_provider"].map(policy_of)
+
+    def points(table, who):
+        return {k: (None if v != v else v) for k, v in whale_points(table, who=who).items()}
+
+    return {
+        "market": {who: points(clients, who) for who in WHALE_WHO},
+        "by_final_provider": {
+            str(policy): {"buyers": points(clients[provider_policy == policy], "buyers")}
+            for policy in sorted(provider_policy.dropna().unique())
+        },
+    }
+
+
 def whale_by_policy(
     clients: pd.DataFrame, steps: pd.DataFrame, *, who: str = "buyers"
 ) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from sim.analysis import whale_summary
 from sim.engines import engine_class
 from sim.record import Recorder, clients_frame, write_atomic, write_json, write_parquet
 from sim.summary import summarize
@@ -156,16 +157,22 @@ def publish(stage: Path, out: Path) -> None:
 
 
 def write_results(cfg: DictConfig, out: Path, model, recorder) -> dict:
-    """Write config.yaml, steps/market/clients.parquet and summary.json (last) into `out`."""
+    """Write config.yaml, steps/market/clients.parquet and summary.json (last) into `out`.
+
+    summary.json holds `sim.summary.summarize` of the steps, the seed, the engine and the
+    whale curve's readings (`sim.analysis.whale_summary`).
+    """
     steps = recorder.steps_frame()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["clientsim_version"] = package_version()
     write_atomic(out / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(resolved)))
     write_parquet(out / "steps.parquet", steps)
     write_parquet(out / "market.parquet", recorder.market_frame())
-    write_parquet(out / "clients.parquet", clients_frame(model))
+    clients = clients_frame(model)
+    write_parquet(out / "clients.parquet", clients)
     summary = summarize(steps)
     summary["seed"], summary["engine"] = cfg.seed, cfg.engine
+    summary["whale"] = whale_summary(clients, steps)
     write_json(out / "summary.json", summary)
     return summary
 

@@ -123,6 +123,10 @@ def test_summary_json_has_every_policy_and_crossover_pair(seed0, policies):
         assert set(SUMMARY_KEYS) <= set(outcome)
     pairs = {f"{a}_vs_{b}" for a, b in itertools.permutations(policies, 2)}
     assert set(summary["crossover_week"]) == pairs
+    whale = summary["whale"]
+    assert set(whale["market"]) == {"buyers", "applicants"}
+    assert whale["market"]["buyers"]["clients"] > 0
+    assert set(whale["by_final_provider"]) <= set(policies)
 
 
 def test_console_script_writes_into_hydra_run_dir(seed0_again):

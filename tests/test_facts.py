@@ -240,3 +240,13 @@ def test_facts_command_writes_table_values_and_whale_curves(tmp_path, capsys):
 def test_facts_command_refuses_a_directory_as_out(tmp_path, capsys):
     assert main(["--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_whale_summary_reads_the_market_and_each_final_providers_policy():
+    steps = pd.DataFrame({"business_id": [0, 1, 0, 1], "policy": ["a", "b", "a", "b"]})
+    table = clients([10, 30, 20, 5, -1], jobs=[1, 1, 1, 1, 0], final_provider=[0, 1, 1, -1, -1])
+    summary = analysis.whale_summary(table, steps)
+    assert summary["market"]["buyers"] == analysis.whale_points(table, who="buyers")
+    assert summary["market"]["applicants"]["clients"] == 5
+    assert summary["by_final_provider"]["b"]["buyers"]["peak"] == pytest.approx(1.0)
+    assert set(summary["by_final_provider"]) == {"a", "b"}
