@@ -312,13 +312,14 @@ def tell_neighbours(
     owner = np.repeat(np.arange(len(tellers)), counts)
     slot = np.arange(ends[-1] if len(ends) else 0) - (ends - counts).take(owner)
     p = p_tell.take(owner)
-    if world.culture_strength.any():
-        business = np.asarray(about).take(owner)
+    cultured, matched = world.culture_strength.any(), world.referral_reach is not None
+    if cultured or matched:
         heard_by = world.indices.take(starts.take(owner) + slot)
+    if cultured:
+        business = np.asarray(about).take(owner)
         align = pairs(world.decider_alignment, heard_by, business)
         p = p * mechanics.culture_affinity(align, world.culture_strength.take(business))
-    if world.referral_reach is not None:
-        heard_by = world.indices.take(starts.take(owner) + slot)
+    if matched:
         p = np.where(np.asarray(story).take(owner) > 0, p * world.referral_reach.take(heard_by), p)
     told = np.flatnonzero(world.streams.uniform("wom", week, tellers.take(owner), slot) < p)
     owner = owner.take(told)
