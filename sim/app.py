@@ -105,22 +105,21 @@ def watch_intake(market) -> np.ndarray:
     """Count each business's accepted and declined applicants by client segment.
 
     The one place that reaches into the engine (so that a refactoring of it is fixed here):
-    it wraps every `Business.take` (the week's applicants in, the decisions out). Returns
-    the live counts, shape (businesses, segments, 2): accepted, declined.
+    it wraps the market's `Firms.take` (the week's applicants in, the decisions out).
+    Returns the live counts, shape (businesses, segments, 2): accepted, declined.
     """
     segment = market.population["segment"]
     n_segments = len(market.population.segment_names)
     counts = np.zeros((len(market.businesses), n_segments, 2), dtype=np.int64)
-    for business in market.businesses:
+    firms, take = market.firms, market.firms.take
 
-        def take(applicants, take=business.take, row=counts[business.index]):
-            intake = take(applicants)
-            seg = segment[applicants.ids]
-            row[:, 0] += np.bincount(seg[intake.accepted], minlength=n_segments)
-            row[:, 1] += np.bincount(seg[~intake.accepted], minlength=n_segments)
-            return intake
+    def watched(applicants):
+        intake = take(applicants)
+        decided = np.where(intake.accepted, 0, 1)
+        np.add.at(counts, (applicants.business, segment[applicants.ids], decided), 1)
+        return intake
 
-        business.take = take
+    firms.take = watched
     return counts
 
 

@@ -1,6 +1,6 @@
 """The ledger: every business counter and market tally with its type, and the columns they feed.
 
-A business books its week through one method (`Business.book`), the market through
+A business books its week through one method (`Firms.book`), the market through
 `MarketModel.count`; `sim.record` turns them into steps.parquet and market.parquet with the
 dtypes declared here. Counts are Python ints and sums Python floats while a run lasts (numpy
 scalars must not leak in: they would turn counts into floats, and Python's compensated `sum`
@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from operator import attrgetter
 
-#: A business's counters of one week: name -> type. Reset every week (`Business.start_week`).
+import numpy as np
+
+#: A business's counters of one week: name -> type. Reset every week (`Firms.start_week`).
 COUNTERS: dict[str, type] = {
     "revenue": float, "unpaid": float, "hours_worked": float, "difficult_hours": float,
     "screening_hours": float, "diagnosis_hours": float, "applicants": int, "accepted": int,
@@ -31,11 +33,12 @@ TALLIES: dict[str, type] = dict.fromkeys(
 )  # fmt: skip
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den else float("nan")
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """The ratio num / den, NaN where den is 0."""
+    return np.divide(num, den, out=np.full(len(den), np.nan), where=den != 0)
 
 
-def _utilization(b) -> float:
+def _utilization(b) -> np.ndarray:
     return (b.hours_worked + b.screening_hours + b.diagnosis_hours) / b.capacity
 
 
@@ -47,12 +50,12 @@ def _column(dtype: str, read: Callable | str | None = None) -> tuple[str, Callab
     return dtype, attrgetter(read) if isinstance(read, str) else read
 
 
-#: steps.parquet, one row per step and business: column -> (dtype, its value for business b).
-#: No reader means the business's attribute (or counter) of the column's name.
+#: steps.parquet, one row per step and business: column -> (dtype, its values for the
+#: businesses b, a `sim.business.Firms`). No reader means the `Firms` array of the column's name.
 STEP_COLUMNS: dict[str, tuple[str, Callable | None]] = {
     "step": _column("int64"),
     "business_id": _column("int64", "index"),
-    "policy": _column("category", "policy.name"),
+    "policy": _column("category", "policy_names"),
     "revenue": _column("float64"),
     "costs": _column("float64"),
     "profit": _column("float64"),
@@ -98,6 +101,9 @@ _READERS = {name: read or attrgetter(name) for name, (_, read) in STEP_COLUMNS.i
 del _READERS["step"]
 
 
-def business_row(week: int, business) -> dict:
-    """The steps.parquet row of `business` after week `week`."""
-    return {"step": week} | {name: read(business) for name, read in _READERS.items()}
+def business_columns(firms) -> dict[str, np.ndarray]:
+    """The steps.parquet rows of every business after a week (but `step`), column by column.
+
+    Copies: the arrays of `firms` change next week.
+    """
+    return {name: np.array(read(firms)) for name, read in _READERS.items()}

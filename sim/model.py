@@ -16,7 +16,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from sim import mechanics, phases
-from sim.business import Business
+from sim.business import Business, Firms
 from sim.ledger import TALLIES
 from sim.network import build_network
 from sim.policies import make_policy
@@ -51,7 +51,6 @@ class MarketModel(mesa.Model):
             values=self.population["values"], homophily=net.homophily,
             rng=self.streams.generator("network"),
         )  # fmt: skip
-        self.businesses: list[Business] = []
         self._create_businesses()
         self.tally: dict[str, int] = {}  # this week's market tallies (`sim.ledger.TALLIES`)
         self.setup_clients()
@@ -64,26 +63,23 @@ class MarketModel(mesa.Model):
         )
         capacity = mechanics.capacity_per_business(demand, market.demand_supply_ratio, n)
         angles = self.streams.generator("culture").uniform(0.0, 2.0 * np.pi, n)
-        for name, count in market.policy_mix.items():
-            policy = make_policy(name, self.cfg.policies[name])
-            for _ in range(count):
-                angle = angles[len(self.businesses)]
-                self.businesses.append(
-                    Business(self, policy, capacity, (np.cos(angle), np.sin(angle)))
-                )
-        self.cultures = np.array([b.culture for b in self.businesses])
+        policies = [
+            policy
+            for name, count in market.policy_mix.items()
+            for policy in [make_policy(name, self.cfg.policies[name])] * count
+        ]
+        cultures = [(np.cos(angle), np.sin(angle)) for angle in angles]
+        self.firms = firms = Firms(self.cfg, policies, capacity, cultures)
+        self.businesses = [Business(self, firms, b) for b in range(n)]
+        self.cultures = firms.cultures
         # values never change, so alignment with each business is computed once: (n, B)
         self.decider_alignment = mechanics.alignment(pop["decider_values"], self.cultures)
         self.user_alignment = mechanics.alignment(pop["user_values"], self.cultures)
-        prices = np.array([b.price for b in self.businesses])
         self.world = World(
             self.cfg.clients, market, self.streams, pop, self.indptr, self.indices,
-            self.decider_alignment, self.user_alignment, prices, prices / market.price,
-            np.array([b.reach for b in self.businesses]),
-            np.array([b.overpromise for b in self.businesses]),
-            culture_strength=np.array([b.policy.culture_strength for b in self.businesses]),
-            decider_shift=np.array([b.decider_shift for b in self.businesses]),
-            user_shift=np.array([b.user_shift for b in self.businesses]),
+            self.decider_alignment, self.user_alignment, firms.price, firms.price / market.price,
+            firms.reach, firms.overpromise, culture_strength=firms.culture_strength,
+            decider_shift=firms.decider_shift, user_shift=firms.user_shift,
             referral_reach=(
                 mechanics.referral_matching(1.0 - pop["difficulty"], self.cfg.clients.wom.matching)
                 if self.cfg.clients.wom.matching > 0 else None
@@ -98,10 +94,8 @@ class MarketModel(mesa.Model):
 
     def business_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reputation, queue (backlog / capacity, weeks) and active flag of every business."""
-        rep = np.array([b.reputation for b in self.businesses])
-        queue = np.array([b.backlog_hours / b.capacity for b in self.businesses])
-        active = np.array([b.active for b in self.businesses])
-        return rep, queue, active
+        firms = self.firms
+        return firms.reputation, firms.backlog_hours / firms.capacity, firms.active.copy()
 
     def step(self) -> None:
         """Advance one week: the phases of `sim.phases.STEP`, in order."""
@@ -116,20 +110,15 @@ class MarketModel(mesa.Model):
 
     def start_week(self, week: int) -> None:
         """Businesses reset their weekly counters and age their reviews."""
-        for business in self.businesses:
-            business.start_week()
+        self.firms.start_week()
 
     def close_accounts(self, week: int) -> None:
         """Book every active business's week; release the clients of those that exit."""
-        for business in self.businesses:
-            if not business.active:
-                business.costs = business.profit = 0.0
-            elif business.close_accounts():
-                self.release(business.index)
+        for business in self.firms.close_accounts().tolist():
+            self.release(business)
         unserved, with_need, adopters = self.counts()
-        active = sum(b.active for b in self.businesses)
         self.count(unserved=unserved, with_need=with_need, adopters=adopters)
-        self.count(active_businesses=active)
+        self.count(active_businesses=int(self.firms.active.sum()))
 
     def count(self, **counts: int) -> None:
         """Add `counts` to this week's market tallies (`sim.ledger.TALLIES`), as their type."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from sim import mechanics
 from sim.business import Applicants
+from sim.rng import box_muller
 from sim.world import World
 
 NEVER = np.iinfo(np.int32).max  # a week that never comes
@@ -85,13 +86,23 @@ class Jobs:
     deadline: np.ndarray
 
 
+#: The draws of a phase for the same clients, made at once (`Streams.uniforms`): (stream,
+#: slot); a normal takes slots 2k and 2k + 1 of its stream (`Streams.normal`).
+OPEN_DRAWS = (("size", 0), ("size", 1), ("misdiagnosis", 0), ("misdiagnosis", 1),
+              ("deadline", 0))  # fmt: skip
+INTAKE_DRAWS = (("service", 0), ("upsell", 0), ("reform", 0))
+FINISH_DRAWS = (("payment", 0), ("payment", 1), ("satisfaction", 0), ("satisfaction", 1),
+                ("retention", 0), ("review", 0))  # fmt: skip
+
+
 def open_jobs(world: World, ids: np.ndarray, week: int) -> Jobs:
     """Phase 1: the jobs of clients whose need arrived this week."""
-    streams, pop, cfg = world.streams, world.population, world.market.jobs
-    true = mechanics.job_size(streams.normal("size", week, ids), cfg)
-    wrong = streams.uniform("misdiagnosis", week, ids, 0) < pop["misdiagnosis"][ids]
-    stated = mechanics.stated_size(true, wrong, streams.uniform("misdiagnosis", week, ids, 1), cfg)
-    impossible = streams.uniform("deadline", week, ids) < pop["unrealistic"][ids]
+    pop, cfg = world.population, world.market.jobs
+    u = world.streams.uniforms(week, ids, OPEN_DRAWS)
+    true = mechanics.job_size(box_muller(u[0], u[1]), cfg)
+    wrong = u[2] < pop["misdiagnosis"][ids]
+    stated = mechanics.stated_size(true, wrong, u[3], cfg)
+    impossible = u[4] < pop["unrealistic"][ids]
     return Jobs(true, stated, np.where(impossible, 0, cfg.deadline_weeks))
 
 
@@ -149,7 +160,7 @@ def applicants(
 ) -> Applicants:
     """Phases 4-5: the applicants `ids` (sorted by business, then id) to `business`.
 
-    `business` is one business index or one per applicant; `job` holds the applicants'
+    `business` holds one business index per applicant; `job` holds the applicants'
     `true_hours`, `stated_hours` and `deadline`. Their fit signals are read and their
     random numbers drawn here, keyed by client id: screening noise for new applicants (read
     only by a policy that screens), the uniforms of upselling, whether a job ends in conflict
@@ -161,22 +172,19 @@ def applicants(
         world.clients,
         world.market.service,
     )
-    conflict = streams.uniform("service", week, ids) < mechanics.conflict_probability(
-        difficulty, service
-    )
+    u = streams.uniforms(week, ids, INTAKE_DRAWS)
+    conflict = u[0] < mechanics.conflict_probability(difficulty, service)
     noise = np.zeros((len(ids), 4))
     noise[new] = streams.normal("screening", week, ids[new, None], np.arange(4))
     return Applicants(
-        ids, new, referred, difficulty,
+        ids, business, new, referred, difficulty,
         mechanics.fit_signals(
             difficulty, pop["pay_reliability"][ids], pairs(world.decider_alignment, ids, business),
             pop["unrealistic"][ids],
         ),
         job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise,
-        streams.uniform("upsell", week, ids),
-        mechanics.work_per_billed_hour(difficulty, conflict, service),
-        (difficulty > clients.reform.min_difficulty)
-        & (streams.uniform("reform", week, ids) < clients.reform.prob),
+        u[1], mechanics.work_per_billed_hour(difficulty, conflict, service),
+        (difficulty > clients.reform.min_difficulty) & (u[2] < clients.reform.prob),
     )  # fmt: skip
 
 
@@ -221,13 +229,12 @@ def finish_jobs(
     nothing (nothing was invoiced), judges the business as if the job ended now, with no
     misfit or extras but the patience penalty, and does not stay.
     """
-    streams, pop, clients = world.streams, world.population, world.clients
+    pop, clients = world.population, world.clients
+    u = world.streams.uniforms(week, ids, FINISH_DRAWS)
     billed = np.where(abandoned, 0.0, job["billed"])
     sat, invoice = clients.satisfaction, billed * world.prices[provider]
-    fraction = mechanics.payment_fraction(
-        streams.uniform("payment", week, ids, 0), streams.uniform("payment", week, ids, 1),
-        pop["pay_reliability"][ids], world.market.payment,
-    )  # fmt: skip
+    fraction = mechanics.payment_fraction(u[0], u[1], pop["pay_reliability"][ids],
+                                          world.market.payment)  # fmt: skip
     fraction = np.where(job["prepaid"], 0.0, fraction)
     unpaid = np.where(job["prepaid"], 0.0, (1.0 - fraction) * invoice)
     late = (week - job["accept_week"] + 1) > job["deadline"]
@@ -239,15 +246,13 @@ def finish_jobs(
         week - job["need_week"], world.price_ratio[provider], pop["payer_budget"][ids],
         job["misfit"] & ~abandoned, job["extras"] & ~abandoned, late,
         np.where(first_job, world.overpromise[provider], 0.0), difficulty,
-        streams.normal("satisfaction", week, ids), sat,
+        box_muller(u[2], u[3]), sat,
     )  # fmt: skip
     s = np.where(abandoned, mechanics.abandoned_satisfaction(s, clients.patience), s)
-    retained = streams.uniform("retention", week, ids) < mechanics.retention_probability(s, sat)
+    retained = u[4] < mechanics.retention_probability(s, sat)
     retained &= ~abandoned
     reviews = clients.reviews
-    posts = streams.uniform("review", week, ids) < mechanics.review_probability(
-        s, pop["review_propensity"][ids], reviews
-    )
+    posts = u[5] < mechanics.review_probability(s, pop["review_propensity"][ids], reviews)
     p_tell, story = mechanics.tell_probability(pop["influencer_talkativeness"][ids], s, clients.wom)
     if not clients.wom.enabled:
         p_tell, story = np.zeros_like(p_tell), np.zeros_like(story)
@@ -257,34 +262,23 @@ def finish_jobs(
     )  # fmt: skip
 
 
-def book_outcomes(businesses, count, provider, out: Outcome) -> None:
+def book_outcomes(firms, count, provider, out: Outcome) -> None:
     """Add finished jobs' money, satisfaction, loyalty and reviews to their businesses.
 
-    `businesses` are the market's `Business` agents (booked through `Business.book`),
-    `count` adds to the market's tallies (`MarketModel.count`). Sums run in the order of the
-    jobs (by client id) in both engines, so they agree exactly.
+    `firms` are the market's businesses (`sim.business.Firms`), `count` adds to the
+    market's tallies (`MarketModel.count`). Sums run in the order of the jobs (by client
+    id) in both engines, so they agree exactly.
     """
-    n_b = len(businesses)
     reviewed, done = out.rating > 0, ~out.abandoned
-
-    def total(weights=None):
-        return np.bincount(provider, weights=weights, minlength=n_b)
-
-    def number(mask):  # a count: ints
-        return np.bincount(provider[mask], minlength=n_b)
-
-    sums = {
-        "revenue": total(out.paid), "unpaid": total(out.unpaid), "completed": number(done),
-        "abandoned": number(out.abandoned),
-        "satisfaction_sum": total(np.where(done, out.satisfaction, 0.0)),  # completed jobs'
-        "retained": number(out.retained),
-    }  # fmt: skip
-    stars = total(np.where(reviewed, out.rating, 0)).tolist()
-    n_reviews = number(reviewed).tolist()
-    sums = {name: values.tolist() for name, values in sums.items()}  # Python numbers
-    for b, business in enumerate(businesses):
-        business.book(**{name: values[b] for name, values in sums.items()})
-        business.record_reviews(n_reviews[b], stars[b])
+    total = firms.total
+    firms.book(
+        revenue=total(provider, out.paid), unpaid=total(provider, out.unpaid),
+        completed=total(provider[done]), abandoned=total(provider[out.abandoned]),
+        satisfaction_sum=total(provider, np.where(done, out.satisfaction, 0.0)),  # completed
+        retained=total(provider[out.retained]),
+    )  # fmt: skip
+    stars = total(provider, np.where(reviewed, out.rating, 0))
+    firms.record_reviews(total(provider[reviewed]), stars)
     count(
         completed=done.sum(),
         abandoned=out.abandoned.sum(),

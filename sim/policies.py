@@ -69,12 +69,14 @@ class Policy:
         """Whether new applicants are screened (and cost screening hours)."""
         return self.threshold > 0
 
-    def screen_new(self, a: Applicants, capacity: float) -> tuple[np.ndarray, np.ndarray]:
+    def screen_new(self, a: Applicants, capacity) -> tuple[np.ndarray, np.ndarray]:
         """Screen the new applicants: masks of those screened and of those who passed.
 
-        Returning clients are not screened and pass. A business too busy to screen every
-        new applicant (`capacity` hours used up) turns the rest away unscreened, in id
-        order, so capacity is never exceeded: they have not passed the screen either. The
+        `a` holds the applicants of one or more businesses of this policy (sorted by
+        business, then id), `capacity` each applicant's business's hours. Returning clients
+        are not screened and pass. A business too busy to screen every new applicant
+        (`capacity` hours used up) turns the rest away unscreened, in id order, so capacity
+        is never exceeded: they have not passed the screen either. The
         signals are judged through the policy's culture (`mechanics.culture_signals`;
         unchanged at culture strength 0).
         """
@@ -82,7 +84,9 @@ class Policy:
             return np.zeros(len(a.ids), dtype=bool), np.ones(len(a.ids), dtype=bool)
         screened = a.new.copy()
         if self.screening_hours > 0:
-            screened &= np.cumsum(a.new) <= capacity // self.screening_hours
+            screened &= mechanics.running_count(a.new, a.business) <= (
+                capacity // self.screening_hours
+            )
         observed = a.signals + self.screening_noise * a.screening_noise
         passed = self.screen(mechanics.culture_signals(observed, self.culture_strength))
         return screened, (passed & screened) | ~a.new
@@ -97,16 +101,17 @@ class Policy:
         billed = np.where(extras, billed * (1.0 + self.upsell_share), billed)
         return billed, misfit, extras
 
-    def diagnose(self, passed: np.ndarray, hours_left: float) -> tuple[np.ndarray, np.ndarray]:
+    def diagnose(self, passed, hours_left, business) -> tuple[np.ndarray, np.ndarray]:
         """The diagnosis cap: (applicants still in the running, mask of diagnoses that cost hours).
 
-        A business out of hours turns the rest away undiagnosed (in id order): capacity holds.
+        `hours_left`: each applicant's business's hours after screening; `business`: the
+        businesses, sorted. A business out of hours turns the rest away undiagnosed (in id
+        order): capacity holds.
         """
         if not (self.diagnosis and self.diagnosis_hours > 0):
             return passed, np.zeros(len(passed), dtype=bool)
-        diagnosed = passed & (
-            np.cumsum(passed) <= int(max(hours_left, 0.0) // self.diagnosis_hours)
-        )
+        room = np.maximum(hours_left, 0.0) // self.diagnosis_hours
+        diagnosed = passed & (mechanics.running_count(passed, business) <= room)
         return diagnosed, diagnosed
 
     def meets_deadline(self, backlog_hours, billed_hours, deadline_weeks, capacity_left):
@@ -116,7 +121,7 @@ class Policy:
         finish = mechanics.projected_finish_weeks(backlog_hours, billed_hours, capacity_left)
         return finish <= deadline_weeks
 
-    def prepay(self, accepted, prepay_ok, billed_hours, price: float):
+    def prepay(self, accepted, prepay_ok, billed_hours, price):
         """Prepayment: (accepted jobs, money paid on acceptance), refusing who will not prepay."""
         if not self.prepayment:
             return accepted, np.zeros(len(accepted))

@@ -41,21 +41,27 @@ class Recorder:
     """Collects the per-step rows of a model; `collect` is called after every step."""
 
     def __init__(self) -> None:
-        self.steps: list[dict] = []
+        self.steps: list[tuple[int, dict[str, np.ndarray]]] = []  # (week, its columns)
         self.market: list[dict] = []
 
     def collect(self, model) -> None:
         """Append this week's business rows and market row."""
         week = model.week - 1
-        rows = [ledger.business_row(week, b) for b in model.businesses]
-        self.steps.extend(rows)
-        totals = {k: sum(r[k] for r in rows) for k in ledger.MARKET_SUMS}
+        columns = ledger.business_columns(model.firms)
+        self.steps.append((week, columns))
+        totals = {k: sum(columns[k].tolist()) for k in ledger.MARKET_SUMS}  # Python's sum
         self.market.append({"step": week, **model.tally, **totals})
 
     def steps_frame(self) -> pd.DataFrame:
         """steps.parquet as a DataFrame."""
         columns = ledger.STEP_COLUMNS
-        frame = pd.DataFrame(self.steps, columns=list(columns))
+        weeks = [week for week, _ in self.steps]
+        counts = [len(rows["business_id"]) for _, rows in self.steps]
+        data = {"step": np.repeat(np.array(weeks, dtype=np.int64), counts)} | {
+            name: np.concatenate([rows[name] for _, rows in self.steps] or [[]])
+            for name in columns if name != "step"
+        }  # fmt: skip
+        frame = pd.DataFrame(data, columns=list(columns))
         return frame.astype({name: dtype for name, (dtype, _) in columns.items()})
 
     def market_frame(self) -> pd.DataFrame:

@@ -124,16 +124,7 @@ class Streams:
         """Keyed 64-bit hashes of (stream, week, id, slot); arguments broadcast together."""
         key = self._keys[stream]
         if isinstance(week, int | np.integer) and isinstance(slot, int | np.integer):
-            # the common case: one key for all ids, hashed once with Python ints (same
-            # arithmetic) and remembered for the week
-            base = self._cache.get((stream, week, slot))
-            if base is None:
-                if len(self._cache) > 4096:
-                    self._cache.clear()
-                week_key = (int(week) * _G) & _MASK ^ _mix_int(int(slot) + _G)
-                base = self._cache[stream, week, slot] = np.uint64(
-                    _mix_int(int(key) ^ _mix_int(week_key))
-                )
+            base = self._week_base(stream, week, slot)  # the common case: one key for all
         elif isinstance(week, int | np.integer) and _few_distinct(slot):
             # one week, many slots from a small range (one per business, or per neighbour):
             # hash each possible slot once and look it up
@@ -142,6 +133,33 @@ class Streams:
         else:
             base = self._base(key, week, slot)
         return _mix(base + _u64(ids) * _GOLDEN)
+
+    def _week_base(self, stream: str, week: int, slot: int) -> np.uint64:
+        """The key of (stream, week, slot), remembered for the week.
+
+        Hashed once with Python ints: the same arithmetic as `_base`.
+        """
+        base = self._cache.get((stream, week, slot))
+        if base is None:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            week_key = (int(week) * _G) & _MASK ^ _mix_int(int(slot) + _G)
+            base = self._cache[stream, week, slot] = np.uint64(
+                _mix_int(int(self._keys[stream]) ^ _mix_int(week_key))
+            )
+        return base
+
+    def uniforms(self, week: int, ids, draws) -> np.ndarray:
+        """Several draws for the same clients at once: one row per (stream, slot) of `draws`.
+
+        Row k equals ``uniform(*draws[k][:1], week, ids, draws[k][1])`` exactly; one hash
+        over a 2-D array costs a fraction of k separate calls on small arrays.
+        """
+        base = np.array([self._week_base(s, week, slot) for s, slot in draws], dtype=np.uint64)
+        u = (_mix(base[:, None] + _u64(ids) * _GOLDEN) >> _S12).astype(np.float64)
+        u += 0.5
+        u *= _TO_UNIT
+        return u
 
     @staticmethod
     def _base(key, week, slot) -> np.ndarray:
@@ -157,12 +175,16 @@ class Streams:
     def normal(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Standard normals by Box-Muller from the uniforms of slots 2*slot and 2*slot+1."""
         slot2 = 2 * np.asarray(slot, dtype=np.int64)
-        u1 = self.uniform(stream, week, ids, slot2)
-        u2 = self.uniform(stream, week, ids, slot2 + 1)
-        np.log(u1, out=u1)
-        u1 *= -2.0
-        np.sqrt(u1, out=u1)
-        u2 *= 2.0 * np.pi
-        np.cos(u2, out=u2)
-        u1 *= u2
-        return u1
+        return box_muller(self.uniform(stream, week, ids, slot2),
+                          self.uniform(stream, week, ids, slot2 + 1))  # fmt: skip
+
+
+def box_muller(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
+    """Standard normals from two arrays of uniforms (`Streams.normal`); changes both."""
+    np.log(u1, out=u1)
+    u1 *= -2.0
+    np.sqrt(u1, out=u1)
+    u2 *= 2.0 * np.pi
+    np.cos(u2, out=u2)
+    u1 *= u2
+    return u1

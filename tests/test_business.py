@@ -1,4 +1,4 @@
-"""Scripted intakes of one Business: screening, the capacity cut, reform (sim.business)."""
+"""Scripted intakes of the businesses: screening, the capacity cut, reform (sim.business)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sim.business import Applicants, Business
+from sim.business import Applicants, Business, Firms
 from sim.policies import Policy, make_policy
 
 
@@ -19,19 +19,25 @@ def model():
     return VectorizedModel(compose(["market.n_clients=50", "steps=4"]))
 
 
-def business(model, capacity: float, **knobs) -> Business:
-    """A fit_filter business with `capacity` hours a week and 0.5 h screens and diagnoses."""
+def business(model, capacity: float, **knobs) -> Firms:
+    """One fit_filter business with `capacity` hours a week and 0.5 h screens and diagnoses."""
     policy = make_policy("fit_filter", model.cfg.policies["fit_filter"])
     habits = dict(threshold=0.55, screening_hours=0.5, diagnosis=True, diagnosis_hours=0.5,
                   decline_impossible=False, prepayment=False)  # fmt: skip
-    return Business(model, dataclasses.replace(policy, **{**habits, **knobs}), capacity, (1, 0))
+    return firms(model, [dataclasses.replace(policy, **{**habits, **knobs})], capacity)
 
 
-def applicants(fit: list[float], *, new=True, would_reform=True) -> Applicants:
+def firms(model, policies, capacity: float) -> Firms:
+    """Businesses of these policies, `capacity` hours a week each."""
+    return Firms(model.cfg, policies, capacity, [(1, 0)] * len(policies))
+
+
+def applicants(fit: list[float], *, new=True, would_reform=True, business=0) -> Applicants:
     """New applicants with every fit signal at `fit`, all of whom would reform if declined."""
     n = len(fit)
     return Applicants(
-        ids=np.arange(n), new=np.full(n, new), referred=np.zeros(n, dtype=bool),
+        ids=np.arange(n), business=np.broadcast_to(np.asarray(business, dtype=np.int64), n),
+        new=np.full(n, new), referred=np.zeros(n, dtype=bool),
         difficulty=np.full(n, 0.7), signals=np.repeat(np.array(fit)[:, None], 4, axis=1),
         true_hours=np.full(n, 8.0), stated_hours=np.full(n, 8.0), deadline=np.full(n, 4),
         prepay_ok=np.ones(n, dtype=bool), screening_noise=np.zeros((n, 4)),
@@ -72,15 +78,16 @@ def test_a_business_that_does_not_screen_reforms_nobody(model):
 
 
 def test_the_diagnosis_cap_never_spends_more_hours_than_are_left(model):
-    policy = business(model, 100.0).policy
+    policy = business(model, 100.0).policies[0]
     passed = np.ones(10, dtype=bool)
-    kept, diagnosed = policy.diagnose(passed, hours_left=2.2)  # 0.5 h each: room for 4
+    business_of = np.zeros(10, dtype=np.int64)
+    kept, diagnosed = policy.diagnose(passed, np.full(10, 2.2), business_of)  # room for 4
     assert diagnosed.sum() * policy.diagnosis_hours <= 2.2
     np.testing.assert_array_equal(kept, [True] * 4 + [False] * 6)
 
 
 def test_prepayment_refuses_only_clients_who_will_not_prepay(model):
-    policy = business(model, 100.0, prepayment=True).policy
+    policy = business(model, 100.0, prepayment=True).policies[0]
     accepted, prepaid = policy.prepay(
         np.array([True, True, False]), np.array([True, False, True]), np.full(3, 8.0), 10.0
     )
@@ -98,12 +105,32 @@ class HalfDepositPolicy(Policy):
 
 
 def test_a_new_habit_is_a_policy_subclass_the_business_applies_unchanged(model):
-    base = business(model, 100.0, prepayment=True).policy
+    base = business(model, 100.0, prepayment=True).policies[0]
     deposit = HalfDepositPolicy(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
-    taker = Business(model, deposit, 100.0, (1, 0))
+    taker = firms(model, [deposit], 100.0)
     a = applicants([0.9, 0.9, 0.9])
     a.prepay_ok[:] = False  # would be refused under full prepayment
     intake = taker.take(a)
     assert intake.accepted.all()
-    np.testing.assert_array_equal(intake.prepaid, 0.5 * intake.billed * taker.price)
-    assert taker.revenue == float(intake.prepaid.sum())
+    np.testing.assert_array_equal(intake.prepaid, 0.5 * intake.billed * taker.price[0])
+    assert taker.revenue[0] == float(intake.prepaid.sum())
+
+
+def test_each_business_screens_within_its_own_hours(model):
+    # two businesses of one policy, 1 hour each: each screens its own first two applicants
+    policy = business(model, 1.0).policies[0]
+    two = firms(model, [policy, policy], 1.0)
+    a = applicants([0.9] * 6, business=[0, 0, 0, 1, 1, 1])
+    intake = two.take(a)
+    np.testing.assert_array_equal(intake.reforms, [False, False, True, False, False, True])
+    np.testing.assert_array_equal(two.screening_hours, [1.0, 1.0])
+    np.testing.assert_array_equal(two.applicants, [3, 3])
+
+
+def test_a_business_reads_and_writes_its_entry_of_the_arrays(model):
+    market = model
+    business = market.businesses[1]
+    assert isinstance(business, Business) and business.firms is market.firms
+    business.cash = 12.5
+    assert market.firms.cash[1] == 12.5 and type(business.cash) is float
+    assert type(business.active) is bool and type(business.n_reviews) is int

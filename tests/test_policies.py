@@ -199,8 +199,8 @@ def new_applicants(signals: np.ndarray, noise: np.ndarray) -> Applicants:
     n = len(signals)
     ones, no = np.ones(n), np.zeros(n, dtype=bool)
     return Applicants(
-        np.arange(n), ~no, no, 1 - signals[:, 0], signals, 8 * ones, 8 * ones, 4 * ones, ~no,
-        noise, ones, ones, no,
+        np.arange(n), np.zeros(n, dtype=np.int64), ~no, no, 1 - signals[:, 0], signals,
+        8 * ones, 8 * ones, 4 * ones, ~no, noise, ones, ones, no,
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.rng import STREAMS, Streams, stream_id
+from sim.rng import STREAMS, Streams, box_muller, stream_id
 
 N = 200_000  # draws per statistical check: 5 sigma tolerances stay below ~1%
 SIGMAS = 5.0
@@ -238,3 +238,10 @@ def test_a_stream_added_earlier_in_the_list_leaves_the_others_unchanged(monkeypa
 
 def test_every_stream_has_its_own_key():
     assert len({stream_id(name) for name in STREAMS}) == len(STREAMS)
+
+
+def test_draws_made_at_once_equal_the_draws_made_one_by_one():
+    streams, ids = Streams(3), np.arange(0, 50_000, 7)
+    u = streams.uniforms(5, ids, (("size", 0), ("size", 1), ("payment", 1)))
+    np.testing.assert_array_equal(u[2], streams.uniform("payment", 5, ids, 1))
+    np.testing.assert_array_equal(box_muller(u[0], u[1]), streams.normal("size", 5, ids))

@@ -61,17 +61,17 @@ def test_steps_and_market_tables_have_the_ledgers_columns_and_dtypes(model):
 
 
 def test_booking_an_undeclared_counter_fails(model):
-    business = model[0].businesses[0]
     with pytest.raises(KeyError):
-        business.book(no_such_counter=1)
+        model[0].firms.book(no_such_counter=1)
     with pytest.raises(KeyError):
         model[0].count(no_such_tally=1)
 
 
-def test_a_count_is_booked_as_a_python_int(model):
-    business = model[0].businesses[0]
+def test_a_count_is_booked_as_an_integer_and_read_as_a_python_int(model):
+    firms, business = model[0].firms, model[0].businesses[0]
     before = business.applicants
-    business.book(applicants=np.int64(2))
+    firms.book(applicants=np.where(firms.index == 0, 2, 0))
+    assert firms.applicants.dtype == np.int64
     assert type(business.applicants) is int and business.applicants == before + 2
 
 

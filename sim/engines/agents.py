@@ -132,27 +132,30 @@ class AgentsModel(MarketModel):
         self.client_agents.do("choose", week, self.business_state())
 
     def screen_and_quote(self, week: int) -> None:
-        """Phases 4-5: each business takes its applicants (in id order)."""
-        for business, applicants in zip(self.businesses, self.applications, strict=True):
-            self._take(business, applicants, week)
-
-    def _take(self, business, clients: list[Client], week: int) -> None:
-        b = business.index
+        """Phases 4-5: the businesses take their applicants (by business, then id), at once."""
+        clients = [c for applicants in self.applications for c in applicants]
+        business = np.array(
+            [b for b, applicants in enumerate(self.applications) for _ in applicants],
+            dtype=np.int64,
+        )
         ids = np.array([c.index for c in clients], dtype=np.int64)
-        new = np.array([c.provider != b for c in clients], dtype=bool)
-        credit = np.array([c.standing(week, "credit")[b] for c in clients])
+        new = np.array([c.provider != b for c, b in zip(clients, business, strict=True)],
+                       dtype=bool)  # fmt: skip
+        credit = np.array(
+            [c.standing(week, "credit")[b] for c, b in zip(clients, business, strict=True)]
+        )
         job = {f: np.array([getattr(c.job, f) for c in clients]) for f in phases.INTAKE_JOB_FIELDS}
         applicants = phases.applicants(
-            self.world, ids, b, week, new, phases.fresh_referrals(self.world, new, credit),
+            self.world, ids, business, week, new, phases.fresh_referrals(self.world, new, credit),
             np.array([c.difficulty for c in clients]), job,
         )  # fmt: skip
-        intake = business.take(applicants)
+        intake = self.firms.take(applicants)
         first = phases.credits_referrer(
             intake.accepted, applicants.referred,
             np.array([c.referred_by for c in clients], dtype=np.int64),
             np.array([c.first_job_week >= 0 for c in clients], dtype=bool),
         )  # fmt: skip
-        for i, client in enumerate(clients):
+        for i, (client, b) in enumerate(zip(clients, business.tolist(), strict=True)):
             client.hours += intake.overhead_hours[i]
             if not intake.accepted[i]:
                 client.declined_by(b, week, bool(intake.reforms[i]))
@@ -168,15 +171,15 @@ class AgentsModel(MarketModel):
 
     def serve(self, week: int) -> None:
         """Phase 6: each business works its queue in order of acceptance."""
-        for business, queue in zip(self.businesses, self.queues, strict=True):
-            difficulty = np.array([c.difficulty for c in queue], dtype=float)
-            worked = business.serve(
-                np.array([c.job.remaining for c in queue], dtype=float),
-                phases.difficult(self.world, difficulty),
-            )
-            for client, hours in zip(queue, worked, strict=True):
-                client.job.remaining -= hours
-                client.hours += hours
+        queued = [c for queue in self.queues for c in queue]
+        worked = self.firms.serve(
+            np.array([c.job.provider for c in queued], dtype=np.int64),
+            np.array([c.job.remaining for c in queued], dtype=float),
+            phases.difficult(self.world, np.array([c.difficulty for c in queued], dtype=float)),
+        )
+        for client, hours in zip(queued, worked, strict=True):
+            client.job.remaining -= hours
+            client.hours += hours
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; happy and angry clients talk."""
@@ -197,7 +200,7 @@ class AgentsModel(MarketModel):
         first = np.array([c.provider != c.job.provider for c in done], dtype=bool)
         difficulty = np.array([c.difficulty for c in done])
         out = phases.finish_jobs(self.world, ids, week, provider, job, first, difficulty, abandoned)
-        phases.book_outcomes(self.businesses, self.count, provider, out)
+        phases.book_outcomes(self.firms, self.count, provider, out)
         for i, client in enumerate(done):
             client.close_job(bool(out.retained[i]), out.paid[i], out.unpaid[i], out.rating[i],
                              week, bool(abandoned[i]))  # fmt: skip
@@ -220,11 +223,13 @@ class AgentsModel(MarketModel):
         )
         for neighbour in neighbours:
             self.clients[neighbour].hear(business.index, story, week)
+        told = np.zeros(self.n_businesses, dtype=np.int64)
+        told[business.index] = len(neighbours)
         if story < 0:
-            business.book(warnings_made=len(neighbours))
+            self.firms.book(warnings_made=told)
             self.count(wom_negative=len(neighbours))
             return []
-        business.book(referrals_made=len(neighbours))
+        self.firms.book(referrals_made=told)
         client.referrals_made += len(neighbours)
         self.count(wom_positive=len(neighbours))
         return [(neighbour, business.index, client.index) for neighbour in neighbours.tolist()]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from sim import phases, state
-from sim.business import Intake
 from sim.model import MarketModel
 from sim.state import Field
 
@@ -117,29 +116,23 @@ class VectorizedModel(MarketModel):
         )  # fmt: skip
 
     def screen_and_quote(self, week: int) -> None:
-        """Phases 4-5: each business takes its applicants (sorted by id).
+        """Phases 4-5: the businesses take their applicants (sorted by business, then id).
 
-        The applicants of all businesses are gathered at once, sorted by business; each
-        business takes its slice, and the decisions are stored at once.
+        The applicants of all businesses are gathered at once, taken at once
+        (`sim.business.Firms.take`), and the decisions stored at once.
         """
         s, p, n_b = self.s, self.p, self.n_businesses
         applied = s["applied_to"]
         ids = np.flatnonzero(applied >= 0)
         ids = ids[np.argsort(applied[ids], kind="stable")]
         b = applied[ids].astype(np.int64)
-        bounds = np.searchsorted(b, np.arange(n_b + 1))
         new = s["provider"][ids] != b
         credit = self._standing("credit", ids * n_b + b, week)
         job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
         difficulty = s["difficulty"][ids]
         referred = phases.fresh_referrals(self.world, new, credit)
         everyone = phases.applicants(self.world, ids, b, week, new, referred, difficulty, job)
-        intake = Intake.concatenate(
-            [
-                business.take(everyone[bounds[i] : bounds[i + 1]])
-                for i, business in enumerate(self.businesses)
-            ]
-        )
+        intake = self.firms.take(everyone)
         s["hours"][ids] += intake.overhead_hours
         acc = intake.accepted
         declined = ~acc
@@ -171,34 +164,28 @@ class VectorizedModel(MarketModel):
         key = s["job_provider"][ids].astype(np.int64) * span + s["job_accept_week"][ids]
         if span * self.n_businesses <= np.iinfo(np.uint16).max:
             key = key.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
-        order = np.argsort(key, kind="stable")
-        ids = ids[order]
-        bounds = np.searchsorted(key[order], np.arange(self.n_businesses + 1) * span)
+        ids = ids[np.argsort(key, kind="stable")]
         remaining = s["job_remaining"][ids]
         hard = phases.difficult(self.world, s["difficulty"][ids])
-        worked = np.empty_like(remaining)
-        for b, business in enumerate(self.businesses):
-            queue = slice(bounds[b], bounds[b + 1])
-            worked[queue] = business.serve(remaining[queue], hard[queue])
-            remaining[queue] -= worked[queue]
-        s["job_remaining"][ids] = remaining
+        worked = self.firms.serve(s["job_provider"][ids].astype(np.int64), remaining, hard)
+        s["job_remaining"][ids] = remaining - worked
         s["hours"][ids] += worked
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
         s = self.s
         serving = np.flatnonzero(s["job_provider"] >= 0)
-        job = {f: s[f"job_{f}"][serving] for f in phases.FINISH_JOB_FIELDS}
+        waiting = {f: s[f"job_{f}"][serving] for f in ("need_week", "prepaid")}
         done = s["job_remaining"][serving] <= 0.0
-        closing = done | phases.abandons(self.world, serving, week, job)
+        closing = done | phases.abandons(self.world, serving, week, waiting)
         ids, abandoned = serving[closing], ~done[closing]
-        job = {f: values[closing] for f, values in job.items()}
+        job = {f: s[f"job_{f}"][ids] for f in phases.FINISH_JOB_FIELDS}  # the closing only
         provider = s["job_provider"][ids].astype(np.int64)
         first = s["provider"][ids] != provider
         out = phases.finish_jobs(
             self.world, ids, week, provider, job, first, s["difficulty"][ids], abandoned
         )
-        phases.book_outcomes(self.businesses, self.count, provider, out)
+        phases.book_outcomes(self.firms, self.count, provider, out)
         s["spend"][ids] += out.paid
         s["unpaid"][ids] += out.unpaid
         s["jobs_done"][ids] += ~abandoned
@@ -232,10 +219,8 @@ class VectorizedModel(MarketModel):
             flat = told * n_b + about[owner[pick]]
             p = {name: self.p[name].reshape(-1) for name in ("known_week", kind, f"{kind}_week")}
             phases.hear_stories(self.world, *p.values(), flat, amount, week)
-            counts = np.bincount(about[owner[pick]], minlength=n_b)
             counter = "referrals_made" if sign > 0 else "warnings_made"
-            for business, count in zip(self.businesses, counts.tolist(), strict=True):
-                business.book(**{counter: count})
+            self.firms.book(**{counter: self.firms.total(about[owner[pick]])})
             self.count(**{"wom_positive" if sign > 0 else "wom_negative": pick.sum()})
             if sign > 0:
                 referrer = self.p["referrer"].reshape(-1)
