@@ -74,7 +74,11 @@ class MarketModel(mesa.Model):
         self.cultures = firms.cultures
         # values never change, so alignment with each business is computed once: (n, B)
         self.decider_alignment = mechanics.alignment(pop["decider_values"], self.cultures)
-        self.user_alignment = mechanics.alignment(pop["user_values"], self.cultures)
+        self.user_alignment = (  # one person decides and uses (no buying centre): one array
+            self.decider_alignment
+            if pop["user_values"] is pop["decider_values"]
+            else mechanics.alignment(pop["user_values"], self.cultures)
+        )
         self.world = World(
             self.cfg.clients, market, self.streams, pop, self.indptr, self.indices,
             self.decider_alignment, self.user_alignment, firms.price, firms.price / market.price,

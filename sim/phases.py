@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim import mechanics
+from sim import mechanics, state
 from sim.business import Applicants
 from sim.rng import box_muller
 from sim.world import World
 
-NEVER = np.iinfo(np.int32).max  # a week that never comes
+NEVER = state.NEVER  # a week that never comes
 
 #: The order of one week (the nine phases of docs/ODD.md §3). A name is a `MarketModel` method (the
 #: engine's, where it gathers its acting clients itself); a new phase may instead be a
@@ -67,14 +67,25 @@ def ad_weeks(world: World, ids: np.ndarray) -> np.ndarray:
     """Week (0-based) in which each business's ads first reach each client, shape (n, B).
 
     A business's reach is scaled, client by client, by its culture's affinity with the
-    client's decider (`mechanics.culture_affinity`; 1 at culture strength 0).
+    client's decider (`mechanics.culture_affinity`; 1 at culture strength 0). Weeks past
+    the largest a run reaches are `NEVER`. Computed `AD_CHUNK` clients at a time, so the
+    temporaries stay small beside the result (a pair-week array).
     """
-    u = world.streams.uniform("ads", 0, ids[:, None], np.arange(world.n_businesses))
-    reach = world.reach
-    if world.culture_strength.any():
-        affinity = mechanics.culture_affinity(world.decider_alignment[ids], world.culture_strength)
-        reach = np.minimum(reach * affinity, 1.0)
-    return np.minimum(mechanics.geometric_weeks(u, reach) - 1, np.iinfo(np.int32).max)
+    out = np.empty((len(ids), world.n_businesses), dtype=state.PAIR_WEEK)
+    for start in range(0, len(ids), AD_CHUNK):
+        some = ids[start : start + AD_CHUNK]
+        u = world.streams.uniform("ads", 0, some[:, None], np.arange(world.n_businesses))
+        reach = world.reach
+        if world.culture_strength.any():
+            affinity = mechanics.culture_affinity(
+                world.decider_alignment[some], world.culture_strength
+            )
+            reach = np.minimum(reach * affinity, 1.0)
+        out[start : start + len(some)] = np.minimum(mechanics.geometric_weeks(u, reach) - 1, NEVER)
+    return out
+
+
+AD_CHUNK = 1 << 16  # clients per block of `ad_weeks`
 
 
 @dataclass(slots=True)

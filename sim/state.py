@@ -14,6 +14,8 @@ from dataclasses import dataclass, make_dataclass
 
 import numpy as np
 
+from sim.config import MAX_WEEKS
+
 
 @dataclass(frozen=True, slots=True)
 class Field:
@@ -84,15 +86,22 @@ JOB: tuple[Field, ...] = (
     Field("prepaid", np.bool_, False),
 )
 
+#: The dtype of a week in the pair state, the largest part of the memory: 16 bits hold
+#: every week a run reaches (a run's weeks and memories are at most `sim.config.MAX_WEEKS`,
+#: so a week plus a memory stays below `NEVER`, which means "never").
+PAIR_WEEK = np.int16
+NEVER = int(np.iinfo(PAIR_WEEK).max)
+assert 2 * MAX_WEEKS < NEVER, "pair weeks overflow"
+
 #: A client's state about each business: arrays of one entry per business.
 PAIR: tuple[Field, ...] = (
-    Field("known_week", np.int32, 0),  # first week it knows the business: by ads or a story
+    Field("known_week", PAIR_WEEK, 0),  # first week it knows the business: by ads or a story
     Field("credit", np.float64, 0.0),  # referral credit, decayed lazily from `credit_week`
-    Field("credit_week", np.int32, -1),  # -1: never heard a referral
+    Field("credit_week", PAIR_WEEK, -1),  # -1: never heard a referral
     Field("warning", np.float64, 0.0),
-    Field("warning_week", np.int32, -1),
+    Field("warning_week", PAIR_WEEK, -1),
     Field("referrer", np.int32, -1),  # the referrer of its last week of referrals (highest id)
-    Field("blocked_until", np.int32, 0),  # it may choose the business again from this week
+    Field("blocked_until", PAIR_WEEK, 0),  # it may choose the business again from this week
 )
 
 #: The clients.parquet outcome columns, in the order of the fields.
