@@ -10,6 +10,14 @@ from the start, then the vectorized engine alone runs the whole default horizon.
     python benchmarks/engines.py --sizes 1000 10000 --weeks 10 --no-million
     python benchmarks/engines.py --full-scale         # 1,000,000 clients x 260 weeks
     python benchmarks/engines.py --profile 100000     # where the vectorized engine's time goes
+    python benchmarks/engines.py --targets --against ../old   # speed targets, old beside new
+
+`--targets` measures the vectorized engine at 1,000 to 100,000 clients over the whole
+default horizon (260 weeks) and at 1,000,000 clients (memory), fits the cost of a week as
+fixed + marginal x clients, and checks the speed and memory targets. `--against DIR` runs
+every measurement also with the checkout in DIR (another commit, with its own `.venv`, e.g.
+``git worktree add ../old REV && make -C ../old .venv/.installed``), alternating the two so
+both see the same machine: speeds are only comparable side by side, in one session.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 AGENTS_MAX = 100_000  # the agents engine takes minutes per run above this
 
@@ -44,15 +53,109 @@ def measure(engine: str, n_clients: int, weeks: int) -> dict:
     }  # fmt: skip
 
 
-def in_subprocess(engine: str, n_clients: int, weeks: int, repeat: int = 1) -> dict:
-    """`measure` in fresh Python processes: the fastest of `repeat` runs, the largest peak."""
+def in_subprocess(
+    engine: str, n_clients: int, weeks: int, repeat: int = 1, checkout: Path | None = None
+) -> dict:
+    """`measure` in fresh Python processes: the fastest of `repeat` runs, the largest peak.
+
+    `checkout`: run this script of another checkout with its own `.venv` instead.
+    """
+    python, script = sys.executable, Path(__file__)
+    if checkout is not None:
+        python, script = (
+            checkout / ".venv" / "bin" / "python",
+            checkout / "benchmarks" / "engines.py",
+        )
     runs = []
     for _ in range(repeat):
-        args = [sys.executable, __file__, "--one", engine, str(n_clients), str(weeks)]
-        done = subprocess.run(args, capture_output=True, text=True, check=True)
+        args = [str(python), str(script), "--one", engine, str(n_clients), str(weeks)]
+        done = subprocess.run(
+            args, capture_output=True, text=True, check=True, cwd=script.parent.parent
+        )
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     best = max(runs, key=lambda r: r["client_steps_per_s"])
     return best | {"repeats": repeat, "peak_mb": max(r["peak_mb"] for r in runs)}
+
+
+#: The speed and memory targets (issue "Speed for sweeps"): name -> (limit, unit).
+TARGETS = {
+    "fixed cost per week": (0.5, "ms"),
+    "marginal cost per client-step at 100,000": (0.08, "µs"),
+    "default run stepping (5,000 x 260)": (0.25, "s"),
+    "peak memory per client at 1,000,000": (1.0, "kB"),
+}
+TARGET_SIZES = (1_000, 5_000, 20_000, 100_000)
+
+
+def cost_fit(rows: list[dict]) -> tuple[float, float]:
+    """Least-squares fit of seconds per week = fixed + marginal x clients: (fixed s, marginal s)."""
+    import numpy as np
+
+    clients = np.array([r["clients"] for r in rows], dtype=float)
+    per_week = np.array([r["run_s"] / r["weeks"] for r in rows])
+    marginal, fixed = np.polyfit(clients, per_week, 1)
+    return float(fixed), float(marginal)
+
+
+def target_figures(rows: list[dict], million: dict | None) -> dict[str, float]:
+    """The measured value of each of `TARGETS` (NaN where not measured)."""
+    by_size = {r["clients"]: r for r in rows}
+    fixed, _ = cost_fit(rows)
+    big = by_size.get(100_000)
+    marginal = 1e6 * (big["run_s"] / big["weeks"] - fixed) / 1e5 if big else float("nan")
+    default = by_size.get(5_000)
+    return {
+        "fixed cost per week": 1e3 * fixed,
+        "marginal cost per client-step at 100,000": marginal,
+        "default run stepping (5,000 x 260)": default["run_s"] if default else float("nan"),
+        "peak memory per client at 1,000,000": (
+            million["peak_mb"] / 1e3 if million else float("nan")  # MB per 1e6 = kB each
+        ),
+    }
+
+
+def targets_report(new: dict, old: dict | None) -> str:
+    """The issue's table (stepping over 260 weeks per size) and the targets, old beside new."""
+    lines = [f"{'clients':>9} {'':>4} {'stepping s':>11} {'per week ms':>12} "
+             f"{'client-steps/s':>15} {'peak MB':>8}"]  # fmt: skip
+    for n in TARGET_SIZES:
+        for label, side in (("old", old), ("new", new)):
+            if side is None:
+                continue
+            r = next(r for r in side["rows"] if r["clients"] == n)
+            lines.append(f"{n:>9,} {label:>4} {r['run_s']:>11.2f} "
+                         f"{1e3 * r['run_s'] / r['weeks']:>12.2f} "
+                         f"{r['client_steps_per_s']:>15,.0f} {r['peak_mb']:>8,.0f}")  # fmt: skip
+    lines.append("")
+    lines.append(f"{'target':<44} {'limit':>9} {'old':>9} {'new':>9}  verdict")
+    figures = {
+        k: target_figures(s["rows"], s["million"]) for k, s in (("new", new), ("old", old)) if s
+    }
+    for name, (limit, unit) in TARGETS.items():
+        now, before = figures["new"][name], figures.get("old", {}).get(name, float("nan"))
+        verdict = "met" if now <= limit else f"missed by {now / limit:.1f}x"
+        lines.append(f"{name:<44} {limit:>6.2f} {unit:<2} {before:>9.3f} {now:>9.3f}  {verdict}")
+    fixed, marginal = cost_fit(new["rows"])
+    sizes = ", ".join(f"{n:,}" for n in TARGET_SIZES)
+    lines.append(f"\nnew: a week costs {1e3 * fixed:.2f} ms + {1e9 * marginal:.0f} ns x clients "
+                 f"(least squares over {sizes} clients)")  # fmt: skip
+    return "\n".join(lines)
+
+
+def measure_targets(args) -> dict:
+    """Measure `TARGET_SIZES` x 260 weeks (and 1M x 4 weeks), alternating new and old."""
+    sides = {"new": None, "old": args.against}
+    out = {name: {"rows": [], "million": None} for name, where in sides.items()
+           if name == "new" or where is not None}  # fmt: skip
+    for n in TARGET_SIZES:
+        for name in out:
+            out[name]["rows"].append(in_subprocess("vectorized", n, 260, args.repeat, sides[name]))
+            log(out[name]["rows"][-1] | {"engine": name})
+    if args.million:
+        for name in out:
+            out[name]["million"] = in_subprocess("vectorized", 1_000_000, 4, 1, sides[name])
+            log(out[name]["million"] | {"engine": name})
+    return out
 
 
 def table(rows: list[dict]) -> str:
@@ -135,6 +238,13 @@ def main() -> None:
         metavar="CLIENTS",
         help="only profile the vectorized engine at this size (pyinstrument)",
     )
+    parser.add_argument(
+        "--targets", action="store_true", help="measure the speed and memory targets (vectorized)"
+    )
+    parser.add_argument(
+        "--against", type=Path, metavar="DIR",
+        help="also measure the checkout in DIR (with its own .venv), side by side",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write every measurement here")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,6 +253,12 @@ def main() -> None:
         return
     if args.profile:
         profile(args.profile, args.weeks)
+        return
+    if args.targets:
+        measured = measure_targets(args)
+        print(targets_report(measured["new"], measured.get("old")))
+        if args.json:
+            Path(args.json).write_text(json.dumps(measured, indent=1) + "\n")
         return
     rows = []
     if args.full_scale:

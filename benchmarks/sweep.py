@@ -15,6 +15,11 @@ the same stepping time.
     python benchmarks/sweep.py                     # 200 default runs, joblib on 2 cores
     python benchmarks/sweep.py --runs 20 --baseline
     python benchmarks/sweep.py --runs 40 --clients 1000 --weeks 52 --json out.json
+    python benchmarks/sweep.py --against ../old   # the same sweep with another checkout too
+
+`--against DIR` runs the same sweep with the checkout in DIR (another commit, with its own
+`.venv`) right after, and prints both rows and the projected wall time of 1,000 default runs
+(the target: 5 minutes on 2 cores), so the two are measured on the same machine state.
 """
 
 from __future__ import annotations
@@ -44,18 +49,22 @@ def timed(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - started
 
 
-def chunked(args: argparse.Namespace, work: Path) -> dict:
-    """The experiments' sweep path: `clientsim-experiment run hard_sell`."""
-    sweep_dir = work / "chunked"
-    command = [sys.executable, "-c", "from sim.experiment import main; main()", "run",
+def chunked(args: argparse.Namespace, work: Path, checkout: Path | None = None) -> dict:
+    """The experiments' sweep path: `clientsim-experiment run hard_sell`.
+
+    `checkout`: run it with the code (and `.venv`) of another checkout.
+    """
+    python = sys.executable if checkout is None else str(checkout / ".venv" / "bin" / "python")
+    sweep_dir = work / ("chunked" if checkout is None else "against")
+    command = [python, "-c", "from sim.experiment import main; main()", "run",
                "hard_sell", "--dir", str(sweep_dir), "--jobs", str(args.jobs),
                f"experiment.seeds={args.runs}", f"experiment.chunk_size={args.chunk_size}",
                *sized(args)]  # fmt: skip
-    wall = timed(command, work)
+    wall = timed(command, work if checkout is None else checkout)
     records = [json.loads(p.read_text()) for p in (sweep_dir / "jobs").glob("*.json")]
     stepping = sum(s for r in records for s in r["seconds"].values())
-    return {"mode": f"chunked ({args.chunk_size} seeds a job)", "runs": args.runs,
-            "wall_s": wall, "stepping_s": stepping}  # fmt: skip
+    mode = f"chunked ({args.chunk_size} seeds a job)" + ("" if checkout is None else ", old")
+    return {"mode": mode, "runs": args.runs, "wall_s": wall, "stepping_s": stepping}
 
 
 def per_run(args: argparse.Namespace, work: Path, stepping: float) -> dict:
@@ -70,14 +79,15 @@ def per_run(args: argparse.Namespace, work: Path, stepping: float) -> dict:
 
 def table(rows: list[dict], jobs: int) -> str:
     """The measured rows as a table."""
-    lines = [f"{'mode':<30} {'runs':>5} {'wall s':>8} {'runs/min':>9} {'stepping s':>11} "
-             f"{'overhead':>9}"]  # fmt: skip
+    lines = [f"{'mode':<35} {'runs':>5} {'wall s':>8} {'runs/min':>9} {'stepping s':>11} "
+             f"{'overhead':>9} {'1,000 runs min':>15}"]  # fmt: skip
     for r in rows:
         r["runs_per_min"] = r["runs"] / r["wall_s"] * 60
         r["overhead"] = r["wall_s"] * jobs / r["stepping_s"]
-        lines.append(f"{r['mode']:<30} {r['runs']:>5} {r['wall_s']:>8.1f} "
+        r["minutes_per_1000"] = 1000 / r["runs_per_min"]
+        lines.append(f"{r['mode']:<35} {r['runs']:>5} {r['wall_s']:>8.1f} "
                      f"{r['runs_per_min']:>9.1f} {r['stepping_s']:>11.1f} "
-                     f"{r['overhead']:>9.2f}")  # fmt: skip
+                     f"{r['overhead']:>9.2f} {r['minutes_per_1000']:>15.1f}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -90,6 +100,8 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=5000)
     p.add_argument("--weeks", type=int, default=260)
     p.add_argument("--baseline", action="store_true", help="also a process-per-run sweep")
+    p.add_argument("--against", type=Path, metavar="DIR",
+                   help="also run the sweep with the checkout in DIR (its own .venv)")  # fmt: skip
     p.add_argument("--json", help="write the rows to this file")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="clientsim-bench-") as tmp:
@@ -97,9 +109,13 @@ def main() -> None:
         rows = [chunked(args, work)]
         if args.baseline:
             rows.append(per_run(args, work, rows[0]["stepping_s"]))
+        if args.against:
+            rows.append(chunked(args, work, args.against.resolve()))
     print(f"{args.runs} runs of {args.clients:,} clients x {args.weeks} weeks, joblib on "
           f"{args.jobs} workers ({os.cpu_count()} cores)")  # fmt: skip
     print(table(rows, args.jobs))
+    print("(1,000 runs min: the wall time of 1,000 such runs at the measured rate; "
+          "target 5 minutes for default runs on 2 cores)")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
