@@ -102,6 +102,7 @@ class Jobs:
 OPEN_DRAWS = (("size", 0), ("size", 1), ("misdiagnosis", 0), ("misdiagnosis", 1),
               ("deadline", 0))  # fmt: skip
 INTAKE_DRAWS = (("service", 0), ("upsell", 0), ("reform", 0))
+SCREENING_DRAWS = tuple(("screening", slot) for slot in range(8))  # 4 normals
 FINISH_DRAWS = (("payment", 0), ("payment", 1), ("satisfaction", 0), ("satisfaction", 1),
                 ("retention", 0), ("review", 0))  # fmt: skip
 
@@ -186,7 +187,8 @@ def applicants(
     u = streams.uniforms(week, ids, INTAKE_DRAWS)
     conflict = u[0] < mechanics.conflict_probability(difficulty, service)
     noise = np.zeros((len(ids), 4))
-    noise[new] = streams.normal("screening", week, ids[new, None], np.arange(4))
+    u_noise = streams.uniforms(week, ids[new], SCREENING_DRAWS)  # normal k: slots 2k, 2k + 1
+    noise[new] = box_muller(u_noise[0::2], u_noise[1::2]).T
     return Applicants(
         ids, business, new, referred, difficulty,
         mechanics.fit_signals(
