@@ -1,10 +1,10 @@
 """The ledger: every business counter and market tally with its type, and the columns they feed.
 
-A business books its week through one method (`Firms.book`), the market through
-`MarketModel.count`; `sim.record` turns them into steps.parquet and market.parquet with the
-dtypes declared here. Counts are Python ints and sums Python floats while a run lasts (numpy
-scalars must not leak in: they would turn counts into floats, and Python's compensated `sum`
-of floats does not apply to them); every count is an int64 column.
+The businesses book their week through one method (`Firms.book`: one int64 or float64 array
+entry per business, as the counter's type), the market through `MarketModel.count` (Python
+ints while a run lasts); `sim.record` turns them into steps.parquet and market.parquet with
+the dtypes declared here. A market sum adds the businesses' rows with Python's compensated
+`sum` of Python floats; every count is an int64 column.
 """
 
 from __future__ import annotations
