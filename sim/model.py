@@ -3,7 +3,7 @@
 `MarketModel` builds the random streams, the clients' traits, the network and the
 businesses, and runs the phases of one week in order (docs/ODD.md §3), synchronous within a
 phase. An engine (`sim.engines`) says how clients are stored and implements the client-side
-phases; it calls the same `sim.mechanics` functions and the same `Business` methods as the
+phases; it calls the same `sim.mechanics` functions and the same `Firms` methods as the
 other engine.
 """
 

@@ -1,7 +1,8 @@
 """The vectorized engine: businesses are Mesa agents, clients are numpy arrays.
 
 Every phase is a few array operations over the clients who act this week (open jobs,
-choosers, tellers); no Python loop runs over clients, only over the (few) businesses. The
+choosers, tellers); no Python loop runs over clients or businesses, only over the (few)
+policies (`sim.business.Firms`). The
 per (client, business) state -- awareness by ads, referral credits, warnings, refusals -- is
 stored densely but touched only for the clients who act; credits decay lazily (the week they
 were set is stored).
