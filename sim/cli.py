@@ -34,7 +34,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first informative line of an error (or of its cause): what a one-line message shows."""
     lines = [str(e).strip().splitlines() for e in (error.__cause__, error) if e is not None]
     for line in (line for group in lines for line in group):
         if line and not line.startswith(("full_key", "object_type", "reference_type")):
@@ -58,7 +59,7 @@ def compose(
         )
 
 
-def _compose_checked(overrides: list[str], config_dir: Path, config_name: str) -> DictConfig:
+def compose_checked(overrides: list[str], config_dir: Path, config_name: str) -> DictConfig:
     """Compose with Hydra's settings; raise ConfigError naming the first bad override."""
     try:
         return compose(overrides, config_dir, config_name, return_hydra_config=True)
@@ -68,8 +69,8 @@ def _compose_checked(overrides: list[str], config_dir: Path, config_name: str) -
                 compose(overrides[: i + 1], config_dir, config_name)
             except Exception:
                 key, _, value = overrides[i].partition("=")
-                raise ConfigError(key.lstrip("+~"), value, _first_line(error)) from None
-        raise ConfigError("overrides", " ".join(overrides), _first_line(error)) from None
+                raise ConfigError(key.lstrip("+~"), value, first_line(error)) from None
+        raise ConfigError("overrides", " ".join(overrides), first_line(error)) from None
 
 
 def _is_group(key: str, config_dir: Path) -> bool:
@@ -95,7 +96,7 @@ def _check_sweeps(cfg: DictConfig, parsed, config_dir: Path, config_name: str) -
         if _is_group(o.key_or_group, config_dir) or o.is_add() or o.is_force_add():
             for value in values:
                 combo = [*base[:i], f"{o.get_key_element()}={value}", *base[i + 1 :]]
-                trial = _compose_checked(combo, config_dir, config_name)
+                trial = compose_checked(combo, config_dir, config_name)
                 with open_dict(trial):
                     trial.pop("hydra")
                 validate(trial)
@@ -105,7 +106,7 @@ def _check_sweeps(cfg: DictConfig, parsed, config_dir: Path, config_name: str) -
             try:
                 OmegaConf.update(trial, o.key_or_group, value, merge=False)
             except Exception as error:  # a wrong type
-                raise ConfigError(o.key_or_group, value, _first_line(error)) from None
+                raise ConfigError(o.key_or_group, value, first_line(error)) from None
             validate(trial)
 
 
@@ -144,7 +145,7 @@ def preflight(argv: list[str]) -> tuple[list[str], Path | None]:
             else o.input_line
             for o in parsed
         ]
-        cfg = _compose_checked(first, config_dir, name)
+        cfg = compose_checked(first, config_dir, name)
         with open_dict(cfg):
             settings = cfg.pop("hydra")
         validate(cfg)
@@ -156,7 +157,7 @@ def preflight(argv: list[str]) -> tuple[list[str], Path | None]:
     except ConfigError as error:
         _fail(str(error))
     except Exception as error:  # e.g. a sweep syntax error
-        _fail(f"invalid command line: {_first_line(error)}")
+        _fail(f"invalid command line: {first_line(error)}")
     finally:
         GlobalHydra.instance().clear()
 

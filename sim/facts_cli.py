@@ -21,7 +21,7 @@ from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim import analysis
-from sim.cli import CONFIG_DIR, _compose_checked, _first_line
+from sim.cli import CONFIG_DIR, compose_checked, first_line
 from sim.config import ConfigError
 from sim.facts import FACTS, MARKETS, Frames, Target, derive, load_targets, needed
 from sim.record import clients_frame, write_json, write_parquet
@@ -49,7 +49,7 @@ def market_configs(
 
 
 def _config(overrides: list[str]) -> DictConfig:
-    cfg = _compose_checked(overrides, CONFIG_DIR, "config")
+    cfg = compose_checked(overrides, CONFIG_DIR, "config")
     with open_dict(cfg):
         cfg.pop("hydra")
     validate(cfg)
@@ -67,7 +67,7 @@ def configure(cfg: DictConfig, variant: dict | None = None, seed: int | None = N
         try:
             OmegaConf.update(out, key, value, merge=False)
         except Exception as error:  # OmegaConf: an unknown key or a wrong type
-            raise ConfigError(key, value, _first_line(error)) from None
+            raise ConfigError(key, value, first_line(error)) from None
     validate(out)
     return out
 

@@ -25,7 +25,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim import sensitivity as sa
-from sim.cli import CONFIG_DIR, _compose_checked, check_output_dir
+from sim.cli import CONFIG_DIR, check_output_dir, compose_checked
 from sim.config import ConfigError
 from sim.record import write_atomic, write_parquet
 from sim.run import package_version
@@ -158,7 +158,7 @@ def base_config(args: argparse.Namespace) -> DictConfig:
     flags = [f"market.n_clients={args.clients}"] if args.clients else []
     flags += [f"steps={args.weeks}"] if args.weeks else []
     try:
-        cfg = _compose_checked([*study, "progress=false", *args.overrides, *flags],
+        cfg = compose_checked([*study, "progress=false", *args.overrides, *flags],
                                CONFIG_DIR, "config")  # fmt: skip
     finally:
         GlobalHydra.instance().clear()
