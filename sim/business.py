@@ -90,20 +90,23 @@ class Firms:
         policies: each business's `Policy`, businesses of one policy next to each other.
         capacity: hours of work per week each business pays for, worked or idle.
         cultures: (B, 2) unit vectors of the businesses' values.
+        business_id: each entry's business id within its market (default: its position;
+            several markets stepped as one number their businesses each from 0).
 
     Attributes (arrays, one entry per business): the counters of `sim.ledger.COUNTERS`
     (this week's), the accounts of `ACCOUNTS`; `capacity`, `price`, `reach`, `overpromise`,
     `decider_shift`, `user_shift` (`mechanics.role_shift`), `fixed_cost` and
-    `credit_limit` (currency units a week); `groups`: (policy, first, end) business ranges.
+    `credit_limit` (currency units a week); `groups`: (policy, first, end) business ranges;
+    `index`: the business ids.
     """
 
-    def __init__(self, cfg, policies: list[Policy], capacity, cultures) -> None:
+    def __init__(self, cfg, policies: list[Policy], capacity, cultures, business_id=None) -> None:
         market, centre = cfg.market, cfg.clients.buying_centre
         n = len(policies)
         self.cfg = cfg
         self.policies = list(policies)
         self.n = n
-        self.index = np.arange(n, dtype=np.int64)
+        self.index = np.arange(n, dtype=np.int64) if business_id is None else business_id
         self.policy_names = np.array([p.name for p in policies], dtype=object)
         self.cultures = np.asarray(cultures, dtype=float).reshape(n, 2)
         self.capacity = np.broadcast_to(np.asarray(capacity, dtype=float), n).copy()

@@ -361,6 +361,9 @@ class ExperimentConfig:
     seeds: int = num(1, 1_000_000, default=10)
     chunk_size: int = num(1, 1_000_000, default=10)
     chunk: int | None = num(0, 1_000_000, default=None)  # set by `clientsim-experiment run`
+    #: seeds of a chunk stepped together as one array program by the vectorized engine
+    #: (`sim.run.simulate_batch`; each run's results are those it has alone); 1: one by one
+    batch: int = num(1, 1000, default=10)
     total_runs: int = num(0, 1e12, default=0)  # for the progress lines; 0: unknown
     x: str | None = None  # the swept key on the figure's x axis
     group: str | None = None  # a second swept key, drawn as separate lines

@@ -277,3 +277,23 @@ def _edges_to_csr(u: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, np.
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return indptr, columns.astype(np.int32)
+
+
+def concatenate_networks(networks: list[tuple[np.ndarray, np.ndarray]]):
+    """One CSR network of several markets' disjoint networks, one market after another.
+
+    Market r's client i becomes client ``r * n + i`` (n clients in every market).
+    """
+    if len(networks) == 1:
+        return networks[0]
+    n = len(networks[0][0]) - 1
+    if len(networks) * n >= 2**31:
+        raise ValueError(f"{len(networks)} markets of {n} clients exceed int32 client ids")
+    edges = np.cumsum([0] + [len(indices) for _, indices in networks])
+    indptr = np.concatenate(
+        [networks[0][0][:1]] + [ptr[1:] + edges[r] for r, (ptr, _) in enumerate(networks)]
+    )
+    indices = np.concatenate(
+        [(indices + r * n).astype(np.int32) for r, (_, indices) in enumerate(networks)]
+    )
+    return indptr, indices

@@ -138,7 +138,9 @@ def open_from(known_week, blocked_until, active) -> np.ndarray:
     return np.where(active, np.maximum(known_week, blocked_until), NEVER)
 
 
-def choose(world: World, ids, row, business, week: int, align, credit, warning, business_state):
+def choose(
+    world: World, ids, row, business, week: int, align, credit, warning, business_state, firm=None
+):
     """Phase 3: the business each of the clients `ids` picks by logit; -1 if it has none.
 
     The candidates are pairs: client `ids[row[i]]` may choose business `business[i]`, with
@@ -147,17 +149,19 @@ def choose(world: World, ids, row, business, week: int, align, credit, warning, 
     balks at a business whose queue (weeks of backlog) is longer than its patience: it is
     not a candidate. Ties go to the lowest business index (argmax). A business that serves
     one role of the buying centre tilts the alignment the decider perceives
-    (`mechanics.tailored_alignment`).
+    (`mechanics.tailored_alignment`). `firm`: the entry of each candidate's business in
+    `business_state` (`MarketModel.firm`; default `business`, one market).
     """
-    pop, rep, queue = world.population, business_state[0], business_state[1]
-    pair_ids = ids.take(row)
-    balks = queue.take(business) > pop["patience"].take(pair_ids)
+    pop, pair_ids = world.population, ids.take(row)
+    firm = business if firm is None else firm
+    rep, queue = business_state[0].take(firm), business_state[1].take(firm)
+    balks = queue > pop["patience"].take(pair_ids)
     if world.decider_shift.any():  # a business that serves one role courts or neglects it
         align = mechanics.tailored_alignment(align, world.decider_shift.take(business))
     u = world.streams.uniform("choice", week, pair_ids, business)
     utility = mechanics.choice_utility(
-        rep[business], align, world.price_ratio[business], pop["payer_budget"].take(pair_ids),
-        credit, warning, queue[business], mechanics.gumbel(u), world.clients.choice,
+        rep, align, world.price_ratio[business], pop["payer_budget"].take(pair_ids),
+        credit, warning, queue, mechanics.gumbel(u), world.clients.choice,
     )  # fmt: skip
     n_b = world.n_businesses
     table = np.full(len(ids) * n_b, -np.inf)
@@ -168,9 +172,12 @@ def choose(world: World, ids, row, business, week: int, align, credit, warning, 
 
 
 def applicants(
-    world: World, ids, business, week: int, new, referred, difficulty, job
+    world: World, ids, business, week: int, new, referred, difficulty, job, firm=None
 ) -> Applicants:
     """Phases 4-5: the applicants `ids` (sorted by business, then id) to `business`.
+
+    `firm`: the entry of each one's business in `Firms` (`MarketModel.firm`; default
+    `business`, one market), which `Applicants.business` holds.
 
     `business` holds one business index per applicant; `job` holds the applicants'
     `true_hours`, `stated_hours` and `deadline`. Their fit signals are read and their
@@ -190,7 +197,7 @@ def applicants(
     u_noise = streams.uniforms(week, ids[new], SCREENING_DRAWS)  # normal k: slots 2k, 2k + 1
     noise[new] = box_muller(u_noise[0::2], u_noise[1::2]).T
     return Applicants(
-        ids, business, new, referred, difficulty,
+        ids, business if firm is None else firm, new, referred, difficulty,
         mechanics.fit_signals(
             difficulty, pop["pay_reliability"][ids], pairs(world.decider_alignment, ids, business),
             pop["unrealistic"][ids],
@@ -278,9 +285,10 @@ def finish_jobs(
 def book_outcomes(firms, count, provider, out: Outcome) -> None:
     """Add finished jobs' money, satisfaction, loyalty and reviews to their businesses.
 
-    `firms` are the market's businesses (`sim.business.Firms`), `count` adds to the
-    market's tallies (`MarketModel.count`). Sums run in the order of the jobs (by client
-    id) in both engines, so they agree exactly.
+    `firms` are the market's businesses (`sim.business.Firms`), `provider` their entries,
+    `count` counts the jobs in masks in the market's tallies (`MarketModel.count_clients`
+    of the jobs' clients). Sums run in the order of the jobs (by client id) in both engines,
+    so they agree exactly.
     """
     reviewed, done = out.rating > 0, ~out.abandoned
     total = firms.total
@@ -293,10 +301,10 @@ def book_outcomes(firms, count, provider, out: Outcome) -> None:
     stars = total(provider, np.where(reviewed, out.rating, 0))
     firms.record_reviews(total(provider[reviewed]), stars)
     count(
-        completed=done.sum(),
-        abandoned=out.abandoned.sum(),
-        reviews=reviewed.sum(),
-        **{f"rating_{star}": (out.rating == star).sum() for star in range(1, 6)},
+        completed=done,
+        abandoned=out.abandoned,
+        reviews=reviewed,
+        **{f"rating_{star}": out.rating == star for star in range(1, 6)},
     )
 
 
@@ -410,15 +418,14 @@ def story_weight(world: World, story: int) -> float:
     return wom.credit if story > 0 else wom.credit * wom.negativity_bias
 
 
-def release(model, business: int) -> None:
+def release(model, clients, business: int) -> None:
     """Phase 9, exit: a business's backlog returns to the market and its clients leave it.
 
-    Its open jobs lose their provider (and their prepaid flag: the next business quotes
-    anew) and the clients it retained have none; written once against the storage
-    interface (`MarketModel.read` / `write`).
+    Its open jobs (among `clients`, the ids of its market) lose their provider (and their
+    prepaid flag: the next business quotes anew) and the clients it retained have none;
+    written once against the storage interface (`MarketModel.read` / `write`).
     """
-    everyone = np.arange(model.cfg.market.n_clients)
-    backlog = everyone[model.read("job_provider", everyone) == business]
+    backlog = clients[model.read("job_provider", clients) == business]
     model.write("job_provider", backlog, -1)
     model.write("job_prepaid", backlog, False)
-    model.write("provider", everyone[model.read("provider", everyone) == business], -1)
+    model.write("provider", clients[model.read("provider", clients) == business], -1)

@@ -51,6 +51,25 @@ class Population:
         return self.arrays[trait]
 
 
+def concatenate_populations(populations: list[Population]) -> Population:
+    """One population of several markets' clients, one market after another.
+
+    A trait that is the same array as another in every market (a role played by the client
+    itself) stays one array in the result.
+    """
+    if len(populations) == 1:
+        return populations[0]
+    joined: dict[tuple[int, ...], np.ndarray] = {}
+    arrays = {}
+    for trait in populations[0].arrays:
+        parts = [p.arrays[trait] for p in populations]
+        key = tuple(map(id, parts))
+        if key not in joined:
+            joined[key] = np.concatenate(parts)
+        arrays[trait] = joined[key]
+    return Population(segment_names=populations[0].segment_names, arrays=arrays)
+
+
 def _unit_vectors(angle: np.ndarray) -> np.ndarray:
     return np.column_stack([np.cos(angle), np.sin(angle)])
 

@@ -45,12 +45,25 @@ class Recorder:
         self.market: list[dict] = []
 
     def collect(self, model) -> None:
-        """Append this week's business rows and market row."""
-        week = model.week - 1
-        columns = ledger.business_columns(model.firms)
+        """Append this week's business rows and market row (of a model of one market)."""
+        self.add(model.week - 1, ledger.business_columns(model.firms), model.tally)
+
+    @staticmethod
+    def collect_markets(model, recorders: list[Recorder]) -> None:
+        """Append this week's rows of each market of `model` to its recorder, in order.
+
+        Market r's rows are those `collect` appends when it is run alone.
+        """
+        columns, markets = ledger.business_columns(model.firms), model.replicas
+        for r, recorder in enumerate(recorders):
+            recorder.add(model.week - 1, {k: v[r::markets] for k, v in columns.items()},
+                         {k: int(v[r]) for k, v in model.tally.items()})  # fmt: skip
+
+    def add(self, week: int, columns: dict[str, np.ndarray], tally: dict[str, int]) -> None:
+        """Append a week's business rows (`ledger.business_columns`) and market tallies."""
         self.steps.append((week, columns))
         totals = {k: sum(columns[k].tolist()) for k in ledger.MARKET_SUMS}  # Python's sum
-        self.market.append({"step": week, **model.tally, **totals})
+        self.market.append({"step": week, **tally, **totals})
 
     def steps_frame(self) -> pd.DataFrame:
         """steps.parquet as a DataFrame."""
@@ -70,19 +83,22 @@ class Recorder:
         return frame.astype(ledger.MARKET_COLUMNS)
 
 
-def clients_frame(model) -> pd.DataFrame:
-    """clients.parquet as a DataFrame: traits, then outcomes."""
-    pop, market = model.population, model.cfg.market
-    everyone = np.arange(len(pop))
+def clients_frame(model, market: int = 0) -> pd.DataFrame:
+    """clients.parquet as a DataFrame: traits, then outcomes (of market `market` of a batch)."""
+    pop, n = model.population, model.n_clients
+    everyone = np.arange(market * n, (market + 1) * n)
     values = {f.name: model.read(f.name, everyone) for f in state.RECORDED}
+    referrer = values["referred_by"]  # a client id of the batch: the referrer's id in its market
+    values["referred_by"] = np.where(referrer >= 0, referrer - market * n, referrer)
     outcomes = {f.column: values[f.name].astype(f.recorded_dtype) for f in state.RECORDED}
-    loaded_cost = market.wage + market.salary
+    loaded_cost = model.cfg.market.wage + model.cfg.market.salary
+    angles = pop["values"][everyone]
     columns = {
-        "client_id": np.arange(len(pop), dtype=np.int64),
-        "segment": pd.Categorical.from_codes(pop["segment"], pop.segment_names),
-        "value_angle": np.arctan2(pop["values"][:, 1], pop["values"][:, 0]),
+        "client_id": np.arange(n, dtype=np.int64),
+        "segment": pd.Categorical.from_codes(pop["segment"][everyone], pop.segment_names),
+        "value_angle": np.arctan2(angles[:, 1], angles[:, 0]),
         "profit_contributed": values["spend"] - values["hours"] * loaded_cost,
-        **{k: pop[k] for k in population.RECORDED if k != "segment"},
+        **{k: pop[k][everyone] for k in population.RECORDED if k != "segment"},
         **outcomes,
     }
     return pd.DataFrame({k: columns[k] for k in CLIENT_COLUMNS})

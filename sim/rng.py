@@ -179,6 +179,78 @@ class Streams:
                           self.uniform(stream, week, ids, slot2 + 1))  # fmt: skip
 
 
+class BatchStreams(Streams):
+    """The streams of R markets stepped as one (`MarketModel` with several seeds).
+
+    The markets' clients are numbered one after another: client id ``r * n + i`` is client
+    ``i`` of market ``r``, seeded ``seeds[r]``. Every draw for it is exactly the draw of
+    `Streams(seeds[r])` for client ``i``: a replication's numbers do not depend on the
+    others in the batch.
+
+    Args:
+        seeds: the markets' seeds.
+        n: clients in each market.
+    """
+
+    def __init__(self, seeds, n: int) -> None:
+        self.members = [Streams(seed) for seed in seeds]
+        self.seed, self.n = self.members[0].seed, int(n)
+        self._cache = {}
+        self._keys = {
+            name: np.array([m._keys[name] for m in self.members], dtype=np.uint64)
+            for name in STREAMS
+        }
+
+    def __repr__(self) -> str:
+        return f"BatchStreams(seeds={[m.seed for m in self.members]}, n={self.n})"
+
+    def generator(self, stream: str) -> np.random.Generator:
+        """One-off draws belong to one market: use ``members[r].generator``."""
+        raise TypeError("a batch has one generator per market: use members[r].generator")
+
+    def _split(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(market, id within it) of each of the batch's client ids."""
+        ids = np.asarray(ids, dtype=np.int64)
+        market = ids // self.n
+        return market, ids - market * self.n
+
+    def _week_bases(self, stream: str, week: int, slot: int) -> np.ndarray:
+        """Each market's key of (stream, week, slot) (`Streams._week_base`), remembered.
+
+        One numpy hash over the markets' keys: the same arithmetic as `Streams._week_base`.
+        """
+        bases = self._cache.get((stream, week, slot))
+        if bases is None:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            bases = self._cache[stream, week, slot] = self._base(self._keys[stream], week, slot)
+        return bases
+
+    def bits(self, stream: str, week, ids, slot=0) -> np.ndarray:
+        """`Streams.bits` of each client's own market, for the clients' local ids."""
+        market, local = self._split(ids)
+        keys = self._keys[stream]
+        if isinstance(week, int | np.integer) and isinstance(slot, int | np.integer):
+            base = self._week_bases(stream, week, slot).take(market)
+        elif isinstance(week, int | np.integer) and _few_distinct(slot):
+            slot = np.asarray(slot, dtype=np.int64)
+            width = int(slot.max()) + 1
+            table = self._base(keys[:, None], week, np.arange(width))  # (markets, slots)
+            base = table.reshape(-1).take(market * width + slot)
+        else:
+            base = self._base(keys.take(market), week, slot)
+        return _mix(base + _u64(local) * _GOLDEN)
+
+    def uniforms(self, week: int, ids, draws) -> np.ndarray:
+        """`Streams.uniforms` of each client's own market, for the clients' local ids."""
+        market, local = self._split(ids)
+        base = np.array([self._week_bases(s, week, slot) for s, slot in draws], dtype=np.uint64)
+        u = (_mix(base.take(market, axis=1) + _u64(local) * _GOLDEN) >> _S12).astype(np.float64)
+        u += 0.5
+        u *= _TO_UNIT
+        return u
+
+
 def box_muller(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
     """Standard normals from two arrays of uniforms (`Streams.normal`); changes both."""
     np.log(u1, out=u1)

@@ -46,9 +46,9 @@ def package_version() -> str:
         return "unknown"
 
 
-def build_model(cfg: DictConfig):
-    """The model of `cfg.engine`, initialised but not run."""
-    return engine_class(cfg.engine)(cfg)
+def build_model(cfg: DictConfig, seeds=None):
+    """The model of `cfg.engine`, initialised but not run (of several markets: `seeds`)."""
+    return engine_class(cfg.engine)(cfg) if seeds is None else engine_class(cfg.engine)(cfg, seeds)
 
 
 def simulate(cfg: DictConfig, *, progress: bool = False):
@@ -69,6 +69,26 @@ def simulate(cfg: DictConfig, *, progress: bool = False):
             recorder.collect(model)
             tick()
     return model, recorder
+
+
+def simulate_batch(cfg: DictConfig, seeds: list[int]):
+    """Run the markets of `seeds` (one design point) as one model; return (model, recorders).
+
+    Recorder r holds exactly what `simulate` records for seed ``seeds[r]`` alone (the
+    vectorized engine; `sim.model.MarketModel`); its `step_seconds` is its share of the
+    steps' time.
+    """
+    model = build_model(cfg, seeds)
+    recorders = [Recorder() for _ in seeds]
+    seconds = 0.0
+    for _ in range(cfg.steps):
+        started = time.perf_counter()
+        model.step()
+        seconds += time.perf_counter() - started
+        Recorder.collect_markets(model, recorders)
+    for recorder in recorders:
+        recorder.step_seconds = seconds / len(seeds)
+    return model, recorders
 
 
 LOG_EVERY_SECONDS = 15.0  # a progress line this often when stderr is not a terminal

@@ -49,7 +49,7 @@ SWEEP_FILE = ".sweep.json"
 #: Keys that say how a point is run, not what it is: left out of its hash and its columns.
 NOT_THE_POINT = (
     "seed", "progress", "output_dir", "experiment.seeds", "experiment.chunk_size",
-    "experiment.chunk", "experiment.total_runs",
+    "experiment.chunk", "experiment.total_runs", "experiment.batch",
 )  # fmt: skip
 #: runs.parquet's metrics (declared with their units in sim.analysis) and their dtypes.
 METRICS = tuple(METRIC_UNITS)
@@ -210,7 +210,25 @@ def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> float:
     run_cfg = cfg.copy()
     run_cfg.seed = seed
     _, recorder = simulate(run_cfg)
-    seconds = recorder.step_seconds
+    store_seed(recorder, seed, point_dir)
+    return recorder.step_seconds
+
+
+def run_batch(cfg: DictConfig, batch: list[int], point_dir: Path) -> float:
+    """Run the seeds `batch` of a point as one model (`sim.run.simulate_batch`), store each.
+
+    Each seed's files are those `run_seed` writes for it. Returns the steps' seconds per run.
+    """
+    from sim.run import simulate_batch
+
+    _, recorders = simulate_batch(cfg, batch)
+    for seed, recorder in zip(batch, recorders, strict=True):
+        store_seed(recorder, seed, point_dir)
+    return recorders[0].step_seconds
+
+
+def store_seed(recorder, seed: int, point_dir: Path) -> None:
+    """Write one run's rows into its seed directory, under a temporary name, renamed."""
     steps = recorder.steps_frame()
     final = _seed_dir(point_dir, seed)
     for stale in point_dir.glob(f".{final.name}.*.tmp"):  # left by a killed job
@@ -222,7 +240,30 @@ def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> float:
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return seconds
+
+
+def batches(cfg: DictConfig, todo: list[int]) -> list[list[int]]:
+    """The seeds `todo` in batches of `experiment.batch` (the vectorized engine; else one)."""
+    size = cfg.experiment.batch if cfg.engine == "vectorized" else 1
+    return [todo[i : i + size] for i in range(0, len(todo), size)]
+
+
+def _seed_failure(point_dir: Path, seed: int) -> Path:
+    return point_dir / f"{_seed_dir(point_dir, seed).name}.failed.json"
+
+
+def _run_alone(cfg: DictConfig, seed: int, point_dir: Path, record: dict) -> str:
+    """Run one seed; record a failure (error and traceback) instead of raising."""
+    try:
+        record["seconds"][str(seed)] = run_seed(cfg, seed, point_dir)
+    except Exception as error:  # recorded, and the other runs go on
+        write_json(_seed_failure(point_dir, seed), {
+            "seed": seed, "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+        })  # fmt: skip
+        return "failed"
+    _seed_failure(point_dir, seed).unlink(missing_ok=True)
+    return "ok"
 
 
 def _clock(seconds: float) -> str:
@@ -275,21 +316,32 @@ def run_job(cfg: DictConfig) -> dict:
     progress = Progress(sweep_dir, sweep, cfg.experiment.total_runs)
     record = {"sweep": sweep["id"], "job": hc.job.num, "point_hash": point_hash, "runs": {},
               "seconds": {}, "pid": os.getpid()}  # fmt: skip
+    todo = []
     for seed in seeds(cfg):
-        failure = point_dir / f"{_seed_dir(point_dir, seed).name}.failed.json"
-        if _seed_dir(point_dir, seed).is_dir():
-            status = "skipped"  # complete from an earlier sweep into this directory
+        if _seed_dir(point_dir, seed).is_dir():  # complete from an earlier sweep into DIR
+            record["runs"][str(seed)] = "skipped"
+            progress.done(point_hash, seed, "skipped")
         else:
+            todo.append(seed)
+    for batch in batches(cfg, todo):
+        if len(batch) > 1:
             try:
-                record["seconds"][str(seed)] = run_seed(cfg, seed, point_dir)
-                failure.unlink(missing_ok=True)
+                seconds = run_batch(cfg, batch, point_dir)
+            except Exception:  # some seed fails: run them one by one, to say which
+                pass
+            else:
+                for seed in batch:
+                    _seed_failure(point_dir, seed).unlink(missing_ok=True)
+                    record["seconds"][str(seed)], record["runs"][str(seed)] = seconds, "ok"
+                    progress.done(point_hash, seed, "ok")
+                continue
+        for seed in batch:
+            if _seed_dir(point_dir, seed).is_dir():  # stored by the batch before it failed
                 status = "ok"
-            except Exception as error:  # recorded, and the other runs go on
-                write_json(failure, {"seed": seed, "error": f"{type(error).__name__}: {error}",
-                                     "traceback": traceback.format_exc()})  # fmt: skip
-                status = "failed"
-        record["runs"][str(seed)] = status
-        progress.done(point_hash, seed, status)
+            else:
+                status = _run_alone(cfg, seed, point_dir, record)
+            record["runs"][str(seed)] = status
+            progress.done(point_hash, seed, status)
     write_json(sweep_dir / "jobs" / f"{hc.job.num}.json", record)
     return record
 

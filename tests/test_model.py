@@ -17,7 +17,7 @@ import pytest
 from sim.cli import compose
 from sim.ledger import COUNTERS
 from sim.record import Recorder, clients_frame
-from sim.run import build_model, simulate
+from sim.run import build_model, simulate, simulate_batch
 from sim.validation import validate
 
 ENGINES = ("vectorized", "agents")
@@ -503,23 +503,26 @@ def test_a_model_runs_past_its_configured_steps_and_the_engines_still_agree():
 
 
 # --- the two engines ---------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        (),
-        (SELLERS, "clients.buying_centre.enabled=true",
-         "market/network=barabasi_albert"),
-        ("policies.picky.kind=must_have", "policies.picky.threshold=0.6"),
-        SELLERS_EXITS,
-        (SELLERS, "steps=60"),
-        ("clients.buying_centre.enabled=true", "market.network.homophily=0.8",
-         "policies.fit_filter.culture_strength=0.7", "policies.fit_filter.serves=decider",
-         "policies.picky.culture_strength=1.0", "policies.picky.kind=must_have",
-         "policies.hard_sell.serves=user", "policies.serve_all.culture_strength=0.3"),
-    ],
-    ids=["default", "sellers-buying-centre-ba", "must-have", "exits", "sellers-impatient",
-         "culture-serves"],
-)  # fmt: skip
+#: Runs that reach every rule: a buying centre, other networks, must-have screens, exits
+#: with work in the backlogs, impatient clients, cultures and businesses serving one role.
+SCENARIOS = {
+    "default": (),
+    "sellers-buying-centre-ba": (SELLERS, "clients.buying_centre.enabled=true",
+                                 "market/network=barabasi_albert"),
+    "must-have": ("policies.picky.kind=must_have", "policies.picky.threshold=0.6"),
+    "exits": SELLERS_EXITS,
+    "sellers-impatient": (SELLERS, "steps=60"),
+    "culture-serves": (
+        "clients.buying_centre.enabled=true", "market.network.homophily=0.8",
+        "policies.fit_filter.culture_strength=0.7", "policies.fit_filter.serves=decider",
+        "policies.picky.culture_strength=1.0", "policies.picky.kind=must_have",
+        "policies.hard_sell.serves=user", "policies.serve_all.culture_strength=0.3",
+        "clients.wom.matching=0.5",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides", SCENARIOS.values(), ids=SCENARIOS.keys())
 def test_engines_agree_exactly_run_for_run(overrides):
     vectorized, agents = (run(engine, *overrides) for engine in ENGINES)
     assert vectorized[1]["accepted"].sum() > 0
@@ -527,3 +530,31 @@ def test_engines_agree_exactly_run_for_run(overrides):
         assert vectorized[2]["abandoned"].sum() > 0 and vectorized[2]["gave_up"].sum() > 0
     for frame_v, frame_a in zip(vectorized[1:], agents[1:], strict=True):
         pd.testing.assert_frame_equal(frame_v, frame_a, check_exact=True)
+
+
+# --- several markets stepped as one ------------------------------------------------------
+@pytest.mark.parametrize("overrides", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_a_batch_of_seeds_gives_every_seed_exactly_its_run_alone(overrides):
+    cfg = compose([*BASE, *overrides])
+    seeds = [11, 3, 12]  # in any order
+    model, recorders = simulate_batch(cfg, seeds)
+    assert model.replicas == 3 and len(model.population) == 3 * cfg.market.n_clients
+    frames = set()
+    for market, (seed, recorder) in enumerate(zip(seeds, recorders, strict=True)):
+        alone_cfg = cfg.copy()
+        alone_cfg.seed = seed
+        alone, alone_recorder = simulate(alone_cfg)
+        batch = (recorder.steps_frame(), recorder.market_frame(), clients_frame(model, market))
+        single = (alone_recorder.steps_frame(), alone_recorder.market_frame(), clients_frame(alone))
+        for frame_b, frame_s in zip(batch, single, strict=True):
+            pd.testing.assert_frame_equal(frame_b, frame_s, check_exact=True)
+        frames.add(batch[0]["revenue"].sum())
+    assert len(frames) == 3  # three different markets
+    if overrides is SELLERS_EXITS:  # businesses of some markets exited, not of all
+        active = batch[0].groupby("step")["active"].sum()
+        assert active.iloc[-1] < active.iloc[0]
+
+
+def test_a_batch_needs_the_vectorized_engine():
+    with pytest.raises(ValueError, match="engine=vectorized"):
+        build_model(compose([*BASE, "engine=agents"]), [0, 1])

@@ -4,7 +4,13 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from sim.network import MAX_COMPLETE_N, NETWORK_KINDS, NETWORK_PARAMS, build_network
+from sim.network import (
+    MAX_COMPLETE_N,
+    NETWORK_KINDS,
+    NETWORK_PARAMS,
+    build_network,
+    concatenate_networks,
+)
 
 SMALL_PARAMS = {
     "watts_strogatz": {"k": 6, "p": 0.2},
@@ -202,3 +208,16 @@ def test_values_of_wrong_shape_raise():
             homophily=0.0,
             rng=np.random.default_rng(0),
         )
+
+
+def test_markets_networks_join_as_disjoint_blocks_of_client_ids():
+    nets = [build(40, "watts_strogatz", seed)[:2] for seed in range(3)]
+    indptr, indices = concatenate_networks(nets)
+    assert len(indptr) == 121 and indices.dtype == np.int32
+    for r, (ptr, idx) in enumerate(nets):
+        for i in (0, 17, 39):
+            g = r * 40 + i
+            np.testing.assert_array_equal(
+                indices[indptr[g] : indptr[g + 1]], idx[ptr[i] : ptr[i + 1]] + r * 40
+            )
+    assert concatenate_networks(nets[:1]) is nets[0]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.rng import STREAMS, Streams, box_muller, stream_id
+from sim.rng import STREAMS, BatchStreams, Streams, box_muller, stream_id
 
 N = 200_000  # draws per statistical check: 5 sigma tolerances stay below ~1%
 SIGMAS = 5.0
@@ -245,3 +245,37 @@ def test_draws_made_at_once_equal_the_draws_made_one_by_one():
     u = streams.uniforms(5, ids, (("size", 0), ("size", 1), ("payment", 1)))
     np.testing.assert_array_equal(u[2], streams.uniform("payment", 5, ids, 1))
     np.testing.assert_array_equal(box_muller(u[0], u[1]), streams.normal("size", 5, ids))
+
+
+@pytest.mark.parametrize(
+    "slot",
+    [0, 5, np.arange(300) % 7, np.arange(300) % 5000, np.arange(30) % 3],
+    ids=["zero", "scalar", "few-slots", "many-slots", "short"],
+)
+def test_a_batch_draws_for_each_client_what_its_own_market_draws(slot):
+    seeds, n = [4, 0, 9], 100
+    batch, alone = BatchStreams(seeds, n), [Streams(seed) for seed in seeds]
+    ids = (
+        np.arange(len(seeds) * n) if np.ndim(slot) == 0 or len(slot) == 300 else np.arange(30) * 10
+    )
+    got = batch.uniform("wom", 7, ids, slot)
+    market, local = ids // n, ids % n
+    slots = np.broadcast_to(slot, ids.shape)
+    want = [
+        alone[m].uniform("wom", 7, [i], s)[0] for m, i, s in zip(market, local, slots, strict=True)
+    ]
+    np.testing.assert_array_equal(got, want)
+    draws = (("size", 0), ("payment", 1))
+    want = np.column_stack(
+        [alone[m].uniforms(7, [i], draws)[:, 0] for m, i in zip(market, local, strict=True)]
+    )
+    np.testing.assert_array_equal(batch.uniforms(7, ids, draws), want)
+
+
+def test_a_batch_draws_a_clients_row_of_slots_as_its_market_does():
+    batch, alone = BatchStreams([2, 8], 50), Streams(8)
+    ids = np.array([51, 60, 99])[:, None]  # market 1's clients 1, 10, 49
+    got = batch.uniform("ads", 0, ids, np.arange(12))
+    np.testing.assert_array_equal(got, alone.uniform("ads", 0, (ids - 50), np.arange(12)))
+    with pytest.raises(TypeError, match="one generator per market"):
+        batch.generator("traits")

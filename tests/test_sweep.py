@@ -3,6 +3,7 @@ the launchers that run locally, failure records and resume, the tidy tables' dty
 """
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,13 +107,13 @@ def test_a_failed_run_is_recorded_and_a_rerun_completes_only_what_is_missing(tmp
     complete = pd.read_parquet(sweep_dir / "runs.parquet")
     point = next((sweep_dir / "points").iterdir())
     stamps = {p: p.stat().st_mtime_ns for p in (sweep_dir / "points").glob("*/seed-*/run.parquet")}
-    blocked = point / "seed-0001"
-    for file in blocked.iterdir():
-        file.unlink()
-    blocked.rmdir()
+    blocked, redone = point / "seed-0001", point / "seed-0000"
+    for run_dir in (blocked, redone):  # both seeds run again, as one batch (experiment.batch)
+        shutil.rmtree(run_dir)
     blocked.write_text("a file where the run's directory must go")  # a real fault: rename fails
     failed = run_experiment(args, tmp_path)
     assert failed.returncode == 1
+    assert (redone / "run.parquet").exists()  # the batch's other seed is stored, not lost
     lines = [line for line in failed.stderr.splitlines() if line.startswith("clientsim")]
     assert len(lines) == 1 and "1 of" in lines[0] and "failed" in lines[0]
     runs = pd.read_parquet(sweep_dir / "runs.parquet")
@@ -129,7 +130,7 @@ def test_a_failed_run_is_recorded_and_a_rerun_completes_only_what_is_missing(tmp
     statuses = sorted(s for r in records for s in r["runs"].values())
     assert statuses == ["ok", "skipped", "skipped", "skipped"]  # only the missing run ran
     for path, stamp in stamps.items():
-        if path.parent != blocked:
+        if path.parent not in (blocked, redone):
             assert path.stat().st_mtime_ns == stamp  # complete runs were not redone
     assert not (point / "seed-0001.failed.json").exists()
     pd.testing.assert_frame_equal(pd.read_parquet(sweep_dir / "runs.parquet"), complete)

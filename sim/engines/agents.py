@@ -115,6 +115,8 @@ class AgentsModel(MarketModel):
 
     def setup_clients(self) -> None:
         """Create one `Client` agent per client, in id order."""
+        if self.replicas > 1:
+            raise ValueError("the agents engine steps one market: batches need engine=vectorized")
         ids = np.arange(self.cfg.market.n_clients)
         ad_weeks = phases.ad_weeks(self.world, ids)
         self.clients = [Client(self, i, ad_weeks[i]) for i in ids]
@@ -200,7 +202,7 @@ class AgentsModel(MarketModel):
         first = np.array([c.provider != c.job.provider for c in done], dtype=bool)
         difficulty = np.array([c.difficulty for c in done])
         out = phases.finish_jobs(self.world, ids, week, provider, job, first, difficulty, abandoned)
-        phases.book_outcomes(self.firms, self.count, provider, out)
+        phases.book_outcomes(self.firms, lambda **m: self.count_clients(ids, **m), provider, out)
         for i, client in enumerate(done):
             client.close_job(bool(out.retained[i]), out.paid[i], out.unpaid[i], out.rating[i],
                              week, bool(abandoned[i]))  # fmt: skip

@@ -33,7 +33,7 @@ class VectorizedModel(MarketModel):
 
     def setup_clients(self) -> None:
         """Create the state arrays; draw each client's first need and ad-awareness weeks."""
-        n, n_b = self.cfg.market.n_clients, self.n_businesses
+        n, n_b = len(self.population), self.n_businesses  # clients of all the markets
         self.ids = np.arange(n, dtype=np.int64)
         self.s = {
             **state.arrays(state.CLIENT, n),
@@ -59,7 +59,7 @@ class VectorizedModel(MarketModel):
         s["has_job"][ids] = True
         s["job_true_hours"][ids], s["job_stated_hours"][ids] = jobs.true_hours, jobs.stated_hours
         s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
-        self.count(new_needs=len(ids))
+        self.count_clients(ids, new_needs=None)
 
     def _standing(self, kind: str, flat: np.ndarray, week: int, since=None) -> np.ndarray:
         """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed.
@@ -88,14 +88,17 @@ class VectorizedModel(MarketModel):
         waited = week - s["job_need_week"][unplaced]
         gone = unplaced[phases.out_of_patience(self.world, unplaced, waited)]
         s["has_job"][gone] = False
-        self.count(gave_up=len(gone))
+        self.count_clients(gone, gave_up=None)
         waiting = s["has_job"] & (s["job_provider"] < 0)
         s["applied_to"][:] = np.where(waiting, s["provider"], -1)
         ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["look_from"] <= week))
         state = self.business_state()
         # (rows are gathered with take: several times faster than fancy indexing)
+        active = state[2]
+        if self.replicas > 1:  # each client sees its own market's businesses
+            active = active.reshape(n_b, self.replicas).T.take(ids // self.n_clients, axis=0)
         open_from = phases.open_from(
-            p["known_week"].take(ids, 0), p["blocked_until"].take(ids, 0), state[2]
+            p["known_week"].take(ids, 0), p["blocked_until"].take(ids, 0), active
         )
         eligible = open_from <= week
         stuck = ~eligible.any(axis=1)
@@ -114,6 +117,7 @@ class VectorizedModel(MarketModel):
             self.world, ids, row, business, week, in_rows(self.decider_alignment),
             self._standing("credit", flat, week, in_rows(p["credit_week"])),
             self._standing("warning", flat, week, in_rows(p["warning_week"])), state,
+            self.firm(ids.take(row), business),
         )  # fmt: skip
 
     def screen_and_quote(self, week: int) -> None:
@@ -125,14 +129,16 @@ class VectorizedModel(MarketModel):
         s, p, n_b = self.s, self.p, self.n_businesses
         applied = s["applied_to"]
         ids = np.flatnonzero(applied >= 0)
-        ids = ids[np.argsort(applied[ids], kind="stable")]
+        firm = self.firm(ids, applied[ids].astype(np.int64))
+        order = np.argsort(firm, kind="stable")
+        ids, firm = ids[order], firm[order]
         b = applied[ids].astype(np.int64)
         new = s["provider"][ids] != b
         credit = self._standing("credit", ids * n_b + b, week)
         job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
         difficulty = s["difficulty"][ids]
         referred = phases.fresh_referrals(self.world, new, credit)
-        everyone = phases.applicants(self.world, ids, b, week, new, referred, difficulty, job)
+        everyone = phases.applicants(self.world, ids, b, week, new, referred, difficulty, job, firm)
         intake = self.firms.take(everyone)
         s["hours"][ids] += intake.overhead_hours
         acc = intake.accepted
@@ -162,13 +168,15 @@ class VectorizedModel(MarketModel):
         s = self.s
         ids = np.flatnonzero(s["job_provider"] >= 0)  # ascending: ties stay in id order
         span = week + 1  # accept weeks lie in [0, week]
-        key = s["job_provider"][ids].astype(np.int64) * span + s["job_accept_week"][ids]
-        if span * self.n_businesses <= np.iinfo(np.uint16).max:
+        firm = self.firm(ids, s["job_provider"][ids].astype(np.int64))
+        key = firm * span + s["job_accept_week"][ids]
+        if span * self.firms.n <= np.iinfo(np.uint16).max:
             key = key.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
-        ids = ids[np.argsort(key, kind="stable")]
+        order = np.argsort(key, kind="stable")
+        ids, firm = ids[order], firm[order]
         remaining = s["job_remaining"][ids]
         hard = phases.difficult(self.world, s["difficulty"][ids])
-        worked = self.firms.serve(s["job_provider"][ids].astype(np.int64), remaining, hard)
+        worked = self.firms.serve(firm, remaining, hard)
         s["job_remaining"][ids] = remaining - worked
         s["hours"][ids] += worked
 
@@ -186,7 +194,9 @@ class VectorizedModel(MarketModel):
         out = phases.finish_jobs(
             self.world, ids, week, provider, job, first, s["difficulty"][ids], abandoned
         )
-        phases.book_outcomes(self.firms, self.count, provider, out)
+        phases.book_outcomes(
+            self.firms, lambda **m: self.count_clients(ids, **m), self.firm(ids, provider), out
+        )
         s["spend"][ids] += out.paid
         s["unpaid"][ids] += out.unpaid
         s["jobs_done"][ids] += ~abandoned
@@ -221,8 +231,9 @@ class VectorizedModel(MarketModel):
             p = {name: self.p[name].reshape(-1) for name in ("known_week", kind, f"{kind}_week")}
             phases.hear_stories(self.world, *p.values(), flat, amount, week)
             counter = "referrals_made" if sign > 0 else "warnings_made"
-            self.firms.book(**{counter: self.firms.total(about[owner[pick]])})
-            self.count(**{"wom_positive" if sign > 0 else "wom_negative": pick.sum()})
+            speakers = tellers[owner[pick]]
+            self.firms.book(**{counter: self.firms.total(self.firm(speakers, about[owner[pick]]))})
+            self.count_clients(speakers, **{"wom_positive" if sign > 0 else "wom_negative": None})
             if sign > 0:
                 referrer = self.p["referrer"].reshape(-1)
                 phases.remember_referrers(referrer, flat, tellers[owner[pick]])
@@ -230,11 +241,14 @@ class VectorizedModel(MarketModel):
                     owner[pick], minlength=len(tellers)
                 ).astype(np.int32)
 
-    def counts(self) -> tuple[int, int, int]:
-        """Clients with an unplaced job, with an open job, and ever served."""
-        s = self.s
-        unplaced = int((s["has_job"] & (s["job_provider"] < 0)).sum())
-        return unplaced, int(s["has_job"].sum()), int((s["first_job_week"] >= 0).sum())
+    def counts(self) -> tuple:
+        """Clients with an unplaced job, with an open job, and ever served (per market)."""
+        s, markets = self.s, -self.replicas
+        return (
+            self.per_market(s["has_job"] & (s["job_provider"] < 0), markets),
+            self.per_market(s["has_job"], markets),
+            self.per_market(s["first_job_week"] >= 0, markets),
+        )
 
     def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
         """Field `name` of the clients `ids` (see `MarketModel.read`)."""
