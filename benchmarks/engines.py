@@ -33,28 +33,37 @@ from pathlib import Path
 AGENTS_MAX = 100_000  # the agents engine takes minutes per run above this
 
 
-def measure(engine: str, n_clients: int, weeks: int) -> dict:
-    """Build and run one model in this process; time the steps only."""
+def measure(engine: str, n_clients: int, weeks: int, replicas: int = 1) -> dict:
+    """Build and run one model in this process; time the steps only.
+
+    `replicas` > 1: that many seeds of the config stepped as one model (a batch).
+    """
     from sim.cli import compose
     from sim.engines import engine_class
 
     cfg = compose([f"engine={engine}", f"market.n_clients={n_clients}", f"steps={weeks}"])
     start = time.perf_counter()
-    model = engine_class(engine)(cfg)
+    seeds = list(range(replicas))
+    model = engine_class(engine)(cfg) if replicas == 1 else engine_class(engine)(cfg, seeds)
     built = time.perf_counter()
     for _ in range(weeks):
         model.step()
     ran = time.perf_counter()
     return {
-        "engine": engine, "clients": n_clients, "weeks": weeks,
+        "engine": engine, "clients": n_clients, "weeks": weeks, "replicas": replicas,
         "init_s": built - start, "run_s": ran - built,
-        "client_steps_per_s": n_clients * weeks / (ran - built),
+        "client_steps_per_s": replicas * n_clients * weeks / (ran - built),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }  # fmt: skip
 
 
 def in_subprocess(
-    engine: str, n_clients: int, weeks: int, repeat: int = 1, checkout: Path | None = None
+    engine: str,
+    n_clients: int,
+    weeks: int,
+    repeat: int = 1,
+    checkout: Path | None = None,
+    replicas: int = 1,
 ) -> dict:
     """`measure` in fresh Python processes: the fastest of `repeat` runs, the largest peak.
 
@@ -69,6 +78,7 @@ def in_subprocess(
     runs = []
     for _ in range(repeat):
         args = [str(python), str(script), "--one", engine, str(n_clients), str(weeks)]
+        args += [str(replicas)] if replicas > 1 else []
         done = subprocess.run(
             args, capture_output=True, text=True, check=True, cwd=script.parent.parent
         )
@@ -77,11 +87,14 @@ def in_subprocess(
     return best | {"repeats": repeat, "peak_mb": max(r["peak_mb"] for r in runs)}
 
 
+BATCH = 10  # seeds stepped as one model in the batched measurement (`experiment.batch`)
+
 #: The speed and memory targets (issue "Speed for sweeps"): name -> (limit, unit).
 TARGETS = {
     "fixed cost per week": (0.5, "ms"),
     "marginal cost per client-step at 100,000": (0.08, "µs"),
     "default run stepping (5,000 x 260)": (0.25, "s"),
+    f"the same, {BATCH} seeds as one batch, per run": (0.25, "s"),
     "peak memory per client at 1,000,000": (1.0, "kB"),
 }
 TARGET_SIZES = (1_000, 5_000, 20_000, 100_000)
@@ -97,8 +110,14 @@ def cost_fit(rows: list[dict]) -> tuple[float, float]:
     return float(fixed), float(marginal)
 
 
-def target_figures(rows: list[dict], million: dict | None) -> dict[str, float]:
-    """The measured value of each of `TARGETS` (NaN where not measured)."""
+def target_figures(
+    rows: list[dict], million: dict | None, batched: dict | None = None
+) -> dict[str, float]:
+    """The measured value of each of `TARGETS` (NaN where not measured).
+
+    Without a batched run (a checkout that cannot batch) a run in a batch costs what it
+    costs alone.
+    """
     by_size = {r["clients"]: r for r in rows}
     fixed, _ = cost_fit(rows)
     big = by_size.get(100_000)
@@ -108,6 +127,13 @@ def target_figures(rows: list[dict], million: dict | None) -> dict[str, float]:
         "fixed cost per week": 1e3 * fixed,
         "marginal cost per client-step at 100,000": marginal,
         "default run stepping (5,000 x 260)": default["run_s"] if default else float("nan"),
+        f"the same, {BATCH} seeds as one batch, per run": (
+            batched["run_s"] / batched["replicas"]
+            if batched
+            else default["run_s"]
+            if default
+            else float("nan")
+        ),
         "peak memory per client at 1,000,000": (
             million["peak_mb"] / 1e3 if million else float("nan")  # MB per 1e6 = kB each
         ),
@@ -126,15 +152,23 @@ def targets_report(new: dict, old: dict | None) -> str:
             lines.append(f"{n:>9,} {label:>4} {r['run_s']:>11.2f} "
                          f"{1e3 * r['run_s'] / r['weeks']:>12.2f} "
                          f"{r['client_steps_per_s']:>15,.0f} {r['peak_mb']:>8,.0f}")  # fmt: skip
+    batched = new.get("batched")
+    if batched:
+        per_run = batched["run_s"] / batched["replicas"]
+        lines.append(f"{batched['clients']:>9,} {'new':>4} {per_run:>11.2f} "
+                     f"{1e3 * per_run / batched['weeks']:>12.2f} "
+                     f"{batched['client_steps_per_s']:>15,.0f} {batched['peak_mb']:>8,.0f}"
+                     f"  per run, {batched['replicas']} seeds as one batch")  # fmt: skip
     lines.append("")
-    lines.append(f"{'target':<44} {'limit':>9} {'old':>9} {'new':>9}  verdict")
+    lines.append(f"{'target':<48} {'limit':>9} {'old':>9} {'new':>9}  verdict")
     figures = {
-        k: target_figures(s["rows"], s["million"]) for k, s in (("new", new), ("old", old)) if s
-    }
+        k: target_figures(s["rows"], s["million"], s.get("batched"))
+        for k, s in (("new", new), ("old", old)) if s
+    }  # fmt: skip
     for name, (limit, unit) in TARGETS.items():
         now, before = figures["new"][name], figures.get("old", {}).get(name, float("nan"))
         verdict = "met" if now <= limit else f"missed by {now / limit:.1f}x"
-        lines.append(f"{name:<44} {limit:>6.2f} {unit:<2} {before:>9.3f} {now:>9.3f}  {verdict}")
+        lines.append(f"{name:<48} {limit:>6.2f} {unit:<2} {before:>9.3f} {now:>9.3f}  {verdict}")
     fixed, marginal = cost_fit(new["rows"])
     sizes = ", ".join(f"{n:,}" for n in TARGET_SIZES)
     lines.append(f"\nnew: a week costs {1e3 * fixed:.2f} ms + {1e9 * marginal:.0f} ns x clients "
@@ -143,7 +177,11 @@ def targets_report(new: dict, old: dict | None) -> str:
 
 
 def measure_targets(args) -> dict:
-    """Measure `TARGET_SIZES` x 260 weeks (and 1M x 4 weeks), alternating new and old."""
+    """Measure `TARGET_SIZES` x 260 weeks (and 1M x 4 weeks), alternating new and old.
+
+    This checkout also steps `BATCH` default markets as one batch (`sim.model.MarketModel`
+    with seeds); an older checkout that cannot is charged its run alone.
+    """
     sides = {"new": None, "old": args.against}
     out = {name: {"rows": [], "million": None} for name, where in sides.items()
            if name == "new" or where is not None}  # fmt: skip
@@ -151,6 +189,8 @@ def measure_targets(args) -> dict:
         for name in out:
             out[name]["rows"].append(in_subprocess("vectorized", n, 260, args.repeat, sides[name]))
             log(out[name]["rows"][-1] | {"engine": name})
+    out["new"]["batched"] = in_subprocess("vectorized", 5_000, 260, args.repeat, replicas=BATCH)
+    log(out["new"]["batched"] | {"engine": f"new, {BATCH} as one"})
     if args.million:
         for name in out:
             out[name]["million"] = in_subprocess("vectorized", 1_000_000, 4, 1, sides[name])
@@ -246,10 +286,10 @@ def main() -> None:
         help="also measure the checkout in DIR (with its own .venv), side by side",
     )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write every measurement here")
-    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one[0], int(args.one[1]), int(args.one[2]))))
+        print(json.dumps(measure(args.one[0], *map(int, args.one[1:]))))
         return
     if args.profile:
         profile(args.profile, args.weeks)

@@ -86,6 +86,14 @@ def _few_distinct(slot) -> bool:
     )  # fmt: skip
 
 
+def _small_slots(slot) -> bool:
+    """True for a non-empty integer array of non-negative slots below 4096, of any shape."""
+    return (
+        isinstance(slot, np.ndarray) and slot.size > 0 and slot.dtype.kind in "iu"
+        and slot.min() >= 0 and slot.max() < 4096
+    )  # fmt: skip
+
+
 def _u64(x: np.ndarray | int) -> np.ndarray:
     """Ids (or weeks, slots) as uint64, two's complement: a view when already int64."""
     x = np.atleast_1d(np.asarray(x, dtype=np.int64))
@@ -232,7 +240,8 @@ class BatchStreams(Streams):
         keys = self._keys[stream]
         if isinstance(week, int | np.integer) and isinstance(slot, int | np.integer):
             base = self._week_bases(stream, week, slot).take(market)
-        elif isinstance(week, int | np.integer) and _few_distinct(slot):
+        elif isinstance(week, int | np.integer) and _small_slots(slot):
+            # one week: hash each market's possible slots once and look them up
             slot = np.asarray(slot, dtype=np.int64)
             width = int(slot.max()) + 1
             table = self._base(keys[:, None], week, np.arange(width))  # (markets, slots)
