@@ -78,6 +78,11 @@ def _mix_int(z: int) -> int:
     return z ^ (z >> 31)
 
 
+def _week_key(week: int, slot: int) -> int:
+    """The part of a key that (week, slot) make, hashed with Python ints as `Streams._base`."""
+    return _mix_int((int(week) * _G) & _MASK ^ _mix_int(int(slot) + _G))
+
+
 def _few_distinct(slot) -> bool:
     """True for a long 1-D array of small non-negative slots (cheaper to tabulate)."""
     return (
@@ -151,9 +156,8 @@ class Streams:
         if base is None:
             if len(self._cache) > 4096:
                 self._cache.clear()
-            week_key = (int(week) * _G) & _MASK ^ _mix_int(int(slot) + _G)
             base = self._cache[stream, week, slot] = np.uint64(
-                _mix_int(int(self._keys[stream]) ^ _mix_int(week_key))
+                _mix_int(int(self._keys[stream]) ^ _week_key(week, slot))
             )
         return base
 
@@ -225,13 +229,16 @@ class BatchStreams(Streams):
     def _week_bases(self, stream: str, week: int, slot: int) -> np.ndarray:
         """Each market's key of (stream, week, slot) (`Streams._week_base`), remembered.
 
-        One numpy hash over the markets' keys: the same arithmetic as `Streams._week_base`.
+        The (week, slot) part is hashed once, then the markets' keys in one numpy call: the
+        same arithmetic as `Streams._week_base`.
         """
         bases = self._cache.get((stream, week, slot))
         if bases is None:
             if len(self._cache) > 4096:
                 self._cache.clear()
-            bases = self._cache[stream, week, slot] = self._base(self._keys[stream], week, slot)
+            bases = self._cache[stream, week, slot] = _mix(
+                self._keys[stream] ^ np.uint64(_week_key(week, slot))
+            )
         return bases
 
     def bits(self, stream: str, week, ids, slot=0) -> np.ndarray:
