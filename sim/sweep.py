@@ -278,6 +278,7 @@ class Progress:
         self.dir = sweep_dir / ".progress"
         self.sweep, self.total = sweep, total
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._first: float | None = None  # when the sweep's first run was done
 
     def done(self, point_hash: str, seed: int, status: str) -> None:
         """Mark one run done and print where the sweep stands."""
@@ -287,19 +288,22 @@ class Progress:
         elapsed = time.time() - self.sweep["t0"]
         line = f"clientsim-experiment: {len(marks)}"
         if self.total:
-            left = self._rate(marks, elapsed) * max(self.total - len(marks), 0)
+            left = self._rate(marks) * max(self.total - len(marks), 0)
             line += f"/{self.total} runs done, {_clock(elapsed)} elapsed, about {_clock(left)} left"
         else:
             line += f" runs done, {_clock(elapsed)} elapsed"
         print(line + (f" ({failed} failed)" if failed else ""), flush=True)
 
-    @staticmethod
-    def _rate(marks: list[Path], elapsed: float) -> float:
-        """Seconds a run, timed from the first run done (so the start-up does not count)."""
+    def _rate(self, marks: list[Path]) -> float:
+        """Seconds a run, timed from the first run done (so the start-up does not count).
+
+        The first mark's time is looked up once (it never changes), not every run.
+        """
         if len(marks) < 2:
-            return elapsed
-        first = min(m.stat().st_mtime for m in marks)
-        return max(time.time() - first, 0.0) / (len(marks) - 1)
+            return time.time() - self.sweep["t0"]
+        if self._first is None:
+            self._first = min(m.stat().st_mtime for m in marks)
+        return max(time.time() - self._first, 0.0) / (len(marks) - 1)
 
 
 def run_job(cfg: DictConfig) -> dict:

@@ -228,3 +228,14 @@ def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, ca
     sim.run.simulate(cfg, progress=True)
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("clientsim: week 3/3") and "\r" not in err
+
+
+def test_a_designed_sweep_skips_only_hydras_first_composition_of_every_job():
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.plugins.sweeper import Sweeper
+
+    from sim.experiment import designed_sweep
+
+    with designed_sweep():
+        assert BasicSweeper.validate_batch_is_legal(None, [["no_such_key=1"]]) is None
+    assert BasicSweeper.validate_batch_is_legal is Sweeper.validate_batch_is_legal
