@@ -231,11 +231,11 @@ def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, ca
 
 
 def test_a_designed_sweep_skips_only_hydras_first_composition_of_every_job():
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.plugins.sweeper import Sweeper
 
     from sim.experiment import designed_sweep
 
+    hydras = Sweeper.validate_batch_is_legal
     with designed_sweep():
-        assert BasicSweeper.validate_batch_is_legal(None, [["no_such_key=1"]]) is None
-    assert BasicSweeper.validate_batch_is_legal is Sweeper.validate_batch_is_legal
+        assert Sweeper.validate_batch_is_legal(None, [["no_such_key=1"]]) is None
+    assert Sweeper.validate_batch_is_legal is hydras
