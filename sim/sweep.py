@@ -242,9 +242,19 @@ def store_seed(recorder, seed: int, point_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: A batch holds at most this many clients (about 250 MB of state): larger markets are
+#: batched fewer at a time, and one of 200,000 clients or more runs alone.
+BATCH_CLIENTS = 200_000
+
+
 def batches(cfg: DictConfig, todo: list[int]) -> list[list[int]]:
-    """The seeds `todo` in batches of `experiment.batch` (the vectorized engine; else one)."""
+    """The seeds `todo` in batches of `experiment.batch` (the vectorized engine; else one).
+
+    A batch holds at most `BATCH_CLIENTS` clients, so batching never multiplies the memory
+    of a large market.
+    """
     size = cfg.experiment.batch if cfg.engine == "vectorized" else 1
+    size = max(1, min(size, BATCH_CLIENTS // cfg.market.n_clients))
     return [todo[i : i + size] for i in range(0, len(todo), size)]
 
 

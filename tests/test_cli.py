@@ -325,6 +325,9 @@ def start_long_run(tmp_path: Path, out: Path, seed: int) -> subprocess.Popen:
     return subprocess.Popen(
         [*command, "steps=2000", "progress=false", f"output_dir={out}"],
         cwd=tmp_path,
+        # as from a terminal: a suite started in the background (`cmd &`) ignores SIGINT, and
+        # its children would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -239,3 +239,17 @@ def test_a_designed_sweep_skips_only_hydras_first_composition_of_every_job():
     with designed_sweep():
         assert Sweeper.validate_batch_is_legal(None, [["no_such_key=1"]]) is None
     assert Sweeper.validate_batch_is_legal is hydras
+
+
+def test_seeds_are_batched_by_experiment_batch_within_a_memory_bound():
+    from sim.cli import compose
+    from sim.sweep import BATCH_CLIENTS, batches
+
+    cfg = compose(["+experiment=hard_sell", "experiment.batch=4"])
+    assert batches(cfg, list(range(10))) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    cfg.market.n_clients = BATCH_CLIENTS // 2
+    assert batches(cfg, [3, 4, 5]) == [[3, 4], [5]]
+    cfg.market.n_clients = BATCH_CLIENTS
+    assert batches(cfg, [3, 4]) == [[3], [4]]
+    cfg.engine, cfg.market.n_clients = "agents", 300
+    assert batches(cfg, [3, 4]) == [[3], [4]]
