@@ -24,7 +24,7 @@ def _clean(x) -> float | None:
     return None if math.isnan(x) else x
 
 
-def summarize(steps: pd.DataFrame) -> dict:
+def summarize(steps: pd.DataFrame, cum: pd.DataFrame | None = None) -> dict:
     """The run's summary: per policy outcomes, and crossover weeks.
 
     Per policy: mean cumulative profit per business at week 13 and at the horizon, final
@@ -33,14 +33,16 @@ def summarize(steps: pd.DataFrame) -> dict:
 
     The final reputation is the mean over the policy's businesses still active at the
     horizon (None when none is): an exited business gets no more reviews and its rating
-    only decays toward the prior, so it would pull the mean toward the prior.
+    only decays toward the prior, so it would pull the mean toward the prior. `cum`: the
+    steps' `cumulative_profit`, if already computed.
     """
-    cum = cumulative_profit(steps)
+    cum = cumulative_profit(steps) if cum is None else cum
     early = cum.iloc[SHORT_RUN_WEEK - 1] if len(cum) >= SHORT_RUN_WEEK else cum.iloc[0] * np.nan
     last = steps[steps["step"] == steps["step"].max()]
+    finals = dict(tuple(last.groupby("policy", observed=True)))
     policies = {}
     for policy, group in steps.groupby("policy", observed=True):
-        final = last[last["policy"] == policy]
+        final = finals[policy]
         weights = group["completed"]
         policies[policy] = {
             "businesses": int(final["business_id"].nunique()),

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -121,10 +122,10 @@ def _weighted(values: pd.Series, weights: pd.Series) -> float:
 
 def run_rows(steps: pd.DataFrame) -> pd.DataFrame:
     """One row per policy of one run: the summary's metrics and a few more (see METRICS)."""
-    summary = summarize(steps)
+    cum = cumulative_profit(steps)
+    summary = summarize(steps, cum)
     revenue = steps.groupby(["step", "policy"], observed=True)["revenue"].mean()
     revenue = revenue.unstack("policy").cumsum()
-    cum = cumulative_profit(steps)
     rows = []
     for policy, group in steps.groupby("policy", observed=True):
         row = {"policy": str(policy), **summary["policies"][policy]}
@@ -150,12 +151,22 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def step_means(steps: pd.DataFrame) -> pd.DataFrame:
     """Per week and policy: mean per business (sums for counts, active businesses)."""
+    return step_means_of_runs([steps])[0]
+
+
+def step_means_of_runs(runs: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """`step_means` of several runs' steps, in one pass of groupbys (a batch's runs).
+
+    Each group (run, policy, week) is aggregated on its own, so every run's table is
+    exactly its `step_means` alone.
+    """
+    steps = pd.concat(runs, keys=range(len(runs)), names=["run", None]).reset_index(level=0)
     frame = steps.assign(
         policy=steps["policy"].astype(str),
         active_reputation=steps["reputation"].where(steps["active"].astype(bool)),
         satisfaction_sum=steps["satisfaction"].fillna(0) * steps["completed"],
     )
-    grouped = frame.groupby(["policy", "step"], sort=True)
+    grouped = frame.groupby(["run", "policy", "step"], sort=True)
     out = grouped[["profit", "revenue"]].mean()
     out["reputation"] = grouped["active_reputation"].mean()
     sums = grouped[["satisfaction_sum", "completed"]].sum()  # mean S weighted by completed jobs
@@ -165,12 +176,17 @@ def step_means(steps: pd.DataFrame) -> pd.DataFrame:
     out[["active", "acquisitions", "referral_acquisitions"]] = grouped[
         ["active", "acquisitions", "referral_acquisitions"]
     ].sum()
-    out["cum_profit"] = out.groupby(level="policy")["profit"].cumsum()
-    out["cum_revenue"] = out.groupby(level="policy")["revenue"].cumsum()
+    cumulative = out.groupby(level=["run", "policy"])[["profit", "revenue"]].cumsum()
+    out["cum_profit"], out["cum_revenue"] = cumulative["profit"], cumulative["revenue"]
     out = out.reset_index()
     counts = {"step": "int64", "active": "int64", "acquisitions": "int64"}
     counts["referral_acquisitions"] = "int64"
-    return out[["policy", "step", *STEP_METRICS]].astype({"policy": "string", **counts})
+    out = out[["run", "policy", "step", *STEP_METRICS]].astype({"policy": "string", **counts})
+    bounds = np.searchsorted(out["run"].to_numpy(), np.arange(len(runs) + 1))
+    return [
+        out.iloc[start:end].drop(columns="run").reset_index(drop=True)
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 # --- a job ------------------------------------------------------------------------------
@@ -210,7 +226,7 @@ def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> float:
     run_cfg = cfg.copy()
     run_cfg.seed = seed
     _, recorder = simulate(run_cfg)
-    store_seed(recorder, seed, point_dir)
+    store_seed(recorder.steps_frame(), seed, point_dir)
     return recorder.step_seconds
 
 
@@ -222,21 +238,24 @@ def run_batch(cfg: DictConfig, batch: list[int], point_dir: Path) -> float:
     from sim.run import simulate_batch
 
     _, recorders = simulate_batch(cfg, batch)
-    for seed, recorder in zip(batch, recorders, strict=True):
-        store_seed(recorder, seed, point_dir)
+    steps = [recorder.steps_frame() for recorder in recorders]
+    for seed, frame, means in zip(batch, steps, step_means_of_runs(steps), strict=True):
+        store_seed(frame, seed, point_dir, means)
     return recorders[0].step_seconds
 
 
-def store_seed(recorder, seed: int, point_dir: Path) -> None:
-    """Write one run's rows into its seed directory, under a temporary name, renamed."""
-    steps = recorder.steps_frame()
+def store_seed(steps: pd.DataFrame, seed: int, point_dir: Path, means=None) -> None:
+    """Write one run's rows (of its steps) into its seed directory, renamed into place.
+
+    `means`: its `step_means`, if already computed.
+    """
     final = _seed_dir(point_dir, seed)
     for stale in point_dir.glob(f".{final.name}.*.tmp"):  # left by a killed job
         shutil.rmtree(stale, ignore_errors=True)
     tmp = point_dir / f".{final.name}.{os.getpid()}.tmp"
     try:
         write_parquet(tmp / "run.parquet", run_rows(steps))
-        write_parquet(tmp / "steps.parquet", step_means(steps))
+        write_parquet(tmp / "steps.parquet", step_means(steps) if means is None else means)
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
