@@ -160,7 +160,7 @@ class MarketModel(mesa.Model):
             self.release(business)
         unserved, with_need, adopters = self.counts()
         self.count(unserved=unserved, with_need=with_need, adopters=adopters)
-        self.count(active_businesses=self.per_market(self.firms.active, self.replicas))
+        self.count(active_businesses=self.per_market(self.firms.active, of="businesses"))
 
     def count(self, **counts) -> None:
         """Add `counts` to this week's market tallies (`sim.ledger.TALLIES`), as their type.
@@ -185,20 +185,18 @@ class MarketModel(mesa.Model):
                 market if mask is None else market[mask], minlength=self.replicas
             )
 
-    @staticmethod
-    def per_market(values, markets: int):
-        """The sum of `values` per market: an int for one, else one per market.
+    def per_market(self, values, of: str = "clients"):
+        """The sum of `values` per market: an int for one market, else one per market.
 
-        `values` are laid out market by market when they are per client (length R * n),
-        and business by business (entry b * R + r) when per business: pass them as they are
-        and say which with `markets`: R for businesses, -R for clients.
+        `values` are per client (`of="clients"`, laid out market by market) or per business
+        (`of="businesses"`, entry ``b * R + r``: `firms`).
         """
-        values = np.asarray(values)
-        if abs(markets) == 1:
+        values, markets = np.asarray(values), self.replicas
+        if markets == 1:
             return int(values.sum())
-        if markets > 0:
+        if of == "businesses":
             return values.reshape(-1, markets).sum(axis=0)
-        return values.reshape(-markets, -1).sum(axis=1)
+        return values.reshape(markets, -1).sum(axis=1)
 
     def firm(self, ids, business):
         """The entry in `firms` of business `business` of each client's (`ids`) market."""

@@ -243,11 +243,11 @@ class VectorizedModel(MarketModel):
 
     def counts(self) -> tuple:
         """Clients with an unplaced job, with an open job, and ever served (per market)."""
-        s, markets = self.s, -self.replicas
+        s = self.s
         return (
-            self.per_market(s["has_job"] & (s["job_provider"] < 0), markets),
-            self.per_market(s["has_job"], markets),
-            self.per_market(s["first_job_week"] >= 0, markets),
+            self.per_market(s["has_job"] & (s["job_provider"] < 0)),
+            self.per_market(s["has_job"]),
+            self.per_market(s["first_job_week"] >= 0),
         )
 
     def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
