@@ -85,10 +85,15 @@ def _week_key(week: int, slot: int) -> int:
 
 def _few_distinct(slot) -> bool:
     """True for a long 1-D array of small non-negative slots (cheaper to tabulate)."""
-    return (
-        isinstance(slot, np.ndarray) and slot.ndim == 1 and slot.size > 64
-        and slot.min() >= 0 and slot.max() < 4096
-    )  # fmt: skip
+    return isinstance(slot, np.ndarray) and slot.ndim == 1 and slot.size > 64 and _small_slots(slot)
+
+
+def _to_unit(bits: np.ndarray) -> np.ndarray:
+    """Uniforms in the open interval (0, 1) from 64-bit hashes: their top 52 bits, centred."""
+    u = (bits >> _S12).astype(np.float64)
+    u += 0.5
+    u *= _TO_UNIT
+    return u
 
 
 def _small_slots(slot) -> bool:
@@ -168,10 +173,7 @@ class Streams:
         over a 2-D array costs a fraction of k separate calls on small arrays.
         """
         base = np.array([self._week_base(s, week, slot) for s, slot in draws], dtype=np.uint64)
-        u = (_mix(base[:, None] + _u64(ids) * _GOLDEN) >> _S12).astype(np.float64)
-        u += 0.5
-        u *= _TO_UNIT
-        return u
+        return _to_unit(_mix(base[:, None] + _u64(ids) * _GOLDEN))
 
     @staticmethod
     def _base(key, week, slot) -> np.ndarray:
@@ -179,10 +181,7 @@ class Streams:
 
     def uniform(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Uniforms in the open interval (0, 1), one per broadcast (week, id, slot)."""
-        u = (self.bits(stream, week, ids, slot) >> _S12).astype(np.float64)
-        u += 0.5
-        u *= _TO_UNIT
-        return u
+        return _to_unit(self.bits(stream, week, ids, slot))
 
     def normal(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Standard normals by Box-Muller from the uniforms of slots 2*slot and 2*slot+1."""
@@ -261,10 +260,7 @@ class BatchStreams(Streams):
         """`Streams.uniforms` of each client's own market, for the clients' local ids."""
         market, local = self._split(ids)
         base = np.array([self._week_bases(s, week, slot) for s, slot in draws], dtype=np.uint64)
-        u = (_mix(base.take(market, axis=1) + _u64(local) * _GOLDEN) >> _S12).astype(np.float64)
-        u += 0.5
-        u *= _TO_UNIT
-        return u
+        return _to_unit(_mix(base.take(market, axis=1) + _u64(local) * _GOLDEN))
 
 
 def box_muller(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
