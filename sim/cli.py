@@ -5,7 +5,8 @@ swept value too, applied onto the composed config), and the output directory is 
 that a bad value exits with code 2 and one line naming the key, the value and what is
 allowed, with no traceback and nothing written. Runs are staged: Hydra writes `.hydra/` into
 a hidden directory beside the output directory, the results join it there, and the whole
-directory is renamed into place when complete (`sim.run`).
+directory is published when complete (`sim.output`: an output directory is replaced only if
+it holds one earlier clientsim output of the same kind).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -27,7 +29,18 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim.config import ConfigError, register_configs
-from sim.run import OutputBusy, output_lock, staged_target, staging_dir
+from sim.output import (
+    OutputRefused,
+    check_ancestors,
+    check_replaceable,
+    claimed,
+    hydra_quoted,
+    output_lock,
+    staged_target,
+    staging_dir,
+    target_path,
+    write_marker,
+)
 from sim.validation import validate
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -110,35 +123,64 @@ def _check_sweeps(cfg: DictConfig, parsed, config_dir: Path, config_name: str) -
             validate(trial)
 
 
-def check_output_dir(path: Path) -> None:
-    """Raise ConfigError unless a run can create and write `path` (a directory)."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError("output_dir", str(path), "is an existing file, not a directory")
-    parent = path if path.is_dir() else path.parent
+DIR_KEYS = ("output_dir", "hydra.run.dir", "hydra.sweep.dir")
+
+
+def check_output_dir(path: str | Path, kind: str, key: str = "output_dir") -> Path:
+    """The resolved directory a run of `kind` writes for `path`; ConfigError if it must not.
+
+    Refused: a file, a mount point, a directory holding anything but one earlier clientsim
+    output of the same kind (`sim.output.check_replaceable`), a directory inside another
+    live run's, and a place this process cannot write.
+    """
+    out = target_path(path)
+    try:
+        check_replaceable(out, kind)
+        check_ancestors(out)
+    except OutputRefused as error:
+        raise ConfigError(key, str(path), str(error)) from None
+    parent = out
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise ConfigError("output_dir", str(path), f"{parent} is a file, not a directory")
+        raise ConfigError(key, str(path), f"{parent} is a file, not a directory")
     try:  # the only sure test of writability: create (and remove) a directory there
         os.rmdir(tempfile.mkdtemp(prefix=".clientsim-probe-", dir=parent))
     except OSError as error:
         allowed = f"cannot write in {parent}: {error.strerror or error}"
-        raise ConfigError("output_dir", str(path), allowed) from None
+        raise ConfigError(key, str(path), allowed) from None
+    return out
 
 
-def preflight(argv: list[str]) -> tuple[list[str], Path | None]:
-    """Validate the command line before Hydra runs; exit 2 on a bad value.
+@dataclass
+class Plan:
+    """How `main` runs a checked command line: Hydra's argv, and the directory it holds.
 
-    Returns the extra Hydra overrides that stage the run and the directory the run (or the
-    sweep) must hold while it writes (none for help and info).
+    `kind` is "run" or "multirun" for outputs staged and published whole (`out` is the
+    target), None for an experiment's sweep directory (`out` is only locked: the sweep
+    resumes in place, `sim.sweep`) or for commands that write nothing (`out` is None).
     """
+
+    argv: list[str]
+    out: Path | None = None
+    kind: str | None = None
+
+
+def preflight(argv: list[str]) -> Plan:
+    """Validate the command line before Hydra runs; exit 2 on a bad value."""
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.shell_completion or args.info:
-        return [], None
+        return Plan(argv)
     config_dir = Path(args.config_dir) if args.config_dir else CONFIG_DIR
     name = args.config_name or "config"
     try:
         parsed = OverridesParser.create().parse_overrides(args.overrides)
+        for o in parsed:
+            if o.is_sweep_override() and o.get_key_element().lstrip("+~") in DIR_KEYS:
+                raise ConfigError(o.get_key_element(), o.input_line.partition("=")[2],
+                                  "a directory cannot be swept (under -m every job writes "
+                                  "into <output_dir>/<job number>); quote a path that has a "
+                                  """comma: 'output_dir="a,b"'""")  # fmt: skip
         first = [
             f"{o.get_key_element()}={next(iter(o.sweep_iterator()))}"
             if o.is_sweep_override() and args.multirun
@@ -152,8 +194,8 @@ def preflight(argv: list[str]) -> tuple[list[str], Path | None]:
         if args.multirun:
             _check_sweeps(cfg, parsed, config_dir, name)
         if args.cfg:  # --cfg prints the config and runs nothing
-            return [], None
-        return _staging(args, cfg, settings)
+            return Plan(argv)
+        return _staging(args, argv, parsed, cfg, settings)
     except ConfigError as error:
         _fail(str(error))
     except Exception as error:  # e.g. a sweep syntax error
@@ -162,27 +204,32 @@ def preflight(argv: list[str]) -> tuple[list[str], Path | None]:
         GlobalHydra.instance().clear()
 
 
-def _staging(args, cfg: DictConfig, settings: DictConfig) -> tuple[list[str], Path | None]:
-    """Hydra overrides that make every run write into its own staging directory.
+def _staging(args, argv: list[str], parsed, cfg: DictConfig, settings: DictConfig) -> Plan:
+    """The plan that makes every run write into a staging directory of its own.
 
-    Under `-m` every job gets its own directory, `<output_dir>/<job number>` (Hydra's sweep
-    layout), staged as `<output_dir>/.<job number>.tmp-<pid>`.
+    A run is staged in `.<name>.tmp-<pid>` beside its output directory (`output_dir`, else
+    `hydra.run.dir`); a plain `-m` sweep likewise as a whole, each job in `<job number>/`
+    inside it. An experiment's sweep directory is written in place (it resumes), its jobs'
+    Hydra logs in `logs/<job number>/`.
     """
-    given = {o.partition("=")[0].lstrip("+") for o in args.overrides}
-    out = cfg.output_dir or None
-    if args.multirun:
-        sweep = Path(out or settings.sweep.dir).absolute()
-        check_output_dir(sweep)
-        extra = [f"hydra.sweep.dir={sweep}"] if out and "hydra.sweep.dir" not in given else []
+    given = {o.get_key_element().lstrip("+~"): o.input_line for o in parsed}
+    where = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
+    key = "output_dir" if cfg.output_dir else where
+    path = cfg.output_dir or (settings.sweep.dir if args.multirun else settings.run.dir)
+    if args.multirun and cfg.experiment is not None:
+        out = target_path(path)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(key, str(path), "is an existing file, not a directory")
+        extra = [f"hydra.sweep.dir={hydra_quoted(str(out))}"]
         if "hydra.sweep.subdir" not in given:
-            extra.append(f"hydra.sweep.subdir=.${{hydra.job.num}}.tmp-{os.getpid()}")
-        return extra, sweep
-    if "hydra.run.dir" in given:
-        check_output_dir(Path(out or settings.run.dir))
-        return [], None
-    final = Path(out or settings.run.dir).absolute()
-    check_output_dir(final)
-    return [f"hydra.run.dir={staging_dir(final)}"], final
+            extra.append("hydra.sweep.subdir=logs/${hydra.job.num}")
+        kept = [a for a in argv if a not in (given.get("hydra.sweep.dir"),)]
+        return Plan([*kept, *extra], out)
+    kind = "multirun" if args.multirun else "run"
+    out = check_output_dir(path, kind, key)
+    own = {given[k] for k in ("hydra.run.dir", "hydra.sweep.dir") if k in given}
+    kept = [a for a in argv if a not in own]
+    return Plan([*kept, f"{where}={hydra_quoted(str(staging_dir(out)))}"], out, kind)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -190,9 +237,18 @@ def _fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def _shown(runtime: Path) -> Path:
+    """Where the run in `runtime` (a staging directory, or a job's inside one) is published."""
+    for staged in (runtime, *runtime.parents):
+        target = staged_target(staged)
+        if target is not None:
+            return target / runtime.relative_to(staged)
+    return runtime
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _app(cfg: DictConfig) -> None:
-    from sim.run import run
+    from sim.run import write_run
     from sim.summary import summary_table
 
     try:
@@ -205,17 +261,19 @@ def _app(cfg: DictConfig) -> None:
         run_job(cfg)
         return
     runtime = Path(HydraConfig.get().runtime.output_dir).absolute()
-    target = staged_target(runtime)
-    if target is not None:  # staged by `preflight`: publish the whole directory
-        out = target
-        summary = run(cfg, out, progress=cfg.progress, staging=runtime)
-    else:
-        single = HydraConfig.get().mode == RunMode.RUN
-        out = Path(cfg.output_dir) if single and cfg.output_dir else runtime
-        summary = run(cfg, out, progress=cfg.progress, staging=runtime if out == runtime else None)
-    print(f"clientsim: {cfg.engine} engine, seed {cfg.seed}, {cfg.steps} weeks, "
-          f"{cfg.market.n_clients} clients -> {out}")  # fmt: skip
-    print(summary_table(summary))
+    out = _shown(runtime)
+    try:
+        summary = write_run(cfg, runtime, progress=cfg.progress)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # a job's own directory, in the sweep's
+            write_marker(runtime, "run")
+    except OSError as error:  # a full disk, a directory removed under the run
+        _fail(f"cannot write the results of this run into {out}: {error.strerror or error}", 1)
+    try:
+        print(f"clientsim: {cfg.engine} engine, seed {cfg.seed}, {cfg.steps} weeks, "
+              f"{cfg.market.n_clients} clients -> {out}")  # fmt: skip
+        print(summary_table(summary), flush=True)
+    except BrokenPipeError:  # `clientsim | head`: the reader left; the results still count
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _help(argv: list[str]) -> None:
@@ -248,13 +306,19 @@ def main(argv: list[str] | None = None) -> None:
         name = experiment[-1].partition("=")[2]
         _fail(f"{experiment[-1]}: an experiment is a sweep; add -m, or use "
               f"clientsim-experiment run {name}")  # fmt: skip
-    staging, held = preflight(argv)
-    sys.argv = [sys.argv[0], *argv, *staging]
+    plan = preflight(argv)
+    sys.argv = [sys.argv[0], *plan.argv]
     try:
-        with output_lock(held) if held else contextlib.nullcontext():
-            _app()
-    except OutputBusy as error:
-        _fail(f"output_dir={error.out}: {error}")
+        if plan.kind is not None:
+            with claimed(plan.out, plan.kind, staging_dir(plan.out)):
+                _app()
+        else:
+            with output_lock(plan.out) if plan.out else contextlib.nullcontext():
+                _app()
+    except OutputRefused as error:
+        _fail(f"output_dir={plan.out}: {error}")
+    except OSError as error:
+        _fail(f"cannot write {plan.out}: {error.strerror or error}", 1)
     except KeyboardInterrupt:
         _fail("interrupted; this run's results were not written", INTERRUPTED)
 

@@ -1,20 +1,14 @@
 """Run one simulation from a validated config and write its results.
 
-A run directory never holds files of two runs: a run writes everything into a hidden
-staging directory beside its target (`.<name>.tmp-<pid>`) and renames it into place when
-complete, replacing an older run's directory whole. A lock file beside the target
-(`.<name>.lock`, holding the writer's pid) keeps two live runs out of one directory; the
-next run into a directory removes what a killed writer left behind.
+A run directory never holds files of two runs, and a run never replaces a directory it did
+not write: the run is written into a hidden staging directory and published whole
+(`sim.output`).
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import shutil
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,18 +18,9 @@ from tqdm import tqdm
 
 from sim.analysis import whale_summary
 from sim.engines import engine_class
+from sim.output import claimed, target_path
 from sim.record import Recorder, clients_frame, write_atomic, write_json, write_parquet
 from sim.summary import summarize
-
-_HELD: set[Path] = set()  # locks this process holds (a run inside the CLI's lock)
-
-
-class OutputBusy(RuntimeError):
-    """Another live run holds the output directory."""
-
-    def __init__(self, out: Path, pid: str) -> None:
-        super().__init__(f"{out} is being written by another run (pid {pid})")
-        self.out, self.pid = out, pid
 
 
 def package_version() -> str:
@@ -115,67 +100,6 @@ def _progress(weeks: int, *, enabled: bool):
     yield tick
 
 
-def staging_dir(out: Path, pid: int | None = None) -> Path:
-    """The hidden directory beside `out` that a run (of process `pid`) writes into."""
-    return out.parent / f".{out.name}.tmp-{os.getpid() if pid is None else pid}"
-
-
-def staged_target(directory: Path) -> Path | None:
-    """The target of a staging directory (`.<name>.tmp-<pid>` -> `<name>`), else None."""
-    name, sep, pid = directory.name.rpartition(".tmp-")
-    if sep and name.startswith(".") and pid.isdigit():
-        return directory.parent / name[1:]
-    return None
-
-
-@contextmanager
-def output_lock(out: str | Path, *, keep: Path | None = None) -> Iterator[None]:
-    """Hold `out` for this process; raise `OutputBusy` if a live run holds it.
-
-    The lock is an advisory lock on `.<name>.lock` beside `out`, released by the kernel when
-    its holder dies, so a killed run never blocks the next. Taking it removes what killed
-    writers left: their staging directories and half-replaced old runs (all but `keep`,
-    this run's own staging directory).
-    """
-    out = Path(out).absolute()
-    lock = out.parent / f".{out.name}.lock"
-    if lock in _HELD:
-        yield
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        pid = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise OutputBusy(out, pid) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    _HELD.add(lock)
-    try:
-        for stale in out.parent.glob(f".{out.name}.*-*"):
-            if stale.is_dir() and stale not in (staging_dir(out), keep):
-                shutil.rmtree(stale, ignore_errors=True)
-        yield
-    finally:
-        _HELD.discard(lock)
-        lock.unlink(missing_ok=True)
-        os.close(fd)
-
-
-def publish(stage: Path, out: Path) -> None:
-    """Rename the complete `stage` into place as `out`, replacing an older run's directory.
-
-    Between the two renames `out` is briefly absent, never a mix of two runs.
-    """
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.is_dir():
-        os.replace(out, old)
-    os.replace(stage, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_results(cfg: DictConfig, out: Path, model, recorder) -> dict:
     """Write config.yaml, steps/market/clients.parquet and summary.json (last) into `out`.
 
@@ -197,28 +121,22 @@ def write_results(cfg: DictConfig, out: Path, model, recorder) -> dict:
     return summary
 
 
-def run(
-    cfg: DictConfig, out_dir: str | Path, *, progress: bool = False, staging: Path | None = None
-) -> dict:
-    """Simulate and write the run's files into `out_dir`, all at once.
+def write_run(cfg: DictConfig, directory: Path, *, progress: bool = False) -> dict:
+    """Simulate `cfg` and write the run's files into `directory` as they come (no staging).
 
-    The files go into `staging` (by default a hidden sibling of `out_dir`; the CLI passes
-    the directory where Hydra already wrote `.hydra/`), which is renamed into place when
-    complete: `out_dir` holds either the previous complete run or this one. An error or an
-    interrupt removes the staging directory.
+    The CLI calls it on the staging directory Hydra made for the run; use `run` otherwise.
     """
-    out = Path(out_dir).absolute()
-    stage = Path(staging).absolute() if staging is not None else staging_dir(out)
-    if stage == out:  # a directory the caller chose for everything: written in place
-        model, recorder = simulate(cfg, progress=progress)
-        return write_results(cfg, out, model, recorder)
-    with output_lock(out, keep=stage):
-        try:
-            stage.mkdir(parents=True, exist_ok=True)
-            model, recorder = simulate(cfg, progress=progress)
-            summary = write_results(cfg, stage, model, recorder)
-            publish(stage, out)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
-    return summary
+    model, recorder = simulate(cfg, progress=progress)
+    return write_results(cfg, Path(directory), model, recorder)
+
+
+def run(cfg: DictConfig, out_dir: str | Path, *, progress: bool = False) -> dict:
+    """Simulate and write the run's files into `out_dir`, all at once; return the summary.
+
+    `out_dir` must be new, empty or hold one earlier clientsim run (else
+    `sim.output.OutputRefused`); it holds either that earlier run or this one, never a mix,
+    and a link to a directory is written through (`sim.output.claimed`).
+    """
+    with claimed(target_path(out_dir), "run") as stage:
+        stage.mkdir(parents=True, exist_ok=True)
+        return write_run(cfg, stage, progress=progress)

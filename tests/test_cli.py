@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from sim.cli import compose
 from sim.ledger import MARKET_COLUMNS, STEP_COLUMNS
+from sim.output import MARKER
 from sim.record import CLIENT_COLUMNS, write_atomic
 from sim.run import package_version
 
@@ -88,7 +89,7 @@ def test_small_run_exits_0_and_prints_every_policy(seed0, policies):
 
 def test_small_run_writes_every_output_file(seed0):
     _, out = seed0
-    results = {p.name for p in out.iterdir()} - {".hydra", "clientsim.log"}  # Hydra's own
+    results = {p.name for p in out.iterdir()} - {".hydra", "clientsim.log", MARKER}
     assert sorted(results) == sorted(OUTPUT_FILES)
 
 
@@ -317,7 +318,7 @@ def test_multirun_gives_every_job_its_own_directory(tmp_path, small_overrides):
     assert result.returncode == 0, result.stderr
     seeds = [json.loads((out / job / "summary.json").read_text())["seed"] for job in "01"]
     assert seeds == [1, 2]
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [MARKER]
 
 
 def start_long_run(tmp_path: Path, out: Path, seed: int) -> subprocess.Popen:

@@ -1,0 +1,291 @@
+"""Output directories: a run never removes or mixes what it did not write (sim.output).
+
+End to end where a user would meet the case (a `python -m sim` subprocess), in-process for
+the lock protocol and the repair of a killed publish.
+"""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_cli import run_cli, start_long_run, wait_for_staging
+
+from sim import output
+from sim.output import MARKER, OutputBusy, OutputRefused
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    """Every file below `path` with its bytes (links by their target)."""
+    found = {}
+    for root, _, names in os.walk(path):
+        for name in names:
+            file = Path(root, name)
+            key = str(file.relative_to(path))
+            found[key] = os.readlink(file).encode() if file.is_symlink() else file.read_bytes()
+    return found
+
+
+def refused(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("clientsim: ") and "Traceback" not in line
+    assert all(word in line for word in words), line
+
+
+@pytest.fixture
+def user_folder(tmp_path) -> Path:
+    folder = tmp_path / "mydir"
+    (folder / "notes").mkdir(parents=True)
+    (folder / "thesis.txt").write_text("precious")
+    (folder / "notes" / "a.md").write_text("more")
+    return folder
+
+
+def test_an_output_dir_holding_a_users_files_is_refused_and_kept(
+    tmp_path, small_overrides, user_folder
+):
+    before = tree(tmp_path)
+    result = run_cli([*small_overrides, "output_dir=mydir"], cwd=tmp_path)
+    refused(result, "output_dir=", "thesis.txt", "did not write")
+    assert tree(tmp_path) == before
+
+
+def test_the_working_directory_as_output_dir_is_refused(tmp_path, small_overrides):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "README.md").write_text("a checkout")
+    before = tree(tmp_path)
+    refused(run_cli([*small_overrides, "output_dir=."], cwd=tmp_path), "output_dir=", "README.md")
+    assert tree(tmp_path) == before
+
+
+def test_a_run_replaces_an_earlier_run_but_not_a_run_a_user_added_to(tmp_path, small_overrides):
+    out = tmp_path / "out"
+    assert run_cli([*small_overrides, "seed=0", "output_dir=out"], cwd=tmp_path).returncode == 0
+    assert json.loads((out / MARKER).read_text())["kind"] == "run"
+    again = run_cli([*small_overrides, "seed=1", "output_dir=out"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "summary.json").read_text())["seed"] == 1
+    (out / "my-notes.txt").write_text("mine")
+    before = tree(tmp_path)
+    refused(run_cli([*small_overrides, "output_dir=out"], cwd=tmp_path), "my-notes.txt")
+    assert tree(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_multirun_replaces_an_earlier_multirun_whole_and_a_run_may_not(tmp_path, small_overrides):
+    first = run_cli(["-m", "seed=1,2,3", *small_overrides, "output_dir=m"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_cli(["-m", "seed=5,6", *small_overrides, "output_dir=m"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    jobs = sorted(p.name for p in (tmp_path / "m").iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]  # no job of the first sweep beside the second's
+    seeds = [json.loads((tmp_path / "m" / j / "summary.json").read_text())["seed"] for j in jobs]
+    assert seeds == [5, 6]
+    before = tree(tmp_path)
+    refused(run_cli([*small_overrides, "output_dir=m"], cwd=tmp_path), "multirun, not a run")
+    assert tree(tmp_path) == before
+
+
+def test_a_symlinked_output_dir_is_written_through(tmp_path, small_overrides):
+    disk = tmp_path / "disk" / "runs"
+    disk.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(disk)
+    result = run_cli([*small_overrides, "output_dir=link"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link").is_symlink() and (disk / "summary.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "link"]
+    again = run_cli([*small_overrides, "seed=4", "output_dir=link"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "link").is_symlink()
+    assert json.loads((disk / "summary.json").read_text())["seed"] == 4
+
+
+@pytest.fixture
+def volume(tmp_path):
+    """A real mount point (a small tmpfs), if this machine lets us mount one."""
+    mount = tmp_path / "volume"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
+                          capture_output=True, check=False)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_mount_point_as_output_dir_is_refused_before_the_run(tmp_path, small_overrides, volume):
+    result = run_cli([*small_overrides, f"output_dir={volume}"], cwd=tmp_path)
+    refused(result, "mount point", str(volume / "run"))
+    assert list(volume.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, volume):
+    out = volume / "run"
+    result = run_cli(["market.n_clients=3000", "steps=30", "progress=false", f"output_dir={out}"],
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "No space left on device" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(volume.iterdir()) == []
+
+
+def test_a_run_inside_a_live_runs_directory_is_refused(tmp_path, small_overrides):
+    outer = tmp_path / "P"
+    writer = start_long_run(tmp_path, outer, seed=1)
+    try:
+        wait_for_staging(outer)
+        inner = run_cli([*small_overrides, f"output_dir={outer / 'child'}"], cwd=tmp_path)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    refused(inner, "inside", str(outer), str(writer.pid))
+    assert not outer.exists()
+
+
+def test_hydra_run_dir_is_staged_and_locked_like_output_dir(tmp_path, small_overrides):
+    out = tmp_path / "hr"
+    command = [sys.executable, "-m", "sim", "seed=1", "market.n_clients=20000", "steps=2000",
+               "progress=false", f"hydra.run.dir={out}"]  # fmt: skip
+    writer = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_staging(out)
+        second = run_cli([*small_overrides, "seed=2", f"hydra.run.dir={out}"], cwd=tmp_path)
+        refused(second, "another run", str(writer.pid))
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert not out.exists()  # a killed run leaves nothing that looks complete
+    third = run_cli([*small_overrides, "seed=3", f"hydra.run.dir={out}"], cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert json.loads((out / "summary.json").read_text())["seed"] == 3
+    assert "seed=3" in (out / ".hydra" / "overrides.yaml").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hr"]
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (['output_dir="out/ü (1)"'], "out/ü (1)"),
+        (["-m", "seed=1,2", 'output_dir="sweep,1"'], "sweep,1/1"),
+    ],
+    ids=["non-ASCII and parentheses", "a comma under -m"],
+)
+def test_quoted_paths_with_any_character_work(tmp_path, small_overrides, args, where):
+    result = run_cli([*args, *small_overrides], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / where / "summary.json").exists()
+
+
+def test_an_unquoted_comma_under_multirun_is_not_a_sweep_of_directories(tmp_path, small_overrides):
+    result = run_cli(["-m", "seed=1,2", "output_dir=a,b", *small_overrides], cwd=tmp_path)
+    refused(result, "output_dir=", "cannot be swept", "quote")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_closed_pipe_after_the_run_keeps_its_results(tmp_path, small_overrides):
+    command = [sys.executable, "-m", "sim", *small_overrides, "output_dir=out"]
+    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE) as process:
+        process.stdout.readline()  # `clientsim ... | head -1`
+        process.stdout.close()
+        assert process.wait(timeout=60) == 0
+    assert (tmp_path / "out" / "summary.json").exists()
+
+
+# --- the lock and the publish, in-process ------------------------------------------------
+
+
+def test_a_lock_removed_under_a_late_locker_is_never_held_twice(tmp_path, monkeypatch):
+    """B opens the lock file, A releases (removing it), B locks the orphan, C locks anew."""
+    out = tmp_path / "out"
+    released, b_locked = threading.Event(), threading.Event()
+    flock = fcntl.flock
+
+    def late_flock(fd, operation):
+        if threading.current_thread().name == "B" and not b_locked.is_set():
+            released.wait(10)  # B was slow between opening and locking
+            b_locked.set()
+        return flock(fd, operation)
+
+    monkeypatch.setattr(output.fcntl, "flock", late_flock)
+    holders, outcome = [], {}
+
+    def b() -> None:
+        try:
+            with output.output_lock(out):
+                holders.append("B")
+                time.sleep(0.3)
+                holders.remove("B")
+            outcome["B"] = "held"
+        except OutputBusy:
+            outcome["B"] = "busy"
+
+    with output.output_lock(out):
+        thread = threading.Thread(target=b, name="B")
+        thread.start()
+        time.sleep(0.2)  # B has opened the lock file and waits to lock it
+    released.set()  # A released: the file B opened is gone
+    with output.output_lock(out):  # C
+        holders.append("C")
+        b_locked.wait(10)
+        time.sleep(0.1)
+        assert holders == ["C"]  # B did not take the orphan for the lock
+        holders.remove("C")
+    thread.join(10)
+    assert outcome["B"] == "busy"  # B found C holding the new lock file
+    assert not (tmp_path / ".out.lock").exists()
+
+
+def write_run(directory: Path, seed: int) -> None:
+    directory.mkdir(parents=True)
+    (directory / "summary.json").write_text(json.dumps({"seed": seed}))
+
+
+def test_a_kill_between_the_two_renames_is_repaired_by_the_next_holder(tmp_path):
+    out = tmp_path / "out"
+    write_run(out, 0)
+    output.write_marker(out, "run")
+    stage = output.staging_dir(out, pid=999_999)
+    write_run(stage, 1)
+    output.write_marker(stage, "run")
+    os.replace(out, tmp_path / ".out.old-999999")  # killed here: `out` is absent
+    with output.output_lock(out):
+        assert json.loads((out / "summary.json").read_text())["seed"] == 1  # publish finished
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_kill_before_the_staged_run_was_complete_puts_the_old_run_back(tmp_path):
+    out = tmp_path / "out"
+    write_run(out, 0)
+    output.write_marker(out, "run")
+    write_run(output.staging_dir(out, pid=999_999), 1)  # no marker: never completed
+    os.replace(out, tmp_path / ".out.old-999999")
+    with output.output_lock(out):
+        assert json.loads((out / "summary.json").read_text())["seed"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_publish_refuses_a_target_that_changed_during_the_run(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(OutputRefused, match="late.txt"):
+        with output.claimed(out, "run") as stage:
+            write_run(stage, 1)
+            out.mkdir()
+            (out / "late.txt").write_text("a user's file, written meanwhile")
+    assert (out / "late.txt").read_text().startswith("a user's")
+    assert (stage / "summary.json").exists()  # the run's results are kept where they are
+
+
+@pytest.mark.parametrize("path", ["out/ü (1)", "it's", "a,b", r"x\y", "back\\"])
+def test_hydra_quoted_survives_hydras_override_grammar(path):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_override(f"k={output.hydra_quoted(path)}")
+    assert not parsed.is_sweep_override() and parsed.value() == path
