@@ -15,6 +15,7 @@ import contextlib
 import copy
 import io
 import os
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -45,6 +46,15 @@ from sim.validation import validate
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+TERMINATED = 143  # ... and by SIGTERM (`kill`, a scheduler's time limit)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C, so that nothing half-written is left."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 def first_line(error: BaseException) -> str:
@@ -308,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
               f"clientsim-experiment run {name}")  # fmt: skip
     plan = preflight(argv)
     sys.argv = [sys.argv[0], *plan.argv]
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if plan.kind is not None:
             with claimed(plan.out, plan.kind, staging_dir(plan.out)):
@@ -319,8 +330,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"output_dir={plan.out}: {error}")
     except OSError as error:
         _fail(f"cannot write {plan.out}: {error.strerror or error}", 1)
-    except KeyboardInterrupt:
-        _fail("interrupted; this run's results were not written", INTERRUPTED)
+    except (KeyboardInterrupt, Terminated) as error:
+        what = "this sweep's results were" if plan.kind == "multirun" else "this run's results were"
+        if plan.kind is None and plan.out:
+            what = "the runs in flight were"  # an experiment's sweep keeps its finished runs
+        stopped, code = (("interrupted", INTERRUPTED) if isinstance(error, KeyboardInterrupt)
+                         else ("terminated", TERMINATED))  # fmt: skip
+        _fail(f"{stopped}; {what} not written", code)
 
 
 __all__ = ["main", "compose", "OmegaConf"]

@@ -289,3 +289,14 @@ def test_hydra_quoted_survives_hydras_override_grammar(path):
 
     parsed = OverridesParser.create().parse_override(f"k={output.hydra_quoted(path)}")
     assert not parsed.is_sweep_override() and parsed.value() == path
+
+
+def test_sigterm_ends_a_run_with_one_line_and_leaves_nothing(tmp_path):
+    writer = start_long_run(tmp_path, tmp_path / "out", seed=1)
+    wait_for_staging(tmp_path / "out")
+    writer.send_signal(signal.SIGTERM)  # `kill`, or a scheduler's time limit
+    _, stderr = writer.communicate(timeout=60)
+    assert writer.returncode == 143
+    (line,) = stderr.splitlines()
+    assert line == "clientsim: terminated; this run's results were not written"
+    assert list(tmp_path.iterdir()) == []
