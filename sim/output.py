@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sim.record import package_version, write_json
+
 MARKER = ".clientsim.json"
 KINDS = ("run", "multirun")
 
@@ -104,9 +106,6 @@ def read_marker(directory: Path) -> dict | None:
 
 def write_marker(directory: Path, kind: str) -> None:
     """Mark `directory` as one complete output of `kind`, listing the files it holds."""
-    from sim.record import write_json
-    from sim.run import package_version
-
     files = sorted(_files(directory))
     write_json(directory / MARKER, {"kind": kind, "clientsim_version": package_version(),
                                     "files": files})  # fmt: skip

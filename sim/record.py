@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,15 @@ CLIENT_COLUMNS = _CLIENT_LAYOUT + tuple(
     for name in (*population.RECORDED, *(f.column for f in state.RECORDED))
     if name not in _CLIENT_LAYOUT
 )
+
+
+def package_version() -> str:
+    """The installed clientsim version (or "unknown" when run from an uninstalled tree)."""
+    try:
+        return version("clientsim")
+    except PackageNotFoundError:
+        return "unknown"
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -19,16 +18,15 @@ from tqdm import tqdm
 from sim.analysis import whale_summary
 from sim.engines import engine_class
 from sim.output import claimed, target_path
-from sim.record import Recorder, clients_frame, write_atomic, write_json, write_parquet
+from sim.record import (
+    Recorder,
+    clients_frame,
+    package_version,
+    write_atomic,
+    write_json,
+    write_parquet,
+)
 from sim.summary import summarize
-
-
-def package_version() -> str:
-    """The installed clientsim version (or "unknown" when run from an uninstalled tree)."""
-    try:
-        return version("clientsim")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def build_model(cfg: DictConfig, seeds=None):
