@@ -1,0 +1,208 @@
+"""Sweeps on a real Slurm through Hydra's submitit_slurm launcher (sim.slurm).
+
+The tests marked `slurm` need a Slurm cluster with accounting that this machine can submit
+to, with the sweep directory on a file system its nodes share (`.ci/slurm.sh up` starts a
+single-node one on localhost). Without one they are skipped, saying why; with
+CLIENTSIM_REQUIRE_SLURM=1 (set by `.ci/run`) they fail instead, so that CI never passes
+without them.
+"""
+
+import functools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.slurm import signal_delay
+
+SMOKE = ["run", "strategy", "--smoke", "--launcher", "submitit_slurm", "--time", "1",
+         "--mem-gb", "1"]  # fmt: skip
+HOLD = "+hydra.launcher.additional_parameters.hold=true"  # queued until released
+
+
+@functools.cache
+def unreachable() -> str | None:
+    """Why no Slurm can take a job from here, or None."""
+    try:
+        info = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True,
+                              text=True, timeout=20)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"no Slurm here: sinfo: {error}"
+    if info.returncode != 0:
+        return f"no Slurm reachable: {(info.stderr or info.stdout).strip()}"
+    states = set(info.stdout.split())
+    if not states & {"idle", "mixed", "allocated", "completing"}:
+        return f"no Slurm node takes jobs (states: {', '.join(sorted(states)) or 'none'})"
+    return None
+
+
+@pytest.fixture
+def slurm():
+    """A reachable Slurm, or a skip (a failure under CLIENTSIM_REQUIRE_SLURM=1)."""
+    reason = unreachable()
+    if reason is not None:
+        if os.environ.get("CLIENTSIM_REQUIRE_SLURM") == "1":
+            pytest.fail(f"CLIENTSIM_REQUIRE_SLURM=1 but {reason} (start one: .ci/slurm.sh up)")
+        pytest.skip(f"{reason} (start one with .ci/slurm.sh up)")
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+    """A sweep directory; any Slurm job submitted into it is cancelled at the end."""
+    yield tmp_path / "sweep"
+    ids = [p.name for p in (tmp_path / "sweep" / ".submitit").glob("*") if p.name.isdigit()]
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True, timeout=60)
+
+
+def command(args: list[str]) -> list[str]:
+    return [sys.executable, "-c", "from sim.experiment import main; main()", *args]
+
+
+def experiment(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 240):
+    """`clientsim-experiment args` in a subprocess, as a user runs it."""
+    return subprocess.run(command(args), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)  # fmt: skip
+
+
+def submitted_array(sweep_dir: Path, process: subprocess.Popen, timeout: float = 60) -> str:
+    """The id of the array the submitter `process` submitted, once Slurm queues it."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert process.poll() is None, process.communicate()
+        ids = [p.name for p in (sweep_dir / ".submitit").glob("*") if p.name.isdigit()]
+        if ids and queued(ids[0]):
+            return ids[0]
+        time.sleep(0.3)
+    raise AssertionError("the submitter submitted no array")
+
+
+def queued(job: str) -> list[str]:
+    """The array tasks of `job` that are queued or running."""
+    out = subprocess.run(["squeue", "--noheader", "--format=%i", f"--jobs={job}"],
+                         capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    return out.split()
+
+
+def ended(job: str) -> dict[str, str]:
+    """sacct's state of each task of `job`."""
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job],
+                         capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    return dict(line.split("|") for line in out.splitlines())
+
+
+def runs(sweep_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(sweep_dir / "runs.parquet")
+
+
+def test_the_time_out_signal_leaves_a_short_job_its_time():
+    assert signal_delay(1) == 6 and signal_delay(2) == 12
+    assert signal_delay(60) == 120 and signal_delay(10_000) == 120
+
+
+@pytest.mark.slurm
+def test_a_smoke_sweep_on_slurm_passes_every_launcher_setting_and_shows_progress(
+    slurm, sweep_dir, tmp_path
+):
+    setup = f"hydra.launcher.setup=['echo ran on $(hostname) > {tmp_path}/setup.txt']"
+    result = experiment([*SMOKE, "--dir", str(sweep_dir), "hydra.launcher.qos=normal",
+                         "hydra.launcher.comment=clientsim-test", setup], tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = runs(sweep_dir)
+    assert len(table[["point", "seed"]].drop_duplicates()) == 4 and (table.status == "ok").all()
+    (script,) = sweep_dir.glob(".submitit/*/*_submission.sh")
+    text = script.read_text()
+    assert "--qos=normal" in text and "--comment=clientsim-test" in text
+    assert "#SBATCH --signal=USR2@6" in text  # not Hydra's 120 s: the whole of a 1-minute job
+    assert (tmp_path / "setup.txt").read_text().startswith("ran on ")
+    lines = [line for line in result.stdout.splitlines() if "runs done" in line]
+    assert lines and lines[-1].startswith("clientsim-experiment: 4/4 runs done")
+    assert "\r" not in result.stdout
+
+
+@pytest.mark.slurm
+def test_a_rerun_refuses_while_an_earlier_submission_is_queued_or_cancels_it(
+    slurm, sweep_dir, tmp_path
+):
+    first = subprocess.Popen(command([*SMOKE, "--dir", str(sweep_dir), HOLD]), cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    array = submitted_array(sweep_dir, first)
+    first.kill()  # the submitter dies; its array stays queued
+    first.wait()
+    sweep = (sweep_dir / ".sweep.json").read_text()
+    changed = [*SMOKE, "--dir", str(sweep_dir), "experiment.seeds=3", "experiment.chunk_size=3"]
+    refused = experiment(changed, tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-3000:]
+    assert array in refused.stderr and "--cancel-running" in refused.stderr
+    assert (sweep_dir / ".sweep.json").read_text() == sweep and queued(array)
+
+    result = experiment([*changed, "--cancel-running"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert set(ended(array).values()) == {"CANCELLED by 0"} or not queued(array)
+    assert not list(sweep_dir.glob(f".submitit/{array}_*/*_result.pkl"))  # none of it ran
+    table = runs(sweep_dir)
+    assert sorted(set(table.seed)) == [0, 1, 2] and (table.status == "ok").all()
+    assert len(table[["point", "seed"]].drop_duplicates()) == 6
+
+
+@pytest.mark.slurm
+def test_a_cancelled_job_ends_the_sweep_with_one_line_and_the_resume_completes_it(
+    slurm, sweep_dir, tmp_path
+):
+    args = [*SMOKE, "--dir", str(sweep_dir), "experiment.seeds=4", "experiment.chunk_size=2"]
+    submitter = subprocess.Popen(command([*args, HOLD]), cwd=tmp_path, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    array = submitted_array(sweep_dir, submitter)
+    subprocess.run(["scancel", f"{array}_0"], check=True, timeout=30)
+    out, err = submitter.communicate(timeout=120)
+    assert submitter.returncode == 1, err[-3000:]
+    assert err.count("\n") == 1 and "Traceback" not in err, err[-3000:]
+    assert f"Slurm job {array}_0 left the queue before it ran" in err and str(sweep_dir) in err
+    assert "cancelled the sweep's other jobs" in err
+    assert not queued(array)  # the array's other jobs do not run on
+    assert not (sweep_dir / "runs.parquet").exists()
+
+    resumed = experiment(args, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    table = runs(sweep_dir)
+    assert len(table[["point", "seed"]].drop_duplicates()) == 8 and (table.status == "ok").all()
+
+
+@pytest.mark.slurm
+def test_without_accounting_the_sweep_is_refused_before_anything_is_submitted(
+    slurm, sweep_dir, tmp_path
+):
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
+    lines = [line for line in conf.read_text().splitlines()
+             if not line.startswith("AccountingStorage")]  # fmt: skip
+    (tmp_path / "slurm.conf").write_text(
+        "\n".join([*lines, "AccountingStorageType=accounting_storage/none", ""])
+    )
+    env = {**os.environ, "SLURM_CONF": str(tmp_path / "slurm.conf")}
+    result = experiment([*SMOKE, "--dir", str(sweep_dir)], tmp_path, env=env)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-3000:]
+    assert "needs Slurm accounting (sacct)" in result.stderr
+    assert not (sweep_dir / ".submitit").exists()
+
+
+def test_a_submitit_sweep_shows_progress_lines_in_the_submitter(tmp_path):
+    args = ["run", "hard_sell", "--smoke", "--launcher", "submitit_local", "--time", "5",
+            "--dir", str(tmp_path / "sweep")]  # fmt: skip
+    result = experiment(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if "runs done" in line]
+    assert lines and lines[-1].startswith("clientsim-experiment: 2/2 runs done")
+
+
+@pytest.mark.parametrize("flag", ["--time", "--cpus", "--mem-gb", "--array-parallelism"])
+def test_a_submitit_setting_below_one_exits_2_with_one_line(tmp_path, flag):
+    args = ["run", "hard_sell", "--smoke", "--launcher", "submitit_local", flag, "0",
+            "--dir", str(tmp_path / "sweep")]  # fmt: skip
+    result = experiment(args, tmp_path, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-3000:]
+    assert result.stderr.startswith(f"clientsim-experiment: invalid config: {flag}=0")
+    assert not (tmp_path / "sweep").exists()
