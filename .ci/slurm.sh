@@ -22,6 +22,7 @@ CLUSTER=localcluster
 PARTITION=cpu
 DBPASS=clientsim-ci-only   # a loopback-only throwaway database
 PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
+MARK="# written by clientsim's .ci/slurm.sh (a single-node Slurm for tests)"
 
 log() { printf '[slurm %(%T)T] %s\n' -1 "$*"; }
 die() { log "error: $*"; exit 1; }
@@ -38,9 +39,15 @@ install() {
     fi
 }
 
+# ours FILE: FILE is absent or was written by this script (a machine's own Slurm is left alone)
+ours() { [ ! -e "$1" ] || head -1 "$1" | grep -qx "$MARK"; }
+
 configure() {
     local host node
     host=$(hostname -s)
+    for f in /etc/slurm/slurm.conf /etc/slurm/slurmdbd.conf; do
+        ours "$f" || die "$f was not written by $0: this machine has a Slurm of its own; not touched"
+    done
     mkdir -p "$W"/{ctld,d,log,run,dbd,mysql,mysqlrun}
     chown slurm:slurm "$W"/ctld "$W"/log "$W"/dbd
     chown mysql:mysql "$W"/mysql "$W"/mysqlrun
@@ -49,6 +56,7 @@ configure() {
     chown munge:munge /etc/munge/munge.key && chmod 0400 /etc/munge/munge.key
     node=$(slurmd -C | head -1)
     cat > /etc/slurm/slurm.conf <<EOF
+$MARK
 ClusterName=$CLUSTER
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=slurm
@@ -81,6 +89,7 @@ $node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
     cat > /etc/slurm/slurmdbd.conf <<EOF
+$MARK
 AuthType=auth/munge
 DbdHost=localhost
 DbdAddr=127.0.0.1
@@ -138,7 +147,9 @@ start() {
     free 6818 "$W"/run/slurmd.pid
     free 6819 "$W"/dbd/slurmdbd.pid
     mkdir -p /run/munge && chown munge:munge /run/munge && chmod 0755 /run/munge
-    alive /run/munge/munged.pid || runuser -u munge -- /usr/sbin/munged
+    if ! alive /run/munge/munged.pid; then
+        runuser -u munge -- /usr/sbin/munged && touch "$W"/run/munged.ours
+    fi
     wait_for 20 munged bash -c 'munge -n | unmunge'
     local sock=$W/mysqlrun/mysqld.sock
     if ! alive "$W"/mysqlrun/mariadbd.pid; then
@@ -173,12 +184,13 @@ stop() {
     for f in "$W"/run/slurmd.pid "$W"/run/slurmctld.pid "$W"/dbd/slurmdbd.pid \
              "$W"/mysqlrun/mariadbd.pid /run/munge/munged.pid; do
         alive "$f" || continue
+        # munged: only one this script started (a machine's own Slurm keeps its munged)
+        if [ "$f" = /run/munge/munged.pid ] && [ ! -e "$W"/run/munged.ours ]; then continue; fi
         p=$(cat "$f"); kill "$p"
         for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
         if kill -0 "$p" 2>/dev/null; then log "$f: $p still alive after 20 s, SIGKILL"; kill -9 "$p"; fi
     done
-    # slurmd leaves a job's slurmstepd behind if it is killed mid-job; end ours.
-    pgrep -x slurmstepd | xargs -r kill 2>/dev/null || true
+    rm -f "$W"/run/munged.ours
 }
 
 status() {

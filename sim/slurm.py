@@ -324,14 +324,14 @@ def _ended(error: Exception, sweep_dir: Path, ours: set[str], slurm: bool) -> No
         job, state = min(error.jobs.items())
         what = (f"Slurm job {job} ended {state} without its results" if state
                 else f"Slurm job {job} left the queue before it ran (cancelled?)")  # fmt: skip
-    else:
-        what = f"a job ended without its results: {_reason(str(error))}"
-        failed = ended_badly(ours) if slurm else {}
-        if failed:
-            job, state = min(failed.items())
-            log = sweep_dir / ".submitit" / job / f"{job}_0_log.err"
-            what = f"Slurm job {job} ended {state} ({_reason(str(error))}; log: {log})"
-    running = live(ours) if slurm else {}
+    else:  # submitit's error names the job's folder, .submitit/<job>/
+        found = re.search(r"\.submitit/(\d+(?:_\d+)?)/", str(error))
+        job = found.group(1) if found else "?"
+        state = ended_badly({job.split("_")[0]}).get(job) if slurm and found else None
+        log = sweep_dir / ".submitit" / job / f"{job}_0_log.err"
+        what = (f"{'Slurm job' if slurm else 'job'} {job} {f'ended {state}' if state else 'failed'}"
+                f" ({_reason(str(error))}; log: {log})")  # fmt: skip
+    running = {task: s for task, s in live(ours).items() if task != job} if slurm else {}
     if running:
         cancel(set(running))
     others = f"; cancelled the sweep's other jobs {_names(running)}" if running else ""

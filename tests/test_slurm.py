@@ -9,6 +9,7 @@ without them.
 
 import functools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -59,8 +60,27 @@ def sweep_dir(tmp_path):
         subprocess.run(["scancel", *ids], capture_output=True, timeout=60)
 
 
+@pytest.fixture
+def submitters():
+    """Submitting processes started in the background; killed at the end if still alive."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def command(args: list[str]) -> list[str]:
     return [sys.executable, "-c", "from sim.experiment import main; main()", *args]
+
+
+def submit(args: list[str], cwd: Path, started: list[subprocess.Popen]) -> subprocess.Popen:
+    """`clientsim-experiment args` in the background, its output in pipes."""
+    process = subprocess.Popen(command(args), cwd=cwd, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)  # fmt: skip
+    started.append(process)
+    return process
 
 
 def experiment(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 240):
@@ -126,10 +146,9 @@ def test_a_smoke_sweep_on_slurm_passes_every_launcher_setting_and_shows_progress
 
 @pytest.mark.slurm
 def test_a_rerun_refuses_while_an_earlier_submission_is_queued_or_cancels_it(
-    slurm, sweep_dir, tmp_path
+    slurm, sweep_dir, tmp_path, submitters
 ):
-    first = subprocess.Popen(command([*SMOKE, "--dir", str(sweep_dir), HOLD]), cwd=tmp_path,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    first = submit([*SMOKE, "--dir", str(sweep_dir), HOLD], tmp_path, submitters)
     array = submitted_array(sweep_dir, first)
     first.kill()  # the submitter dies; its array stays queued
     first.wait()
@@ -151,11 +170,10 @@ def test_a_rerun_refuses_while_an_earlier_submission_is_queued_or_cancels_it(
 
 @pytest.mark.slurm
 def test_a_cancelled_job_ends_the_sweep_with_one_line_and_the_resume_completes_it(
-    slurm, sweep_dir, tmp_path
+    slurm, sweep_dir, tmp_path, submitters
 ):
     args = [*SMOKE, "--dir", str(sweep_dir), "experiment.seeds=4", "experiment.chunk_size=2"]
-    submitter = subprocess.Popen(command([*args, HOLD]), cwd=tmp_path, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    submitter = submit([*args, HOLD], tmp_path, submitters)
     array = submitted_array(sweep_dir, submitter)
     subprocess.run(["scancel", f"{array}_0"], check=True, timeout=30)
     out, err = submitter.communicate(timeout=120)
@@ -170,6 +188,31 @@ def test_a_cancelled_job_ends_the_sweep_with_one_line_and_the_resume_completes_i
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     table = runs(sweep_dir)
     assert len(table[["point", "seed"]].drop_duplicates()) == 8 and (table.status == "ok").all()
+
+
+@pytest.mark.slurm
+def test_a_failed_job_ends_the_sweep_with_one_line_naming_it_and_its_error(
+    slurm, sweep_dir, tmp_path
+):
+    starved = "hydra.launcher.setup=['ulimit -v 200000']"  # 200 MB: Python cannot import pandas
+    args = [*SMOKE, "--dir", str(sweep_dir), "experiment.seeds=4", "experiment.chunk_size=2",
+            "--array-parallelism", "1", starved]  # fmt: skip
+    result = experiment(args, tmp_path)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr[-3000:]
+    (array,) = [p.name for p in (sweep_dir / ".submitit").glob("*") if p.name.isdigit()]
+    assert re.search(rf"Slurm job {array}_0 (ended FAILED|failed) \(.*Error", result.stderr)
+    assert "log: " in result.stderr and "cancelled the sweep's other jobs" in result.stderr
+    assert not queued(array) and not (sweep_dir / "runs.parquet").exists()
+
+
+@pytest.mark.slurm
+def test_a_killed_submitter_cancels_its_jobs(slurm, sweep_dir, tmp_path, submitters):
+    submitter = submit([*SMOKE, "--dir", str(sweep_dir), HOLD], tmp_path, submitters)
+    array = submitted_array(sweep_dir, submitter)
+    submitter.terminate()  # SIGTERM, as `kill` or a login node's shutdown sends it
+    out, err = submitter.communicate(timeout=60)
+    assert submitter.returncode == 143 and err.count("\n") == 1, err[-3000:]
+    assert f"cancelled this sweep's Slurm jobs {array}" in out and not queued(array)
 
 
 @pytest.mark.slurm
