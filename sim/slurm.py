@@ -81,6 +81,21 @@ def check_accounting() -> None:
         )
 
 
+def check_partition(args) -> None:
+    """Raise SlurmError unless the partition asked for (if any) is one of the cluster's."""
+    given = [o for o in args.overrides if o.lstrip("+").startswith("hydra.launcher.partition=")]
+    key, name = given[-1].lstrip("+").split("=", 1) if given else ("--partition", args.partition)
+    if not name or name == "null":
+        return
+    result = _slurm(["sinfo", "--noheader", "--format=%R"])
+    if result.returncode != 0:
+        raise SlurmError(f"cannot reach Slurm: sinfo: {_first_line(result.stderr)}")
+    partitions = sorted(set(result.stdout.split()))
+    if name not in partitions:
+        raise SlurmError(f"invalid config: {key}={name!r}: not a partition of this cluster; "
+                         f"allowed: {', '.join(partitions)}")  # fmt: skip
+
+
 def submitted(sweep_dir: Path) -> set[str]:
     """The Slurm job ids (array ids) of every submission into `sweep_dir`."""
     folder = sweep_dir / ".submitit"
@@ -226,12 +241,13 @@ class Watch(threading.Thread):
             self.lost = confirmed
         return bool(confirmed)
 
-    def stop(self) -> None:
-        """Stop looking, and print the last count."""
+    def stop(self, show: bool = True) -> None:
+        """Stop looking, and print the last count (`show`)."""
         self._stop.set()
         if self.is_alive() and self is not threading.current_thread():
             self.join()
-        self.show()
+        if show:
+            self.show()
 
 
 def _fail(message: str, code: int) -> None:
@@ -278,6 +294,7 @@ def submission(args, sweep_dir: Path, total: int) -> Iterator[None]:
     try:
         if slurm:
             check_accounting()
+            check_partition(args)
             earlier = live(submitted(sweep_dir))
             if earlier and not args.cancel_running:
                 _fail(f"--dir {sweep_dir}: Slurm jobs {_names(earlier)} of an earlier submission "
@@ -296,8 +313,10 @@ def submission(args, sweep_dir: Path, total: int) -> Iterator[None]:
             watch.start()
             try:
                 yield
-            finally:
-                watch.stop()
+            except BaseException:
+                watch.stop(show=False)
+                raise
+            watch.stop()
     except Exception as error:
         _ended(error, sweep_dir, submitted(sweep_dir) - before, slurm)
         raise

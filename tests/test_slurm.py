@@ -232,6 +232,17 @@ def test_without_accounting_the_sweep_is_refused_before_anything_is_submitted(
     assert not (sweep_dir / ".submitit").exists()
 
 
+@pytest.mark.slurm
+@pytest.mark.parametrize("given", [["--partition", "nosuch"], ["hydra.launcher.partition=nosuch"]])
+def test_an_unknown_partition_is_refused_before_anything_is_submitted(
+    slurm, sweep_dir, tmp_path, given
+):
+    result = experiment([*SMOKE, "--dir", str(sweep_dir), *given], tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-3000:]
+    assert "partition='nosuch': not a partition of this cluster; allowed: " in result.stderr
+    assert not sweep_dir.exists()
+
+
 def test_a_submitit_sweep_shows_progress_lines_in_the_submitter(tmp_path):
     args = ["run", "hard_sell", "--smoke", "--launcher", "submitit_local", "--time", "5",
             "--dir", str(tmp_path / "sweep")]  # fmt: skip
