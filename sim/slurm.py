@@ -91,7 +91,7 @@ def check_partition(args) -> None:
     if result.returncode != 0:
         raise SlurmError(f"cannot reach Slurm: sinfo: {_first_line(result.stderr)}")
     partitions = sorted(set(result.stdout.split()))
-    if name not in partitions:
+    if not set(name.split(",")) <= set(partitions):  # sbatch takes a list: cpu,gpu
         raise SlurmError(f"invalid config: {key}={name!r}: not a partition of this cluster; "
                          f"allowed: {', '.join(partitions)}")  # fmt: skip
 
@@ -205,12 +205,15 @@ class Watch(threading.Thread):
         self._stop = threading.Event()
 
     def run(self) -> None:
-        """Look every few seconds until stopped."""
+        """Look every few seconds until stopped; a look that fails is tried again later."""
         while not self._stop.wait(self.every):
-            self.show()
-            if self.before is not None and self.vanished():
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
-                return
+            try:
+                self.show()
+                if self.before is not None and self.vanished():
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+                    return
+            except (OSError, ValueError, SlurmError):  # a file being replaced, a busy controller
+                continue
 
     def show(self) -> None:
         """Print the count of runs done if it changed since the last line."""
@@ -224,10 +227,7 @@ class Watch(threading.Thread):
     def vanished(self) -> bool:
         """Whether some job left the queue without its result (in two looks running)."""
         ours = submitted(self.sweep_dir) - self.before
-        try:
-            states = job_states(ours)  # first the queue, then the results: no race
-        except SlurmError:
-            return False  # the controller is busy: look again next time
+        states = job_states(ours)  # first the queue, then the results: no race
         gone = {
             task: states.get(task, "")
             for task in tasks(self.sweep_dir, ours)
@@ -321,12 +321,20 @@ def submission(args, sweep_dir: Path, total: int) -> Iterator[None]:
         _ended(error, sweep_dir, submitted(sweep_dir) - before, slurm)
         raise
     except BaseException:  # interrupted (SIGINT, SIGTERM): the jobs would run on
-        ours = live(submitted(sweep_dir) - before) if slurm else {}
-        if ours:
-            cancel(set(ours))
-            print(f"clientsim-experiment: cancelled this sweep's Slurm jobs {_names(ours)}",
-                  flush=True)  # fmt: skip
+        ours = submitted(sweep_dir) - before
+        if slurm and (cancelled := _cancel_live(ours, which="this sweep's Slurm jobs")):
+            print(f"clientsim-experiment: {cancelled}", flush=True)
         raise
+
+
+def _cancel_live(ids: set[str], but: str = "", which: str = "the sweep's other jobs") -> str:
+    """Cancel the jobs of `ids` still queued or running (all but `but`); say what was done."""
+    try:
+        running = {task for task in live(ids) if task != but}
+        cancel(running)
+    except SlurmError as error:
+        return f"{which} may run on: {error}"
+    return f"cancelled {which} {_names(running)}" if running else ""
 
 
 def _ended(error: Exception, sweep_dir: Path, ours: set[str], slurm: bool) -> None:
@@ -346,15 +354,15 @@ def _ended(error: Exception, sweep_dir: Path, ours: set[str], slurm: bool) -> No
     else:  # submitit's error names the job's folder, .submitit/<job>/
         found = re.search(r"\.submitit/(\d+(?:_\d+)?)/", str(error))
         job = found.group(1) if found else "?"
-        state = ended_badly({job.split("_")[0]}).get(job) if slurm and found else None
+        try:
+            state = ended_badly({job.split("_")[0]}).get(job) if slurm and found else None
+        except SlurmError:
+            state = None
         log = sweep_dir / ".submitit" / job / f"{job}_0_log.err"
         what = (f"{'Slurm job' if slurm else 'job'} {job} {f'ended {state}' if state else 'failed'}"
                 f" ({_reason(str(error))}; log: {log})")  # fmt: skip
-    running = {task: s for task, s in live(ours).items() if task != job} if slurm else {}
-    if running:
-        cancel(set(running))
-    others = f"; cancelled the sweep's other jobs {_names(running)}" if running else ""
-    _fail(f"{what}{others}; {_rerun(sweep_dir)}", 1)
+    others = _cancel_live(ours, but=job) if slurm else ""
+    _fail(f"{what}{'; ' + others if others else ''}; {_rerun(sweep_dir)}", 1)
 
 
 def _reason(message: str) -> str:
