@@ -23,7 +23,15 @@ from scipy.stats import qmc
 
 from sim.config import ConfigError
 from sim.facts import Target, calibration_parameters, load_targets
-from sim.facts_cli import UsageError, _config, _Parser, configure, measure, size_arguments
+from sim.facts_cli import (
+    UsageError,
+    _config,
+    _Parser,
+    check_out,
+    configure,
+    measure,
+    size_arguments,
+)
 
 
 def parse_parameter(text: str) -> tuple[str, float, float] | None:
@@ -157,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_intermixed_args(argv)
         if args.samples < 1 or args.jobs == 0:
             raise UsageError("--samples must be at least 1 and --jobs not 0")
-        if args.out.is_dir():
-            raise UsageError(f"--out {args.out} is a directory; give a file name (.yaml)")
+        check_out(args.out, ".yaml")
         proposal = calibrate(args)
     except (UsageError, ConfigError) as error:
         print(f"clientsim-calibrate: error: {error}", file=sys.stderr)

@@ -25,6 +25,10 @@ ENGINES = ("agents", "vectorized")
 MAX_BUSINESSES = 64
 MAX_WEEKS = 10_000  # about 190 years: far beyond any horizon of interest
 MAX_CLIENTS = 2**31 - 1  # the network's indices are int32
+#: The largest seed. The random streams take any non-negative integer (numpy's SeedSequence,
+#: `sim.rng`), but every table stores a run's seed as an int64; a sweep's seeds `seed + i`
+#: must all fit too (`sim.experiment.check_design`).
+MAX_SEED = 2**63 - 1
 
 
 class ConfigError(ValueError):
@@ -365,6 +369,9 @@ class ExperimentConfig:
     #: (`sim.run.simulate_batch`; each run's results are those it has alone); 1: one by one
     batch: int = num(1, 1000, default=10)
     total_runs: int = num(0, 1e12, default=0)  # for the progress lines; 0: unknown
+    #: the submission this job belongs to (set by `clientsim-experiment run`): a job of an
+    #: earlier submission of the same sweep directory writes nothing (`sim.sweep.run_job`)
+    sweep_id: str | None = free(None, checked_by="sim.sweep.run_job")
     x: str | None = None  # the swept key on the figure's x axis
     group: str | None = None  # a second swept key, drawn as separate lines
     compare: Compare = field(default_factory=Compare)
@@ -383,7 +390,7 @@ class ExperimentConfig:
 class Config:
     """The whole run: `clientsim` composes it from `configs/config.yaml`."""
 
-    seed: int = num(0, 2**63 - 1)
+    seed: int = num(0, MAX_SEED)
     steps: int = num(1, MAX_WEEKS)
     engine: str = one_of(*ENGINES)
     progress: bool = MISSING

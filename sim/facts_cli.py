@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -190,6 +192,27 @@ def positive(text: str) -> int:
     return value
 
 
+def check_out(out: Path, kind: str) -> None:
+    """Raise UsageError unless the file `out` (a `kind` file, e.g. ".md") can be written.
+
+    Checked before anything is computed: the only sure test is to create (and remove) a file
+    in the nearest folder of `out` that exists.
+    """
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory; give a file name ({kind})")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"--out {out}: {parent} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".clientsim-probe-", dir=parent)
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot write in {parent}: {error.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def size_arguments(parser: argparse.ArgumentParser, seeds: int, clients: int, weeks: int) -> None:
     """The options every fact-measuring command shares."""
     parser.add_argument("--seeds", type=positive, default=seeds, help="seeds 0..N-1 (%(default)s)")
@@ -223,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_intermixed_args(argv)
         if args.jobs == 0:
             raise UsageError("--jobs must not be 0 (-1: all cores)")
-        if args.out is not None and args.out.is_dir():
-            raise UsageError(f"--out {args.out} is a directory; give a file name (.md)")
+        if args.out is not None:
+            check_out(args.out, ".md")
         targets = load_targets()
         values, whale = measure(
             targets, overrides=args.overrides, seeds=range(args.seeds), clients=args.clients,

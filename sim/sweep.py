@@ -12,15 +12,25 @@ submitit). Results are stored by design point, not by job::
     DIR/jobs/<num>.json                  what job <num> of this sweep ran
 
 `<hash>` is the hash of the point's resolved config (seed and chunk left out), so a rerun
-of the same command into the same DIR skips every run that is complete and runs only the
-missing or failed ones. A run's directory is written under a temporary name and renamed
-into place, so a killed sweep loses at most the runs in flight. When the sweep ends, the
-`Collect` callback joins the runs into `DIR/runs.parquet`, `DIR/steps.parquet` and
-`DIR/manifest.json`, and exits non-zero with one line when any run failed.
+of the same command into the same DIR skips every run that is complete (both files read
+back) and runs only the missing, failed or damaged ones. A run's directory is written under
+a temporary name and renamed into place, so a killed sweep loses at most the runs in flight.
+
+`DIR/.sweep.json` says whose sweep DIR holds: its experiment, the id of its latest
+submission and, from `clientsim-experiment run`, the design (the point hashes and seeds it
+asked for). A sweep starts only in an empty directory or in a sweep of the same experiment,
+and removes nothing but what an earlier sweep there wrote (job records, progress marks, the
+joined tables). Every job carries its submission's id (`experiment.sweep_id`): a job of an
+earlier submission (still queued when DIR was submitted again) writes nothing. When the
+sweep ends, the `Collect` callback checks that the job records are exactly the design's
+runs and joins them into `DIR/runs.parquet`, `DIR/steps.parquet` and `DIR/manifest.json`;
+it exits non-zero with one line when any run failed, a requested run is missing, a record
+is foreign or a run's file does not read back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,6 +45,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
@@ -47,11 +59,19 @@ from sim.record import write_json, write_parquet
 from sim.summary import SHORT_RUN_WEEK, cumulative_profit, summarize
 
 SWEEP_FILE = ".sweep.json"
+#: The files of one run (`DIR/points/<hash>/seed-NNNN/`): complete when both read back.
+RUN_FILES = ("run.parquet", "steps.parquet")
 #: Keys that say how a point is run, not what it is: left out of its hash and its columns.
 NOT_THE_POINT = (
     "seed", "progress", "output_dir", "experiment.seeds", "experiment.chunk_size",
-    "experiment.chunk", "experiment.total_runs", "experiment.batch",
+    "experiment.chunk", "experiment.total_runs", "experiment.batch", "experiment.sweep_id",
 )  # fmt: skip
+
+
+class SweepError(RuntimeError):
+    """A sweep directory, or a file in it, is not what the sweep needs (a one-line message)."""
+
+
 #: runs.parquet's metrics (declared with their units in sim.analysis) and their dtypes.
 METRICS = tuple(METRIC_UNITS)
 METRIC_DTYPES = {"businesses": "Int64", "crossover_vs_serve_all": "Int64", "weeks": "Int64"}
@@ -215,6 +235,26 @@ def _seed_dir(point_dir: Path, seed: int) -> Path:
     return point_dir / f"seed-{seed:04d}"
 
 
+def complete(run_dir: Path) -> bool:
+    """Whether a run's directory holds both its files and their parquet footers read back."""
+    try:
+        for name in RUN_FILES:
+            pq.read_metadata(run_dir / name)
+    except (OSError, ValueError, pa.ArrowException):
+        return False
+    return True
+
+
+def _discard(run_dir: Path) -> None:
+    """Remove a damaged run's files (only those a run writes), so that it is run again."""
+    if not run_dir.is_dir():
+        return  # absent, or something else's file: left alone (the run then fails)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # anything else in it stays, and the run fails
+        run_dir.rmdir()
+
+
 def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> float:
     """Run one seed of a point and store it (atomically, as a renamed directory).
 
@@ -336,10 +376,23 @@ class Progress:
 
 
 def run_job(cfg: DictConfig) -> dict:
-    """One sweep job: a design point and a chunk of seeds; never raises for a failed run."""
+    """One sweep job: a design point and a chunk of seeds; never raises for a failed run.
+
+    A job of an earlier submission of the sweep directory (its `experiment.sweep_id` is not
+    the directory's) writes nothing.
+    """
     hc = HydraConfig.get()
     sweep_dir = Path(hc.sweep.dir)
     sweep = read_sweep(sweep_dir)
+    mine = cfg.experiment.get("sweep_id")
+    if mine is not None and mine != sweep["id"]:
+        print(f"clientsim-experiment: job {hc.job.num} of sweep {mine} wrote nothing: "
+              f"{sweep_dir} now holds sweep {sweep['id']}", file=sys.stderr)  # fmt: skip
+        return {}
+    return _run_point(cfg, hc, sweep_dir, sweep)
+
+
+def _run_point(cfg: DictConfig, hc, sweep_dir: Path, sweep: dict) -> dict:
     point_hash = config_hash(cfg)
     point_dir = sweep_dir / "points" / point_hash
     if not (point_dir / "point.json").exists():
@@ -351,10 +404,11 @@ def run_job(cfg: DictConfig) -> dict:
               "seconds": {}, "pid": os.getpid()}  # fmt: skip
     todo = []
     for seed in seeds(cfg):
-        if _seed_dir(point_dir, seed).is_dir():  # complete from an earlier sweep into DIR
+        if complete(_seed_dir(point_dir, seed)):  # from an earlier sweep into DIR
             record["runs"][str(seed)] = "skipped"
             progress.done(point_hash, seed, "skipped")
         else:
+            _discard(_seed_dir(point_dir, seed))
             todo.append(seed)
     for batch in batches(cfg, todo):
         if len(batch) > 1:
@@ -369,7 +423,7 @@ def run_job(cfg: DictConfig) -> dict:
                     progress.done(point_hash, seed, "ok")
                 continue
         for seed in batch:
-            if _seed_dir(point_dir, seed).is_dir():  # stored by the batch before it failed
+            if complete(_seed_dir(point_dir, seed)):  # stored by the batch before it failed
                 status = "ok"
             else:
                 status = _run_alone(cfg, seed, point_dir, record)
@@ -377,6 +431,11 @@ def run_job(cfg: DictConfig) -> dict:
             progress.done(point_hash, seed, status)
     write_json(sweep_dir / "jobs" / f"{hc.job.num}.json", record)
     return record
+
+
+def _remove_empty(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        directory.rmdir()
 
 
 # --- the sweep's start and end ----------------------------------------------------------
@@ -390,16 +449,118 @@ def read_sweep(sweep_dir: Path) -> dict:
     return {"id": "unknown", "t0": time.time(), "started": _now(), "command": ""}
 
 
-def start_sweep(sweep_dir: Path) -> dict:
-    """Give the sweep starting in `sweep_dir` a fresh identity; forget the last one's jobs."""
-    sweep = {"id": uuid.uuid4().hex[:12], "t0": time.time(), "started": _now()}
+def sweep_of(sweep_dir: Path) -> str | None:
+    """The experiment whose sweep `sweep_dir` holds (None: it holds none)."""
+    try:
+        sweep = json.loads((sweep_dir / SWEEP_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if "experiment" in sweep:
+        return sweep["experiment"]
+    for point in sorted(sweep_dir.glob("points/*/point.json")):  # a sweep of clientsim < 0.3
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return json.loads(point.read_text())["config"]["experiment"]["name"]
+    return None
+
+
+def check_sweep_dir(sweep_dir: Path, experiment: str) -> None:
+    """Raise SweepError unless `sweep_dir` is absent, empty or a sweep of `experiment`."""
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise SweepError(f"--dir {sweep_dir}: is a file, not a directory")
+    if not sweep_dir.exists() or not any(sweep_dir.iterdir()):
+        return
+    found = sweep_of(sweep_dir)
+    if found == experiment:
+        return
+    held = f"holds a sweep of experiment {found!r}" if found else f"holds no sweep ({SWEEP_FILE})"
+    raise SweepError(f"--dir {sweep_dir}: {held}, not of {experiment!r}: nothing there is "
+                     "touched; give a new or empty directory")  # fmt: skip
+
+
+#: Designs planned in this process (`plan`), by sweep id: `Collect` records them.
+_PLANS: dict[str, dict] = {}
+
+
+def plan(sweep_id: str, points: list[str], first_seed: int, n_seeds: int) -> None:
+    """Declare the design of the sweep `sweep_id` that this process is about to launch.
+
+    `points` are the design points' hashes (`config_hash`), the seeds
+    `first_seed + i` for i in [0, n_seeds). The sweep's start records them in `.sweep.json`
+    and its join checks every job record against them.
+    """
+    _PLANS[sweep_id] = {"points": list(points), "seed": first_seed, "seeds": n_seeds}
+
+
+def start_sweep(sweep_dir: Path, experiment: str, sweep_id: str | None = None) -> dict:
+    """Give the sweep of `experiment` starting in `sweep_dir` its identity.
+
+    Refuses (SweepError) a directory that is not empty and not a sweep of `experiment`.
+    Then forgets the last sweep's jobs there: removes its job records, progress marks and
+    joined tables (never a table that looks complete), and nothing else.
+    """
+    check_sweep_dir(sweep_dir, experiment)
+    sweep = {"id": sweep_id or uuid.uuid4().hex[:12], "experiment": experiment}
+    sweep |= {"t0": time.time(), "started": _now(), **_PLANS.get(sweep_id, {})}
     sweep["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    shutil.rmtree(sweep_dir / "jobs", ignore_errors=True)
-    shutil.rmtree(sweep_dir / ".progress", ignore_errors=True)
+    for record in sweep_dir.glob("jobs/*.json"):
+        record.unlink()
+    _remove_empty(sweep_dir / "jobs")
+    _remove_marks(sweep_dir)
     for stale in ("runs.parquet", "steps.parquet", "manifest.json"):
         (sweep_dir / stale).unlink(missing_ok=True)  # never a table that looks complete
     write_json(sweep_dir / SWEEP_FILE, sweep)
     return sweep
+
+
+def _remove_marks(sweep_dir: Path) -> None:
+    """Remove the progress marks (`.progress/`), which only a running sweep needs."""
+    for mark in (sweep_dir / ".progress").glob("*"):
+        mark.unlink(missing_ok=True)
+    _remove_empty(sweep_dir / ".progress")
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SweepError(f"{path} does not read back ({reason}); rerun the same command "
+                         "to run it again") from None  # fmt: skip
+
+
+def kept_runs(sweep_dir: Path) -> int:
+    """How many runs of the sweep's design (`.sweep.json`) are complete in `sweep_dir`."""
+    sweep = read_sweep(sweep_dir)
+    if "points" not in sweep:
+        return sum(complete(d) for d in sweep_dir.glob("points/*/seed-*"))
+    first, last = sweep["seed"], sweep["seed"] + sweep["seeds"]
+    kept = 0
+    for point in sweep["points"]:
+        for run_dir in (sweep_dir / "points" / point).glob("seed-*"):
+            seed = run_dir.name.removeprefix("seed-")
+            kept += seed.isdigit() and first <= int(seed) < last and complete(run_dir)
+    return kept
+
+
+def _check_design(sweep: dict, records: list[dict], sweep_dir: Path) -> None:
+    """Raise SweepError unless the job records are exactly the runs the design asked for."""
+    if "points" not in sweep:  # a plain `clientsim -m +experiment=...`: no design recorded
+        return
+    seeds = range(sweep["seed"], sweep["seed"] + sweep["seeds"])
+    for record in records:
+        foreign = [s for s in record["runs"] if int(s) not in seeds]
+        if record["point_hash"] not in sweep["points"] or foreign:
+            raise SweepError(f"{sweep_dir}/jobs/{record['job']}.json: point "
+                             f"{record['point_hash']} seeds {foreign or list(record['runs'])} "
+                             "are not runs this sweep asked for")  # fmt: skip
+    done = {(r["point_hash"], int(s)) for r in records for s in r["runs"]}
+    missing = [(p, s) for p in sweep["points"] for s in seeds if (p, s) not in done]
+    if missing:
+        point, seed = missing[0]
+        raise SweepError(f"{len(missing)} of {len(sweep['points']) * len(seeds)} runs this "
+                         f"sweep asked for are missing (no job recorded them; the first: "
+                         f"point {point} seed {seed}); rerun the same command to run "
+                         "them")  # fmt: skip
 
 
 def _point_runs(point_dir: Path, seed_status: dict[str, str]) -> tuple[list, list, list]:
@@ -408,8 +569,8 @@ def _point_runs(point_dir: Path, seed_status: dict[str, str]) -> tuple[list, lis
         seed = int(seed_text)
         done = _seed_dir(point_dir, seed)
         if done.is_dir():
-            runs.append(pd.read_parquet(done / "run.parquet").assign(seed=seed, status="ok"))
-            steps.append(pd.read_parquet(done / "steps.parquet").assign(seed=seed))
+            runs.append(_read(done / "run.parquet").assign(seed=seed, status="ok"))
+            steps.append(_read(done / "steps.parquet").assign(seed=seed))
         else:
             failed = point_dir / f"{done.name}.failed.json"
             error = json.loads(failed.read_text())["error"] if failed.exists() else "missing"
@@ -417,11 +578,20 @@ def _point_runs(point_dir: Path, seed_status: dict[str, str]) -> tuple[list, lis
     return runs, steps, failures
 
 
-def collect(sweep_dir: Path) -> dict:
-    """Join the runs of the current sweep into runs.parquet, steps.parquet, manifest.json."""
+def collect(sweep_dir: Path, sweep_id: str | None = None) -> dict:
+    """Join the runs of the current sweep into runs.parquet, steps.parquet, manifest.json.
+
+    `sweep_id`: the sweep this process launched; a SweepError if a later submission has
+    taken the directory over, if a job record is not of the design, if a requested run is
+    missing or if a run's file does not read back. Removes the progress marks when done.
+    """
     sweep = read_sweep(sweep_dir)
+    if sweep_id is not None and sweep_id != sweep["id"]:
+        raise SweepError(f"{sweep_dir} now holds sweep {sweep['id']} (a later submission), "
+                         f"not this one ({sweep_id}); its tables were not written")  # fmt: skip
     records = [json.loads(p.read_text()) for p in sorted((sweep_dir / "jobs").glob("*.json"))]
     records = [r for r in records if r["sweep"] == sweep["id"]]
+    _check_design(sweep, records, sweep_dir)
     hashes = list(dict.fromkeys(r["point_hash"] for r in records))
     points = [json.loads((sweep_dir / "points" / h / "point.json").read_text()) for h in hashes]
     params = swept_keys([p["values"] for p in points])
@@ -446,6 +616,7 @@ def collect(sweep_dir: Path) -> dict:
     exp = {**exp, "seeds": len({seed for r in records for seed in r["runs"]})}
     manifest = make_manifest(sweep, exp, params, points, len(errors))
     write_json(sweep_dir / "manifest.json", manifest)
+    _remove_marks(sweep_dir)
     return {"runs": runs, "failed": len(errors), "errors": errors, "manifest": manifest}
 
 
@@ -542,19 +713,31 @@ class Collect(Callback):
     """Hydra callback of every experiment: identifies the sweep, then joins its results."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Write the sweep's identity before the first job."""
-        if config.get("experiment") is None:
+        """Write the sweep's identity before the first job (exit 2 if DIR is not its own)."""
+        exp = config.get("experiment")
+        if exp is None:
             return  # a plain `clientsim -m` sweep: every job writes a whole run of its own
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        start_sweep(sweep_dir)
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            start_sweep(sweep_dir, exp.name, exp.get("sweep_id"))
+        except (SweepError, OSError) as error:
+            _stop(error, 2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Write runs.parquet, steps.parquet and manifest.json; exit 1 if any run failed."""
-        if config.get("experiment") is None:
+        """Write runs.parquet, steps.parquet and manifest.json; exit 1 if any run failed.
+
+        A sweep that cannot be joined (see `collect`) exits 1 with one line; Hydra would
+        otherwise turn the error into a warning.
+        """
+        exp = config.get("experiment")
+        if exp is None:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
-        result = collect(sweep_dir)
+        try:
+            result = collect(sweep_dir, exp.get("sweep_id"))
+        except (SweepError, OSError) as error:
+            _stop(error, 1)
         n = result["runs"][["point", "seed"]].drop_duplicates().shape[0]
         print(f"clientsim-experiment: {n} runs of {len(result['manifest']['points'])} design "
               f"points -> {sweep_dir}/runs.parquet")  # fmt: skip
@@ -563,3 +746,9 @@ class Collect(Callback):
                   f"{sweep_dir}/points/*/seed-*.failed.json; rerun the same command with "
                   f"--dir {sweep_dir} to run only those", file=sys.stderr)  # fmt: skip
             raise SystemExit(1)
+
+
+def _stop(error: BaseException, code: int) -> None:
+    """End the sweep with one line (a callback's exception would become Hydra's warning)."""
+    print(f"clientsim-experiment: {error}", file=sys.stderr)
+    raise SystemExit(code) from None
