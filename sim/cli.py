@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> None:
               f"clientsim-experiment run {name}")  # fmt: skip
     plan = preflight(argv)
     sys.argv = [sys.argv[0], *plan.argv]
-    signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # a caller's own handler stays
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         if plan.kind is not None:
             with claimed(plan.out, plan.kind, staging_dir(plan.out)):
