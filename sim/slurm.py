@@ -5,9 +5,10 @@ Slurm array and waits for them (Hydra's launcher blocks until every job ends). A
 launch, `submission` adds what a user of a real cluster needs:
 
 - before submitting: Slurm's accounting works (`sacct`; submitit learns that a job ended
-  without its result only from it, and otherwise polls forever), and no job of an earlier
-  submission into the same sweep directory is still queued or running (it would run into
-  the new sweep); `--cancel-running` cancels those instead of refusing;
+  without its result only from it, and otherwise polls forever), and the partition exists;
+- before any launcher starts: no Slurm job of an earlier submission into the same sweep
+  directory is still queued or running (it would run into the new sweep);
+  `--cancel-running` cancels those instead of refusing;
 - while the jobs run: lines of runs done / total, counted in the sweep directory (the jobs'
   own lines go to `DIR/.submitit/` logs);
 - when a job fails or is cancelled: the array's other jobs are cancelled and one line says
@@ -20,6 +21,7 @@ and `DIR/.submitit/<id>_<task>/`.
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -287,14 +289,12 @@ def submission(args, sweep_dir: Path, total: int) -> Iterator[None]:
     must reach this context: Hydra prints it instead unless `HYDRA_FULL_ERROR` is set (the
     caller's `_stoppable` sets it).
     """
-    if not args.launcher.startswith("submitit"):
-        yield
-        return
     slurm = args.launcher == "submitit_slurm"
     try:
         if slurm:
             check_accounting()
             check_partition(args)
+        if slurm or (submitted(sweep_dir) and shutil.which("squeue")):  # any launcher
             earlier = live(submitted(sweep_dir))
             if earlier and not args.cancel_running:
                 _fail(f"--dir {sweep_dir}: Slurm jobs {_names(earlier)} of an earlier submission "
@@ -306,6 +306,9 @@ def submission(args, sweep_dir: Path, total: int) -> Iterator[None]:
                       f"earlier submission into {sweep_dir}", flush=True)  # fmt: skip
     except SlurmError as error:
         _fail(str(error), 2)
+    if not args.launcher.startswith("submitit"):
+        yield
+        return
     before = submitted(sweep_dir)
     watch = Watch(sweep_dir, total, before if slurm else None)
     try:

@@ -154,10 +154,11 @@ def test_a_rerun_refuses_while_an_earlier_submission_is_queued_or_cancels_it(
     first.wait()
     sweep = (sweep_dir / ".sweep.json").read_text()
     changed = [*SMOKE, "--dir", str(sweep_dir), "experiment.seeds=3", "experiment.chunk_size=3"]
-    refused = experiment(changed, tmp_path)
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-3000:]
-    assert array in refused.stderr and "--cancel-running" in refused.stderr
-    assert (sweep_dir / ".sweep.json").read_text() == sweep and queued(array)
+    for launcher in ("submitit_slurm", "joblib"):
+        refused = experiment([*changed, "--launcher", launcher], tmp_path)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-3000:]
+        assert array in refused.stderr and "--cancel-running" in refused.stderr
+        assert (sweep_dir / ".sweep.json").read_text() == sweep and queued(array)
 
     result = experiment([*changed, "--cancel-running"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
