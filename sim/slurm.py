@@ -20,6 +20,7 @@ and `DIR/.submitit/<id>_<task>/`.
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import signal
@@ -261,6 +262,48 @@ def _rerun(sweep_dir: Path) -> str:
     return f"{kept_runs(sweep_dir)} runs kept; rerun the same command to finish (--dir {sweep_dir})"
 
 
+class _WithoutSbatchEcho(io.TextIOBase):
+    """stderr without the lines `sbatch: ...` that submitit echoes when sbatch refuses a job.
+
+    The refusal is then said in one line (`_ended`), with sbatch's last error.
+    """
+
+    def __init__(self, stream) -> None:
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        """Forward every complete line but sbatch's."""
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if not line.startswith("sbatch: "):
+                self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the stream under it (a partial line waits for its end)."""
+        self.stream.flush()
+
+    def close_pending(self) -> None:
+        """Forward a last line without its end."""
+        if self.pending and not self.pending.startswith("sbatch: "):
+            self.stream.write(self.pending)
+        self.pending = ""
+
+
+@contextmanager
+def _sbatch_quiet(slurm: bool) -> Iterator[None]:
+    if not slurm:
+        yield
+        return
+    stderr = sys.stderr
+    sys.stderr = quiet = _WithoutSbatchEcho(stderr)
+    try:
+        yield
+    finally:
+        quiet.close_pending()
+        sys.stderr = stderr
+
+
 @contextmanager
 def _on_lost(watch: Watch) -> Iterator[None]:
     """While the jobs run, SIGUSR1 (sent by `watch`) raises JobLost in the main thread."""
@@ -312,7 +355,7 @@ def submission(args, sweep_dir: Path, total: int) -> Iterator[None]:
     before = submitted(sweep_dir)
     watch = Watch(sweep_dir, total, before if slurm else None)
     try:
-        with _on_lost(watch):
+        with _on_lost(watch), _sbatch_quiet(slurm):
             watch.start()
             try:
                 yield

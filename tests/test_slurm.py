@@ -244,6 +244,15 @@ def test_an_unknown_partition_is_refused_before_anything_is_submitted(
     assert not sweep_dir.exists()
 
 
+@pytest.mark.slurm
+def test_a_setting_sbatch_refuses_exits_2_with_one_line(slurm, sweep_dir, tmp_path):
+    result = experiment([*SMOKE, "--dir", str(sweep_dir), "hydra.launcher.constraint=nosuch"],
+                        tmp_path)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-3000:]
+    assert result.stderr.startswith("clientsim-experiment: sbatch refused the jobs: ")
+    assert "Invalid feature specification" in result.stderr  # the constraint reached sbatch
+
+
 def test_a_submitit_sweep_shows_progress_lines_in_the_submitter(tmp_path):
     args = ["run", "hard_sell", "--smoke", "--launcher", "submitit_local", "--time", "5",
             "--dir", str(tmp_path / "sweep")]  # fmt: skip
