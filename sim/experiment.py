@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from sim.cli import CONFIG_DIR, compose_checked, first_line
 from sim.config import MAX_SEED, ConfigError
 from sim.output import hydra_quoted
+from sim.slurm import signal_delay, submission
 from sim.sweep import METRICS, SweepError, check_sweep_dir, config_hash, kept_runs, n_chunks, plan
 from sim.validation import validate
 
@@ -197,21 +198,31 @@ def _check_compare(base: DictConfig, compare: DictConfig, points: list[list[str]
 
 
 def launcher_overrides(args: argparse.Namespace) -> list[str]:
-    """Hydra overrides that choose and set up the launcher."""
+    """Hydra overrides that choose and set up the launcher; raise ConfigError on a bad flag.
+
+    They come before the user's overrides when the design is checked, so that any of the
+    launcher's settings (`hydra.launcher.qos=...`, `account`, `constraint`, `setup`...) can
+    be set on the command line; a setting the user gives wins over the flag's.
+    """
     jobs = args.jobs or os.cpu_count() or 1
     if args.launcher == "basic":
         return []
     if args.launcher == "joblib":
         return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
-    common = [f"hydra/launcher={args.launcher}", f"hydra.launcher.timeout_min={args.time}",
-              f"hydra.launcher.cpus_per_task={args.cpus}"]  # fmt: skip
-    if args.launcher == "submitit_local":
-        return common
-    slurm = [f"hydra.launcher.array_parallelism={args.array_parallelism}",
-             f"hydra.launcher.mem_gb={args.mem_gb}"]  # fmt: skip
-    if args.partition:
-        slurm.append(f"hydra.launcher.partition={args.partition}")
-    return common + slurm
+    for flag in ("time", "cpus", "mem_gb", "array_parallelism"):
+        if getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')}", getattr(args, flag), "must be >= 1")
+    settings = {"timeout_min": args.time, "cpus_per_task": args.cpus}
+    if args.launcher == "submitit_slurm":
+        settings |= {"mem_gb": args.mem_gb, "array_parallelism": args.array_parallelism,
+                     "signal_delay_s": signal_delay(args.time),
+                     "partition": args.partition}  # fmt: skip
+    given = {o.partition("=")[0].lstrip("+~") for o in args.overrides}
+    return [f"hydra/launcher={args.launcher}"] + [
+        f"hydra.launcher.{key}={value}"
+        for key, value in settings.items()
+        if value is not None and f"hydra.launcher.{key}" not in given
+    ]
 
 
 @contextmanager
@@ -335,7 +346,7 @@ def run(args: argparse.Namespace) -> None:
         argv = ["--config-dir", str(config_dir), *argv]
     rerun = f"rerun the same command to finish (--dir {where})"
     try:
-        with designed_sweep(), _stoppable():
+        with designed_sweep(), _stoppable(), submission(args, sweep_dir, total):
             clientsim(argv)
     except SweepInterrupted as stop:
         _fail(f"{stop}; {kept_runs(sweep_dir)} runs kept; {rerun}", 128 + stop.signum)
@@ -393,7 +404,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--launcher", choices=LAUNCHERS, default="joblib",
                    help="Hydra launcher (default joblib, one job per core)")  # fmt: skip
     r.add_argument("--jobs", type=int, help="joblib: parallel jobs (default: the cores)")
-    g = r.add_argument_group("submitit (Slurm or local)")
+    g = r.add_argument_group("submitit (Slurm or local)",
+                             "any other setting of the launcher as an override, e.g. "
+                             "hydra.launcher.account=NAME hydra.launcher.qos=NAME "
+                             "hydra.launcher.constraint=FEATURE "
+                             "'hydra.launcher.setup=[\"module load python\"]'")  # fmt: skip
     g.add_argument("--partition", help="Slurm partition")
     g.add_argument("--time", type=int, default=60, help="minutes per job (default 60)")
     g.add_argument("--cpus", type=int, default=1, help="cpus per job (default 1)")
