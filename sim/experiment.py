@@ -37,7 +37,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sim.cli import CONFIG_DIR, compose_checked, first_line
+from sim.cli import CONFIG_DIR, compose, compose_checked, first_line
 from sim.config import MAX_SEED, ConfigError
 from sim.output import hydra_quoted
 from sim.slurm import signal_delay, submission
@@ -77,8 +77,34 @@ def design(
         bad = next(o for o in overrides if not _parses(o))
         raise ConfigError(bad.partition("=")[0], bad.partition("=")[2], first_line(error)) from None
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    cfg = _composed([f"+experiment={name}", *fixed], config_dir)
+    cfg = _experiment(name, fixed, config_dir)
     return cfg, fixed, [list(point) for point in product(*_axes(cfg, parsed).values())]
+
+
+def _experiment(name: str, fixed: list[str], config_dir: Path) -> DictConfig:
+    """The experiment's config with the overrides `fixed`; ConfigError naming what is wrong."""
+    if name not in names(config_dir):
+        raise ConfigError("experiment", name, f"allowed: {', '.join(names(config_dir))}")
+    try:
+        return compose([f"+experiment={name}", *fixed], config_dir, return_hydra_config=True)
+    except Exception:
+        _check_file(name, config_dir)
+        return _composed([f"+experiment={name}", *fixed], config_dir)  # names the override
+
+
+def _check_file(name: str, config_dir: Path) -> None:
+    """Raise ConfigError, with the reason, if the experiment's file does not compose alone."""
+    try:
+        compose([f"+experiment={name}"], config_dir, return_hydra_config=True)
+    except Exception as error:
+        lines = [line.strip() for line in str(error).splitlines()]
+        reason = " ".join(
+            line for line in lines
+            if line and not line.endswith("while composing config:")
+            and not line.startswith(("full_key", "object_type", "reference_type"))
+        )  # fmt: skip
+        path = config_dir / "experiment" / f"{name}.yaml"
+        raise ConfigError("experiment", str(path), reason or first_line(error)) from None
 
 
 def _parses(override: str) -> bool:
@@ -102,7 +128,7 @@ def _axes(cfg: DictConfig, parsed) -> dict[str, list[str]]:
 
 def smoke_axes(name: str, config_dir: Path = CONFIG_DIR) -> list[str]:
     """Sweep overrides that keep the first and last value of every axis (for --smoke)."""
-    cfg = _composed([f"+experiment={name}"], config_dir)
+    cfg = _experiment(name, [], config_dir)
     axes = []
     for key, text in cfg.hydra.sweeper.params.items():
         values = _values(key, text)
@@ -132,8 +158,6 @@ def check_design(
     Returns the composed config, the design points and their hashes (`sim.sweep.config_hash`,
     the hash each point's jobs compute).
     """
-    if name not in names(config_dir):
-        raise ConfigError("experiment", name, f"allowed: {', '.join(names(config_dir))}")
     cfg, fixed, points = design(name, overrides, config_dir)
     exp = cfg.experiment
     if exp.seeds < 1 or exp.chunk_size < 1:

@@ -529,16 +529,20 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def kept_runs(sweep_dir: Path) -> int:
-    """How many runs of the sweep's design (`.sweep.json`) are complete in `sweep_dir`."""
+    """How many runs of the sweep's design (`.sweep.json`) are stored in `sweep_dir`.
+
+    A run's directory is renamed into place whole, so its presence is what counts (cheap
+    enough to poll); a file damaged later is found, and redone, by the next sweep.
+    """
     sweep = read_sweep(sweep_dir)
     if "points" not in sweep:
-        return sum(complete(d) for d in sweep_dir.glob("points/*/seed-*"))
+        return sum(1 for d in sweep_dir.glob("points/*/seed-*") if d.is_dir())
     first, last = sweep["seed"], sweep["seed"] + sweep["seeds"]
     kept = 0
     for point in sweep["points"]:
         for run_dir in (sweep_dir / "points" / point).glob("seed-*"):
             seed = run_dir.name.removeprefix("seed-")
-            kept += seed.isdigit() and first <= int(seed) < last and complete(run_dir)
+            kept += seed.isdigit() and first <= int(seed) < last and run_dir.is_dir()
     return kept
 
 
