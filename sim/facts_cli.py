@@ -193,22 +193,26 @@ def positive(text: str) -> int:
 
 
 def check_out(out: Path, kind: str) -> None:
-    """Raise UsageError unless the file `out` (a `kind` file, e.g. ".md") can be written.
-
-    Checked before anything is computed: the only sure test is to create (and remove) a file
-    in the nearest folder of `out` that exists.
-    """
+    """Raise UsageError unless the file `out` (a `kind` file, e.g. ".md") can be written."""
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; give a file name ({kind})")
-    parent = out.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"--out {out}: {parent} is a file, not a folder")
+    check_writable(out.absolute().parent, out)
+
+
+def check_writable(folder: Path, out: Path) -> None:
+    """Raise UsageError unless files can be written in `folder` (made if absent) for `--out out`.
+
+    Checked before anything is computed: the only sure test is to create (and remove) a file
+    in the nearest folder that exists.
+    """
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: {folder} is a file, not a folder")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".clientsim-probe-", dir=parent)
+        fd, probe = tempfile.mkstemp(prefix=".clientsim-probe-", dir=folder)
     except OSError as error:
-        raise UsageError(f"--out {out}: cannot write in {parent}: {error.strerror}") from None
+        raise UsageError(f"--out {out}: cannot write in {folder}: {error.strerror}") from None
     os.close(fd)
     os.unlink(probe)
 

@@ -25,8 +25,9 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim import sensitivity as sa
-from sim.cli import CONFIG_DIR, check_output_dir, compose_checked
+from sim.cli import CONFIG_DIR, compose_checked
 from sim.config import ConfigError
+from sim.facts_cli import UsageError, check_writable
 from sim.record import write_atomic, write_parquet
 from sim.run import package_version
 from sim.summary import SHORT_RUN_WEEK
@@ -37,8 +38,11 @@ MORRIS = "Morris screening: mu, mu*, sigma of the paired profit gap per paramete
 SOBOL = "Sobol indices S1, ST (Saltelli sample) of the paired profit gap"
 
 
-class UsageError(Exception):
-    """A command line that cannot run (reported in one line, exit code 2)."""
+def check_out_dir(out: Path) -> None:
+    """Raise UsageError unless the folder `out` can be made and written (before any run)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a folder")
+    check_writable(out.absolute(), out)
 
 
 class Parser(argparse.ArgumentParser):
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     args.overrides = [*args.overrides, *extra]
     args.command = " ".join([PROG, *map(shlex.quote, argv)])
     try:
-        check_output_dir(args.out)
+        check_out_dir(args.out)
         base = base_config(args)
         names = _sobol_params(args, base) if args.method == "sobol" else args.params
         params, skipped = sa.select(names, base)

@@ -231,15 +231,18 @@ def test_a_sweep_dir_with_quotes_commas_or_non_ascii_characters_works(tmp_path, 
 # --- 6. an unwritable --out is refused before anything is computed ----------------------
 
 
-@pytest.mark.parametrize("module", ["facts_cli", "calibrate"])
+@pytest.mark.parametrize("module", ["facts_cli", "calibrate", "sensitivity_cli"])
 @pytest.mark.parametrize("where", ["under_a_file", "in_proc"])
 def test_an_unwritable_out_is_refused_before_computing(tmp_path, module, where):
     (tmp_path / "afile").write_text("a file, not a folder")
     out = tmp_path / "afile" / "x.md" if where == "under_a_file" else Path("/proc/clientsim/x.md")
-    command = [sys.executable, "-m", f"sim.{module}", "--seeds", "1", "--clients", "300",
-               "--weeks", "8", "--out", str(out)]  # fmt: skip
+    size = ["--seeds", "1", "--clients", "300", "--weeks", "8", "--out", str(out)]
+    command = [sys.executable, "-c", f"from sim.{module} import main; raise SystemExit(main())"]
     if module == "calibrate":
-        command += ["--samples", "1"]
+        size += ["--samples", "1"]
+    if module == "sensitivity_cli":
+        size = ["morris", "--trajectories", "2", "--out", str(out.parent)]
+    command = [*command, *size]
     started = time.monotonic()
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert_one_line(result, 2, "--out")
