@@ -20,6 +20,7 @@ and `DIR/.submitit/<id>_<task>/`.
 
 from __future__ import annotations
 
+import getpass
 import io
 import re
 import shutil
@@ -129,12 +130,13 @@ def has_result(sweep_dir: Path, task: str) -> bool:
 def job_states(ids: set[str]) -> dict[str, str]:
     """The state of each job (one line per array task) of `ids` that slurmctld still holds.
 
-    A pending task that is cancelled leaves no trace, neither here nor in `sacct`.
+    Only this user's jobs: an id recorded on another cluster may be someone else's job
+    here. A pending task that is cancelled leaves no trace, neither here nor in `sacct`.
     """
     if not ids:
         return {}
     command = ["squeue", "--noheader", "--array", "--states=all", "--format=%i %T",
-               f"--jobs={','.join(sorted(ids))}"]  # fmt: skip
+               f"--user={getpass.getuser()}", f"--jobs={','.join(sorted(ids))}"]  # fmt: skip
     result = _slurm(command)
     said = result.stderr + result.stdout
     if result.returncode != 0:
