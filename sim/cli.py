@@ -227,9 +227,13 @@ def _staging(args, argv: list[str], parsed, cfg: DictConfig, settings: DictConfi
     key = "output_dir" if cfg.output_dir else where
     path = cfg.output_dir or (settings.sweep.dir if args.multirun else settings.run.dir)
     if args.multirun and cfg.experiment is not None:
+        from sim.sweep import SweepError, check_sweep_dir
+
         out = target_path(path)
-        if out.exists() and not out.is_dir():
-            raise ConfigError(key, str(path), "is an existing file, not a directory")
+        try:  # new, empty, or a sweep of the same experiment (resumed)
+            check_sweep_dir(out, cfg.experiment.name)
+        except SweepError as error:
+            raise ConfigError(key, str(path), str(error).partition(": ")[2]) from None
         extra = [f"hydra.sweep.dir={hydra_quoted(str(out))}"]
         if "hydra.sweep.subdir" not in given:
             extra.append("hydra.sweep.subdir=logs/${hydra.job.num}")

@@ -300,3 +300,10 @@ def test_sigterm_ends_a_run_with_one_line_and_leaves_nothing(tmp_path):
     (line,) = stderr.splitlines()
     assert line == "clientsim: terminated; this run's results were not written"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_experiment_through_clientsim_refuses_a_users_folder(tmp_path, user_folder):
+    before = tree(tmp_path)
+    args = ["-m", "+experiment=hard_sell", "output_dir=mydir", "steps=4", "experiment.seeds=1"]
+    refused(run_cli([*args, "market.n_clients=300"], cwd=tmp_path), "output_dir=", "no sweep")
+    assert tree(tmp_path) == before
