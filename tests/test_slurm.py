@@ -108,13 +108,6 @@ def queued(job: str) -> list[str]:
     return out.split()
 
 
-def ended(job: str) -> dict[str, str]:
-    """sacct's state of each task of `job`."""
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job],
-                         capture_output=True, text=True, timeout=30).stdout  # fmt: skip
-    return dict(line.split("|") for line in out.splitlines())
-
-
 def runs(sweep_dir: Path) -> pd.DataFrame:
     return pd.read_parquet(sweep_dir / "runs.parquet")
 
@@ -162,7 +155,7 @@ def test_a_rerun_refuses_while_an_earlier_submission_is_queued_or_cancels_it(
 
     result = experiment([*changed, "--cancel-running"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert set(ended(array).values()) == {"CANCELLED by 0"} or not queued(array)
+    assert "cancelled Slurm jobs" in result.stdout and not queued(array)
     assert not list(sweep_dir.glob(f".submitit/{array}_*/*_result.pkl"))  # none of it ran
     table = runs(sweep_dir)
     assert sorted(set(table.seed)) == [0, 1, 2] and (table.status == "ok").all()
