@@ -38,10 +38,19 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim.cli import CONFIG_DIR, compose, compose_checked, first_line
-from sim.config import MAX_SEED, ConfigError
+from sim.config import ConfigError
 from sim.output import hydra_quoted
 from sim.slurm import signal_delay, submission
-from sim.sweep import METRICS, SweepError, check_sweep_dir, config_hash, kept_runs, n_chunks, plan
+from sim.sweep import (
+    METRICS,
+    SweepError,
+    check_seeds,
+    check_sweep_dir,
+    config_hash,
+    kept_runs,
+    n_chunks,
+    plan,
+)
 from sim.validation import validate
 
 EXPERIMENTS_DIR = CONFIG_DIR / "experiment"
@@ -185,10 +194,7 @@ def _point(base: DictConfig, name: str, fixed: list[str], point: list[str], conf
             except Exception as error:  # no such key, or a value of the wrong type
                 raise ConfigError(key, value, first_line(error)) from None
     validate(candidate)
-    last = candidate.seed + candidate.experiment.seeds - 1
-    if last > MAX_SEED:
-        allowed = f"the sweep's last seed (seed + experiment.seeds - 1) is {last:,}"
-        raise ConfigError("seed", candidate.seed, f"{allowed}; must be at most {MAX_SEED:,}")
+    check_seeds(candidate)
     return candidate
 
 

@@ -55,6 +55,7 @@ from omegaconf import DictConfig, OmegaConf
 from sim import mechanics
 from sim.analysis import METRICS as METRIC_UNITS
 from sim.analysis import RUN_KEYS, STEP_SERIES
+from sim.config import MAX_SEED, ConfigError
 from sim.record import write_json, write_parquet
 from sim.summary import SHORT_RUN_WEEK, cumulative_profit, summarize
 
@@ -125,6 +126,18 @@ def seeds(cfg: DictConfig) -> list[int]:
     if exp.chunk is None:
         return every
     return every[exp.chunk * exp.chunk_size : (exp.chunk + 1) * exp.chunk_size]
+
+
+def check_seeds(cfg: DictConfig) -> None:
+    """Raise ConfigError unless every seed of the sweep is one a single run accepts.
+
+    The last, `seed + experiment.seeds - 1`, must be at most `MAX_SEED` (tables store a
+    run's seed as an int64).
+    """
+    last = cfg.seed + cfg.experiment.seeds - 1
+    if last > MAX_SEED:
+        allowed = f"the sweep's last seed (seed + experiment.seeds - 1) is {last:,}"
+        raise ConfigError("seed", cfg.seed, f"{allowed}; must be at most {MAX_SEED:,}")
 
 
 def n_chunks(cfg: DictConfig) -> int:
@@ -723,9 +736,10 @@ class Collect(Callback):
             return  # a plain `clientsim -m` sweep: every job writes a whole run of its own
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
+            check_seeds(config)
             sweep_dir.mkdir(parents=True, exist_ok=True)
             start_sweep(sweep_dir, exp.name, exp.get("sweep_id"))
-        except (SweepError, OSError) as error:
+        except (ConfigError, SweepError, OSError) as error:
             _stop(error, 2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

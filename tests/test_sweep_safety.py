@@ -155,6 +155,15 @@ def test_a_sweep_whose_seeds_leave_the_seed_range_is_refused(tmp_path, seed):
     assert not sweep_dir.exists()
 
 
+def test_a_plain_hydra_sweep_of_an_experiment_refuses_seeds_beyond_the_range(tmp_path):
+    command = [sys.executable, "-m", "sim", "-m", "+experiment=hard_sell", "steps=8",
+               "market.n_clients=300", "experiment.seeds=2", f"seed={2**63 - 1}",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert_one_line(result, 2, "seed")
+    assert not list((tmp_path / "sweep").glob("points/*"))
+
+
 # --- 4. design errors: the command line and experiment files -----------------------------
 
 
