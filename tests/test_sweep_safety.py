@@ -6,7 +6,9 @@ command line and in experiment files, awkward paths, bad options, interrupts, ki
 and a full disk.
 """
 
+import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -15,7 +17,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 from omegaconf import OmegaConf
 
@@ -291,19 +292,44 @@ LONG = ["run", "hard_sell", "--launcher", "joblib", "--jobs", "2", "experiment.s
         "steps=120"]  # fmt: skip
 
 
-def _wait_for_runs(process: subprocess.Popen, done: int) -> list[psutil.Process]:
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command's name: state, parent pid, ..."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every process below `pid` (read from /proc), with its command line."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child in [c for c, p in parents.items() if p == parent]:
+            with contextlib.suppress(OSError):
+                found[child] = Path(f"/proc/{child}/cmdline").read_text().replace("\0", " ")
+            frontier.append(child)
+    return found
+
+
+def _wait_for_runs(process: subprocess.Popen, done: int) -> dict[int, str]:
     """Wait until `done` runs are done; return the process's descendants then."""
     for line in process.stdout:
         if f"{done}/40 runs done" in line:
             break
-    children = psutil.Process(process.pid).children(recursive=True)
+    children = _descendants(process.pid)
     assert children  # the joblib workers
     return children
 
 
-def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+def _alive(processes: dict[int, str]) -> list[int]:
     time.sleep(3)
-    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    return [pid for pid in processes if (_stat(pid) or ["Z"])[0] not in "ZX"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -332,8 +358,8 @@ def test_a_worker_killed_as_by_the_oom_killer_gives_one_line_and_a_rerun_hint(tm
     process = start_experiment([*LONG, "--dir", str(sweep_dir)], tmp_path)
     try:
         children = _wait_for_runs(process, 3)
-        workers = [c for c in children if "--pipe" in c.cmdline()]  # not resource trackers
-        workers[0].send_signal(signal.SIGKILL)
+        workers = [pid for pid, line in children.items() if "--pipe" in line]  # not trackers
+        os.kill(workers[0], signal.SIGKILL)
         err = process.communicate(timeout=120)[1]
     finally:
         if process.poll() is None:
