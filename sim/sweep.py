@@ -408,7 +408,9 @@ def run_job(cfg: DictConfig) -> dict:
 def _run_point(cfg: DictConfig, hc, sweep_dir: Path, sweep: dict) -> dict:
     point_hash = config_hash(cfg)
     point_dir = sweep_dir / "points" / point_hash
-    if not (point_dir / "point.json").exists():
+    try:
+        json.loads((point_dir / "point.json").read_text())
+    except (OSError, ValueError):  # absent, or damaged: (re)written
         point = {"hash": point_hash, "overrides": _overrides(hc)}
         point |= {"values": swept_values(cfg, hc), "config": point_config(cfg)}
         write_json(point_dir / "point.json", point)
@@ -470,7 +472,7 @@ def sweep_of(sweep_dir: Path) -> str | None:
         return None
     if "experiment" in sweep:
         return sweep["experiment"]
-    for point in sorted(sweep_dir.glob("points/*/point.json")):  # a sweep of clientsim < 0.3
+    for point in sorted(sweep_dir.glob("points/*/point.json")):  # of an earlier clientsim
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             return json.loads(point.read_text())["config"]["experiment"]["name"]
     return None
@@ -479,15 +481,19 @@ def sweep_of(sweep_dir: Path) -> str | None:
 def check_sweep_dir(sweep_dir: Path, experiment: str) -> None:
     """Raise SweepError unless `sweep_dir` is absent, empty or a sweep of `experiment`."""
     if sweep_dir.exists() and not sweep_dir.is_dir():
-        raise SweepError(f"--dir {sweep_dir}: is a file, not a directory")
+        raise SweepError(f"sweep directory {sweep_dir} is a file, not a directory")
     if not sweep_dir.exists() or not any(sweep_dir.iterdir()):
         return
     found = sweep_of(sweep_dir)
     if found == experiment:
         return
-    held = f"holds a sweep of experiment {found!r}" if found else f"holds no sweep ({SWEEP_FILE})"
-    raise SweepError(f"--dir {sweep_dir}: {held}, not of {experiment!r}: nothing there is "
-                     "touched; give a new or empty directory")  # fmt: skip
+    held = (
+        f"holds a sweep of experiment {found!r}, not {experiment!r}"
+        if found
+        else f"is not empty and holds no sweep (no {SWEEP_FILE})"
+    )
+    raise SweepError(f"sweep directory {sweep_dir} {held}; nothing in it was touched: give "
+                     "a new or empty directory")  # fmt: skip
 
 
 #: Designs planned in this process (`plan`), by sweep id: `Collect` records them.
@@ -539,6 +545,14 @@ def _read(path: Path) -> pd.DataFrame:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SweepError(f"{path} does not read back ({reason}); rerun the same command "
                          "to run it again") from None  # fmt: skip
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SweepError(f"{path} does not read back ({error}); rerun the same command to "
+                         "write it again") from None  # fmt: skip
 
 
 def kept_runs(sweep_dir: Path) -> int:
@@ -606,11 +620,11 @@ def collect(sweep_dir: Path, sweep_id: str | None = None) -> dict:
     if sweep_id is not None and sweep_id != sweep["id"]:
         raise SweepError(f"{sweep_dir} now holds sweep {sweep['id']} (a later submission), "
                          f"not this one ({sweep_id}); its tables were not written")  # fmt: skip
-    records = [json.loads(p.read_text()) for p in sorted((sweep_dir / "jobs").glob("*.json"))]
+    records = [_read_json(p) for p in sorted((sweep_dir / "jobs").glob("*.json"))]
     records = [r for r in records if r["sweep"] == sweep["id"]]
     _check_design(sweep, records, sweep_dir)
     hashes = list(dict.fromkeys(r["point_hash"] for r in records))
-    points = [json.loads((sweep_dir / "points" / h / "point.json").read_text()) for h in hashes]
+    points = [_read_json(sweep_dir / "points" / h / "point.json") for h in hashes]
     params = swept_keys([p["values"] for p in points])
     exp = points[0]["config"]["experiment"] if points else {}
     all_runs, all_steps, errors = [], [], []

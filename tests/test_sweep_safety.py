@@ -111,18 +111,22 @@ def test_a_rerun_into_the_same_experiments_sweep_is_accepted(tmp_path, hard_sell
 # --- 2. a damaged run file ---------------------------------------------------------------
 
 
-def _truncate_one_run(sweep_dir: Path) -> Path:
-    damaged = sorted(sweep_dir.glob("points/*/seed-*/run.parquet"))[0]
+DAMAGED = ["seed-*/run.parquet", "seed-*/steps.parquet", "point.json"]
+
+
+def _truncate_one(sweep_dir: Path, pattern: str) -> Path:
+    damaged = sorted(sweep_dir.glob(f"points/*/{pattern}"))[0]
     damaged.write_bytes(damaged.read_bytes()[:100])
     return damaged
 
 
+@pytest.mark.parametrize("pattern", DAMAGED)
 def test_the_join_fails_with_one_line_naming_a_run_file_that_does_not_read_back(
-    tmp_path, hard_sell_sweep, capsys
+    tmp_path, hard_sell_sweep, capsys, pattern
 ):
     sweep_dir = tmp_path / "sweep"
     shutil.copytree(hard_sell_sweep, sweep_dir, symlinks=True)
-    damaged = _truncate_one_run(sweep_dir)
+    damaged = _truncate_one(sweep_dir, pattern)
     with pytest.raises(SweepError, match=str(damaged)):
         collect(sweep_dir)
     config = OmegaConf.create({"experiment": {"name": "hard_sell", "sweep_id": None},
@@ -134,13 +138,19 @@ def test_the_join_fails_with_one_line_naming_a_run_file_that_does_not_read_back(
     assert err.count("\n") == 1 and str(damaged) in err
 
 
-def test_a_rerun_redoes_a_run_whose_files_do_not_read_back(tmp_path, hard_sell_sweep):
+@pytest.mark.parametrize("pattern", DAMAGED)
+def test_a_rerun_redoes_a_run_whose_files_do_not_read_back(tmp_path, hard_sell_sweep, pattern):
     sweep_dir = tmp_path / "sweep"
     shutil.copytree(hard_sell_sweep, sweep_dir, symlinks=True)
-    damaged = _truncate_one_run(sweep_dir)
+    damaged = _truncate_one(sweep_dir, pattern)
     result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    pd.read_parquet(damaged)  # redone
+    clean = hard_sell_sweep / damaged.relative_to(sweep_dir)
+    if damaged.suffix == ".json":  # its overrides name the submission: the rest is the same
+        again, first = json.loads(damaged.read_text()), json.loads(clean.read_text())
+        assert again["config"] == first["config"] and again["values"] == first["values"]
+    else:
+        assert damaged.read_bytes() == clean.read_bytes()
     runs = pd.read_parquet(sweep_dir / "runs.parquet")
     pd.testing.assert_frame_equal(runs, pd.read_parquet(hard_sell_sweep / "runs.parquet"))
 
