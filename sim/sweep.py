@@ -481,7 +481,7 @@ def sweep_of(sweep_dir: Path) -> str | None:
 def check_sweep_dir(sweep_dir: Path, experiment: str) -> None:
     """Raise SweepError unless `sweep_dir` is absent, empty or a sweep of `experiment`."""
     if sweep_dir.exists() and not sweep_dir.is_dir():
-        raise SweepError(f"sweep directory {sweep_dir} is a file, not a directory")
+        raise SweepError(f"sweep directory {sweep_dir}: is a file, not a directory")
     if not sweep_dir.exists() or not any(sweep_dir.iterdir()):
         return
     found = sweep_of(sweep_dir)
@@ -492,8 +492,8 @@ def check_sweep_dir(sweep_dir: Path, experiment: str) -> None:
         if found
         else f"is not empty and holds no sweep (no {SWEEP_FILE})"
     )
-    raise SweepError(f"sweep directory {sweep_dir} {held}; nothing in it was touched: give "
-                     "a new or empty directory")  # fmt: skip
+    raise SweepError(f"sweep directory {sweep_dir}: {held}; nothing in it was touched (give "
+                     "a new or empty directory)")  # fmt: skip
 
 
 #: Designs planned in this process (`plan`), by sweep id: `Collect` records them.
