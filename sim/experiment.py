@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -374,7 +375,8 @@ def run(args: argparse.Namespace) -> None:
             "progress=false", *launcher_overrides(args)]  # fmt: skip
     if args.config_dir:
         argv = ["--config-dir", str(config_dir), *argv]
-    rerun = f"rerun the same command to finish (--dir {where})"
+    again = "the same command" if args.dir else f"the same command with --dir {shlex.quote(where)}"
+    rerun = f"rerun {again} to finish"
     try:
         with designed_sweep(), _stoppable(), submission(args, sweep_dir, total):
             clientsim(argv)
