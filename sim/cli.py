@@ -134,6 +134,8 @@ def _check_sweeps(cfg: DictConfig, parsed, config_dir: Path, config_name: str) -
 
 
 DIR_KEYS = ("output_dir", "hydra.run.dir", "hydra.sweep.dir")
+#: Where an experiment's job writes its Hydra log (`experiment.sweep_id`: its submission).
+JOB_LOGS = "logs/${oc.select:experiment.sweep_id,direct}/${hydra.job.num}"
 
 
 def check_output_dir(path: str | Path, kind: str, key: str = "output_dir") -> Path:
@@ -220,7 +222,7 @@ def _staging(args, argv: list[str], parsed, cfg: DictConfig, settings: DictConfi
     A run is staged in `.<name>.tmp-<pid>` beside its output directory (`output_dir`, else
     `hydra.run.dir`); a plain `-m` sweep likewise as a whole, each job in `<job number>/`
     inside it. An experiment's sweep directory is written in place (it resumes), its jobs'
-    Hydra logs in `logs/<job number>/`.
+    Hydra logs in `logs/<submission id>/<job number>/`.
     """
     given = {o.get_key_element().lstrip("+~"): o.input_line for o in parsed}
     where = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
@@ -236,7 +238,8 @@ def _staging(args, argv: list[str], parsed, cfg: DictConfig, settings: DictConfi
             raise ConfigError(key, str(path), str(error).partition(": ")[2]) from None
         extra = [f"hydra.sweep.dir={hydra_quoted(str(out))}"]
         if "hydra.sweep.subdir" not in given:
-            extra.append("hydra.sweep.subdir=logs/${hydra.job.num}")
+            # a job's Hydra log, apart for each submission (a stale job never overwrites one)
+            extra.append(f"hydra.sweep.subdir={JOB_LOGS}")
         kept = [a for a in argv if a not in (given.get("hydra.sweep.dir"),)]
         return Plan([*kept, *extra], out)
     kind = "multirun" if args.multirun else "run"
