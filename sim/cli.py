@@ -235,7 +235,7 @@ def _staging(args, argv: list[str], parsed, cfg: DictConfig, settings: DictConfi
         try:  # new, empty, or a sweep of the same experiment (resumed)
             check_sweep_dir(out, cfg.experiment.name)
         except SweepError as error:
-            raise ConfigError(key, str(path), str(error).partition(": ")[2]) from None
+            raise ConfigError(key, str(path), error.reason) from None
         extra = [f"hydra.sweep.dir={hydra_quoted(str(out))}"]
         if "hydra.sweep.subdir" not in given:
             # a job's Hydra log, apart for each submission (a stale job never overwrites one)

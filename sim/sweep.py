@@ -70,7 +70,14 @@ NOT_THE_POINT = (
 
 
 class SweepError(RuntimeError):
-    """A sweep directory, or a file in it, is not what the sweep needs (a one-line message)."""
+    """A sweep directory, or a file in it, is not what the sweep needs (a one-line message).
+
+    `reason`: the message without the place it names (what a caller naming it shows).
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
 
 
 #: runs.parquet's metrics (declared with their units in sim.analysis) and their dtypes.
@@ -481,7 +488,8 @@ def sweep_of(sweep_dir: Path) -> str | None:
 def check_sweep_dir(sweep_dir: Path, experiment: str) -> None:
     """Raise SweepError unless `sweep_dir` is absent, empty or a sweep of `experiment`."""
     if sweep_dir.exists() and not sweep_dir.is_dir():
-        raise SweepError(f"sweep directory {sweep_dir}: is a file, not a directory")
+        reason = "is a file, not a directory"
+        raise SweepError(f"sweep directory {sweep_dir}: {reason}", reason)
     if not sweep_dir.exists() or not any(sweep_dir.iterdir()):
         return
     found = sweep_of(sweep_dir)
@@ -492,8 +500,8 @@ def check_sweep_dir(sweep_dir: Path, experiment: str) -> None:
         if found
         else f"is not empty and holds no sweep (no {SWEEP_FILE})"
     )
-    raise SweepError(f"sweep directory {sweep_dir}: {held}; nothing in it was touched (give "
-                     "a new or empty directory)")  # fmt: skip
+    reason = f"{held}; nothing in it was touched (give a new or empty directory)"
+    raise SweepError(f"sweep directory {sweep_dir}: {reason}", reason)
 
 
 #: Designs planned in this process (`plan`), by sweep id: `Collect` records them.
