@@ -366,21 +366,6 @@ def test_a_run_killed_mid_write_leaves_the_old_complete_run(tmp_path, small_over
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the killed run's .tmp too
 
 
-def test_a_directory_another_live_run_holds_is_refused(tmp_path, small_overrides):
-    out = tmp_path / "out"
-    writer = start_long_run(tmp_path, out, seed=1)
-    try:
-        wait_for_staging(out)
-        second = run_cli([*small_overrides, f"output_dir={out}"], cwd=tmp_path)
-    finally:
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
-    assert second.returncode == 2
-    (line,) = second.stderr.splitlines()
-    assert "another run" in line and str(writer.pid) in line
-    assert not out.exists()
-
-
 def test_ctrl_c_exits_130_with_one_line_and_writes_no_results(tmp_path):
     out = tmp_path / "out"
     writer = start_long_run(tmp_path, out, seed=1)

@@ -137,17 +137,21 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, volume):
     assert list(volume.iterdir()) == []
 
 
-def test_a_run_inside_a_live_runs_directory_is_refused(tmp_path, small_overrides):
-    outer = tmp_path / "P"
-    writer = start_long_run(tmp_path, outer, seed=1)
+@pytest.mark.parametrize("inside", [False, True], ids=["its directory", "one inside it"])
+def test_a_live_runs_directory_is_refused_and_so_is_one_inside_it(
+    tmp_path, small_overrides, inside
+):
+    out = tmp_path / "P"
+    writer = start_long_run(tmp_path, out, seed=1)
     try:
-        wait_for_staging(outer)
-        inner = run_cli([*small_overrides, f"output_dir={outer / 'child'}"], cwd=tmp_path)
+        wait_for_staging(out)
+        target = out / "child" if inside else out
+        second = run_cli([*small_overrides, f"output_dir={target}"], cwd=tmp_path)
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait()
-    refused(inner, "inside", str(outer), str(writer.pid))
-    assert not outer.exists()
+    refused(second, "another run", str(writer.pid), *(["inside", str(out)] if inside else []))
+    assert not out.exists()
 
 
 def test_hydra_run_dir_is_staged_and_locked_like_output_dir(tmp_path, small_overrides):
