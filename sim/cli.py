@@ -17,7 +17,6 @@ import io
 import os
 import signal
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from sim.output import (
     staged_target,
     staging_dir,
     target_path,
+    unwritable,
     write_marker,
 )
 from sim.validation import validate
@@ -151,16 +151,9 @@ def check_output_dir(path: str | Path, kind: str, key: str = "output_dir") -> Pa
         check_ancestors(out)
     except OutputRefused as error:
         raise ConfigError(key, str(path), str(error)) from None
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(key, str(path), f"{parent} is a file, not a directory")
-    try:  # the only sure test of writability: create (and remove) a directory there
-        os.rmdir(tempfile.mkdtemp(prefix=".clientsim-probe-", dir=parent))
-    except OSError as error:
-        allowed = f"cannot write in {parent}: {error.strerror or error}"
-        raise ConfigError(key, str(path), allowed) from None
+    reason = unwritable(out)
+    if reason is not None:
+        raise ConfigError(key, str(path), reason)
     return out
 
 

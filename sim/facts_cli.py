@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +24,7 @@ from sim import analysis
 from sim.cli import CONFIG_DIR, compose_checked, first_line
 from sim.config import ConfigError
 from sim.facts import FACTS, MARKETS, Frames, Target, derive, load_targets, needed
+from sim.output import unwritable
 from sim.record import clients_frame, write_json, write_parquet
 from sim.validation import validate
 
@@ -202,19 +201,11 @@ def check_out(out: Path, kind: str) -> None:
 def check_writable(folder: Path, out: Path) -> None:
     """Raise UsageError unless files can be written in `folder` (made if absent) for `--out out`.
 
-    Checked before anything is computed: the only sure test is to create (and remove) a file
-    in the nearest folder that exists.
+    Checked before anything is computed (`sim.output.unwritable`).
     """
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise UsageError(f"--out {out}: {folder} is a file, not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".clientsim-probe-", dir=folder)
-    except OSError as error:
-        raise UsageError(f"--out {out}: cannot write in {folder}: {error.strerror}") from None
-    os.close(fd)
-    os.unlink(probe)
+    reason = unwritable(folder)
+    if reason is not None:
+        raise UsageError(f"--out {out}: {reason}")
 
 
 def size_arguments(parser: argparse.ArgumentParser, seeds: int, clients: int, weeks: int) -> None:

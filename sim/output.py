@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,6 +148,23 @@ def check_replaceable(out: Path, kind: str) -> None:
             f"holds files the clientsim {kind} there did not write ({_examples(foreign)}); "
             "move them or choose another directory"
         )
+
+
+def unwritable(path: Path) -> str | None:
+    """Why nothing can be created at `path` (with its missing parents), or None if it can.
+
+    The only sure test: create (and remove) a directory in the nearest folder that exists.
+    """
+    folder = path
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a directory"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".clientsim-probe-", dir=folder))
+    except OSError as error:
+        return f"cannot write in {folder}: {error.strerror or error}"
+    return None
 
 
 # --- locks ------------------------------------------------------------------------------
