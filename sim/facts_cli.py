@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import json
 import math
 import sys
 import time
@@ -25,7 +27,7 @@ from sim.cli import CONFIG_DIR, compose_checked, first_line
 from sim.config import ConfigError
 from sim.facts import FACTS, MARKETS, Frames, Target, derive, load_targets, needed
 from sim.output import unwritable
-from sim.record import clients_frame, write_json, write_parquet
+from sim.record import clients_frame, package_version, write_json, write_parquet
 from sim.validation import validate
 
 FULL_SIZE = (5000, 260)  # clients, weeks: the validation plan's size
@@ -198,14 +200,90 @@ def check_out(out: Path, kind: str) -> None:
     check_writable(out.absolute().parent, out)
 
 
-def check_writable(folder: Path, out: Path) -> None:
-    """Raise UsageError unless files can be written in `folder` (made if absent) for `--out out`.
+def check_writable(folder: Path, out: Path, option: str = "--out") -> None:
+    """Raise UsageError unless files can be written in `folder` (made if absent) for `option out`.
 
     Checked before anything is computed (`sim.output.unwritable`).
     """
     reason = unwritable(folder)
     if reason is not None:
-        raise UsageError(f"--out {out}: {reason}")
+        raise UsageError(f"{option} {out}: {reason}")
+
+
+# --- files written beside the named one ------------------------------------------------
+#
+# A file the user names (`--out F`, `--figure F`) may be replaced: naming an output says so.
+# A file a command writes beside it or inside a named folder (facts.json, morris.png,
+# figures/paired.png) replaces an existing file only if clientsim wrote that file: each folder
+# it writes into holds OUTPUTS, the SHA-256 of every file clientsim wrote there. A file that
+# is not listed, or was changed since, is the user's: the command refuses before computing.
+
+OUTPUTS = ".clientsim-outputs.json"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _listed(folder: Path) -> dict[str, str] | None:
+    """The files (name -> SHA-256) clientsim wrote in `folder`; None if OUTPUTS is not ours."""
+    try:
+        listing = json.loads((folder / OUTPUTS).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None
+    files = listing.get("files") if isinstance(listing, dict) else None
+    if listing.get("written_by") != "clientsim" or not isinstance(files, dict):
+        return None
+    return files
+
+
+def not_ours(paths: Iterable[Path]) -> Path | None:
+    """The first of `paths` that exists and that clientsim did not write there, else None.
+
+    Args:
+        paths: the files a command is about to write without the user naming them.
+    """
+    for path in paths:
+        listed = _listed(path.parent)
+        if listed is None:
+            return path.parent / OUTPUTS
+        if not (path.exists() or path.is_symlink()):
+            continue
+        try:
+            if path.is_file() and listed.get(path.name) == _digest(path):
+                continue
+        except OSError:
+            pass
+        return path
+    return None
+
+
+def refuse_foreign(paths: Iterable[Path], option: str) -> None:
+    """Raise UsageError if writing `paths` would replace a file clientsim did not write.
+
+    Args:
+        paths: the files a command is about to write without the user naming them.
+        option: the option that chose where they go, e.g. ``--out results/facts.md``.
+    """
+    found = not_ours(paths)
+    if found is not None:
+        what = "a directory" if found.is_dir() else "a file clientsim did not write"
+        raise UsageError(f"{option}: would replace {found}, {what}; move it or choose another "
+                         f"{option.split()[0]}")  # fmt: skip
+
+
+def record_outputs(paths: Iterable[Path]) -> None:
+    """Note in each folder's OUTPUTS that clientsim wrote `paths` (as they are now)."""
+    by_folder: dict[Path, list[Path]] = {}
+    for path in paths:
+        by_folder.setdefault(path.parent, []).append(path)
+    for folder, written in by_folder.items():
+        listed = _listed(folder) or {}
+        listed.update({path.name: _digest(path) for path in written})
+        write_json(folder / OUTPUTS, {"written_by": "clientsim", "version": package_version(),
+                                      "files": listed})  # fmt: skip
 
 
 def size_arguments(parser: argparse.ArgumentParser, seeds: int, clients: int, weeks: int) -> None:
@@ -229,8 +307,10 @@ def parser() -> argparse.ArgumentParser:
         epilog="Example: clientsim-facts --seeds 10 --out docs/facts.md clients.wom.p_negative=.15",
     )
     size_arguments(p, 10, *FULL_SIZE)
-    p.add_argument("--out", type=Path, help="write the table as markdown here, the per-seed "
-                   "values beside it (.json) and the whale curves (.whale.parquet)")  # fmt: skip
+    p.add_argument("--out", type=Path, help="write the table as markdown here (replaced if it "
+                   "exists), the per-seed values beside it (.json) and the whale curves "
+                   f"(.whale.parquet); those two replace only files clientsim wrote (listed in "
+                   f"{OUTPUTS} in their folder), else the command refuses")  # fmt: skip
     return p
 
 
@@ -243,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--jobs must not be 0 (-1: all cores)")
         if args.out is not None:
             check_out(args.out, ".md")
+            if args.out in beside(args.out):
+                raise UsageError(f"--out {args.out}: the per-seed values go to the .json beside "
+                                 "the table; give the table another suffix (.md)")  # fmt: skip
+            refuse_foreign(beside(args.out), f"--out {args.out}")
         targets = load_targets()
         values, whale = measure(
             targets, overrides=args.overrides, seeds=range(args.seeds), clients=args.clients,
@@ -260,9 +344,16 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text)
         per_seed = {"command": command, "values": values.to_dict("records"),
                     "summary": table.drop(columns="citation").to_dict("records")}  # fmt: skip
-        write_json(args.out.with_suffix(".json"), _finite(per_seed))
-        write_parquet(args.out.with_suffix(".whale.parquet"), whale)
+        values_file, whale_file = beside(args.out)
+        write_json(values_file, _finite(per_seed))
+        write_parquet(whale_file, whale)
+        record_outputs([args.out, values_file, whale_file])
     return 0
+
+
+def beside(out: Path) -> list[Path]:
+    """The files ``--out out`` writes beside the table: per-seed values, whale curves."""
+    return [out.with_suffix(".json"), out.with_suffix(".whale.parquet")]
 
 
 def _finite(data):

@@ -250,3 +250,31 @@ def test_whale_summary_reads_the_market_and_each_final_providers_policy():
     assert summary["market"]["applicants"]["clients"] == 5
     assert summary["by_final_provider"]["b"]["buyers"]["peak"] == pytest.approx(1.0)
     assert set(summary["by_final_provider"]) == {"a", "b"}
+
+
+TINY = ["--seeds", "1", "--clients", "300", "--weeks", "26", "--jobs", "1"]
+
+
+def test_facts_command_refuses_to_replace_a_users_file_beside_out(tmp_path, capsys):
+    (tmp_path / "facts.md").write_text("my table")
+    (tmp_path / "facts.json").write_text('{"mine": 1}')
+    assert main([*TINY, "--out", str(tmp_path / "facts.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "facts.json" in err
+    assert (tmp_path / "facts.md").read_text() == "my table"
+    assert (tmp_path / "facts.json").read_text() == '{"mine": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["facts.json", "facts.md"]
+
+
+def test_facts_command_replaces_its_own_files_but_not_one_changed_since(tmp_path, capsys):
+    out = tmp_path / "facts.md"
+    (tmp_path / "facts.md").write_text("a table the user names with --out: replaced")
+    assert main([*TINY, "--out", str(out)]) == 0
+    assert main([*TINY, "--out", str(out)]) == 0
+    whale = out.with_suffix(".whale.parquet")
+    whale.write_bytes(b"the user's own parquet")
+    capsys.readouterr()
+    assert main([*TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "facts.whale.parquet" in err
+    assert whale.read_bytes() == b"the user's own parquet"
