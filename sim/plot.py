@@ -7,6 +7,10 @@ colours a policy the same way. A Bass docking sweep (`experiments/bass.yaml`, on
 gets its own figure instead (``bass``: the adopter share's band over seeds against Bass).
 Figures are built on ``matplotlib.figure.Figure`` (Agg canvas), so nothing here touches
 pyplot's global state.
+
+A file in ``figures/`` is replaced only if clientsim wrote it (it is listed with its SHA-256
+in ``figures/.clientsim-outputs.json``); a file of the same name that it did not write, or
+that was changed since, makes the command refuse before drawing anything.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from PIL import Image
 from scipy import stats
 
 from sim import analysis
+from sim.facts_cli import UsageError, not_ours, record_outputs
+from sim.output import unwritable
 
 POLICY_COLOURS = {
     "serve_all": "#4477aa",
@@ -314,7 +320,7 @@ def bass_figure(table: pd.DataFrame, experiment: dict, config) -> Figure:
 
 def _bass_outputs(path: Path, steps: pd.DataFrame, experiment: dict, formats) -> list[Path]:
     """The docking figure and its table (`bass.csv`) of a Bass docking sweep."""
-    point = analysis.load_manifest(path)["points"][0]
+    point = _manifest(path)["points"][0]
     config = json.loads((path / "points" / point["hash"] / "point.json").read_text())["config"]
     config = OmegaConf.create(config)
     table = bass_table(steps[steps["point"] == point["point"]], config)
@@ -352,15 +358,25 @@ def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
 
     Raises:
         FileNotFoundError: a file of the sweep is missing.
-        ValueError: the sweep has no successful run.
+        ValueError: `path` is not a sweep directory, or the sweep has no successful run.
+        UsageError: ``figures`` is a file, or holds a file of a figure's name that clientsim
+            did not write.
+        PermissionError: ``figures`` cannot be written.
     """
     path = Path(path)
-    experiment = analysis.load_manifest(path)["experiment"]
+    experiment = _manifest(path)["experiment"]
     runs, steps = analysis.load_runs(path), analysis.load_steps(path)
     if not (runs["status"] == "ok").any() or steps.empty:
         raise ValueError(f"no successful run in {path}")
     out = path / "figures"
+    check_figures(out, _figure_files(out, experiment, formats))
     out.mkdir(exist_ok=True)
+    written = _draw(path, out, runs, steps, experiment, formats)
+    record_outputs(written)
+    return written
+
+
+def _draw(path, out, runs, steps, experiment, formats) -> list[Path]:
     if "bass" in experiment.get("figures", ()):  # one business: no comparison to draw
         return _bass_outputs(path, steps, experiment, formats)
     table = paired_table(runs, experiment)
@@ -373,9 +389,66 @@ def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
     return written
 
 
+def _manifest(path: Path) -> dict:
+    """The sweep's manifest; ValueError naming the file if it is not one."""
+    if not path.is_dir():
+        what = "does not exist" if not path.exists() else "is not a directory"
+        raise ValueError(f"{path} {what}: give a sweep directory (with manifest.json)")
+    file = path / "manifest.json"
+    try:
+        manifest = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{file} does not exist: not a sweep directory") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{file} is not valid JSON ({error})") from None
+    experiment = manifest.get("experiment") if isinstance(manifest, dict) else None
+    if not isinstance(experiment, dict) or not isinstance(experiment.get("compare"), dict):
+        raise ValueError(f"{file} has no experiment with its comparison: not the manifest "
+                         "of a clientsim-experiment sweep")  # fmt: skip
+    return manifest
+
+
+def _figure_files(out: Path, experiment: dict, formats) -> list[Path]:
+    """The files `plot_dir` writes into `out` for `experiment`."""
+    if "bass" in experiment.get("figures", ()):
+        names = ["bass"]
+        tables = ["bass.csv"]
+    else:
+        names = ["paired", "profit"] + (["crossover"] if experiment["compare"].get("on") ==
+                                          "policy" else [])  # fmt: skip
+        tables = ["paired.csv"]
+    return [out / name for name in tables] + [out / f"{n}.{f}" for n in names for f in formats]
+
+
+def check_figures(out: Path, files: list[Path]) -> None:
+    """Raise UsageError unless the `files` in the folder `out` can be written.
+
+    `out` must be a folder (or absent) that can be written, and each file new or one that
+    clientsim wrote (`sim.facts_cli.not_ours`); PermissionError if `out` is not writable.
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file, not a folder: move it to draw the figures")
+    reason = unwritable(out)
+    if reason is not None:
+        raise PermissionError(reason)
+    found = not_ours(files)
+    if found is not None:
+        raise UsageError(f"{out} holds {found.name}, which clientsim did not write (or which "
+                         "was changed since): move it to draw the figures")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The ``clientsim-plot`` command: figures of a sweep directory; exit 2 on a bad DIR."""
-    parser = argparse.ArgumentParser(prog="clientsim-plot", description=__doc__.splitlines()[0])
+    """The ``clientsim-plot`` command: figures of a sweep directory.
+
+    Exit 2 with one line on a bad DIR (or a file in figures/ that clientsim did not write), 1
+    with one line if the figures cannot be written.
+    """
+    parser = argparse.ArgumentParser(
+        prog="clientsim-plot",
+        description=__doc__.splitlines()[0],
+        epilog="Files in DIR/figures/ are replaced only if clientsim wrote them (listed in "
+        "DIR/figures/.clientsim-outputs.json); else the command refuses.",
+    )
     parser.add_argument("dir", type=Path, help="a sweep directory, results/<experiment>/<time>/")
     parser.add_argument(
         "--format", nargs="+", default=["png", "svg"], choices=["png", "svg", "pdf"]
@@ -383,9 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         written = plot_dir(args.dir, formats=args.format)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, UsageError) as error:
         print(f"clientsim-plot: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"clientsim-plot: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
     for path in written:
         print(path)
     return 0

@@ -2,6 +2,9 @@
 
 import itertools
 import json
+import os
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -158,3 +161,79 @@ def test_main_prints_a_line_per_file(threshold_sweep, capsys):
 def test_main_on_a_missing_or_empty_dir_exits_2_with_one_line(tmp_path, capsys, make):
     assert plot.main([str(make(tmp_path))]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# --- what clientsim-plot may replace, and its one-line errors ------------------------------
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_a_second_plot_replaces_the_figures_the_first_one_wrote(threshold_sweep, capsys):
+    assert plot.main([str(threshold_sweep), "--format", "png"]) == 0
+    assert plot.main([str(threshold_sweep), "--format", "png"]) == 0
+
+
+def test_plot_refuses_to_replace_a_users_file_in_figures(threshold_sweep, capsys):
+    figures = threshold_sweep / "figures"
+    figures.mkdir()
+    (figures / "paired.png").write_text("my own figure")
+    assert plot.main([str(threshold_sweep), "--format", "png"]) == 2
+    assert "paired.png" in _one_line(capsys)
+    assert (figures / "paired.png").read_text() == "my own figure"
+    assert sorted(p.name for p in figures.iterdir()) == ["paired.png"]
+
+
+def test_plot_refuses_a_figure_changed_since_it_wrote_it(threshold_sweep, capsys):
+    assert plot.main([str(threshold_sweep), "--format", "png"]) == 0
+    (threshold_sweep / "figures" / "paired.csv").write_text("my notes\n")
+    assert plot.main([str(threshold_sweep), "--format", "png"]) == 2
+    assert "paired.csv" in _one_line(capsys)
+    assert (threshold_sweep / "figures" / "paired.csv").read_text() == "my notes\n"
+
+
+def test_plot_exits_2_with_one_line_when_figures_is_a_file(threshold_sweep, capsys):
+    (threshold_sweep / "figures").write_text("not a folder")
+    assert plot.main([str(threshold_sweep)]) == 2
+    assert "figures" in _one_line(capsys)
+
+
+@pytest.fixture
+def immutable(threshold_sweep):
+    """The sweep with a figures/ folder nothing can be written into (chattr +i, as root)."""
+    figures = threshold_sweep / "figures"
+    figures.mkdir()
+    if shutil.which("chattr") is None or os.geteuid() != 0:
+        pytest.skip("needs root and chattr to make a folder unwritable")
+    if subprocess.run(["chattr", "+i", str(figures)], capture_output=True).returncode != 0:
+        pytest.skip("this file system does not support chattr +i")
+    yield threshold_sweep
+    subprocess.run(["chattr", "-i", str(figures)], check=True)
+
+
+def test_plot_exits_1_with_one_line_when_figures_cannot_be_written(immutable, capsys):
+    assert plot.main([str(immutable), "--format", "png"]) == 1
+    assert "figures" in _one_line(capsys)
+
+
+def test_plot_exits_2_with_one_line_on_a_manifest_without_its_keys(threshold_sweep, capsys):
+    (threshold_sweep / "manifest.json").write_text('{"points": []}')
+    assert plot.main([str(threshold_sweep)]) == 2
+    assert "manifest.json" in _one_line(capsys)
+    assert not (threshold_sweep / "figures").exists()
+
+
+def test_plot_exits_2_with_one_line_on_a_file_instead_of_a_directory(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    assert plot.main([str(notes)]) == 2
+    assert "notes.txt" in _one_line(capsys)
+
+
+def test_plot_exits_2_with_one_line_on_a_manifest_that_is_not_json(threshold_sweep, capsys):
+    (threshold_sweep / "manifest.json").write_text("not json")
+    assert plot.main([str(threshold_sweep)]) == 2
+    assert "manifest.json" in _one_line(capsys)
