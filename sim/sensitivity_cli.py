@@ -8,6 +8,11 @@ output), morris.png (mu* against sigma) and morris_samples.parquet into `--out`;
 the top three parameters by mu* from `--out`/morris.parquet (or `--params`) and writes
 sobol.parquet, sobol.md and sobol_samples.parquet. Overrides (Hydra syntax) change the base
 market, e.g. `engine=agents market.price=120`. A bad value exits with code 2 and one line.
+
+Files in `--out` replace only files clientsim wrote there (listed with their SHA-256 in
+`--out`/.clientsim-outputs.json); a file of the same name that it did not write (or that was
+changed since) makes the command refuse before any run. `--figure F` names its file: F is
+replaced.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from sim import sensitivity as sa
 from sim.cli import CONFIG_DIR, compose_checked
 from sim.config import ConfigError
-from sim.facts_cli import UsageError, check_writable
+from sim.facts_cli import UsageError, check_writable, record_outputs, refuse_foreign
 from sim.record import write_atomic, write_parquet
 from sim.run import package_version
 from sim.summary import SHORT_RUN_WEEK
@@ -43,6 +48,30 @@ def check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, not a folder")
     check_writable(out.absolute(), out)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Raise UsageError unless every file of the method can be written (before any run).
+
+    `--figure` must name a file in a writable folder; the files in `--out` must be new or
+    clientsim's own (`sim.facts_cli.refuse_foreign`).
+    """
+    check_out_dir(args.out)
+    figure = getattr(args, "figure", None)
+    if figure is not None:
+        if figure.is_dir():
+            raise UsageError(f"--figure {figure}: is a directory; give a file name (.png)")
+        check_writable(figure.absolute().parent, figure, "--figure")
+    refuse_foreign(outputs(args), f"--out {args.out}")
+
+
+def outputs(args: argparse.Namespace) -> list[Path]:
+    """The files the method writes into `--out` (the figure too, unless `--figure` names it)."""
+    names = ["parquet", "md"] if args.method == "sobol" else ["parquet", "md", "png"]
+    names = [f"{args.method}.{suffix}" for suffix in names] + [f"{args.method}_samples.parquet"]
+    if getattr(args, "figure", None) is not None:
+        names.remove("morris.png")
+    return [args.out / name for name in names]
 
 
 class Parser(argparse.ArgumentParser):
@@ -120,7 +149,8 @@ def parser() -> Parser:
         "--out",
         type=Path,
         default=Path("results/sensitivity"),
-        help="directory of the results (default results/sensitivity)",
+        help="directory of the results (default results/sensitivity); files there are "
+        "replaced only if clientsim wrote them",
     )
     common.add_argument("overrides", nargs="*", help="Hydra overrides of the base market")
     sub = p.add_subparsers(dest="method", required=True)
@@ -135,7 +165,11 @@ def parser() -> Parser:
     m.add_argument(
         "--levels", type=_integer(2, even=True), default=4, help="grid levels, even (default 4)"
     )
-    m.add_argument("--figure", type=Path, help="the figure's path (default --out/morris.png)")
+    m.add_argument(
+        "--figure",
+        type=Path,
+        help="the figure's path, replaced if it exists (default --out/morris.png)",
+    )
     s = sub.add_parser("sobol", parents=[common], help=SOBOL, description=SOBOL)
     s.add_argument(
         "--samples",
@@ -243,6 +277,7 @@ def morris(args, base: DictConfig, params) -> None:
     _write_text(args.out / "morris.md", morris_markdown(table, params, made, args))
     figure = args.figure or args.out / "morris.png"
     write_atomic(figure, lambda tmp: morris_figure(table, base.steps, tmp))
+    record_outputs([*outputs(args), figure])
     for output in sa.OUTPUTS:
         print(f"{PROG}: top three by mu* ({output}): {', '.join(sa.top(table, 3, by=output))}")
     print(f"{PROG}: wrote morris.parquet, morris.md, morris_samples.parquet in {args.out}; "
@@ -258,6 +293,7 @@ def sobol(args, base: DictConfig, params) -> None:
     write_parquet(args.out / "sobol_samples.parquet", sa.samples_frame(params, x, y, base))
     made += f"; N = {args.samples} (Saltelli, no second order); {args.source}"
     _write_text(args.out / "sobol.md", sobol_markdown(table, params, made, args))
+    record_outputs(outputs(args))
     print(f"{PROG}: wrote sobol.parquet, sobol.md, sobol_samples.parquet in {args.out}")
 
 
@@ -286,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     args.overrides = [*args.overrides, *extra]
     args.command = " ".join([PROG, *map(shlex.quote, argv)])
     try:
-        check_out_dir(args.out)
+        check_outputs(args)
         base = base_config(args)
         names = _sobol_params(args, base) if args.method == "sobol" else args.params
         params, skipped = sa.select(names, base)

@@ -181,6 +181,41 @@ def test_sobol_takes_morris_top_three_and_writes_its_indices(morris_dir, capsys)
     assert "top 3 by mu*" in capsys.readouterr().out
 
 
+def test_morris_again_replaces_its_own_files_and_the_named_figure(morris_dir, tmp_path):
+    figure = tmp_path / "figure.txt"
+    figure.write_text("named with --figure: may be replaced")
+    params = "fit_filter_share,difficult_share,threshold"
+    main(["morris", *TINY, "-r", "2", "--params", params, "--out", str(morris_dir),
+          "--figure", str(figure)])  # fmt: skip
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    assert len(pd.read_parquet(morris_dir / "morris.parquet")) == 3 * len(sa.OUTPUTS)
+
+
+def _refused(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    return err
+
+
+def test_morris_refuses_to_replace_a_users_file_in_out(tmp_path, capsys):
+    (tmp_path / "morris.png").write_text("my own figure")
+    err = _refused(["morris", *TINY, "--params", "threshold", "--out", str(tmp_path)], capsys)
+    assert "morris.png" in err
+    assert (tmp_path / "morris.png").read_text() == "my own figure"
+    assert [p.name for p in tmp_path.iterdir()] == ["morris.png"]
+
+
+def test_morris_refuses_a_directory_as_figure_before_any_run(tmp_path, capsys):
+    (tmp_path / "fig").mkdir()
+    argv = ["morris", *TINY, "--params", "threshold", "--out", str(tmp_path / "out")]
+    err = _refused([*argv, "--figure", str(tmp_path / "fig")], capsys)
+    assert "--figure" in err and "directory" in err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
