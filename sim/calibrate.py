@@ -30,8 +30,12 @@ from sim.facts_cli import (
     check_out,
     configure,
     measure,
+    record_outputs,
+    refuse_foreign,
     size_arguments,
 )
+
+DEFAULT_OUT = Path("calibration.yaml")
 
 
 def parse_parameter(text: str) -> tuple[str, float, float] | None:
@@ -154,7 +158,8 @@ def parser() -> argparse.ArgumentParser:
     size_arguments(p, 2, 2000, 156)
     p.add_argument("--samples", type=int, default=20, help="Latin hypercube points (%(default)s)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the hypercube")
-    p.add_argument("--out", type=Path, default=Path("calibration.yaml"), help="proposal file")
+    p.add_argument("--out", type=Path, help="the proposal file, replaced if it exists (default: "
+                   f"{DEFAULT_OUT}, which replaces only a file clientsim wrote)")  # fmt: skip
     return p
 
 
@@ -165,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_intermixed_args(argv)
         if args.samples < 1 or args.jobs == 0:
             raise UsageError("--samples must be at least 1 and --jobs not 0")
+        if args.out is None:  # not named: it must not replace a user's file
+            args.out = DEFAULT_OUT
+            refuse_foreign([args.out], f"--out {args.out} (the default)")
         check_out(args.out, ".yaml")
         proposal = calibrate(args)
     except (UsageError, ConfigError) as error:
@@ -174,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     proposal["command"] = " ".join(["clientsim-calibrate", *argv])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(yaml.safe_dump(proposal, sort_keys=False, allow_unicode=True))
+    record_outputs([args.out])
     print(f"clientsim-calibrate: proposal written to {args.out}", file=sys.stderr)
     return 0
 

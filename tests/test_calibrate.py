@@ -69,3 +69,23 @@ def test_calibrate_command_exits_2_with_one_line_on_bad_input(argv, tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("clientsim-calibrate: error:")
     assert not (tmp_path / "p.yaml").exists()
+
+
+SMALL = ["--samples", "2", "--seeds", "1", "--clients", "300", "--weeks", "26", "--jobs", "1",
+         "clients.reviews.floor=0:0.1"]  # fmt: skip
+
+
+def test_the_default_out_does_not_replace_a_users_calibration_yaml(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "calibration.yaml").write_text("my own notes\n")
+    assert calibrate.main(SMALL) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "calibration.yaml" in err
+    assert (tmp_path / "calibration.yaml").read_text() == "my own notes\n"
+
+
+def test_the_default_out_replaces_the_proposal_clientsim_wrote(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert calibrate.main(SMALL) == 0
+    assert calibrate.main(SMALL) == 0
+    assert "proposal" in yaml.safe_load((tmp_path / "calibration.yaml").read_text())
