@@ -173,21 +173,15 @@ class Plan:
 
 def preflight(argv: list[str]) -> Plan:
     """Validate the command line before Hydra runs; exit 2 on a bad value."""
-    args = get_args_parser().parse_args(argv)
+    args = _parse_args(argv)
     if args.help or args.hydra_help or args.shell_completion or args.info:
         return Plan(argv)
     config_dir = Path(args.config_dir) if args.config_dir else CONFIG_DIR
     name = args.config_name or "config"
     try:
-        parsed = OverridesParser.create().parse_overrides(args.overrides)
-        for o in parsed:
-            if o.is_sweep_override() and o.get_key_element().lstrip("+~") in DIR_KEYS:
-                raise ConfigError(o.get_key_element(), o.input_line.partition("=")[2],
-                                  "a directory cannot be swept (under -m every job writes "
-                                  "into <output_dir>/<job number>); quote a path that has a "
-                                  """comma: 'output_dir="a,b"'""")  # fmt: skip
+        parsed = _parse_overrides(args.overrides)
         first = [
-            f"{o.get_key_element()}={next(iter(o.sweep_iterator()))}"
+            f"{o.get_key_element()}={_first(o)}"
             if o.is_sweep_override() and args.multirun
             else o.input_line
             for o in parsed
@@ -207,6 +201,63 @@ def preflight(argv: list[str]) -> Plan:
         _fail(f"invalid command line: {first_line(error)}")
     finally:
         GlobalHydra.instance().clear()
+
+
+def _parse_args(argv: list[str]):
+    """Hydra's command-line flags; a mistake is one line (exit 2), not argparse's usage."""
+    parser = get_args_parser()
+    parser.error = lambda message: _fail(f"{message} (flags such as -m come first: "
+                                         "clientsim -m key=a,b ...; see --help)")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+#: Hydra settings that name a place inside a run's (or a job's) directory.
+INSIDE_KEYS = ("hydra.sweep.subdir", "hydra.output_subdir", "hydra.job.name")
+
+
+def _parse_overrides(overrides: list[str]) -> list:
+    """The parsed overrides; ConfigError for one that cannot be parsed or must not be set.
+
+    A directory cannot be swept, and a place inside a run's directory must stay inside it.
+    """
+    parser = OverridesParser.create()
+    parsed = []
+    for line in overrides:
+        key, _, value = line.partition("=")
+        try:
+            parsed.append(parser.parse_override(line))
+        except Exception:
+            raise ConfigError(key.lstrip("+~"), value, "cannot be parsed; quote a value with "
+                              f"""special characters: '{key}="{value}"'""") from None  # fmt: skip
+    for o in parsed:
+        key = o.get_key_element().lstrip("+~")
+        value = o.input_line.partition("=")[2]
+        if o.is_sweep_override() and key in DIR_KEYS:
+            raise ConfigError(key, value, "a directory cannot be swept (under -m every job "
+                              "writes into <output_dir>/<job number>); quote a path that has "
+                              """a comma: 'output_dir="a,b"'""")  # fmt: skip
+        if key in INSIDE_KEYS and not o.is_sweep_override() and o.value() is not None:
+            inside = Path(str(o.value()))
+            if (
+                inside.is_absolute()
+                or ".." in inside.parts
+                or (key == "hydra.job.name" and len(inside.parts) > 1)
+            ):
+                raise ConfigError(key, value, "must name a place inside the run's directory "
+                                  "(a relative path without '..')")  # fmt: skip
+            if key == "hydra.sweep.subdir" and "hydra.job." not in str(o.value()):
+                raise ConfigError(key, value, "must differ from job to job, e.g. "
+                                  "hydra.sweep.subdir=${hydra.job.num} or "
+                                  "${hydra.job.override_dirname}")  # fmt: skip
+    return parsed
+
+
+def _first(override) -> object:
+    """The first value of a swept override; ConfigError for a sweep of no value."""
+    for value in override.sweep_iterator():
+        return value
+    raise ConfigError(override.get_key_element(), override.input_line.partition("=")[2],
+                      "sweeps over no value")  # fmt: skip
 
 
 def _staging(args, argv: list[str], parsed, cfg: DictConfig, settings: DictConfig) -> Plan:
@@ -308,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `clientsim` command."""
     argv = sys.argv[1:] if argv is None else argv
     register_configs()
-    if get_args_parser().parse_args(argv).help:
+    if _parse_args(argv).help:
         _help(argv)
         return
     experiment = [a for a in argv if a.lstrip("+").startswith("experiment=")]

@@ -85,11 +85,16 @@ def staged_target(directory: Path) -> Path | None:
 
 
 def _files(directory: Path) -> set[str]:
-    """Every file (and link) below `directory`, relative, the marker left out."""
+    """Every file, link and empty folder below `directory`, relative, the marker left out.
+
+    (An empty folder is listed as `name/`: a run writes none, so one there is a user's.)
+    """
     found = set()
     for root, dirs, names in os.walk(directory):
         for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
             found.add(Path(root, name).relative_to(directory).as_posix())
+        if not dirs and not names and root != str(directory):
+            found.add(Path(root).relative_to(directory).as_posix() + "/")
     found.discard(MARKER)
     return found
 
@@ -125,6 +130,8 @@ def check_replaceable(out: Path, kind: str) -> None:
     output of the same kind (nothing in it that the output did not write).
     """
     advice = "choose a new or empty directory, or one that holds a clientsim " + kind
+    if out.is_symlink():  # `target_path` followed every link it could: this one loops
+        raise OutputRefused("is a symbolic link that leads to itself (a loop)")
     if out.exists() and not out.is_dir():
         raise OutputRefused("is an existing file, not a directory")
     if not out.exists():
@@ -174,6 +181,17 @@ def _lock_file(out: Path) -> Path:
     return out.parent / f".{out.name}.lock"
 
 
+def _open_lock(lock: Path, flags: int) -> int:
+    """Open a lock file, never through a link: OutputRefused if `lock` is not a plain file."""
+    try:
+        return os.open(lock, flags | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        if lock.is_symlink() or lock.is_dir():
+            raise OutputRefused(f"{lock} is not a lock file clientsim made (a link or a "
+                                "folder): move it away") from None  # fmt: skip
+        raise
+
+
 def _holder(fd: int) -> str:
     os.lseek(fd, 0, os.SEEK_SET)
     return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
@@ -183,7 +201,7 @@ def _acquire(out: Path) -> int:
     """Lock `out` for this process: the descriptor of its lock file, or raise OutputBusy."""
     lock = _lock_file(out)
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(lock, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -208,13 +226,22 @@ def _release(out: Path, fd: int) -> None:
 
 
 def check_ancestors(out: Path) -> None:
-    """Raise OutputBusy if a live run holds a directory that contains `out`."""
+    """Raise OutputRefused if `out` is inside a clientsim output, or OutputBusy a live run's.
+
+    A complete run or `-m` sweep, or an experiment's sweep (`.sweep.json`), is clientsim's:
+    writing into it would mix it (and then it could never be replaced whole).
+    """
     for ancestor in out.parents:
+        marker = read_marker(ancestor)
+        if marker is not None or (ancestor / ".sweep.json").is_file():
+            what = f"clientsim {marker['kind']}" if marker else "experiment's sweep"
+            raise OutputRefused(f"is inside the {what} {ancestor}, which it would mix; "
+                                "write it elsewhere")  # fmt: skip
         lock = _lock_file(ancestor) if ancestor.name else None
-        if lock is None or not lock.is_file():
+        if lock is None or not lock.is_file() or lock.is_symlink():
             continue
         try:
-            fd = os.open(lock, os.O_RDONLY)
+            fd = _open_lock(lock, os.O_RDONLY)
         except OSError:
             continue
         try:

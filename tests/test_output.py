@@ -311,3 +311,64 @@ def test_an_experiment_through_clientsim_refuses_a_users_folder(tmp_path, user_f
     args = ["-m", "+experiment=hard_sell", "output_dir=mydir", "steps=4", "experiment.seeds=1"]
     refused(run_cli([*args, "market.n_clients=300"], cwd=tmp_path), "output_dir=", "no sweep")
     assert tree(tmp_path) == before
+
+
+# --- places a run must not write, refused in-process before anything runs ------------------
+
+
+def refused_in_process(capsys, args: list[str], *words: str) -> None:
+    from sim.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "market.n_clients=300", "steps=8", "progress=false"])
+    assert stop.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("clientsim: ") and all(word in line for word in words), line
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["-m", "seed=1", "output_dir=m", "hydra.sweep.subdir=../victim"], ["subdir", "inside"]),
+        (["-m", "seed=1", "output_dir=m", "hydra.sweep.subdir=/abs/victim"], ["inside"]),
+        (["-m", "seed=1,2", "output_dir=m", "hydra.sweep.subdir=same"], ["differ from job"]),
+        (["output_dir=r", "hydra.output_subdir=../victim"], ["output_subdir", "inside"]),
+        (["output_dir=r", "hydra.job.name=../x"], ["job.name", "inside"]),
+        (["-m", "seed=range(0,0)"], ["seed=", "no value"]),
+        (["steps=8", "-m", "seed=1"], ["unrecognized", "come first"]),
+    ],
+    ids=["subdir ..", "subdir absolute", "one subdir", "output_subdir", "job name", "empty", "-m"],
+)
+def test_a_place_outside_the_runs_directory_is_refused(tmp_path, monkeypatch, capsys, args, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "victim").mkdir()
+    refused_in_process(capsys, args, *words)
+    assert [p.name for p in tmp_path.iterdir()] == ["victim"]
+
+
+def test_a_run_into_a_job_of_a_finished_sweep_is_refused(tmp_path, small_overrides, capsys):
+    sweep = run_cli(["-m", "seed=1,2", *small_overrides, "output_dir=m"], cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    before = tree(tmp_path)
+    refused_in_process(capsys, [f"output_dir={tmp_path / 'm' / '0'}"], "inside", "multirun")
+    assert tree(tmp_path) == before
+
+
+def test_a_link_loop_and_a_linked_lock_file_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loopa").symlink_to("loopb")
+    (tmp_path / "loopb").symlink_to("loopa")
+    refused_in_process(capsys, ["output_dir=loopa"], "loop")
+    (tmp_path / "precious").write_text("keep")
+    (tmp_path / ".r.lock").symlink_to("precious")
+    refused_in_process(capsys, ["output_dir=r"], ".r.lock", "not a lock file")
+    assert (tmp_path / "precious").read_text() == "keep" and not (tmp_path / "r").exists()
+
+
+def test_a_users_empty_folder_in_a_run_keeps_it_from_being_replaced(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    write_run(out, 0)
+    output.write_marker(out, "run")
+    (out / "analysis" / "plots").mkdir(parents=True)
+    with pytest.raises(OutputRefused, match="analysis/plots/"):
+        output.check_replaceable(out, "run")
