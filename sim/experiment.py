@@ -40,15 +40,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim.cli import CONFIG_DIR, compose, compose_checked, first_line
 from sim.config import ConfigError
-from sim.output import hydra_quoted
+from sim.output import OutputRefused, hydra_quoted, output_lock
 from sim.slurm import signal_delay, submission
 from sim.sweep import (
     METRICS,
     SweepError,
+    check_experiment_overrides,
+    check_run_dirs,
     check_seeds,
     check_sweep_dir,
     config_hash,
     kept_runs,
+    mark_submitter,
     n_chunks,
     plan,
 )
@@ -62,8 +65,17 @@ SMOKE = ("steps=26", "market.n_clients=300", "experiment.seeds=2", "experiment.c
 
 
 def names(config_dir: Path = CONFIG_DIR) -> list[str]:
-    """The experiments, by name (the files of `experiments/`, or of `config_dir/experiment`)."""
-    return sorted(p.stem for p in (config_dir / "experiment").glob("*.yaml"))
+    """The experiments, by name (the files of `experiments/`, or of `config_dir/experiment`).
+
+    Raises ConfigError if there are none (a copy of `configs/` whose link `experiment` to
+    `../experiments` dangles).
+    """
+    found = sorted(p.stem for p in (config_dir / "experiment").glob("*.yaml"))
+    if not found:
+        where = config_dir / "experiment"
+        raise ConfigError("--config-dir", str(config_dir), f"{where} holds no experiments "
+                          "(a dangling link? copy configs/ with cp -rL)")  # fmt: skip
+    return found
 
 
 def _composed(overrides: list[str], config_dir: Path) -> DictConfig:
@@ -88,7 +100,11 @@ def design(
         raise ConfigError(bad.partition("=")[0], bad.partition("=")[2], first_line(error)) from None
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     cfg = _experiment(name, fixed, config_dir)
-    return cfg, fixed, [list(point) for point in product(*_axes(cfg, parsed).values())]
+    axes = _axes(cfg, parsed)
+    # a value given for one of the experiment's axes replaces that axis (as Hydra's sweeper)
+    fixed = [o.input_line for o in parsed
+             if not o.is_sweep_override() and o.get_key_element() not in axes]  # fmt: skip
+    return cfg, fixed, [list(point) for point in product(*axes.values())]
 
 
 def _experiment(name: str, fixed: list[str], config_dir: Path) -> DictConfig:
@@ -133,6 +149,8 @@ def _axes(cfg: DictConfig, parsed) -> dict[str, list[str]]:
     for override in parsed:
         if override.is_sweep_override():
             swept[override.get_key_element()] = list(override.sweep_string_iterator())
+        elif override.get_key_element() in swept:  # the command line's value wins
+            swept[override.get_key_element()] = [override.get_value_element_as_str()]
     return {key: [f"{key}={value}" for value in values] for key, values in swept.items()}
 
 
@@ -169,15 +187,19 @@ def check_design(
     the hash each point's jobs compute).
     """
     cfg, fixed, points = design(name, overrides, config_dir)
+    check_experiment_overrides(OverridesParser.create().parse_overrides(list(overrides)))
     exp = cfg.experiment
-    if exp.seeds < 1 or exp.chunk_size < 1:
-        raise ConfigError("experiment.seeds", exp.seeds, "seeds and chunk_size must be >= 1")
+    for key in ("seeds", "chunk_size"):
+        if exp[key] < 1:
+            raise ConfigError(f"experiment.{key}", exp[key], "must be an integer >= 1")
     base = _without_hydra(_composed([f"+experiment={name}", *fixed], config_dir))
-    hashes = [config_hash(_point(base, name, fixed, point, config_dir)) for point in points]
+    configs = [_point(base, name, fixed, point, config_dir) for point in points]
+    hashes = [config_hash(config) for config in configs]
     for metric in exp.metrics:
         if metric not in METRICS:
             raise ConfigError("experiment.metrics", metric, f"allowed: {', '.join(METRICS)}")
     _check_compare(base, exp.compare, points)
+    _check_arms(exp.compare, configs)
     return cfg, points, hashes
 
 
@@ -226,6 +248,18 @@ def _check_compare(base: DictConfig, compare: DictConfig, points: list[list[str]
         if compare[arm] not in allowed:
             values = ", ".join(map(str, allowed))
             raise ConfigError(f"experiment.compare.{arm}", compare[arm], f"allowed: {values}")
+
+
+def _check_arms(compare: DictConfig, configs: list[DictConfig]) -> None:
+    """Every design point has businesses of each compared policy (a policy_mix count > 0)."""
+    arms = ("a", "b") if compare.axis == "policy" else ("policy",)
+    for config in configs:
+        for arm in arms:
+            policy = compare[arm]
+            if not config.market.policy_mix.get(policy, 0):
+                raise ConfigError(f"experiment.compare.{arm}", policy, "has no businesses "
+                                  f"(market.policy_mix.{policy}=0) in a design point; give "
+                                  "it businesses or compare other policies")  # fmt: skip
 
 
 def launcher_overrides(args: argparse.Namespace) -> list[str]:
@@ -359,7 +393,9 @@ def run(args: argparse.Namespace) -> None:
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         where = args.dir or f"results/{args.name}{'-smoke' if args.smoke else ''}/{stamp}"
         sweep_dir = Path(where).absolute()
+        _check_dir(sweep_dir, where)
         check_sweep_dir(sweep_dir, cfg.experiment.name)
+        check_run_dirs(sweep_dir, hashes, list(range(cfg.seed, cfg.seed + cfg.experiment.seeds)))
     except (ConfigError, SweepError) as error:
         _fail(str(error), 2)
     chunks = n_chunks(cfg)
@@ -376,6 +412,7 @@ def run(args: argparse.Namespace) -> None:
     if args.config_dir:
         argv = ["--config-dir", str(config_dir), *argv]
     again = "the same command" if args.dir else f"the same command with --dir {shlex.quote(where)}"
+    mark_submitter()  # the jobs' processes die with this one (sim.sweep.die_with_submitter)
     rerun = f"rerun {again} to finish"
     try:
         with designed_sweep(), _stoppable(), submission(args, sweep_dir, total):
@@ -384,7 +421,25 @@ def run(args: argparse.Namespace) -> None:
         _fail(f"{stop}; {kept_runs(sweep_dir)} runs kept; {rerun}", 128 + stop.signum)
     except Exception as error:  # a job died (killed, out of memory) or could not write
         _fail(f"{_reason(error)}; {kept_runs(sweep_dir)} runs kept; {rerun}", 1)
-    print(f"clientsim-experiment: done; figures: clientsim-plot {where}")
+    print(f"clientsim-experiment: done; figures: clientsim-plot {shlex.quote(where)}")
+
+
+def _check_dir(sweep_dir: Path, where: str) -> None:
+    """Raise SweepError, naming --dir, if the sweep directory cannot be this sweep's.
+
+    Refused: a path under a file, and a directory (or one containing it) that a live run
+    holds.
+    """
+    for parent in sweep_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise SweepError(f"--dir {where}: {parent} is a file, not a directory")
+    if not sweep_dir.is_dir():
+        return  # a new directory: nothing holds it (the sweep takes its lock)
+    try:
+        with output_lock(sweep_dir):
+            pass
+    except OutputRefused as error:
+        raise SweepError(f"--dir {where}: {error}") from None
 
 
 def show_list(config_dir: Path = CONFIG_DIR) -> None:
@@ -462,7 +517,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "run":
         args.overrides = [*args.overrides, *extra]
-    if args.command == "list":
-        show_list(Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR)
-    else:
-        run(args)
+    try:
+        if args.command == "list":
+            show_list(Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR)
+        else:
+            run(args)
+    except ConfigError as error:  # no experiments to list or run
+        _fail(str(error), 2)

@@ -34,8 +34,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
+import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -67,6 +71,36 @@ NOT_THE_POINT = (
     "seed", "progress", "output_dir", "experiment.seeds", "experiment.chunk_size",
     "experiment.chunk", "experiment.total_runs", "experiment.batch", "experiment.sweep_id",
 )  # fmt: skip
+
+
+#: Keys of the experiment that only `clientsim-experiment run` sets (never the user).
+SET_BY_THE_SWEEP = ("experiment.sweep_id", "experiment.total_runs", "experiment.chunk")
+
+
+def check_experiment_overrides(parsed: list, user: bool = True) -> None:
+    """Raise ConfigError for an override that would run a sweep's runs twice or mislabel it.
+
+    `parsed`: Hydra's parsed overrides of the command line. Refused: a sweep (`a,b`) of
+    `seed` or of any key of the experiment (`experiment.*`), which would run the same
+    point's seeds in several jobs (only distinct `experiment.chunk` values, which
+    `clientsim-experiment run` sets, split the seeds), and setting `experiment.name`. With
+    `user`, also setting a key of SET_BY_THE_SWEEP.
+    """
+    for override in parsed:
+        key = override.get_key_element().lstrip("+~")
+        if override.is_sweep_override() and (key in NOT_THE_POINT or key.startswith("experiment")):
+            values = [str(v) for v in override.sweep_string_iterator()]
+            if key == "experiment.chunk" and not user and len(set(values)) == len(values):
+                continue
+            advice = (
+                "give one seed: the sweep runs seed, seed+1, ... (experiment.seeds of them)"
+                if key == "seed"
+                else "give one value (a sweep of it would run the same runs in several jobs)"
+            )
+            raise ConfigError(key, ",".join(values), f"cannot be swept; {advice}")
+        if key == "experiment.name" or (user and key in SET_BY_THE_SWEEP):
+            value = override.input_line.partition("=")[2]
+            raise ConfigError(key, value, "is set by the experiment, not on the command line")
 
 
 class SweepError(RuntimeError):
@@ -265,10 +299,32 @@ def complete(run_dir: Path) -> bool:
     return True
 
 
+def foreign_run_dir(run_dir: Path) -> bool:
+    """Whether `run_dir` (a run's place) holds something a sweep's run never writes."""
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        return True
+    return run_dir.is_dir() and any(p.name not in RUN_FILES for p in run_dir.iterdir())
+
+
+def check_run_dirs(sweep_dir: Path, points: list[str], seeds: list[int]) -> None:
+    """Raise SweepError if a run's folder of the design holds anything but a run's files.
+
+    Such a folder (a plain run written there, say) is not the sweep's to remove or redo. A
+    file in a run's place is left alone too: its run fails, and says why.
+    """
+    for point in points:
+        for seed in seeds:
+            run_dir = _seed_dir(sweep_dir / "points" / point, seed)
+            if run_dir.is_dir() and foreign_run_dir(run_dir):  # a file there: the run fails
+                raise SweepError(f"{run_dir} holds files a sweep's run does not write (only "
+                                 f"{', '.join(RUN_FILES)}); it was left untouched: move it "
+                                 "away to run it again")  # fmt: skip
+
+
 def _discard(run_dir: Path) -> None:
     """Remove a damaged run's files (only those a run writes), so that it is run again."""
-    if not run_dir.is_dir():
-        return  # absent, or something else's file: left alone (the run then fails)
+    if not run_dir.is_dir() or foreign_run_dir(run_dir):
+        return  # absent, or something else's files: left alone (the run then fails)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # anything else in it stays, and the run fails
@@ -360,6 +416,10 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
+#: A progress mark's name (`Progress.done`): `<sweep id>.<point hash>.<seed>.<status>`.
+MARK = re.compile(r"[^.]+\.[0-9a-f]{16}\.-?[0-9]+\.(ok|skipped|failed)")
+
+
 class Progress:
     """Lines of runs done / total and time left, written to stdout (a log can hold them)."""
 
@@ -395,12 +455,48 @@ class Progress:
         return max(time.time() - self._first, 0.0) / (len(marks) - 1)
 
 
+#: The process that launches a sweep's jobs, as `<pid>@<host>` (set by `mark_submitter`).
+SUBMITTER_ENV = "CLIENTSIM_SUBMITTER"
+_WATCHED: list[int] = []  # the parent this process watches (at most one)
+
+
+def mark_submitter() -> None:
+    """Name this process as the one launching jobs (in the environment they inherit)."""
+    os.environ[SUBMITTER_ENV] = f"{os.getpid()}@{socket.gethostname()}"
+
+
+def die_with_submitter(interval: float = 0.5) -> None:
+    """In a job's process started by the submitter (joblib, submitit_local): die with it.
+
+    A daemon thread checks the parent every `interval` seconds and ends this process
+    (`os._exit(1)`) once it is reparented, i.e. the submitter died (even by SIGKILL, which
+    leaves it no time to stop its workers): a worker never writes into a directory that a
+    later submission has taken over. Nothing happens in the submitter itself, in a process
+    it did not start (a Slurm job) or on another host.
+    """
+    pid, _, host = os.environ.get(SUBMITTER_ENV, "").partition("@")
+    if not pid.isdigit() or host != socket.gethostname() or _WATCHED:
+        return
+    parent = os.getppid()
+    if int(pid) == os.getpid() or parent != int(pid):
+        return
+    _WATCHED.append(parent)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-submitter", daemon=True).start()
+
+
 def run_job(cfg: DictConfig) -> dict:
     """One sweep job: a design point and a chunk of seeds; never raises for a failed run.
 
     A job of an earlier submission of the sweep directory (its `experiment.sweep_id` is not
     the directory's) writes nothing.
     """
+    die_with_submitter()
     hc = HydraConfig.get()
     sweep_dir = Path(hc.sweep.dir)
     sweep = read_sweep(sweep_dir)
@@ -475,9 +571,9 @@ def sweep_of(sweep_dir: Path) -> str | None:
     """The experiment whose sweep `sweep_dir` holds (None: it holds none)."""
     try:
         sweep = json.loads((sweep_dir / SWEEP_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if "experiment" in sweep:
+    except (OSError, ValueError):  # removed or damaged: the points still say whose it is
+        sweep = {}
+    if isinstance(sweep, dict) and "experiment" in sweep:
         return sweep["experiment"]
     for point in sorted(sweep_dir.glob("points/*/point.json")):  # of an earlier clientsim
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
@@ -530,7 +626,8 @@ def start_sweep(sweep_dir: Path, experiment: str, sweep_id: str | None = None) -
     sweep |= {"t0": time.time(), "started": _now(), **_PLANS.get(sweep_id, {})}
     sweep["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     for record in sweep_dir.glob("jobs/*.json"):
-        record.unlink()
+        if _is_record(record):  # a user's other files there stay
+            record.unlink()
     _remove_empty(sweep_dir / "jobs")
     _remove_marks(sweep_dir)
     for stale in ("runs.parquet", "steps.parquet", "manifest.json"):
@@ -542,7 +639,8 @@ def start_sweep(sweep_dir: Path, experiment: str, sweep_id: str | None = None) -
 def _remove_marks(sweep_dir: Path) -> None:
     """Remove the progress marks (`.progress/`), which only a running sweep needs."""
     for mark in (sweep_dir / ".progress").glob("*"):
-        mark.unlink(missing_ok=True)
+        if MARK.fullmatch(mark.name) and mark.is_file():  # nothing else there is removed
+            mark.unlink(missing_ok=True)
     _remove_empty(sweep_dir / ".progress")
 
 
@@ -579,6 +677,50 @@ def kept_runs(sweep_dir: Path) -> int:
             seed = run_dir.name.removeprefix("seed-")
             kept += seed.isdigit() and first <= int(seed) < last and run_dir.is_dir()
     return kept
+
+
+#: The keys of a job record (`DIR/jobs/<num>.json`): a JSON file without them is not one.
+RECORD_KEYS = ("sweep", "job", "point_hash", "runs")
+
+
+def _is_record(path: Path) -> bool:
+    """Whether `path` is a job record of a sweep (`<num>.json` holding RECORD_KEYS)."""
+    if not path.stem.isdigit() or not path.is_file():
+        return False
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and all(key in record for key in RECORD_KEYS)
+
+
+def _job_records(sweep_dir: Path) -> list[dict]:
+    """The sweep's job records; a damaged `<num>.json` is named (SweepError), others skipped."""
+    records = []
+    for path in sorted((sweep_dir / "jobs").glob("*.json")):
+        if path.stem.isdigit() and not _is_record(path):
+            record = _read_json(path)  # names a file that does not read back
+            if isinstance(record, dict) and "sweep" in record:  # a damaged record of ours
+                raise SweepError(f"{path} is not a whole job record; rerun the same command "
+                                 "to write it again")  # fmt: skip
+            continue
+        if _is_record(path):
+            records.append(_read_json(path))
+    return records
+
+
+def _check_twice(records: list[dict], sweep_dir: Path) -> None:
+    """Raise SweepError if two jobs recorded the same run (the same point and seed)."""
+    seen: dict[tuple[str, int], int] = {}
+    for record in records:
+        for seed in record["runs"]:
+            run = (record["point_hash"], int(seed))
+            if run in seen:
+                raise SweepError(f"{sweep_dir}: jobs {seen[run]} and {record['job']} both ran "
+                                 f"point {run[0]} seed {run[1]}: the sweep ran some runs twice "
+                                 "(was a key of the experiment swept?); its tables were not "
+                                 "written")  # fmt: skip
+            seen[run] = record["job"]
 
 
 def _check_design(sweep: dict, records: list[dict], sweep_dir: Path) -> None:
@@ -628,8 +770,8 @@ def collect(sweep_dir: Path, sweep_id: str | None = None) -> dict:
     if sweep_id is not None and sweep_id != sweep["id"]:
         raise SweepError(f"{sweep_dir} now holds sweep {sweep['id']} (a later submission), "
                          f"not this one ({sweep_id}); its tables were not written")  # fmt: skip
-    records = [_read_json(p) for p in sorted((sweep_dir / "jobs").glob("*.json"))]
-    records = [r for r in records if r["sweep"] == sweep["id"]]
+    records = [r for r in _job_records(sweep_dir) if r["sweep"] == sweep["id"]]
+    _check_twice(records, sweep_dir)
     _check_design(sweep, records, sweep_dir)
     hashes = list(dict.fromkeys(r["point_hash"] for r in records))
     points = [_read_json(sweep_dir / "points" / h / "point.json") for h in hashes]
@@ -753,11 +895,16 @@ class Collect(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Write the sweep's identity before the first job (exit 2 if DIR is not its own)."""
+        mark_submitter()  # its jobs' processes die with this one (`die_with_submitter`)
         exp = config.get("experiment")
         if exp is None:
             return  # a plain `clientsim -m` sweep: every job writes a whole run of its own
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
+            overrides = [o for o in config.hydra.overrides.task if not o.startswith("hydra")]
+            check_experiment_overrides(
+                OverridesParser.create().parse_overrides(overrides), user=False
+            )
             check_seeds(config)
             sweep_dir.mkdir(parents=True, exist_ok=True)
             start_sweep(sweep_dir, exp.name, exp.get("sweep_id"))
@@ -782,9 +929,10 @@ class Collect(Callback):
         print(f"clientsim-experiment: {n} runs of {len(result['manifest']['points'])} design "
               f"points -> {sweep_dir}/runs.parquet")  # fmt: skip
         if result["failed"]:
+            again = shlex.quote(str(sweep_dir))
             print(f"clientsim-experiment: {result['failed']} of {n} runs failed; errors in "
                   f"{sweep_dir}/points/*/seed-*.failed.json; rerun the same command with "
-                  f"--dir {sweep_dir} to run only those", file=sys.stderr)  # fmt: skip
+                  f"--dir {again} to run only those", file=sys.stderr)  # fmt: skip
             raise SystemExit(1)
 
 

@@ -470,3 +470,157 @@ def test_a_job_of_an_earlier_submission_writes_nothing(tmp_path, hard_sell_sweep
     assert snapshot(sweep_dir) == before
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "an-earlier-one" in err
+
+
+# --- 12. what a new user tried: keys of the sweep itself, empty arms, foreign files ------
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("experiment.seeds=1,3", "experiment.seeds"),
+        ("experiment.chunk_size=1,2", "experiment.chunk_size"),
+        ("experiment.chunk=0,0", "experiment.chunk"),
+        ("seed=1,2", "seed"),
+        ("experiment.name=threshold", "experiment.name"),
+        ("experiment.sweep_id=abc", "experiment.sweep_id"),
+        ("experiment.total_runs=4", "experiment.total_runs"),
+        ("experiment.chunk_size=0", "experiment.chunk_size"),
+        ("market.policy_mix.fit_filter=0", "experiment.compare.a"),
+    ],
+)
+def test_an_override_that_would_run_runs_twice_or_mislabel_the_sweep_is_refused(
+    tmp_path, override, key
+):
+    sweep_dir = tmp_path / "sweep"
+    args = ["run", "strategy", *SMOKE, "--dir", str(sweep_dir), override]
+    assert_one_line(run_experiment(args, tmp_path), 2, f"{key}=")
+    assert not sweep_dir.exists()
+
+
+@pytest.mark.parametrize("override", ["experiment.chunk=0,0", "experiment.seeds=1,2", "seed=1,2"])
+def test_a_plain_hydra_sweep_of_an_experiment_refuses_sweeping_its_own_keys(tmp_path, override):
+    command = [sys.executable, "-m", "sim", "-m", "+experiment=hard_sell", "steps=8",
+               "market.n_clients=300", "experiment.seeds=2", override,
+               f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert_one_line(result, 2, override.partition("=")[0])
+    assert not list((tmp_path / "sweep").glob("points/*"))
+
+
+def test_the_join_refuses_two_jobs_that_ran_the_same_run(tmp_path, hard_sell_sweep):
+    sweep_dir = _copy(hard_sell_sweep, tmp_path)
+    record = json.loads((sweep_dir / "jobs" / "0.json").read_text())
+    (sweep_dir / "jobs" / "1.json").write_text(json.dumps({**record, "job": 1}))
+    with pytest.raises(SweepError, match="twice"):
+        collect(sweep_dir)
+
+
+def test_a_value_for_an_axis_of_the_experiment_replaces_that_axis(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["run", "strategy", *SMOKE, "--dir", str(sweep_dir), "market/policy_mix=half_half"]
+    result = run_experiment(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = pd.read_parquet(sweep_dir / "runs.parquet")
+    assert runs["point"].nunique() == 1 and runs["seed"].nunique() == 2
+    assert "fit_filter" in set(runs["policy"])
+
+
+def test_a_seed_folder_holding_other_files_is_named_and_left_alone(tmp_path, hard_sell_sweep):
+    sweep_dir = _copy(hard_sell_sweep, tmp_path)
+    run_dir = sorted(sweep_dir.glob("points/*/seed-*"))[0]
+    shutil.rmtree(run_dir)
+    _single_run(run_dir)  # a plain run written there by the user
+    before = snapshot(run_dir)
+    args = ["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)]
+    assert_one_line(run_experiment(args, tmp_path), 2, str(run_dir))
+    assert snapshot(run_dir) == before
+
+
+def test_a_rerun_removes_only_its_own_job_records_and_progress_marks(tmp_path, hard_sell_sweep):
+    sweep_dir = _copy(hard_sell_sweep, tmp_path)
+    (sweep_dir / "jobs" / "7.json").write_text('{"my": "notes"}')
+    (sweep_dir / "jobs" / "notes.json").write_text("{}")
+    (sweep_dir / ".progress").mkdir()
+    (sweep_dir / ".progress" / "todo.txt").write_text("mine")
+    result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (sweep_dir / "jobs" / "7.json").read_text() == '{"my": "notes"}'
+    assert (sweep_dir / "jobs" / "notes.json").exists()
+    assert (sweep_dir / ".progress" / "todo.txt").read_text() == "mine"
+
+
+def test_a_sweep_whose_sweep_file_was_deleted_resumes(tmp_path, hard_sell_sweep):
+    sweep_dir = _copy(hard_sell_sweep, tmp_path)
+    (sweep_dir / ".sweep.json").unlink()
+    result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((sweep_dir / ".sweep.json").read_text())["experiment"] == "hard_sell"
+    runs = pd.read_parquet(sweep_dir / "runs.parquet")
+    pd.testing.assert_frame_equal(runs, pd.read_parquet(hard_sell_sweep / "runs.parquet"))
+
+
+@pytest.mark.parametrize("command", ["list", "run"])
+def test_a_config_copy_whose_experiments_link_dangles_is_refused(tmp_path, command):
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(ROOT / "configs"), str(copy)], check=True)
+    args = ["list"] if command == "list" else ["run", "hard_sell", *SMOKE, "--dir", "s"]
+    result = run_experiment([*args, "--config-dir", str(copy)], tmp_path)
+    assert_one_line(result, 2, "holds no experiments", "cp -rL")
+
+
+def test_a_dir_under_a_file_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "afile").write_text("a file")
+    args = ["run", "hard_sell", *SMOKE, "--dir", "afile/x"]
+    assert_one_line(run_experiment(args, tmp_path), 2, "--dir afile/x", "is a file")
+
+
+def test_a_dir_a_live_run_holds_is_refused_naming_dir(tmp_path):
+    from sim.output import output_lock
+
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    with output_lock(sweep_dir.absolute()):
+        result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", "sweep"], tmp_path)
+    assert_one_line(result, 2, "--dir sweep", "being written")
+
+
+def test_the_final_hint_is_shell_quoted(tmp_path):
+    result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", "ex (1)"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "clientsim-plot 'ex (1)'" in result.stdout
+
+
+def _children_of(pid: int) -> set[int]:
+    """Every process below `pid`, read from each thread's /proc children list."""
+    found, frontier = set(), [pid]
+    while frontier:
+        parent = frontier.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = {int(c) for c in (task / "children").read_text().split()}
+                frontier += list(children - found)
+                found |= children
+    return found
+
+
+def test_a_sigkilled_sweep_leaves_no_worker_running(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    process = start_experiment([*LONG, "--dir", str(sweep_dir)], tmp_path)
+    try:
+        for line in process.stdout:
+            if "2/40 runs done" in line:
+                break
+        children = _children_of(process.pid)
+        assert children  # the joblib workers
+        process.kill()
+        process.wait(timeout=30)
+        time.sleep(5)
+        alive = [pid for pid in children if (_stat(pid) or ["Z"])[0] not in "ZX"]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    for pid in alive:  # the test's own cleanup: the workers it started
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert not alive
