@@ -44,6 +44,7 @@ from sim.output import OutputRefused, hydra_quoted, output_lock
 from sim.slurm import signal_delay, submission
 from sim.sweep import (
     METRICS,
+    NOT_THE_POINT,
     SweepError,
     check_experiment_overrides,
     check_run_dirs,
@@ -145,6 +146,9 @@ def _axes(cfg: DictConfig, parsed) -> dict[str, list[str]]:
     """Every swept key and its `key=value` overrides: the experiment's, then the command's."""
     swept = {}
     for key, text in cfg.hydra.sweeper.params.items():
+        if key in NOT_THE_POINT or key.startswith("experiment"):  # the sweep's own keys
+            raise ConfigError(f"hydra.sweeper.params.{key}", text, "cannot be swept: it says "
+                              "how the runs are made, not what a design point is")  # fmt: skip
         swept[key] = _values(key, text)
     for override in parsed:
         if override.is_sweep_override():

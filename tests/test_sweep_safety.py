@@ -194,6 +194,7 @@ BROKEN = {
     "empty_sweep": "hydra:\n  sweeper:\n    params:\n      market.price:\n",
     "mistyped_sweep": "hydra:\n  sweeper:\n    params:\n      market.price: cheap,dear\n",
     "invalid_yaml": "market: {n_clients: [300\n",
+    "swept_seed": "hydra:\n  sweeper:\n    params:\n      seed: 1,2\n",
 }
 
 
