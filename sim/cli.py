@@ -311,7 +311,9 @@ def _shown(runtime: Path) -> Path:
 def _app(cfg: DictConfig) -> None:
     from sim.run import write_run
     from sim.summary import summary_table
+    from sim.sweep import die_with_submitter
 
+    die_with_submitter()  # a joblib worker of a `-m` sweep never outlives its submitter
     try:
         validate(cfg)
     except ConfigError as error:

@@ -372,3 +372,27 @@ def test_a_users_empty_folder_in_a_run_keeps_it_from_being_replaced(tmp_path, mo
     (out / "analysis" / "plots").mkdir(parents=True)
     with pytest.raises(OutputRefused, match="analysis/plots/"):
         output.check_replaceable(out, "run")
+
+
+def test_a_sigkilled_plain_sweep_leaves_no_worker_and_the_next_one_cleans_up(tmp_path):
+    command = [sys.executable, "-m", "sim", "-m", "seed=1,2,3,4", "market.n_clients=20000",
+               "steps=3000", "progress=false", "hydra/launcher=joblib",
+               "hydra.launcher.n_jobs=2", "output_dir=m"]  # fmt: skip
+    sweep = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline, workers = time.monotonic() + 60, []
+    while time.monotonic() < deadline and len(workers) < 2:  # loky's workers have started
+        time.sleep(0.5)
+        tasks = Path(f"/proc/{sweep.pid}/task")
+        workers = [int(pid) for task in tasks.iterdir()
+                   for pid in (task / "children").read_text().split()]  # fmt: skip
+    time.sleep(2)
+    sweep.kill()  # as the OOM killer does: no time to stop anything
+    sweep.wait()
+    time.sleep(5)
+    assert workers and not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    again = run_cli(["-m", "seed=1", "market.n_clients=300", "steps=8", "progress=false",
+                     "output_dir=m"], cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
