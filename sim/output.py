@@ -38,6 +38,8 @@ from pathlib import Path
 from sim.record import package_version, write_json
 
 MARKER = ".clientsim.json"
+#: In a staging directory until it is published: what says a killed run's leftover is ours.
+STAGE_STAMP = ".clientsim-staging"
 KINDS = ("run", "multirun")
 
 
@@ -288,7 +290,7 @@ def recover(out: Path) -> None:
 
     If `out` is missing because a writer was killed between publishing's two renames, the
     newest complete staged output takes its place, or else the old output goes back. Then the
-    writers' other staging and old directories (all clientsim's own) are removed.
+    writers' other staging and old directories are removed, if they are surely a run's.
     """
     stages, olds = _leftovers(out, "tmp"), _leftovers(out, "old")
     mine = staging_dir(out)
@@ -300,8 +302,28 @@ def recover(out: Path) -> None:
         elif olds:
             os.replace(olds[-1], out)
     for leftover in (*stages, *olds):
-        if leftover.exists():
+        if leftover.exists() and _made_by_a_run(leftover):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _made_by_a_run(directory: Path) -> bool:
+    """Whether a leftover `.<name>.tmp-<pid>` or `.old-<pid>` is surely a run's.
+
+    It is if empty, marked complete, or stamped as a staging directory (`new_stage`);
+    anything else stays where it is.
+    """
+    return (
+        not any(directory.iterdir())
+        or read_marker(directory) is not None
+        or (directory / STAGE_STAMP).is_file()
+    )
+
+
+def new_stage(stage: Path) -> Path:
+    """Create the staging directory `stage`, stamped as clientsim's until it is published."""
+    stage.mkdir(parents=True, exist_ok=True)
+    (stage / STAGE_STAMP).touch()
+    return stage
 
 
 def publish(stage: Path, out: Path, kind: str) -> None:
@@ -311,6 +333,7 @@ def publish(stage: Path, out: Path, kind: str) -> None:
     is the old output, absent (repaired by `recover`) or the new one, never a mix. `out` is
     checked again first: if something else was written there meanwhile, OutputRefused.
     """
+    (stage / STAGE_STAMP).unlink(missing_ok=True)
     write_marker(stage, kind)
     check_replaceable(out, kind)
     if not out.exists():
@@ -327,13 +350,14 @@ def claimed(out: Path, kind: str, stage: Path | None = None) -> Iterator[Path]:
     """Hold `out`, give the staging directory to write, publish it when the block ends.
 
     `out` must be resolved (`target_path`). If the block raises (or is interrupted), nothing
-    is published and the staging directory is removed. `stage` defaults to `staging_dir(out)`
-    (created here; a Hydra run creates its own).
+    is published and the staging directory is removed. `stage` (default `staging_dir(out)`) is
+    created and stamped here (`new_stage`); Hydra then writes into it.
     """
     stage = staging_dir(out) if stage is None else stage
     with output_lock(out):
         check_replaceable(out, kind)
         try:
+            new_stage(stage)
             yield stage
             publish(stage, out, kind)
         except OutputRefused:

@@ -136,5 +136,4 @@ def run(cfg: DictConfig, out_dir: str | Path, *, progress: bool = False) -> dict
     and a link to a directory is written through (`sim.output.claimed`).
     """
     with claimed(target_path(out_dir), "run") as stage:
-        stage.mkdir(parents=True, exist_ok=True)
         return write_run(cfg, stage, progress=progress)

@@ -248,7 +248,7 @@ def test_a_lock_removed_under_a_late_locker_is_never_held_twice(tmp_path, monkey
 
 
 def write_run(directory: Path, seed: int) -> None:
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / "summary.json").write_text(json.dumps({"seed": seed}))
 
 
@@ -269,7 +269,7 @@ def test_a_kill_before_the_staged_run_was_complete_puts_the_old_run_back(tmp_pat
     out = tmp_path / "out"
     write_run(out, 0)
     output.write_marker(out, "run")
-    write_run(output.staging_dir(out, pid=999_999), 1)  # no marker: never completed
+    write_run(output.new_stage(output.staging_dir(out, pid=999_999)), 1)  # never completed
     os.replace(out, tmp_path / ".out.old-999999")
     with output.output_lock(out):
         assert json.loads((out / "summary.json").read_text())["seed"] == 0
@@ -381,18 +381,35 @@ def test_a_sigkilled_plain_sweep_leaves_no_worker_and_the_next_one_cleans_up(tmp
     sweep = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline, workers = time.monotonic() + 60, []
-    while time.monotonic() < deadline and len(workers) < 2:  # loky's workers have started
-        time.sleep(0.5)
-        tasks = Path(f"/proc/{sweep.pid}/task")
-        workers = [int(pid) for task in tasks.iterdir()
-                   for pid in (task / "children").read_text().split()]  # fmt: skip
-    time.sleep(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(tmp_path.glob(".m.tmp-*/*/.hydra"))) < 2:
+        time.sleep(0.2)  # both workers have started a job (Hydra wrote its .hydra/)
+    tasks = Path(f"/proc/{sweep.pid}/task")
+    workers = [int(pid) for task in tasks.iterdir()
+               for pid in (task / "children").read_text().split()]  # fmt: skip
+    time.sleep(1)
     sweep.kill()  # as the OOM killer does: no time to stop anything
     sweep.wait()
-    time.sleep(5)
-    assert workers and not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    alive = workers
+    for _ in range(40):  # a worker checks its parent twice a second; allow for a busy machine
+        time.sleep(0.5)
+        alive = [pid for pid in workers if Path(f"/proc/{pid}/cmdline").read_bytes()]
+        if not alive:
+            break
+    assert workers and not alive
     again = run_cli(["-m", "seed=1", "market.n_clients=300", "steps=8", "progress=false",
                      "output_dir=m"], cwd=tmp_path)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_a_users_folder_named_like_a_leftover_is_not_removed(tmp_path):
+    out = tmp_path / "out"
+    mine = tmp_path / ".out.tmp-12345"  # a user's, by chance named like a killed run's stage
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    killed = output.new_stage(tmp_path / ".out.tmp-999999")
+    (killed / "steps.parquet").write_text("half written")
+    with output.output_lock(out):
+        pass
+    assert (mine / "thesis.txt").read_text() == "precious" and not killed.exists()
