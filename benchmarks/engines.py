@@ -38,8 +38,8 @@ def measure(engine: str, n_clients: int, weeks: int, replicas: int = 1) -> dict:
 
     `replicas` > 1: that many seeds of the config stepped as one model (a batch).
     """
-    from sim.cli import compose
-    from sim.engines import engine_class
+    from sim.config.compose import compose
+    from sim.model.engines import engine_class
 
     cfg = compose([f"engine={engine}", f"market.n_clients={n_clients}", f"steps={weeks}"])
     start = time.perf_counter()
@@ -179,7 +179,7 @@ def targets_report(new: dict, old: dict | None) -> str:
 def measure_targets(args) -> dict:
     """Measure `TARGET_SIZES` x 260 weeks (and 1M x 4 weeks), alternating new and old.
 
-    This checkout also steps `BATCH` default markets as one batch (`sim.model.MarketModel`
+    This checkout also steps `BATCH` default markets as one batch (`sim.model.market.MarketModel`
     with seeds); an older checkout that cannot is charged its run alone.
     """
     sides = {"new": None, "old": args.against}
@@ -231,8 +231,8 @@ def profile(n_clients: int, weeks: int) -> None:
     """Print pyinstrument's call tree of the vectorized engine's steps."""
     from pyinstrument import Profiler
 
-    from sim.cli import compose
-    from sim.engines import engine_class
+    from sim.config.compose import compose
+    from sim.model.engines import engine_class
 
     cfg = compose(["engine=vectorized", f"market.n_clients={n_clients}", f"steps={weeks}"])
     model = engine_class("vectorized")(cfg)

@@ -56,7 +56,7 @@ def chunked(args: argparse.Namespace, work: Path, checkout: Path | None = None) 
     """
     python = sys.executable if checkout is None else str(checkout / ".venv" / "bin" / "python")
     sweep_dir = work / ("chunked" if checkout is None else "against")
-    command = [python, "-c", "from sim.experiment import main; main()", "run",
+    command = [python, "-c", "from sim.sweeps.experiment import main; main()", "run",
                "hard_sell", "--dir", str(sweep_dir), "--jobs", str(args.jobs),
                f"experiment.seeds={args.runs}", f"experiment.chunk_size={args.chunk_size}",
                *sized(args)]  # fmt: skip

@@ -1,5 +1,5 @@
 """`python -m sim`: the same as the `clientsim` command."""
 
-from sim.cli import main
+from sim.cli.clientsim import main
 
 main()

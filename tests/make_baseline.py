@@ -12,10 +12,10 @@ import math
 import sys
 from pathlib import Path
 
-from sim.cli import compose
-from sim.record import write_json
-from sim.run import simulate
-from sim.summary import summarize
+from sim.config.compose import compose
+from sim.runs.record import write_json
+from sim.runs.run import simulate
+from sim.runs.summary import summarize
 
 PATH = Path(__file__).with_name("baseline.json")
 ENGINES = ("vectorized", "agents")

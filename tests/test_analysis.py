@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sim import analysis
+from sim.analysis import stats as analysis
 
 THRESHOLD = "policies.fit_filter.threshold"
 

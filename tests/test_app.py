@@ -9,7 +9,7 @@ solara = pytest.importorskip("solara", reason="the browser view needs the viz ex
 ipywidgets = pytest.importorskip("ipywidgets")
 vuetify = pytest.importorskip("ipyvuetify")
 
-from sim import app  # noqa: E402
+from sim.app import view as app  # noqa: E402
 
 
 @solara.component

@@ -18,7 +18,7 @@ pytest.importorskip("solara", reason="the browser view needs the viz extra")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
 from appserver import serving  # noqa: E402
 
-from sim.app import KNOBS  # noqa: E402
+from sim.app.view import KNOBS  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),

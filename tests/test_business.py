@@ -1,4 +1,4 @@
-"""Scripted intakes of the businesses: screening, the capacity cut, reform (sim.business)."""
+"""Scripted intakes of the businesses: screening, the capacity cut, reform (sim.model.business)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sim.business import Applicants, Business, Firms
-from sim.policies import Policy, make_policy
+from sim.model.business import Applicants, Business, Firms
+from sim.model.policies import Policy, make_policy
 
 
 @pytest.fixture(scope="module")
 def model():
-    from sim.cli import compose
-    from sim.engines.vectorized import VectorizedModel
+    from sim.config.compose import compose
+    from sim.model.engines.vectorized import VectorizedModel
 
     return VectorizedModel(compose(["market.n_clients=50", "steps=4"]))
 

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from sim import calibrate
-from sim.facts import load_targets
-from sim.facts_cli import UsageError
+from sim.cli.facts import UsageError
+from sim.validation import calibrate
+from sim.validation.facts import load_targets
 
 
 def test_parameter_spec_is_key_low_high():

@@ -1,4 +1,4 @@
-"""Tests of the command line (sim.cli): runs as a user would start them, in a subprocess.
+"""Tests of the command line (sim.cli.clientsim): runs as a user would start them, in a subprocess.
 
 Each subprocess takes a few seconds, so the runs are shared by module-scoped fixtures.
 """
@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sim.cli import compose
-from sim.ledger import MARKET_COLUMNS, STEP_COLUMNS
-from sim.output import MARKER
-from sim.record import CLIENT_COLUMNS, write_atomic
-from sim.run import package_version
+from sim.config.compose import compose
+from sim.model.ledger import MARKET_COLUMNS, STEP_COLUMNS
+from sim.runs.output import MARKER
+from sim.runs.record import CLIENT_COLUMNS, write_atomic
+from sim.runs.run import package_version
 
 OUTPUT_FILES = ("config.yaml", "steps.parquet", "market.parquet", "clients.parquet", "summary.json")
 RESULT_FILES = ("steps.parquet", "market.parquet", "clients.parquet", "summary.json")

@@ -1,4 +1,4 @@
-"""Tests of the config schema and its validation (sim.config), through Hydra's compose API."""
+"""Tests of the config schema and its checks (sim.config), through Hydra's compose API."""
 
 import copy
 import math
@@ -9,9 +9,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from sim.cli import CONFIG_DIR, compose
-from sim.config import Config, ConfigError, Range
-from sim.validation import leaves, memory_estimate, validate
+from sim.config.checks import leaves, memory_estimate, validate
+from sim.config.compose import CONFIG_DIR, compose
+from sim.config.schema import Config, ConfigError, Range
 
 
 def group_options() -> list[str]:

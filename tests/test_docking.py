@@ -1,4 +1,4 @@
-"""Docking to Bass diffusion (sim.docking): real runs of the reduced model against Bass.
+"""Docking to Bass diffusion (sim.validation.docking): real runs of the reduced model against Bass.
 
 Every tolerance is derived from the market's size N: the exact one-step map is binomial, so
 its residuals have known mean and variance; the share's variance and the bias of its mean
@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import docking
-from sim.cli import compose
-from sim.run import simulate
-from sim.validation import validate
+from sim.config.checks import validate
+from sim.config.compose import compose
+from sim.runs.run import simulate
+from sim.validation import docking
 
 K = 4.0  # standard deviations: P(|Z| > 4) = 6e-5 for each (nearly) independent check
 #: (p, q) per year, clients, weeks: the published mean, fast diffusion, strong imitation.
@@ -132,8 +132,8 @@ def test_a_sparse_network_adopts_more_slowly_than_complete_mixing():
 
 
 def test_clientsim_plot_draws_the_docking_figure_of_the_bass_experiment(tmp_path):
-    from sim.experiment import main as experiment
-    from sim.plot import main as plot
+    from sim.analysis.figures import main as plot
+    from sim.sweeps.experiment import main as experiment
 
     sweep = tmp_path / "bass"
     experiment(["run", "bass", "--smoke", "--launcher", "basic", "--dir", str(sweep)])

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.cli import compose
-from sim.record import clients_frame
-from sim.run import simulate
-from sim.summary import summarize
+from sim.config.compose import compose
+from sim.runs.record import clients_frame
+from sim.runs.run import simulate
+from sim.runs.summary import summarize
 
 TRAITS = (
     "segment difficulty pay_reliability budget value_angle misdiagnosis unrealistic need_rate "
@@ -67,8 +67,8 @@ def test_engines_agree_within_sampling_error_over_20_seeds():
 def test_vectorized_skips_only_clients_with_no_business_open_to_them():
     """`look_from` is a lower bound on the first week some active business is open to a
     client (known and not blocked); a heard story makes its business known at once."""
-    from sim.engines.vectorized import VectorizedModel
-    from sim.phases import NEVER
+    from sim.model.engines.vectorized import VectorizedModel
+    from sim.model.phases import NEVER
 
     model = VectorizedModel(
         compose(["seed=4", "market.n_clients=400", "steps=40", "market.demand_supply_ratio=1.5"])

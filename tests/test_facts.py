@@ -5,9 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import analysis, facts
-from sim.facts import Frames, Target
-from sim.facts_cli import configure, main, market_configs, run_market, summary
+from sim.analysis import stats as analysis
+from sim.cli.facts import configure, main, market_configs, run_market, summary
+from sim.runs.summary import WHALE_WHO, whale_curve, whale_points, whale_summary
+from sim.validation import facts
+from sim.validation.facts import Frames, Target
 
 
 def market(ratings=(0, 0, 0, 0, 0), positive=0, negative=0) -> pd.DataFrame:
@@ -57,10 +59,10 @@ def test_wom_ratio_is_positive_over_negative_stories():
 def test_whale_curve_of_buyers_sorts_most_profitable_first():
     # buyers give 60, 30, 20, -10: total 100; the top 20 % is the first (ceil 0.8 = 1) client
     table = clients([30, -10, 60, 20, -5], jobs=[1, 2, 3, 1, 0])
-    curve = analysis.whale_curve(table)
+    curve = whale_curve(table)
     np.testing.assert_allclose(curve["profit_share"], [0.6, 0.9, 1.1, 1.0])
     np.testing.assert_allclose(curve["client_share"], [0.25, 0.5, 0.75, 1.0])
-    points = analysis.whale_points(table)
+    points = whale_points(table)
     assert points == {"clients": 4, "peak": pytest.approx(1.1), "peak_at": 0.75,
                       "top_20": pytest.approx(0.6)}  # fmt: skip
 
@@ -68,15 +70,15 @@ def test_whale_curve_of_buyers_sorts_most_profitable_first():
 def test_whale_curve_of_applicants_counts_screened_clients_at_their_cost():
     # the declined applicant (no job, screening hours) loses 5; the unaware client is left out
     table = clients([60, 45, -5, 0], jobs=[2, 1, 0, 0], hours=[9, 9, 0.5, 0], spend=[1, 1, 0, 0])
-    assert len(analysis.whale_curve(table, who="buyers")) == 2
-    curve = analysis.whale_curve(table, who="applicants")
+    assert len(whale_curve(table, who="buyers")) == 2
+    curve = whale_curve(table, who="applicants")
     np.testing.assert_allclose(curve["profit_share"], [0.6, 1.05, 1.0])
     with pytest.raises(ValueError, match="who must be"):
-        analysis.whale_curve(table, who="everyone")
+        whale_curve(table, who="everyone")
 
 
 def test_whale_points_are_undefined_without_positive_profit():
-    assert math.isnan(analysis.whale_points(clients([-5, -1]))["peak"])
+    assert math.isnan(whale_points(clients([-5, -1]))["peak"])
 
 
 def test_whale_by_policy_follows_the_final_provider():
@@ -171,7 +173,7 @@ def test_every_target_has_a_function_and_every_function_a_target():
 def test_calibration_parameters_are_config_keys_within_their_ranges():
     from omegaconf import OmegaConf
 
-    from sim.cli import compose
+    from sim.config.compose import compose
 
     cfg = compose([])
     for key, (low, high, why) in facts.calibration_parameters().items():
@@ -196,7 +198,7 @@ def test_a_small_real_run_gives_facts_in_their_domains():
     assert values["j_shape"] in (0.0, 1.0) and values["wom_ratio"] > 0
     assert -1 <= values["referred_retention_gap"] <= 1
     curve = pd.DataFrame(whale)
-    assert set(curve["who"]) == set(analysis.WHALE_WHO)
+    assert set(curve["who"]) == set(WHALE_WHO)
     assert curve.groupby("who")["profit_share"].last().to_numpy() == pytest.approx([1.0, 1.0])
 
 
@@ -234,7 +236,7 @@ def test_facts_command_writes_table_values_and_whale_curves(tmp_path, capsys):
     values = json.loads(out.with_suffix(".json").read_text())
     assert {row["fact"] for row in values["values"]} == set(facts.load_targets())
     whale = pd.read_parquet(out.with_suffix(".whale.parquet"))
-    assert set(whale["market"]) == set(facts.MARKETS) and set(whale["who"]) == {*analysis.WHALE_WHO}
+    assert set(whale["market"]) == set(facts.MARKETS) and set(whale["who"]) == {*WHALE_WHO}
 
 
 def test_facts_command_refuses_a_directory_as_out(tmp_path, capsys):
@@ -245,8 +247,8 @@ def test_facts_command_refuses_a_directory_as_out(tmp_path, capsys):
 def test_whale_summary_reads_the_market_and_each_final_providers_policy():
     steps = pd.DataFrame({"business_id": [0, 1, 0, 1], "policy": ["a", "b", "a", "b"]})
     table = clients([10, 30, 20, 5, -1], jobs=[1, 1, 1, 1, 0], final_provider=[0, 1, 1, -1, -1])
-    summary = analysis.whale_summary(table, steps)
-    assert summary["market"]["buyers"] == analysis.whale_points(table, who="buyers")
+    summary = whale_summary(table, steps)
+    assert summary["market"]["buyers"] == whale_points(table, who="buyers")
     assert summary["market"]["applicants"]["clients"] == 5
     assert summary["by_final_provider"]["b"]["buyers"]["peak"] == pytest.approx(1.0)
     assert set(summary["by_final_provider"]) == {"a", "b"}

@@ -1,12 +1,12 @@
-"""Tests of the model's formulas (sim.mechanics), one or more per function."""
+"""Tests of the model's formulas (sim.model.mechanics), one or more per function."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from sim import mechanics as m
-from sim.cli import compose
+from sim.config.compose import compose
+from sim.model import mechanics as m
 
 N = 200_000  # draws per statistical check
 SIGMAS = 5.0

@@ -1,6 +1,6 @@
 """Tests of the market model: each mechanic's effect on a small run, under both engines.
 
-Every test composes the real Hydra config (`sim.cli.compose`), runs a small market (a few
+Every test composes the real Hydra config (`sim.config.compose`), runs a small market (a few
 hundred clients, a few dozen weeks) and checks a direction, an invariant or an exact value
 in the output tables or the model's state. Runs are cached: tests that read the same
 config share one run per engine, so the tables they receive must not be modified.
@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.cli import compose
-from sim.ledger import COUNTERS
-from sim.record import Recorder, clients_frame
-from sim.run import build_model, simulate, simulate_batch
-from sim.validation import validate
+from sim.config.checks import validate
+from sim.config.compose import compose
+from sim.model.ledger import COUNTERS
+from sim.runs.record import Recorder, clients_frame
+from sim.runs.run import build_model, simulate, simulate_batch
 
 ENGINES = ("vectorized", "agents")
 PRESETS = ("serve_all", "fit_filter", "picky", "hard_sell")

@@ -1,16 +1,11 @@
-"""Tests of the clients' social network (sim.network)."""
+"""Tests of the clients' social network (sim.model.network)."""
 
 import networkx as nx
 import numpy as np
 import pytest
 
-from sim.network import (
-    MAX_COMPLETE_N,
-    NETWORK_KINDS,
-    NETWORK_PARAMS,
-    build_network,
-    concatenate_networks,
-)
+from sim.config.registry import MAX_COMPLETE_N, NETWORK_KINDS, NETWORK_PARAMS
+from sim.model.network import build_network, concatenate_networks
 
 SMALL_PARAMS = {
     "watts_strogatz": {"k": 6, "p": 0.2},

@@ -1,4 +1,4 @@
-"""Output directories: a run never removes or mixes what it did not write (sim.output).
+"""Output directories: a run never removes or mixes what it did not write (sim.runs.output).
 
 End to end where a user would meet the case (a `python -m sim` subprocess), in-process for
 the lock protocol and the repair of a killed publish.
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from test_cli import run_cli, start_long_run, wait_for_staging
 
-from sim import output
-from sim.output import MARKER, OutputBusy, OutputRefused
+from sim.runs import output
+from sim.runs.output import MARKER, OutputBusy, OutputRefused
 
 
 def tree(path: Path) -> dict[str, bytes]:
@@ -317,7 +317,7 @@ def test_an_experiment_through_clientsim_refuses_a_users_folder(tmp_path, user_f
 
 
 def refused_in_process(capsys, args: list[str], *words: str) -> None:
-    from sim.cli import main
+    from sim.cli.clientsim import main
 
     with pytest.raises(SystemExit) as stop:
         main([*args, "market.n_clients=300", "steps=8", "progress=false"])

@@ -1,16 +1,16 @@
-"""The shared client-side helpers of sim.phases and the batched intake of sim.business."""
+"""The shared client-side helpers of sim.model.phases and the batched intake of businesses."""
 
 import numpy as np
 import pytest
 
-from sim import phases
-from sim.business import Applicants, Intake
+from sim.model import phases
+from sim.model.business import Applicants, Intake
 
 
 @pytest.fixture(scope="module")
 def model():
-    from sim.cli import compose
-    from sim.engines.vectorized import VectorizedModel
+    from sim.config.compose import compose
+    from sim.model.engines.vectorized import VectorizedModel
 
     return VectorizedModel(compose(["market.n_clients=50", "steps=4"]))
 
@@ -42,8 +42,8 @@ def test_a_clients_pick_does_not_depend_on_who_else_chooses(model):
 
 
 def test_a_business_serving_the_decider_wins_more_choices_than_one_serving_the_user():
-    from sim.cli import compose
-    from sim.engines.vectorized import VectorizedModel
+    from sim.config.compose import compose
+    from sim.model.engines.vectorized import VectorizedModel
 
     n, won = 2000, {}
     for serves in ("decider", "user", "all"):

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import analysis, plot
+from sim.analysis import figures as plot
+from sim.analysis import stats as analysis
 
 THRESHOLD = "policies.fit_filter.threshold"
 PREPAYMENT = "policies.fit_filter.prepayment"

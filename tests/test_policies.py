@@ -1,4 +1,4 @@
-"""Tests of the client-selection policies (sim.policies).
+"""Tests of the client-selection policies (sim.model.policies).
 
 Following Axelrod's test_player.py: every policy, preset or kind, passes one shared set of
 tests (`TestEveryPolicy`); scripted screens with expected outcomes follow.
@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sim.business import Applicants
-from sim.cli import compose
-from sim.policies import CRITERIA, POLICY_KINDS, MustHavePolicy, Policy, make_policy
+from sim.config.compose import compose
+from sim.config.registry import CRITERIA
+from sim.model.business import Applicants
+from sim.model.policies import POLICY_KINDS, MustHavePolicy, Policy, make_policy
 
 CFG = compose([])
 PRESETS = list(CFG.policies)

@@ -1,10 +1,10 @@
-"""Claims and verdicts (sim.report) on hand-built runs tables whose answers are known."""
+"""Claims and verdicts (sim.analysis.report) on hand-built runs tables whose answers are known."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sim import report
+from sim.analysis import report
 
 EXP = {"compare": {"on": "policy", "a": "fit_filter", "b": "serve_all", "policy": None},
        "x": "k", "group": None}  # fmt: skip

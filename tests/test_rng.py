@@ -1,9 +1,9 @@
-"""Tests of the named random streams and the counter-based generator (sim.rng)."""
+"""Tests of the named random streams and the counter-based generator (sim.model.rng)."""
 
 import numpy as np
 import pytest
 
-from sim.rng import STREAMS, BatchStreams, Streams, box_muller, stream_id
+from sim.model.rng import STREAMS, BatchStreams, Streams, box_muller, stream_id
 
 N = 200_000  # draws per statistical check: 5 sigma tolerances stay below ~1%
 SIGMAS = 5.0
@@ -224,12 +224,12 @@ def test_remembered_keys_do_not_leak_between_weeks_streams_or_slots():
 
 
 def test_a_stream_added_earlier_in_the_list_leaves_the_others_unchanged(monkeypatch):
-    import sim.rng
+    import sim.model.rng
 
     ids = np.arange(1000)
     before = {name: Streams(3).uniform(name, 2, ids, 1) for name in STREAMS}
     traits = Streams(3).generator("traits").random(100)
-    monkeypatch.setattr(sim.rng, "STREAMS", ("a_new_stream", *STREAMS))
+    monkeypatch.setattr(sim.model.rng, "STREAMS", ("a_new_stream", *STREAMS))
     after = Streams(3)
     for name in STREAMS:
         np.testing.assert_array_equal(after.uniform(name, 2, ids, 1), before[name], err_msg=name)

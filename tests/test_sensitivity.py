@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sim import sensitivity as sa
-from sim.cli import compose
-from sim.config import UNIT
-from sim.sensitivity_cli import main
-from sim.summary import SHORT_RUN_WEEK
-from sim.validation import leaves, validate
+from sim.cli.sensitivity import main
+from sim.config.checks import leaves, validate
+from sim.config.compose import compose
+from sim.config.schema import UNIT
+from sim.runs.summary import SHORT_RUN_WEEK
+from sim.validation import sensitivity as sa
 
 TINY = ["--clients", "300", "--weeks", "26", "--jobs", "1"]
 TINY_OVERRIDES = ["market.n_clients=300", "steps=26", "progress=false"]
@@ -120,7 +120,7 @@ def test_a_disabled_parameter_is_skipped_with_its_note(base, monkeypatch):
 
 
 def test_paired_gap_equals_the_gap_computed_from_the_steps_frame():
-    from sim.run import simulate
+    from sim.runs.run import simulate
 
     _, recorder = simulate(study_base("market/policy_mix=two_of_ten"))
     steps = recorder.steps_frame()

@@ -1,4 +1,4 @@
-"""Sweeps on a real Slurm through Hydra's submitit_slurm launcher (sim.slurm).
+"""Sweeps on a real Slurm through Hydra's submitit_slurm launcher (sim.sweeps.slurm).
 
 The tests marked `slurm` need a Slurm cluster with accounting that this machine can submit
 to, with the sweep directory on a file system its nodes share (`.ci/slurm.sh up` starts a
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.slurm import signal_delay
+from sim.sweeps.slurm import signal_delay
 
 SMOKE = ["run", "strategy", "--smoke", "--launcher", "submitit_slurm", "--time", "1",
          "--mem-gb", "1"]  # fmt: skip
@@ -72,7 +72,7 @@ def submitters():
 
 
 def command(args: list[str]) -> list[str]:
-    return [sys.executable, "-c", "from sim.experiment import main; main()", *args]
+    return [sys.executable, "-c", "from sim.sweeps.experiment import main; main()", *args]
 
 
 def submit(args: list[str], cwd: Path, started: list[subprocess.Popen]) -> subprocess.Popen:

@@ -1,14 +1,14 @@
-"""The one declaration of client state (sim.state) and the ledger (sim.ledger) feed both engines."""
+"""The one declaration of client state (sim.model.state) and the ledger feed both engines."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sim import ledger, phases, population, state
-from sim.cli import compose
-from sim.engines import engine_class
-from sim.record import CLIENT_COLUMNS, Recorder, clients_frame
+from sim.config.compose import compose
+from sim.model import ledger, phases, population, state
+from sim.model.engines import engine_class
+from sim.runs.record import CLIENT_COLUMNS, Recorder, clients_frame
 
 
 @pytest.fixture(scope="module", params=["vectorized", "agents"])
@@ -86,7 +86,7 @@ def loyalty(model, week: int) -> None:
 
 
 def _run_with(phase, engine: str, monkeypatch):
-    """Run with `phase` put in the week's order (`sim.phases.STEP`) after service."""
+    """Run with `phase` put in the week's order (`sim.model.phases.STEP`) after service."""
     if phase is not None:
         step = list(phases.STEP)
         monkeypatch.setattr(phases, "STEP", (*step[: step.index("serve") + 1], phase,

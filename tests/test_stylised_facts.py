@@ -1,4 +1,4 @@
-"""The model reproduces the stylised facts: each inside its range in sim/targets.yaml.
+"""The model reproduces the stylised facts: each inside its range in sim/validation/targets.yaml.
 
 Measured at a size that runs in seconds (CI_CLIENTS x CI_WEEKS, CI_SEEDS seeds). The size was
 chosen by measuring every fact over 6 seeds at 500-2,000 clients and 156-260 weeks against
@@ -15,8 +15,8 @@ import math
 
 import pytest
 
-from sim.facts import load_targets
-from sim.facts_cli import measure, summary
+from sim.cli.facts import measure, summary
+from sim.validation.facts import load_targets
 
 CI_CLIENTS, CI_WEEKS, CI_SEEDS = 2000, 260, 3
 TARGETS = load_targets()
@@ -41,7 +41,7 @@ def test_fact_is_inside_its_target_range(facts_table, fact):
     if target.missed:
         assert not target.inside(mean), (
             f"{fact} = {mean:.3g} is now inside {target.range_text()}: remove its `missed` "
-            "entry from sim/targets.yaml and the known limit from docs/VALIDATION.md"
+            "entry from sim/validation/targets.yaml and the known limit from docs/VALIDATION.md"
         )
         return
     if not target.inside(mean):

@@ -1,13 +1,13 @@
-"""The run summary (sim.summary): per policy outcomes at the horizon."""
+"""The run summary (sim.runs.summary): per policy outcomes at the horizon."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from sim.cli import compose
-from sim.run import simulate
-from sim.summary import summarize
+from sim.config.compose import compose
+from sim.runs.run import simulate
+from sim.runs.summary import summarize
 
 
 def steps_frame(reputation: dict[int, list[float]], active: dict[int, list[bool]], policy):

@@ -1,4 +1,4 @@
-"""Tests of experiments and sweeps (sim.sweep, sim.experiment): every experiment in smoke mode,
+"""Tests of experiments and sweeps (sim.sweeps): every experiment in smoke mode,
 the launchers that run locally, failure records and resume, the tidy tables' dtypes.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.experiment import main as experiment_main
-from sim.experiment import names
-from sim.sweep import METRICS, RUN_KEYS, STEP_METRICS
+from sim.sweeps.experiment import main as experiment_main
+from sim.sweeps.experiment import names
+from sim.sweeps.sweep import METRICS, RUN_KEYS, STEP_METRICS
 
 EXPERIMENTS = names()
 PRESETS = {"serve_all", "fit_filter", "picky", "hard_sell"}
@@ -23,7 +23,7 @@ PRESETS = {"serve_all", "fit_filter", "picky", "hard_sell"}
 
 def run_experiment(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """`clientsim-experiment args` in a subprocess, as a user would run it."""
-    command = [sys.executable, "-c", "from sim.experiment import main; main()", *args]
+    command = [sys.executable, "-c", "from sim.sweeps.experiment import main; main()", *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -140,7 +140,7 @@ def test_a_killed_sweep_keeps_finished_runs_and_leaves_no_table_that_looks_compl
     sweep_dir = tmp_path / "sweep"
     args = ["run", "hard_sell", "--launcher", "basic", "--dir", str(sweep_dir),
             "experiment.seeds=20", "market.n_clients=300", "steps=60"]  # fmt: skip
-    command = [sys.executable, "-c", "from sim.experiment import main; main()", *args]
+    command = [sys.executable, "-c", "from sim.sweeps.experiment import main; main()", *args]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     for line in process.stdout:
         if "2/20 runs done" in line:
@@ -220,12 +220,12 @@ def test_list_shows_every_experiment_with_its_size(capsys):
 
 
 def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, capsys):
-    import sim.run
-    from sim.cli import compose
+    import sim.runs.run
+    from sim.config.compose import compose
 
-    monkeypatch.setattr(sim.run, "LOG_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(sim.runs.run, "LOG_EVERY_SECONDS", 0.0)
     cfg = compose(["market.n_clients=200", "steps=3"])
-    sim.run.simulate(cfg, progress=True)
+    sim.runs.run.simulate(cfg, progress=True)
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("clientsim: week 3/3") and "\r" not in err
 
@@ -233,7 +233,7 @@ def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, ca
 def test_a_designed_sweep_skips_only_hydras_first_composition_of_every_job():
     from hydra.plugins.sweeper import Sweeper
 
-    from sim.experiment import designed_sweep
+    from sim.sweeps.experiment import designed_sweep
 
     hydras = Sweeper.validate_batch_is_legal
     with designed_sweep():
@@ -242,8 +242,8 @@ def test_a_designed_sweep_skips_only_hydras_first_composition_of_every_job():
 
 
 def test_seeds_are_batched_by_experiment_batch_within_a_memory_bound():
-    from sim.cli import compose
-    from sim.sweep import BATCH_CLIENTS, batches
+    from sim.config.compose import compose
+    from sim.sweeps.sweep import BATCH_CLIENTS, batches
 
     cfg = compose(["+experiment=hard_sell", "experiment.batch=4"])
     assert batches(cfg, list(range(10))) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]

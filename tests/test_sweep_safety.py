@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sim.sweep import Collect, SweepError, collect
+from sim.sweeps.sweep import Collect, SweepError, collect
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ["--smoke", "--launcher", "basic"]
@@ -28,14 +28,14 @@ SMOKE = ["--smoke", "--launcher", "basic"]
 
 def run_experiment(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """`clientsim-experiment args` in a subprocess, as a user would run it."""
-    command = [sys.executable, "-c", "from sim.experiment import main; main()", *args]
+    command = [sys.executable, "-c", "from sim.sweeps.experiment import main; main()", *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def start_experiment(args: list[str], cwd: Path) -> subprocess.Popen:
     """`clientsim-experiment args` started in the background, Ctrl-C as from a terminal."""
     code = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    code += "from sim.experiment import main; main()"
+    code += "from sim.sweeps.experiment import main; main()"
     return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
@@ -451,8 +451,8 @@ def test_a_job_of_an_earlier_submission_writes_nothing(tmp_path, hard_sell_sweep
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from sim.cli import compose
-    from sim.sweep import run_job
+    from sim.config.compose import compose
+    from sim.sweeps.sweep import run_job
 
     sweep_dir = _copy(hard_sell_sweep, tmp_path)
     shutil.rmtree(sweep_dir / "points")
@@ -577,7 +577,7 @@ def test_a_dir_under_a_file_is_refused_naming_the_file(tmp_path):
 
 
 def test_a_dir_a_live_run_holds_is_refused_naming_dir(tmp_path):
-    from sim.output import output_lock
+    from sim.runs.output import output_lock
 
     sweep_dir = tmp_path / "sweep"
     sweep_dir.mkdir()

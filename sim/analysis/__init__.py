@@ -1,0 +1,1 @@
+"""Results to answers: paired statistics, claims and verdicts, figures, the RESULTS writer."""

@@ -1,0 +1,472 @@
+"""The figures that answer an experiment's question (`clientsim-plot DIR`).
+
+Three figures per sweep, into ``DIR/figures/``: the paired difference of the compared arms
+against the swept parameter (``paired``), mean cumulative profit per policy over the weeks
+(``profit``), and the spread of crossover weeks over seeds (``crossover``). Every figure
+colours a policy the same way. A Bass docking sweep (`experiments/bass.yaml`, one business)
+gets its own figure instead (``bass``: the adopter share's band over seeds against Bass).
+Figures are built on ``matplotlib.figure.Figure`` (Agg canvas), so nothing here touches
+pyplot's global state.
+
+A file in ``figures/`` is replaced only if clientsim wrote it (it is listed with its SHA-256
+in ``figures/.clientsim-outputs.json``); a file of the same name that it did not write, or
+that was changed since, makes the command refuse before drawing anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import textwrap
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+from omegaconf import OmegaConf
+from PIL import Image
+from scipy import stats
+
+from sim.analysis import stats as analysis
+from sim.cli.facts import UsageError, not_ours, record_outputs
+from sim.runs.output import unwritable
+
+POLICY_COLOURS = {
+    "serve_all": "#4477aa",
+    "fit_filter": "#ee6677",
+    "picky": "#228833",
+    "hard_sell": "#ccbb44",
+}
+FALLBACK_COLOURS = ("#66ccee", "#aa3377", "#bbbbbb", "#000000")
+DPI = 100  # keeps a PNG well under 300 kB
+MAX_PANELS = 9
+CONFIDENCE = 0.95
+PROFIT_LABEL = "mean cumulative profit per business (currency units)"
+
+
+def policy_colour(policy: str) -> str:
+    """The colour of a policy in every figure; unknown policies get a stable fallback."""
+    if policy in POLICY_COLOURS:
+        return POLICY_COLOURS[policy]
+    return FALLBACK_COLOURS[sum(map(ord, policy)) % len(FALLBACK_COLOURS)]
+
+
+def _short(key: str) -> str:
+    """``policies.fit_filter.threshold`` → ``fit_filter.threshold``: enough to tell apart."""
+    parts = key.split(".")
+    return ".".join(parts[1:]) if len(parts) > 2 else key
+
+
+def _label(values: dict) -> str:
+    return ", ".join(f"{_short(key)}={value}" for key, value in values.items())
+
+
+def _point_labels(steps: pd.DataFrame) -> dict[int, str]:
+    """A short label per design point from its swept values."""
+    swept = analysis.swept_columns(steps)
+    design = steps[["point", *swept]].drop_duplicates("point").set_index("point")
+    return {point: _label(row.to_dict()) or f"point {point}" for point, row in design.iterrows()}
+
+
+def _ticks(ax, design: pd.DataFrame) -> None:
+    """Categorical x axis: a tick per row with its values, the keys in the axis label."""
+    keys = list(design.columns)
+    ticks = ["\n".join(str(v) for v in row) for row in design.itertuples(index=False)]
+    ax.set_xticks(range(len(design)), ticks if keys else ["all runs"] * len(design))
+    ax.set_xlabel(" / ".join(map(_short, keys)))
+    ax.set_xlim(-0.6, len(design) - 0.4)
+
+
+def _title(fig: Figure, experiment: dict, what: str) -> None:
+    question = experiment.get("question") or experiment.get("name", "")
+    head = f"{experiment.get('hypothesis', '')} {question}".strip()
+    width = int(fig.get_figwidth() * 12)  # characters of a medium font per inch, about
+    lines = [textwrap.fill(head, width), textwrap.fill(what, width)]
+    fig.suptitle("\n".join(lines), fontsize="medium")
+
+
+def _ylabel(metric: str) -> str:
+    what, unit = analysis.METRICS.get(metric, (metric, "metric units"))
+    return textwrap.fill(f"paired difference in {what} ({unit})", 48)
+
+
+def _comparison(experiment: dict) -> tuple[str, object, object, str | None]:
+    compare = experiment["compare"]
+    return compare["on"], compare["a"], compare["b"], compare.get("policy")
+
+
+def paired_table(runs: pd.DataFrame, experiment: dict) -> pd.DataFrame:
+    """The manifest's comparison, a − b, for every metric it names, per design point."""
+    on, a, b, policy = _comparison(experiment)
+    tables = [
+        analysis.paired(runs, a, b, metric, on=on, policy=policy)
+        for metric in experiment["metrics"]
+    ]
+    return pd.concat(tables, ignore_index=True)
+
+
+def _arm_colour(experiment: dict) -> str:
+    on, a, _, policy = _comparison(experiment)
+    return policy_colour(a if on == "policy" else policy)
+
+
+def _by_columns(table: pd.DataFrame) -> list[str]:
+    """The design columns of a paired table: those before ``metric``."""
+    return list(table.columns[: list(table.columns).index("metric")])
+
+
+def _lines(table: pd.DataFrame, x: str):
+    """The rows of one panel split into lines: one per value of the other by-columns."""
+    keys = [column for column in _by_columns(table) if column != x]
+    for values, line in analysis.groups(table, keys):
+        yield values, line.sort_values(x)
+
+
+def _draw_band(ax, table: pd.DataFrame, x: str, colour) -> None:
+    lines = list(_lines(table, x))
+    colours = [colour] if len(lines) == 1 else _sequence(len(lines))
+    for (values, line), colour in zip(lines, colours, strict=True):
+        ax.fill_between(line[x], line["ci_low"], line["ci_high"], color=colour, alpha=0.2)
+        ax.plot(line[x], line["mean_diff"], "o-", color=colour, label=_label(values))
+    ax.set_xlabel(_short(x))
+
+
+def _sequence(n: int) -> list:
+    return [colormaps["viridis"](v) for v in np.linspace(0.15, 0.75, n)]
+
+
+def _draw_points(ax, table: pd.DataFrame, colour) -> None:
+    keys = _by_columns(table)
+    error = [table["mean_diff"] - table["ci_low"], table["ci_high"] - table["mean_diff"]]
+    ax.errorbar(range(len(table)), table["mean_diff"], yerr=error, fmt="o", color=colour, capsize=4)
+    _ticks(ax, table[keys])
+
+
+def _paired_panel(ax, rows: pd.DataFrame, metric: str, experiment: dict) -> None:
+    x = experiment.get("x")
+    dtype = rows[x].dtype if x in rows else object
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        _draw_band(ax, rows, x, _arm_colour(experiment))
+    else:
+        _draw_points(ax, rows, _arm_colour(experiment))
+    ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+    ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_ylabel(_ylabel(metric))
+    ax.set_title(metric, fontsize="medium")
+
+
+def _paired_caption(table: pd.DataFrame, experiment: dict) -> str:
+    on, a, b, policy = _comparison(experiment)
+    arms = f"{a} − {b}" if on == "policy" else f"{_short(on)}={a} − {_short(on)}={b}, {policy}"
+    low, high = (int(table["n"].min()), int(table["n"].max())) if len(table) else (0, 0)
+    seeds = f"{low}" if low == high else f"{low}–{high}"
+    return f"{arms}: mean over {seeds} paired seeds, band/bar: {CONFIDENCE:.0%} paired t interval"
+
+
+def paired_figure(table: pd.DataFrame, experiment: dict) -> Figure:
+    """Paired difference a − b with its t interval, one panel per metric.
+
+    Against the swept parameter ``x`` (one line per ``group`` value) when x is numeric, else
+    a point with its error bar per design point.
+    """
+    metrics = list(dict.fromkeys(table["metric"]))
+    width = 5.2 if len(table) > 2 * len(metrics) else 4.0  # a panel or two of points: narrow
+    fig = Figure(figsize=(width * len(metrics), 4.6), dpi=DPI, layout="constrained")
+    for ax, metric in zip(np.atleast_1d(fig.subplots(1, len(metrics))), metrics, strict=True):
+        _paired_panel(ax, table[table["metric"] == metric], metric, experiment)
+    handles, labels = ax.get_legend_handles_labels()
+    if len(handles) > 1:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4))
+    _title(fig, experiment, _paired_caption(table, experiment))
+    return fig
+
+
+def _spread_over_seeds(steps: pd.DataFrame) -> pd.DataFrame:
+    """Mean cumulative profit per (policy, week) over seeds, with its t interval."""
+    summary = steps.groupby(["policy", "step"])["cum_profit"].agg(["mean", "sem", "count"])
+    low, high = stats.t.interval(CONFIDENCE, summary["count"] - 1, summary["mean"], summary["sem"])
+    return summary.assign(low=low, high=high).reset_index()
+
+
+def _panels(points: list) -> list:
+    """At most MAX_PANELS design points, evenly spaced."""
+    if len(points) <= MAX_PANELS:
+        return points
+    at = np.unique(np.linspace(0, len(points) - 1, MAX_PANELS).round().astype(int))
+    return [points[i] for i in at]
+
+
+def _policies(names) -> list[str]:
+    known = [p for p in POLICY_COLOURS if p in set(names)]
+    return known + sorted(set(names) - set(known))
+
+
+def profit_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
+    """Mean cumulative profit per policy over the weeks, one panel per design point."""
+    points = _panels(sorted(steps["point"].unique().tolist()))
+    labels = _point_labels(steps)
+    cols = min(3, len(points))
+    rows = -(-len(points) // cols)
+    size = (max(3.8 * cols, 6.4), max(2.7 * rows + 1.0, 4.6))
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    for ax, point in zip(axes, points, strict=False):
+        spread = _spread_over_seeds(steps[steps["point"] == point])
+        for policy in _policies(spread["policy"].unique()):
+            line = spread[spread["policy"] == policy]
+            colour = policy_colour(policy)
+            ax.fill_between(line["step"], line["low"], line["high"], color=colour, alpha=0.25)
+            ax.plot(line["step"], line["mean"], color=colour, label=policy, linewidth=1.2)
+        ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_title(textwrap.fill(labels[point], 45), fontsize="small")
+        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    for ax in axes[len(points) :]:
+        ax.set_visible(False)
+    fig.supxlabel("week", fontsize="medium")
+    fig.supylabel(PROFIT_LABEL, fontsize="medium")
+    axes[0].legend(loc="upper left", fontsize="small")
+    seeds = steps.groupby("point")["seed"].nunique().max()
+    _title(
+        fig,
+        experiment,
+        f"line: mean over {seeds} seeds; band: {CONFIDENCE:.0%} t interval of the mean",
+    )
+    return fig
+
+
+def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
+    """Crossover week of policy a over policy b per seed, one strip per design point."""
+    _, a, b, _ = _comparison(experiment)
+    weeks = analysis.crossover_weeks(steps, a, b)
+    points = sorted(weeks["point"].unique().tolist())
+    fig = Figure(figsize=(max(7.5, 0.9 * len(points) + 2), 4.6), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    jitter = np.random.default_rng(0)
+    top = steps["step"].max()
+    for at, point in enumerate(points):
+        crossed = weeks.loc[weeks["point"] == point, "crossover_week"]
+        values = crossed.dropna().to_numpy(dtype=float)
+        offsets = at + jitter.uniform(-0.15, 0.15, len(values))
+        ax.plot(offsets, values, "o", color=policy_colour(a), alpha=0.6, markersize=4)
+        if len(values):
+            ax.plot([at - 0.3, at + 0.3], [np.median(values)] * 2, color="black", linewidth=1.5)
+        ax.annotate(f"never {crossed.isna().sum()}/{len(crossed)}", (at, top), ha="center",
+                    va="bottom", fontsize="small")  # fmt: skip
+    swept = analysis.swept_columns(steps)
+    _ticks(ax, steps[["point", *swept]].drop_duplicates("point").set_index("point").loc[points])
+    ax.set_ylim(0, top * 1.08 + 1)
+    ax.set_ylabel(f"crossover week of {a} over {b} (week)")
+    what = f"week after which {a}'s cumulative profit stays above {b}'s; dot: a seed, bar: median"
+    _title(fig, experiment, what)
+    return fig
+
+
+def bass_table(steps: pd.DataFrame, config) -> pd.DataFrame:
+    """Adopter shares over the seeds of a Bass docking sweep, with Bass's curves.
+
+    With one business that keeps every client, a week's acquisitions are its new adopters,
+    so their running sum over the weeks is the number of clients ever served.
+
+    Args:
+        steps: the sweep's steps.parquet (one design point).
+        config: the point's config (`sim.validation.docking.bass_parameters` reads p and q from it).
+    """
+    from sim.validation import docking
+
+    n = config.market.n_clients
+    wide = steps.pivot_table(index="step", columns="seed", values="acquisitions", aggfunc="sum")
+    shares = wide.sort_index().cumsum() / n
+    ref = docking.deterministic_map(*docking.bass_parameters(config), n, len(shares))
+    return pd.DataFrame({
+        "step": shares.index, "seeds": shares.shape[1], "mean": shares.mean(axis=1).to_numpy(),
+        "low": shares.quantile(0.05, axis=1).to_numpy(),
+        "high": shares.quantile(0.95, axis=1).to_numpy(),
+        "closed_form": ref["closed_form"].to_numpy(), "discrete": ref["discrete"].to_numpy(),
+    })  # fmt: skip
+
+
+def bass_figure(table: pd.DataFrame, experiment: dict, config) -> Figure:
+    """Docking to Bass: the adopter share's band over seeds against Bass's closed form."""
+    from sim.validation import docking
+
+    p, q = docking.bass_parameters(config)
+    fig = Figure(figsize=(7.5, 4.8), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    colour = policy_colour("serve_all")
+    ax.fill_between(table["step"], table["low"], table["high"], color=colour, alpha=0.3,
+                    linewidth=0, label="model: 5–95% of seeds")  # fmt: skip
+    ax.plot(table["step"], table["mean"], color=colour, linewidth=1.5, label="model: mean")
+    ax.plot(table["step"], table["closed_form"], color="black", linewidth=1.2,
+            label="Bass closed form F((w + 1)/52)")  # fmt: skip
+    ax.plot(table["step"], table["discrete"], color="#ee6677", linewidth=1.2, linestyle="--",
+            label="one-step map of the discrete process")  # fmt: skip
+    ax.set_xlabel("week")
+    ax.set_ylabel("share of clients ever served (adopters / N)")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(0, table["step"].max())
+    ax.legend(loc="lower right", fontsize="small")
+    error = (table["mean"] - table["closed_form"]).abs().max()
+    seeds = int(table["seeds"].iloc[0])
+    what = (f"p = {p:.3g}, q = {q:.3g} per year, N = {config.market.n_clients:,}, {seeds} "
+            f"seeds; max |mean − closed form| = {error:.4f} of N")  # fmt: skip
+    _title(fig, experiment, what)
+    return fig
+
+
+def _bass_outputs(path: Path, steps: pd.DataFrame, experiment: dict, formats) -> list[Path]:
+    """The docking figure and its table (`bass.csv`) of a Bass docking sweep."""
+    point = _manifest(path)["points"][0]
+    config = json.loads((path / "points" / point["hash"] / "point.json").read_text())["config"]
+    config = OmegaConf.create(config)
+    table = bass_table(steps[steps["point"] == point["point"]], config)
+    out = path / "figures"
+    table.to_csv(out / "bass.csv", index=False)
+    return [out / "bass.csv", *_save(bass_figure(table, experiment, config), out, "bass", formats)]
+
+
+def _save(fig: Figure, directory: Path, name: str, formats) -> list[Path]:
+    paths = [directory / f"{name}.{fmt}" for fmt in formats]
+    for path in paths:
+        if path.suffix == ".png":
+            _save_png(fig, path)
+        else:
+            fig.savefig(path, dpi=DPI, metadata={"Date": None} if path.suffix == ".svg" else None)
+    return paths
+
+
+def _save_png(fig: Figure, path: Path) -> None:
+    """A PNG of 256 colours: a third of the size of the full-colour one, and looks the same."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    Image.open(buffer).convert("RGB").quantize(256).save(path, optimize=True)
+
+
+def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
+    """Write a sweep's figures and its paired table into ``path/figures/``.
+
+    Args:
+        path: the sweep directory (manifest.json, runs.parquet, steps.parquet).
+        formats: file formats of the figures, e.g. ``("png", "svg")``.
+
+    Returns:
+        The files written: ``paired.csv`` and every figure in every format.
+
+    Raises:
+        FileNotFoundError: a file of the sweep is missing.
+        ValueError: `path` is not a sweep directory, or the sweep has no successful run.
+        UsageError: ``figures`` is a file, or holds a file of a figure's name that clientsim
+            did not write.
+        PermissionError: ``figures`` cannot be written.
+    """
+    path = Path(path)
+    experiment = _manifest(path)["experiment"]
+    runs, steps = analysis.load_runs(path), analysis.load_steps(path)
+    if not (runs["status"] == "ok").any() or steps.empty:
+        raise ValueError(f"no successful run in {path}")
+    out = path / "figures"
+    check_figures(out, _figure_files(out, experiment, formats))
+    out.mkdir(exist_ok=True)
+    written = _draw(path, out, runs, steps, experiment, formats)
+    record_outputs(written)
+    return written
+
+
+def _draw(path, out, runs, steps, experiment, formats) -> list[Path]:
+    if "bass" in experiment.get("figures", ()):  # one business: no comparison to draw
+        return _bass_outputs(path, steps, experiment, formats)
+    table = paired_table(runs, experiment)
+    table.to_csv(out / "paired.csv", index=False)
+    written = [out / "paired.csv"]
+    written += _save(paired_figure(table, experiment), out, "paired", formats)
+    written += _save(profit_figure(steps, experiment), out, "profit", formats)
+    if experiment["compare"]["on"] == "policy":
+        written += _save(crossover_figure(steps, experiment), out, "crossover", formats)
+    return written
+
+
+def _manifest(path: Path) -> dict:
+    """The sweep's manifest; ValueError naming the file if it is not one."""
+    if not path.is_dir():
+        what = "does not exist" if not path.exists() else "is not a directory"
+        raise ValueError(f"{path} {what}: give a sweep directory (with manifest.json)")
+    file = path / "manifest.json"
+    try:
+        manifest = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{file} does not exist: not a sweep directory") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{file} is not valid JSON ({error})") from None
+    experiment = manifest.get("experiment") if isinstance(manifest, dict) else None
+    if not isinstance(experiment, dict) or not isinstance(experiment.get("compare"), dict):
+        raise ValueError(f"{file} has no experiment with its comparison: not the manifest "
+                         "of a clientsim-experiment sweep")  # fmt: skip
+    return manifest
+
+
+def _figure_files(out: Path, experiment: dict, formats) -> list[Path]:
+    """The files `plot_dir` writes into `out` for `experiment`."""
+    if "bass" in experiment.get("figures", ()):
+        names = ["bass"]
+        tables = ["bass.csv"]
+    else:
+        names = ["paired", "profit"] + (["crossover"] if experiment["compare"].get("on") ==
+                                          "policy" else [])  # fmt: skip
+        tables = ["paired.csv"]
+    return [out / name for name in tables] + [out / f"{n}.{f}" for n in names for f in formats]
+
+
+def check_figures(out: Path, files: list[Path]) -> None:
+    """Raise UsageError unless the `files` in the folder `out` can be written.
+
+    `out` must be a folder (or absent) that can be written, and each file new or one that
+    clientsim wrote (`sim.cli.facts.not_ours`); PermissionError if `out` is not writable.
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file, not a folder: move it to draw the figures")
+    reason = unwritable(out)
+    if reason is not None:
+        raise PermissionError(reason)
+    found = not_ours(files)
+    if found is not None:
+        raise UsageError(f"{out} holds {found.name}, which clientsim did not write (or which "
+                         "was changed since): move it to draw the figures")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``clientsim-plot`` command: figures of a sweep directory.
+
+    Exit 2 with one line on a bad DIR (or a file in figures/ that clientsim did not write), 1
+    with one line if the figures cannot be written.
+    """
+    parser = argparse.ArgumentParser(
+        prog="clientsim-plot",
+        description=__doc__.splitlines()[0],
+        epilog="Files in DIR/figures/ are replaced only if clientsim wrote them (listed in "
+        "DIR/figures/.clientsim-outputs.json); else the command refuses.",
+    )
+    parser.add_argument("dir", type=Path, help="a sweep directory, results/<experiment>/<time>/")
+    parser.add_argument(
+        "--format", nargs="+", default=["png", "svg"], choices=["png", "svg", "pdf"]
+    )
+    args = parser.parse_args(argv)
+    try:
+        written = plot_dir(args.dir, formats=args.format)
+    except (FileNotFoundError, ValueError, UsageError) as error:
+        print(f"clientsim-plot: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"clientsim-plot: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""`make results`: every experiment at full size, its figures, and docs/RESULTS.md.
+
+    python -m sim.analysis.report --run              # run (or resume) every experiment, then write
+    python -m sim.analysis.report                    # write docs/RESULTS.md from the last runs
+    python -m sim.analysis.report --run --only mix   # one experiment
+
+Each experiment's YAML states what its hypothesis predicts as claims (`experiment.expect`);
+here every claim is checked against the paired differences over seeds and called
+*supported* (the 95% interval lies on the predicted side), *rejected* (it lies on the other
+side, or the shape is not there) or *inconclusive*. The verdicts are computed, never
+written by hand, so a change of the model refreshes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+from scipy import stats
+
+from sim.analysis import stats as analysis
+from sim.analysis.figures import plot_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = ROOT / "results"
+DOCS = ROOT / "docs"
+SWEEP_NAME = "make-results"  # results/<experiment>/make-results/: resumed by a rerun
+
+
+# --- claims --------------------------------------------------------------------------------
+
+
+def gaps(runs: pd.DataFrame, exp: dict, metric: str, *, policy: str | None = None):
+    """Per (design point, seed): the compared arms' difference a - b of `metric` (`gap`).
+
+    With `policy`, the "gap" is that policy's own value of the metric (e.g. its crossover
+    week), for claims about one arm rather than the difference; seeds where it is null drop.
+    """
+    if policy is not None:
+        own = runs[(runs["status"] == "ok") & (runs["policy"] == policy)]
+        return own.assign(gap=own[metric].astype(float)).dropna(subset=["gap"])
+    compare = exp["compare"]
+    on = compare["on"]
+    swept = [c for c in analysis.swept_columns(runs) if c != on]
+    keys = ["point", "seed", *swept] if on == "policy" else ["seed", *swept]
+    pairs = analysis.arms(runs, compare["a"], compare["b"], metric, on=on,
+                          policy=compare.get("policy"), keys=keys)  # fmt: skip
+    return pairs.assign(gap=pairs["a"] - pairs["b"])
+
+
+def _interval(sample: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% t interval of a sample (NaN interval below two values)."""
+    if len(sample) < 2 or np.std(sample) == 0:
+        return float(np.mean(sample)) if len(sample) else np.nan, np.nan, np.nan
+    low, high = stats.ttest_1samp(sample, 0.0).confidence_interval(0.95)
+    return float(np.mean(sample)), float(low), float(high)
+
+
+def _side(low: float, high: float, positive: bool) -> str:
+    if np.isnan(low):
+        return "inconclusive"
+    if (low > 0) if positive else (high < 0):
+        return "supported"
+    if (high < 0) if positive else (low > 0):
+        return "rejected"
+    return "inconclusive"
+
+
+def check_sign(g: pd.DataFrame, claim: dict, x: str | None) -> dict:
+    """The gap's 95% interval is above (positive) or below (negative) zero, at every point."""
+    positive = claim["sign"] == "positive"
+    by = "point" if "point" in g else x if x in g else None
+    parts = [part for _, part in g.groupby(by, sort=True)] if by else [g]
+    per_point = [_side(*_interval(part["gap"].to_numpy())[1:], positive) for part in parts]
+    counts = ", ".join(f"{v} at {per_point.count(v)}" for v in dict.fromkeys(per_point))
+    return {
+        "verdict": _combine(per_point),
+        "detail": f"{counts} of {len(parts)} design point{'s' * (len(parts) > 1)}",
+    }
+
+
+def _combine(verdicts: list[str]) -> str:
+    if all(v == "supported" for v in verdicts):
+        return "supported"
+    if all(v == "rejected" for v in verdicts):
+        return "rejected"
+    return "mixed" if "supported" in verdicts or "rejected" in verdicts else "inconclusive"
+
+
+def check_trend(g: pd.DataFrame, claim: dict, x: str) -> dict:
+    """Least-squares slope of the gap on x (every seed a point): its 95% interval's side."""
+    fit = stats.linregress(g[x].astype(float), g["gap"])
+    half = stats.t.ppf(0.975, len(g) - 2) * fit.stderr
+    verdict = _side(fit.slope - half, fit.slope + half, claim["trend"] == "increasing")
+    low, high = fit.slope - half, fit.slope + half
+    detail = f"slope {fit.slope:,.4g} per unit of {x}, 95% interval [{low:,.4g}, {high:,.4g}]"
+    if "policy" in claim:  # a policy's own metric: seeds where it is null were left out
+        return {"verdict": verdict, "detail": detail + f" over {len(g)} runs where it is set"}
+    return {"verdict": verdict, "detail": detail + zero_crossing(g, x)}
+
+
+def zero_crossing(g: pd.DataFrame, x: str) -> str:
+    """Where the mean gap changes sign along x (linear between design points), if it does."""
+    means = g.groupby(x)["gap"].mean().sort_index()
+    for (x0, y0), (x1, y1) in zip(means.items(), list(means.items())[1:], strict=False):
+        if y0 == 0 or np.sign(y0) != np.sign(y1):
+            at = x0 if y0 == 0 else x0 + (x1 - x0) * y0 / (y0 - y1)
+            return f"; the mean gap crosses zero near {x} = {at:.3g}"
+    return f"; the mean gap keeps its sign over {x} in [{means.index[0]}, {means.index[-1]}]"
+
+
+def check_hump(g: pd.DataFrame, claim: dict, x: str) -> dict:
+    """An interior maximum of the mean gap, above both ends (paired by seed, 95% intervals)."""
+    means = g.groupby(x)["gap"].mean().sort_index()
+    best = means.idxmax()
+    if best in (means.index[0], means.index[-1]):
+        return {"verdict": "rejected", "detail": f"the maximum is at an end ({x} = {best})"}
+    wide = g.pivot_table(index="seed", columns=x, values="gap")
+    sides = [_side(*_interval((wide[best] - wide[end]).dropna().to_numpy())[1:], True)
+             for end in (means.index[0], means.index[-1])]  # fmt: skip
+    return {"verdict": _combine(sides), "detail": f"maximum at {x} = {best}; above the low "
+            f"end: {sides[0]}, above the high end: {sides[1]}"}  # fmt: skip
+
+
+def check_larger_at(g: pd.DataFrame, claim: dict, x: str) -> dict:
+    """The gap at x = value exceeds the gap at the other value of x, paired by seed."""
+    wide = g.pivot_table(index="seed", columns=x, values="gap")
+    value = claim["larger_at"]
+    other = next(c for c in wide.columns if c != value)
+    mean, low, high = _interval((wide[value] - wide[other]).dropna().to_numpy())
+    return {"verdict": _side(low, high, True),
+            "detail": f"gap at {x}={value} minus gap at {x}={other}: {mean:,.4g} "
+            f"[{low:,.4g}, {high:,.4g}]"}  # fmt: skip
+
+
+CHECKS = {"sign": check_sign, "trend": check_trend, "shape": check_hump,
+          "larger_at": check_larger_at}  # fmt: skip
+
+
+def verdicts(runs: pd.DataFrame, exp: dict) -> list[dict]:
+    """Every claim of the experiment, per value of its `group` key: verdict and detail."""
+    rows = []
+    for claim in exp.get("expect") or []:
+        kind = next(k for k in CHECKS if k in claim)
+        g = gaps(runs, exp, claim["metric"], policy=claim.get("policy"))
+        if "at" in claim:  # the claim holds at one value of x only
+            g = g[g[exp["x"]] == claim["at"]]
+        for values, part in analysis.groups(g, [exp["group"]] if exp.get("group") else []):
+            result = CHECKS[kind](part, claim, exp.get("x"))
+            where = ", ".join(f"{k}={v}" for k, v in values.items())
+            rows.append({"metric": claim["metric"], "claim": claim_text(claim, exp),
+                         "where": where, **result})  # fmt: skip
+    return rows
+
+
+def claim_text(claim: dict, exp: dict) -> str:
+    """A claim in words, e.g. "fit_filter − serve_all increasing in market.demand_supply_ratio"."""
+    compare, x = exp["compare"], exp.get("x")
+    what = claim.get("policy") or f"{compare['a']} − {compare['b']}"
+    if compare.get("on", "policy") != "policy" and not claim.get("policy"):
+        what = f"{compare['on']}={compare['a']} − {compare['b']} ({compare['policy']})"
+    at = f" at {x}={claim['at']}" if "at" in claim else ""
+    kind = next(k for k in CHECKS if k in claim)
+    return {"sign": f"{what} {claim.get('sign')}{at}",
+            "trend": f"{what} {claim.get('trend')} in {x}",
+            "shape": f"{what} hump-shaped in {x}",
+            "larger_at": f"{what} larger at {x}={claim.get('larger_at')}"}[kind]  # fmt: skip
+
+
+# --- docs/RESULTS.md ----------------------------------------------------------------------
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float | np.floating):
+        return "" if np.isnan(value) else f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub table."""
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join([header, rule, *body])
+
+
+def paired_section(runs: pd.DataFrame, exp: dict) -> str:
+    """The table of paired differences of every metric, per design point."""
+    from sim.analysis.figures import paired_table
+
+    table = paired_table(runs, exp)
+    columns = [c for c in table.columns if c not in ("a", "b", "mean_a", "mean_b", "p_value")]
+    table = table[columns].rename(columns={
+        "mean_diff": "a − b", "ci_low": "t 95% low", "ci_high": "t 95% high",
+        "boot_low": "BCa low", "boot_high": "BCa high", "effect_size": "d_z"})  # fmt: skip
+    return markdown_table(table)
+
+
+def docking_section(sweep_dir: Path) -> str:
+    """The Bass docking's errors: the seeds' mean share against Bass's curves (shares of N)."""
+    table = pd.read_csv(sweep_dir / "figures" / "bass.csv")
+    errors = pd.DataFrame({
+        "against": ["Bass closed form", "one-step map of the discrete process"],
+        "max abs error of the mean share": [
+            (table["mean"] - table["closed_form"]).abs().max(),
+            (table["mean"] - table["discrete"]).abs().max(),
+        ],
+        "weeks": len(table), "seeds": int(table["seeds"].iloc[0]),
+    })  # fmt: skip
+    return markdown_table(errors)
+
+
+def crossover_section(sweep_dir: Path, a: str, b: str) -> str:
+    """The spread over seeds of the week a's cumulative profit overtakes b's for good."""
+    weeks = analysis.crossover_weeks(analysis.load_steps(sweep_dir), a, b)
+    table = analysis.crossover_summary(weeks).drop(columns=["point", "a", "b"], errors="ignore")
+    return (f"Crossover week of {a} over {b} (first week after which its mean cumulative "
+            f"profit stays ahead; `share_never`: seeds where it never does):\n\n"
+            + markdown_table(table))  # fmt: skip
+
+
+def _minutes(manifest: dict) -> float:
+    started = pd.Timestamp(manifest["started"])
+    return (pd.Timestamp(manifest["ended"]) - started).total_seconds() / 60
+
+
+def experiment_section(name: str, sweep_dir: Path, figures: Path) -> tuple[str, list[dict]]:
+    """The RESULTS.md section of one experiment, and its verdicts."""
+    from sim.config.compose import compose
+
+    manifest = analysis.load_manifest(sweep_dir)
+    exp, runs = manifest["experiment"], analysis.load_runs(sweep_dir)
+    stated = compose([f"+experiment={name}"]).experiment  # claims as stated now
+    exp = {**exp, "expect": OmegaConf.to_container(stated.expect),
+           "figures": list(stated.figures)}  # fmt: skip
+    plot_dir(sweep_dir, formats=("png",))
+    named = exp.get("figures") or ["paired", "profit"]
+    for figure in named:
+        shutil.copyfile(sweep_dir / "figures" / f"{figure}.png", figures / f"{name}-{figure}.png")
+    found = verdicts(runs, exp) or [
+        {
+            "metric": "—",
+            "claim": "—",
+            "where": "",
+            "verdict": "not tested",
+            "detail": exp["question"],
+        }
+    ]
+    n_runs = runs[["point", "seed"]].drop_duplicates().shape[0]
+    compare = exp["compare"]
+    arms = f"{compare['a']} − {compare['b']}" + (
+        f" ({compare['on']}, policy {compare['policy']})" if compare["on"] != "policy" else ""
+    )
+    paired = "paired" in named  # the docking (one business) compares nothing
+    lines = [
+        f"## {exp['hypothesis']}: {name}", "", f"**{exp['question']}**", "",
+        f"`clientsim-experiment run {name}`: {len(manifest['points'])} design points × "
+        f"{exp['seeds']} seeds = {n_runs} runs ({manifest['failed']} failed), "
+        f"{_minutes(manifest):.1f} min wall on this machine."
+        + (f" Paired differences {arms}." if paired else ""), "",
+        f"![{name}: {named[0]}](figures/{name}-{named[0]}.png)", "",
+        paired_section(runs, exp) if paired else docking_section(sweep_dir), "",
+    ]  # fmt: skip
+    if compare["on"] == "policy" and paired:
+        lines += [crossover_section(sweep_dir, compare["a"], compare["b"]), ""]
+    lines += [f"![{name}: {figure}](figures/{name}-{figure}.png)\n" for figure in named[1:]]
+    lines += ["**What the model finds:** " + finding_sentence(exp, found), ""]
+    return "\n".join(lines), [{"experiment": name, "hypothesis": exp["hypothesis"], **v}
+                              for v in found]  # fmt: skip
+
+
+def finding_sentence(exp: dict, found: list[dict]) -> str:
+    """One sentence per claim: what it predicts, where, and the verdict with its numbers."""
+    if found[0]["verdict"] == "not tested":
+        return (
+            "no directional claim is tested here (the experiment's YAML says why); the "
+            "table reports the differences as measured."
+        )
+    parts = [f"{f['metric']}: {f['claim']}" + (f" ({f['where']})" if f["where"] else "")
+             + f": **{f['verdict']}** ({f['detail']})" for f in found]  # fmt: skip
+    return "; ".join(parts) + "."
+
+
+def write_results(names: list[str], *, root: Path = RESULTS_DIR,
+                  out: Path = DOCS / "RESULTS.md") -> Path:  # fmt: skip
+    """Write docs/RESULTS.md (and docs/figures/) from `root`/<name>/make-results/."""
+    figures = out.parent / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    sections, found = [], []
+    for name in names:
+        section, rows = experiment_section(name, root / name / SWEEP_NAME, figures)
+        sections.append(section)
+        found += rows
+    summary = pd.DataFrame(found, columns=["hypothesis", "experiment", "metric", "claim",
+                                           "where", "verdict", "detail"])  # fmt: skip
+    head = [
+        "# Results", "",
+        "Every experiment of `experiments/` at full size (5,000 clients, 260 weeks), paired by",
+        "seed (common random numbers), regenerated by `make results`. A claim is *supported*",
+        "when the 95% interval of the paired differences lies on the predicted side, *rejected*",
+        "when it lies on the other side (or the predicted shape is absent), *mixed* when points",
+        "disagree, and *inconclusive* otherwise. Differences are in the metric's unit:",
+        "currency units for profit and revenue (mean cumulative per business), stars for",
+        "reputation, shares for retention, satisfaction and referral share.", "",
+        "## Findings", "", markdown_table(summary), "",
+    ]  # fmt: skip
+    out.write_text("\n".join([*head, *sections]))
+    return out
+
+
+def by_hypothesis(chosen: list[str]) -> list[str]:
+    """Experiments in the order of their hypotheses (H1, H2, ... H11), then validations (V1)."""
+    from sim.config.compose import compose
+
+    def order(name: str) -> tuple[bool, int]:  # hypotheses H1... first, validations V1... last
+        label = compose([f"+experiment={name}"]).experiment.hypothesis
+        return label[0] != "H", int(label[1:])
+
+    return sorted(chosen, key=order)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m sim.analysis.report [--run] [--only NAME ...]`."""
+    from sim.sweeps.experiment import main as experiment
+    from sim.sweeps.experiment import names
+
+    p = argparse.ArgumentParser(
+        prog="python -m sim.analysis.report", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--run", action="store_true", help="run (or resume) the experiments first")
+    p.add_argument("--only", nargs="*", help="run these experiments only")
+    p.add_argument("--jobs", type=int, help="parallel jobs (default: the cores)")
+    args = p.parse_args(argv)
+    chosen = args.only or names()
+    for name in chosen if args.run else []:
+        sweep_dir = RESULTS_DIR / name / SWEEP_NAME
+        jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+        try:
+            experiment(["run", name, "--dir", str(sweep_dir), *jobs])
+        except SystemExit as stop:
+            if stop.code:
+                raise
+    print(write_results(by_hypothesis(names())))  # every experiment, whichever ran now
+    print(json.dumps({"experiments": chosen}))
+
+
+if __name__ == "__main__":
+    main()

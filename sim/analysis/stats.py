@@ -1,0 +1,302 @@
+"""Reading a sweep and comparing its arms: paired differences over seeds, crossover weeks.
+
+A sweep directory holds ``runs.parquet`` (one row per design point, seed and policy),
+``steps.parquet`` (the weekly policy means) and ``manifest.json``. Every comparison here is
+paired: two arms that share a seed share their random numbers, so the difference of the two is
+taken seed by seed and the statistics are those of the differences (scipy's paired t interval
+and a BCa bootstrap). The functions are small and chain like SALib's: load, compare, summarise.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator, Sequence
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sim.model import mechanics
+from sim.runs.record import METRICS, RUN_KEYS, STEP_KEYS, STEP_SERIES
+from sim.runs.summary import (
+    whale_curve,
+)
+
+PathOrPaths = str | PathLike | Sequence[str | PathLike]
+
+COMPARE_COLUMNS = (
+    "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high",
+    "boot_low", "boot_high", "effect_size", "p_value",
+)  # fmt: skip
+
+
+def _files(path: PathOrPaths, name: str) -> list[Path]:
+    paths = [path] if isinstance(path, str | PathLike) else list(path)
+    files = [Path(p) / name if Path(p).is_dir() else Path(p) for p in paths]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no {name}: {', '.join(missing)}")
+    return files
+
+
+def _load(path: PathOrPaths, name: str) -> pd.DataFrame:
+    frames = [pd.read_parquet(f) for f in _files(path, name)]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def load_runs(path: PathOrPaths) -> pd.DataFrame:
+    """The runs table of one sweep or of several, concatenated.
+
+    Args:
+        path: a sweep directory, its ``runs.parquet``, or a list of either.
+
+    Returns:
+        One row per (design point, seed, policy); failed runs included (``status``).
+    """
+    return _load(path, "runs.parquet")
+
+
+def load_steps(path: PathOrPaths) -> pd.DataFrame:
+    """The weekly policy means of one sweep or of several, concatenated.
+
+    Args:
+        path: a sweep directory, its ``steps.parquet``, or a list of either.
+
+    Returns:
+        One row per (design point, seed, policy, week).
+    """
+    return _load(path, "steps.parquet")
+
+
+def load_manifest(path: str | PathLike) -> dict:
+    """The manifest of a sweep (its experiment, design points, versions and times).
+
+    Args:
+        path: a sweep directory or its ``manifest.json``.
+    """
+    (file,) = _files(path, "manifest.json")
+    return json.loads(file.read_text())
+
+
+def swept_columns(table: pd.DataFrame) -> list[str]:
+    """The swept parameters of a runs or steps table: every column that is not fixed."""
+    fixed = {*RUN_KEYS, *STEP_KEYS, *STEP_SERIES, *METRICS}
+    return [column for column in table.columns if column not in fixed]
+
+
+def groups(table: pd.DataFrame, by: list[str]) -> Iterator[tuple[dict, pd.DataFrame]]:
+    """The rows of each value of ``by`` (all rows once when by is empty), with that value."""
+    if not by:
+        yield {}, table
+        return
+    for values, group in table.groupby(by, dropna=False, sort=True):
+        yield dict(zip(by, values, strict=True)), group
+
+
+def arms(runs, a, b, metric, *, on, policy, keys) -> pd.DataFrame:
+    """The arms side by side: one row per pair, the metric of a in ``a``, of b in ``b``.
+
+    Pairs are matched on ``keys`` (e.g. design point and seed); failed runs are left out.
+    """
+    ok = runs[runs["status"] == "ok"]
+    if on != "policy":
+        ok = ok[ok["policy"] == policy]
+
+    def arm(value, name):
+        side = ok.loc[ok[on] == value, [*keys, metric]]
+        return side.rename(columns={metric: name}).astype({name: float})
+
+    pairs = arm(a, "a").merge(arm(b, "b"), on=keys, validate="one_to_one")
+    return pairs.dropna(subset=["a", "b"])
+
+
+def compare(
+    x_a: np.ndarray, x_b: np.ndarray, *, confidence=0.95, n_resamples=9999, random_state=0
+) -> dict:
+    """Statistics of paired samples: mean difference, t and BCa intervals, effect size.
+
+    Args:
+        x_a: the outcome of arm a, one value per pair.
+        x_b: the outcome of arm b, in the same order.
+        confidence: level of both intervals.
+        n_resamples: bootstrap resamples.
+        random_state: seed of the bootstrap.
+
+    Returns:
+        ``n``, ``mean_a``, ``mean_b``, ``mean_diff`` (a − b), ``ci_low``/``ci_high`` (paired t),
+        ``boot_low``/``boot_high`` (BCa, NaN when n < 3 or the differences are all equal),
+        ``effect_size`` (Cohen's d_z: mean difference over the s.d. of differences, NaN when
+        that s.d. is 0) and ``p_value`` (paired t test), all in the metric's unit but d_z and p.
+    """
+    x_a, x_b = np.asarray(x_a, dtype=float), np.asarray(x_b, dtype=float)
+    diff = x_a - x_b
+    row = dict.fromkeys(COMPARE_COLUMNS, np.nan) | {"n": len(diff)}
+    if len(diff) == 0:
+        return row
+    row.update(mean_a=x_a.mean(), mean_b=x_b.mean(), mean_diff=diff.mean())
+    if len(diff) < 2:
+        return row
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant differences: sd 0
+        test = stats.ttest_rel(x_a, x_b)
+        row["ci_low"], row["ci_high"] = test.confidence_interval(confidence)
+    sd = diff.std(ddof=1)
+    row.update(p_value=test.pvalue, effect_size=diff.mean() / sd if sd > 0 else np.nan)
+    if len(diff) >= 3 and sd > 0:
+        row["boot_low"], row["boot_high"] = _bootstrap(diff, confidence, n_resamples, random_state)
+    return row
+
+
+def _bootstrap(diff, confidence, n_resamples, random_state) -> tuple[float, float]:
+    """BCa interval of the mean difference (resampling the differences keeps the pairs)."""
+    rng = np.random.default_rng(random_state)
+    boot = stats.bootstrap(
+        (diff,), np.mean, n_resamples=n_resamples, method="BCa",
+        confidence_level=confidence, random_state=rng,
+    )  # fmt: skip
+    return boot.confidence_interval
+
+
+def paired(
+    runs: pd.DataFrame,
+    a,
+    b,
+    metric: str,
+    *,
+    on: str = "policy",
+    by=None,
+    policy=None,
+    confidence=0.95,
+    n_resamples=9999,
+    random_state=0,
+) -> pd.DataFrame:
+    """Paired differences a − b of a metric, per group (by default per design point).
+
+    When ``on`` is ``"policy"``, a and b are two policies, paired within (design point, seed).
+    Otherwise ``on`` is a swept parameter, a and b two of its values, the rows are those of
+    ``policy``, and pairs share their seed and every other swept parameter.
+
+    Args:
+        runs: a runs table (``load_runs``); rows with status other than ``ok`` are left out.
+        a: first arm (a policy name, or a value of ``on``).
+        b: second arm.
+        metric: a run metric, e.g. ``profit_horizon`` (see ``METRICS``).
+        on: ``"policy"`` or a swept parameter.
+        by: columns to group by; default every swept parameter but ``on``.
+        policy: the policy compared when ``on`` is a parameter.
+        confidence: level of the intervals, e.g. 0.95.
+        n_resamples: bootstrap resamples.
+        random_state: seed of the bootstrap.
+
+    Returns:
+        One row per group: the by-columns, ``metric``, ``a``, ``b`` and the columns of
+        ``compare``; differences in the metric's unit (``METRICS``).
+    """
+    if on != "policy" and policy is None:
+        raise ValueError(f"paired on {on!r} needs the policy compared (policy=...)")
+    swept = [column for column in swept_columns(runs) if column != on]
+    by = swept if by is None else list(by)
+    pair_keys = (
+        ["experiment", "point", "seed"] if on == "policy" else ["experiment", "seed", *swept]
+    )
+    keys = list(dict.fromkeys([*pair_keys, *by]))
+    pairs = arms(runs, a, b, metric, on=on, policy=policy, keys=keys)
+    options = dict(confidence=confidence, n_resamples=n_resamples, random_state=random_state)
+    rows = [
+        {**values, "metric": metric, "a": a, "b": b, **compare(g["a"], g["b"], **options)}
+        for values, g in groups(pairs, by)
+    ]
+    return pd.DataFrame(rows, columns=[*by, "metric", "a", "b", *COMPARE_COLUMNS])
+
+
+def crossover_weeks(steps: pd.DataFrame, a: str, b: str, *, by=None) -> pd.DataFrame:
+    """The crossover week of policy a over policy b, per design point and seed.
+
+    The crossover week is the first week after which a's mean cumulative profit per business
+    stays above b's (``sim.model.mechanics.crossover_week``), null when it never does.
+
+    Args:
+        steps: a steps table (``load_steps``).
+        a: the policy that is to overtake.
+        b: the policy overtaken.
+        by: columns carried into the result; default the swept parameters.
+
+    Returns:
+        One row per (point, seed) where both policies ran: ``point``, ``seed``, the
+        by-columns, ``a``, ``b`` and ``crossover_week`` (week from 0, nullable integer).
+    """
+    by = swept_columns(steps) if by is None else list(by)
+    keys = ["point", "seed"]
+    arms = steps[steps["policy"].isin([a, b])]
+    wide = arms.pivot_table(index=[*keys, "step"], columns="policy", values="cum_profit")
+    rows = [
+        (*key, mechanics.crossover_week(series[a].to_numpy(), series[b].to_numpy()))
+        for key, series in wide.groupby(level=keys)
+        if {a, b} <= set(series.columns) and series[[a, b]].notna().all().all()
+    ]
+    weeks = pd.DataFrame(rows, columns=[*keys, "crossover_week"])
+    weeks["crossover_week"] = weeks["crossover_week"].astype("Int64")
+    carried = [column for column in by if column not in keys]
+    design = arms[[*keys, *carried]].drop_duplicates(keys)
+    weeks = weeks.merge(design, on=keys, how="left").assign(a=a, b=b)
+    return weeks[[*keys, *carried, "a", "b", "crossover_week"]]
+
+
+def crossover_summary(weeks: pd.DataFrame, *, by=None) -> pd.DataFrame:
+    """The spread of crossover weeks over seeds, per group (by default per design point).
+
+    Args:
+        weeks: the result of ``crossover_weeks``.
+        by: columns to group by; default ``point`` and the carried swept parameters.
+
+    Returns:
+        One row per group: the by-columns, ``a``, ``b``, ``n`` (seeds), ``crossed`` (seeds with
+        a crossover), ``share_never`` (0–1), and over the seeds that cross, in weeks:
+        ``mean``, ``sd``, ``min``, ``q25``, ``median``, ``q75``, ``max``.
+    """
+    fixed = {"seed", "a", "b", "crossover_week"}
+    by = [column for column in weeks.columns if column not in fixed] if by is None else list(by)
+    rows = [{**values, **_spread(group)} for values, group in groups(weeks, by)]
+    return pd.DataFrame(rows)
+
+
+def _spread(group: pd.DataFrame) -> dict:
+    crossed = group["crossover_week"].dropna().astype(float)
+    quantiles = crossed.quantile([0.0, 0.25, 0.5, 0.75, 1.0]) if len(crossed) else [np.nan] * 5
+    return {
+        "a": group["a"].iloc[0], "b": group["b"].iloc[0], "n": len(group),
+        "crossed": len(crossed), "share_never": (len(group) - len(crossed)) / len(group),
+        "mean": crossed.mean(), "sd": crossed.std(ddof=1),
+        **dict(zip(("min", "q25", "median", "q75", "max"), quantiles, strict=True)),
+    }  # fmt: skip
+
+
+# ---- whale curves: cumulative profit by client, most profitable first ---------------------
+
+
+def whale_by_policy(
+    clients: pd.DataFrame, steps: pd.DataFrame, *, who: str = "buyers"
+) -> pd.DataFrame:
+    """Whale curves per policy of each client's final provider, in one run.
+
+    A client's profit contributed spans every provider it had, and a client who left its
+    last provider has none (it is left out), so in a market of mixed policies this is an
+    approximation; a market where every business follows one policy gives that policy's
+    curve exactly (``whale_curve`` of the run; ``clientsim-facts`` does so).
+
+    Returns:
+        ``policy``, ``client_share``, ``profit_share`` (``whale_curve`` per policy).
+    """
+    policy_of = steps.drop_duplicates("business_id").set_index("business_id")["policy"]
+    provider_policy = clients["final_provider"].map(policy_of)
+    curves = [
+        whale_curve(clients[provider_policy == policy], who=who).assign(policy=policy)
+        for policy in sorted(provider_policy.dropna().unique())
+    ]
+    columns = ["policy", "client_share", "profit_share"]
+    return (
+        pd.concat(curves, ignore_index=True)[columns] if curves else pd.DataFrame(columns=columns)
+    )

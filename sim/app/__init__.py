@@ -1,0 +1,1 @@
+"""The students' view in the browser (Solara, Mesa's visualisation)."""

@@ -1,0 +1,264 @@
+"""The vectorized engine: businesses are Mesa agents, clients are numpy arrays.
+
+Every phase is a few array operations over the clients who act this week (open jobs,
+choosers, tellers); no Python loop runs over clients or businesses, only over the (few)
+policies (`sim.model.business.Firms`). The
+per (client, business) state -- awareness by ads, referral credits, warnings, refusals -- is
+stored densely but touched only for the clients who act; credits decay lazily (the week they
+were set is stored).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.model import phases, state
+from sim.model.market import MarketModel
+from sim.model.state import Field
+
+#: What the vectorized engine keeps to find who acts; the agents engine asks its agents.
+INDEX: tuple[Field, ...] = (
+    Field("has_job", np.bool_, False),
+    Field("applied_to", np.int16, -1),  # the business it applies to this week, or -1
+    Field("look_from", np.int32, 0),  # no business is open to it before this week (a lower bound)
+)
+
+
+class VectorizedModel(MarketModel):
+    """The market with clients as arrays: `s` per client, `p` per (client, business) pair.
+
+    `s` holds the fields of `sim.model.state.CLIENT`, `INDEX` and `sim.model.state.JOB`
+    (as ``job_`` + name), `p` those of `sim.model.state.PAIR`, shape (n, B).
+    """
+
+    def setup_clients(self) -> None:
+        """Create the state arrays; draw each client's first need and ad-awareness weeks."""
+        n, n_b = len(self.population), self.n_businesses  # clients of all the markets
+        self.ids = np.arange(n, dtype=np.int64)
+        self.s = {
+            **state.arrays(state.CLIENT, n),
+            **state.arrays(INDEX, n),
+            **state.arrays(state.JOB, n, prefix="job_"),
+        }
+        self.p = state.arrays(state.PAIR, (n, n_b))
+        self.s["difficulty"][:] = self.population["difficulty"]
+        self.s["next_need"][:] = phases.need_gap(self.world, self.ids, 0) - 1
+        self.p["known_week"][:] = phases.ad_weeks(self.world, self.ids)
+        self.s["look_from"][:] = self.p["known_week"].min(axis=1, initial=phases.NEVER)
+
+    def arrive_needs(self, week: int) -> None:
+        """Phase 1: needs arrive; clients without an open job open one."""
+        s = self.s
+        arriving = np.flatnonzero(s["next_need"] == week)
+        s["need_arrivals"][arriving] += 1
+        s["next_need"][arriving] += phases.need_gap(
+            self.world, arriving, s["need_arrivals"][arriving]
+        )
+        ids = arriving[~s["has_job"][arriving]]
+        jobs = phases.open_jobs(self.world, ids, week)
+        s["has_job"][ids] = True
+        s["job_true_hours"][ids], s["job_stated_hours"][ids] = jobs.true_hours, jobs.stated_hours
+        s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
+        self.count_clients(ids, new_needs=None)
+
+    def _standing(self, kind: str, flat: np.ndarray, week: int, since=None) -> np.ndarray:
+        """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed.
+
+        `since`: the weeks they were set, if already read. Most pairs never heard a story:
+        their standing is 0 and their value is not read.
+        """
+        if since is None:
+            since = self.p[f"{kind}_week"].reshape(-1).take(flat)
+        heard = np.flatnonzero(since >= 0)
+        value = np.zeros(len(flat))
+        value[heard] = phases.standing(
+            self.world, self.p[kind].reshape(-1).take(flat.take(heard)), since.take(heard), week
+        )
+        return value
+
+    def choose(self, week: int) -> None:
+        """Phase 3: returning clients apply to their provider, the others choose by logit.
+
+        Only the pairs a client may choose are scored, and only clients who may have one
+        are looked at (`look_from`): early on most clients know no business at all, and
+        later many know only businesses that refused them.
+        """
+        s, p, n_b = self.s, self.p, self.n_businesses
+        unplaced = np.flatnonzero(s["has_job"] & (s["job_provider"] < 0))
+        waited = week - s["job_need_week"][unplaced]
+        gone = unplaced[phases.out_of_patience(self.world, unplaced, waited)]
+        s["has_job"][gone] = False
+        self.count_clients(gone, gave_up=None)
+        waiting = s["has_job"] & (s["job_provider"] < 0)
+        s["applied_to"][:] = np.where(waiting, s["provider"], -1)
+        ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["look_from"] <= week))
+        state = self.business_state()
+        # (rows are gathered with take: several times faster than fancy indexing)
+        active = state[2]
+        if self.replicas > 1:  # each client sees its own market's businesses
+            active = active.reshape(n_b, self.replicas).T.take(ids // self.n_clients, axis=0)
+        open_from = phases.open_from(
+            p["known_week"].take(ids, 0), p["blocked_until"].take(ids, 0), active
+        )
+        eligible = open_from <= week
+        stuck = ~eligible.any(axis=1)
+        s["look_from"][ids[stuck]] = open_from[stuck].min(axis=1)
+        # pairs the clients may choose, by position in their gathered rows (row-major);
+        # reading the clients' rows, then the pairs in them, beats reading pairs directly
+        local = np.flatnonzero(eligible)  # (2-D np.nonzero is several times slower)
+        row = local // n_b
+        business = local - row * n_b
+        flat = ids.take(row) * n_b + business
+
+        def in_rows(matrix: np.ndarray) -> np.ndarray:
+            return matrix.take(ids, 0).reshape(-1).take(local)
+
+        s["applied_to"][ids] = phases.choose(
+            self.world, ids, row, business, week, in_rows(self.decider_alignment),
+            self._standing("credit", flat, week, in_rows(p["credit_week"])),
+            self._standing("warning", flat, week, in_rows(p["warning_week"])), state,
+            self.firm(ids.take(row), business),
+        )  # fmt: skip
+
+    def screen_and_quote(self, week: int) -> None:
+        """Phases 4-5: the businesses take their applicants (sorted by business, then id).
+
+        The applicants of all businesses are gathered at once, taken at once
+        (`sim.model.business.Firms.take`), and the decisions stored at once.
+        """
+        s, p, n_b = self.s, self.p, self.n_businesses
+        applied = s["applied_to"]
+        ids = np.flatnonzero(applied >= 0)
+        firm = self.firm(ids, applied[ids].astype(np.int64))
+        order = np.argsort(firm, kind="stable")
+        ids, firm = ids[order], firm[order]
+        b = applied[ids].astype(np.int64)
+        new = s["provider"][ids] != b
+        credit = self._standing("credit", ids * n_b + b, week)
+        job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
+        difficulty = s["difficulty"][ids]
+        referred = phases.fresh_referrals(self.world, new, credit)
+        everyone = phases.applicants(self.world, ids, b, week, new, referred, difficulty, job, firm)
+        intake = self.firms.take(everyone)
+        s["hours"][ids] += intake.overhead_hours
+        acc = intake.accepted
+        declined = ~acc
+        blocked = phases.blocked_until(self.world, week)
+        p["blocked_until"].reshape(-1)[ids[declined] * n_b + b[declined]] = blocked
+        s["provider"][ids[declined & ~new]] = -1
+        reformed = ids[intake.reforms]
+        s["difficulty"][reformed] = phases.reformed_difficulty(
+            self.world, s["difficulty"][reformed]
+        )
+        s["reformed"][reformed] = True
+        started = ids[acc]
+        s["job_provider"][started], s["job_accept_week"][started] = b[acc], week
+        s["job_billed"][started], s["job_misfit"][started] = intake.billed[acc], intake.misfit[acc]
+        s["job_extras"][started] = intake.extras[acc]
+        s["job_remaining"][started] = intake.work_hours[acc]
+        s["job_prepaid"][started] = intake.prepaid[acc] > 0
+        s["spend"][started] += intake.prepaid[acc]
+        first = phases.credits_referrer(
+            acc, everyone.referred, s["referred_by"][ids], s["first_job_week"][ids] >= 0
+        )
+        s["referred_by"][ids[first]] = p["referrer"].reshape(-1).take(ids[first] * n_b + b[first])
+
+    def serve(self, week: int) -> None:
+        """Phase 6: each business works its backlog first come, first served (ties by id)."""
+        s = self.s
+        ids = np.flatnonzero(s["job_provider"] >= 0)  # ascending: ties stay in id order
+        span = week + 1  # accept weeks lie in [0, week]
+        firm = self.firm(ids, s["job_provider"][ids].astype(np.int64))
+        key = firm * span + s["job_accept_week"][ids]
+        if span * self.firms.n <= np.iinfo(np.uint16).max:
+            key = key.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
+        order = np.argsort(key, kind="stable")
+        ids, firm = ids[order], firm[order]
+        remaining = s["job_remaining"][ids]
+        hard = phases.difficult(self.world, s["difficulty"][ids])
+        worked = self.firms.serve(firm, remaining, hard)
+        s["job_remaining"][ids] = remaining - worked
+        s["hours"][ids] += worked
+
+    def complete(self, week: int) -> None:
+        """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
+        s = self.s
+        serving = np.flatnonzero(s["job_provider"] >= 0)
+        waiting = {f: s[f"job_{f}"][serving] for f in ("need_week", "prepaid")}
+        done = s["job_remaining"][serving] <= 0.0
+        closing = done | phases.abandons(self.world, serving, week, waiting)
+        ids, abandoned = serving[closing], ~done[closing]
+        job = {f: s[f"job_{f}"][ids] for f in phases.FINISH_JOB_FIELDS}  # the closing only
+        provider = s["job_provider"][ids].astype(np.int64)
+        first = s["provider"][ids] != provider
+        out = phases.finish_jobs(
+            self.world, ids, week, provider, job, first, s["difficulty"][ids], abandoned
+        )
+        phases.book_outcomes(
+            self.firms, lambda **m: self.count_clients(ids, **m), self.firm(ids, provider), out
+        )
+        s["spend"][ids] += out.paid
+        s["unpaid"][ids] += out.unpaid
+        s["jobs_done"][ids] += ~abandoned
+        s["reviews"][ids] += out.rating > 0
+        first = ids[~abandoned & (s["first_job_week"][ids] < 0)]
+        s["first_job_week"][first] = week
+        s["has_job"][ids], s["job_provider"][ids] = False, -1
+        s["provider"][ids] = np.where(out.retained, provider, -1)
+        left = ~out.retained
+        blocked = phases.blocked_until(self.world, week)
+        self.p["blocked_until"].reshape(-1)[ids[left] * self.n_businesses + provider[left]] = (
+            blocked
+        )
+        speaking = out.story != 0
+        self._word_of_mouth(
+            ids[speaking],
+            out.tell_probability[speaking],
+            out.story[speaking],
+            provider[speaking],
+            week,
+        )
+
+    def _word_of_mouth(self, tellers, p_tell, story, about, week: int) -> None:
+        owner, neighbour = phases.tell_neighbours(self.world, tellers, p_tell, week, about, story)
+        n_b = self.n_businesses
+        for sign, kind in ((1, "credit"), (-1, "warning")):
+            amount = phases.story_weight(self.world, sign)
+            pick = story[owner] == sign
+            told = neighbour[pick]
+            self.s["look_from"][told] = np.minimum(self.s["look_from"][told], week)
+            flat = told * n_b + about[owner[pick]]
+            p = {name: self.p[name].reshape(-1) for name in ("known_week", kind, f"{kind}_week")}
+            phases.hear_stories(self.world, *p.values(), flat, amount, week)
+            counter = "referrals_made" if sign > 0 else "warnings_made"
+            speakers = tellers[owner[pick]]
+            self.firms.book(**{counter: self.firms.total(self.firm(speakers, about[owner[pick]]))})
+            self.count_clients(speakers, **{"wom_positive" if sign > 0 else "wom_negative": None})
+            if sign > 0:
+                referrer = self.p["referrer"].reshape(-1)
+                phases.remember_referrers(referrer, flat, tellers[owner[pick]])
+                self.s["referrals_made"][tellers] += np.bincount(
+                    owner[pick], minlength=len(tellers)
+                ).astype(np.int32)
+
+    def counts(self) -> tuple:
+        """Clients with an unplaced job, with an open job, and ever served (per market)."""
+        s = self.s
+        return (
+            self.per_market(s["has_job"] & (s["job_provider"] < 0)),
+            self.per_market(s["has_job"]),
+            self.per_market(s["first_job_week"] >= 0),
+        )
+
+    def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
+        """Field `name` of the clients `ids` (see `MarketModel.read`)."""
+        if name in state.PAIR_NAMES:
+            return phases.pairs(self.p[name], ids, business)
+        return self.s[name][ids]
+
+    def write(self, name: str, ids: np.ndarray, values, business=None) -> None:
+        """Set field `name` of the clients `ids` (see `MarketModel.write`)."""
+        if name in state.PAIR_NAMES:
+            self.p[name].reshape(-1)[ids * self.n_businesses + business] = values
+        else:
+            self.s[name][ids] = values

@@ -1,0 +1,264 @@
+"""The market model: wiring shared by both engines, and the order of one step (one week).
+
+`MarketModel` builds the random streams, the clients' traits, the network and the
+businesses, and runs the phases of one week in order (docs/ODD.md §3), synchronous within a
+phase. An engine (`sim.model.engines`) says how clients are stored and implements the client-side
+phases; it calls the same `sim.model.mechanics` functions and the same `Firms` methods as the
+other engine.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import mesa
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from sim.model import mechanics, phases
+from sim.model.business import Business, Firms
+from sim.model.ledger import TALLIES
+from sim.model.network import build_network, concatenate_networks
+from sim.model.policies import make_policy
+from sim.model.population import concatenate_populations, draw_population
+from sim.model.rng import BatchStreams, Streams
+from sim.model.world import World
+
+# Mesa logs every step at INFO; Hydra's run log would drown in it.
+logging.getLogger("MESA").setLevel(logging.WARNING)
+
+
+class MarketModel(mesa.Model):
+    """One market, or several stepped as one: clients with needs, businesses with policies.
+
+    Args:
+        cfg: a validated config (see `sim.config.schema`).
+        seeds: the seeds of R markets of the same config to step as one array program
+            (replications; the vectorized engine only). Default: the one market of
+            `cfg.seed`. Market r's clients are ids ``r * n`` to ``(r + 1) * n - 1`` and its
+            business b is entry ``b * R + r`` of `firms` (so a policy's businesses stay
+            next to each other); each market's numbers are exactly those of running it alone.
+    """
+
+    def __init__(self, cfg, seeds=None) -> None:
+        # plain dataclasses: DictConfig attribute access is far too slow for the step path
+        cfg = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+        self.seeds = [cfg.seed] if seeds is None else [int(seed) for seed in seeds]
+        super().__init__(rng=self.seeds[0])
+        self.cfg, self.week = cfg, 0
+        self.replicas, self.n_clients = len(self.seeds), cfg.market.n_clients
+        if self.replicas == 1:
+            self.streams = Streams(self.seeds[0])
+        else:
+            self.streams = BatchStreams(self.seeds, self.n_clients)
+        markets = [self._draw_market(Streams(seed)) for seed in self.seeds]
+        self.population = concatenate_populations([m[0] for m in markets])
+        self.indptr, self.indices = concatenate_networks([m[1] for m in markets])
+        self._create_businesses(markets)
+        self.tally: dict = {}  # this week's market tallies (`sim.model.ledger.TALLIES`)
+        self.setup_clients()
+
+    def _draw_market(self, streams: Streams):
+        """One market's one-off draws: its clients, network, capacity and cultures."""
+        clients, market = self.cfg.clients, self.cfg.market
+        pop = draw_population(market.n_clients, clients, streams.generator("traits"))
+        net = market.network
+        network = build_network(
+            market.n_clients, net.kind, params=dict(net.params), values=pop["values"],
+            homophily=net.homophily, rng=streams.generator("network"),
+        )  # fmt: skip
+        n = sum(market.policy_mix.values())
+        demand = mechanics.expected_work_hours_per_week(
+            pop["need_rate"], pop["difficulty"], market.jobs, market.service
+        )
+        capacity = mechanics.capacity_per_business(demand, market.demand_supply_ratio, n)
+        angles = streams.generator("culture").uniform(0.0, 2.0 * np.pi, n)
+        return pop, network, capacity, np.column_stack([np.cos(angles), np.sin(angles)])
+
+    def _create_businesses(self, markets) -> None:
+        market, pop, r = self.cfg.market, self.population, self.replicas
+        local = [
+            policy
+            for name, count in market.policy_mix.items()
+            for policy in [make_policy(name, self.cfg.policies[name])] * count
+        ]
+        n_b = len(local)
+        # entry b * R + r: business b of market r
+        capacity = np.column_stack([np.broadcast_to(m[2], n_b) for m in markets]).reshape(-1)
+        cultures = np.stack([m[3] for m in markets], axis=1).reshape(-1, 2)
+        self.firms = firms = Firms(
+            self.cfg, [p for p in local for _ in range(r)], capacity, cultures,
+            business_id=np.repeat(np.arange(n_b), r),
+        )  # fmt: skip
+        self.businesses = [Business(self, firms, b) for b in range(firms.n)]
+        self.cultures = firms.cultures
+
+        # values never change, so alignment with each business is computed once: (n, B),
+        # each market's clients with its own businesses' cultures
+        def aligned(values: str) -> np.ndarray:
+            return np.concatenate([
+                mechanics.alignment(m[0][values], m[3]) for m in markets
+            ]) if r > 1 else mechanics.alignment(pop[values], self.cultures)  # fmt: skip
+
+        self.decider_alignment = aligned("decider_values")
+        self.user_alignment = (  # one person decides and uses (no buying centre): one array
+            self.decider_alignment
+            if pop["user_values"] is pop["decider_values"]
+            else aligned("user_values")
+        )
+        one = slice(None, None, r)  # market 0's businesses: what does not differ by market
+        self.world = World(
+            self.cfg.clients, market, self.streams, pop, self.indptr, self.indices,
+            self.decider_alignment, self.user_alignment, firms.price[one],
+            firms.price[one] / market.price, firms.reach[one], firms.overpromise[one],
+            culture_strength=firms.culture_strength[one],
+            decider_shift=firms.decider_shift[one], user_shift=firms.user_shift[one],
+            referral_reach=self._referral_reach([m[0] for m in markets]),
+        )  # fmt: skip
+        self.world.decay_powers(self.cfg.steps + 1)  # a run of cfg.steps weeks never grows it
+
+    def _referral_reach(self, populations) -> np.ndarray | None:
+        """`World.referral_reach`, each market's relative to its own clients' mean fit."""
+        matching = self.cfg.clients.wom.matching
+        if matching <= 0:
+            return None
+        return np.concatenate(
+            [mechanics.referral_matching(1.0 - pop["difficulty"], matching) for pop in populations]
+        )
+
+    @property
+    def n_businesses(self) -> int:
+        """Number of businesses (of each market), active or not."""
+        return len(self.businesses) // self.replicas
+
+    def business_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Reputation, queue (backlog / capacity, weeks) and active flag of every business."""
+        firms = self.firms
+        return firms.reputation, firms.backlog_hours / firms.capacity, firms.active.copy()
+
+    def step(self) -> None:
+        """Advance one week: the phases of `sim.model.phases.STEP`, in order."""
+        week = self.week
+        if self.replicas == 1:
+            self.tally = {name: kind() for name, kind in TALLIES.items()}
+        else:  # one count per market
+            self.tally = {name: np.zeros(self.replicas, dtype=np.int64) for name in TALLIES}
+        for phase in phases.STEP:
+            if isinstance(phase, str):
+                getattr(self, phase)(week)
+            else:
+                phase(self, week)
+        self.week += 1
+
+    def start_week(self, week: int) -> None:
+        """Businesses reset their weekly counters and age their reviews."""
+        self.firms.start_week()
+
+    def close_accounts(self, week: int) -> None:
+        """Book every active business's week; release the clients of those that exit."""
+        for business in self.firms.close_accounts().tolist():
+            self.release(business)
+        unserved, with_need, adopters = self.counts()
+        self.count(unserved=unserved, with_need=with_need, adopters=adopters)
+        self.count(active_businesses=self.per_market(self.firms.active, of="businesses"))
+
+    def count(self, **counts) -> None:
+        """Add `counts` to this week's market tallies (`sim.model.ledger.TALLIES`), as their type.
+
+        With several markets, a count is one number per market.
+        """
+        for name, n in counts.items():
+            self.tally[name] += TALLIES[name](n) if self.replicas == 1 else n
+
+    def count_clients(self, ids, **masks) -> None:
+        """Count, for each tally, the clients `ids` in its mask (None: all of them).
+
+        Each client counts in its own market's tally.
+        """
+        if self.replicas == 1:
+            self.count(**{k: len(ids) if m is None else np.count_nonzero(m)
+                          for k, m in masks.items()})  # fmt: skip
+            return
+        market = np.asarray(ids) // self.n_clients
+        for name, mask in masks.items():
+            self.tally[name] += np.bincount(
+                market if mask is None else market[mask], minlength=self.replicas
+            )
+
+    def per_market(self, values, of: str = "clients"):
+        """The sum of `values` per market: an int for one market, else one per market.
+
+        `values` are per client (`of="clients"`, laid out market by market) or per business
+        (`of="businesses"`, entry ``b * R + r``: `firms`).
+        """
+        values, markets = np.asarray(values), self.replicas
+        if markets == 1:
+            return int(values.sum())
+        if of == "businesses":
+            return values.reshape(-1, markets).sum(axis=0)
+        return values.reshape(markets, -1).sum(axis=1)
+
+    def firm(self, ids, business):
+        """The entry in `firms` of business `business` of each client's (`ids`) market."""
+        if self.replicas == 1:
+            return business
+        return business * self.replicas + np.asarray(ids) // self.n_clients
+
+    def market_of(self, firm: int) -> tuple[np.ndarray, int]:
+        """The client ids of the market of `firms` entry `firm`, and its business id there."""
+        market, business = firm % self.replicas, firm // self.replicas
+        n = self.n_clients
+        return np.arange(market * n, (market + 1) * n), business
+
+    def run(self, steps: int, progress=None) -> None:
+        """Run `steps` weeks; `progress(week)` is called after each."""
+        for _ in range(steps):
+            self.step()
+            if progress is not None:
+                progress(self.week)
+
+    # --- what an engine provides (sim.model.engines) ---------------------------------------
+    def setup_clients(self) -> None:
+        """Create the clients' state."""
+        raise NotImplementedError
+
+    def arrive_needs(self, week: int) -> None:
+        """Phase 1: needs arrive; clients without an open job open one."""
+        raise NotImplementedError
+
+    def choose(self, week: int) -> None:
+        """Phase 3: clients without a provider choose a business they know."""
+        raise NotImplementedError
+
+    def screen_and_quote(self, week: int) -> None:
+        """Phases 4-5: businesses screen applicants, quote, diagnose, take prepayment."""
+        raise NotImplementedError
+
+    def serve(self, week: int) -> None:
+        """Phase 6: businesses work their backlogs first come, first served."""
+        raise NotImplementedError
+
+    def complete(self, week: int) -> None:
+        """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
+        raise NotImplementedError
+
+    def release(self, firm: int) -> None:
+        """A business (`firms` entry) exits: its backlog and clients return (`sim.model.phases`)."""
+        phases.release(self, *self.market_of(firm))
+
+    def counts(self) -> tuple:
+        """Clients with an unplaced job, with an open job, and ever served (per market)."""
+        raise NotImplementedError
+
+    def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
+        """Field `name` of `sim.model.state` for the clients `ids`, with its declared dtype.
+
+        A job's fields are named ``job_`` + name (their initial value where no job is
+        open); a pair field is read for the pairs (`ids`, `business`): one business, or
+        one per client.
+        """
+        raise NotImplementedError
+
+    def write(self, name: str, ids: np.ndarray, values, business=None) -> None:
+        """Set field `name` of `sim.model.state` for the clients `ids` (as `read`; jobs open)."""
+        raise NotImplementedError

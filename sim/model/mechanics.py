@@ -1,0 +1,325 @@
+"""Every formula of the model, once, as pure functions of scalars or numpy arrays.
+
+Both engines call these; none of them knows about agents, engines or files. Units: time in
+weeks, work in hours, money in currency units. Parameters come as the config's sections
+(attribute access), so a formula and its coefficients are read in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sim.config.registry import WEEKS_PER_YEAR
+
+
+def need_probability(need_rate):
+    """P(a new need this week) for a Poisson rate of `need_rate` jobs per year."""
+    return 1.0 - np.exp(-np.asarray(need_rate) / WEEKS_PER_YEAR)
+
+
+def geometric_weeks(u, p):
+    """Weeks (>= 1) until the first success of a weekly Bernoulli(p), by inversion of u."""
+    p = np.asarray(p, dtype=float)
+    with np.errstate(divide="ignore"):
+        weeks = np.floor(np.log(u) / np.log1p(-p)) + 1.0
+    return np.where(p > 0, np.minimum(weeks, 2**30), 2**30).astype(np.int64)
+
+
+def job_size(z, jobs: Any):
+    """True size of a job in hours: lognormal with median `jobs.median_hours`."""
+    return jobs.median_hours * np.exp(jobs.sigma * z)
+
+
+def stated_size(true_hours, misdiagnosed, u, jobs: Any):
+    """The size the client asks for: true, or with misdiagnosis true x U(low, high)."""
+    share = jobs.misdiagnosed_low + (jobs.misdiagnosed_high - jobs.misdiagnosed_low) * u
+    return np.where(misdiagnosed, true_hours * share, true_hours)
+
+
+def ad_reach(reach, honesty, ads: Any):
+    """Weekly P(an unaware client becomes aware): dishonest ads reach further."""
+    return reach * (1.0 + ads.dishonesty_boost * (1.0 - np.asarray(honesty)))
+
+
+def alignment(values, culture):
+    """Value alignment (1 + cos) / 2 in [0, 1] of unit vectors `values` (..., k) and `culture`."""
+    return 0.5 * (1.0 + np.clip(values @ np.asarray(culture).T, -1.0, 1.0))
+
+
+def gumbel(u):
+    """Standard Gumbel variates from uniforms in (0, 1): -log(-log u), in one new array."""
+    g = np.log(u)
+    np.negative(g, out=g)
+    np.log(g, out=g)
+    return np.negative(g, out=g)
+
+
+def choice_utility(
+    reputation, align, price_ratio, budget, credit, warning, queue_weeks, noise, choice: Any
+):
+    """Multinomial-logit utility of a business for a client (docs/ODD.md §7.3).
+
+    `price_ratio` is the business's price over the market price; `queue_weeks` its backlog over
+    its capacity; `noise` standard Gumbel variates, scaled by `choice.noise`.
+    """
+    return (
+        choice.beta_reputation * (reputation - choice.reference_rating)
+        + choice.beta_alignment * align
+        - choice.beta_price * price_ratio / budget
+        + credit
+        - warning
+        + choice.beta_wait * queue_weeks
+        + choice.noise * noise
+    )
+
+
+def role_shift(serves: str, role: str, tailoring: float) -> float:
+    """How a policy that serves `serves` tilts the alignment `role` perceives (docs/ODD.md §7.10).
+
+    +tailoring for the role it serves (decider or user), −tailoring for the other one, 0 when
+    it serves all.
+    """
+    if serves == "all":
+        return 0.0
+    return tailoring if serves == role else -tailoring
+
+
+def tailored_alignment(align, shift):
+    """Alignment a role perceives when a business courts it (shift s > 0) or neglects it (s < 0).
+
+    Courted: a + s·(1 − a), a share s of the way to 1; neglected: a·(1 + s), a share |s| of the
+    way to 0; unchanged at s = 0.
+    """
+    align, shift = np.asarray(align), np.asarray(shift)
+    return np.where(shift >= 0, align + shift * (1.0 - align), align * (1.0 + shift))
+
+
+def fit_signals(difficulty, pay_reliability, align, unrealistic):
+    """The four observable signals of fit, columns: respect, payment, alignment, realism."""
+    return np.stack([1.0 - difficulty, pay_reliability, align, 1.0 - unrealistic], axis=-1)
+
+
+def culture_signals(signals, strength, column: int = 2):
+    """Fit signals as a business of culture strength c judges them: each leans toward alignment.
+
+    Every signal s becomes (1 − c)·s + c·alignment (column `column` of `fit_signals`, itself
+    unchanged), so a weighted-mean score becomes (1 − c)·score + c·alignment: culture takes a
+    share c of every judgement. At c = 0 the signals are unchanged.
+    """
+    signals = np.asarray(signals, dtype=float)
+    return signals + strength * (signals[..., column : column + 1] - signals)
+
+
+def culture_affinity(align, strength):
+    """How much more a business's ads and stories reach a client: g = 1 − c + 2c·a.
+
+    With culture strength c, a client of alignment a is reached g times as often; g is 1 at
+    c = 0, and its mean over clients is 1 when alignment averages 1/2 (values uniform on the
+    circle), so a strong culture draws aligned clients without buying more reach.
+    """
+    return 1.0 - strength + 2.0 * strength * align
+
+
+def referral_matching(fit, matching):
+    """How much more a referral reaches a friend of fit `fit`: 1 − m + m · fit / mean fit.
+
+    A referrer knows its friends and the business, so it passes the referral on to those it
+    expects to fit (Schmitt, Skiera & Van den Bulte 2011, "better matching"). The factor is 1
+    at m = 0 and averages 1 over clients, so matching redirects referrals without adding any.
+    """
+    fit = np.asarray(fit, dtype=float)
+    return 1.0 - matching + matching * fit / fit.mean()
+
+
+def fit_score(signals, weights):
+    """Weighted mean of the (observed) signals: the screening score in [0, 1]."""
+    weights = np.asarray(weights, dtype=float)
+    return signals @ weights / weights.sum()
+
+
+def projected_finish_weeks(backlog_hours, job_hours, capacity_hours):
+    """Weeks until a new job would be finished behind the current backlog."""
+    capacity = np.maximum(capacity_hours, 1e-9)
+    return (backlog_hours + job_hours) / capacity
+
+
+def conflict_probability(difficulty, service: Any):
+    """P(a job ends in conflict) rises with the square of difficulty."""
+    return service.conflict_prob * np.asarray(difficulty) ** 2
+
+
+def work_per_billed_hour(difficulty, conflict, service: Any):
+    """Hours of work per billed hour: 1 + k d, plus the conflict share if a conflict."""
+    return 1.0 + (service.difficulty_hours * difficulty + service.conflict_hours * conflict)
+
+
+def work_hours(billed_hours, difficulty, conflict, service: Any):
+    """Hours a job takes: billed x (1 + k d), plus conflict hours. Only `billed` is paid."""
+    return billed_hours * work_per_billed_hour(difficulty, conflict, service)
+
+
+def running_count(mask, business):
+    """Per row, how many rows of its business, up to and including it, are in `mask`.
+
+    The rows are sorted by business (`business`, one per row); counts are exact integers.
+    """
+    mask = np.asarray(mask)
+    count = np.cumsum(mask)
+    first = np.ones(len(count), dtype=bool)  # the first row of each business
+    np.not_equal(business[1:], business[:-1], out=first[1:])
+    # the count before a business's first row, carried forward (counts never fall)
+    return count - np.maximum.accumulate(np.where(first, count - mask, 0))
+
+
+def queue_cumsum(values, business, n_businesses: int):
+    """Per row, the sum of `values` of its business's rows up to and including it.
+
+    The rows are sorted by business. Each business's sum runs over its own rows only, in
+    order, so a queue's sums do not depend on the other queues (exactly those of
+    ``np.cumsum`` of the queue alone): the queues are laid out as the rows of one 2-D array.
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    lengths = np.bincount(business, minlength=n_businesses)
+    width = int(lengths.max(initial=0))
+    starts = np.cumsum(lengths) - lengths
+    position = np.arange(n) - starts.take(business)
+    if n_businesses * width > 4 * n + 4096:  # a few long queues: one cumsum each
+        out = np.empty(n)
+        for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+            out[start : start + length] = np.cumsum(values[start : start + length])
+        return out
+    grid = np.zeros((n_businesses, width))
+    grid[business, position] = values
+    return grid.cumsum(axis=1)[business, position]
+
+
+def allocate_capacity(remaining_hours, capacity_hours, business=None, n_businesses: int = 1):
+    """First come, first served: hours worked on each job of each queue, given in order.
+
+    `capacity_hours` is the hours each job's business has (one per job, or for all); the
+    jobs are sorted by `business` (default: one queue).
+    """
+    remaining = np.asarray(remaining_hours, dtype=float)
+    if business is None:
+        business = np.zeros(len(remaining), dtype=np.int64)
+    before = queue_cumsum(remaining, business, n_businesses) - remaining
+    return np.clip(capacity_hours - before, 0.0, remaining)
+
+
+def payment_fraction(u_full, u_partial, pay_reliability, payment: Any):
+    """Share of an invoice paid: all with P = r, else a part with P = partial_prob, else 0."""
+    partial = np.where(u_partial < payment.partial_prob, payment.partial_share, 0.0)
+    return np.where(u_full < pay_reliability, 1.0, partial)
+
+
+def satisfaction(
+    align,
+    wait_weeks,
+    price_ratio,
+    budget,
+    misfit,
+    extras,
+    late,
+    overpromise,
+    difficulty,
+    noise,
+    sat: Any,
+):
+    """Satisfaction S in [0, 1] with a finished job (docs/ODD.md §7.7).
+
+    `overpromise` is the unmet ad promise (0 after the first job); `noise` standard normals.
+    """
+    s = (
+        sat.baseline
+        + sat.alignment * (align - 0.5)
+        - sat.wait * np.maximum(wait_weeks - sat.wait_grace, 0.0)
+        - sat.price * np.maximum(price_ratio / budget - 1.0, 0.0)
+        - sat.misfit * misfit
+        - sat.extras * extras
+        - sat.late * late
+        - overpromise
+        - sat.difficulty * difficulty
+        + sat.noise * noise
+    )
+    return np.clip(s, 0.0, 1.0)
+
+
+def abandoned_satisfaction(s, patience: Any):
+    """Satisfaction of a client who leaves a queue: S as if judged now, minus the penalty."""
+    return np.clip(np.asarray(s) - patience.penalty, 0.0, 1.0)
+
+
+def overpromise(honesty, ads: Any):
+    """Satisfaction lost on a first job when the ads promised more than the service gives."""
+    return ads.overpromise * (1.0 - np.asarray(honesty))
+
+
+def retention_probability(s, sat: Any):
+    """P(a client stays with its provider) rises in satisfaction (logistic)."""
+    return 1.0 / (1.0 + np.exp(-sat.retention_slope * (np.asarray(s) - 0.5)))
+
+
+def review_probability(s, propensity, reviews: Any):
+    """P(posting a review): highest at the extremes of S, which makes ratings J-shaped."""
+    extremity = np.abs(2.0 * np.asarray(s) - 1.0) ** 3
+    return propensity * (reviews.floor + (1.0 - reviews.floor) * extremity)
+
+
+def rating(s):
+    """Star rating 1..5 from satisfaction: ceil(5 S), at least 1."""
+    return np.clip(np.ceil(5.0 * np.asarray(s)), 1, 5).astype(np.int64)
+
+
+def reputation(weight_sum, rating_sum, reviews: Any):
+    """Bayesian reputation: posterior mean rating with `prior_reviews` at `prior_rating`."""
+    prior = reviews.prior_reviews
+    return (prior * reviews.prior_rating + rating_sum) / (prior + weight_sum)
+
+
+def weekly_decay(half_life_weeks):
+    """Factor applied each week to a quantity that halves every `half_life_weeks`."""
+    return 0.5 ** (1.0 / half_life_weeks)
+
+
+def decayed(amount, since_weeks, decay):
+    """A credit or warning set `since_weeks` ago, decayed by `decay` per week (lazily)."""
+    return amount * np.power(decay, since_weeks)
+
+
+def tell_probability(talkativeness, s, wom: Any):
+    """P(telling each neighbour), and the sign of the story (+1, -1 or 0)."""
+    sign = np.where(s > wom.positive, 1, np.where(s < wom.negative, -1, 0))
+    p = talkativeness * np.where(sign > 0, wom.p_positive, wom.p_negative)
+    return np.where(sign != 0, p, 0.0), sign
+
+
+def expected_work_hours_per_week(need_rate, difficulty, jobs: Any, service: Any):
+    """Market demand in hours worked per week (difficulty and conflict included)."""
+    mean_size = jobs.median_hours * np.exp(jobs.sigma**2 / 2.0)
+    conflict = service.conflict_hours * conflict_probability(difficulty, service)
+    per_job = mean_size * (1.0 + service.difficulty_hours * difficulty + conflict)
+    return float(np.sum(need_probability(need_rate) * per_job))
+
+
+def capacity_per_business(demand_hours, demand_supply_ratio, n_businesses):
+    """Capacity (hours per week) so that demand / supply equals the market's ratio."""
+    return demand_hours / (demand_supply_ratio * n_businesses)
+
+
+def crossover_week(cumulative_a, cumulative_b):
+    """First week after which series a stays above series b; None if it never does."""
+    ahead = np.asarray(cumulative_a) > np.asarray(cumulative_b)
+    if ahead.size == 0 or not ahead[-1]:
+        return None
+    behind = np.flatnonzero(~ahead)
+    return 0 if behind.size == 0 else int(behind[-1] + 1)
+
+
+def whale_curve(profits):
+    """Cumulative share of total profit, clients sorted most profitable first."""
+    ordered = np.sort(np.asarray(profits, dtype=float))[::-1]
+    total = ordered.sum()
+    return np.cumsum(ordered) / total if total != 0 else np.zeros_like(ordered)

@@ -1,0 +1,431 @@
+"""The client-side decisions of each phase, as functions of the arrays of those who act.
+
+Both engines call these: the vectorized engine with every acting client at once, the agents
+engine with one client agent at a time. A rule reads the run's fixed inputs from a
+`sim.model.world.World` (config sections, streams, traits, network, the businesses' prices and
+cultures) and the week's state from its arguments, applies `sim.model.mechanics`, and returns
+decisions; storing them is the engine's job. Random numbers are keyed by client id, so a
+decision does not depend on who else acts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.model import mechanics, state
+from sim.model.business import Applicants
+from sim.model.rng import box_muller
+from sim.model.world import World
+
+NEVER = state.NEVER  # a week that never comes
+
+#: The order of one week (the nine phases of docs/ODD.md §3). A name is a `MarketModel` method (the
+#: engine's, where it gathers its acting clients itself); a new phase may instead be a
+#: function ``(model, week)`` of this module written against `MarketModel.read` / `write`,
+#: put in its place here.
+STEP: tuple = (
+    "start_week",  # businesses reset their weekly counters and age their reviews
+    "arrive_needs",  # 1. need (2. awareness by ads is precomputed per client: `ad_weeks`)
+    "choose",  # 3. choice
+    "screen_and_quote",  # 4-5. screening, quote and diagnosis
+    "serve",  # 6. service
+    "complete",  # 7-8. payment, satisfaction, reviews, word of mouth
+    "close_accounts",  # 9. accounts and exit
+)
+
+#: The fields of an open job (`sim.model.state.JOB`) that the intake and the finish read.
+INTAKE_JOB_FIELDS = ("true_hours", "stated_hours", "deadline")
+FINISH_JOB_FIELDS = (
+    "billed",
+    "prepaid",
+    "accept_week",
+    "deadline",
+    "need_week",
+    "misfit",
+    "extras",
+)
+
+
+def pairs(matrix: np.ndarray, ids, business) -> np.ndarray:
+    """`matrix[ids, business]` for a (clients, businesses) matrix, as one flat `take`.
+
+    Numpy's two-array fancy indexing is several times slower than `take` on the flat index.
+    """
+    return matrix.reshape(-1).take(ids * matrix.shape[1] + business)
+
+
+def need_gap(world: World, ids: np.ndarray, arrivals) -> np.ndarray:
+    """Weeks until each client's next need; the k-th need is keyed by k (exogenous arrivals)."""
+    u = world.streams.uniform("need", arrivals, ids)
+    p = mechanics.need_probability(world.population["need_rate"][ids])
+    return mechanics.geometric_weeks(u, p)
+
+
+def ad_weeks(world: World, ids: np.ndarray) -> np.ndarray:
+    """Week (0-based) in which each business's ads first reach each client, shape (n, B).
+
+    A business's reach is scaled, client by client, by its culture's affinity with the
+    client's decider (`mechanics.culture_affinity`; 1 at culture strength 0). Weeks past
+    the largest a run reaches are `NEVER`. Computed `AD_CHUNK` clients at a time, so the
+    temporaries stay small beside the result (a pair-week array).
+    """
+    out = np.empty((len(ids), world.n_businesses), dtype=state.PAIR_WEEK)
+    for start in range(0, len(ids), AD_CHUNK):
+        some = ids[start : start + AD_CHUNK]
+        u = world.streams.uniform("ads", 0, some[:, None], np.arange(world.n_businesses))
+        reach = world.reach
+        if world.culture_strength.any():
+            affinity = mechanics.culture_affinity(
+                world.decider_alignment[some], world.culture_strength
+            )
+            reach = np.minimum(reach * affinity, 1.0)
+        out[start : start + len(some)] = np.minimum(mechanics.geometric_weeks(u, reach) - 1, NEVER)
+    return out
+
+
+AD_CHUNK = 1 << 16  # clients per block of `ad_weeks`
+
+
+@dataclass(slots=True)
+class Jobs:
+    """New jobs: true and stated size (hours) and deadline (weeks; 0 is impossible)."""
+
+    true_hours: np.ndarray
+    stated_hours: np.ndarray
+    deadline: np.ndarray
+
+
+#: The draws of a phase for the same clients, made at once (`Streams.uniforms`): (stream,
+#: slot); a normal takes slots 2k and 2k + 1 of its stream (`Streams.normal`).
+OPEN_DRAWS = (("size", 0), ("size", 1), ("misdiagnosis", 0), ("misdiagnosis", 1),
+              ("deadline", 0))  # fmt: skip
+INTAKE_DRAWS = (("service", 0), ("upsell", 0), ("reform", 0))
+SCREENING_DRAWS = tuple(("screening", slot) for slot in range(8))  # 4 normals
+FINISH_DRAWS = (("payment", 0), ("payment", 1), ("satisfaction", 0), ("satisfaction", 1),
+                ("retention", 0), ("review", 0))  # fmt: skip
+
+
+def open_jobs(world: World, ids: np.ndarray, week: int) -> Jobs:
+    """Phase 1: the jobs of clients whose need arrived this week."""
+    pop, cfg = world.population, world.market.jobs
+    u = world.streams.uniforms(week, ids, OPEN_DRAWS)
+    true = mechanics.job_size(box_muller(u[0], u[1]), cfg)
+    wrong = u[2] < pop["misdiagnosis"][ids]
+    stated = mechanics.stated_size(true, wrong, u[3], cfg)
+    impossible = u[4] < pop["unrealistic"][ids]
+    return Jobs(true, stated, np.where(impossible, 0, cfg.deadline_weeks))
+
+
+def standing(world: World, amount, since_week, week: int) -> np.ndarray:
+    """Credits or warnings decayed to `week`; 0 where never set (`since_week` < 0).
+
+    The powers of the decay are tabulated (`world.decay_powers`): a lookup, not a power.
+    Ages of unset pairs (`since_week` = -1) are looked up too, then discarded.
+    """
+    powers = world.decay_powers(week + 1)
+    return np.where(since_week >= 0, amount * powers[week - since_week], 0.0)
+
+
+def open_from(known_week, blocked_until, active) -> np.ndarray:
+    """Phase 3, who may be chosen: the week from which each business is open to a client.
+
+    A client may choose a business it knows (`known_week`) that has not declined it, nor been
+    left by it, within `clients.decline_memory` weeks (`blocked_until`), while the business
+    is active (`active`, one flag per business, the last axis); never (`NEVER`) otherwise.
+    """
+    return np.where(active, np.maximum(known_week, blocked_until), NEVER)
+
+
+def choose(
+    world: World, ids, row, business, week: int, align, credit, warning, business_state, firm=None
+):
+    """Phase 3: the business each of the clients `ids` picks by logit; -1 if it has none.
+
+    The candidates are pairs: client `ids[row[i]]` may choose business `business[i]`, with
+    decider alignment `align[i]` and standing `credit[i]` and `warning[i]`.
+    `business_state` is `MarketModel.business_state()` at the start of the phase. A client
+    balks at a business whose queue (weeks of backlog) is longer than its patience: it is
+    not a candidate. Ties go to the lowest business index (argmax). A business that serves
+    one role of the buying centre tilts the alignment the decider perceives
+    (`mechanics.tailored_alignment`). `firm`: the entry of each candidate's business in
+    `business_state` (`MarketModel.firm`; default `business`, one market).
+    """
+    pop, pair_ids = world.population, ids.take(row)
+    firm = business if firm is None else firm
+    rep, queue = business_state[0].take(firm), business_state[1].take(firm)
+    balks = queue > pop["patience"].take(pair_ids)
+    if world.decider_shift.any():  # a business that serves one role courts or neglects it
+        align = mechanics.tailored_alignment(align, world.decider_shift.take(business))
+    u = world.streams.uniform("choice", week, pair_ids, business)
+    utility = mechanics.choice_utility(
+        rep, align, world.price_ratio[business], pop["payer_budget"].take(pair_ids),
+        credit, warning, queue, mechanics.gumbel(u), world.clients.choice,
+    )  # fmt: skip
+    n_b = world.n_businesses
+    table = np.full(len(ids) * n_b, -np.inf)
+    table[row * n_b + business] = np.where(balks, -np.inf, utility)
+    has_candidate = np.zeros(len(ids), dtype=bool)
+    has_candidate[row[~balks]] = True
+    return np.where(has_candidate, table.reshape(len(ids), n_b).argmax(axis=1), -1)
+
+
+def applicants(
+    world: World, ids, business, week: int, new, referred, difficulty, job, firm=None
+) -> Applicants:
+    """Phases 4-5: the applicants `ids` (sorted by business, then id) to `business`.
+
+    `firm`: the entry of each one's business in `Firms` (`MarketModel.firm`; default
+    `business`, one market), which `Applicants.business` holds.
+
+    `business` holds one business index per applicant; `job` holds the applicants'
+    `true_hours`, `stated_hours` and `deadline`. Their fit signals are read and their
+    random numbers drawn here, keyed by client id: screening noise for new applicants (read
+    only by a policy that screens), the uniforms of upselling, whether a job ends in conflict
+    and whether the client would reform if a screen declined it.
+    """
+    pop, streams, clients, service = (
+        world.population,
+        world.streams,
+        world.clients,
+        world.market.service,
+    )
+    u = streams.uniforms(week, ids, INTAKE_DRAWS)
+    conflict = u[0] < mechanics.conflict_probability(difficulty, service)
+    noise = np.zeros((len(ids), 4))
+    u_noise = streams.uniforms(week, ids[new], SCREENING_DRAWS)  # normal k: slots 2k, 2k + 1
+    noise[new] = box_muller(u_noise[0::2], u_noise[1::2]).T
+    return Applicants(
+        ids, business if firm is None else firm, new, referred, difficulty,
+        mechanics.fit_signals(
+            difficulty, pop["pay_reliability"][ids], pairs(world.decider_alignment, ids, business),
+            pop["unrealistic"][ids],
+        ),
+        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise,
+        u[1], mechanics.work_per_billed_hour(difficulty, conflict, service),
+        (difficulty > clients.reform.min_difficulty) & (u[2] < clients.reform.prob),
+    )  # fmt: skip
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Finished jobs judged: money, satisfaction, loyalty, review and story."""
+
+    paid: np.ndarray
+    unpaid: np.ndarray
+    satisfaction: np.ndarray
+    retained: np.ndarray
+    rating: np.ndarray  # stars, 0 where no review is posted
+    tell_probability: np.ndarray
+    story: np.ndarray  # +1 positive, -1 negative, 0 none
+    abandoned: np.ndarray  # the client left the queue: no payment, not a completed job
+
+
+def out_of_patience(world: World, ids, weeks_waited) -> np.ndarray:
+    """Patience: mask of the clients `ids` whose job has waited longer than their patience.
+
+    `weeks_waited` counts the weeks since the need: at the start of choice in week w it is
+    w - need week, at the end of service w - need week + 1.
+    """
+    return weeks_waited > world.population["patience"][ids]
+
+
+def abandons(world: World, ids, week: int, job: dict) -> np.ndarray:
+    """Phase 6: mask of the unfinished jobs whose clients leave the queue after service.
+
+    A client leaves when its job has waited past its patience, unless it prepaid (walking
+    away would forfeit the money); `job` holds the jobs' `need_week` and `prepaid`.
+    """
+    return ~job["prepaid"] & out_of_patience(world, ids, week - job["need_week"] + 1)
+
+
+def finish_jobs(
+    world: World, ids, week: int, provider, job: dict, first_job, difficulty, abandoned
+) -> Outcome:
+    """Phases 7-8 for jobs just finished, or `abandoned` (see `abandons`).
+
+    `provider`: business index; `job`: arrays by name. A client who left the queue pays
+    nothing (nothing was invoiced), judges the business as if the job ended now, with no
+    misfit or extras but the patience penalty, and does not stay.
+    """
+    pop, clients = world.population, world.clients
+    u = world.streams.uniforms(week, ids, FINISH_DRAWS)
+    billed = np.where(abandoned, 0.0, job["billed"])
+    sat, invoice = clients.satisfaction, billed * world.prices[provider]
+    fraction = mechanics.payment_fraction(u[0], u[1], pop["pay_reliability"][ids],
+                                          world.market.payment)  # fmt: skip
+    fraction = np.where(job["prepaid"], 0.0, fraction)
+    unpaid = np.where(job["prepaid"], 0.0, (1.0 - fraction) * invoice)
+    late = (week - job["accept_week"] + 1) > job["deadline"]
+    user_alignment = pairs(world.user_alignment, ids, provider)
+    if world.user_shift.any():  # a business that serves one role courts or neglects it
+        user_alignment = mechanics.tailored_alignment(user_alignment, world.user_shift[provider])
+    s = mechanics.satisfaction(
+        user_alignment,
+        week - job["need_week"], world.price_ratio[provider], pop["payer_budget"][ids],
+        job["misfit"] & ~abandoned, job["extras"] & ~abandoned, late,
+        np.where(first_job, world.overpromise[provider], 0.0), difficulty,
+        box_muller(u[2], u[3]), sat,
+    )  # fmt: skip
+    s = np.where(abandoned, mechanics.abandoned_satisfaction(s, clients.patience), s)
+    retained = u[4] < mechanics.retention_probability(s, sat)
+    retained &= ~abandoned
+    reviews = clients.reviews
+    posts = u[5] < mechanics.review_probability(s, pop["review_propensity"][ids], reviews)
+    p_tell, story = mechanics.tell_probability(pop["influencer_talkativeness"][ids], s, clients.wom)
+    if not clients.wom.enabled:
+        p_tell, story = np.zeros_like(p_tell), np.zeros_like(story)
+    return Outcome(
+        fraction * invoice, unpaid, s, retained, np.where(posts, mechanics.rating(s), 0),
+        p_tell, story, abandoned,
+    )  # fmt: skip
+
+
+def book_outcomes(firms, count, provider, out: Outcome) -> None:
+    """Add finished jobs' money, satisfaction, loyalty and reviews to their businesses.
+
+    `firms` are the market's businesses (`sim.model.business.Firms`), `provider` their entries,
+    `count` counts the jobs in masks in the market's tallies (`MarketModel.count_clients`
+    of the jobs' clients). Sums run in the order of the jobs (by client id) in both engines,
+    so they agree exactly.
+    """
+    reviewed, done = out.rating > 0, ~out.abandoned
+    total = firms.total
+    firms.book(
+        revenue=total(provider, out.paid), unpaid=total(provider, out.unpaid),
+        completed=total(provider[done]), abandoned=total(provider[out.abandoned]),
+        satisfaction_sum=total(provider, np.where(done, out.satisfaction, 0.0)),  # completed
+        retained=total(provider[out.retained]),
+    )  # fmt: skip
+    stars = total(provider, np.where(reviewed, out.rating, 0))
+    firms.record_reviews(total(provider[reviewed]), stars)
+    count(
+        completed=done,
+        abandoned=out.abandoned,
+        reviews=reviewed,
+        **{f"rating_{star}": out.rating == star for star in range(1, 6)},
+    )
+
+
+def tell_neighbours(
+    world: World, tellers, p_tell, week: int, about, story
+) -> tuple[np.ndarray, np.ndarray]:
+    """Phase 8: which neighbours each teller tells; returns (teller index, neighbour) pairs.
+
+    The teller index points into `tellers`; `about` is the business each teller's story is
+    about. Neighbour k of a teller is told with the uniform of slot k, so the stories do not
+    depend on the order in which clients act. A business's culture makes its stories reach
+    neighbours of like values more: the probability is scaled by the culture's affinity with
+    the neighbour's decider (`mechanics.culture_affinity`; 1 at culture strength 0). A
+    referral (`story` +1) reaches a neighbour who fits more (`World.referral_reach`, from
+    `wom.matching`; 1 at matching 0): the referrer knows its friends.
+    """
+    starts = world.indptr.take(tellers)
+    counts = world.indptr.take(tellers + 1) - starts
+    ends = np.cumsum(counts)
+    owner = np.repeat(np.arange(len(tellers)), counts)
+    slot = np.arange(ends[-1] if len(ends) else 0) - (ends - counts).take(owner)
+    p = p_tell.take(owner)
+    cultured, matched = world.culture_strength.any(), world.referral_reach is not None
+    if cultured or matched:
+        heard_by = world.indices.take(starts.take(owner) + slot)
+    if cultured:
+        business = np.asarray(about).take(owner)
+        align = pairs(world.decider_alignment, heard_by, business)
+        p = p * mechanics.culture_affinity(align, world.culture_strength.take(business))
+    if matched:
+        p = np.where(np.asarray(story).take(owner) > 0, p * world.referral_reach.take(heard_by), p)
+    told = np.flatnonzero(world.streams.uniform("wom", week, tellers.take(owner), slot) < p)
+    owner = owner.take(told)
+    neighbour = world.indices.take(starts.take(owner) + slot.take(told))
+    return owner, neighbour.astype(np.int64)
+
+
+def difficult(world: World, difficulty) -> np.ndarray:
+    """Phase 6: mask of the clients whose jobs count as difficult hours (`difficult_above`)."""
+    return difficulty > world.market.service.difficult_above
+
+
+# --- rules of refusal, reform and referral: both engines gather, call, and scatter -------
+def blocked_until(world: World, week: int) -> int:
+    """Refusal memory: the week a client declined by (or leaving) a business may choose it again.
+
+    A client declined in `week`, or leaving its provider then, does not choose that business
+    again for `clients.decline_memory` weeks.
+    """
+    return week + world.clients.decline_memory
+
+
+def reformed_difficulty(world: World, difficulty):
+    """Reform: the difficulty of clients who reform after a screen declined them."""
+    return difficulty - world.clients.reform.amount
+
+
+def fresh_referrals(world: World, new, credit) -> np.ndarray:
+    """Referral freshness: mask of new applicants who come referred.
+
+    A referral is fresh while its decayed credit for the business applied to still reaches
+    `wom.referral_min`.
+    """
+    return new & (credit >= world.clients.wom.referral_min)
+
+
+def credits_referrer(accepted, referred, referred_by, ever_served) -> np.ndarray:
+    """Referral attribution: mask of applicants whose acceptance credits their referrer.
+
+    Only a client's first job counts: accepted, referred, never served before and not yet
+    attributed to a referrer.
+    """
+    return accepted & referred & (referred_by < 0) & ~ever_served
+
+
+def remember_referrers(referrer: np.ndarray, pair: np.ndarray, teller: np.ndarray) -> None:
+    """Referral attribution: each pair told referrals this week remembers its referrer.
+
+    A pair's referrer becomes the highest-id client who told it a referral this week; a pair
+    told nothing this week keeps the one it had.
+
+    Args:
+        referrer: the pairs' referrers, set in place (-1: none).
+        pair: the index in `referrer` of the pair told each of this week's referrals.
+        teller: the client who told it.
+    """
+    referrer[pair] = -1
+    np.maximum.at(referrer, pair, teller.astype(referrer.dtype))
+
+
+def hear_stories(world: World, known_week, value, since, flat, amount: float, week: int) -> None:
+    """Phase 8, a story heard: the pair knows the business and its standing gains `amount`.
+
+    The arrays are flat over pairs and changed in place: `known_week` (the first week the
+    client knows the business), `value` and `since` (a credit or warning and the week it was
+    last set); `flat` holds the pair of each story told this week (repeats add up). The
+    standing is decayed to `week` before the stories are added.
+    """
+    known_week[flat] = np.minimum(known_week[flat], week)
+    value[flat] = standing(world, value[flat], since[flat], week)  # repeats agree
+    since[flat] = week
+    np.add.at(value, flat, amount)
+
+
+def story_weight(world: World, story: int) -> float:
+    """Warning weight: the credit one story adds (`story` +1 a referral, -1 a warning).
+
+    A warning weighs `wom.negativity_bias` times a referral.
+    """
+    wom = world.clients.wom
+    return wom.credit if story > 0 else wom.credit * wom.negativity_bias
+
+
+def release(model, clients, business: int) -> None:
+    """Phase 9, exit: a business's backlog returns to the market and its clients leave it.
+
+    Its open jobs (among `clients`, the ids of its market) lose their provider (and their
+    prepaid flag: the next business quotes anew) and the clients it retained have none;
+    written once against the storage interface (`MarketModel.read` / `write`).
+    """
+    backlog = clients[model.read("job_provider", clients) == business]
+    model.write("job_provider", backlog, -1)
+    model.write("job_prepaid", backlog, False)
+    model.write("provider", clients[model.read("provider", clients) == business], -1)

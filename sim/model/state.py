@@ -1,0 +1,134 @@
+"""The one declaration of client state: name, dtype, initial value, and whether it is recorded.
+
+Both engines build their clients from these tables: the vectorized engine allocates one
+array per field (`arrays`), the agents engine gives each `Client` agent one attribute per
+field (`scalars`, Python numbers) and each open job one `Job` (`JOB`). A field with a
+`column` is an outcome column of clients.parquet (`sim.runs.record.clients_frame`), written with
+`column_dtype` (counts are int64 in every table). Traits, which never change, live in
+`sim.model.population.TRAITS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, make_dataclass
+
+import numpy as np
+
+from sim.config.schema import MAX_WEEKS
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One piece of state.
+
+    Attributes:
+        name: its name in both engines (an array of the vectorized engine, an attribute of
+            the agents engine's `Client` or `Job`).
+        dtype: the numpy dtype it is stored with.
+        initial: its value before the first week.
+        column: its clients.parquet column, or None if it is not recorded.
+        column_dtype: the dtype of that column (default: `dtype`).
+    """
+
+    name: str
+    dtype: type
+    initial: float | int | bool
+    column: str | None = None
+    column_dtype: type | None = None
+
+    @property
+    def python_initial(self) -> float | int | bool:
+        """The initial value as the Python number of its dtype (for agent attributes)."""
+        return np.array(self.initial, dtype=self.dtype).item()
+
+    @property
+    def recorded_dtype(self) -> type:
+        """The dtype of its clients.parquet column."""
+        return self.column_dtype or self.dtype
+
+
+def count(name: str, column: str | None = None) -> Field:
+    """A counter of a client's history, recorded as an int64 column (`column`, or `name`)."""
+    return Field(name, np.int32, 0, column or name, np.int64)
+
+
+#: A client's own state. `difficulty` starts at the trait and falls on reform.
+CLIENT: tuple[Field, ...] = (
+    Field("difficulty", np.float64, 0.0, "difficulty_now"),
+    Field("reformed", np.bool_, False, "reformed"),
+    Field("next_need", np.int32, 0),  # the week its next need arrives
+    count("need_arrivals"),
+    Field("provider", np.int16, -1, "final_provider"),  # -1: none
+    count("jobs_done", "jobs"),
+    Field("spend", np.float64, 0.0, "spend"),
+    Field("unpaid", np.float64, 0.0, "unpaid"),
+    Field("hours", np.float64, 0.0, "hours"),  # service, screening and diagnosis hours
+    count("reviews"),
+    count("referrals_made"),
+    Field("referred_by", np.int32, -1, "referred_by"),  # client id of the referrer, or -1
+    Field(
+        "first_job_week", np.int32, -1, "first_job_week"
+    ),  # week its first job was done; -1: never
+)
+
+#: A client's open job (at most one): sizes in hours, weeks as step numbers.
+JOB: tuple[Field, ...] = (
+    Field("true_hours", np.float64, 0.0),
+    Field("stated_hours", np.float64, 0.0),
+    Field("deadline", np.int32, 0),  # weeks; 0 is impossible
+    Field("need_week", np.int32, 0),
+    Field("provider", np.int16, -1),  # -1 until accepted
+    Field("accept_week", np.int32, 0),
+    Field("billed", np.float64, 0.0),
+    Field("misfit", np.bool_, False),
+    Field("extras", np.bool_, False),
+    Field("remaining", np.float64, 0.0),  # work hours left
+    Field("prepaid", np.bool_, False),
+)
+
+#: The dtype of a week in the pair state, the largest part of the memory: 16 bits hold
+#: every week a run reaches (a run's weeks and memories are at most `sim.config.schema.MAX_WEEKS`,
+#: so a week plus a memory stays below `NEVER`, which means "never").
+PAIR_WEEK = np.int16
+NEVER = int(np.iinfo(PAIR_WEEK).max)
+assert 2 * MAX_WEEKS < NEVER, "pair weeks overflow"
+
+#: A client's state about each business: arrays of one entry per business.
+PAIR: tuple[Field, ...] = (
+    Field("known_week", PAIR_WEEK, 0),  # first week it knows the business: by ads or a story
+    Field("credit", np.float64, 0.0),  # referral credit, decayed lazily from `credit_week`
+    Field("credit_week", PAIR_WEEK, -1),  # -1: never heard a referral
+    Field("warning", np.float64, 0.0),
+    Field("warning_week", PAIR_WEEK, -1),
+    Field("referrer", np.int32, -1),  # the referrer of its last week of referrals (highest id)
+    Field("blocked_until", PAIR_WEEK, 0),  # it may choose the business again from this week
+)
+
+#: The clients.parquet outcome columns, in the order of the fields.
+RECORDED: tuple[Field, ...] = tuple(f for f in CLIENT if f.column is not None)
+
+
+#: Every field by the name engines are asked for it (`MarketModel.read`): a job's fields
+#: as ``job_`` + name.
+BY_NAME: dict[str, Field] = {
+    **{f.name: f for f in (*CLIENT, *PAIR)},
+    **{f"job_{f.name}": f for f in JOB},
+}
+PAIR_NAMES = frozenset(f.name for f in PAIR)
+
+
+def arrays(fields: tuple[Field, ...], shape, prefix: str = "") -> dict[str, np.ndarray]:
+    """One array of `shape` per field, filled with its initial value (keys `prefix + name`)."""
+    return {prefix + f.name: np.full(shape, f.initial, dtype=f.dtype) for f in fields}
+
+
+def scalars(fields: tuple[Field, ...]) -> dict[str, float | int | bool]:
+    """The initial value of each field as a Python number."""
+    return {f.name: f.python_initial for f in fields}
+
+
+#: An open job of the agents engine: one slot per field of `JOB`, in order.
+Job = make_dataclass(
+    "Job", [(f.name, type(f.python_initial), f.python_initial) for f in JOB], slots=True
+)
+Job.__doc__ = "An open job: the fields of `sim.model.state.JOB`, as Python numbers."

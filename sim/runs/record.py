@@ -1,0 +1,167 @@
+"""Per-step collection, tidy tables and atomic writes.
+
+The columns come from their declarations: steps.parquet and market.parquet from the ledger
+(`sim.model.ledger`), clients.parquet from the traits (`sim.model.population`) and the
+recorded client state (`sim.model.state`); both engines feed them (clients through
+`MarketModel.read`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.model import ledger, population, state
+
+#: clients.parquet: one row per client, its traits and what happened to it (`sim.model.state`).
+#: Its published order; a newly recorded trait or state field is appended after these.
+_CLIENT_LAYOUT = (
+    "client_id", "segment", "difficulty", "difficulty_now", "pay_reliability", "budget",
+    "value_angle", "misdiagnosis", "unrealistic", "need_rate", "talkativeness",
+    "review_propensity", "prepay_ok", "need_arrivals", "jobs", "spend", "unpaid", "hours",
+    "profit_contributed", "reviews", "referrals_made", "referred_by", "final_provider",
+    "reformed",
+)  # fmt: skip
+CLIENT_COLUMNS = _CLIENT_LAYOUT + tuple(
+    name
+    for name in (*population.RECORDED, *(f.column for f in state.RECORDED))
+    if name not in _CLIENT_LAYOUT
+)
+
+
+# The columns every runs / steps table has; any other column is a swept parameter.
+RUN_KEYS = ("experiment", "point", "point_hash", "job", "seed", "policy", "status", "error")
+STEP_KEYS = ("point", "seed", "policy", "step")
+STEP_SERIES = (
+    "profit", "cum_profit", "revenue", "cum_revenue", "reputation", "satisfaction",
+    "active", "acquisitions", "referral_acquisitions",
+)  # fmt: skip
+
+# Run metrics: what each measures and its unit (axis labels are built from these).
+METRICS = {
+    "businesses": ("businesses following the policy", "count"),
+    "profit_week_13": ("mean cumulative profit per business at week 13", "currency units"),
+    "profit_horizon": ("mean cumulative profit per business at the horizon", "currency units"),
+    "revenue_week_13": ("mean cumulative revenue per business at week 13", "currency units"),
+    "revenue_horizon": ("mean cumulative revenue per business at the horizon", "currency units"),
+    "reputation": ("mean reputation at the horizon", "stars, 1–5"),
+    "retention": ("retention", "share, 0–1"),
+    "first_sales": ("new clients won per business over the run (acquisitions)", "count"),
+    "acceptance": ("acceptance of applicants", "share, 0–1"),
+    "referral_share": ("referral share of acquisitions", "share, 0–1"),
+    "survival": ("survival of businesses", "share, 0–1"),
+    "satisfaction": ("client satisfaction", "share, 0–1"),
+    "crossover_vs_serve_all": ("crossover week over serve_all", "week"),
+    "weeks": ("horizon", "weeks"),
+}
+
+
+def package_version() -> str:
+    """The installed clientsim version (or "unknown" when run from an uninstalled tree)."""
+    try:
+        return version("clientsim")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class Recorder:
+    """Collects the per-step rows of a model; `collect` is called after every step."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, dict[str, np.ndarray]]] = []  # (week, its columns)
+        self.market: list[dict] = []
+
+    def collect(self, model) -> None:
+        """Append this week's business rows and market row (of a model of one market)."""
+        self.add(model.week - 1, ledger.business_columns(model.firms), model.tally)
+
+    @staticmethod
+    def collect_markets(model, recorders: list[Recorder]) -> None:
+        """Append this week's rows of each market of `model` to its recorder, in order.
+
+        Market r's rows are those `collect` appends when it is run alone.
+        """
+        columns, markets = ledger.business_columns(model.firms), model.replicas
+        for r, recorder in enumerate(recorders):
+            recorder.add(model.week - 1, {k: v[r::markets] for k, v in columns.items()},
+                         {k: int(v[r]) for k, v in model.tally.items()})  # fmt: skip
+
+    def add(self, week: int, columns: dict[str, np.ndarray], tally: dict[str, int]) -> None:
+        """Append a week's business rows (`ledger.business_columns`) and market tallies."""
+        self.steps.append((week, columns))
+        totals = {k: sum(columns[k].tolist()) for k in ledger.MARKET_SUMS}  # Python's sum
+        self.market.append({"step": week, **tally, **totals})
+
+    def steps_frame(self) -> pd.DataFrame:
+        """steps.parquet as a DataFrame."""
+        columns = ledger.STEP_COLUMNS
+        weeks = [week for week, _ in self.steps]
+        counts = [len(rows["business_id"]) for _, rows in self.steps]
+        data = {"step": np.repeat(np.array(weeks, dtype=np.int64), counts)} | {
+            name: np.concatenate([rows[name] for _, rows in self.steps] or [[]])
+            for name in columns if name != "step"
+        }  # fmt: skip
+        frame = pd.DataFrame(data, columns=list(columns))
+        return frame.astype({name: dtype for name, (dtype, _) in columns.items()})
+
+    def market_frame(self) -> pd.DataFrame:
+        """market.parquet as a DataFrame."""
+        frame = pd.DataFrame(self.market, columns=list(ledger.MARKET_COLUMNS))
+        return frame.astype(ledger.MARKET_COLUMNS)
+
+
+def clients_frame(model, market: int = 0) -> pd.DataFrame:
+    """clients.parquet as a DataFrame: traits, then outcomes (of market `market` of a batch)."""
+    pop, n = model.population, model.n_clients
+    everyone = np.arange(market * n, (market + 1) * n)
+    values = {f.name: model.read(f.name, everyone) for f in state.RECORDED}
+    referrer = values["referred_by"]  # a client id of the batch: the referrer's id in its market
+    values["referred_by"] = np.where(referrer >= 0, referrer - market * n, referrer)
+    outcomes = {f.column: values[f.name].astype(f.recorded_dtype) for f in state.RECORDED}
+    loaded_cost = model.cfg.market.wage + model.cfg.market.salary
+    angles = pop["values"][everyone]
+    columns = {
+        "client_id": np.arange(n, dtype=np.int64),
+        "segment": pd.Categorical.from_codes(pop["segment"][everyone], pop.segment_names),
+        "value_angle": np.arctan2(angles[:, 1], angles[:, 0]),
+        "profit_contributed": values["spend"] - values["hours"] * loaded_cost,
+        **{k: pop[k][everyone] for k in population.RECORDED if k != "segment"},
+        **outcomes,
+    }
+    return pd.DataFrame({k: columns[k] for k in CLIENT_COLUMNS})
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a file through `write(tmp_path)` into a temp file, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write a DataFrame as parquet, atomically."""
+    write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON (sorted keys, NaN as null), atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text))

@@ -1,0 +1,138 @@
+"""Run one simulation from a validated config and write its results.
+
+A run directory never holds files of two runs, and a run never replaces a directory it did
+not write: the run is written into a hidden staging directory and published whole
+(`sim.runs.output`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from sim.model.engines import engine_class
+from sim.runs.output import claimed, target_path
+from sim.runs.record import (
+    Recorder,
+    clients_frame,
+    package_version,
+    write_atomic,
+    write_json,
+    write_parquet,
+)
+from sim.runs.summary import summarize, whale_summary
+
+
+def build_model(cfg: DictConfig, seeds=None):
+    """The model of `cfg.engine`, initialised but not run (of several markets: `seeds`)."""
+    return engine_class(cfg.engine)(cfg) if seeds is None else engine_class(cfg.engine)(cfg, seeds)
+
+
+def simulate(cfg: DictConfig, *, progress: bool = False):
+    """Run the model for `cfg.steps` weeks; return (model, recorder).
+
+    With `progress`, a run that lasts over 2 s shows a progress bar on a terminal, and a line
+    every 15 s when stderr is a log file (no carriage returns). `recorder.step_seconds` is
+    the time spent in the model's steps alone (what a sweep's overhead is measured against).
+    """
+    model = build_model(cfg)
+    recorder = Recorder()
+    recorder.step_seconds = 0.0
+    with _progress(cfg.steps, enabled=progress) as tick:
+        for _ in range(cfg.steps):
+            started = time.perf_counter()
+            model.step()
+            recorder.step_seconds += time.perf_counter() - started
+            recorder.collect(model)
+            tick()
+    return model, recorder
+
+
+def simulate_batch(cfg: DictConfig, seeds: list[int]):
+    """Run the markets of `seeds` (one design point) as one model; return (model, recorders).
+
+    Recorder r holds exactly what `simulate` records for seed ``seeds[r]`` alone (the
+    vectorized engine; `sim.model.market.MarketModel`); its `step_seconds` is its share of the
+    steps' time.
+    """
+    model = build_model(cfg, seeds)
+    recorders = [Recorder() for _ in seeds]
+    seconds = 0.0
+    for _ in range(cfg.steps):
+        started = time.perf_counter()
+        model.step()
+        seconds += time.perf_counter() - started
+        Recorder.collect_markets(model, recorders)
+    for recorder in recorders:
+        recorder.step_seconds = seconds / len(seeds)
+    return model, recorders
+
+
+LOG_EVERY_SECONDS = 15.0  # a progress line this often when stderr is not a terminal
+
+
+@contextmanager
+def _progress(weeks: int, *, enabled: bool):
+    """A tick function: a tqdm bar on a terminal, else a plain line every 15 s."""
+    if enabled and sys.stderr.isatty():
+        with tqdm(total=weeks, unit="week", delay=2.0, file=sys.stderr) as bar:
+            yield bar.update
+        return
+    started, shown, done = time.monotonic(), [time.monotonic()], [0]
+
+    def tick() -> None:
+        done[0] += 1
+        now = time.monotonic()
+        if enabled and now - shown[0] >= LOG_EVERY_SECONDS:
+            shown[0] = now
+            left = (now - started) / done[0] * (weeks - done[0])
+            print(f"clientsim: week {done[0]}/{weeks}, {now - started:.0f} s elapsed, "
+                  f"about {left:.0f} s left", file=sys.stderr, flush=True)  # fmt: skip
+
+    yield tick
+
+
+def write_results(cfg: DictConfig, out: Path, model, recorder) -> dict:
+    """Write config.yaml, steps/market/clients.parquet and summary.json (last) into `out`.
+
+    summary.json holds `sim.runs.summary.summarize` of the steps, the seed, the engine and the
+    whale curve's readings (`sim.runs.summary.whale_summary`).
+    """
+    steps = recorder.steps_frame()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved["clientsim_version"] = package_version()
+    write_atomic(out / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(resolved)))
+    write_parquet(out / "steps.parquet", steps)
+    write_parquet(out / "market.parquet", recorder.market_frame())
+    clients = clients_frame(model)
+    write_parquet(out / "clients.parquet", clients)
+    summary = summarize(steps)
+    summary["seed"], summary["engine"] = cfg.seed, cfg.engine
+    summary["whale"] = whale_summary(clients, steps)
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def write_run(cfg: DictConfig, directory: Path, *, progress: bool = False) -> dict:
+    """Simulate `cfg` and write the run's files into `directory` as they come (no staging).
+
+    The CLI calls it on the staging directory Hydra made for the run; use `run` otherwise.
+    """
+    model, recorder = simulate(cfg, progress=progress)
+    return write_results(cfg, Path(directory), model, recorder)
+
+
+def run(cfg: DictConfig, out_dir: str | Path, *, progress: bool = False) -> dict:
+    """Simulate and write the run's files into `out_dir`, all at once; return the summary.
+
+    `out_dir` must be new, empty or hold one earlier clientsim run (else
+    `sim.runs.output.OutputRefused`); it holds either that earlier run or this one, never a mix,
+    and a link to a directory is written through (`sim.runs.output.claimed`).
+    """
+    with claimed(target_path(out_dir), "run") as stage:
+        return write_run(cfg, stage, progress=progress)

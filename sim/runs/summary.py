@@ -1,0 +1,151 @@
+"""The run summary: per policy outcomes and crossover weeks (summary.json, the CLI table)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+
+from sim.model import mechanics
+
+SHORT_RUN_WEEK = 13  # "this quarter": the early horizon of the hypotheses
+
+
+def cumulative_profit(steps: pd.DataFrame) -> pd.DataFrame:
+    """Mean cumulative profit per business, by week (rows) and policy (columns)."""
+    per_policy = steps.groupby(["step", "policy"], observed=True)["profit"].mean()
+    return per_policy.unstack("policy").cumsum()
+
+
+def _clean(x) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def summarize(steps: pd.DataFrame, cum: pd.DataFrame | None = None) -> dict:
+    """The run's summary: per policy outcomes, and crossover weeks.
+
+    Per policy: mean cumulative profit per business at week 13 and at the horizon, final
+    reputation, referral share of acquisitions, retention, acceptance and survival; and the
+    crossover week of every ordered pair of policies (None when there is none).
+
+    The final reputation is the mean over the policy's businesses still active at the
+    horizon (None when none is): an exited business gets no more reviews and its rating
+    only decays toward the prior, so it would pull the mean toward the prior. `cum`: the
+    steps' `cumulative_profit`, if already computed.
+    """
+    cum = cumulative_profit(steps) if cum is None else cum
+    early = cum.iloc[SHORT_RUN_WEEK - 1] if len(cum) >= SHORT_RUN_WEEK else cum.iloc[0] * np.nan
+    last = steps[steps["step"] == steps["step"].max()]
+    finals = dict(tuple(last.groupby("policy", observed=True)))
+    policies = {}
+    for policy, group in steps.groupby("policy", observed=True):
+        final = finals[policy]
+        weights = group["completed"]
+        policies[policy] = {
+            "businesses": int(final["business_id"].nunique()),
+            "profit_week_13": _clean(early[policy]),
+            "profit_horizon": _clean(cum[policy].iloc[-1]),
+            "reputation": _clean(final.loc[final["active"], "reputation"].mean()),
+            "referral_share": _clean(
+                group["referral_acquisitions"].sum() / max(group["acquisitions"].sum(), 1)
+            ),
+            "retention": _clean((group["retention"] * weights).sum() / max(weights.sum(), 1)),
+            "acceptance": _clean(group["accepted"].sum() / max(group["applicants"].sum(), 1)),
+            "survival": _clean(final["active"].mean()),
+        }
+    crossover = {
+        f"{a}_vs_{b}": mechanics.crossover_week(cum[a].to_numpy(), cum[b].to_numpy())
+        for a, b in itertools.permutations(cum.columns, 2)
+    }
+    return {"weeks": int(len(cum)), "policies": policies, "crossover_week": crossover}
+
+
+def summary_table(summary: dict) -> str:
+    """The table printed at the end of a run."""
+    frame = pd.DataFrame(summary["policies"]).T
+    frame = frame[["businesses", "profit_week_13", "profit_horizon", "reputation",
+                   "retention", "referral_share", "survival"]]  # fmt: skip
+    return frame.to_string(float_format=lambda x: f"{x:,.2f}")
+
+
+#: Whose profit a whale curve sorts: clients who bought at least once, or every client a
+#: business spent an hour on or was paid by (screened and declined applicants included; the
+#: screening and diagnosis hours are in ``hours``, so their profit contributed is negative).
+WHALE_WHO = ("buyers", "applicants")
+TOP_SHARE = 0.2  # the whale curve's classic reading: what the top 20 % of clients give
+
+
+def whale_clients(clients: pd.DataFrame, who: str = "buyers") -> pd.DataFrame:
+    """The rows of clients.parquet a whale curve counts (``WHALE_WHO``)."""
+    if who not in WHALE_WHO:
+        raise ValueError(f"who must be one of {WHALE_WHO}, not {who!r}")
+    bought = clients["jobs"] >= 1
+    if who == "buyers":
+        return clients[bought]
+    return clients[bought | (clients["hours"] > 0) | (clients["spend"] > 0)]
+
+
+def whale_curve(clients: pd.DataFrame, *, who: str = "buyers") -> pd.DataFrame:
+    """The whale curve of a run: cumulative share of profit, most profitable clients first.
+
+    Args:
+        clients: a clients.parquet table (``profit_contributed`` = payments − hours spent on
+            the client × the loaded hourly cost, over all its providers).
+        who: ``"buyers"`` or ``"applicants"`` (``WHALE_WHO``).
+
+    Returns:
+        One row per client counted, best first: ``client_share`` (rank / n, in (0, 1]) and
+        ``profit_share`` (cumulative share of their total profit; 1 at the last client).
+    """
+    profits = whale_clients(clients, who)["profit_contributed"].to_numpy(dtype=float)
+    n = len(profits)
+    return pd.DataFrame(
+        {
+            "client_share": np.arange(1, n + 1) / max(n, 1),
+            "profit_share": mechanics.whale_curve(profits),
+        }
+    )
+
+
+def whale_points(clients: pd.DataFrame, *, who: str = "buyers") -> dict[str, float]:
+    """The readings of a whale curve: its peak, where it peaks, and the top 20 %'s share.
+
+    ``top_20`` is the cumulative share after the first ⌈0.2 n⌉ clients. All three are NaN
+    when the clients' total profit is not positive (the shares have no meaning then).
+    """
+    curve = whale_curve(clients, who=who)
+    total = whale_clients(clients, who)["profit_contributed"].sum()
+    if len(curve) == 0 or total <= 0:
+        return {"clients": len(curve), "peak": np.nan, "peak_at": np.nan, "top_20": np.nan}
+    share = curve["profit_share"].to_numpy()
+    top = int(np.ceil(TOP_SHARE * len(share))) - 1
+    best = int(np.argmax(share))
+    return {
+        "clients": len(curve), "peak": float(share[best]),
+        "peak_at": float(curve["client_share"].iloc[best]), "top_20": float(share[top]),
+    }  # fmt: skip
+
+
+def whale_summary(clients: pd.DataFrame, steps: pd.DataFrame) -> dict:
+    """The whale curve's readings (``whale_points``) of one run, for its summary.json.
+
+    ``market``: every client of the run, buyers and applicants; ``by_final_provider``: per
+    policy of the client's final provider, buyers (an approximation in a mixed market, see
+    ``whale_by_policy``). NaN readings become None (JSON null).
+    """
+    policy_of = steps.drop_duplicates("business_id").set_index("business_id")["policy"]
+    provider_policy = clients["final_provider"].map(policy_of)
+
+    def points(table, who):
+        return {k: (None if v != v else v) for k, v in whale_points(table, who=who).items()}
+
+    return {
+        "market": {who: points(clients, who) for who in WHALE_WHO},
+        "by_final_provider": {
+            str(policy): {"buyers": points(clients[provider_policy == policy], "buyers")}
+            for policy in sorted(provider_policy.dropna().unique())
+        },
+    }

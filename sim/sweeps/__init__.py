@@ -1,0 +1,1 @@
+"""Many runs: sweeps (jobs, points, tables, collect), experiment designs, Slurm submission."""
