@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.sweeps.sweep import RESULT_CODE, code_hash
+from sim.sweeps.points import RESULT_CODE, code_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "sim"

@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sim.runs.record import RUN_KEYS
 from sim.sweeps.experiment import main as experiment_main
 from sim.sweeps.experiment import names
-from sim.sweeps.sweep import METRICS, RUN_KEYS, STEP_METRICS
+from sim.sweeps.tables import METRICS, STEP_METRICS
 
 EXPERIMENTS = names()
 PRESETS = {"serve_all", "fit_filter", "picky", "hard_sell"}
@@ -243,7 +244,7 @@ def test_a_designed_sweep_skips_only_hydras_first_composition_of_every_job():
 
 def test_seeds_are_batched_by_experiment_batch_within_a_memory_bound():
     from sim.config.compose import compose
-    from sim.sweeps.sweep import BATCH_CLIENTS, batches
+    from sim.sweeps.jobs import BATCH_CLIENTS, batches
 
     cfg = compose(["+experiment=hard_sell", "experiment.batch=4"])
     assert batches(cfg, list(range(10))) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]

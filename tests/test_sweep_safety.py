@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sim.sweeps.sweep import Collect, SweepError, collect
+from sim.sweeps.collect import Collect, collect
+from sim.sweeps.directory import SweepError
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ["--smoke", "--launcher", "basic"]
@@ -452,7 +453,7 @@ def test_a_job_of_an_earlier_submission_writes_nothing(tmp_path, hard_sell_sweep
     from omegaconf import open_dict
 
     from sim.config.compose import compose
-    from sim.sweeps.sweep import run_job
+    from sim.sweeps.jobs import run_job
 
     sweep_dir = _copy(hard_sell_sweep, tmp_path)
     shutil.rmtree(sweep_dir / "points")

@@ -124,7 +124,7 @@ class Plan:
 
     `kind` is "run" or "multirun" for outputs staged and published whole (`out` is the
     target), None for an experiment's sweep directory (`out` is only locked: the sweep
-    resumes in place, `sim.sweeps.sweep`) or for commands that write nothing (`out` is None).
+    resumes in place, `sim.sweeps`) or for commands that write nothing (`out` is None).
     """
 
     argv: list[str]
@@ -234,7 +234,7 @@ def _staging(args, argv: list[str], parsed, cfg: DictConfig, settings: DictConfi
     key = "output_dir" if cfg.output_dir else where
     path = cfg.output_dir or (settings.sweep.dir if args.multirun else settings.run.dir)
     if args.multirun and cfg.experiment is not None:
-        from sim.sweeps.sweep import SweepError, check_sweep_dir
+        from sim.sweeps.directory import SweepError, check_sweep_dir
 
         out = target_path(path)
         try:  # new, empty, or a sweep of the same experiment (resumed)
@@ -272,15 +272,15 @@ def _shown(runtime: Path) -> Path:
 def _app(cfg: DictConfig) -> None:
     from sim.runs.run import write_run
     from sim.runs.summary import summary_table
-    from sim.sweeps.sweep import die_with_submitter
+    from sim.sweeps.jobs import die_with_submitter
 
     die_with_submitter()  # a joblib worker of a `-m` sweep never outlives its submitter
     try:
         validate(cfg)
     except ConfigError as error:
         _fail(str(error))
-    if cfg.experiment is not None:  # a job of an experiment's sweep (sim.sweeps.sweep)
-        from sim.sweeps.sweep import run_job
+    if cfg.experiment is not None:  # a job of an experiment's sweep (sim.sweeps)
+        from sim.sweeps.jobs import run_job
 
         run_job(cfg)
         return

@@ -354,7 +354,7 @@ class ExperimentConfig:
     """One experiment (`experiments/NAME.yaml`, Hydra group `experiment`), run as a sweep.
 
     Each job of the sweep runs one design point for the seeds `seed + i`, i in
-    [0, `seeds`), or for chunk `chunk` of `chunk_size` of them (see `sim.sweeps.sweep`).
+    [0, `seeds`), or for chunk `chunk` of `chunk_size` of them (see `sim.sweeps`).
     """
 
     name: str = free()
@@ -368,8 +368,8 @@ class ExperimentConfig:
     batch: int = num(1, 1000, default=10)
     total_runs: int = num(0, 1e12, default=0)  # for the progress lines; 0: unknown
     #: the submission this job belongs to (set by `clientsim-experiment run`): a job of an
-    #: earlier submission of the same sweep directory writes nothing (`sim.sweeps.sweep.run_job`)
-    sweep_id: str | None = free(None, checked_by="sim.sweeps.sweep.run_job")
+    #: earlier submission of the same sweep directory writes nothing (`sim.sweeps.jobs.run_job`)
+    sweep_id: str | None = free(None, checked_by="sim.sweeps.jobs.run_job")
     x: str | None = None  # the swept key on the figure's x axis
     group: str | None = None  # a second swept key, drawn as separate lines
     compare: Compare = field(default_factory=Compare)

@@ -13,7 +13,7 @@ Before anything runs, the whole design is checked (every point's config, the see
 the compared arms, the options) and `--dir` must be new, empty or a sweep of the same
 experiment: an error is one line and exit code 2. Each submission gets an id that every job
 carries (`experiment.sweep_id`) and the design's point hashes, so that the join accepts
-exactly the runs asked for (`sim.sweeps.sweep`). Ctrl-C (or SIGTERM) stops the workers and says how
+exactly the runs asked for (`sim.sweeps`). Ctrl-C (or SIGTERM) stops the workers and says how
 many runs are kept (exit 130, or 143); a job that dies ends the sweep with one line. With
 `--config-dir DIR` the configs (and experiments, `DIR/experiment/`) are read from a copy.
 """
@@ -42,21 +42,18 @@ from sim.config.checks import validate
 from sim.config.compose import CONFIG_DIR, compose, compose_checked, first_line
 from sim.config.schema import ConfigError
 from sim.runs.output import OutputRefused, hydra_quoted, output_lock
-from sim.sweeps.slurm import signal_delay, submission
-from sim.sweeps.sweep import (
-    METRICS,
+from sim.sweeps.collect import kept_runs
+from sim.sweeps.directory import SweepError, check_sweep_dir, plan
+from sim.sweeps.jobs import check_run_dirs, mark_submitter
+from sim.sweeps.points import (
     NOT_THE_POINT,
-    SweepError,
     check_experiment_overrides,
-    check_run_dirs,
     check_seeds,
-    check_sweep_dir,
     config_hash,
-    kept_runs,
-    mark_submitter,
     n_chunks,
-    plan,
 )
+from sim.sweeps.slurm import signal_delay, submission
+from sim.sweeps.tables import METRICS
 
 EXPERIMENTS_DIR = CONFIG_DIR / "experiment"
 LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
@@ -187,8 +184,8 @@ def check_design(
 ) -> tuple[DictConfig, list[list[str]], list[str]]:
     """Validate every design point before the first job runs; raise ConfigError.
 
-    Returns the composed config, the design points and their hashes (`sim.sweeps.sweep.config_hash`,
-    the hash each point's jobs compute).
+    Returns the composed config, the design points and their hashes
+    (`sim.sweeps.points.config_hash`, the hash each point's jobs compute).
     """
     cfg, fixed, points = design(name, overrides, config_dir)
     check_experiment_overrides(OverridesParser.create().parse_overrides(list(overrides)))
@@ -416,7 +413,7 @@ def run(args: argparse.Namespace) -> None:
     if args.config_dir:
         argv = ["--config-dir", str(config_dir), *argv]
     again = "the same command" if args.dir else f"the same command with --dir {shlex.quote(where)}"
-    mark_submitter()  # the jobs' processes die with this one (sim.sweeps.sweep.die_with_submitter)
+    mark_submitter()  # the jobs' processes die with this one (sim.sweeps.jobs.die_with_submitter)
     rerun = f"rerun {again} to finish"
     try:
         with designed_sweep(), _stoppable(), submission(args, sweep_dir, total):

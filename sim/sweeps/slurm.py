@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sim.sweeps.sweep import kept_runs
+from sim.sweeps.collect import kept_runs
 
 #: Seconds between two looks at the sweep directory for the progress lines.
 PROGRESS_SECONDS = 5.0

@@ -1,0 +1,192 @@
+"""The tidy tables of a sweep: a run's rows and weekly means, runs.parquet and steps.parquet.
+
+Columns have stable dtypes; the manifest says what produced the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.model import mechanics
+from sim.runs.record import METRICS as METRIC_UNITS
+from sim.runs.record import RUN_KEYS, STEP_SERIES
+from sim.runs.summary import SHORT_RUN_WEEK, cumulative_profit, summarize
+from sim.sweeps.directory import utc_now
+
+METRICS = tuple(METRIC_UNITS)
+
+
+METRIC_DTYPES = {"businesses": "Int64", "crossover_vs_serve_all": "Int64", "weeks": "Int64"}
+
+
+#: steps.parquet (of a sweep): per week and policy, means per business unless said otherwise.
+STEP_METRICS = STEP_SERIES
+
+
+def _weighted(values: pd.Series, weights: pd.Series) -> float:
+    total = weights.sum()
+    return float((values.fillna(0) * weights).sum() / total) if total else float("nan")
+
+
+def run_rows(steps: pd.DataFrame) -> pd.DataFrame:
+    """One row per policy of one run: the summary's metrics and a few more (see METRICS)."""
+    cum = cumulative_profit(steps)
+    summary = summarize(steps, cum)
+    revenue = steps.groupby(["step", "policy"], observed=True)["revenue"].mean()
+    revenue = revenue.unstack("policy").cumsum()
+    rows = []
+    for policy, group in steps.groupby("policy", observed=True):
+        row = {"policy": str(policy), **summary["policies"][policy]}
+        early = revenue[policy].iloc[SHORT_RUN_WEEK - 1] if len(revenue) >= SHORT_RUN_WEEK else None
+        row["revenue_week_13"] = early
+        row["revenue_horizon"] = float(revenue[policy].iloc[-1])
+        row["satisfaction"] = _weighted(group["satisfaction"], group["completed"])
+        row["first_sales"] = group["acquisitions"].sum() / group["business_id"].nunique()
+        row["crossover_vs_serve_all"] = (
+            mechanics.crossover_week(cum[policy].to_numpy(), cum["serve_all"].to_numpy())
+            if "serve_all" in cum and policy != "serve_all"
+            else None
+        )
+        row["weeks"] = summary["weeks"]
+        rows.append(row)
+    return _typed(pd.DataFrame(rows, columns=["policy", *METRICS]))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    dtypes = {m: METRIC_DTYPES.get(m, "float64") for m in METRICS}
+    return frame.astype({"policy": "string", **dtypes})
+
+
+def step_means(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per week and policy: mean per business (sums for counts, active businesses)."""
+    return step_means_of_runs([steps])[0]
+
+
+def step_means_of_runs(runs: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """`step_means` of several runs' steps, in one pass of groupbys (a batch's runs).
+
+    Each group (run, policy, week) is aggregated on its own, so every run's table is
+    exactly its `step_means` alone.
+    """
+    steps = pd.concat(runs, keys=range(len(runs)), names=["run", None]).reset_index(level=0)
+    frame = steps.assign(
+        policy=steps["policy"].astype(str),
+        active_reputation=steps["reputation"].where(steps["active"].astype(bool)),
+        satisfaction_sum=steps["satisfaction"].fillna(0) * steps["completed"],
+    )
+    grouped = frame.groupby(["run", "policy", "step"], sort=True)
+    out = grouped[["profit", "revenue"]].mean()
+    out["reputation"] = grouped["active_reputation"].mean()
+    sums = grouped[["satisfaction_sum", "completed"]].sum()  # mean S weighted by completed jobs
+    out["satisfaction"] = (sums["satisfaction_sum"] / sums["completed"]).where(
+        sums["completed"] > 0
+    )
+    out[["active", "acquisitions", "referral_acquisitions"]] = grouped[
+        ["active", "acquisitions", "referral_acquisitions"]
+    ].sum()
+    cumulative = out.groupby(level=["run", "policy"])[["profit", "revenue"]].cumsum()
+    out["cum_profit"], out["cum_revenue"] = cumulative["profit"], cumulative["revenue"]
+    out = out.reset_index()
+    counts = {"step": "int64", "active": "int64", "acquisitions": "int64"}
+    counts["referral_acquisitions"] = "int64"
+    out = out[["run", "policy", "step", *STEP_METRICS]].astype({"policy": "string", **counts})
+    bounds = np.searchsorted(out["run"].to_numpy(), np.arange(len(runs) + 1))
+    return [
+        out.iloc[start:end].drop(columns="run").reset_index(drop=True)
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def swept_keys(values: list[dict]) -> list[str]:
+    """The keys whose values differ between points (a single point: every key it sets)."""
+    keys = list(dict.fromkeys(k for v in values for k in v))
+    if len(values) <= 1:
+        return keys
+    return [k for k in keys if len({json.dumps(v.get(k), default=str) for v in values}) > 1]
+
+
+def tidy_runs(frames: list[pd.DataFrame], experiment: str, params: list[str]) -> pd.DataFrame:
+    """runs.parquet: RUN_KEYS, the swept parameters, then METRICS, with stable dtypes."""
+    columns = [*RUN_KEYS, *params, *METRICS]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    frame = frame.assign(experiment=experiment).reindex(columns=columns)
+    frame = frame.sort_values(["point", "seed", "policy"], kind="stable", ignore_index=True)
+    keys = {"point": "int64", "job": "int64", "seed": "int64"}
+    strings = {k: "string" for k in ("experiment", "point_hash", "policy", "status", "error")}
+    return _typed_params(_typed(frame.astype(keys | strings)), params)
+
+
+def tidy_steps(frames: list[pd.DataFrame], params: list[str]) -> pd.DataFrame:
+    """steps.parquet of a sweep: point, seed, policy, step, STEP_METRICS, swept parameters."""
+    columns = ["point", "seed", "policy", "step", *STEP_METRICS, *params]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    frame = frame.reindex(columns=columns).astype({"point": "int64", "seed": "int64"})
+    frame = frame.sort_values(["point", "seed", "policy", "step"], ignore_index=True)
+    return _typed_params(frame, params)
+
+
+def _typed_params(frame: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    for key in params:
+        column = frame[key].dropna()
+        if column.map(type).eq(bool).all() and len(column):
+            frame[key] = frame[key].astype("boolean")
+        elif column.map(lambda v: isinstance(v, int) and not isinstance(v, bool)).all():
+            frame[key] = frame[key].astype("Int64")
+        elif column.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool)).all():
+            frame[key] = frame[key].astype("float64")
+        else:  # group choices are names; anything else is stored as its JSON text
+            frame[key] = frame[key].map(_as_text).astype("string")
+    return frame
+
+
+def _as_text(value: Any) -> str | None:
+    return value if isinstance(value, str) or value is None else json.dumps(value, sort_keys=True)
+
+
+def make_manifest(sweep: dict, exp: dict, params: list, points: list, failed: int) -> dict:
+    """manifest.json: what ran, with which code and packages, and when."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from sim.runs.run import package_version
+
+    packages = {}
+    for name in ("numpy", "pandas", "pyarrow", "mesa", "hydra-core", "networkx", "scipy"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    compare = dict(exp.get("compare") or {})
+    compare["on"] = compare.pop("axis", "policy")
+    return {
+        "experiment": {**exp, "compare": compare},
+        "params": params,
+        "points": [
+            {"point": i, "hash": p["hash"], "overrides": p["overrides"], "values": p["values"]}
+            for i, p in enumerate(points)
+        ],
+        "command": sweep.get("command", ""),
+        "clientsim_version": package_version(),
+        "git_commit": _git_commit(),
+        "packages": packages,
+        "python": sys.version.split()[0],
+        "started": sweep.get("started"),
+        "ended": utc_now(),
+        "failed": failed,
+    }
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
