@@ -2,6 +2,7 @@
 
 import copy
 import math
+import shutil
 import typing
 from pathlib import Path
 
@@ -13,14 +14,18 @@ from sim.config.checks import leaves, memory_estimate, validate
 from sim.config.compose import CONFIG_DIR, compose
 from sim.config.schema import Config, ConfigError, Range
 
+#: A policy preset is placed under `policies`, not chosen as a group: added as a fifth policy.
+PRESETS = "policies/preset"
+
 
 def group_options() -> list[str]:
     """One `group=option` override per YAML file of every config group under configs/."""
-    return sorted(
+    options = {
         f"{path.parent.relative_to(CONFIG_DIR).as_posix()}={path.stem}"
         for path in Path(CONFIG_DIR).rglob("*.yaml")
         if path.parent != Path(CONFIG_DIR)
-    )
+    }
+    return sorted(o.replace(f"{PRESETS}=", f"+{PRESETS}@policies.added=") for o in options)
 
 
 def test_config_dir_has_the_documented_options():
@@ -40,6 +45,27 @@ def test_primary_config_composes_and_validates():
 @pytest.mark.parametrize("option", group_options())
 def test_every_group_option_composes_and_validates(option):
     validate(compose([option]))
+
+
+def test_a_fifth_policy_is_a_preset_placed_under_a_new_name():
+    preset = f"+{PRESETS}@policies.careful=fit_filter"
+    cfg = compose([preset, "policies.careful.threshold=0.7", "+market.policy_mix.careful=2"])
+    validate(cfg)
+    careful, fit_filter = dict(cfg.policies.careful), dict(cfg.policies.fit_filter)
+    assert careful.pop("threshold") == 0.7 and fit_filter.pop("threshold") == 0.55
+    assert careful == fit_filter
+
+
+def test_a_knob_set_in_the_base_preset_reaches_every_preset_that_does_not_set_it(tmp_path):
+    copy_dir = tmp_path / "configs"
+    shutil.copytree(CONFIG_DIR, copy_dir, symlinks=False, ignore=shutil.ignore_patterns("*.py"))
+    base = copy_dir / PRESETS / "base.yaml"
+    base.write_text(base.read_text().replace("screening_noise: 0.1", "screening_noise: 0.3"))
+    cfg = compose([], copy_dir)
+    validate(cfg)
+    assert {name: p.screening_noise for name, p in cfg.policies.items()} == dict.fromkeys(
+        ["serve_all", "fit_filter", "picky", "hard_sell"], 0.3
+    )
 
 
 def test_network_option_sets_its_kind():

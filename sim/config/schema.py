@@ -317,9 +317,12 @@ class MarketConfig:
 
 @dataclass
 class PolicyConfig:
-    """One policy preset: a screen plus service habits (see `sim.model.policies`)."""
+    """One policy preset: a screen plus service habits (see `sim.model.policies`).
 
-    kind: str = one_of(*POLICY_KINDS, default="threshold")
+    Its defaults are `configs/policies/preset/base.yaml`, which every preset extends.
+    """
+
+    kind: str = one_of(*POLICY_KINDS)
     threshold: float = unit()
     criteria: dict[str, float] = entries(Range(0, 100), keys=CRITERIA)
     screening_noise: float = num(0, 10)
@@ -429,3 +432,4 @@ def register_configs() -> None:
     cs.store(group="clients", name="base_clients", node=ClientsConfig)
     cs.store(group="market", name="base_market", node=MarketConfig)
     cs.store(group="market/network", name="base_network", node=Network)
+    cs.store(group="policies/preset", name="base_policy", node=PolicyConfig)
