@@ -139,6 +139,11 @@ def test_network_params_out_of_range_raise_config_error(overrides):
         validate(compose(overrides))
 
 
+def test_a_network_parameter_removed_is_refused_as_missing():
+    with pytest.raises(ConfigError, match="market.network.params.p=.*missing: watts_strogatz"):
+        validate(compose(["~market.network.params.p"]))
+
+
 def test_defaults_match_the_calibration_of_model_md():
     cfg = compose([])
     assert cfg.market.price == 100

@@ -4,7 +4,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from sim.config.registry import MAX_COMPLETE_N, NETWORK_KINDS, NETWORK_PARAMS
+from sim.config.registry import MAX_COMPLETE_N, NETWORK_KINDS
 from sim.model.network import build_network, concatenate_networks
 
 SMALL_PARAMS = {
@@ -129,19 +129,6 @@ def test_complete_network_links_every_pair():
     assert to_networkx(indptr, indices).number_of_edges() == 30 * 29 // 2
 
 
-def test_default_params_are_used_when_none_given():
-    n = 500
-    indptr, _ = build_network(
-        n,
-        "watts_strogatz",
-        params={},
-        values=random_values(n),
-        homophily=0.0,
-        rng=np.random.default_rng(0),
-    )
-    assert indptr[-1] / n == NETWORK_PARAMS["watts_strogatz"]["k"]
-
-
 def test_numpy_watts_strogatz_matches_networkx_statistics():
     n, k, p = 2000, 10, 0.1
     ours = to_networkx(*build(n, "watts_strogatz", k=k, p=p)[:2])
@@ -172,9 +159,10 @@ def test_numpy_erdos_renyi_matches_networkx_statistics():
     [
         (10, "small_world", {}, 0.0, "unknown network kind"),
         (50, "watts_strogatz", {"beta": 0.1}, 0.0, "unknown parameter"),
-        (50, "watts_strogatz", {"k": 5}, 0.0, "even k"),
-        (50, "watts_strogatz", {"k": 50}, 0.0, "must be an integer"),
-        (50, "watts_strogatz", {"p": 1.5}, 0.0, "p in"),
+        (50, "watts_strogatz", {"k": 4}, 0.0, r"missing parameter\(s\) \['p'\]"),
+        (50, "watts_strogatz", {"k": 5, "p": 0.1}, 0.0, "even k"),
+        (50, "watts_strogatz", {"k": 50, "p": 0.1}, 0.0, "must be an integer"),
+        (50, "watts_strogatz", {"k": 4, "p": 1.5}, 0.0, "p in"),
         (50, "barabasi_albert", {"m": 2.5}, 0.0, "must be an integer"),
         (50, "erdos_renyi", {"mean_degree": 60}, 0.0, "mean_degree"),
         (MAX_COMPLETE_N + 1, "complete", {}, 0.0, "small markets"),

@@ -169,7 +169,11 @@ def _network(c: dict) -> None:
     for name, value in net["params"].items():
         if name not in allowed:
             raise _unknown(f"market.network.params.{name}", value, allowed or ["none"])
-    params = {**NETWORK_PARAMS[kind], **net["params"]}
+    for name in allowed:
+        if name not in net["params"]:
+            taken = f"missing: {kind} takes {', '.join(allowed)}"
+            raise ConfigError(f"market.network.params.{name}", MISSING, taken)
+    params = net["params"]
     described = ", ".join(f"{k}={v:g}" for k, v in params.items())
     if kind == "complete" and n > MAX_COMPLETE_N:
         allowed = f"the complete network is for small markets (at most {MAX_COMPLETE_N:,})"

@@ -24,31 +24,34 @@ POLICY_KINDS: tuple[str, ...] = ("threshold", "must_have")
 NETWORK_KINDS: tuple[str, ...] = ("watts_strogatz", "barabasi_albert", "erdos_renyi", "complete")
 """The network kinds that :func:`build_network` accepts (`sim.model.network.build_network`)."""
 
-NETWORK_PARAMS: dict[str, dict[str, float]] = {
-    "watts_strogatz": {"k": 10, "p": 0.1},
-    "barabasi_albert": {"m": 5},
-    "erdos_renyi": {"mean_degree": 10},
-    "complete": {},
+NETWORK_PARAMS: dict[str, tuple[str, ...]] = {
+    "watts_strogatz": ("k", "p"),
+    "barabasi_albert": ("m",),
+    "erdos_renyi": ("mean_degree",),
+    "complete": (),
 }
-"""For each kind, the parameters it accepts and their defaults."""
+"""For each kind, the parameters it takes (their defaults: configs/market/network/KIND.yaml)."""
 
 MAX_COMPLETE_N = 5000
 """Largest market for the complete graph: its n(n - 1) entries grow fast."""
 
 
 def _resolve_params(kind: str, params: Mapping[str, float]) -> dict[str, float]:
-    """Merge ``params`` with the kind's defaults, rejecting unknown kinds and names."""
+    """``params`` as a dict, rejecting unknown kinds, unknown names and missing names."""
     if kind not in NETWORK_KINDS:
         raise ValueError(f"unknown network kind {kind!r}; allowed: {', '.join(NETWORK_KINDS)}")
     unknown = sorted(set(params) - set(NETWORK_PARAMS[kind]))
+    allowed = ", ".join(NETWORK_PARAMS[kind]) or "none"
     if unknown:
-        allowed = ", ".join(NETWORK_PARAMS[kind]) or "none"
         raise ValueError(f"unknown parameter(s) {unknown} of {kind}; allowed: {allowed}")
-    return {**NETWORK_PARAMS[kind], **params}
+    missing = [name for name in NETWORK_PARAMS[kind] if name not in params]
+    if missing:
+        raise ValueError(f"missing parameter(s) {missing} of {kind}; it takes: {allowed}")
+    return dict(params)
 
 
 def check_params(n: int, kind: str, params: Mapping[str, float]) -> dict[str, float]:
-    """The kind's parameters merged with its defaults.
+    """The kind's parameters, every one of `NETWORK_PARAMS[kind]` and no other.
 
     Raises:
         ValueError: if they cannot build a network of n clients (config validation

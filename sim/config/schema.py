@@ -248,7 +248,7 @@ class Network:
     kind: str = one_of(*NETWORK_KINDS)
     homophily: float = unit()
     # each kind's own limits (e.g. an even k below n_clients) are a cross-field rule
-    params: dict[str, float] = entries(Range(0, 1e6), empty=True)
+    params: dict[str, float] = entries(Range(0, 1e6))
 
 
 @dataclass

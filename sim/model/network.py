@@ -45,8 +45,8 @@ def build_network(
     Args:
         n: Number of clients.
         kind: One of `sim.config.registry.NETWORK_KINDS`.
-        params: Parameters of the kind (see `sim.config.registry.NETWORK_PARAMS`); missing ones take
-            their defaults.
+        params: Parameters of the kind: every one `sim.config.registry.NETWORK_PARAMS`
+            names for it (the defaults are in configs/market/network/KIND.yaml).
         values: Clients' value vectors, shape (n, k); the angle of the first two
             coordinates orders clients for homophily (for k > 2 the other coordinates
             are ignored, so homophily matches values less closely).
