@@ -32,7 +32,7 @@ bench-sweep: $(STAMP)
 # Every experiment at full size (resumed from results/<name>/make-results/), its figures,
 # and docs/RESULTS.md with docs/figures/. About 10 minutes on 2 cores.
 results: $(STAMP)
-	$(VENV)/bin/python -m sim.analysis.report --run $(ARGS)
+	$(VENV)/bin/python -m sim.cli.report --run $(ARGS)
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || "$$(sh scripts/find-python)" -m venv $(VENV)

@@ -56,7 +56,8 @@ def chunked(args: argparse.Namespace, work: Path, checkout: Path | None = None) 
     """
     python = sys.executable if checkout is None else str(checkout / ".venv" / "bin" / "python")
     sweep_dir = work / ("chunked" if checkout is None else "against")
-    command = [python, "-c", "from sim.sweeps.experiment import main; main()", "run",
+    code = "from sim.cli.experiment import main; raise SystemExit(main())"
+    command = [python, "-c", code, "run",
                "hard_sell", "--dir", str(sweep_dir), "--jobs", str(args.jobs),
                f"experiment.seeds={args.runs}", f"experiment.chunk_size={args.chunk_size}",
                *sized(args)]  # fmt: skip

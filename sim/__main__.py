@@ -2,4 +2,4 @@
 
 from sim.cli.clientsim import main
 
-main()
+raise SystemExit(main())

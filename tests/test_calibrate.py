@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sim.cli.facts import UsageError
+from sim.cli import calibrate as calibrate_cli
+from sim.errors import UserError
 from sim.validation import calibrate
 from sim.validation.facts import load_targets
 
@@ -14,7 +15,7 @@ def test_parameter_spec_is_key_low_high():
     )  # fmt: skip
     assert calibrate.parse_parameter("clients.wom.p_negative=0.05") is None
     assert calibrate.parse_parameter("market/policy_mix=half_half") is None
-    with pytest.raises(UsageError, match="low end"):
+    with pytest.raises(UserError, match="low end"):
         calibrate.parse_parameter("clients.reviews.floor=0.2:0.1")
 
 
@@ -42,7 +43,7 @@ def test_calibration_runs_end_to_end_and_writes_its_proposal(tmp_path, capsys):
     size = ["--samples", "2", "--seeds", "1", "--clients", "300", "--weeks", "26", "--jobs", "1"]
     space = ["clients.reviews.floor=0:0.1", "clients.wom.p_negative=0.1:0.2"]
     argv = [*size, "--out", str(out), *space]
-    assert calibrate.main(argv) == 0
+    assert calibrate_cli.main(argv) == 0
     proposal = yaml.safe_load(out.read_text())
     assert set(proposal["proposal"]) == {"clients.reviews.floor", "clients.wom.p_negative"}
     assert 0 <= proposal["proposal"]["clients.reviews.floor"] <= 0.1
@@ -65,9 +66,9 @@ def test_calibration_runs_end_to_end_and_writes_its_proposal(tmp_path, capsys):
     ids=["no_samples", "reversed_range", "out_of_schema_range", "unknown_key", "not_a_number"],
 )
 def test_calibrate_command_exits_2_with_one_line_on_bad_input(argv, tmp_path, capsys):
-    assert calibrate.main([*argv, "--out", str(tmp_path / "p.yaml")]) == 2
+    assert calibrate_cli.main([*argv, "--out", str(tmp_path / "p.yaml")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("clientsim-calibrate: error:")
+    assert err.count("\n") == 1 and err.startswith("clientsim-calibrate: ")
     assert not (tmp_path / "p.yaml").exists()
 
 
@@ -78,7 +79,7 @@ SMALL = ["--samples", "2", "--seeds", "1", "--clients", "300", "--weeks", "26", 
 def test_the_default_out_does_not_replace_a_users_calibration_yaml(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "calibration.yaml").write_text("my own notes\n")
-    assert calibrate.main(SMALL) == 2
+    assert calibrate_cli.main(SMALL) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "calibration.yaml" in err
     assert (tmp_path / "calibration.yaml").read_text() == "my own notes\n"
@@ -86,6 +87,6 @@ def test_the_default_out_does_not_replace_a_users_calibration_yaml(tmp_path, mon
 
 def test_the_default_out_replaces_the_proposal_clientsim_wrote(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert calibrate.main(SMALL) == 0
-    assert calibrate.main(SMALL) == 0
+    assert calibrate_cli.main(SMALL) == 0
+    assert calibrate_cli.main(SMALL) == 0
     assert "proposal" in yaml.safe_load((tmp_path / "calibration.yaml").read_text())

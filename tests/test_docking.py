@@ -132,8 +132,8 @@ def test_a_sparse_network_adopts_more_slowly_than_complete_mixing():
 
 
 def test_clientsim_plot_draws_the_docking_figure_of_the_bass_experiment(tmp_path):
-    from sim.analysis.figures import main as plot
-    from sim.sweeps.experiment import main as experiment
+    from sim.cli.experiment import main as experiment
+    from sim.cli.plot import main as plot
 
     sweep = tmp_path / "bass"
     experiment(["run", "bass", "--smoke", "--launcher", "basic", "--dir", str(sweep)])

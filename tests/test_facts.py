@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 
 from sim.analysis import stats as analysis
-from sim.cli.facts import configure, main, market_configs, run_market, summary
+from sim.cli.facts import main
 from sim.runs.summary import WHALE_WHO, whale_curve, whale_points, whale_summary
 from sim.validation import facts
 from sim.validation.facts import Frames, Target
+from sim.validation.measure import configure, market_configs, run_market, summary
 
 
 def market(ratings=(0, 0, 0, 0, 0), positive=0, negative=0) -> pd.DataFrame:
@@ -223,7 +224,7 @@ def test_summary_reports_mean_spread_and_inside():
 def test_facts_command_exits_2_with_one_line_on_bad_input(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("clientsim-facts: error:")
+    assert err.count("\n") == 1 and err.startswith("clientsim-facts: ")
 
 
 def test_facts_command_writes_table_values_and_whale_curves(tmp_path, capsys):

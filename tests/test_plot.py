@@ -12,6 +12,7 @@ import pytest
 
 from sim.analysis import figures as plot
 from sim.analysis import stats as analysis
+from sim.cli.plot import main as plot_main
 
 THRESHOLD = "policies.fit_filter.threshold"
 PREPAYMENT = "policies.fit_filter.prepayment"
@@ -154,13 +155,13 @@ def test_every_figure_colours_a_policy_the_same_way():
 
 
 def test_main_prints_a_line_per_file(threshold_sweep, capsys):
-    assert plot.main([str(threshold_sweep), "--format", "png"]) == 0
+    assert plot_main([str(threshold_sweep), "--format", "png"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 4
 
 
 @pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
 def test_main_on_a_missing_or_empty_dir_exits_2_with_one_line(tmp_path, capsys, make):
-    assert plot.main([str(make(tmp_path))]) == 2
+    assert plot_main([str(make(tmp_path))]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
@@ -174,31 +175,31 @@ def _one_line(capsys) -> str:
 
 
 def test_a_second_plot_replaces_the_figures_the_first_one_wrote(threshold_sweep, capsys):
-    assert plot.main([str(threshold_sweep), "--format", "png"]) == 0
-    assert plot.main([str(threshold_sweep), "--format", "png"]) == 0
+    assert plot_main([str(threshold_sweep), "--format", "png"]) == 0
+    assert plot_main([str(threshold_sweep), "--format", "png"]) == 0
 
 
 def test_plot_refuses_to_replace_a_users_file_in_figures(threshold_sweep, capsys):
     figures = threshold_sweep / "figures"
     figures.mkdir()
     (figures / "paired.png").write_text("my own figure")
-    assert plot.main([str(threshold_sweep), "--format", "png"]) == 2
+    assert plot_main([str(threshold_sweep), "--format", "png"]) == 2
     assert "paired.png" in _one_line(capsys)
     assert (figures / "paired.png").read_text() == "my own figure"
     assert sorted(p.name for p in figures.iterdir()) == ["paired.png"]
 
 
 def test_plot_refuses_a_figure_changed_since_it_wrote_it(threshold_sweep, capsys):
-    assert plot.main([str(threshold_sweep), "--format", "png"]) == 0
+    assert plot_main([str(threshold_sweep), "--format", "png"]) == 0
     (threshold_sweep / "figures" / "paired.csv").write_text("my notes\n")
-    assert plot.main([str(threshold_sweep), "--format", "png"]) == 2
+    assert plot_main([str(threshold_sweep), "--format", "png"]) == 2
     assert "paired.csv" in _one_line(capsys)
     assert (threshold_sweep / "figures" / "paired.csv").read_text() == "my notes\n"
 
 
 def test_plot_exits_2_with_one_line_when_figures_is_a_file(threshold_sweep, capsys):
     (threshold_sweep / "figures").write_text("not a folder")
-    assert plot.main([str(threshold_sweep)]) == 2
+    assert plot_main([str(threshold_sweep)]) == 2
     assert "figures" in _one_line(capsys)
 
 
@@ -216,13 +217,13 @@ def immutable(threshold_sweep):
 
 
 def test_plot_exits_1_with_one_line_when_figures_cannot_be_written(immutable, capsys):
-    assert plot.main([str(immutable), "--format", "png"]) == 1
+    assert plot_main([str(immutable), "--format", "png"]) == 1
     assert "figures" in _one_line(capsys)
 
 
 def test_plot_exits_2_with_one_line_on_a_manifest_without_its_keys(threshold_sweep, capsys):
     (threshold_sweep / "manifest.json").write_text('{"points": []}')
-    assert plot.main([str(threshold_sweep)]) == 2
+    assert plot_main([str(threshold_sweep)]) == 2
     assert "manifest.json" in _one_line(capsys)
     assert not (threshold_sweep / "figures").exists()
 
@@ -230,11 +231,11 @@ def test_plot_exits_2_with_one_line_on_a_manifest_without_its_keys(threshold_swe
 def test_plot_exits_2_with_one_line_on_a_file_instead_of_a_directory(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
-    assert plot.main([str(notes)]) == 2
+    assert plot_main([str(notes)]) == 2
     assert "notes.txt" in _one_line(capsys)
 
 
 def test_plot_exits_2_with_one_line_on_a_manifest_that_is_not_json(threshold_sweep, capsys):
     (threshold_sweep / "manifest.json").write_text("not json")
-    assert plot.main([str(threshold_sweep)]) == 2
+    assert plot_main([str(threshold_sweep)]) == 2
     assert "manifest.json" in _one_line(capsys)

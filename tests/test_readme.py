@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from sim.sweeps.experiment import main as experiment_main
+from sim.cli.experiment import main as experiment_main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from sim.analysis import report
+from sim.analysis.markdown import markdown_table
 
 EXP = {"compare": {"on": "policy", "a": "fit_filter", "b": "serve_all", "policy": None},
        "x": "k", "group": None}  # fmt: skip
@@ -78,5 +79,5 @@ def test_the_gap_is_a_minus_b_paired_on_point_and_seed():
 
 @pytest.mark.parametrize("value", [1234567.0, 0.5, np.nan])
 def test_table_cells_are_readable(value):
-    cell = report.markdown_table(pd.DataFrame({"x": [value]})).splitlines()[-1]
+    cell = markdown_table(pd.DataFrame({"x": [value]})).splitlines()[-1]
     assert cell in ("| 1,234,567 |", "| 0.5 |", "|  |")

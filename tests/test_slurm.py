@@ -72,7 +72,8 @@ def submitters():
 
 
 def command(args: list[str]) -> list[str]:
-    return [sys.executable, "-c", "from sim.sweeps.experiment import main; main()", *args]
+    code = "from sim.cli.experiment import main; raise SystemExit(main())"
+    return [sys.executable, "-c", code, *args]
 
 
 def submit(args: list[str], cwd: Path, started: list[subprocess.Popen]) -> subprocess.Popen:

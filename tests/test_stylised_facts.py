@@ -15,8 +15,8 @@ import math
 
 import pytest
 
-from sim.cli.facts import measure, summary
 from sim.validation.facts import load_targets
+from sim.validation.measure import measure, summary
 
 CI_CLIENTS, CI_WEEKS, CI_SEEDS = 2000, 260, 3
 TARGETS = load_targets()

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
+from sim.cli.experiment import main as experiment_main
 from sim.runs.record import RUN_KEYS
-from sim.sweeps.experiment import main as experiment_main
 from sim.sweeps.experiment import names
 from sim.sweeps.tables import METRICS, STEP_METRICS
 
@@ -24,15 +25,15 @@ PRESETS = {"serve_all", "fit_filter", "picky", "hard_sell"}
 
 def run_experiment(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """`clientsim-experiment args` in a subprocess, as a user would run it."""
-    command = [sys.executable, "-c", "from sim.sweeps.experiment import main; main()", *args]
+    code = "from sim.cli.experiment import main; raise SystemExit(main())"
+    command = [sys.executable, "-c", code, *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def smoke(name: str, sweep_dir: Path, *extra: str) -> None:
     """An experiment's smoke run in this process, with Hydra's basic launcher."""
-    experiment_main(
-        ["run", name, "--smoke", "--launcher", "basic", "--dir", str(sweep_dir), *extra]
-    )
+    args = ["run", name, "--smoke", "--launcher", "basic", "--dir", str(sweep_dir), *extra]
+    assert experiment_main(args) == 0
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,8 @@ def test_a_killed_sweep_keeps_finished_runs_and_leaves_no_table_that_looks_compl
     sweep_dir = tmp_path / "sweep"
     args = ["run", "hard_sell", "--launcher", "basic", "--dir", str(sweep_dir),
             "experiment.seeds=20", "market.n_clients=300", "steps=60"]  # fmt: skip
-    command = [sys.executable, "-c", "from sim.sweeps.experiment import main; main()", *args]
+    code = "from sim.cli.experiment import main; raise SystemExit(main())"
+    command = [sys.executable, "-c", code, *args]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     for line in process.stdout:
         if "2/20 runs done" in line:
@@ -180,6 +182,13 @@ def test_hydra_multirun_runs_an_experiment_directly(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     (runs,) = tmp_path.glob("results/hard_sell/*/runs.parquet")
     assert pd.read_parquet(runs)["seed"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert sweeper(runs.parent).endswith(".BasicSweeper")  # Hydra's own, composing each job
+
+
+def sweeper(sweep_dir: Path) -> str:
+    """The class of the Hydra sweeper that ran the sweep in `sweep_dir` (its job 0's log)."""
+    (hydra_yaml,) = sweep_dir.glob("logs/*/0/.hydra/hydra.yaml")
+    return OmegaConf.load(hydra_yaml).hydra.sweeper._target_
 
 
 def test_progress_is_printed_as_lines_with_runs_done_and_time_left(tmp_path):
@@ -214,7 +223,7 @@ def test_an_experiment_without_multirun_is_refused(tmp_path):
 
 
 def test_list_shows_every_experiment_with_its_size(capsys):
-    experiment_main(["list"])
+    assert experiment_main(["list"]) == 0
     out = capsys.readouterr().out
     for name in EXPERIMENTS:
         assert f"\n{name} " in out
@@ -231,15 +240,18 @@ def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, ca
     assert err.splitlines()[-1].startswith("clientsim: week 3/3") and "\r" not in err
 
 
-def test_a_designed_sweep_skips_only_hydras_first_composition_of_every_job():
-    from hydra.plugins.sweeper import Sweeper
+def test_an_experiment_runs_through_the_designed_sweeper_plugin(smoke_dirs):
+    assert sweeper(smoke_dirs["hard_sell"]).endswith(".DesignedSweeper")  # no composing first
 
-    from sim.sweeps.experiment import designed_sweep
 
-    hydras = Sweeper.validate_batch_is_legal
-    with designed_sweep():
-        assert Sweeper.validate_batch_is_legal(None, [["no_such_key=1"]]) is None
-    assert Sweeper.validate_batch_is_legal is hydras
+def test_the_designed_sweeper_forms_the_jobs_of_hydras_basic_sweeper():
+    from hydra_plugins.clientsim.designed_sweeper import job_overrides
+
+    assert job_overrides(["a=1,2", "b=x,y"]) == [
+        ["a=1", "b=x"], ["a=1", "b=y"], ["a=2", "b=x"], ["a=2", "b=y"],
+    ]  # fmt: skip
+    assert job_overrides(["a=1,2", "b=x", "a=3"]) == [["a=3", "b=x"]]  # a key's place stays
+    assert job_overrides(["+c=range(0,2)"]) == [["+c=0"], ["+c=1"]]
 
 
 def test_seeds_are_batched_by_experiment_batch_within_a_memory_bound():

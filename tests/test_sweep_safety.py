@@ -29,14 +29,15 @@ SMOKE = ["--smoke", "--launcher", "basic"]
 
 def run_experiment(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """`clientsim-experiment args` in a subprocess, as a user would run it."""
-    command = [sys.executable, "-c", "from sim.sweeps.experiment import main; main()", *args]
+    code = "from sim.cli.experiment import main; raise SystemExit(main())"
+    command = [sys.executable, "-c", code, *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def start_experiment(args: list[str], cwd: Path) -> subprocess.Popen:
     """`clientsim-experiment args` started in the background, Ctrl-C as from a terminal."""
     code = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    code += "from sim.sweeps.experiment import main; main()"
+    code += "from sim.cli.experiment import main; raise SystemExit(main())"
     return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
@@ -253,16 +254,17 @@ def test_a_sweep_dir_with_quotes_commas_or_non_ascii_characters_works(tmp_path, 
 # --- 6. an unwritable --out is refused before anything is computed ----------------------
 
 
-@pytest.mark.parametrize("module", ["facts_cli", "calibrate", "sensitivity_cli"])
+@pytest.mark.parametrize("module", ["facts", "calibrate", "sensitivity"])
 @pytest.mark.parametrize("where", ["under_a_file", "in_proc"])
 def test_an_unwritable_out_is_refused_before_computing(tmp_path, module, where):
     (tmp_path / "afile").write_text("a file, not a folder")
     out = tmp_path / "afile" / "x.md" if where == "under_a_file" else Path("/proc/clientsim/x.md")
     size = ["--seeds", "1", "--clients", "300", "--weeks", "8", "--out", str(out)]
-    command = [sys.executable, "-c", f"from sim.{module} import main; raise SystemExit(main())"]
+    code = f"from sim.cli.{module} import main; raise SystemExit(main())"
+    command = [sys.executable, "-c", code]
     if module == "calibrate":
         size += ["--samples", "1"]
-    if module == "sensitivity_cli":
+    if module == "sensitivity":
         size = ["morris", "--trajectories", "2", "--out", str(out.parent)]
     command = [*command, *size]
     started = time.monotonic()

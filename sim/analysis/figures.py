@@ -1,10 +1,10 @@
-"""The figures that answer an experiment's question (`clientsim-plot DIR`).
+"""The figures that answer an experiment's question (`clientsim-plot DIR`: `sim.cli.plot`).
 
 Three figures per sweep, into ``DIR/figures/``: the paired difference of the compared arms
 against the swept parameter (``paired``), mean cumulative profit per policy over the weeks
 (``profit``), and the spread of crossover weeks over seeds (``crossover``). Every figure
 colours a policy the same way. A Bass docking sweep (`experiments/bass.yaml`, one business)
-gets its own figure instead (``bass``: the adopter share's band over seeds against Bass).
+gets its own figure instead (`sim.validation.docking_figures`).
 Figures are built on ``matplotlib.figure.Figure`` (Agg canvas), so nothing here touches
 pyplot's global state.
 
@@ -15,10 +15,8 @@ that was changed since, makes the command refuse before drawing anything.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
-import sys
 import textwrap
 from os import PathLike
 from pathlib import Path
@@ -28,13 +26,13 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
-from omegaconf import OmegaConf
 from PIL import Image
 from scipy import stats
 
 from sim.analysis import stats as analysis
-from sim.cli.facts import UsageError, not_ours, record_outputs
+from sim.errors import UserError
 from sim.runs.output import unwritable
+from sim.runs.owned import not_ours, record_outputs
 
 POLICY_COLOURS = {
     "serve_all": "#4477aa",
@@ -82,7 +80,8 @@ def _ticks(ax, design: pd.DataFrame) -> None:
     ax.set_xlim(-0.6, len(design) - 0.4)
 
 
-def _title(fig: Figure, experiment: dict, what: str) -> None:
+def title(fig: Figure, experiment: dict, what: str) -> None:
+    """The figure's title: the experiment's hypothesis and question, then `what` it shows."""
     question = experiment.get("question") or experiment.get("name", "")
     head = f"{experiment.get('hypothesis', '')} {question}".strip()
     width = int(fig.get_figwidth() * 12)  # characters of a medium font per inch, about
@@ -182,7 +181,7 @@ def paired_figure(table: pd.DataFrame, experiment: dict) -> Figure:
     handles, labels = ax.get_legend_handles_labels()
     if len(handles) > 1:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4))
-    _title(fig, experiment, _paired_caption(table, experiment))
+    title(fig, experiment, _paired_caption(table, experiment))
     return fig
 
 
@@ -231,7 +230,7 @@ def profit_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
     fig.supylabel(PROFIT_LABEL, fontsize="medium")
     axes[0].legend(loc="upper left", fontsize="small")
     seeds = steps.groupby("point")["seed"].nunique().max()
-    _title(
+    title(
         fig,
         experiment,
         f"line: mean over {seeds} seeds; band: {CONFIDENCE:.0%} t interval of the mean",
@@ -262,74 +261,12 @@ def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
     ax.set_ylim(0, top * 1.08 + 1)
     ax.set_ylabel(f"crossover week of {a} over {b} (week)")
     what = f"week after which {a}'s cumulative profit stays above {b}'s; dot: a seed, bar: median"
-    _title(fig, experiment, what)
+    title(fig, experiment, what)
     return fig
 
 
-def bass_table(steps: pd.DataFrame, config) -> pd.DataFrame:
-    """Adopter shares over the seeds of a Bass docking sweep, with Bass's curves.
-
-    With one business that keeps every client, a week's acquisitions are its new adopters,
-    so their running sum over the weeks is the number of clients ever served.
-
-    Args:
-        steps: the sweep's steps.parquet (one design point).
-        config: the point's config (`sim.validation.docking.bass_parameters` reads p and q from it).
-    """
-    from sim.validation import docking
-
-    n = config.market.n_clients
-    wide = steps.pivot_table(index="step", columns="seed", values="acquisitions", aggfunc="sum")
-    shares = wide.sort_index().cumsum() / n
-    ref = docking.deterministic_map(*docking.bass_parameters(config), n, len(shares))
-    return pd.DataFrame({
-        "step": shares.index, "seeds": shares.shape[1], "mean": shares.mean(axis=1).to_numpy(),
-        "low": shares.quantile(0.05, axis=1).to_numpy(),
-        "high": shares.quantile(0.95, axis=1).to_numpy(),
-        "closed_form": ref["closed_form"].to_numpy(), "discrete": ref["discrete"].to_numpy(),
-    })  # fmt: skip
-
-
-def bass_figure(table: pd.DataFrame, experiment: dict, config) -> Figure:
-    """Docking to Bass: the adopter share's band over seeds against Bass's closed form."""
-    from sim.validation import docking
-
-    p, q = docking.bass_parameters(config)
-    fig = Figure(figsize=(7.5, 4.8), dpi=DPI, layout="constrained")
-    ax = fig.subplots()
-    colour = policy_colour("serve_all")
-    ax.fill_between(table["step"], table["low"], table["high"], color=colour, alpha=0.3,
-                    linewidth=0, label="model: 5–95% of seeds")  # fmt: skip
-    ax.plot(table["step"], table["mean"], color=colour, linewidth=1.5, label="model: mean")
-    ax.plot(table["step"], table["closed_form"], color="black", linewidth=1.2,
-            label="Bass closed form F((w + 1)/52)")  # fmt: skip
-    ax.plot(table["step"], table["discrete"], color="#ee6677", linewidth=1.2, linestyle="--",
-            label="one-step map of the discrete process")  # fmt: skip
-    ax.set_xlabel("week")
-    ax.set_ylabel("share of clients ever served (adopters / N)")
-    ax.set_ylim(0, 1)
-    ax.set_xlim(0, table["step"].max())
-    ax.legend(loc="lower right", fontsize="small")
-    error = (table["mean"] - table["closed_form"]).abs().max()
-    seeds = int(table["seeds"].iloc[0])
-    what = (f"p = {p:.3g}, q = {q:.3g} per year, N = {config.market.n_clients:,}, {seeds} "
-            f"seeds; max |mean − closed form| = {error:.4f} of N")  # fmt: skip
-    _title(fig, experiment, what)
-    return fig
-
-
-def _bass_outputs(path: Path, steps: pd.DataFrame, experiment: dict, formats) -> list[Path]:
-    """The docking figure and its table (`bass.csv`) of a Bass docking sweep."""
-    point = _manifest(path)["points"][0]
-    config = json.loads((path / "points" / point["hash"] / "point.json").read_text())["config"]
-    config = OmegaConf.create(config)
-    table = bass_table(steps[steps["point"] == point["point"]], config)
-    out = path / "figures"
-    table.to_csv(out / "bass.csv", index=False)
-    return [out / "bass.csv", *_save(bass_figure(table, experiment, config), out, "bass", formats)]
-
-
-def _save(fig: Figure, directory: Path, name: str, formats) -> list[Path]:
+def save_figure(fig: Figure, directory: Path, name: str, formats) -> list[Path]:
+    """Save `fig` as `directory/name.<format>` in each format; return the paths."""
     paths = [directory / f"{name}.{fmt}" for fmt in formats]
     for path in paths:
         if path.suffix == ".png":
@@ -359,37 +296,37 @@ def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
     Raises:
         FileNotFoundError: a file of the sweep is missing.
         ValueError: `path` is not a sweep directory, or the sweep has no successful run.
-        UsageError: ``figures`` is a file, or holds a file of a figure's name that clientsim
+        UserError: ``figures`` is a file, or holds a file of a figure's name that clientsim
             did not write.
         PermissionError: ``figures`` cannot be written.
     """
     path = Path(path)
-    experiment = _manifest(path)["experiment"]
+    experiment = read_manifest(path)["experiment"]
+    if "bass" in experiment.get("figures", ()):  # one business: no comparison to draw
+        raise ValueError(f"{path} is a docking sweep: sim.validation.docking_figures draws it")
     runs, steps = analysis.load_runs(path), analysis.load_steps(path)
     if not (runs["status"] == "ok").any() or steps.empty:
         raise ValueError(f"no successful run in {path}")
     out = path / "figures"
     check_figures(out, _figure_files(out, experiment, formats))
     out.mkdir(exist_ok=True)
-    written = _draw(path, out, runs, steps, experiment, formats)
+    written = _draw(out, runs, steps, experiment, formats)
     record_outputs(written)
     return written
 
 
-def _draw(path, out, runs, steps, experiment, formats) -> list[Path]:
-    if "bass" in experiment.get("figures", ()):  # one business: no comparison to draw
-        return _bass_outputs(path, steps, experiment, formats)
+def _draw(out, runs, steps, experiment, formats) -> list[Path]:
     table = paired_table(runs, experiment)
     table.to_csv(out / "paired.csv", index=False)
     written = [out / "paired.csv"]
-    written += _save(paired_figure(table, experiment), out, "paired", formats)
-    written += _save(profit_figure(steps, experiment), out, "profit", formats)
+    written += save_figure(paired_figure(table, experiment), out, "paired", formats)
+    written += save_figure(profit_figure(steps, experiment), out, "profit", formats)
     if experiment["compare"]["on"] == "policy":
-        written += _save(crossover_figure(steps, experiment), out, "crossover", formats)
+        written += save_figure(crossover_figure(steps, experiment), out, "crossover", formats)
     return written
 
 
-def _manifest(path: Path) -> dict:
+def read_manifest(path: Path) -> dict:
     """The sweep's manifest; ValueError naming the file if it is not one."""
     if not path.is_dir():
         what = "does not exist" if not path.exists() else "is not a directory"
@@ -410,63 +347,23 @@ def _manifest(path: Path) -> dict:
 
 def _figure_files(out: Path, experiment: dict, formats) -> list[Path]:
     """The files `plot_dir` writes into `out` for `experiment`."""
-    if "bass" in experiment.get("figures", ()):
-        names = ["bass"]
-        tables = ["bass.csv"]
-    else:
-        names = ["paired", "profit"] + (["crossover"] if experiment["compare"].get("on") ==
-                                          "policy" else [])  # fmt: skip
-        tables = ["paired.csv"]
-    return [out / name for name in tables] + [out / f"{n}.{f}" for n in names for f in formats]
+    names = ["paired", "profit"] + (["crossover"] if experiment["compare"].get("on") ==
+                                      "policy" else [])  # fmt: skip
+    return [out / "paired.csv"] + [out / f"{n}.{f}" for n in names for f in formats]
 
 
 def check_figures(out: Path, files: list[Path]) -> None:
-    """Raise UsageError unless the `files` in the folder `out` can be written.
+    """Raise UserError unless the `files` in the folder `out` can be written.
 
     `out` must be a folder (or absent) that can be written, and each file new or one that
-    clientsim wrote (`sim.cli.facts.not_ours`); PermissionError if `out` is not writable.
+    clientsim wrote (`sim.runs.owned.not_ours`); PermissionError if `out` is not writable.
     """
     if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} is a file, not a folder: move it to draw the figures")
+        raise UserError(f"{out} is a file, not a folder: move it to draw the figures")
     reason = unwritable(out)
     if reason is not None:
         raise PermissionError(reason)
     found = not_ours(files)
     if found is not None:
-        raise UsageError(f"{out} holds {found.name}, which clientsim did not write (or which "
+        raise UserError(f"{out} holds {found.name}, which clientsim did not write (or which "
                          "was changed since): move it to draw the figures")  # fmt: skip
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ``clientsim-plot`` command: figures of a sweep directory.
-
-    Exit 2 with one line on a bad DIR (or a file in figures/ that clientsim did not write), 1
-    with one line if the figures cannot be written.
-    """
-    parser = argparse.ArgumentParser(
-        prog="clientsim-plot",
-        description=__doc__.splitlines()[0],
-        epilog="Files in DIR/figures/ are replaced only if clientsim wrote them (listed in "
-        "DIR/figures/.clientsim-outputs.json); else the command refuses.",
-    )
-    parser.add_argument("dir", type=Path, help="a sweep directory, results/<experiment>/<time>/")
-    parser.add_argument(
-        "--format", nargs="+", default=["png", "svg"], choices=["png", "svg", "pdf"]
-    )
-    args = parser.parse_args(argv)
-    try:
-        written = plot_dir(args.dir, formats=args.format)
-    except (FileNotFoundError, ValueError, UsageError) as error:
-        print(f"clientsim-plot: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"clientsim-plot: {where}{error.strerror or error}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,7 @@
-"""`make results`: every experiment at full size, its figures, and docs/RESULTS.md.
+"""docs/RESULTS.md: every experiment's claims judged, with its figures and tables.
 
-    python -m sim.analysis.report --run              # run (or resume) every experiment, then write
-    python -m sim.analysis.report                    # write docs/RESULTS.md from the last runs
-    python -m sim.analysis.report --run --only mix   # one experiment
+`make results` runs every experiment at full size and writes it (`python -m sim.cli.report
+--run`; without `--run` it writes from the last runs).
 
 Each experiment's YAML states what its hypothesis predicts as claims (`experiment.expect`);
 here every claim is checked against the paired differences over seeds and called
@@ -13,9 +12,8 @@ written by hand, so a change of the model refreshes them.
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,9 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from sim.analysis import stats as analysis
-from sim.analysis.figures import plot_dir
+from sim.analysis.figures import paired_table, plot_dir
+from sim.analysis.markdown import markdown_table
+from sim.config.compose import compose
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "results"
@@ -175,24 +175,8 @@ def claim_text(claim: dict, exp: dict) -> str:
 # --- docs/RESULTS.md ----------------------------------------------------------------------
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float | np.floating):
-        return "" if np.isnan(value) else f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return str(value)
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub table."""
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(False)]
-    return "\n".join([header, rule, *body])
-
-
 def paired_section(runs: pd.DataFrame, exp: dict) -> str:
     """The table of paired differences of every metric, per design point."""
-    from sim.analysis.figures import paired_table
-
     table = paired_table(runs, exp)
     columns = [c for c in table.columns if c not in ("a", "b", "mean_a", "mean_b", "p_value")]
     table = table[columns].rename(columns={
@@ -229,16 +213,20 @@ def _minutes(manifest: dict) -> float:
     return (pd.Timestamp(manifest["ended"]) - started).total_seconds() / 60
 
 
-def experiment_section(name: str, sweep_dir: Path, figures: Path) -> tuple[str, list[dict]]:
-    """The RESULTS.md section of one experiment, and its verdicts."""
-    from sim.config.compose import compose
+#: Draws a sweep's figures into DIR/figures/: `plot_dir`, or one that also draws dockings.
+Draw = Callable[..., list[Path]]
 
+
+def experiment_section(
+    name: str, sweep_dir: Path, figures: Path, draw: Draw = plot_dir
+) -> tuple[str, list[dict]]:
+    """The RESULTS.md section of one experiment, and its verdicts."""
     manifest = analysis.load_manifest(sweep_dir)
     exp, runs = manifest["experiment"], analysis.load_runs(sweep_dir)
     stated = compose([f"+experiment={name}"]).experiment  # claims as stated now
     exp = {**exp, "expect": OmegaConf.to_container(stated.expect),
            "figures": list(stated.figures)}  # fmt: skip
-    plot_dir(sweep_dir, formats=("png",))
+    draw(sweep_dir, formats=("png",))
     named = exp.get("figures") or ["paired", "profit"]
     for figure in named:
         shutil.copyfile(sweep_dir / "figures" / f"{figure}.png", figures / f"{name}-{figure}.png")
@@ -287,13 +275,17 @@ def finding_sentence(exp: dict, found: list[dict]) -> str:
 
 
 def write_results(names: list[str], *, root: Path = RESULTS_DIR,
-                  out: Path = DOCS / "RESULTS.md") -> Path:  # fmt: skip
-    """Write docs/RESULTS.md (and docs/figures/) from `root`/<name>/make-results/."""
+                  out: Path = DOCS / "RESULTS.md", draw: Draw = plot_dir) -> Path:  # fmt: skip
+    """Write docs/RESULTS.md (and docs/figures/) from `root`/<name>/make-results/.
+
+    `draw(sweep_dir, formats=...)` writes each sweep's figures (a docking's too:
+    `sim.validation.docking_figures.plot_sweep`).
+    """
     figures = out.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     sections, found = [], []
     for name in names:
-        section, rows = experiment_section(name, root / name / SWEEP_NAME, figures)
+        section, rows = experiment_section(name, root / name / SWEEP_NAME, figures, draw)
         sections.append(section)
         found += rows
     summary = pd.DataFrame(found, columns=["hypothesis", "experiment", "metric", "claim",
@@ -315,39 +307,9 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
 
 def by_hypothesis(chosen: list[str]) -> list[str]:
     """Experiments in the order of their hypotheses (H1, H2, ... H11), then validations (V1)."""
-    from sim.config.compose import compose
 
     def order(name: str) -> tuple[bool, int]:  # hypotheses H1... first, validations V1... last
         label = compose([f"+experiment={name}"]).experiment.hypothesis
         return label[0] != "H", int(label[1:])
 
     return sorted(chosen, key=order)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m sim.analysis.report [--run] [--only NAME ...]`."""
-    from sim.sweeps.experiment import main as experiment
-    from sim.sweeps.experiment import names
-
-    p = argparse.ArgumentParser(
-        prog="python -m sim.analysis.report", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("--run", action="store_true", help="run (or resume) the experiments first")
-    p.add_argument("--only", nargs="*", help="run these experiments only")
-    p.add_argument("--jobs", type=int, help="parallel jobs (default: the cores)")
-    args = p.parse_args(argv)
-    chosen = args.only or names()
-    for name in chosen if args.run else []:
-        sweep_dir = RESULTS_DIR / name / SWEEP_NAME
-        jobs = ["--jobs", str(args.jobs)] if args.jobs else []
-        try:
-            experiment(["run", name, "--dir", str(sweep_dir), *jobs])
-        except SystemExit as stop:
-            if stop.code:
-                raise
-    print(write_results(by_hypothesis(names())))  # every experiment, whichever ran now
-    print(json.dumps({"experiments": chosen}))
-
-
-if __name__ == "__main__":
-    main()

@@ -11,9 +11,9 @@ it holds one earlier clientsim output of the same kind).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
-import io
 import os
 import signal
 import sys
@@ -21,16 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
-from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sim.cli.common import INTERRUPTED, fail, run_command
 from sim.config.checks import validate
-from sim.config.compose import CONFIG_DIR, compose, compose_checked, first_line
-from sim.config.schema import ConfigError, register_configs
+from sim.config.compose import CONFIG_DIR, compose_checked, first_line, register
+from sim.config.schema import ConfigError
+from sim.errors import UserError
 from sim.runs.output import (
     OutputRefused,
     check_ancestors,
@@ -45,8 +46,8 @@ from sim.runs.output import (
     write_marker,
 )
 
-INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
-TERMINATED = 143  # ... and by SIGTERM (`kill`, a scheduler's time limit)
+PROG = "clientsim"
+TERMINATED = 143  # the shell's code for a process ended by SIGTERM (`kill`, a time limit)
 
 
 class Terminated(BaseException):
@@ -133,9 +134,9 @@ class Plan:
 
 
 def preflight(argv: list[str]) -> Plan:
-    """Validate the command line before Hydra runs; exit 2 on a bad value."""
+    """Validate the command line before Hydra runs; raise a UserError (one line) if it is bad."""
     args = _parse_args(argv)
-    if args.help or args.hydra_help or args.shell_completion or args.info:
+    if args.help or args.hydra_help or args.version or args.shell_completion or args.info:
         return Plan(argv)
     config_dir = Path(args.config_dir) if args.config_dir else CONFIG_DIR
     name = args.config_name or "config"
@@ -156,20 +157,42 @@ def preflight(argv: list[str]) -> Plan:
         if args.cfg:  # --cfg prints the config and runs nothing
             return Plan(argv)
         return _staging(args, argv, parsed, cfg, settings)
-    except ConfigError as error:
-        _fail(str(error))
+    except UserError:
+        raise
     except Exception as error:  # e.g. a sweep syntax error
-        _fail(f"invalid command line: {first_line(error)}")
+        raise UserError(f"invalid command line: {first_line(error)}") from None
     finally:
         GlobalHydra.instance().clear()
 
 
-def _parse_args(argv: list[str]):
-    """Hydra's command-line flags; a mistake is one line (exit 2), not argparse's usage."""
-    parser = get_args_parser()
-    parser.error = lambda message: _fail(f"{message} (flags such as -m come first: "
-                                         "clientsim -m key=a,b ...; see --help)")  # fmt: skip
-    return parser.parse_args(argv)
+class _HydraFlags(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(f"{message} (flags such as -m come first: clientsim -m key=a,b ...; "
+                        "see --help)")  # fmt: skip
+
+
+def hydra_flags() -> argparse.ArgumentParser:
+    """The flags of a Hydra application (`clientsim --hydra-help` lists them), and overrides.
+
+    The command line is read with these before Hydra runs, to check it; Hydra then reads it
+    again. A mistake is a UserError (one line), not argparse's usage.
+    """
+    p = _HydraFlags(prog=PROG, add_help=False)
+    p.add_argument("overrides", nargs="*")
+    for flag in ("--help/-h", "--hydra-help", "--version", "--resolve", "--run/-r",
+                 "--multirun/-m", "--shell-completion/-sc"):  # fmt: skip
+        p.add_argument(*flag.split("/"), action="store_true")
+    for option in ("--package/-p", "--config-path/-cp", "--config-name/-cn",
+                   "--config-dir/-cd", "--experimental-rerun"):  # fmt: skip
+        p.add_argument(*option.split("/"))
+    p.add_argument("--cfg", "-c", choices=["job", "hydra", "all"])
+    info = ["all", "config", "defaults", "defaults-tree", "plugins", "searchpath"]
+    p.add_argument("--info", "-i", nargs="?", const="all", choices=info)
+    return p
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    return hydra_flags().parse_args(argv)
 
 
 #: Hydra settings that name a place inside a run's (or a job's) directory.
@@ -254,11 +277,6 @@ def _staging(args, argv: list[str], parsed, cfg: DictConfig, settings: DictConfi
     return Plan([*kept, f"{where}={hydra_quoted(str(staging_dir(out)))}"], out, kind)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    print(f"clientsim: {message}", file=sys.stderr)
-    raise SystemExit(code)
-
-
 def _shown(runtime: Path) -> Path:
     """Where the run in `runtime` (a staging directory, or a job's inside one) is published."""
     for staged in (runtime, *runtime.parents):
@@ -278,7 +296,7 @@ def _app(cfg: DictConfig) -> None:
     try:
         validate(cfg)
     except ConfigError as error:
-        _fail(str(error))
+        fail(PROG, str(error))
     if cfg.experiment is not None:  # a job of an experiment's sweep (sim.sweeps)
         from sim.sweeps.jobs import run_job
 
@@ -291,7 +309,7 @@ def _app(cfg: DictConfig) -> None:
         if HydraConfig.get().mode == RunMode.MULTIRUN:  # a job's own directory, in the sweep's
             write_marker(runtime, "run")
     except OSError as error:  # a full disk, a directory removed under the run
-        _fail(f"cannot write the results of this run into {out}: {error.strerror or error}", 1)
+        fail(PROG, f"cannot write the results of this run into {out}: {error.strerror or error}", 1)
     try:
         print(f"clientsim: {cfg.engine} engine, seed {cfg.seed}, {cfg.steps} weeks, "
               f"{cfg.market.n_clients} clients -> {out}")  # fmt: skip
@@ -300,36 +318,19 @@ def _app(cfg: DictConfig) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _help(argv: list[str]) -> None:
-    """Hydra's --help without the schemas (`base_*`), which are not options to choose."""
-    text = io.StringIO()
-    with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
-        sys.argv = [sys.argv[0], *argv]
-        _app()
-    head, sep, rest = text.getvalue().partition("== Configuration groups ==")
-    groups, sep2, tail = rest.partition("== Config ==")
-    lines = []
-    for line in groups.splitlines():
-        group, colon, options = line.partition(": ")
-        if colon:
-            kept = [o for o in options.split(", ") if not o.startswith("base_")]
-            line = f"{group}: {', '.join(kept)}"
-        lines.append(line)
-    print(head + sep + "\n".join(lines) + "\n" + sep2 + tail, end="")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `clientsim` command."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `clientsim` command; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    register_configs()
-    if _parse_args(argv).help:
-        _help(argv)
-        return
+    return run_command(PROG, lambda: _run(argv))
+
+
+def _run(argv: list[str]) -> None:
+    register()
     experiment = [a for a in argv if a.lstrip("+").startswith("experiment=")]
     if experiment and not {"-m", "--multirun"} & set(argv):
         name = experiment[-1].partition("=")[2]
-        _fail(f"{experiment[-1]}: an experiment is a sweep; add -m, or use "
-              f"clientsim-experiment run {name}")  # fmt: skip
+        raise UserError(f"{experiment[-1]}: an experiment is a sweep; add -m, or use "
+                        f"clientsim-experiment run {name}")  # fmt: skip
     plan = preflight(argv)
     sys.argv = [sys.argv[0], *plan.argv]
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # a caller's own handler stays
@@ -342,16 +343,17 @@ def main(argv: list[str] | None = None) -> None:
             with output_lock(plan.out) if plan.out else contextlib.nullcontext():
                 _app()
     except OutputRefused as error:
-        _fail(f"output_dir={plan.out}: {error}")
+        raise UserError(f"output_dir={plan.out}: {error}") from None
     except OSError as error:
-        _fail(f"cannot write {plan.out}: {error.strerror or error}", 1)
+        fail(PROG, f"cannot write {plan.out}: {error.strerror or error}", 1)
     except (KeyboardInterrupt, Terminated) as error:
         what = "this sweep's results were" if plan.kind == "multirun" else "this run's results were"
         if plan.kind is None and plan.out:
             what = "the runs in flight were"  # an experiment's sweep keeps its finished runs
         stopped, code = (("interrupted", INTERRUPTED) if isinstance(error, KeyboardInterrupt)
                          else ("terminated", TERMINATED))  # fmt: skip
-        _fail(f"{stopped}; {what} not written", code)
+        fail(PROG, f"{stopped}; {what} not written", code)
 
 
-__all__ = ["main", "compose", "OmegaConf"]
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,18 +2,21 @@
 
 The YAML configs ship inside the package as `sim.configs` (the repository's `configs/`, with
 `configs/experiment` a link to `experiments/`), so an installed `clientsim` finds them from
-any directory.
+any directory. `compose_valid` is what every console script runs on its overrides: the
+config composed and validated, or a `ConfigError` naming the first bad key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import sim.configs
+from sim.config.checks import validate
 from sim.config.schema import ConfigError, register_configs
 
 CONFIG_DIR = Path(sim.configs.__file__).resolve().parent
@@ -36,7 +39,7 @@ def compose(
     return_hydra_config: bool = False,
 ):
     """Compose the config with Hydra's compose API (as tests and notebooks do)."""
-    register_configs()
+    register()
     GlobalHydra.instance().clear()
     with hydra.initialize_config_dir(str(config_dir), version_base="1.3"):
         return hydra.compose(
@@ -56,3 +59,52 @@ def compose_checked(overrides: list[str], config_dir: Path, config_name: str) ->
                 key, _, value = overrides[i].partition("=")
                 raise ConfigError(key.lstrip("+~"), value, first_line(error)) from None
         raise ConfigError("overrides", " ".join(overrides), first_line(error)) from None
+
+
+def compose_valid(
+    overrides: list[str], config_dir: Path = CONFIG_DIR, config_name: str = "config"
+) -> DictConfig:
+    """The validated config of `overrides`, without Hydra's settings.
+
+    Raises:
+        ConfigError: an override that does not compose (naming it) or a value not allowed.
+    """
+    cfg = compose_checked(overrides, config_dir, config_name)
+    with open_dict(cfg):
+        cfg.pop("hydra")
+    validate(cfg)
+    return cfg
+
+
+def register() -> None:
+    """Store the schemas in Hydra's ConfigStore and register the resolvers the configs use."""
+    register_configs()
+    if not OmegaConf.has_resolver("clientsim.config_groups"):
+        OmegaConf.register_new_resolver("clientsim.config_groups", config_groups)
+
+
+def config_groups() -> str:
+    """The config groups and their options, a line `group: a, b` each, for `clientsim --help`.
+
+    Read with Hydra's public config loader; the schemas (`base_*`), which the YAML files
+    extend, are not options to choose and are left out. configs/config.yaml's help template
+    shows it as `${clientsim.config_groups:}`.
+    """
+    if not GlobalHydra.instance().is_initialized():
+        return ""
+    loader = GlobalHydra.instance().config_loader()
+    lines = []
+    for group in sorted(_groups(loader, "")):
+        options = [o for o in loader.get_group_options(group) if not o.startswith("base_")]
+        if options:
+            lines.append(f"{group}: {', '.join(sorted(options))}")
+    return "\n".join(lines) + "\n"
+
+
+def _groups(loader, parent: str) -> Iterator[str]:
+    """Every config group below `parent` (Hydra's own `hydra/...` groups left out)."""
+    for name in loader.list_groups(parent):
+        group = f"{parent}/{name}" if parent else name
+        if group != "hydra":
+            yield group
+            yield from _groups(loader, group)

@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from sim.config.registry import CRITERIA, NETWORK_KINDS, POLICY_KINDS, SERVES, WEEKS_PER_YEAR
+from sim.errors import UserError
 
 ENGINES = ("agents", "vectorized")
 MAX_BUSINESSES = 64
@@ -29,7 +30,7 @@ MAX_CLIENTS = 2**31 - 1  # the network's indices are int32
 MAX_SEED = 2**63 - 1
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value a user set is not allowed."""
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:

@@ -11,12 +11,13 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sim.errors import UserError
 from sim.runs.record import write_json
 
 SWEEP_FILE = ".sweep.json"
 
 
-class SweepError(RuntimeError):
+class SweepError(UserError):
     """A sweep directory, or a file in it, is not what the sweep needs (a one-line message).
 
     `reason`: the message without the place it names (what a caller naming it shows).

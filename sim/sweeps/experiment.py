@@ -1,50 +1,38 @@
-"""`clientsim-experiment`: every hypothesis as one command (the front door to Hydra's multirun).
+"""Experiments: every hypothesis as a designed sweep of Hydra's multirun.
 
-    clientsim-experiment list
-    clientsim-experiment run strategy                 # in parallel on this machine (joblib)
-    clientsim-experiment run strategy --smoke         # a tiny version in seconds
-    clientsim-experiment run threshold --launcher submitit_slurm --partition cpu --time 60
-
-`run NAME` is `clientsim -m +experiment=NAME` with the seeds split into chunks (one job per
-design point and chunk), a launcher chosen by a flag, and the sweep directory
-`results/NAME/<timestamp>/` (or `--dir`, which also resumes an interrupted or failed sweep).
-
-Before anything runs, the whole design is checked (every point's config, the seeds' range,
-the compared arms, the options) and `--dir` must be new, empty or a sweep of the same
-experiment: an error is one line and exit code 2. Each submission gets an id that every job
-carries (`experiment.sweep_id`) and the design's point hashes, so that the join accepts
-exactly the runs asked for (`sim.sweeps`). Ctrl-C (or SIGTERM) stops the workers and says how
-many runs are kept (exit 130, or 143); a job that dies ends the sweep with one line. With
-`--config-dir DIR` the configs (and experiments, `DIR/experiment/`) are read from a copy.
+An experiment (`experiments/NAME.yaml`, the Hydra group `experiment`) is a sweep: the
+cartesian product of its `hydra.sweeper.params` and of any sweep on the command line, each
+design point run over `experiment.seeds` seeds split into chunks (one job per design point
+and chunk). Before anything runs, the whole design is checked (`check_design`: every
+point's config, the seeds' range, the compared arms) and the sweep directory must be new,
+empty or a sweep of the same experiment (`prepare`). Each submission gets an id that every
+job carries (`experiment.sweep_id`) and the design's point hashes, so that the join accepts
+exactly the runs asked for (`sim.sweeps`). The sweep runs through Hydra's designed sweeper
+(`hydra/sweeper=designed`, the plugin `hydra_plugins.clientsim`), which launches the jobs
+without composing each one first: `check_design` did. The command is
+`clientsim-experiment` (`sim.cli.experiment`).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
-import shlex
-import signal
-import sys
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import product
 from pathlib import Path
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.plugins.sweeper import Sweeper
+from hydra.core.plugins import Plugins
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim.config.checks import validate
 from sim.config.compose import CONFIG_DIR, compose, compose_checked, first_line
 from sim.config.schema import ConfigError
 from sim.runs.output import OutputRefused, hydra_quoted, output_lock
-from sim.sweeps.collect import kept_runs
 from sim.sweeps.directory import SweepError, check_sweep_dir, plan
-from sim.sweeps.jobs import check_run_dirs, mark_submitter
+from sim.sweeps.jobs import check_run_dirs
 from sim.sweeps.points import (
     NOT_THE_POINT,
     check_experiment_overrides,
@@ -52,7 +40,7 @@ from sim.sweeps.points import (
     config_hash,
     n_chunks,
 )
-from sim.sweeps.slurm import signal_delay, submission
+from sim.sweeps.slurm import signal_delay
 from sim.sweeps.tables import METRICS
 
 EXPERIMENTS_DIR = CONFIG_DIR / "experiment"
@@ -263,7 +251,7 @@ def _check_arms(compare: DictConfig, configs: list[DictConfig]) -> None:
                                   "it businesses or compare other policies")  # fmt: skip
 
 
-def launcher_overrides(args: argparse.Namespace) -> list[str]:
+def launcher_overrides(args: Any) -> list[str]:
     """Hydra overrides that choose and set up the launcher; raise ConfigError on a bad flag.
 
     They come before the user's overrides when the design is checked, so that any of the
@@ -291,141 +279,76 @@ def launcher_overrides(args: argparse.Namespace) -> list[str]:
     ]
 
 
-@contextmanager
-def designed_sweep() -> Iterator[None]:
-    """While a designed sweep runs, Hydra's sweeper does not compose every job first.
-
-    Hydra composes each job's config in the sweeping process before the first job starts
-    (`Sweeper.validate_batch_is_legal`, one job after another with every core idle) and
-    again where the job runs. Every design point was validated by `check_design` already,
-    and each job validates its own config, so the first composition is skipped; any other
-    use of Hydra keeps it. (The check is replaced on Hydra's `Sweeper` base class: Hydra's
-    plugin scan re-imports the basic sweeper's module, so its class is not the one imported
-    here.)
-    """
-    Sweeper.validate_batch_is_legal = _validated_by_check_design
-    try:
-        yield
-    finally:
-        Sweeper.validate_batch_is_legal = _HYDRAS_CHECK
-
-
-_HYDRAS_CHECK = Sweeper.validate_batch_is_legal
-
-
-def _validated_by_check_design(self, batch) -> None:
-    """The designed sweep's jobs: validated by `check_design` before the sweep started."""
-
-
-def check_options(args: argparse.Namespace) -> None:
+def check_options(args: Any) -> None:
     """Raise ConfigError for an option out of its range (the launcher's: `launcher_overrides`)."""
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("--jobs", args.jobs, "must be an integer >= 1 (default: the cores)")
 
 
-class SweepInterrupted(BaseException):
-    """SIGINT or SIGTERM reached the sweeping process.
+#: The Hydra sweeper of a designed sweep (`hydra_plugins/clientsim/designed_sweeper.py`).
+SWEEPER = "hydra/sweeper=designed"
 
-    Not a KeyboardInterrupt: the sweep says itself what it kept.
+
+def register_sweeper() -> None:
+    """Make Hydra's designed sweeper (`hydra/sweeper=designed`) known to this process.
+
+    Importing the plugin stores its config in Hydra's ConfigStore. Hydra finds plugins by
+    scanning the `hydra_plugins` namespace, which cannot see a package installed in editable
+    mode (hydra issue #3252), so the class is also registered with Hydra's public
+    `Plugins.register`.
     """
+    from hydra_plugins.clientsim.designed_sweeper import DesignedSweeper
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"interrupted ({signal.Signals(signum).name})")
-        self.signum = signum
-
-
-def _interrupt(signum: int, frame) -> None:
-    raise SweepInterrupted(signum)
+    Plugins.instance().register(DesignedSweeper)
 
 
-@contextmanager
-def _stoppable() -> Iterator[None]:
-    """While a sweep runs, SIGINT and SIGTERM raise SweepInterrupted.
+@dataclass
+class Submission:
+    """A checked sweep, ready to launch: what `clientsim -m` runs, and what it says."""
 
-    A job's error reaches the caller too (`HYDRA_FULL_ERROR`), instead of Hydra's printed
-    traceback. joblib ends its workers when an exception crosses its wait for results, so none
-    outlives the sweep. A SIGINT that the shell set to be ignored stays ignored.
+    name: str
+    cfg: DictConfig
+    points: list[list[str]]
+    where: str
+    sweep_dir: Path
+    sweep_id: str
+    total: int
+    chunks: int
+    argv: list[str]
+
+
+def prepare(options: Any, config_dir: Path = CONFIG_DIR) -> Submission:
+    """Check an experiment's sweep before anything runs; plan its design; return its launch.
+
+    `options` are `clientsim-experiment run`'s (name, overrides, smoke, dir, launcher and
+    the launcher's settings). Raises a UserError (ConfigError, SweepError) with one line.
     """
-    signals = [signal.SIGTERM]
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signals.append(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread():
-        signals = []
-    previous = {signum: signal.signal(signum, _interrupt) for signum in signals}
-    full_error = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if full_error is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = full_error
-
-
-def _reason(error: Exception) -> str:
-    """What ended a sweep, in a few words (joblib's dead worker: how it died)."""
-    if type(error).__name__ == "TerminatedWorkerError":  # joblib: a worker was killed
-        found = re.search(r"exit codes of the workers are (.*)", str(error))
-        codes = f" (exit codes {found[1]})" if found else ""
-        return f"a job's process died{codes}: killed, e.g. out of memory"
-    return first_line(error)
-
-
-def _fail(message: str, code: int) -> None:
-    print(f"clientsim-experiment: {message}", file=sys.stderr)
-    raise SystemExit(code)
-
-
-def run(args: argparse.Namespace) -> None:
-    """Run (or resume) an experiment's sweep; exit non-zero if any run failed."""
-    from sim.cli.clientsim import main as clientsim
-
-    config_dir = Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR
-    try:
-        check_options(args)
-        smoke = [*SMOKE, *smoke_axes(args.name, config_dir)] if args.smoke else []
-        overrides = [*smoke, *args.overrides]
-        cfg, points, hashes = check_design(
-            args.name, [*launcher_overrides(args), *overrides], config_dir
-        )
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        where = args.dir or f"results/{args.name}{'-smoke' if args.smoke else ''}/{stamp}"
-        sweep_dir = Path(where).absolute()
-        _check_dir(sweep_dir, where)
-        check_sweep_dir(sweep_dir, cfg.experiment.name)
-        check_run_dirs(sweep_dir, hashes, list(range(cfg.seed, cfg.seed + cfg.experiment.seeds)))
-    except (ConfigError, SweepError) as error:
-        _fail(str(error), 2)
+    check_options(options)
+    smoke = [*SMOKE, *smoke_axes(options.name, config_dir)] if options.smoke else []
+    overrides = [*smoke, *options.overrides]
+    launcher = launcher_overrides(options)
+    cfg, points, hashes = check_design(options.name, [*launcher, *overrides], config_dir)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    where = options.dir or f"results/{options.name}{'-smoke' if options.smoke else ''}/{stamp}"
+    sweep_dir = Path(where).absolute()
+    check_dir(sweep_dir, where)
+    check_sweep_dir(sweep_dir, cfg.experiment.name)
+    check_run_dirs(sweep_dir, hashes, list(range(cfg.seed, cfg.seed + cfg.experiment.seeds)))
     chunks = n_chunks(cfg)
     total = len(points) * cfg.experiment.seeds
     sweep_id = uuid.uuid4().hex[:12]
     plan(sweep_id, hashes, cfg.seed, cfg.experiment.seeds)
-    print(f"clientsim-experiment: {args.name} ({cfg.experiment.hypothesis}): {len(points)} "
-          f"design points x {cfg.experiment.seeds} seeds = {total} runs in "
-          f"{len(points) * chunks} jobs ({args.launcher}) -> {where}", flush=True)  # fmt: skip
-    argv = ["-m", f"+experiment={args.name}", *overrides,
+    argv = ["-m", f"+experiment={options.name}", *overrides,
             f"hydra.sweep.dir={hydra_quoted(str(sweep_dir))}", f"experiment.sweep_id={sweep_id}",
             f"experiment.chunk=range(0,{chunks})", f"experiment.total_runs={total}",
-            "progress=false", *launcher_overrides(args)]  # fmt: skip
-    if args.config_dir:
+            "progress=false", SWEEPER, *launcher]  # fmt: skip
+    if config_dir != CONFIG_DIR:
         argv = ["--config-dir", str(config_dir), *argv]
-    again = "the same command" if args.dir else f"the same command with --dir {shlex.quote(where)}"
-    mark_submitter()  # the jobs' processes die with this one (sim.sweeps.jobs.die_with_submitter)
-    rerun = f"rerun {again} to finish"
-    try:
-        with designed_sweep(), _stoppable(), submission(args, sweep_dir, total):
-            clientsim(argv)
-    except SweepInterrupted as stop:
-        _fail(f"{stop}; {kept_runs(sweep_dir)} runs kept; {rerun}", 128 + stop.signum)
-    except Exception as error:  # a job died (killed, out of memory) or could not write
-        _fail(f"{_reason(error)}; {kept_runs(sweep_dir)} runs kept; {rerun}", 1)
-    print(f"clientsim-experiment: done; figures: clientsim-plot {shlex.quote(where)}")
+    register_sweeper()
+    return Submission(options.name, cfg, points, where, sweep_dir, sweep_id, total, chunks, argv)
 
 
-def _check_dir(sweep_dir: Path, where: str) -> None:
+def check_dir(sweep_dir: Path, where: str) -> None:
     """Raise SweepError, naming --dir, if the sweep directory cannot be this sweep's.
 
     Refused: a path under a file, and a directory (or one containing it) that a live run
@@ -443,19 +366,18 @@ def _check_dir(sweep_dir: Path, where: str) -> None:
         raise SweepError(f"--dir {where}: {error}") from None
 
 
-def show_list(config_dir: Path = CONFIG_DIR) -> None:
-    """Print every experiment: name, hypothesis, size and question (or why it cannot run)."""
-    print(f"{'experiment':<14} {'H':<4} {'points':>6} {'seeds':>5} {'runs':>5}  question")
+def overview(config_dir: Path = CONFIG_DIR) -> list[tuple[str, DictConfig | None, int, str]]:
+    """Every experiment: (name, its config, its design points, why it cannot run or "")."""
+    rows = []
     for name in names(config_dir):
         try:
             cfg, _, points = design(name, config_dir=config_dir)
             _check_axes(cfg, points)
         except ConfigError as error:
-            print(f"{name:<14} error: {error}")
+            rows.append((name, None, 0, str(error)))
             continue
-        exp = cfg.experiment
-        print(f"{name:<14} {exp.hypothesis:<4} {len(points):>6} {exp.seeds:>5} "
-              f"{len(points) * exp.seeds:>5}  {exp.question}")  # fmt: skip
+        rows.append((name, cfg, len(points), ""))
+    return rows
 
 
 def _check_axes(cfg: DictConfig, points: list[list[str]]) -> None:
@@ -468,60 +390,3 @@ def _check_axes(cfg: DictConfig, points: list[list[str]]) -> None:
             OmegaConf.update(trial, key, value, merge=False)
         except Exception as error:
             raise ConfigError(key, value, first_line(error)) from None
-
-
-def parser() -> argparse.ArgumentParser:
-    """The command line of `clientsim-experiment`."""
-    p = argparse.ArgumentParser(prog="clientsim-experiment", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Results: DIR/runs.parquet, DIR/steps.parquet, "
-                                "DIR/manifest.json; figures: clientsim-plot DIR")  # fmt: skip
-    sub = p.add_subparsers(dest="command", required=True)
-    configs = argparse.ArgumentParser(add_help=False)
-    configs.add_argument("--config-dir", help="read the configs (and DIR/experiment/) from "
-                         "DIR, e.g. a copy of configs/ (default: the package's)")  # fmt: skip
-    sub.add_parser("list", help="every experiment, its question and its size", parents=[configs])
-    r = sub.add_parser("run", help="run (or resume, with --dir) one experiment's sweep",
-                       parents=[configs])  # fmt: skip
-    r.add_argument("name", help="an experiment of `clientsim-experiment list`")
-    r.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment.seeds=5")
-    r.add_argument("--smoke", action="store_true",
-                   help="300 clients, 26 weeks, 2 seeds, each axis at its ends")  # fmt: skip
-    r.add_argument("--dir", help="sweep directory: new, empty, or a sweep of this experiment "
-                   "(resumed)")  # fmt: skip
-    r.add_argument("--launcher", choices=LAUNCHERS, default="joblib",
-                   help="Hydra launcher (default joblib, one job per core)")  # fmt: skip
-    r.add_argument("--jobs", type=int, help="joblib: parallel jobs (default: the cores)")
-    g = r.add_argument_group("submitit (Slurm or local)",
-                             "any other setting of the launcher as an override, e.g. "
-                             "hydra.launcher.account=NAME hydra.launcher.qos=NAME "
-                             "hydra.launcher.constraint=FEATURE "
-                             "'hydra.launcher.setup=[\"module load python\"]'")  # fmt: skip
-    g.add_argument("--partition", help="Slurm partition")
-    g.add_argument("--time", type=int, default=60, help="minutes per job (default 60)")
-    g.add_argument("--cpus", type=int, default=1, help="cpus per job (default 1)")
-    g.add_argument("--mem-gb", type=int, default=4, help="memory per job in GB (default 4)")
-    g.add_argument("--array-parallelism", type=int, default=256,
-                   help="Slurm array jobs running at once (default 256)")  # fmt: skip
-    g.add_argument("--cancel-running", action="store_true",
-                   help="Slurm: cancel jobs of an earlier submission into --dir that are still "
-                   "queued or running (without it, the sweep refuses to start)")  # fmt: skip
-    return p
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of `clientsim-experiment`."""
-    p = parser()
-    args, extra = p.parse_known_args(argv)  # overrides may also follow the options
-    unknown = [e for e in extra if e.startswith("-") or "=" not in e or args.command != "run"]
-    if unknown:
-        p.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command == "run":
-        args.overrides = [*args.overrides, *extra]
-    try:
-        if args.command == "list":
-            show_list(Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR)
-        else:
-            run(args)
-    except ConfigError as error:  # no experiments to list or run
-        _fail(str(error), 2)

@@ -1,18 +1,18 @@
-"""``clientsim-calibrate``: search parameters to bring the stylised facts inside their targets.
+"""Calibration: search parameters to bring the stylised facts inside their targets.
 
 A Latin hypercube sample (``scipy.stats.qmc.LatinHypercube``) over the parameters' ranges,
 each point run over the same seeds (common random numbers, so points differ by their
 parameters, not their luck), and selection: the point of least distance, the sum over the
 calibrated facts of how far each fact's mean over seeds lies outside its range, in units of
 the bound it misses (``sim.validation.facts.Target.distance``). The current defaults are
-measured the same way first. Nothing in ``configs/`` changes: the proposal is a YAML of overrides
-with each target's value and distance before and after, for a person to judge.
+measured the same way first. Nothing in ``configs/`` changes: the proposal is a YAML of
+overrides with each target's value and distance before and after, for a person to judge
+(``clientsim-calibrate``: `sim.cli.calibrate`).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +21,11 @@ import yaml
 from omegaconf import OmegaConf
 from scipy.stats import qmc
 
-from sim.cli.facts import (
-    UsageError,
-    _config,
-    _Parser,
-    check_out,
-    configure,
-    measure,
-    record_outputs,
-    refuse_foreign,
-    size_arguments,
-)
-from sim.config.schema import ConfigError
+from sim.config.compose import compose_valid
+from sim.errors import UserError
+from sim.runs.owned import record_outputs
 from sim.validation.facts import Target, calibration_parameters, load_targets
-
-DEFAULT_OUT = Path("calibration.yaml")
+from sim.validation.measure import configure, measure
 
 
 def parse_parameter(text: str) -> tuple[str, float, float] | None:
@@ -49,7 +39,7 @@ def parse_parameter(text: str) -> tuple[str, float, float] | None:
     except ValueError:
         return None
     if not low_value < high_value:
-        raise UsageError(f"{text}: the low end must be below the high end")
+        raise UserError(f"{text}: the low end must be below the high end")
     return key, low_value, high_value
 
 
@@ -72,29 +62,54 @@ def _variant(point: pd.Series, integer: set[str]) -> dict:
     return {k: int(round(v)) if k in integer else float(v) for k, v in point.items()}
 
 
-def _space(args, defaults) -> dict[str, tuple[float, float]]:
-    """The search space from the command line (else the targets file's), its ends checked."""
-    given = {p[0]: p[1:] for p in map(parse_parameter, args.overrides) if p is not None}
+def _space(overrides: list[str], defaults) -> dict[str, tuple[float, float]]:
+    """The search space from the overrides (else the targets file's), its ends checked."""
+    given = {p[0]: p[1:] for p in map(parse_parameter, overrides) if p is not None}
     space = given or {k: (lo, hi) for k, (lo, hi, _) in calibration_parameters().items()}
     for end in (0, 1):
         configure(defaults, {k: span[end] for k, span in space.items()})
     return space
 
 
-def calibrate(args) -> dict:
-    """Measure the defaults and every sample; return the proposal (a plain dict)."""
+def calibrate(
+    overrides: list[str],
+    *,
+    samples: int,
+    seeds: int,
+    clients: int,
+    weeks: int,
+    jobs: int = -1,
+    sample_seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Measure the defaults and every sample; return the proposal (a plain dict).
+
+    Args:
+        overrides: `KEY=LOW:HIGH` to search (default: the targets file's set) and
+            `KEY=VALUE` overrides that hold for every run.
+        samples: Latin hypercube points.
+        seeds: seeds 0..seeds-1 of every point (the same for each: common random numbers).
+        clients: market.n_clients of every run.
+        weeks: steps of every run.
+        jobs: runs in parallel (joblib; -1: every core).
+        sample_seed: the seed of the hypercube.
+        progress: called with (runs done, runs in all) as each run finishes.
+
+    Raises:
+        UserError: a search range or an override that is not allowed (a ConfigError).
+    """
     targets = {k: t for k, t in load_targets().items() if t.calibrate}
-    base = [o for o in args.overrides if parse_parameter(o) is None]
-    size = [f"market.n_clients={args.clients}", f"steps={args.weeks}"]
-    defaults = _config([*base, *size])
-    space = _space(args, defaults)
+    base = [o for o in overrides if parse_parameter(o) is None]
+    size = [f"market.n_clients={clients}", f"steps={weeks}"]
+    defaults = compose_valid([*base, *size])
+    space = _space(overrides, defaults)
     integer = {k for k in space if isinstance(OmegaConf.select(defaults, k), int)}
-    points = latin_hypercube(space, args.samples, args.sample_seed)
+    points = latin_hypercube(space, samples, sample_seed)
     points[list(integer)] = points[list(integer)].round()
     variants = [{}, *(_variant(row, integer) for _, row in points.iterrows())]
     values, _ = measure(
-        targets, overrides=base, seeds=range(args.seeds), clients=args.clients,
-        weeks=args.weeks, jobs=args.jobs, variants=variants, progress="clientsim-calibrate",
+        targets, overrides=base, seeds=range(seeds), clients=clients, weeks=weeks, jobs=jobs,
+        variants=variants, progress=progress,
     )  # fmt: skip
     table = distances(values, targets)
     total = table.groupby("variant")["distance"].sum()
@@ -102,9 +117,9 @@ def calibrate(args) -> dict:
     chosen = points.loc[best - 1] if best else {k: OmegaConf.select(defaults, k) for k in space}
     before, after = (table[table["variant"] == v].set_index("fact") for v in (0, best))
     return {
-        "reason": f"least total distance to the calibrated targets of {args.samples} Latin "
-        f"hypercube samples, {args.clients} clients x {args.weeks} weeks, seeds 0-"
-        f"{args.seeds - 1}; check it at full size (clientsim-facts) before adopting it"
+        "reason": f"least total distance to the calibrated targets of {samples} Latin "
+        f"hypercube samples, {clients} clients x {weeks} weeks, seeds 0-"
+        f"{seeds - 1}; check it at full size (clientsim-facts) before adopting it"
         + ("" if best else "; no sample beat the defaults, which are kept"),
         "proposal": {k: _plain(chosen[k]) for k in space},
         "defaults": {k: _plain(OmegaConf.select(defaults, k)) for k in space},
@@ -119,8 +134,8 @@ def calibrate(args) -> dict:
             for name, t in targets.items()
         },  # fmt: skip
         "search": {k: list(span) for k, span in space.items()},
-        "settings": {"samples": args.samples, "seeds": args.seeds, "clients": args.clients,
-                     "weeks": args.weeks, "sample_seed": args.sample_seed, "overrides": base},
+        "settings": {"samples": samples, "seeds": seeds, "clients": clients, "weeks": weeks,
+                     "sample_seed": sample_seed, "overrides": base},
         "samples": [{**{k: _plain(v) for k, v in row.items()}, "distance": float(total[i + 1])}
                     for i, row in points.iterrows()],
     }  # fmt: skip
@@ -144,49 +159,8 @@ def report(proposal: dict) -> str:
     return "\n".join(lines)
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line of ``clientsim-calibrate``."""
-    p = _Parser(
-        prog="clientsim-calibrate",
-        description="Search parameters (KEY=LOW:HIGH; default: the set in "
-        "sim/validation/targets.yaml) with a Latin hypercube to bring the calibrated stylised "
-        "facts inside their targets. "
-        "Prints each target's distance before (the defaults) and after (the best sample) and "
-        "writes the proposal as YAML. Other overrides (KEY=VALUE) hold for every run.",
-        epilog="Example: clientsim-calibrate --samples 40 --clients 2000 --weeks 156 "
-        "clients.wom.p_negative=0.05:0.25 clients.reviews.floor=0:0.15",
-    )
-    size_arguments(p, 2, 2000, 156)
-    p.add_argument("--samples", type=int, default=20, help="Latin hypercube points (%(default)s)")
-    p.add_argument("--sample-seed", type=int, default=0, help="seed of the hypercube")
-    p.add_argument("--out", type=Path, help="the proposal file, replaced if it exists (default: "
-                   f"{DEFAULT_OUT}, which replaces only a file clientsim wrote)")  # fmt: skip
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``clientsim-calibrate``."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        args = parser().parse_intermixed_args(argv)
-        if args.samples < 1 or args.jobs == 0:
-            raise UsageError("--samples must be at least 1 and --jobs not 0")
-        if args.out is None:  # not named: it must not replace a user's file
-            args.out = DEFAULT_OUT
-            refuse_foreign([args.out], f"--out {args.out} (the default)")
-        check_out(args.out, ".yaml")
-        proposal = calibrate(args)
-    except (UsageError, ConfigError) as error:
-        print(f"clientsim-calibrate: error: {error}", file=sys.stderr)
-        return 2
-    print(report(proposal))
-    proposal["command"] = " ".join(["clientsim-calibrate", *argv])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(yaml.safe_dump(proposal, sort_keys=False, allow_unicode=True))
-    record_outputs([args.out])
-    print(f"clientsim-calibrate: proposal written to {args.out}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def write_proposal(proposal: dict, out: Path) -> None:
+    """Write the proposal as YAML to `out` (noted as clientsim's: `sim.runs.owned`)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(proposal, sort_keys=False, allow_unicode=True))
+    record_outputs([out])

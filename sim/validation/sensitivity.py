@@ -34,6 +34,7 @@ from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
 from sim.config.checks import validate
+from sim.config.compose import compose_valid
 from sim.config.schema import ConfigError
 from sim.runs.run import simulate
 from sim.runs.summary import SHORT_RUN_WEEK, cumulative_profit
@@ -142,6 +143,31 @@ def select(names: Sequence[str] | None, base: DictConfig) -> tuple[list[Paramete
         else:
             kept.append(p)
     return kept, skipped
+
+
+def base_config(
+    overrides: Sequence[str] = (), *, clients: int | None = None, weeks: int | None = None
+) -> DictConfig:
+    """The study's base market: STUDY_BASE, then `overrides`, composed, validated, resolved.
+
+    Args:
+        overrides: Hydra overrides of the base market (a key they set wins over STUDY_BASE).
+        clients: market.n_clients, if given.
+        weeks: steps, if given; at least SHORT_RUN_WEEK (the gap is read at that week).
+
+    Raises:
+        ConfigError: an override that does not compose, a value not allowed, too few weeks.
+    """
+    given = {o.partition("=")[0].lstrip("+~") for o in overrides}
+    study = [o for o in STUDY_BASE if o.partition("=")[0] not in given]
+    flags = [f"market.n_clients={clients}"] if clients else []
+    flags += [f"steps={weeks}"] if weeks else []
+    cfg = compose_valid([*study, "progress=false", *overrides, *flags])
+    OmegaConf.resolve(cfg)
+    if cfg.steps < SHORT_RUN_WEEK:
+        raise ConfigError("steps", cfg.steps, f"must be at least {SHORT_RUN_WEEK} (the gap is "
+                          f"read at week {SHORT_RUN_WEEK})")  # fmt: skip
+    return cfg
 
 
 def problem(params: Sequence[Parameter]) -> dict:

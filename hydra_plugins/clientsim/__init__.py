@@ -1,0 +1,1 @@
+"""clientsim's Hydra plugins: the designed sweeper (`hydra/sweeper=designed`)."""

@@ -1,0 +1,121 @@
+"""What every console script shares: the parser, the one-line errors, the progress lines.
+
+A front end is `main(argv) -> int`: it parses its command line with `Parser`, calls one
+library function and prints. `run_command` turns a `UserError` into one line on stderr and
+exit code 2, and Ctrl-C into exit code 130, so no user mistake ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import NoReturn
+
+from tqdm import tqdm
+
+from sim.errors import UserError
+
+INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+#: Without a terminal, a progress line at most this often (seconds).
+PROGRESS_EVERY = 10.0
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are a `UserError` (one line), not argparse's usage."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise the mistake as a UserError."""
+        raise UserError(message)
+
+
+def fail(prog: str, message: str, code: int = 2) -> NoReturn:
+    """Print `prog: message` on stderr and exit with `code`."""
+    print(f"{prog}: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def run_command(prog: str, body: Callable[[], int | None]) -> int:
+    """Run a front end's `body`; return its exit code.
+
+    A `UserError` is printed as `prog: message` on stderr (exit code 2), Ctrl-C as
+    `prog: interrupted` (130); a `SystemExit` raised inside (Hydra's, a sweep's) gives its code.
+    """
+    try:
+        return body() or 0
+    except UserError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
+        return INTERRUPTED
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+
+
+def positive(text: str) -> int:
+    """An integer >= 1 (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: must be an integer >= 1")
+    return value
+
+
+def size_arguments(parser: argparse.ArgumentParser, seeds: int, clients: int, weeks: int) -> None:
+    """The options every fact-measuring command shares (clientsim-facts, clientsim-calibrate)."""
+    parser.add_argument("--seeds", type=positive, default=seeds, help="seeds 0..N-1 (%(default)s)")
+    parser.add_argument("--clients", type=positive, default=clients, help="clients (%(default)s)")
+    parser.add_argument("--weeks", type=positive, default=weeks, help="weeks (%(default)s)")
+    parser.add_argument("--jobs", type=int, default=-1, help="parallel runs (-1: all cores)")
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides, e.g. clients.wom.p_negative=0.15"
+    )
+
+
+class Progress:
+    """Progress of a command's units (runs, weeks): a tqdm bar on a terminal, else plain lines.
+
+    Call it with the units done and their total. Without a terminal (a log file, a pipe) a
+    line `prog: done/total units, elapsed, left` is written at most every `every` seconds and
+    at the end, never a carriage return. Times are tqdm's (`tqdm.format_interval`).
+    """
+
+    def __init__(
+        self, prog: str, *, unit: str = "run", every: float = PROGRESS_EVERY, file=None
+    ) -> None:
+        self.prog, self.unit, self.every = prog, unit, every
+        self.file = sys.stderr if file is None else file
+        self.started = self.shown = time.monotonic()
+        self.bar: tqdm | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        """Show that `done` of `total` units are done."""
+        if self.file.isatty():
+            if self.bar is None:
+                self.bar = tqdm(total=total, unit=self.unit, desc=self.prog, delay=2.0,
+                                file=self.file)  # fmt: skip
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self.bar.close()
+            return
+        now = time.monotonic()
+        if now - self.shown < self.every and done < total:
+            return
+        self.shown = now
+        print(self.line(done, total, now - self.started), file=self.file, flush=True)
+
+    def line(self, done: int, total: int, elapsed: float) -> str:
+        """The progress line after `done` of `total` units in `elapsed` seconds."""
+        left = elapsed / done * (total - done) if done else 0.0
+        clock = tqdm.format_interval
+        return (f"{self.prog}: {done}/{total} {self.unit}s, {clock(elapsed)} elapsed, "
+                f"about {clock(left)} left")  # fmt: skip
+
+    @property
+    def seconds(self) -> float:
+        """Seconds since the progress started."""
+        return time.monotonic() - self.started

@@ -1,0 +1,186 @@
+"""`clientsim-experiment`: every hypothesis as one command (the front door to Hydra's multirun).
+
+    clientsim-experiment list
+    clientsim-experiment run strategy                 # in parallel on this machine (joblib)
+    clientsim-experiment run strategy --smoke         # a tiny version in seconds
+    clientsim-experiment run threshold --launcher submitit_slurm --partition cpu --time 60
+
+`run NAME` is `clientsim -m +experiment=NAME` with the seeds split into chunks (one job per
+design point and chunk), a launcher chosen by a flag, and the sweep directory
+`results/NAME/<timestamp>/` (or `--dir`, which also resumes an interrupted or failed sweep).
+The whole design is checked before anything runs (`sim.sweeps.experiment.prepare`): an error
+is one line and exit code 2. Ctrl-C (or SIGTERM) stops the workers and says how many runs
+are kept (exit 130, or 143); a job that dies ends the sweep with one line. With
+`--config-dir DIR` the configs (and experiments, `DIR/experiment/`) are read from a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sim.cli import clientsim
+from sim.cli.common import Parser, fail, run_command
+from sim.config.compose import CONFIG_DIR, first_line
+from sim.errors import UserError
+from sim.sweeps.collect import kept_runs
+from sim.sweeps.experiment import LAUNCHERS, overview, prepare
+from sim.sweeps.jobs import mark_submitter
+from sim.sweeps.slurm import submission
+
+PROG = "clientsim-experiment"
+
+
+def parser() -> Parser:
+    """The command line of `clientsim-experiment`."""
+    p = Parser(prog=PROG, description=__doc__.split("\n")[0].replace("`", ""),
+               epilog="Results: DIR/runs.parquet, DIR/steps.parquet, DIR/manifest.json; "
+               "figures: clientsim-plot DIR")  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True)
+    configs = Parser(add_help=False)
+    configs.add_argument("--config-dir", help="read the configs (and DIR/experiment/) from "
+                         "DIR, e.g. a copy of configs/ (default: the package's)")  # fmt: skip
+    sub.add_parser("list", help="every experiment, its question and its size", parents=[configs])
+    r = sub.add_parser("run", help="run (or resume, with --dir) one experiment's sweep",
+                       parents=[configs])  # fmt: skip
+    r.add_argument("name", help="an experiment of `clientsim-experiment list`")
+    r.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment.seeds=5")
+    r.add_argument("--smoke", action="store_true",
+                   help="300 clients, 26 weeks, 2 seeds, each axis at its ends")  # fmt: skip
+    r.add_argument("--dir", help="sweep directory: new, empty, or a sweep of this experiment "
+                   "(resumed)")  # fmt: skip
+    r.add_argument("--launcher", choices=LAUNCHERS, default="joblib",
+                   help="Hydra launcher (default joblib, one job per core)")  # fmt: skip
+    r.add_argument("--jobs", type=int, help="joblib: parallel jobs (default: the cores)")
+    g = r.add_argument_group("submitit (Slurm or local)",
+                             "any other setting of the launcher as an override, e.g. "
+                             "hydra.launcher.account=NAME hydra.launcher.qos=NAME "
+                             "hydra.launcher.constraint=FEATURE "
+                             "'hydra.launcher.setup=[\"module load python\"]'")  # fmt: skip
+    g.add_argument("--partition", help="Slurm partition")
+    g.add_argument("--time", type=int, default=60, help="minutes per job (default 60)")
+    g.add_argument("--cpus", type=int, default=1, help="cpus per job (default 1)")
+    g.add_argument("--mem-gb", type=int, default=4, help="memory per job in GB (default 4)")
+    g.add_argument("--array-parallelism", type=int, default=256,
+                   help="Slurm array jobs running at once (default 256)")  # fmt: skip
+    g.add_argument("--cancel-running", action="store_true",
+                   help="Slurm: cancel jobs of an earlier submission into --dir that are still "
+                   "queued or running (without it, the sweep refuses to start)")  # fmt: skip
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `clientsim-experiment`; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    return run_command(PROG, lambda: _experiment(argv))
+
+
+def _experiment(argv: list[str]) -> int:
+    p = parser()
+    args, extra = p.parse_known_args(argv)  # overrides may also follow the options
+    unknown = [e for e in extra if e.startswith("-") or "=" not in e or args.command != "run"]
+    if unknown:
+        raise UserError(f"unrecognized arguments: {' '.join(unknown)}")
+    config_dir = Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR
+    if args.command == "list":
+        show_list(config_dir)
+        return 0
+    args.overrides = [*args.overrides, *extra]
+    return run(args, config_dir)
+
+
+def show_list(config_dir: Path = CONFIG_DIR) -> None:
+    """Print every experiment: name, hypothesis, size and question (or why it cannot run)."""
+    print(f"{'experiment':<14} {'H':<4} {'points':>6} {'seeds':>5} {'runs':>5}  question")
+    for name, cfg, points, error in overview(config_dir):
+        if cfg is None:
+            print(f"{name:<14} error: {error}")
+            continue
+        exp = cfg.experiment
+        print(f"{name:<14} {exp.hypothesis:<4} {points:>6} {exp.seeds:>5} "
+              f"{points * exp.seeds:>5}  {exp.question}")  # fmt: skip
+
+
+def run(args, config_dir: Path = CONFIG_DIR) -> int:
+    """Run (or resume) an experiment's sweep; return non-zero if any run failed."""
+    sweep = prepare(args, config_dir)
+    print(f"{PROG}: {args.name} ({sweep.cfg.experiment.hypothesis}): {len(sweep.points)} "
+          f"design points x {sweep.cfg.experiment.seeds} seeds = {sweep.total} runs in "
+          f"{len(sweep.points) * sweep.chunks} jobs ({args.launcher}) -> {sweep.where}",
+          flush=True)  # fmt: skip
+    again = "the same command" if args.dir else (
+        f"the same command with --dir {shlex.quote(sweep.where)}")  # fmt: skip
+    rerun = f"rerun {again} to finish"
+    mark_submitter()  # the jobs' processes die with this one (sim.sweeps.jobs.die_with_submitter)
+    try:
+        with _stoppable(), submission(args, sweep.sweep_dir, sweep.total):
+            code = clientsim.main(sweep.argv)
+    except SweepInterrupted as stop:
+        fail(PROG, f"{stop}; {kept_runs(sweep.sweep_dir)} runs kept; {rerun}", 128 + stop.signum)
+    except Exception as error:  # a job died (killed, out of memory) or could not write
+        fail(PROG, f"{_reason(error)}; {kept_runs(sweep.sweep_dir)} runs kept; {rerun}", 1)
+    if code == 0:
+        print(f"{PROG}: done; figures: clientsim-plot {shlex.quote(sweep.where)}")
+    return code
+
+
+class SweepInterrupted(BaseException):
+    """SIGINT or SIGTERM reached the sweeping process.
+
+    Not a KeyboardInterrupt: the sweep says itself what it kept.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted ({signal.Signals(signum).name})")
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise SweepInterrupted(signum)
+
+
+@contextmanager
+def _stoppable() -> Iterator[None]:
+    """While a sweep runs, SIGINT and SIGTERM raise SweepInterrupted.
+
+    A job's error reaches the caller too (`HYDRA_FULL_ERROR`), instead of Hydra's printed
+    traceback. joblib ends its workers when an exception crosses its wait for results, so none
+    outlives the sweep. A SIGINT that the shell set to be ignored stays ignored.
+    """
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signals.append(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread():
+        signals = []
+    previous = {signum: signal.signal(signum, _interrupt) for signum in signals}
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
+
+
+def _reason(error: Exception) -> str:
+    """What ended a sweep, in a few words (joblib's dead worker: how it died)."""
+    if type(error).__name__ == "TerminatedWorkerError":  # joblib: a worker was killed
+        found = re.search(r"exit codes of the workers are (.*)", str(error))
+        codes = f" (exit codes {found[1]})" if found else ""
+        return f"a job's process died{codes}: killed, e.g. out of memory"
+    return first_line(error)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
