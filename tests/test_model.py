@@ -79,16 +79,12 @@ def run(engine: str, *overrides: str):
 
 def placed_jobs(model) -> pd.DataFrame:
     """The accepted, unfinished jobs in the model's state: provider, misfit, prepaid."""
-    if hasattr(model, "s"):  # vectorized: clients as arrays
-        s = model.s
-        placed = s["has_job"] & (s["job_provider"] >= 0)
-        columns = (s["job_provider"][placed], s["job_misfit"][placed], s["job_prepaid"][placed])
-    else:  # agents: one Client agent each
-        jobs = [c.job for c in model.clients if c.job is not None and c.job.provider >= 0]
-        columns = tuple([getattr(j, f) for j in jobs] for f in ("provider", "misfit", "prepaid"))
-    dtypes = {"provider": int, "misfit": bool, "prepaid": bool}
-    pairs = zip(dtypes.items(), columns, strict=True)
-    return pd.DataFrame({name: np.asarray(column, dtype=dt) for (name, dt), column in pairs})
+    everyone = np.arange(model.cfg.market.n_clients)
+    placed = model.read("job_open", everyone) & (model.read("job_provider", everyone) >= 0)
+    placed = everyone[placed]
+    return pd.DataFrame(
+        {name: model.read(f"job_{name}", placed) for name in ("provider", "misfit", "prepaid")}
+    )
 
 
 def weighted_mean(steps: pd.DataFrame, column: str, weight: str) -> pd.Series:

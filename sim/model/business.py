@@ -67,6 +67,10 @@ class Intake:
     work_hours: np.ndarray
     prepaid: np.ndarray  # money paid on acceptance
 
+    def __getitem__(self, rows: slice) -> Intake:
+        """The decisions in `rows`."""
+        return Intake(*(getattr(self, f)[rows] for f in self.__slots__))
+
     @classmethod
     def concatenate(cls, intakes: list[Intake]) -> Intake:
         """One intake from several intakes, in order."""

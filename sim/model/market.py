@@ -22,6 +22,7 @@ from sim.model.network import build_network, concatenate_networks
 from sim.model.policies import make_policy
 from sim.model.population import concatenate_populations, draw_population
 from sim.model.rng import BatchStreams, Streams
+from sim.model.state import Tally, Updates
 from sim.model.world import World
 
 # Mesa logs every step at INFO; Hydra's run log would drown in it.
@@ -210,24 +211,30 @@ class MarketModel(mesa.Model):
         n = self.n_clients
         return np.arange(market * n, (market + 1) * n), business
 
-    def run(self, steps: int, progress=None) -> None:
-        """Run `steps` weeks; `progress(week)` is called after each."""
-        for _ in range(steps):
-            self.step()
-            if progress is not None:
-                progress(self.week)
+    def apply(self, updates: Updates) -> None:
+        """Write what a rule decided (`sim.model.state.Updates`) into the clients, in order.
+
+        Written once for both engines, through the storage interface (`read` / `write`):
+        an added amount is read, added and written back; a `Tally` is counted.
+        """
+        for change in updates:
+            if len(change.ids) == 0:
+                continue
+            if isinstance(change, Tally):
+                self.count_clients(change.ids, **{change.name: change.mask})
+                continue
+            values = change.values
+            if change.add:
+                values = self.read(change.name, change.ids, change.business) + values
+            self.write(change.name, change.ids, values, change.business)
 
     # --- what an engine provides (sim.model.engines) ---------------------------------------
     def setup_clients(self) -> None:
         """Create the clients' state."""
         raise NotImplementedError
 
-    def arrive_needs(self, week: int) -> None:
-        """Phase 1: needs arrive; clients without an open job open one."""
-        raise NotImplementedError
-
-    def choose(self, week: int) -> None:
-        """Phase 3: clients without a provider choose a business they know."""
+    def clients_step(self, week: int) -> None:
+        """Phases 1 and 3, client by client: needs arrive; clients without a provider choose."""
         raise NotImplementedError
 
     def screen_and_quote(self, week: int) -> None:
@@ -244,7 +251,9 @@ class MarketModel(mesa.Model):
 
     def release(self, firm: int) -> None:
         """A business (`firms` entry) exits: its backlog and clients return (`sim.model.phases`)."""
-        phases.release(self, *self.market_of(firm))
+        clients, business = self.market_of(firm)
+        job_provider, provider = self.read("job_provider", clients), self.read("provider", clients)
+        self.apply(phases.release(clients, job_provider, provider, business))
 
     def counts(self) -> tuple:
         """Clients with an unplaced job, with an open job, and ever served (per market)."""

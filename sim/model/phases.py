@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.model import mechanics, state
-from sim.model.business import Applicants
+from sim.model.business import Applicants, Intake
 from sim.model.rng import box_muller
+from sim.model.state import Updates
 from sim.model.world import World
 
 NEVER = state.NEVER  # a week that never comes
@@ -27,8 +28,9 @@ NEVER = state.NEVER  # a week that never comes
 #: put in its place here.
 STEP: tuple = (
     "start_week",  # businesses reset their weekly counters and age their reviews
-    "arrive_needs",  # 1. need (2. awareness by ads is precomputed per client: `ad_weeks`)
-    "choose",  # 3. choice
+    # 1. need, 3. choice: each client on its own (2. awareness by ads is precomputed per
+    # client: `ad_weeks`); neither reads another client's state
+    "clients_step",
     "screen_and_quote",  # 4-5. screening, quote and diagnosis
     "serve",  # 6. service
     "complete",  # 7-8. payment, satisfaction, reviews, word of mouth
@@ -220,6 +222,10 @@ class Outcome:
     tell_probability: np.ndarray
     story: np.ndarray  # +1 positive, -1 negative, 0 none
     abandoned: np.ndarray  # the client left the queue: no payment, not a completed job
+
+    def __getitem__(self, rows: slice) -> Outcome:
+        """The outcomes in `rows`."""
+        return Outcome(*(getattr(self, f)[rows] for f in self.__slots__))
 
 
 def out_of_patience(world: World, ids, weeks_waited) -> np.ndarray:
@@ -418,14 +424,123 @@ def story_weight(world: World, story: int) -> float:
     return wom.credit if story > 0 else wom.credit * wom.negativity_bias
 
 
-def release(model, clients, business: int) -> None:
+def release(clients, job_provider, provider, business: int) -> Updates:
     """Phase 9, exit: a business's backlog returns to the market and its clients leave it.
 
-    Its open jobs (among `clients`, the ids of its market) lose their provider (and their
-    prepaid flag: the next business quotes anew) and the clients it retained have none;
-    written once against the storage interface (`MarketModel.read` / `write`).
+    Of `clients` (the ids of its market, with their jobs' `job_provider` and their
+    `provider`), the open jobs it held lose their provider (and their prepaid flag: the next
+    business quotes anew) and the clients it retained have none.
     """
-    backlog = clients[model.read("job_provider", clients) == business]
-    model.write("job_provider", backlog, -1)
-    model.write("job_prepaid", backlog, False)
-    model.write("provider", clients[model.read("provider", clients) == business], -1)
+    backlog = clients[job_provider == business]
+    return (
+        Updates()
+        .set("job_provider", backlog, -1)
+        .set("job_prepaid", backlog, False)
+        .set("provider", clients[provider == business], -1)
+    )
+
+
+# --- what happens to clients: each rule returns its state changes (`sim.model.state.Updates`), ----
+# --- which `MarketModel.apply` writes into either engine -----------------------------------
+def need_arrives(world: World, ids, arrivals, has_job, week: int) -> Updates:
+    """Phase 1: the needs of the clients `ids` arrive.
+
+    `arrivals` counts their needs so far (one per client, or one for all). Each counts the
+    need and draws when its next one comes (`need_gap`); a client with no open job
+    (`has_job`) opens one (`open_jobs`) and counts as a new need.
+    """
+    arrivals = arrivals + 1
+    opening = ids[~has_job]
+    jobs = open_jobs(world, opening, week)
+    return (
+        Updates()
+        .set("need_arrivals", ids, arrivals)
+        .add("next_need", ids, need_gap(world, ids, arrivals))
+        .set("job_open", opening, True)
+        .set("job_true_hours", opening, jobs.true_hours)
+        .set("job_stated_hours", opening, jobs.stated_hours)
+        .set("job_deadline", opening, jobs.deadline)
+        .set("job_need_week", opening, week)
+        .count("new_needs", opening)
+    )
+
+
+def give_up(ids) -> Updates:
+    """Phase 3: the clients `ids` give up their unplaced jobs (`out_of_patience`)."""
+    return Updates().set("job_open", ids, False).count("gave_up", ids)
+
+
+def intake_outcome(
+    world: World, a: Applicants, business, intake: Intake, week: int, referred_by,
+    ever_served, referrer,
+) -> Updates:  # fmt: skip
+    """Phases 4-5: what the businesses' decisions (`intake`) change for the applicants `a`.
+
+    `business`: the business each applied to; `referred_by`, `ever_served` (a first job
+    done) and `referrer` (its referrer for that business): their state. Every applicant
+    spent the hours of its screening and diagnosis. A declined client does not choose the
+    business again for a while (`blocked_until`); a declined returning client loses its
+    provider; one declined by a screen may reform (`reformed_difficulty`). An accepted job
+    gets its provider, terms and work, and any prepayment is spent; a referred client's
+    first acceptance credits its referrer (`credits_referrer`).
+    """
+    ids, accepted = a.ids, intake.accepted
+    declined, reformed, started = ~accepted, intake.reforms, a.ids[accepted]
+    first = credits_referrer(accepted, a.referred, referred_by, ever_served)
+    return (
+        Updates()
+        .add("hours", ids, intake.overhead_hours)
+        .set("blocked_until", ids[declined], blocked_until(world, week), business[declined])
+        .set("provider", ids[declined & ~a.new], -1)
+        .set("difficulty", ids[reformed], reformed_difficulty(world, a.difficulty[reformed]))
+        .set("reformed", ids[reformed], True)
+        .set("job_provider", started, business[accepted])
+        .set("job_accept_week", started, week)
+        .set("job_billed", started, intake.billed[accepted])
+        .set("job_misfit", started, intake.misfit[accepted])
+        .set("job_extras", started, intake.extras[accepted])
+        .set("job_remaining", started, intake.work_hours[accepted])
+        .set("job_prepaid", started, intake.prepaid[accepted] > 0)
+        .add("spend", started, intake.prepaid[accepted])
+        .set("referred_by", ids[first], referrer[first])
+    )
+
+
+def served(ids, remaining, worked) -> Updates:
+    """Phase 6: the jobs of the clients `ids` (`remaining` hours of work) got `worked` hours."""
+    return Updates().set("job_remaining", ids, remaining - worked).add("hours", ids, worked)
+
+
+def settle(world: World, ids, week: int, provider, out: Outcome, first_job_week) -> Updates:
+    """Phase 7: the clients `ids` close their jobs at `provider` (judged: `out`).
+
+    They pay (`out.paid`; `out.unpaid` is owed), count the job unless they left the queue,
+    and their review; a first job done is dated (`first_job_week`). A client retained keeps
+    `provider`; one not retained has none and does not choose it again for a while.
+    """
+    done, left = ~out.abandoned, ~out.retained
+    return (
+        Updates()
+        .add("spend", ids, out.paid)
+        .add("unpaid", ids, out.unpaid)
+        .add("jobs_done", ids, done)
+        .add("reviews", ids, out.rating > 0)
+        .set("first_job_week", ids[done & (first_job_week < 0)], week)
+        .set("job_provider", ids, -1)
+        .set("job_open", ids, False)
+        .set("provider", ids, np.where(out.retained, provider, -1))
+        .set("blocked_until", ids[left], blocked_until(world, week), provider[left])
+    )
+
+
+def stories_told(tellers, teller, story: int) -> Updates:
+    """Phase 8: the stories of sign `story` (+1 referral, -1 warning) that `tellers` told.
+
+    `teller` holds, for each story told, its teller's index in `tellers`. Each story counts
+    in the market's tally; a referral also counts for its teller (`referrals_made`).
+    """
+    told = tellers.take(teller)
+    if story < 0:
+        return Updates().count("wom_negative", told)
+    counts = np.bincount(teller, minlength=len(tellers))
+    return Updates().count("wom_positive", told).add("referrals_made", tellers, counts)

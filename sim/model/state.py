@@ -11,6 +11,7 @@ field (`scalars`, Python numbers) and each open job one `Job` (`JOB`). A field w
 from __future__ import annotations
 
 from dataclasses import dataclass, make_dataclass
+from typing import Any
 
 import numpy as np
 
@@ -71,8 +72,10 @@ CLIENT: tuple[Field, ...] = (
     ),  # week its first job was done; -1: never
 )
 
-#: A client's open job (at most one): sizes in hours, weeks as step numbers.
+#: A client's job (at most one): sizes in hours, weeks as step numbers. `open` is whether it
+#: has one; a job's other fields mean nothing while it is not open.
 JOB: tuple[Field, ...] = (
+    Field("open", np.bool_, False),
     Field("true_hours", np.float64, 0.0),
     Field("stated_hours", np.float64, 0.0),
     Field("deadline", np.int32, 0),  # weeks; 0 is impossible
@@ -115,6 +118,60 @@ BY_NAME: dict[str, Field] = {
     **{f"job_{f.name}": f for f in JOB},
 }
 PAIR_NAMES = frozenset(f.name for f in PAIR)
+
+
+@dataclass(slots=True)
+class Change:
+    """One state change of some clients: field `name` of the clients `ids` set to `values`.
+
+    Attributes:
+        name: a field of `BY_NAME` (a job's as ``job_`` + name).
+        ids: the client ids.
+        values: one value for all, or one per id.
+        add: add `values` to the field instead of setting it.
+        business: a pair field's business: one for all, or one per id.
+    """
+
+    name: str
+    ids: np.ndarray
+    values: Any
+    add: bool = False
+    business: Any = None
+
+
+@dataclass(slots=True)
+class Tally:
+    """Clients to count in a market tally: `ids`, or those of them in `mask` (None: all)."""
+
+    name: str
+    ids: np.ndarray
+    mask: np.ndarray | None = None
+
+
+class Updates(list):
+    """What a rule decides, in order: state changes (`Change`) and market tallies.
+
+    A rule returns one; `sim.model.market.market.MarketModel.apply` writes it into either engine's
+    clients, so a new field a rule updates is declared here and set in the rule, never in
+    an engine. A `Tally` counts clients in a market tally (`sim.model.ledger.TALLIES`).
+    """
+
+    __slots__ = ()
+
+    def set(self, name: str, ids, values, business=None) -> Updates:
+        """Set field `name` of the clients `ids` to `values` (a pair field's at `business`)."""
+        self.append(Change(name, ids, values, False, business))
+        return self
+
+    def add(self, name: str, ids, values) -> Updates:
+        """Add `values` to field `name` of the clients `ids`."""
+        self.append(Change(name, ids, values, True))
+        return self
+
+    def count(self, tally: str, ids, mask=None) -> Updates:
+        """Count the clients `ids` (those in `mask`, if given) in the market's tally `tally`."""
+        self.append(Tally(tally, ids, mask))
+        return self
 
 
 def arrays(fields: tuple[Field, ...], shape, prefix: str = "") -> dict[str, np.ndarray]:

@@ -1,9 +1,13 @@
 """The agents engine: every client is a Mesa agent; readable, for teaching and checking.
 
-A client agent holds its own state and acts through small verb methods (`arrive_need`,
-`choose`, `hear`...), one agent at a time, calling the same `sim.model.phases` functions as the
-vectorized engine with arrays of one. Businesses act on their applicants and finished jobs
-as a batch, as in the vectorized engine, so the two engines agree run for run.
+Follow one client's week in `Client`: `step` is its own part (a need may arrive; it gives
+up, or applies to a business), and the businesses then decide on it (`hear_back`), work on
+its job (`work_done`) and, when the job ends, it pays and judges (`settle`) and tells its
+neighbours (`tell`, `hear`). Each verb calls a rule of `sim.model.phases` with arrays of one
+client and writes what the rule decided with `MarketModel.apply`, exactly as the
+vectorized engine does for arrays of many. The businesses act on all their applicants and
+jobs at once (`sim.model.business.Firms`), as in the vectorized engine, so the two engines agree
+run for run.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import mesa
 import numpy as np
 
 from sim.model import phases, state
+from sim.model.business import Applicants, Intake
 from sim.model.market import MarketModel
 from sim.model.state import Job
 
@@ -34,71 +39,105 @@ class Client(mesa.Agent):
         self.next_need = int(phases.need_gap(model.world, self.ids, 0)[0]) - 1
         self.job: Job | None = None
 
+    # --- its own part of the week (phases 1 and 3) ----------------------------------------
+    def step(self) -> None:
+        """A need may arrive; a job waiting for a business is given up or taken to one."""
+        week = self.model.week
+        self.arrive_need(week)
+        if self.job is None or self.job.provider >= 0:
+            return
+        if phases.out_of_patience(self.model.world, self.ids, week - self.job.need_week)[0]:
+            self.give_up()
+        elif self.provider >= 0:
+            self.apply_to(self.provider)  # a returning client goes back to its provider
+        else:
+            self.apply_to(self.choose_business(week))
+
     def arrive_need(self, week: int) -> None:
         """Phase 1: if a need arrives and no job is open, open one."""
-        if self.next_need != week:
-            return
-        self.need_arrivals += 1
-        self.next_need += int(phases.need_gap(self.model.world, self.ids, self.need_arrivals)[0])
-        if self.job is None:
-            jobs = phases.open_jobs(self.model.world, self.ids, week)
-            self.job = Job(
-                float(jobs.true_hours[0]), float(jobs.stated_hours[0]), int(jobs.deadline[0]), week
-            )
-            self.model.count(new_needs=1)
+        if self.next_need == week:
+            has_job = np.array([self.job is not None])
+            self.model.apply(phases.need_arrives(self.model.world, self.ids, self.need_arrivals,
+                                                 has_job, week))  # fmt: skip
+
+    def give_up(self) -> None:
+        """Phase 3: its job waited past its patience for a business: it gives up the need."""
+        self.model.apply(phases.give_up(self.ids))
+
+    def choose_business(self, week: int) -> int:
+        """Phase 3: a business it knows, by logit (-1: none, or it balks at every queue)."""
+        world, business_state = self.model.world, self.model.business_state_now
+        business = np.flatnonzero(
+            phases.open_from(self.known_week, self.blocked_until, business_state[2]) <= week
+        )
+        if len(business) == 0:
+            return -1
+        return int(
+            phases.choose(
+                world, self.ids, np.zeros(len(business), dtype=np.int64), business, week,
+                self.model.decider_alignment[self.index, business],
+                self.standing(week, "credit")[business], self.standing(week, "warning")[business],
+                business_state,
+            )[0]
+        )  # fmt: skip
+
+    def apply_to(self, business: int) -> None:
+        """Join the applicants of `business` this week (none if -1)."""
+        if business >= 0:
+            self.model.applications[business].append(self)
 
     def standing(self, week: int, kind: str) -> np.ndarray:
         """Its credits (or warnings) for every business, decayed to `week`."""
         amount, since = getattr(self, kind), getattr(self, f"{kind}_week")
         return phases.standing(self.model.world, amount, since, week)
 
-    def choose(self, week: int, business_state) -> None:
-        """Phase 3: apply to its provider, or pick a business it knows by logit."""
-        if self.job is None or self.job.provider >= 0:
-            return
-        if phases.out_of_patience(self.model.world, self.ids, week - self.job.need_week)[0]:
-            self.job = None  # it gives up the need
-            self.model.count(gave_up=1)
-            return
-        if self.provider >= 0:
-            self.model.applications[self.provider].append(self)
-            return
-        open_from = phases.open_from(self.known_week, self.blocked_until, business_state[2])
-        business = np.flatnonzero(open_from <= week)
-        if len(business) == 0:
-            return
-        pick = phases.choose(
-            self.model.world, self.ids, np.zeros(len(business), dtype=np.int64), business, week,
-            self.model.decider_alignment[self.index, business],
-            self.standing(week, "credit")[business], self.standing(week, "warning")[business],
-            business_state,
+    # --- what the businesses do with it (phases 4-8) --------------------------------------
+    def hear_back(self, applied: Applicants, decision: Intake, business: int, week: int) -> None:
+        """Phases 4-5: the business it applied to screened, quoted and accepted or declined it.
+
+        `applied`, `decision`: its rows of the week's applicants and of the intake.
+        """
+        self.model.apply(
+            phases.intake_outcome(
+                self.model.world, applied, np.array([business]), decision, week,
+                np.array([self.referred_by]), np.array([self.first_job_week >= 0]),
+                self.referrer[[business]],
+            )
         )  # fmt: skip
-        if pick[0] >= 0:  # -1: it balks at every queue it may join
-            self.model.applications[int(pick[0])].append(self)
+        if decision.accepted[0]:
+            self.model.queues[business].append(self)
 
-    def declined_by(self, business: int, week: int, reforms: bool) -> None:
-        """Remember a refusal (its own or the business's); maybe reform."""
-        self.blocked_until[business] = phases.blocked_until(self.model.world, week)
-        if self.provider == business:
-            self.provider = -1
-        if reforms:
-            self.difficulty = phases.reformed_difficulty(self.model.world, self.difficulty)
-            self.reformed = True
+    def work_done(self, hours: float) -> None:
+        """Phase 6: its business worked `hours` on its job."""
+        self.model.apply(phases.served(self.ids, np.array([self.job.remaining]), np.array([hours])))
 
-    def close_job(self, retained: bool, paid: float, unpaid: float, rating: int, week: int,
-                  abandoned: bool = False):  # fmt: skip
-        """Phase 7: pay, count the job (unless it left the queue), stay or leave."""
-        business = self.job.provider
-        self.spend += paid
-        self.unpaid += unpaid
-        self.jobs_done += int(not abandoned)
-        self.reviews += int(rating > 0)
-        if self.first_job_week < 0 and not abandoned:
-            self.first_job_week = week
-        self.job = None
-        self.provider = business if retained else -1
-        if not retained:
-            self.blocked_until[business] = phases.blocked_until(self.model.world, week)
+    def settle(self, outcome: phases.Outcome, week: int) -> None:
+        """Phase 7: its job ended (`outcome`: its row): it pays, counts it, stays or leaves."""
+        provider = np.array([self.job.provider], dtype=np.int64)
+        first_job_week = np.array([self.first_job_week])
+        self.model.apply(
+            phases.settle(self.model.world, self.ids, week, provider, outcome, first_job_week)
+        )
+
+    def tell(self, business: int, p_tell: float, story: int, week: int) -> list:
+        """Phase 8: tell its story about `business` (+1 referral, -1 warning) to neighbours.
+
+        Returns its referrals, as (neighbour told, business, teller).
+        """
+        model = self.model
+        _, neighbours = phases.tell_neighbours(
+            model.world, self.ids, np.array([p_tell]), week, np.array([business]),
+            np.array([story]),
+        )  # fmt: skip
+        for neighbour in neighbours:
+            model.clients[neighbour].hear(business, story, week)
+        told = np.zeros(model.n_businesses, dtype=np.int64)
+        told[business] = len(neighbours)
+        model.firms.book(**{"referrals_made" if story > 0 else "warnings_made": told})
+        model.apply(phases.stories_told(self.ids, np.zeros(len(neighbours), np.int64), story))
+        if story < 0:
+            return []
+        return [(neighbour, business, self.index) for neighbour in neighbours.tolist()]
 
     def hear(self, business: int, story: int, week: int) -> None:
         """Phase 8: a neighbour's story about `business` (+1 referral, -1 warning)."""
@@ -123,15 +162,13 @@ class AgentsModel(MarketModel):
         self.client_agents = mesa.agent.AgentSet(self.clients, random=self.random)
         self.queues: list[list[Client]] = [[] for _ in self.businesses]
         self.applications: list[list[Client]] = []
+        self.business_state_now = self.business_state()
 
-    def arrive_needs(self, week: int) -> None:
-        """Phase 1, client by client."""
-        self.client_agents.do("arrive_need", week)
-
-    def choose(self, week: int) -> None:
-        """Phase 3, client by client, against the businesses' state at the phase's start."""
+    def clients_step(self, week: int) -> None:
+        """Phases 1 and 3: every client steps, against the businesses' state at the start."""
         self.applications = [[] for _ in self.businesses]
-        self.client_agents.do("choose", week, self.business_state())
+        self.business_state_now = self.business_state()
+        self.client_agents.do("step")
 
     def screen_and_quote(self, week: int) -> None:
         """Phases 4-5: the businesses take their applicants (by business, then id), at once."""
@@ -152,24 +189,8 @@ class AgentsModel(MarketModel):
             np.array([c.difficulty for c in clients]), job,
         )  # fmt: skip
         intake = self.firms.take(applicants)
-        first = phases.credits_referrer(
-            intake.accepted, applicants.referred,
-            np.array([c.referred_by for c in clients], dtype=np.int64),
-            np.array([c.first_job_week >= 0 for c in clients], dtype=bool),
-        )  # fmt: skip
         for i, (client, b) in enumerate(zip(clients, business.tolist(), strict=True)):
-            client.hours += intake.overhead_hours[i]
-            if not intake.accepted[i]:
-                client.declined_by(b, week, bool(intake.reforms[i]))
-                continue
-            if first[i]:
-                client.referred_by = int(client.referrer[b])
-            job = client.job
-            job.provider, job.accept_week, job.billed = b, week, float(intake.billed[i])
-            job.misfit, job.extras = bool(intake.misfit[i]), bool(intake.extras[i])
-            job.remaining, job.prepaid = float(intake.work_hours[i]), intake.prepaid[i] > 0
-            client.spend += intake.prepaid[i]
-            self.queues[b].append(client)
+            client.hear_back(applicants[i : i + 1], intake[i : i + 1], b, week)
 
     def serve(self, week: int) -> None:
         """Phase 6: each business works its queue in order of acceptance."""
@@ -180,8 +201,7 @@ class AgentsModel(MarketModel):
             phases.difficult(self.world, np.array([c.difficulty for c in queued], dtype=float)),
         )
         for client, hours in zip(queued, worked, strict=True):
-            client.job.remaining -= hours
-            client.hours += hours
+            client.work_done(hours)
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; happy and angry clients talk."""
@@ -204,37 +224,14 @@ class AgentsModel(MarketModel):
         out = phases.finish_jobs(self.world, ids, week, provider, job, first, difficulty, abandoned)
         phases.book_outcomes(self.firms, lambda **m: self.count_clients(ids, **m), provider, out)
         for i, client in enumerate(done):
-            client.close_job(bool(out.retained[i]), out.paid[i], out.unpaid[i], out.rating[i],
-                             week, bool(abandoned[i]))  # fmt: skip
+            client.settle(out[i : i + 1], week)
         referrals = []  # (client told, business, teller) of the week's referrals
         for i, client in enumerate(done):
             if out.story[i] != 0:
-                business, story = self.businesses[provider[i]], int(out.story[i])
-                referrals += self._tell(client, business, out.tell_probability[i], story, week)
+                referrals += client.tell(
+                    int(provider[i]), out.tell_probability[i], int(out.story[i]), week
+                )
         self._remember_referrers(referrals)
-
-    def _tell(self, client: Client, business, p_tell: float, story: int, week: int) -> list:
-        """A client tells its story to the neighbours it reaches; returns its referrals."""
-        _, neighbours = phases.tell_neighbours(
-            self.world,
-            client.ids,
-            np.array([p_tell]),
-            week,
-            np.array([business.index]),
-            np.array([story]),
-        )
-        for neighbour in neighbours:
-            self.clients[neighbour].hear(business.index, story, week)
-        told = np.zeros(self.n_businesses, dtype=np.int64)
-        told[business.index] = len(neighbours)
-        if story < 0:
-            self.firms.book(warnings_made=told)
-            self.count(wom_negative=len(neighbours))
-            return []
-        self.firms.book(referrals_made=told)
-        client.referrals_made += len(neighbours)
-        self.count(wom_positive=len(neighbours))
-        return [(neighbour, business.index, client.index) for neighbour in neighbours.tolist()]
 
     def _remember_referrers(self, referrals: list[tuple[int, int, int]]) -> None:
         """Each client told referrals this week remembers its referrer (`sim.model.phases`)."""
@@ -262,6 +259,8 @@ class AgentsModel(MarketModel):
         if name in state.PAIR_NAMES:
             pairs = zip(clients, np.broadcast_to(business, len(clients)), strict=True)
             values = [getattr(c, name)[b] for c, b in pairs]
+        elif name == "job_open":
+            values = [c.job is not None for c in clients]
         elif name.startswith("job_"):
             values = [field.initial if c.job is None else getattr(c.job, name[4:]) for c in clients]
         else:
@@ -269,15 +268,23 @@ class AgentsModel(MarketModel):
         return np.array(values, dtype=field.dtype)
 
     def write(self, name: str, ids: np.ndarray, values, business=None) -> None:
-        """Set field `name` of the clients `ids`, agent by agent (see `MarketModel.write`)."""
-        values = np.broadcast_to(np.asarray(values, dtype=state.BY_NAME[name].dtype), len(ids))
+        """Set field `name` of the clients `ids`, agent by agent (see `MarketModel.write`).
+
+        Setting ``job_open`` opens a job (all its fields initial) or closes it (None).
+        """
+        values = np.asarray(values, dtype=state.BY_NAME[name].dtype)
+        values = values.tolist() if values.ndim else [values.item()] * len(ids)
+        clients = [self.clients[i] for i in ids.tolist()]
         if name in state.PAIR_NAMES:
-            pairs = zip(ids, np.broadcast_to(business, len(ids)), values, strict=True)
-            for i, b, value in pairs:
-                getattr(self.clients[i], name)[b] = value
-            return
-        for i, value in zip(ids, values.tolist(), strict=True):
-            if name.startswith("job_"):
-                setattr(self.clients[i].job, name[4:], value)
-            else:
-                setattr(self.clients[i], name, value)
+            pairs = zip(clients, np.broadcast_to(business, len(ids)).tolist(), values, strict=True)
+            for client, b, value in pairs:
+                getattr(client, name)[b] = value
+        elif name == "job_open":
+            for client, value in zip(clients, values, strict=True):
+                client.job = (client.job or Job(open=True)) if value else None
+        elif name.startswith("job_"):
+            for client, value in zip(clients, values, strict=True):
+                setattr(client.job, name[4:], value)
+        else:
+            for client, value in zip(clients, values, strict=True):
+                setattr(client, name, value)

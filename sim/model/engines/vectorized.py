@@ -18,7 +18,6 @@ from sim.model.state import Field
 
 #: What the vectorized engine keeps to find who acts; the agents engine asks its agents.
 INDEX: tuple[Field, ...] = (
-    Field("has_job", np.bool_, False),
     Field("applied_to", np.int16, -1),  # the business it applies to this week, or -1
     Field("look_from", np.int32, 0),  # no business is open to it before this week (a lower bound)
 )
@@ -46,20 +45,20 @@ class VectorizedModel(MarketModel):
         self.p["known_week"][:] = phases.ad_weeks(self.world, self.ids)
         self.s["look_from"][:] = self.p["known_week"].min(axis=1, initial=phases.NEVER)
 
+    def clients_step(self, week: int) -> None:
+        """Phases 1 and 3: needs arrive, then clients without a provider choose."""
+        self.arrive_needs(week)
+        self.choose(week)
+
     def arrive_needs(self, week: int) -> None:
         """Phase 1: needs arrive; clients without an open job open one."""
         s = self.s
         arriving = np.flatnonzero(s["next_need"] == week)
-        s["need_arrivals"][arriving] += 1
-        s["next_need"][arriving] += phases.need_gap(
-            self.world, arriving, s["need_arrivals"][arriving]
+        self.apply(
+            phases.need_arrives(
+                self.world, arriving, s["need_arrivals"][arriving], s["job_open"][arriving], week
+            )
         )
-        ids = arriving[~s["has_job"][arriving]]
-        jobs = phases.open_jobs(self.world, ids, week)
-        s["has_job"][ids] = True
-        s["job_true_hours"][ids], s["job_stated_hours"][ids] = jobs.true_hours, jobs.stated_hours
-        s["job_deadline"][ids], s["job_need_week"][ids] = jobs.deadline, week
-        self.count_clients(ids, new_needs=None)
 
     def _standing(self, kind: str, flat: np.ndarray, week: int, since=None) -> np.ndarray:
         """Credits (or warnings) of the pairs at `flat` (client * B + business), decayed.
@@ -84,12 +83,10 @@ class VectorizedModel(MarketModel):
         later many know only businesses that refused them.
         """
         s, p, n_b = self.s, self.p, self.n_businesses
-        unplaced = np.flatnonzero(s["has_job"] & (s["job_provider"] < 0))
+        unplaced = np.flatnonzero(s["job_open"] & (s["job_provider"] < 0))
         waited = week - s["job_need_week"][unplaced]
-        gone = unplaced[phases.out_of_patience(self.world, unplaced, waited)]
-        s["has_job"][gone] = False
-        self.count_clients(gone, gave_up=None)
-        waiting = s["has_job"] & (s["job_provider"] < 0)
+        self.apply(phases.give_up(unplaced[phases.out_of_patience(self.world, unplaced, waited)]))
+        waiting = s["job_open"] & (s["job_provider"] < 0)
         s["applied_to"][:] = np.where(waiting, s["provider"], -1)
         ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["look_from"] <= week))
         state = self.business_state()
@@ -140,28 +137,12 @@ class VectorizedModel(MarketModel):
         referred = phases.fresh_referrals(self.world, new, credit)
         everyone = phases.applicants(self.world, ids, b, week, new, referred, difficulty, job, firm)
         intake = self.firms.take(everyone)
-        s["hours"][ids] += intake.overhead_hours
-        acc = intake.accepted
-        declined = ~acc
-        blocked = phases.blocked_until(self.world, week)
-        p["blocked_until"].reshape(-1)[ids[declined] * n_b + b[declined]] = blocked
-        s["provider"][ids[declined & ~new]] = -1
-        reformed = ids[intake.reforms]
-        s["difficulty"][reformed] = phases.reformed_difficulty(
-            self.world, s["difficulty"][reformed]
-        )
-        s["reformed"][reformed] = True
-        started = ids[acc]
-        s["job_provider"][started], s["job_accept_week"][started] = b[acc], week
-        s["job_billed"][started], s["job_misfit"][started] = intake.billed[acc], intake.misfit[acc]
-        s["job_extras"][started] = intake.extras[acc]
-        s["job_remaining"][started] = intake.work_hours[acc]
-        s["job_prepaid"][started] = intake.prepaid[acc] > 0
-        s["spend"][started] += intake.prepaid[acc]
-        first = phases.credits_referrer(
-            acc, everyone.referred, s["referred_by"][ids], s["first_job_week"][ids] >= 0
-        )
-        s["referred_by"][ids[first]] = p["referrer"].reshape(-1).take(ids[first] * n_b + b[first])
+        self.apply(
+            phases.intake_outcome(
+                self.world, everyone, b, intake, week, s["referred_by"][ids],
+                s["first_job_week"][ids] >= 0, phases.pairs(p["referrer"], ids, b),
+            )
+        )  # fmt: skip
 
     def serve(self, week: int) -> None:
         """Phase 6: each business works its backlog first come, first served (ties by id)."""
@@ -177,8 +158,7 @@ class VectorizedModel(MarketModel):
         remaining = s["job_remaining"][ids]
         hard = phases.difficult(self.world, s["difficulty"][ids])
         worked = self.firms.serve(firm, remaining, hard)
-        s["job_remaining"][ids] = remaining - worked
-        s["hours"][ids] += worked
+        self.apply(phases.served(ids, remaining, worked))
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
@@ -197,19 +177,7 @@ class VectorizedModel(MarketModel):
         phases.book_outcomes(
             self.firms, lambda **m: self.count_clients(ids, **m), self.firm(ids, provider), out
         )
-        s["spend"][ids] += out.paid
-        s["unpaid"][ids] += out.unpaid
-        s["jobs_done"][ids] += ~abandoned
-        s["reviews"][ids] += out.rating > 0
-        first = ids[~abandoned & (s["first_job_week"][ids] < 0)]
-        s["first_job_week"][first] = week
-        s["has_job"][ids], s["job_provider"][ids] = False, -1
-        s["provider"][ids] = np.where(out.retained, provider, -1)
-        left = ~out.retained
-        blocked = phases.blocked_until(self.world, week)
-        self.p["blocked_until"].reshape(-1)[ids[left] * self.n_businesses + provider[left]] = (
-            blocked
-        )
+        self.apply(phases.settle(self.world, ids, week, provider, out, s["first_job_week"][ids]))
         speaking = out.story != 0
         self._word_of_mouth(
             ids[speaking],
@@ -233,20 +201,16 @@ class VectorizedModel(MarketModel):
             counter = "referrals_made" if sign > 0 else "warnings_made"
             speakers = tellers[owner[pick]]
             self.firms.book(**{counter: self.firms.total(self.firm(speakers, about[owner[pick]]))})
-            self.count_clients(speakers, **{"wom_positive" if sign > 0 else "wom_negative": None})
+            self.apply(phases.stories_told(tellers, owner[pick], sign))
             if sign > 0:
-                referrer = self.p["referrer"].reshape(-1)
-                phases.remember_referrers(referrer, flat, tellers[owner[pick]])
-                self.s["referrals_made"][tellers] += np.bincount(
-                    owner[pick], minlength=len(tellers)
-                ).astype(np.int32)
+                phases.remember_referrers(self.p["referrer"].reshape(-1), flat, speakers)
 
     def counts(self) -> tuple:
         """Clients with an unplaced job, with an open job, and ever served (per market)."""
         s = self.s
         return (
-            self.per_market(s["has_job"] & (s["job_provider"] < 0)),
-            self.per_market(s["has_job"]),
+            self.per_market(s["job_open"] & (s["job_provider"] < 0)),
+            self.per_market(s["job_open"]),
             self.per_market(s["first_job_week"] >= 0),
         )
 
