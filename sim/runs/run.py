@@ -97,23 +97,31 @@ def _progress(weeks: int, *, enabled: bool):
     yield tick
 
 
-def write_results(cfg: DictConfig, out: Path, model, recorder) -> dict:
-    """Write config.yaml, steps/market/clients.parquet and summary.json (last) into `out`.
+def results(cfg: DictConfig, model, recorder, market: int = 0) -> tuple[dict, dict]:
+    """The run's tables and its summary, as `write_results` writes them.
 
-    summary.json holds `sim.runs.summary.summarize` of the steps, the seed, the engine and the
-    whale curve's readings (`sim.runs.summary.whale_summary`).
+    Returns ``({"steps": ..., "market": ..., "clients": ...}, summary)``: the tables of
+    steps/market/clients.parquet (DataFrames) and summary.json, which holds
+    `sim.runs.summary.summarize` of the steps, the seed, the engine and the whale curve's
+    readings (`sim.runs.summary.whale_summary`). `market`: the market of a batch
+    (`simulate_batch`) whose seed is `cfg.seed`.
     """
     steps = recorder.steps_frame()
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved["clientsim_version"] = package_version()
-    write_atomic(out / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(resolved)))
-    write_parquet(out / "steps.parquet", steps)
-    write_parquet(out / "market.parquet", recorder.market_frame())
-    clients = clients_frame(model)
-    write_parquet(out / "clients.parquet", clients)
+    clients = clients_frame(model, market)
     summary = summarize(steps)
     summary["seed"], summary["engine"] = cfg.seed, cfg.engine
     summary["whale"] = whale_summary(clients, steps)
+    return {"steps": steps, "market": recorder.market_frame(), "clients": clients}, summary
+
+
+def write_results(cfg: DictConfig, out: Path, model, recorder) -> dict:
+    """Write config.yaml, steps/market/clients.parquet and summary.json (last) into `out`."""
+    tables, summary = results(cfg, model, recorder)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved["clientsim_version"] = package_version()
+    write_atomic(out / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(resolved)))
+    for name, table in tables.items():
+        write_parquet(out / f"{name}.parquet", table)
     write_json(out / "summary.json", summary)
     return summary
 
