@@ -1,10 +1,13 @@
 """Tests of the command line (sim.cli.clientsim): runs as a user would start them, in a subprocess.
 
-Each subprocess takes a few seconds, so the runs are shared by module-scoped fixtures.
+Each subprocess takes a few seconds, so the runs are shared by module-scoped fixtures. Bad
+input is refused before Hydra runs: those cases call the front end's `main` in this process
+(the same code the console script runs), a few end to end in a subprocess.
 """
 
 import itertools
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +19,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from sim.cli.clientsim import main
 from sim.config.compose import compose
 from sim.model.ledger import MARKET_COLUMNS, STEP_COLUMNS
 from sim.runs.output import MARKER
@@ -235,49 +239,84 @@ BAD_INPUTS = {
 }
 
 
-@pytest.mark.parametrize(("args", "key", "value"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, key, value):
-    cwd, out = tmp_path / "cwd", tmp_path / "out"
-    cwd.mkdir()
+def with_defaults(args: list[str], out: Path) -> list[str]:
+    """`args` with a short run into `out` (unless `args` set those keys)."""
     defaults = ["steps=2", "progress=false", f"output_dir={out}"]
     given = {a.partition("=")[0] for a in args}
-    result = run_cli([*args, *[d for d in defaults if d.partition("=")[0] not in given]], cwd=cwd)
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    (line,) = result.stderr.splitlines()
-    assert "Traceback" not in line
+    return [*args, *[d for d in defaults if d.partition("=")[0] not in given]]
+
+
+@pytest.mark.parametrize(("args", "key", "value"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, args, key, value
+):
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert main(with_defaults(args, out)) == 2
+    result = capsys.readouterr()
+    assert result.out == ""
+    (line,) = result.err.splitlines()
+    assert line.startswith("clientsim: ") and "Traceback" not in line
     assert f" {key}=" in line
     assert value in line.split(f" {key}=", 1)[1]
     assert list(cwd.iterdir()) == []
     assert not out.exists()
 
 
-def test_output_dir_that_is_a_file_exits_2_and_keeps_the_file(tmp_path):
+@pytest.mark.parametrize("args", [["clients.segments.partner.share=1.5"], ["-m", "--frobnicate"]])
+def test_bad_input_from_the_shell_exits_2_with_one_line_and_writes_nothing(tmp_path, args):
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
+    result = run_cli(with_defaults(args, out), cwd=cwd, script=True)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("clientsim: ") and args[-1] in line
+    assert list(cwd.iterdir()) == [] and not out.exists()
+
+
+def test_output_dir_that_is_a_file_exits_2_and_keeps_the_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     target = tmp_path / "results.txt"
     target.write_text("keep me")
-    result = run_cli(["steps=2", "progress=false", f"output_dir={target}"], cwd=tmp_path)
-    assert result.returncode == 2
-    (line,) = result.stderr.splitlines()
+    assert main(["steps=2", "progress=false", f"output_dir={target}"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
     assert "output_dir=" in line and "existing file" in line
     assert target.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]
 
 
-def test_help_hides_the_schemas_and_mentions_multirun_and_cfg(tmp_path):
-    result = run_cli(["--help"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "base_" not in result.stdout
-    assert "--multirun" in result.stdout and "--cfg" in result.stdout
-
-
-def test_help_exits_0_and_lists_config_groups(tmp_path):
-    result = run_cli(["--help"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+def test_help_lists_the_config_groups_without_the_schemas(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["clientsim"])
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--multirun" in out and "--cfg" in out
+    groups = out.split("== Configuration groups ==")[1].split("== Config ==")[0]
     for group in ("clients:", "market:", "market/network:", "policies:"):
         assert group in groups
     assert "difficult_heavy" in groups and "watts_strogatz" in groups
+    assert "base_" not in out  # the schemas the YAML files extend are not options
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_flag_hydra_lists_is_read_before_hydra_runs(tmp_path, monkeypatch, capsys):
+    from sim.cli.clientsim import hydra_flags
+    from sim.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["clientsim"])
+    assert main(["--hydra-help"]) == 0
+    section = capsys.readouterr().out.split("== Flags ==")[1].split("== ")[0]
+    flags = [f for line in re.findall(r"^(-[-\w]+(?:,-[-\w]+)*) :", section, re.M)
+             for f in line.split(",")]  # fmt: skip
+    assert "--multirun" in flags and "-cd" in flags and len(flags) >= 20
+    for flag in flags:
+        try:
+            _, unknown = hydra_flags().parse_known_args([flag])
+        except UserError:  # known, and wants a value
+            continue
+        assert unknown == [], flag
 
 
 def test_write_atomic_replaces_the_target_in_one_step(tmp_path):
