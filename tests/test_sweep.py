@@ -234,10 +234,12 @@ def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, ca
     from sim.config.compose import compose
 
     monkeypatch.setattr(sim.runs.run, "LOG_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(sim.runs.run, "PROGRESS_DELAY", 0.0)
     cfg = compose(["market.n_clients=200", "steps=3"])
     sim.runs.run.simulate(cfg, progress=True)
-    err = capsys.readouterr().err
-    assert err.splitlines()[-1].startswith("clientsim: week 3/3") and "\r" not in err
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"clientsim: {w}/3 weeks" for w in (1, 2, 3)]
+    assert "elapsed" in lines[-1] and "left" in lines[-1] and "\r" not in "".join(lines)
 
 
 def test_an_experiment_runs_through_the_designed_sweeper_plugin(smoke_dirs):

@@ -1,25 +1,21 @@
-"""What every console script shares: the parser, the one-line errors, the progress lines.
+"""What every console script shares: the parser, the one-line errors, the common options.
 
 A front end is `main(argv) -> int`: it parses its command line with `Parser`, calls one
 library function and prints. `run_command` turns a `UserError` into one line on stderr and
-exit code 2, and Ctrl-C into exit code 130, so no user mistake ends in a traceback.
+exit code 2, and Ctrl-C into exit code 130, so no user mistake ends in a traceback. Progress
+is shown by `sim.progress.Progress` (the library's runs show theirs too).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from typing import NoReturn
-
-from tqdm import tqdm
 
 from sim.errors import UserError
 
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
-#: Without a terminal, a progress line at most this often (seconds).
-PROGRESS_EVERY = 10.0
 
 
 class Parser(argparse.ArgumentParser):
@@ -74,48 +70,3 @@ def size_arguments(parser: argparse.ArgumentParser, seeds: int, clients: int, we
     parser.add_argument(
         "overrides", nargs="*", help="config overrides, e.g. clients.wom.p_negative=0.15"
     )
-
-
-class Progress:
-    """Progress of a command's units (runs, weeks): a tqdm bar on a terminal, else plain lines.
-
-    Call it with the units done and their total. Without a terminal (a log file, a pipe) a
-    line `prog: done/total units, elapsed, left` is written at most every `every` seconds and
-    at the end, never a carriage return. Times are tqdm's (`tqdm.format_interval`).
-    """
-
-    def __init__(
-        self, prog: str, *, unit: str = "run", every: float = PROGRESS_EVERY, file=None
-    ) -> None:
-        self.prog, self.unit, self.every = prog, unit, every
-        self.file = sys.stderr if file is None else file
-        self.started = self.shown = time.monotonic()
-        self.bar: tqdm | None = None
-
-    def __call__(self, done: int, total: int) -> None:
-        """Show that `done` of `total` units are done."""
-        if self.file.isatty():
-            if self.bar is None:
-                self.bar = tqdm(total=total, unit=self.unit, desc=self.prog, delay=2.0,
-                                file=self.file)  # fmt: skip
-            self.bar.update(done - self.bar.n)
-            if done >= total:
-                self.bar.close()
-            return
-        now = time.monotonic()
-        if now - self.shown < self.every and done < total:
-            return
-        self.shown = now
-        print(self.line(done, total, now - self.started), file=self.file, flush=True)
-
-    def line(self, done: int, total: int, elapsed: float) -> str:
-        """The progress line after `done` of `total` units in `elapsed` seconds."""
-        left = elapsed / done * (total - done) if done else 0.0
-        clock = tqdm.format_interval
-        return (f"{self.prog}: {done}/{total} {self.unit}s, {clock(elapsed)} elapsed, "
-                f"about {clock(left)} left")  # fmt: skip
-
-    @property
-    def seconds(self) -> float:
-        """Seconds since the progress started."""
-        return time.monotonic() - self.started

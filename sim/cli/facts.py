@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sim.cli.common import Parser, Progress, run_command, size_arguments
+from sim.cli.common import Parser, run_command, size_arguments
 from sim.errors import UserError
+from sim.progress import Progress
 from sim.runs.owned import OUTPUTS, check_out, refuse_foreign
 from sim.validation.facts import load_targets
 from sim.validation.measure import beside, markdown, measure, summary, write_facts

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.cli.common import Parser, Progress, run_command
+from sim.cli.common import Parser, run_command
 from sim.errors import UserError
+from sim.progress import Progress
 from sim.runs.owned import check_writable, refuse_foreign
 from sim.runs.summary import SHORT_RUN_WEEK
 from sim.validation import sensitivity as sa

@@ -7,15 +7,14 @@ not write: the run is written into a hidden staging directory and published whol
 
 from __future__ import annotations
 
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from sim.model.engines import engine_class
+from sim.progress import Progress
 from sim.runs.output import claimed, target_path
 from sim.runs.record import (
     Recorder,
@@ -74,25 +73,21 @@ def simulate_batch(cfg: DictConfig, seeds: list[int]):
 
 
 LOG_EVERY_SECONDS = 15.0  # a progress line this often when stderr is not a terminal
+PROGRESS_DELAY = 2.0  # a run shorter than this shows no progress
 
 
 @contextmanager
 def _progress(weeks: int, *, enabled: bool):
-    """A tick function: a tqdm bar on a terminal, else a plain line every 15 s."""
-    if enabled and sys.stderr.isatty():
-        with tqdm(total=weeks, unit="week", delay=2.0, file=sys.stderr) as bar:
-            yield bar.update
+    """A tick function: the weeks' progress (`sim.progress.Progress`) if `enabled`."""
+    if not enabled:
+        yield lambda: None
         return
-    started, shown, done = time.monotonic(), [time.monotonic()], [0]
+    show = Progress("clientsim", unit="week", every=LOG_EVERY_SECONDS, delay=PROGRESS_DELAY)
+    done = [0]
 
     def tick() -> None:
         done[0] += 1
-        now = time.monotonic()
-        if enabled and now - shown[0] >= LOG_EVERY_SECONDS:
-            shown[0] = now
-            left = (now - started) / done[0] * (weeks - done[0])
-            print(f"clientsim: week {done[0]}/{weeks}, {now - started:.0f} s elapsed, "
-                  f"about {left:.0f} s left", file=sys.stderr, flush=True)  # fmt: skip
+        show(done[0], weeks)
 
     yield tick
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from sim.runs.record import write_json, write_parquet
 from sim.sweeps.directory import SweepError, read_sweep
@@ -158,9 +159,7 @@ def _run_alone(cfg: DictConfig, seed: int, point_dir: Path, record: dict) -> str
     return "ok"
 
 
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+_clock = tqdm.format_interval  # seconds as 01:05 or 1:02:05, as tqdm shows them
 
 
 class Progress:
