@@ -35,7 +35,8 @@ def test_every_subpackage_ships():
     )
     found = {
         ".".join(init.parent.relative_to(ROOT).parts)
-        for init in PACKAGE.rglob("__init__.py")
+        for top in ("sim", "hydra_plugins")
+        for init in (ROOT / top).rglob("__init__.py")
         if "__pycache__" not in init.parts
     }
     assert found | {"sim.configs"} == listed
@@ -77,12 +78,12 @@ def test_code_hash_follows_each_part_of_the_result_code(tmp_path, name):
 
 @pytest.mark.slow
 def test_installed_clientsim_runs_and_lists_experiments_from_another_directory(tmp_path):
-    """`pip install .` (not editable) finds the configs and the experiments inside the package."""
+    """`pip install .` (not editable) ships the configs, the experiments and the sweeper plugin."""
     source = tmp_path / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for name in ("sim", "configs", "experiments"):
+    for name in ("sim", "configs", "experiments", "hydra_plugins"):
         shutil.copytree(
             ROOT / name, source / name, symlinks=True,
             ignore=shutil.ignore_patterns("__pycache__"),
@@ -119,6 +120,13 @@ def test_installed_clientsim_runs_and_lists_experiments_from_another_directory(t
     expected = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
     for name in expected:
         assert name in listed.stdout
+
+    sweep = subprocess.run(
+        [env_dir / "bin" / "clientsim-experiment", "run", "referrals", "--smoke", "--dir", "sweep"],
+        cwd=elsewhere, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr
+    assert (elsewhere / "sweep" / "runs.parquet").is_file()
 
     run = subprocess.run(
         [env_dir / "bin" / "clientsim", "market.n_clients=200", "steps=4", "progress=false",
