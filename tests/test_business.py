@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sim.model.business import Applicants, Business, Firms
+from sim.model.business import Business, Firms
+from sim.model.intake import Applicants
 from sim.model.policies import Policy, make_policy
 
 

@@ -95,22 +95,22 @@ def test_conflict_probability_rises_with_the_square_of_difficulty(cfg):
 def test_difficult_clients_take_more_hours(cfg):
     service = cfg.market.service
     difficulty = np.linspace(0, 1, 11)
-    hours = m.work_hours(10.0, difficulty, 0, service)
-    assert hours[0] == 10.0
-    assert np.all(np.diff(hours) > 0)
-    assert hours[-1] == pytest.approx(10.0 * (1 + service.difficulty_hours))
+    per_billed_hour = m.work_per_billed_hour(difficulty, 0, service)
+    assert per_billed_hour[0] == 1.0
+    assert np.all(np.diff(per_billed_hour) > 0)
+    assert per_billed_hour[-1] == pytest.approx(1 + service.difficulty_hours)
 
 
 def test_conflict_adds_its_share_of_billed_hours(cfg):
     service = cfg.market.service
-    extra = m.work_hours(10.0, 0.4, 1, service) - m.work_hours(10.0, 0.4, 0, service)
-    assert extra == pytest.approx(10.0 * service.conflict_hours)
+    extra = m.work_per_billed_hour(0.4, 1, service) - m.work_per_billed_hour(0.4, 0, service)
+    assert extra == pytest.approx(service.conflict_hours)
 
 
-def test_hours_beyond_quote_are_not_billed(cfg, rng):
-    billed = rng.uniform(0.5, 40, 1000)
-    worked = m.work_hours(billed, rng.random(1000), rng.random(1000) < 0.3, cfg.market.service)
-    assert np.all(worked >= billed)
+def test_a_job_takes_at_least_its_billed_hours(cfg, rng):
+    per_billed_hour = m.work_per_billed_hour(rng.random(1000), rng.random(1000) < 0.3,
+                                             cfg.market.service)  # fmt: skip
+    assert np.all(per_billed_hour >= 1.0)
 
 
 def test_allocate_capacity_never_exceeds_capacity_and_serves_in_order(rng):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sim.model import phases
-from sim.model.business import Applicants, Intake
+from sim.model.intake import Applicants, Intake
 
 
 @pytest.fixture(scope="module")

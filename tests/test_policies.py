@@ -12,7 +12,7 @@ import pytest
 
 from sim.config.compose import compose
 from sim.config.registry import CRITERIA
-from sim.model.business import Applicants
+from sim.model.intake import Applicants
 from sim.model.policies import POLICY_KINDS, MustHavePolicy, Policy, make_policy
 
 CFG = compose([])

@@ -104,22 +104,19 @@ def model_params() -> dict[str, Slider]:
 def watch_intake(market) -> np.ndarray:
     """Count each business's accepted and declined applicants by client segment.
 
-    The one place that reaches into the engine (so that a refactoring of it is fixed here):
-    it wraps the market's `Firms.take` (the week's applicants in, the decisions out).
-    Returns the live counts, shape (businesses, segments, 2): accepted, declined.
+    Watches the businesses' decisions through the model's hook (`Firms.on_intake`: the
+    week's applicants and the decisions on them, after every intake). Returns the live
+    counts, shape (businesses, segments, 2): accepted, declined.
     """
     segment = market.population["segment"]
     n_segments = len(market.population.segment_names)
     counts = np.zeros((len(market.businesses), n_segments, 2), dtype=np.int64)
-    firms, take = market.firms, market.firms.take
 
-    def watched(applicants):
-        intake = take(applicants)
+    def count(applicants, intake) -> None:
         decided = np.where(intake.accepted, 0, 1)
         np.add.at(counts, (applicants.business, segment[applicants.ids], decided), 1)
-        return intake
 
-    firms.take = watched
+    market.firms.on_intake.append(count)
     return counts
 
 

@@ -12,77 +12,16 @@ all its businesses, and the counters are the ledger's (`sim.model.ledger`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import mesa
 import numpy as np
 
 from sim.model import mechanics
+from sim.model.intake import Applicants, Intake
 from sim.model.ledger import COUNTERS
 from sim.model.policies import Policy
 
-if TYPE_CHECKING:
-    from sim.model.market import MarketModel
-
-
-@dataclass(slots=True)
-class Applicants:
-    """The week's applicants, sorted by business, then client id (arrays of equal length).
-
-    The random numbers of their screening and quote are drawn by `sim.model.phases.applicants`,
-    keyed by client id and week, so the business that reads them does not matter.
-    """
-
-    ids: np.ndarray
-    business: np.ndarray  # the business applied to (int64)
-    new: np.ndarray  # not a returning client: screened, and an acquisition if accepted
-    referred: np.ndarray  # carries a fresh referral credit for this business
-    difficulty: np.ndarray
-    signals: np.ndarray  # (n, 4) true fit signals, see `mechanics.fit_signals`
-    true_hours: np.ndarray
-    stated_hours: np.ndarray
-    deadline: np.ndarray
-    prepay_ok: np.ndarray
-    screening_noise: np.ndarray  # (n, 4) standard normals (drawn for new applicants only)
-    upsell_u: np.ndarray  # uniforms: extras are sold below the policy's upsell rate
-    work_per_billed_hour: np.ndarray  # hours of work per billed hour (difficulty, conflict)
-    would_reform: np.ndarray  # reforms if declined by a screen
-
-    def __getitem__(self, rows: slice) -> Applicants:
-        """The applicants in `rows` (views, for a contiguous slice)."""
-        return Applicants(*(getattr(self, f)[rows] for f in self.__slots__))
-
-
-@dataclass(slots=True)
-class Intake:
-    """The businesses' decisions on their applicants (arrays aligned with `Applicants.ids`)."""
-
-    accepted: np.ndarray
-    overhead_hours: np.ndarray  # screening and diagnosis hours spent on each applicant
-    billed: np.ndarray
-    misfit: np.ndarray
-    extras: np.ndarray
-    reforms: np.ndarray  # declined by the screen and reformed: difficulty falls
-    work_hours: np.ndarray
-    prepaid: np.ndarray  # money paid on acceptance
-
-    def __getitem__(self, rows: slice) -> Intake:
-        """The decisions in `rows`."""
-        return Intake(*(getattr(self, f)[rows] for f in self.__slots__))
-
-    @classmethod
-    def concatenate(cls, intakes: list[Intake]) -> Intake:
-        """One intake from several intakes, in order."""
-        return cls(*(np.concatenate([getattr(i, f) for i in intakes]) for f in cls.__slots__))
-
-
-#: A business's accounts that outlive the week: name -> type (`Firms` arrays).
-ACCOUNTS: dict[str, type] = {
-    "cash": float, "weeks_below": int, "active": bool, "backlog_hours": float,
-    "rating_weight": float, "rating_sum": float, "n_reviews": int, "costs": float,
-    "profit": float,
-}  # fmt: skip
 _DTYPES = {float: np.float64, int: np.int64, bool: np.bool_}
 
 
@@ -98,10 +37,12 @@ class Firms:
             several markets stepped as one number their businesses each from 0).
 
     Attributes (arrays, one entry per business): the counters of `sim.model.ledger.COUNTERS`
-    (this week's), the accounts of `ACCOUNTS`; `capacity`, `price`, `reach`, `overpromise`,
-    `decider_shift`, `user_shift` (`mechanics.role_shift`), `fixed_cost` and
-    `credit_limit` (currency units a week); `groups`: (policy, first, end) business ranges;
-    `index`: the business ids.
+    (this week's), the accounts (`cash`, `weeks_below`, `active`, `backlog_hours`,
+    `rating_weight`, `rating_sum`, `n_reviews`, `costs`, `profit`); `capacity`, `price`,
+    `reach`, `overpromise`, `decider_shift`, `user_shift` (`mechanics.role_shift`),
+    `fixed_cost` and `credit_limit` (currency units a week); `groups`: (policy, first, end)
+    business ranges; `index`: the business ids. `on_intake`: functions ``(applicants,
+    intake)`` called after every `take` (to watch the decisions, e.g. the browser view).
     """
 
     def __init__(self, cfg, policies: list[Policy], capacity, cultures, business_id=None) -> None:
@@ -137,11 +78,20 @@ class Firms:
                 self.groups[-1][2] = b + 1
             else:
                 self.groups.append([policy, b, b + 1])
-        for name, kind in {**COUNTERS, **ACCOUNTS}.items():
-            setattr(self, name, np.zeros(n, dtype=_DTYPES[kind]))
-        self.active[:] = True
-        self.cash[:] = market.initial_cash_weeks * self.fixed_cost
         self.credit_limit = market.credit_limit_weeks * self.fixed_cost
+        # the accounts, which outlive the week
+        self.cash = market.initial_cash_weeks * self.fixed_cost  # currency units
+        self.weeks_below = np.zeros(n, dtype=np.int64)  # weeks in a row below -credit_limit
+        self.active = np.ones(n, dtype=bool)
+        self.backlog_hours = np.zeros(n)  # accepted work not yet done, after service
+        self.rating_weight = np.zeros(n)  # decayed number of reviews
+        self.rating_sum = np.zeros(n)  # decayed sum of their stars
+        self.n_reviews = np.zeros(n, dtype=np.int64)
+        self.costs = np.zeros(n)  # last week's
+        self.profit = np.zeros(n)  # last week's
+        for name, kind in COUNTERS.items():  # this week's counters, as the ledger declares
+            setattr(self, name, np.zeros(n, dtype=_DTYPES[kind]))
+        self.on_intake: list[Callable[[Applicants, Intake], None]] = []
         self._decay = mechanics.weekly_decay(cfg.clients.reviews.half_life)
 
     @property
@@ -189,6 +139,8 @@ class Firms:
              for policy, first, end in self.groups]
         )  # fmt: skip
         self._count_intake(a, intake)
+        for watch in self.on_intake:
+            watch(a, intake)
         return intake
 
     def _take_for(self, policy: Policy, a: Applicants) -> Intake:
@@ -266,37 +218,81 @@ class Firms:
         return exits
 
 
-def _entry(name: str, kind: type) -> property:
-    """The attribute `name` of a `Business`: its entry of the `Firms` array, as `kind`."""
+class Entry:
+    """An attribute of a `Business`: its entry of the `Firms` array of the same name.
 
-    def get(self):
-        return kind(getattr(self.firms, name)[self.index])
+    Read as a Python number of type `kind`; written into the array.
+    """
 
-    def set(self, value):
-        getattr(self.firms, name)[self.index] = value
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
 
-    return property(get, set, doc=f"Its `Firms.{name}` ({kind.__name__}).")
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, business: Business | None, owner: type | None = None):
+        if business is None:
+            return self
+        return self.kind(getattr(business.firms, self.name)[business.index])
+
+    def __set__(self, business: Business, value) -> None:
+        getattr(business.firms, self.name)[business.index] = value
 
 
 class Business(mesa.Agent):
     """A business with a client-selection policy: one entry of the market's `Firms`.
 
+    The businesses act together, as `Firms` (phases 4-6 and 9); a `Business` is one of them
+    for whoever reads or sets one business: its attributes below are its entries of the
+    `Firms` arrays, as Python numbers (money in currency units, work in hours).
+
     Attributes:
         index: its 0-based position (the column in client arrays, the entry in `Firms`).
         policy: its `Policy` (screen and service habits).
-        capacity: hours of work per week it pays for, worked or idle.
         culture: unit vector of its values.
-        reach: weekly probability its ads make an unaware client aware.
-        decider_shift, user_shift: how it tilts the alignment a client's decider and user
-            perceive (`mechanics.role_shift`; 0 unless it serves one role).
-        cash: money in hand (currency units); below `-credit_limit` for `exit_after` weeks
-            the business exits.
-        backlog_hours: hours of accepted work not yet done (end of the last service phase).
-        and every counter of `sim.model.ledger.COUNTERS` and account of `ACCOUNTS`, read and
-        written through `Firms`.
     """
 
-    def __init__(self, model: MarketModel, firms: Firms, index: int) -> None:
+    # fixed for the run
+    capacity = Entry(float)  # hours of work per week it pays for, worked or idle
+    price = Entry(float)  # per billed hour
+    reach = Entry(float)  # weekly probability its ads make an unaware client aware
+    overpromise = Entry(float)  # satisfaction its ads cost a client's first job
+    decider_shift = Entry(float)  # how it tilts the alignment a client's decider perceives
+    user_shift = Entry(float)  # ... and its user (`mechanics.role_shift`; 0: serves all)
+    fixed_cost = Entry(float)  # salaries and ads, a week
+    credit_limit = Entry(float)  # below -credit_limit for `exit_after` weeks, it exits
+    # accounts that outlive the week
+    cash = Entry(float)
+    weeks_below = Entry(int)  # weeks in a row below -credit_limit
+    active = Entry(bool)
+    backlog_hours = Entry(float)  # accepted work not yet done (after the last service)
+    rating_weight = Entry(float)  # decayed number of reviews
+    rating_sum = Entry(float)  # decayed sum of their stars
+    n_reviews = Entry(int)
+    costs = Entry(float)  # last week's
+    profit = Entry(float)  # last week's
+    # this week's counters (`sim.model.ledger.COUNTERS`)
+    revenue = Entry(float)
+    unpaid = Entry(float)
+    hours_worked = Entry(float)
+    difficult_hours = Entry(float)
+    screening_hours = Entry(float)
+    diagnosis_hours = Entry(float)
+    applicants = Entry(int)
+    accepted = Entry(int)
+    acquisitions = Entry(int)
+    declined = Entry(int)
+    completed = Entry(int)
+    abandoned = Entry(int)
+    satisfaction_sum = Entry(float)
+    retained = Entry(int)
+    referrals_made = Entry(int)
+    warnings_made = Entry(int)
+    referral_acquisitions = Entry(int)
+    accepted_difficulty_sum = Entry(float)
+    accepted_alignment_sum = Entry(float)
+
+    def __init__(self, model: mesa.Model, firms: Firms, index: int) -> None:
         super().__init__(model)
         self.firms, self.index = firms, index
         self.policy = firms.policies[index]
@@ -314,11 +310,3 @@ class Business(mesa.Agent):
     def capacity_left(self) -> float:
         """Hours left for service after this week's screening and diagnosis."""
         return float(self.firms.capacity_left[self.index])
-
-
-for _name, _kind in {
-    **COUNTERS, **ACCOUNTS, "capacity": float, "price": float, "reach": float,
-    "overpromise": float, "decider_shift": float, "user_shift": float, "fixed_cost": float,
-    "credit_limit": float,
-}.items():  # fmt: skip
-    setattr(Business, _name, _entry(_name, _kind))

@@ -155,11 +155,6 @@ def work_per_billed_hour(difficulty, conflict, service: Any):
     return 1.0 + (service.difficulty_hours * difficulty + service.conflict_hours * conflict)
 
 
-def work_hours(billed_hours, difficulty, conflict, service: Any):
-    """Hours a job takes: billed x (1 + k d), plus conflict hours. Only `billed` is paid."""
-    return billed_hours * work_per_billed_hour(difficulty, conflict, service)
-
-
 def running_count(mask, business):
     """Per row, how many rows of its business, up to and including it, are in `mask`.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.model import mechanics, state
-from sim.model.business import Applicants, Intake
+from sim.model.intake import Applicants, Intake
 from sim.model.rng import box_muller
 from sim.model.state import Updates
 from sim.model.world import World

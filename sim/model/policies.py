@@ -10,16 +10,14 @@ new preset in `configs/policies/` or a new subclass registered in `POLICY_KINDS`
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from sim.config import registry
 from sim.config.registry import CRITERIA
 from sim.model import mechanics
-
-if TYPE_CHECKING:
-    from sim.model.business import Applicants
+from sim.model.intake import Applicants
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import mesa
 import numpy as np
 
 from sim.model import phases, state
-from sim.model.business import Applicants, Intake
+from sim.model.intake import Applicants, Intake
 from sim.model.market import MarketModel
 from sim.model.state import Job
 
