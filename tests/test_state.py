@@ -80,9 +80,12 @@ def loyalty(model, week: int) -> None:
     keep their provider grow easier to serve, and forget any block on it."""
     ids = np.arange(model.cfg.market.n_clients)
     loyal = ids[(model.read("jobs_done", ids) >= 2) & (model.read("provider", ids) >= 0)]
-    model.write("difficulty", loyal, model.read("difficulty", loyal) - 0.01)
     provider = model.read("provider", loyal).astype(np.int64)
-    model.write("blocked_until", loyal, week, business=provider)
+    model.apply(
+        state.Updates()
+        .add("difficulty", loyal, -0.01)
+        .set("blocked_until", loyal, week, business=provider)
+    )
 
 
 def _run_with(phase, engine: str, monkeypatch):
@@ -109,6 +112,34 @@ def test_a_phase_written_once_runs_alike_in_both_engines(monkeypatch):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     without = _run_with(None, "vectorized", monkeypatch)[0]
     assert (vec[0]["difficulty_now"] < without["difficulty_now"]).any()
+
+
+def test_updates_are_written_alike_into_agents_and_arrays():
+    ids, business = np.array([3, 7, 11]), np.array([0, 2, 1])
+    updates = (
+        state.Updates()
+        .add("hours", ids, 1.5)
+        .set("blocked_until", ids, 9, business)
+        .set("job_open", ids[:2], True)
+        .set("job_billed", ids[:2], [4.0, 5.0])
+        .set("job_open", ids[2:], False)
+        .count("gave_up", ids, np.array([True, False, True]))
+    )
+    read = {}
+    for engine in ("vectorized", "agents"):
+        model = engine_class(engine)(compose([f"engine={engine}", "market.n_clients=50"]))
+        model.step()
+        before = model.read("hours", ids), model.tally["gave_up"]
+        model.apply(updates)
+        read[engine] = [model.read(name, ids) for name in ("hours", "job_open", "job_billed")]
+        read[engine].append(model.read("blocked_until", ids, business))
+        np.testing.assert_array_equal(read[engine][0], before[0] + 1.5)
+        assert model.tally["gave_up"] == before[1] + 2
+    np.testing.assert_array_equal(read["agents"][1], [True, True, False])
+    np.testing.assert_array_equal(read["agents"][2][:2], [4.0, 5.0])
+    np.testing.assert_array_equal(read["agents"][3], [9, 9, 9])
+    for a, b in zip(read["vectorized"], read["agents"], strict=True):
+        np.testing.assert_array_equal(a[:2], b[:2])  # a closed job's fields mean nothing
 
 
 def test_read_gives_open_jobs_and_the_initial_value_where_none_is_open(model):
