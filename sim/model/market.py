@@ -2,9 +2,10 @@
 
 `MarketModel` builds the random streams, the clients' traits, the network and the
 businesses, and runs the phases of one week in order (docs/ODD.md §3), synchronous within a
-phase. An engine (`sim.model.engines`) says how clients are stored and implements the client-side
-phases; it calls the same `sim.model.mechanics` functions and the same `Firms` methods as the
-other engine.
+phase. An engine (`sim.model.engines`) says how clients are stored (`read`, `write`) and
+gathers, phase by phase, the clients who act; it calls the same rules (`sim.model.phases`)
+and the same `Firms` methods as the other engine, and writes what a rule changes with the
+one `apply`.
 """
 
 from __future__ import annotations

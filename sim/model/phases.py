@@ -1,11 +1,13 @@
-"""The client-side decisions of each phase, as functions of the arrays of those who act.
+"""The client-side rules of each phase, as functions of the arrays of those who act.
 
 Both engines call these: the vectorized engine with every acting client at once, the agents
 engine with one client agent at a time. A rule reads the run's fixed inputs from a
 `sim.model.world.World` (config sections, streams, traits, network, the businesses' prices and
-cultures) and the week's state from its arguments, applies `sim.model.mechanics`, and returns
-decisions; storing them is the engine's job. Random numbers are keyed by client id, so a
-decision does not depend on who else acts.
+cultures) and the week's state from its arguments, and applies `sim.model.mechanics`. A rule
+that changes clients returns the changes (`sim.model.state.Updates`: `need_arrives`,
+`give_up`, `intake_outcome`, `served`, `settle`, `stories_told`, `release`), which
+`MarketModel.apply` writes into either engine; the engines only gather what a rule reads.
+Random numbers are keyed by client id, so a decision does not depend on who else acts.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ field (`scalars`, Python numbers) and each open job one `Job` (`JOB`). A field w
 `column` is an outcome column of clients.parquet (`sim.runs.record.clients_frame`), written with
 `column_dtype` (counts are int64 in every table). Traits, which never change, live in
 `sim.model.population.TRAITS`.
+
+A rule that changes clients returns `Updates` (changes of these fields, and market tallies);
+`sim.model.market.MarketModel.apply` writes them into either engine through its `write`.
 """
 
 from __future__ import annotations

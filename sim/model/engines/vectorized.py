@@ -5,7 +5,7 @@ choosers, tellers); no Python loop runs over clients or businesses, only over th
 policies (`sim.model.business.Firms`). The
 per (client, business) state -- awareness by ads, referral credits, warnings, refusals -- is
 stored densely but touched only for the clients who act; credits decay lazily (the week they
-were set is stored).
+were set is stored). What a rule changes is written by `MarketModel.apply` (`write` here).
 """
 
 from __future__ import annotations
