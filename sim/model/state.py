@@ -154,7 +154,7 @@ class Tally:
 class Updates(list):
     """What a rule decides, in order: state changes (`Change`) and market tallies.
 
-    A rule returns one; `sim.model.market.market.MarketModel.apply` writes it into either engine's
+    A rule returns one; `sim.model.market.MarketModel.apply` writes it into either engine's
     clients, so a new field a rule updates is declared here and set in the rule, never in
     an engine. A `Tally` counts clients in a market tally (`sim.model.ledger.TALLIES`).
     """
