@@ -219,8 +219,6 @@ class MarketModel(mesa.Model):
         an added amount is read, added and written back; a `Tally` is counted.
         """
         for change in updates:
-            if len(change.ids) == 0:
-                continue
             if isinstance(change, Tally):
                 self.count_clients(change.ids, **{change.name: change.mask})
                 continue

@@ -157,23 +157,27 @@ class Updates(list):
     A rule returns one; `sim.model.market.MarketModel.apply` writes it into either engine's
     clients, so a new field a rule updates is declared here and set in the rule, never in
     an engine. A `Tally` counts clients in a market tally (`sim.model.ledger.TALLIES`).
+    A change of no clients (`ids` empty) is left out.
     """
 
     __slots__ = ()
 
     def set(self, name: str, ids, values, business=None) -> Updates:
         """Set field `name` of the clients `ids` to `values` (a pair field's at `business`)."""
-        self.append(Change(name, ids, values, False, business))
+        if len(ids):
+            self.append(Change(name, ids, values, False, business))
         return self
 
     def add(self, name: str, ids, values) -> Updates:
         """Add `values` to field `name` of the clients `ids`."""
-        self.append(Change(name, ids, values, True))
+        if len(ids):
+            self.append(Change(name, ids, values, True))
         return self
 
     def count(self, tally: str, ids, mask=None) -> Updates:
         """Count the clients `ids` (those in `mask`, if given) in the market's tally `tally`."""
-        self.append(Tally(tally, ids, mask))
+        if len(ids):
+            self.append(Tally(tally, ids, mask))
         return self
 
 
