@@ -46,8 +46,8 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; nothing written", file=sys.stderr)
         return INTERRUPTED
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else 1
+    except SystemExit as stop:  # sys.exit(): 0; sys.exit("message"): 1
+        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
 
 
 def positive(text: str) -> int:
