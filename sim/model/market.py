@@ -218,14 +218,15 @@ class MarketModel(mesa.Model):
         Written once for both engines, through the storage interface (`read` / `write`):
         an added amount is read, added and written back; a `Tally` is counted.
         """
+        read, write = self.read, self.write
         for change in updates:
-            if isinstance(change, Tally):
+            if type(change) is Tally:
                 self.count_clients(change.ids, **{change.name: change.mask})
                 continue
-            values = change.values
-            if change.add:
-                values = self.read(change.name, change.ids, change.business) + values
-            self.write(change.name, change.ids, values, change.business)
+            name, ids, values, add, business = change
+            if add:
+                values = read(name, ids, business) + values
+            write(name, ids, values, business)
 
     # --- what an engine provides (sim.model.engines) ---------------------------------------
     def setup_clients(self) -> None:

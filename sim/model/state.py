@@ -14,7 +14,7 @@ A rule that changes clients returns `Updates` (changes of these fields, and mark
 from __future__ import annotations
 
 from dataclasses import dataclass, make_dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -123,8 +123,7 @@ BY_NAME: dict[str, Field] = {
 PAIR_NAMES = frozenset(f.name for f in PAIR)
 
 
-@dataclass(slots=True)
-class Change:
+class Change(NamedTuple):
     """One state change of some clients: field `name` of the clients `ids` set to `values`.
 
     Attributes:
@@ -142,8 +141,7 @@ class Change:
     business: Any = None
 
 
-@dataclass(slots=True)
-class Tally:
+class Tally(NamedTuple):
     """Clients to count in a market tally: `ids`, or those of them in `mask` (None: all)."""
 
     name: str

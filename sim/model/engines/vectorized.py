@@ -83,10 +83,12 @@ class VectorizedModel(MarketModel):
         later many know only businesses that refused them.
         """
         s, p, n_b = self.s, self.p, self.n_businesses
-        unplaced = np.flatnonzero(s["job_open"] & (s["job_provider"] < 0))
-        waited = week - s["job_need_week"][unplaced]
-        self.apply(phases.give_up(unplaced[phases.out_of_patience(self.world, unplaced, waited)]))
         waiting = s["job_open"] & (s["job_provider"] < 0)
+        unplaced = np.flatnonzero(waiting)
+        waited = week - s["job_need_week"][unplaced]
+        gone = unplaced[phases.out_of_patience(self.world, unplaced, waited)]
+        self.apply(phases.give_up(gone))
+        waiting[gone] = False
         s["applied_to"][:] = np.where(waiting, s["provider"], -1)
         ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["look_from"] <= week))
         state = self.business_state()
