@@ -5,14 +5,22 @@ STAMP := $(VENV)/.installed
 VIZ_STAMP := $(VENV)/.installed-viz
 
 PORT ?= 8765
+XDIST := -n auto --dist loadgroup
+FAST := not slow and not browser and not slurm and not subprocess
 
-.PHONY: run test lint app bench bench-sweep results clean
+.PHONY: run test test-fast lint app bench bench-sweep results clean
 
 run: $(STAMP)
 	$(VENV)/bin/clientsim $(ARGS)
 
+# Every test, on every core (pytest-xdist; the markers and groups: tests/conftest.py). The
+# tests marked slurm need a Slurm (`.ci/slurm.sh up`); without one they are skipped.
 test: $(STAMP) $(VIZ_STAMP)
-	$(VENV)/bin/python -m pytest $(ARGS)
+	$(VENV)/bin/python -m pytest $(XDIST) $(ARGS)
+
+# The fast set, for while you edit (under a minute): no slow, browser, Slurm or subprocess test.
+test-fast: $(STAMP) $(VIZ_STAMP)
+	$(VENV)/bin/python -m pytest $(XDIST) -m "$(FAST)" $(ARGS)
 
 # The students' view in the browser: http://localhost:8765 (Ctrl-C stops it).
 app: $(VIZ_STAMP)

@@ -1,9 +1,175 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the markers and xdist groups each test gets from what it does.
+
+Markers (registered in pyproject.toml), so that `make test-fast` can leave out the slow part:
+- `browser`: the tests of test_app_browser.py (a real Chromium);
+- `slurm`: set by hand in test_slurm.py (a real Slurm);
+- `subprocess`: the test starts a process: its code, or a helper or fixture of tests/ that it
+  uses, refers to the `subprocess` module;
+- `slow`: the tests named in SLOW or using a fixture in SLOW_FIXTURES (over about 1 s).
+
+Under pytest-xdist (`make test`: `-n auto --dist loadgroup`) the tests marked `slurm` run one
+after another on one worker (one node; they queue, hold and cancel jobs), and the tests that
+share an expensive module-scoped fixture (SHARED) run on one worker, which builds it once.
+"""
+
+import inspect
+import subprocess
+import types
+from pathlib import Path
 
 import pytest
+
+TESTS = Path(__file__).resolve().parent
+ALL = None  # in SLOW: every test of the module
+
+#: Tests that start no process but take over about 1 s on a quiet 2-core machine (measured with
+#: `pytest -n 2 --durations=0`; refresh when the fast set grows past a minute). A module's name
+#: alone marks all of it; every parameter of a named test is marked.
+SLOW = {
+    "test_app_browser.py": ALL,
+    "test_stylised_facts.py": ALL,
+    "test_docking.py": ALL,
+    "test_api.py": {
+        "test_a_bad_value_raises_the_config_error_whose_text_clientsim_prints",
+        "test_run_batch_gives_every_seed_exactly_its_run_alone",
+    },
+    "test_app.py": {
+        "test_the_classroom_market_records_referrals_and_intake_by_segment",
+        "test_the_page_renders_steps_and_resets",
+    },
+    "test_baseline.py": {"test_fixed_seed_run_reproduces_the_baseline_summary"},
+    "test_calibrate.py": {
+        "test_calibration_runs_end_to_end_and_writes_its_proposal",
+        "test_the_default_out_replaces_the_proposal_clientsim_wrote",
+    },
+    "test_cli.py": {
+        "test_bad_input_exits_2_with_one_line_and_writes_nothing",
+        "test_every_flag_hydra_lists_is_read_before_hydra_runs",
+        "test_help_lists_the_config_groups_without_the_schemas",
+    },
+    "test_engines.py": {
+        "test_engines_agree_within_sampling_error_over_20_seeds",
+        "test_policy_mixes_see_the_same_clients_network_and_need_arrivals",
+    },
+    "test_facts.py": {
+        "test_facts_command_replaces_its_own_files_but_not_one_changed_since",
+        "test_facts_command_writes_table_values_and_whale_curves",
+    },
+    "test_model.py": {
+        "test_a_batch_of_seeds_gives_every_seed_exactly_its_run_alone",
+        "test_a_model_runs_past_its_configured_steps_and_the_engines_still_agree",
+        "test_a_strong_culture_draws_and_accepts_clients_of_like_values",
+        "test_buying_centre_changes_outcomes_not_traits",
+        "test_capacity_is_never_exceeded",
+        "test_declined_difficult_clients_reform_by_the_reform_amount",
+        "test_diagnosis_quotes_the_true_need",
+        "test_diagnosis_raises_satisfaction_and_revenue",
+        "test_engines_agree_exactly_run_for_run",
+        "test_every_network_kind_runs",
+        "test_in_a_sellers_market_impatient_clients_leave_and_queues_stay_bounded",
+        "test_money_is_conserved",
+        "test_patience_off_is_infinite_and_changes_no_other_trait",
+        "test_ratings_are_j_shaped",
+        "test_referral_matching_sends_referrals_to_clients_who_fit",
+        "test_same_seed_gives_identical_tables_and_another_seed_different",
+        "test_screening_lowers_mean_difficulty_of_accepted_clients",
+        "test_serving_the_decider_wins_more_first_sales_and_fewer_repeats_than_the_user",
+        "test_upselling_bills_more_per_completed_job",
+        "test_word_of_mouth_off_removes_referrals",
+    },
+    "test_phases.py": {
+        "test_a_business_serving_the_decider_wins_more_choices_than_one_serving_the_user",
+    },
+    "test_plot.py": {
+        "test_a_comparison_of_parameter_values_draws_points_and_no_crossover",
+        "test_a_second_plot_replaces_the_figures_the_first_one_wrote",
+        "test_main_prints_a_line_per_file",
+        "test_paired_csv_holds_one_row_per_design_point_and_metric",
+        "test_plot_dir_writes_every_figure_in_every_format",
+        "test_plot_refuses_a_figure_changed_since_it_wrote_it",
+    },
+    "test_readme.py": ALL,
+    "test_sensitivity.py": {
+        "test_bad_input_exits_2_with_one_line",
+        "test_difficult_share_keeps_segment_shares_summing_to_one",
+        "test_mix_share_maps_to_integer_counts_of_ten_businesses",
+        "test_morris_again_replaces_its_own_files_and_the_named_figure",
+        "test_morris_writes_its_table_figure_and_samples",
+        "test_sobol_takes_morris_top_three_and_writes_its_indices",
+    },
+    "test_state.py": {"test_a_phase_written_once_runs_alike_in_both_engines"},
+    "test_sweep.py": {"test_list_shows_every_experiment_with_its_size"},
+}
+
+#: Module-scoped fixtures that run simulations or sweeps: a test that uses one is slow too.
+SLOW_FIXTURES = {"smoke_dirs", "facts_table", "bass_run", "morris_dir"}
+
+#: Module-scoped fixtures that run simulations. The tests of a module that use any of them form
+#: one xdist group (one per parameter of a parametrized fixture, such as bass_run).
+SHARED = {"smoke_dirs", "hard_sell_sweep", "facts_table", "bass_run", "morris_dir", "seed0",
+          "seed0_again", "seed1"}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def small_overrides() -> list[str]:
     """Overrides for a run small enough for a test: 300 clients, 8 weeks, no progress bar."""
     return ["market.n_clients=300", "steps=8", "progress=false"]
+
+
+def referred_names(function: types.FunctionType) -> set[str]:
+    """The global and attribute names the code of `function` refers to, nested code included."""
+    names, codes = set(), [function.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+    return names
+
+
+def starts_a_process(function: object, seen: set) -> bool:
+    """Whether `function` (a test, helper or fixture of tests/) uses the subprocess module."""
+    function = inspect.unwrap(function) if callable(function) else function
+    if not inspect.isfunction(function) or function in seen:
+        return False
+    if not Path(function.__code__.co_filename).resolve().is_relative_to(TESTS):
+        return False  # the library's own use of subprocess (sbatch, ...) does not count
+    seen.add(function)
+    scope = function.__globals__
+    for name in referred_names(function):
+        value = scope.get(name)
+        if value is subprocess or starts_a_process(value, seen):
+            return True
+    return False
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """Whether SLOW names the test (or its module), or it uses one of SLOW_FIXTURES."""
+    module = item.path.name
+    if module in SLOW and (SLOW[module] is ALL or item.originalname in SLOW[module]):
+        return True
+    return bool(SLOW_FIXTURES & set(item.fixturenames))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it does; group the tests that share a costly fixture or Slurm."""
+    for item in items:
+        if item.path.name == "test_app_browser.py":
+            item.add_marker(pytest.mark.browser)
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)
+        module = vars(item.module)
+        uses = [item.function, *(module.get(name) for name in item.fixturenames)]
+        if any(starts_a_process(function, set()) for function in uses):
+            item.add_marker(pytest.mark.subprocess)
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+        elif shared := SHARED & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group(group_name(item, shared)))
+
+
+def group_name(item: pytest.Item, shared: set[str]) -> str:
+    """The module's name, and the parameters of the shared fixtures that are parametrized."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    values = [str(params[name]) for name in sorted(shared) if name in params]
+    return "-".join([item.path.stem, *values])
