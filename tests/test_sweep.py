@@ -36,13 +36,23 @@ def smoke(name: str, sweep_dir: Path, *extra: str) -> None:
     assert experiment_main(args) == 0
 
 
+class SmokeDirs(dict):
+    """Each experiment's smoke sweep, run the first time a test asks for it."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        super().__init__()
+        self.tmp_path_factory = tmp_path_factory
+
+    def __missing__(self, name: str) -> Path:
+        sweep_dir = self.tmp_path_factory.mktemp(name) / "sweep"
+        smoke(name, sweep_dir)
+        self[name] = sweep_dir
+        return sweep_dir
+
+
 @pytest.fixture(scope="module")
-def smoke_dirs(tmp_path_factory) -> dict[str, Path]:
-    dirs = {}
-    for name in EXPERIMENTS:
-        dirs[name] = tmp_path_factory.mktemp(name) / "sweep"
-        smoke(name, dirs[name])
-    return dirs
+def smoke_dirs(tmp_path_factory) -> SmokeDirs:
+    return SmokeDirs(tmp_path_factory)
 
 
 def test_the_experiments_cover_every_hypothesis():

@@ -7,6 +7,7 @@ and a full disk.
 """
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from sim.cli.experiment import main as experiment_main
 from sim.sweeps.collect import Collect, collect
 from sim.sweeps.directory import SweepError
 
@@ -32,6 +34,25 @@ def run_experiment(args: list[str], cwd: Path, timeout: int = 300) -> subprocess
     code = "from sim.cli.experiment import main; raise SystemExit(main())"
     command = [sys.executable, "-c", code, *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def here(capsys, monkeypatch):
+    """`clientsim-experiment args` run in this process from `cwd`, as `run_experiment` does.
+
+    The same main, exit code and output, without starting Python and importing everything
+    again; the tests that need a real process (signals, kills, a lock held by the test) and one
+    end-to-end run per kind keep `run_experiment`.
+    """
+
+    def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = experiment_main(args)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
 
 
 def start_experiment(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -87,7 +108,7 @@ def _another_experiments_sweep(directory: Path, hard_sell_sweep: Path) -> None:
 
 @pytest.mark.parametrize("content", ["users_jobs_folder", "single_run", "another_experiment"])
 def test_a_dir_that_is_not_a_sweep_of_the_experiment_is_refused_and_left_untouched(
-    tmp_path, hard_sell_sweep, content
+    here, tmp_path, hard_sell_sweep, content
 ):
     target = tmp_path / "target"
     if content == "users_jobs_folder":
@@ -97,7 +118,7 @@ def test_a_dir_that_is_not_a_sweep_of_the_experiment_is_refused_and_left_untouch
     else:
         _another_experiments_sweep(target, hard_sell_sweep)
     before = snapshot(target)
-    result = run_experiment(["run", "diagnosis", *SMOKE, "--dir", str(target)], tmp_path)
+    result = here(["run", "diagnosis", *SMOKE, "--dir", str(target)], tmp_path)
     assert_one_line(result, 2, str(target))
     assert snapshot(target) == before
 
@@ -141,11 +162,13 @@ def test_the_join_fails_with_one_line_naming_a_run_file_that_does_not_read_back(
 
 
 @pytest.mark.parametrize("pattern", DAMAGED)
-def test_a_rerun_redoes_a_run_whose_files_do_not_read_back(tmp_path, hard_sell_sweep, pattern):
+def test_a_rerun_redoes_a_run_whose_files_do_not_read_back(
+    here, tmp_path, hard_sell_sweep, pattern
+):
     sweep_dir = tmp_path / "sweep"
     shutil.copytree(hard_sell_sweep, sweep_dir, symlinks=True)
     damaged = _truncate_one(sweep_dir, pattern)
-    result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
+    result = here(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     clean = hard_sell_sweep / damaged.relative_to(sweep_dir)
     if damaged.suffix == ".json":  # its overrides name the submission: the rest is the same
@@ -161,10 +184,10 @@ def test_a_rerun_redoes_a_run_whose_files_do_not_read_back(tmp_path, hard_sell_s
 
 
 @pytest.mark.parametrize("seed", [str(2**63 - 1), str(2**63), "-1"])
-def test_a_sweep_whose_seeds_leave_the_seed_range_is_refused(tmp_path, seed):
+def test_a_sweep_whose_seeds_leave_the_seed_range_is_refused(here, tmp_path, seed):
     sweep_dir = tmp_path / "sweep"
     args = ["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir), f"seed={seed}"]
-    assert_one_line(run_experiment(args, tmp_path), 2, "seed")
+    assert_one_line(here(args, tmp_path), 2, "seed")
     assert not sweep_dir.exists()
 
 
@@ -183,10 +206,10 @@ def test_a_plain_hydra_sweep_of_an_experiment_refuses_seeds_beyond_the_range(tmp
 @pytest.mark.parametrize(
     "override", ["experiment.seeds=abc", "market.pricee=1,2", "market.pricee=3", "seed=1,x,("]
 )
-def test_a_design_error_on_the_command_line_is_one_line(tmp_path, override):
+def test_a_design_error_on_the_command_line_is_one_line(here, tmp_path, override):
     sweep_dir = tmp_path / "sweep"
     args = ["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir), override]
-    assert_one_line(run_experiment(args, tmp_path), 2, override.partition("=")[0])
+    assert_one_line(here(args, tmp_path), 2, override.partition("=")[0])
     assert not sweep_dir.exists()
 
 
@@ -214,15 +237,15 @@ def config_copy(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
-def test_a_design_error_in_an_experiment_file_is_one_line(tmp_path, config_copy, name):
+def test_a_design_error_in_an_experiment_file_is_one_line(here, tmp_path, config_copy, name):
     sweep_dir = tmp_path / "sweep"
     args = ["run", name, *SMOKE, "--config-dir", str(config_copy), "--dir", str(sweep_dir)]
-    assert_one_line(run_experiment(args, tmp_path), 2, "clientsim-experiment: ")
+    assert_one_line(here(args, tmp_path), 2, "clientsim-experiment: ")
     assert not sweep_dir.exists()
 
 
-def test_a_broken_experiment_file_does_not_break_list(tmp_path, config_copy):
-    result = run_experiment(["list", "--config-dir", str(config_copy)], tmp_path)
+def test_a_broken_experiment_file_does_not_break_list(here, tmp_path, config_copy):
+    result = here(["list", "--config-dir", str(config_copy)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     for name in ("hard_sell", "strategy", "threshold"):
@@ -232,10 +255,10 @@ def test_a_broken_experiment_file_does_not_break_list(tmp_path, config_copy):
         assert "error" in line
 
 
-def test_an_experiment_of_another_config_dir_runs(tmp_path, config_copy):
+def test_an_experiment_of_another_config_dir_runs(here, tmp_path, config_copy):
     sweep_dir = tmp_path / "sweep"
     args = ["run", "hard_sell", *SMOKE, "--config-dir", str(config_copy), "--dir", str(sweep_dir)]
-    result = run_experiment(args, tmp_path)
+    result = here(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert pd.read_parquet(sweep_dir / "runs.parquet")["seed"].nunique() == 2
 
@@ -244,8 +267,8 @@ def test_an_experiment_of_another_config_dir_runs(tmp_path, config_copy):
 
 
 @pytest.mark.parametrize("name", ["ünï", "out (1)", "a,b", "it's"])
-def test_a_sweep_dir_with_quotes_commas_or_non_ascii_characters_works(tmp_path, name):
-    result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", name], tmp_path)
+def test_a_sweep_dir_with_quotes_commas_or_non_ascii_characters_works(here, tmp_path, name):
+    result = here(["run", "hard_sell", *SMOKE, "--dir", name], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert pd.read_parquet(tmp_path / name / "runs.parquet")["seed"].nunique() == 2
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == [name]
@@ -256,21 +279,20 @@ def test_a_sweep_dir_with_quotes_commas_or_non_ascii_characters_works(tmp_path, 
 
 @pytest.mark.parametrize("module", ["facts", "calibrate", "sensitivity"])
 @pytest.mark.parametrize("where", ["under_a_file", "in_proc"])
-def test_an_unwritable_out_is_refused_before_computing(tmp_path, module, where):
+def test_an_unwritable_out_is_refused_before_computing(tmp_path, capsys, module, where):
     (tmp_path / "afile").write_text("a file, not a folder")
     out = tmp_path / "afile" / "x.md" if where == "under_a_file" else Path("/proc/clientsim/x.md")
     size = ["--seeds", "1", "--clients", "300", "--weeks", "8", "--out", str(out)]
-    code = f"from sim.cli.{module} import main; raise SystemExit(main())"
-    command = [sys.executable, "-c", code]
     if module == "calibrate":
         size += ["--samples", "1"]
     if module == "sensitivity":
         size = ["morris", "--trajectories", "2", "--out", str(out.parent)]
-    command = [*command, *size]
+    main = importlib.import_module(f"sim.cli.{module}").main
     started = time.monotonic()
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert_one_line(result, 2, "--out")
-    assert result.stdout == "" and time.monotonic() - started < 20
+    code = main(size)
+    out, err = capsys.readouterr()
+    assert_one_line(subprocess.CompletedProcess(size, code, out, err), 2, "--out")
+    assert out == "" and time.monotonic() - started < 20
 
 
 # --- 7. bad options ----------------------------------------------------------------------
@@ -286,17 +308,17 @@ def test_an_unwritable_out_is_refused_before_computing(tmp_path, module, where):
         ["--launcher", "submitit_local", "--time", "0"],
     ],
 )
-def test_bad_options_are_refused_with_one_line(tmp_path, args):
+def test_bad_options_are_refused_with_one_line(here, tmp_path, args):
     sweep_dir = tmp_path / "sweep"
     full = ["run", "hard_sell", "--smoke", "--dir", str(sweep_dir), *args]
-    assert_one_line(run_experiment(full, tmp_path), 2)
+    assert_one_line(here(full, tmp_path), 2)
     assert not sweep_dir.exists()
 
 
-def test_a_compare_of_an_unknown_value_of_the_swept_axis_is_refused(tmp_path):
+def test_a_compare_of_an_unknown_value_of_the_swept_axis_is_refused(here, tmp_path):
     args = ["run", "diagnosis", "--smoke", "--dir", str(tmp_path / "s")]
     args.append("experiment.compare.a=maybe")
-    assert_one_line(run_experiment(args, tmp_path), 2, "compare.a")
+    assert_one_line(here(args, tmp_path), 2, "compare.a")
 
 
 # --- 8. interrupts -----------------------------------------------------------------------
@@ -494,21 +516,31 @@ def test_a_job_of_an_earlier_submission_writes_nothing(tmp_path, hard_sell_sweep
     ],
 )
 def test_an_override_that_would_run_runs_twice_or_mislabel_the_sweep_is_refused(
-    tmp_path, override, key
+    here, tmp_path, override, key
 ):
     sweep_dir = tmp_path / "sweep"
     args = ["run", "strategy", *SMOKE, "--dir", str(sweep_dir), override]
-    assert_one_line(run_experiment(args, tmp_path), 2, f"{key}=")
+    assert_one_line(here(args, tmp_path), 2, f"{key}=")
     assert not sweep_dir.exists()
 
 
 @pytest.mark.parametrize("override", ["experiment.chunk=0,0", "experiment.seeds=1,2", "seed=1,2"])
-def test_a_plain_hydra_sweep_of_an_experiment_refuses_sweeping_its_own_keys(tmp_path, override):
-    command = [sys.executable, "-m", "sim", "-m", "+experiment=hard_sell", "steps=8",
-               "market.n_clients=300", "experiment.seeds=2", override,
-               f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert_one_line(result, 2, override.partition("=")[0])
+def test_a_plain_hydra_sweep_of_an_experiment_refuses_sweeping_its_own_keys(
+    tmp_path, monkeypatch, capsys, override
+):
+    from sim.cli.clientsim import main
+
+    args = ["-m", "+experiment=hard_sell", "steps=8", "market.n_clients=300",
+            "experiment.seeds=2", override, f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["clientsim"])  # main sets it for Hydra
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        code = main(args)
+    finally:
+        signal.signal(signal.SIGTERM, handler)  # main sets its own when none was set
+    out, err = capsys.readouterr()
+    assert_one_line(subprocess.CompletedProcess(args, code, out, err), 2, override.split("=")[0])
     assert not list((tmp_path / "sweep").glob("points/*"))
 
 
@@ -520,44 +552,46 @@ def test_the_join_refuses_two_jobs_that_ran_the_same_run(tmp_path, hard_sell_swe
         collect(sweep_dir)
 
 
-def test_a_value_for_an_axis_of_the_experiment_replaces_that_axis(tmp_path):
+def test_a_value_for_an_axis_of_the_experiment_replaces_that_axis(here, tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["run", "strategy", *SMOKE, "--dir", str(sweep_dir), "market/policy_mix=half_half"]
-    result = run_experiment(args, tmp_path)
+    result = here(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_parquet(sweep_dir / "runs.parquet")
     assert runs["point"].nunique() == 1 and runs["seed"].nunique() == 2
     assert "fit_filter" in set(runs["policy"])
 
 
-def test_a_seed_folder_holding_other_files_is_named_and_left_alone(tmp_path, hard_sell_sweep):
+def test_a_seed_folder_holding_other_files_is_named_and_left_alone(here, tmp_path, hard_sell_sweep):
     sweep_dir = _copy(hard_sell_sweep, tmp_path)
     run_dir = sorted(sweep_dir.glob("points/*/seed-*"))[0]
     shutil.rmtree(run_dir)
     _single_run(run_dir)  # a plain run written there by the user
     before = snapshot(run_dir)
     args = ["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)]
-    assert_one_line(run_experiment(args, tmp_path), 2, str(run_dir))
+    assert_one_line(here(args, tmp_path), 2, str(run_dir))
     assert snapshot(run_dir) == before
 
 
-def test_a_rerun_removes_only_its_own_job_records_and_progress_marks(tmp_path, hard_sell_sweep):
+def test_a_rerun_removes_only_its_own_job_records_and_progress_marks(
+    here, tmp_path, hard_sell_sweep
+):
     sweep_dir = _copy(hard_sell_sweep, tmp_path)
     (sweep_dir / "jobs" / "7.json").write_text('{"my": "notes"}')
     (sweep_dir / "jobs" / "notes.json").write_text("{}")
     (sweep_dir / ".progress").mkdir()
     (sweep_dir / ".progress" / "todo.txt").write_text("mine")
-    result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
+    result = here(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (sweep_dir / "jobs" / "7.json").read_text() == '{"my": "notes"}'
     assert (sweep_dir / "jobs" / "notes.json").exists()
     assert (sweep_dir / ".progress" / "todo.txt").read_text() == "mine"
 
 
-def test_a_sweep_whose_sweep_file_was_deleted_resumes(tmp_path, hard_sell_sweep):
+def test_a_sweep_whose_sweep_file_was_deleted_resumes(here, tmp_path, hard_sell_sweep):
     sweep_dir = _copy(hard_sell_sweep, tmp_path)
     (sweep_dir / ".sweep.json").unlink()
-    result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
+    result = here(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((sweep_dir / ".sweep.json").read_text())["experiment"] == "hard_sell"
     runs = pd.read_parquet(sweep_dir / "runs.parquet")
@@ -565,18 +599,18 @@ def test_a_sweep_whose_sweep_file_was_deleted_resumes(tmp_path, hard_sell_sweep)
 
 
 @pytest.mark.parametrize("command", ["list", "run"])
-def test_a_config_copy_whose_experiments_link_dangles_is_refused(tmp_path, command):
-    copy = tmp_path / "copy"
-    subprocess.run(["cp", "-r", str(ROOT / "configs"), str(copy)], check=True)
+def test_a_config_copy_whose_experiments_link_dangles_is_refused(here, tmp_path, command):
+    copy = tmp_path / "my-configs"
+    shutil.copytree(ROOT / "configs", copy, symlinks=True)  # `cp -r`: the link is copied
     args = ["list"] if command == "list" else ["run", "hard_sell", *SMOKE, "--dir", "s"]
-    result = run_experiment([*args, "--config-dir", str(copy)], tmp_path)
+    result = here([*args, "--config-dir", str(copy)], tmp_path)
     assert_one_line(result, 2, "holds no experiments", "cp -rL")
 
 
-def test_a_dir_under_a_file_is_refused_naming_the_file(tmp_path):
+def test_a_dir_under_a_file_is_refused_naming_the_file(here, tmp_path):
     (tmp_path / "afile").write_text("a file")
     args = ["run", "hard_sell", *SMOKE, "--dir", "afile/x"]
-    assert_one_line(run_experiment(args, tmp_path), 2, "--dir afile/x", "is a file")
+    assert_one_line(here(args, tmp_path), 2, "--dir afile/x", "is a file")
 
 
 def test_a_dir_a_live_run_holds_is_refused_naming_dir(tmp_path):
@@ -589,8 +623,8 @@ def test_a_dir_a_live_run_holds_is_refused_naming_dir(tmp_path):
     assert_one_line(result, 2, "--dir sweep", "being written")
 
 
-def test_the_final_hint_is_shell_quoted(tmp_path):
-    result = run_experiment(["run", "hard_sell", *SMOKE, "--dir", "ex (1)"], tmp_path)
+def test_the_final_hint_is_shell_quoted(here, tmp_path):
+    result = here(["run", "hard_sell", *SMOKE, "--dir", "ex (1)"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "clientsim-plot 'ex (1)'" in result.stdout
 
