@@ -37,9 +37,7 @@ def test_config_dir_has_the_documented_options():
 
 
 def test_primary_config_composes_and_validates():
-    cfg = compose([])
-    validate(cfg)
-    assert cfg.steps == 260 and cfg.engine == "vectorized"
+    validate(compose([]))
 
 
 @pytest.mark.parametrize("option", group_options())
@@ -71,12 +69,6 @@ def test_a_knob_set_in_the_base_preset_reaches_every_preset_that_does_not_set_it
 def test_network_option_sets_its_kind():
     for option in (o for o in group_options() if o.startswith("market/network=")):
         assert compose([option]).market.network.kind == option.partition("=")[2]
-
-
-def test_difficult_heavy_triples_the_difficult_share():
-    default = compose([]).clients.segments.difficult.share
-    heavy = compose(["clients=difficult_heavy"]).clients.segments.difficult.share
-    assert heavy == pytest.approx(3 * default)
 
 
 @pytest.mark.parametrize(
@@ -144,19 +136,6 @@ def test_a_network_parameter_removed_is_refused_as_missing():
         validate(compose(["~market.network.params.p"]))
 
 
-def test_defaults_match_the_calibration_of_model_md():
-    cfg = compose([])
-    assert cfg.market.price == 100
-    assert cfg.market.wage == 30
-    assert cfg.policies.fit_filter.threshold == 0.55
-    assert cfg.policies.picky.threshold == 0.85
-    assert cfg.policies.hard_sell.upsell_rate == 0.5
-    assert cfg.policies.serve_all.upsell_rate == 0.0
-    shares = {name: seg.share for name, seg in cfg.clients.segments.items()}
-    assert shares == {"partner": 0.40, "standard": 0.35, "bargain": 0.15, "difficult": 0.10}
-    assert (cfg.market.network.kind, cfg.market.network.params.k) == ("watts_strogatz", 10)
-
-
 # ---- declared ranges: every leaf of the schema ------------------------------------------------
 
 
@@ -171,12 +150,6 @@ def test_every_numeric_or_string_leaf_declares_what_it_allows():
         if kind not in (bool, str | None) and not {"range", "choices", "free"} & set(meta)
     ]
     assert undeclared == []
-
-
-def test_every_declared_range_holds_its_default():
-    validate(compose([]))
-    for option in group_options():
-        validate(compose([option]))
 
 
 def concrete_leaves(plain: dict) -> list[tuple[str, Range, str]]:

@@ -46,8 +46,6 @@ def test_the_preset_reads_back_the_bass_parameters_it_was_given(name):
     cfg = compose(docking.docking_overrides(p, q, n, weeks))
     assert docking.bass_parameters(cfg) == pytest.approx((p, q), rel=1e-5)
     assert cfg.market.network.kind == "complete" and cfg.engine == "vectorized"
-    preset = compose(["docking=bass"])  # the preset itself: the published mean (p, q)
-    assert docking.bass_parameters(preset) == pytest.approx((0.03, 0.38), rel=1e-5)
 
 
 def test_every_adopter_tells_every_week_and_nobody_leaves(bass_run):
