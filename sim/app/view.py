@@ -23,7 +23,8 @@ import solara
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from mesa.visualization import Slider, SolaraViz
+from mesa import DataCollector
+from mesa.visualization import Slider, SolaraViz, make_plot_component
 from omegaconf import OmegaConf
 
 from sim.config.checks import validate
@@ -156,17 +157,35 @@ class ClassroomMarket(mesa.Model):
         self.intake = watch_intake(self.market)
         self.cfg = cfg
         self.edges, self.positions = network_layout(self.market, cfg.seed)
+        # Mesa's DataCollector feeds Mesa's own plot component (`ReferralView`).
+        self.datacollector = DataCollector(
+            model_reporters={policy: _referrals_of(policy) for policy in POLICY_SHADES}
+        )
+        self.datacollector.collect(self)
 
     def step(self) -> None:
         """One week of the market, then its records."""
         self.market.step()
         self.recorder.collect(self.market)
+        self.datacollector.collect(self)
 
     def policy_series(self, column: str):
         """`column` of steps.parquet per policy and week (mean over the policy's businesses)."""
         steps = self.recorder.steps_frame()
         return steps.pivot_table(index="step", columns="policy", values=column,
                                  aggfunc="mean", observed=True)  # fmt: skip
+
+
+def _referrals_of(policy: str):
+    """A model reporter: `policy`'s referral acquisitions per business so far (NaN if none)."""
+
+    def referrals(model: ClassroomMarket) -> float:
+        if not model.recorder.steps:
+            return 0.0
+        total = model.policy_series("referral_acquisitions").cumsum()
+        return float(total[policy].iloc[-1]) if policy in total else float("nan")
+
+    return referrals
 
 
 def policy_colour(policy: str, shade: float = 0.7) -> tuple:
@@ -274,21 +293,17 @@ def IntakeView(model: ClassroomMarket) -> None:
     solara.FigureMatplotlib(fig, format="png", bbox_inches="tight")
 
 
-def ReferralView(model: ClassroomMarket) -> None:
-    """The referral loop: clients acquired through a neighbour's referral (per business)."""
-    fig = Figure(figsize=(6, 3.5))
-    ax = fig.subplots()
-    if model.recorder.steps:
-        total = model.policy_series("referral_acquisitions").cumsum()
-        for policy in total.columns:
-            ax.plot(total.index, total[policy], label=policy, color=policy_colour(policy))
-        ax.legend(loc="upper left")
-    ax.set_xlabel("week")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+def _referral_axes(ax) -> None:
     ax.set_ylabel("referral acquisitions\nper business (cumulative)")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Referral cascades: new clients who came through word of mouth", fontsize=10)
-    solara.FigureMatplotlib(fig, format="png", bbox_inches="tight")
+
+
+#: The referral loop, per policy: Mesa's plot component over the model's DataCollector.
+ReferralView, _ = make_plot_component(
+    {policy: mpl.colors.to_hex(policy_colour(policy)) for policy in POLICY_SHADES},
+    post_process=_referral_axes,
+)
 
 
 @solara.component
