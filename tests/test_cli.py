@@ -8,6 +8,7 @@ input is refused before Hydra runs: those cases call the front end's `main` in t
 import itertools
 import json
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -317,6 +318,15 @@ def test_every_flag_hydra_lists_is_read_before_hydra_runs(tmp_path, monkeypatch,
         except UserError:  # known, and wants a value
             continue
         assert unknown == [], flag
+
+
+def test_a_reader_that_leaves_early_ends_a_console_script_quietly(tmp_path):
+    script = Path(clientsim_script()).with_name("clientsim-experiment")
+    pipe = f"{shlex.quote(str(script))} list | head -1"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith("experiment")
 
 
 def test_write_atomic_replaces_the_target_in_one_step(tmp_path):

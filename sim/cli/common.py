@@ -9,6 +9,7 @@ is shown by `sim.progress.Progress` (the library's runs show theirs too).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -37,9 +38,15 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
 
     A `UserError` is printed as `prog: message` on stderr (exit code 2), Ctrl-C as
     `prog: interrupted` (130); a `SystemExit` raised inside (Hydra's, a sweep's) gives its code.
+    A reader that leaves (`clientsim-experiment list | head`) ends the output quietly.
     """
     try:
-        return body() or 0
+        code = body() or 0
+        sys.stdout.flush()  # here, where a reader that left is caught, not at the exit
+        return code
+    except BrokenPipeError:  # nothing more to print; Python must not fail flushing stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except UserError as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
