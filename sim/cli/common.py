@@ -27,6 +27,20 @@ class Parser(argparse.ArgumentParser):
         raise UserError(message)
 
 
+def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse options and config overrides (KEY=VALUE), which may also follow the options.
+
+    The overrides found after the options are appended to ``args.overrides``; anything else
+    unknown is a `UserError`.
+    """
+    args, extra = parser.parse_known_args(argv)
+    unknown = [e for e in extra if e.startswith("-") or "=" not in e]
+    if unknown:
+        raise UserError(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = [*getattr(args, "overrides", []), *extra]
+    return args
+
+
 def fail(prog: str, message: str, code: int = 2) -> NoReturn:
     """Print `prog: message` on stderr and exit with `code`."""
     print(f"{prog}: {message}", file=sys.stderr)

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sim.cli import clientsim
-from sim.cli.common import Parser, fail, run_command
+from sim.cli.common import Parser, fail, parse_with_overrides, run_command
 from sim.config.compose import CONFIG_DIR, first_line
 from sim.errors import UserError
 from sim.sweeps.collect import kept_runs
@@ -83,16 +83,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _experiment(argv: list[str]) -> int:
-    p = parser()
-    args, extra = p.parse_known_args(argv)  # overrides may also follow the options
-    unknown = [e for e in extra if e.startswith("-") or "=" not in e or args.command != "run"]
-    if unknown:
-        raise UserError(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parse_with_overrides(parser(), argv)
+    if args.command != "run" and args.overrides:
+        raise UserError(f"unrecognized arguments: {' '.join(args.overrides)}")
     config_dir = Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR
     if args.command == "list":
         show_list(config_dir)
         return 0
-    args.overrides = [*args.overrides, *extra]
     return run(args, config_dir)
 
 

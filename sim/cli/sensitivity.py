@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.cli.common import Parser, run_command
+from sim.cli.common import Parser, parse_with_overrides, run_command
 from sim.errors import UserError
 from sim.progress import Progress
 from sim.runs.owned import check_writable, refuse_foreign
@@ -169,12 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sensitivity(argv: list[str]) -> None:
-    p = parser()
-    args, extra = p.parse_known_args(argv)  # overrides may also follow the options
-    unknown = [e for e in extra if e.startswith("-") or "=" not in e]
-    if unknown:
-        raise UserError(f"unrecognized arguments: {' '.join(unknown)}")
-    args.overrides = [*args.overrides, *extra]
+    args = parse_with_overrides(parser(), argv)
     check_outputs(args)
     base = sa.base_config(args.overrides, clients=args.clients, weeks=args.weeks)
     names = _sobol_params(args) if args.method == "sobol" else args.params
