@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 VIZ_STAMP := $(VENV)/.installed-viz
 
 PORT ?= 8765
-XDIST := -n auto --dist loadgroup
+XDIST := -n auto --dist loadfile
 FAST := not slow and not browser and not slurm and not subprocess
 
 .PHONY: run test test-fast lint app bench bench-sweep results clean
@@ -13,7 +13,7 @@ FAST := not slow and not browser and not slurm and not subprocess
 run: $(STAMP)
 	$(VENV)/bin/clientsim $(ARGS)
 
-# Every test, on every core (pytest-xdist; the markers and groups: tests/conftest.py). The
+# Every test, on every core (pytest-xdist, a module per worker; markers: tests/conftest.py). The
 # tests marked slurm need a Slurm (`.ci/slurm.sh up`); without one they are skipped.
 test: $(STAMP) $(VIZ_STAMP)
 	$(VENV)/bin/python -m pytest $(XDIST) $(ARGS)

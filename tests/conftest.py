@@ -1,4 +1,4 @@
-"""Shared fixtures, and the markers and xdist groups each test gets from what it does.
+"""Shared fixtures, and the markers each test gets from what it does.
 
 Markers (registered in pyproject.toml), so that `make test-fast` can leave out the slow part:
 - `browser`: the tests of test_app_browser.py (a real Chromium);
@@ -7,9 +7,11 @@ Markers (registered in pyproject.toml), so that `make test-fast` can leave out t
   uses, refers to the `subprocess` module;
 - `slow`: the tests named in SLOW or using a fixture in SLOW_FIXTURES (over about 1 s).
 
-Under pytest-xdist (`make test`: `-n auto --dist loadgroup`) the tests marked `slurm` run one
-after another on one worker (one node; they queue, hold and cancel jobs), and the tests that
-share an expensive module-scoped fixture (SHARED) run on one worker, which builds it once.
+Under pytest-xdist, `make test` runs `-n auto --dist loadfile`: a module's tests stay on one
+worker, so that a module-scoped fixture (a sweep, the facts table, a Bass run) is built once and
+the tests marked `slurm` (one node; they queue, hold and cancel jobs) run one after another.
+(`--dist loadgroup` with `xdist_group` marks would split finer, but with pytest 9.2 and
+pytest-xdist 3.8 it ignores the marks: pytest-dev/pytest-xdist#1386.)
 """
 
 import inspect
@@ -104,11 +106,6 @@ SLOW = {
 #: Module-scoped fixtures that run simulations or sweeps: a test that uses one is slow too.
 SLOW_FIXTURES = {"smoke_dirs", "facts_table", "bass_run", "morris_dir"}
 
-#: Module-scoped fixtures that run simulations. The tests of a module that use any of them form
-#: one xdist group (one per parameter of a parametrized fixture, such as bass_run).
-SHARED = {"smoke_dirs", "hard_sell_sweep", "facts_table", "bass_run", "morris_dir", "seed0",
-          "seed0_again", "seed1"}  # fmt: skip
-
 
 @pytest.fixture(scope="session")
 def small_overrides() -> list[str]:
@@ -150,9 +147,8 @@ def is_slow(item: pytest.Item) -> bool:
     return bool(SLOW_FIXTURES & set(item.fixturenames))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test by what it does; group the tests that share a costly fixture or Slurm."""
+    """Mark each test `browser`, `slow` or `subprocess` by what it does."""
     for item in items:
         if item.path.name == "test_app_browser.py":
             item.add_marker(pytest.mark.browser)
@@ -162,14 +158,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses = [item.function, *(module.get(name) for name in item.fixturenames)]
         if any(starts_a_process(function, set()) for function in uses):
             item.add_marker(pytest.mark.subprocess)
-        if item.get_closest_marker("slurm"):
-            item.add_marker(pytest.mark.xdist_group("slurm"))
-        elif shared := SHARED & set(item.fixturenames):
-            item.add_marker(pytest.mark.xdist_group(group_name(item, shared)))
-
-
-def group_name(item: pytest.Item, shared: set[str]) -> str:
-    """The module's name, and the parameters of the shared fixtures that are parametrized."""
-    params = item.callspec.params if hasattr(item, "callspec") else {}
-    values = [str(params[name]) for name in sorted(shared) if name in params]
-    return "-".join([item.path.stem, *values])
