@@ -201,12 +201,12 @@ def sweeper(sweep_dir: Path) -> str:
     return OmegaConf.load(hydra_yaml).hydra.sweeper._target_
 
 
-def test_progress_is_printed_as_lines_with_runs_done_and_time_left(tmp_path):
-    result = run_experiment(["run", "hard_sell", "--smoke", "--launcher", "basic",
-                             "--dir", str(tmp_path / "s")], tmp_path)  # fmt: skip
-    progress = [line for line in result.stdout.splitlines() if "runs done" in line]
+def test_progress_is_printed_as_lines_with_runs_done_and_time_left(tmp_path, capsys):
+    smoke("hard_sell", tmp_path / "s")  # stdout is not a terminal here, as in a pipe
+    out = capsys.readouterr().out
+    progress = [line for line in out.splitlines() if "runs done" in line]
     assert progress[-1].startswith("clientsim-experiment: 2/2 runs done") and "left" in progress[0]
-    assert "\r" not in result.stdout
+    assert "\r" not in out
 
 
 @pytest.mark.parametrize(
@@ -218,10 +218,10 @@ def test_progress_is_printed_as_lines_with_runs_done_and_time_left(tmp_path):
         ["run", "strategy", "experiment.metrics=[profit]"],
     ],
 )
-def test_a_bad_design_exits_2_with_one_line_before_anything_runs(tmp_path, args):
-    result = run_experiment([*args, "--dir", str(tmp_path / "sweep")], tmp_path)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith("clientsim-experiment: invalid config: ")
+def test_a_bad_design_exits_2_with_one_line_before_anything_runs(tmp_path, capsys, args):
+    assert experiment_main([*args, "--dir", str(tmp_path / "sweep")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("clientsim-experiment: invalid config: ")
     assert not (tmp_path / "sweep").exists()
 
 
