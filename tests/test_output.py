@@ -40,6 +40,29 @@ def refused(result: subprocess.CompletedProcess, *words: str) -> None:
 
 
 @pytest.fixture
+def here(capsys, monkeypatch):
+    """`python -m sim args` run in this process from `cwd`, as `run_cli` does.
+
+    The same main, exit code and output, without starting Python; the tests that need a real
+    process (signals, kills, a pipe, a run another process holds) keep `run_cli`.
+    """
+    from sim.cli.clientsim import main
+
+    monkeypatch.setattr(sys, "argv", ["clientsim"])  # main sets it for Hydra
+    handler = signal.getsignal(signal.SIGTERM)
+
+    def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(args)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    yield run
+    signal.signal(signal.SIGTERM, handler)  # main sets its own when none was set
+
+
+@pytest.fixture
 def user_folder(tmp_path) -> Path:
     folder = tmp_path / "mydir"
     (folder / "notes").mkdir(parents=True)
@@ -49,10 +72,10 @@ def user_folder(tmp_path) -> Path:
 
 
 def test_an_output_dir_holding_a_users_files_is_refused_and_kept(
-    tmp_path, small_overrides, user_folder
+    here, tmp_path, small_overrides, user_folder
 ):
     before = tree(tmp_path)
-    result = run_cli([*small_overrides, "output_dir=mydir"], cwd=tmp_path)
+    result = here([*small_overrides, "output_dir=mydir"], tmp_path)
     refused(result, "output_dir=", "thesis.txt", "did not write")
     assert tree(tmp_path) == before
 
@@ -65,43 +88,47 @@ def test_the_working_directory_as_output_dir_is_refused(tmp_path, small_override
     assert tree(tmp_path) == before
 
 
-def test_a_run_replaces_an_earlier_run_but_not_a_run_a_user_added_to(tmp_path, small_overrides):
+def test_a_run_replaces_an_earlier_run_but_not_a_run_a_user_added_to(
+    here, tmp_path, small_overrides
+):
     out = tmp_path / "out"
-    assert run_cli([*small_overrides, "seed=0", "output_dir=out"], cwd=tmp_path).returncode == 0
+    assert here([*small_overrides, "seed=0", "output_dir=out"], tmp_path).returncode == 0
     assert json.loads((out / MARKER).read_text())["kind"] == "run"
-    again = run_cli([*small_overrides, "seed=1", "output_dir=out"], cwd=tmp_path)
+    again = here([*small_overrides, "seed=1", "output_dir=out"], tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "summary.json").read_text())["seed"] == 1
     (out / "my-notes.txt").write_text("mine")
     before = tree(tmp_path)
-    refused(run_cli([*small_overrides, "output_dir=out"], cwd=tmp_path), "my-notes.txt")
+    refused(here([*small_overrides, "output_dir=out"], tmp_path), "my-notes.txt")
     assert tree(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_a_multirun_replaces_an_earlier_multirun_whole_and_a_run_may_not(tmp_path, small_overrides):
-    first = run_cli(["-m", "seed=1,2,3", *small_overrides, "output_dir=m"], cwd=tmp_path)
+def test_a_multirun_replaces_an_earlier_multirun_whole_and_a_run_may_not(
+    here, tmp_path, small_overrides
+):
+    first = here(["-m", "seed=1,2,3", *small_overrides, "output_dir=m"], tmp_path)
     assert first.returncode == 0, first.stderr
-    again = run_cli(["-m", "seed=5,6", *small_overrides, "output_dir=m"], cwd=tmp_path)
+    again = here(["-m", "seed=5,6", *small_overrides, "output_dir=m"], tmp_path)
     assert again.returncode == 0, again.stderr
     jobs = sorted(p.name for p in (tmp_path / "m").iterdir() if p.is_dir())
     assert jobs == ["0", "1"]  # no job of the first sweep beside the second's
     seeds = [json.loads((tmp_path / "m" / j / "summary.json").read_text())["seed"] for j in jobs]
     assert seeds == [5, 6]
     before = tree(tmp_path)
-    refused(run_cli([*small_overrides, "output_dir=m"], cwd=tmp_path), "multirun, not a run")
+    refused(here([*small_overrides, "output_dir=m"], tmp_path), "multirun, not a run")
     assert tree(tmp_path) == before
 
 
-def test_a_symlinked_output_dir_is_written_through(tmp_path, small_overrides):
+def test_a_symlinked_output_dir_is_written_through(here, tmp_path, small_overrides):
     disk = tmp_path / "disk" / "runs"
     disk.mkdir(parents=True)
     (tmp_path / "link").symlink_to(disk)
-    result = run_cli([*small_overrides, "output_dir=link"], cwd=tmp_path)
+    result = here([*small_overrides, "output_dir=link"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "link").is_symlink() and (disk / "summary.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "link"]
-    again = run_cli([*small_overrides, "seed=4", "output_dir=link"], cwd=tmp_path)
+    again = here([*small_overrides, "seed=4", "output_dir=link"], tmp_path)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "link").is_symlink()
     assert json.loads((disk / "summary.json").read_text())["seed"] == 4
@@ -182,14 +209,16 @@ def test_hydra_run_dir_is_staged_and_locked_like_output_dir(tmp_path, small_over
     ],
     ids=["non-ASCII and parentheses", "a comma under -m"],
 )
-def test_quoted_paths_with_any_character_work(tmp_path, small_overrides, args, where):
-    result = run_cli([*args, *small_overrides], cwd=tmp_path)
+def test_quoted_paths_with_any_character_work(here, tmp_path, small_overrides, args, where):
+    result = here([*args, *small_overrides], tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / where / "summary.json").exists()
 
 
-def test_an_unquoted_comma_under_multirun_is_not_a_sweep_of_directories(tmp_path, small_overrides):
-    result = run_cli(["-m", "seed=1,2", "output_dir=a,b", *small_overrides], cwd=tmp_path)
+def test_an_unquoted_comma_under_multirun_is_not_a_sweep_of_directories(
+    here, tmp_path, small_overrides
+):
+    result = here(["-m", "seed=1,2", "output_dir=a,b", *small_overrides], tmp_path)
     refused(result, "output_dir=", "cannot be swept", "quote")
     assert list(tmp_path.iterdir()) == []
 
@@ -306,10 +335,10 @@ def test_sigterm_ends_a_run_with_one_line_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_experiment_through_clientsim_refuses_a_users_folder(tmp_path, user_folder):
+def test_an_experiment_through_clientsim_refuses_a_users_folder(here, tmp_path, user_folder):
     before = tree(tmp_path)
     args = ["-m", "+experiment=hard_sell", "output_dir=mydir", "steps=4", "experiment.seeds=1"]
-    refused(run_cli([*args, "market.n_clients=300"], cwd=tmp_path), "output_dir=", "no sweep")
+    refused(here([*args, "market.n_clients=300"], tmp_path), "output_dir=", "no sweep")
     assert tree(tmp_path) == before
 
 
@@ -344,8 +373,8 @@ def test_a_place_outside_the_runs_directory_is_refused(tmp_path, monkeypatch, ca
     assert [p.name for p in tmp_path.iterdir()] == ["victim"]
 
 
-def test_a_run_into_a_job_of_a_finished_sweep_is_refused(tmp_path, small_overrides, capsys):
-    sweep = run_cli(["-m", "seed=1,2", *small_overrides, "output_dir=m"], cwd=tmp_path)
+def test_a_run_into_a_job_of_a_finished_sweep_is_refused(here, tmp_path, small_overrides, capsys):
+    sweep = here(["-m", "seed=1,2", *small_overrides, "output_dir=m"], tmp_path)
     assert sweep.returncode == 0, sweep.stderr
     before = tree(tmp_path)
     refused_in_process(capsys, [f"output_dir={tmp_path / 'm' / '0'}"], "inside", "multirun")
