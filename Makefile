@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 VIZ_STAMP := $(VENV)/.installed-viz
 
 PORT ?= 8765
-XDIST := -n auto --dist loadfile --no-loadscope-reorder
+XDIST := -n auto --dist loadfile
 FAST := not slow and not browser and not slurm and not subprocess
 
 .PHONY: run test test-fast lint app bench bench-sweep results clean

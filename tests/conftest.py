@@ -103,24 +103,6 @@ SLOW = {
     "test_sweep.py": {"test_list_shows_every_experiment_with_its_size"},
 }
 
-#: The longest modules (seconds of one worker, quiet 2-core machine), handed out first so that
-#: none of them starts last (`make test` passes --no-loadscope-reorder: modules go out in this
-#: order, then the rest as collected). test_slurm mostly waits for Slurm.
-LONGEST_FIRST = [
-    "test_slurm.py",  # 80 s
-    "test_sweep_safety.py",  # 120 s
-    "test_sweep.py",  # 100 s
-    "test_output.py",  # 60 s
-    "test_cli.py",  # 35 s
-    "test_tutorial.py",  # 27 s
-    "test_app_browser.py",  # 24 s
-    "test_layout.py",  # 20 s
-    "test_engines.py",
-    "test_docking.py",
-    "test_api.py",
-    "test_model.py",
-]
-
 #: Module-scoped fixtures that run simulations or sweeps: a test that uses one is slow too.
 SLOW_FIXTURES = {"smoke_dirs", "facts_table", "bass_run", "morris_dir"}
 
@@ -166,9 +148,7 @@ def is_slow(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test `browser`, `slow` or `subprocess` by what it does; longest modules first."""
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: modules stay whole
+    """Mark each test `browser`, `slow` or `subprocess` by what it does."""
     for item in items:
         if item.path.name == "test_app_browser.py":
             item.add_marker(pytest.mark.browser)

@@ -238,11 +238,12 @@ def test_a_closed_pipe_after_the_run_keeps_its_results(tmp_path, small_overrides
 def test_a_lock_removed_under_a_late_locker_is_never_held_twice(tmp_path, monkeypatch):
     """B opens the lock file, A releases (removing it), B locks the orphan, C locks anew."""
     out = tmp_path / "out"
-    released, b_locked = threading.Event(), threading.Event()
+    released, b_opened, b_locked = threading.Event(), threading.Event(), threading.Event()
     flock = fcntl.flock
 
     def late_flock(fd, operation):
         if threading.current_thread().name == "B" and not b_locked.is_set():
+            b_opened.set()
             released.wait(10)  # B was slow between opening and locking
             b_locked.set()
         return flock(fd, operation)
@@ -263,7 +264,7 @@ def test_a_lock_removed_under_a_late_locker_is_never_held_twice(tmp_path, monkey
     with output.output_lock(out):
         thread = threading.Thread(target=b, name="B")
         thread.start()
-        time.sleep(0.2)  # B has opened the lock file and waits to lock it
+        b_opened.wait(10)  # B has opened the lock file and waits to lock it
     released.set()  # A released: the file B opened is gone
     with output.output_lock(out):  # C
         holders.append("C")
