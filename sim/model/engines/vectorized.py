@@ -216,6 +216,21 @@ class VectorizedModel(MarketModel):
             self.per_market(s["first_job_week"] >= 0),
         )
 
+    def apply(self, updates: state.Updates) -> None:
+        """`MarketModel.apply` with the client fields' arrays indexed directly (for speed).
+
+        The same writes in the same order: an added amount is read, added and written back;
+        a pair field, or a `Tally`, goes through the shared method.
+        """
+        s = self.s
+        for change in updates:
+            if type(change) is state.Change and change.name not in state.PAIR_NAMES:
+                name, ids, values, add, _ = change
+                column = s[name]
+                column[ids] = column[ids] + values if add else values
+            else:
+                super().apply(state.Updates((change,)))
+
     def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
         """Field `name` of the clients `ids` (see `MarketModel.read`)."""
         if name in state.PAIR_NAMES:
