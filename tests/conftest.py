@@ -15,11 +15,19 @@ pytest-xdist 3.8 it ignores the marks: pytest-dev/pytest-xdist#1386.)
 """
 
 import inspect
+import os
 import subprocess
+import sys
 import types
 from pathlib import Path
 
 import pytest
+
+# The suite starts hundreds of Python processes (the console scripts, sweep workers). Where the
+# environment sets PYTHONDONTWRITEBYTECODE, each of them would compile the package anew (about
+# 0.4 s): let this process and its children keep the compiled modules (git ignores them).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 TESTS = Path(__file__).resolve().parent
 ALL = None  # in SLOW: every test of the module
