@@ -236,16 +236,16 @@ def test_a_closed_pipe_after_the_run_keeps_its_results(tmp_path, small_overrides
 
 
 def test_a_lock_removed_under_a_late_locker_is_never_held_twice(tmp_path, monkeypatch):
-    """B opens the lock file, A releases (removing it), B locks the orphan, C locks anew."""
+    """B opens the lock file, A releases (removing it), C locks anew, B locks the orphan."""
     out = tmp_path / "out"
-    released, b_opened, b_locked = threading.Event(), threading.Event(), threading.Event()
+    b_opened, c_locked, b_locking = threading.Event(), threading.Event(), threading.Event()
     flock = fcntl.flock
 
     def late_flock(fd, operation):
-        if threading.current_thread().name == "B" and not b_locked.is_set():
+        if threading.current_thread().name == "B" and not b_locking.is_set():
             b_opened.set()
-            released.wait(10)  # B was slow between opening and locking
-            b_locked.set()
+            c_locked.wait(10)  # B was slow between opening and locking
+            b_locking.set()
         return flock(fd, operation)
 
     monkeypatch.setattr(output.fcntl, "flock", late_flock)
@@ -255,24 +255,22 @@ def test_a_lock_removed_under_a_late_locker_is_never_held_twice(tmp_path, monkey
         try:
             with output.output_lock(out):
                 holders.append("B")
-                time.sleep(0.3)
-                holders.remove("B")
             outcome["B"] = "held"
         except OutputBusy:
             outcome["B"] = "busy"
 
-    with output.output_lock(out):
+    with output.output_lock(out):  # A
         thread = threading.Thread(target=b, name="B")
         thread.start()
         b_opened.wait(10)  # B has opened the lock file and waits to lock it
-    released.set()  # A released: the file B opened is gone
+    # A released: the file B opened is gone
     with output.output_lock(out):  # C
         holders.append("C")
-        b_locked.wait(10)
-        time.sleep(0.1)
+        c_locked.set()
+        thread.join(10)  # B locks the orphan, sees it is not the lock file, finds C's
+        assert b_locking.is_set() and not thread.is_alive()
         assert holders == ["C"]  # B did not take the orphan for the lock
         holders.remove("C")
-    thread.join(10)
     assert outcome["B"] == "busy"  # B found C holding the new lock file
     assert not (tmp_path / ".out.lock").exists()
 
