@@ -89,7 +89,7 @@ def test_installed_clientsim_runs_and_lists_experiments_from_another_directory(t
             ignore=shutil.ignore_patterns("__pycache__"),
         )  # fmt: skip
     env_dir = tmp_path / "env"
-    venv.create(env_dir, with_pip=True)
+    venv.create(env_dir)  # without pip: this venv's pip installs into it (`pip --python`)
     python = env_dir / "bin" / "python"
     # The dependencies come from this venv (read-only, appended to sys.path after the
     # installed package): the test checks the package, not an index.
@@ -100,7 +100,8 @@ def test_installed_clientsim_runs_and_lists_experiments_from_another_directory(t
     deps = [p for p in sys.path if p.endswith("site-packages")]
     Path(site, "deps.pth").write_text("\n".join(deps) + "\n")
     subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--no-deps", str(source)],
+        [sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
+         str(source)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     elsewhere = tmp_path / "elsewhere"
