@@ -41,8 +41,7 @@ def parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``clientsim-calibrate``; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    return run_command(PROG, lambda: _calibrate(argv))
+    return run_command(PROG, _calibrate, argv)
 
 
 def _calibrate(argv: list[str]) -> None:

@@ -320,8 +320,7 @@ def _app(cfg: DictConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `clientsim` command; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    return run_command(PROG, lambda: _run(argv))
+    return run_command(PROG, _run, argv)
 
 
 def _run(argv: list[str]) -> None:

@@ -47,15 +47,17 @@ def fail(prog: str, message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
-def run_command(prog: str, body: Callable[[], int | None]) -> int:
-    """Run a front end's `body`; return its exit code.
+def run_command(
+    prog: str, body: Callable[[list[str]], int | None], argv: list[str] | None = None
+) -> int:
+    """Run a front end's `body` on `argv` (default: the process's arguments); return its exit code.
 
     A `UserError` is printed as `prog: message` on stderr (exit code 2), Ctrl-C as
     `prog: interrupted` (130); a `SystemExit` raised inside (Hydra's, a sweep's) gives its code.
     A reader that leaves (`clientsim-experiment list | head`) ends the output quietly.
     """
     try:
-        code = body() or 0
+        code = body(sys.argv[1:] if argv is None else argv) or 0
         sys.stdout.flush()  # here, where a reader that left is caught, not at the exit
         return code
     except BrokenPipeError:  # nothing more to print; Python must not fail flushing stdout

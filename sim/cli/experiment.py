@@ -20,7 +20,6 @@ import os
 import re
 import shlex
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,8 +77,7 @@ def parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `clientsim-experiment`; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    return run_command(PROG, lambda: _experiment(argv))
+    return run_command(PROG, _experiment, argv)
 
 
 def _experiment(argv: list[str]) -> int:

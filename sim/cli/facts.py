@@ -6,7 +6,6 @@ The front end of `sim.validation.measure`: parse, measure, print the table (and 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from sim.cli.common import Parser, run_command, size_arguments
@@ -40,8 +39,7 @@ def parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``clientsim-facts``; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    return run_command(PROG, lambda: _facts(argv))
+    return run_command(PROG, _facts, argv)
 
 
 def _facts(argv: list[str]) -> None:

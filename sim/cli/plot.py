@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     2 with one line on a bad DIR (or a file in figures/ that clientsim did not write), 1 with
     one line if the figures cannot be written.
     """
-    argv = sys.argv[1:] if argv is None else argv
-    return run_command(PROG, lambda: _plot(argv))
+    return run_command(PROG, _plot, argv)
 
 
 def _plot(argv: list[str]) -> int:

@@ -12,7 +12,6 @@ every claim is judged and docs/RESULTS.md written.
 from __future__ import annotations
 
 import json
-import sys
 
 from sim.analysis.report import RESULTS_DIR, SWEEP_NAME, by_hypothesis, write_results
 from sim.cli import experiment
@@ -34,8 +33,7 @@ def parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m sim.cli.report`; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    return run_command(PROG, lambda: _report(argv))
+    return run_command(PROG, _report, argv)
 
 
 def _report(argv: list[str]) -> int:

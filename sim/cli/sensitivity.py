@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -164,8 +163,7 @@ def parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `clientsim-sensitivity`; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    return run_command(PROG, lambda: _sensitivity(argv))
+    return run_command(PROG, _sensitivity, argv)
 
 
 def _sensitivity(argv: list[str]) -> None:
