@@ -166,3 +166,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses = [item.function, *(module.get(name) for name in item.fixturenames)]
         if any(starts_a_process(function, set()) for function in uses):
             item.add_marker(pytest.mark.subprocess)
+
+
+def in_process(main, capsys, monkeypatch):
+    """A console script's `main(argv)` run in this process from `cwd`, as a subprocess would.
+
+    Returns `run(args, cwd)`: the exit code and output as a `subprocess.CompletedProcess`.
+    """
+
+    def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(args)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run

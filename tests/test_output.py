@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import in_process
 from test_cli import run_cli, start_long_run, wait_for_staging
 
 from sim.runs import output
@@ -51,14 +52,7 @@ def here(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["clientsim"])  # main sets it for Hydra
     handler = signal.getsignal(signal.SIGTERM)
 
-    def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-        monkeypatch.chdir(cwd)
-        capsys.readouterr()
-        code = main(args)
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    yield run
+    yield in_process(main, capsys, monkeypatch)
     signal.signal(signal.SIGTERM, handler)  # main sets its own when none was set
 
 

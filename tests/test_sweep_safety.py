@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import in_process
 from omegaconf import OmegaConf
 
 from sim.cli.experiment import main as experiment_main
@@ -45,14 +46,7 @@ def here(capsys, monkeypatch):
     end-to-end run per kind keep `run_experiment`.
     """
 
-    def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-        monkeypatch.chdir(cwd)
-        capsys.readouterr()
-        code = experiment_main(args)
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
+    return in_process(experiment_main, capsys, monkeypatch)
 
 
 def start_experiment(args: list[str], cwd: Path) -> subprocess.Popen:
