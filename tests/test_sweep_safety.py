@@ -131,19 +131,20 @@ def test_a_rerun_into_the_same_experiments_sweep_is_accepted(tmp_path, hard_sell
 DAMAGED = ["seed-*/run.parquet", "seed-*/steps.parquet", "point.json"]
 
 
-def _truncate_one(sweep_dir: Path, pattern: str) -> Path:
+def _damaged_copy(sweep: Path, tmp_path: Path, pattern: str) -> tuple[Path, Path]:
+    """A copy of `sweep` in tmp_path/sweep with its first file matching `pattern` truncated."""
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(sweep, sweep_dir, symlinks=True)
     damaged = sorted(sweep_dir.glob(f"points/*/{pattern}"))[0]
     damaged.write_bytes(damaged.read_bytes()[:100])
-    return damaged
+    return sweep_dir, damaged
 
 
 @pytest.mark.parametrize("pattern", DAMAGED)
 def test_the_join_fails_with_one_line_naming_a_run_file_that_does_not_read_back(
     tmp_path, hard_sell_sweep, capsys, pattern
 ):
-    sweep_dir = tmp_path / "sweep"
-    shutil.copytree(hard_sell_sweep, sweep_dir, symlinks=True)
-    damaged = _truncate_one(sweep_dir, pattern)
+    sweep_dir, damaged = _damaged_copy(hard_sell_sweep, tmp_path, pattern)
     with pytest.raises(SweepError, match=str(damaged)):
         collect(sweep_dir)
     config = OmegaConf.create({"experiment": {"name": "hard_sell", "sweep_id": None},
@@ -159,9 +160,7 @@ def test_the_join_fails_with_one_line_naming_a_run_file_that_does_not_read_back(
 def test_a_rerun_redoes_a_run_whose_files_do_not_read_back(
     here, tmp_path, hard_sell_sweep, pattern
 ):
-    sweep_dir = tmp_path / "sweep"
-    shutil.copytree(hard_sell_sweep, sweep_dir, symlinks=True)
-    damaged = _truncate_one(sweep_dir, pattern)
+    sweep_dir, damaged = _damaged_copy(hard_sell_sweep, tmp_path, pattern)
     result = here(["run", "hard_sell", *SMOKE, "--dir", str(sweep_dir)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     clean = hard_sell_sweep / damaged.relative_to(sweep_dir)
