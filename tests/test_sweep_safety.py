@@ -356,9 +356,14 @@ def _wait_for_runs(process: subprocess.Popen, done: int) -> dict[int, str]:
     return children
 
 
-def _alive(processes: dict[int, str]) -> list[int]:
-    time.sleep(3)
-    return [pid for pid in processes if (_stat(pid) or ["Z"])[0] not in "ZX"]
+def _alive(processes, within: float = 10.0) -> list[int]:
+    """The processes still running once `within` seconds have passed (or none is)."""
+    deadline = time.monotonic() + within
+    while True:
+        alive = [pid for pid in processes if (_stat(pid) or ["Z"])[0] not in "ZX"]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -646,8 +651,7 @@ def test_a_sigkilled_sweep_leaves_no_worker_running(tmp_path):
         assert children  # the joblib workers
         process.kill()
         process.wait(timeout=30)
-        time.sleep(5)
-        alive = [pid for pid in children if (_stat(pid) or ["Z"])[0] not in "ZX"]
+        alive = _alive(children)
     finally:
         if process.poll() is None:
             process.kill()
