@@ -158,7 +158,8 @@ def test_rush_hours_go_to_due_jobs_up_to_their_share_of_capacity_at_a_premium():
     assert firms.hours_worked[0] == 8.0 and firms.rush_hours[0] == 2.0
     market = firms.cfg.market
     firms.close_accounts()
-    wages = market.wage * 8.0 + market.wage * market.service.rush_premium * 2.0
+    rush_pay = (market.wage + market.salary) * market.service.rush_premium
+    wages = market.wage * 8.0 + rush_pay * 2.0
     assert firms.costs[0] == pytest.approx(wages + firms.fixed_cost[0])
 
 

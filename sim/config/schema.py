@@ -277,7 +277,7 @@ class Service:
     difficult_above: float = unit()
     rework_share: float = num(0, 10)  # unbilled rework hours per hour a misdiagnosis missed
     rush_share: float = num(0, 10)  # overtime a week for due jobs, a share of capacity
-    rush_premium: float = num(1, 10)  # the wage of an overtime hour, a multiple of `wage`
+    rush_premium: float = num(1, 10)  # an overtime hour's pay over (wage + salary)
 
 
 @dataclass

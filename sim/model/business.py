@@ -192,7 +192,8 @@ class Firms:
 
         With `service.rush_share` > 0 a business then works overtime, up to that share of its
         capacity, on the jobs still unfinished that are due this week or overdue (`due`), in
-        the same order: rush hours, paid at `wage` x `service.rush_premium`.
+        the same order: rush hours, each paid `service.rush_premium` x (`wage` + `salary`),
+        the whole pay of an hour of capacity at an overtime premium.
 
         Args:
             business: the business of each job (rows sorted by business).
@@ -227,8 +228,9 @@ class Firms:
         market, active = self.cfg.market, self.active
         worked = self.hours_worked + self.screening_hours + self.diagnosis_hours
         wages = market.wage * worked
-        if market.service.rush_share > 0:  # overtime at a premium
-            wages = wages + market.wage * market.service.rush_premium * self.rush_hours
+        if market.service.rush_share > 0:  # overtime: an hour's whole pay, at a premium
+            rush_pay = (market.wage + market.salary) * market.service.rush_premium
+            wages = wages + rush_pay * self.rush_hours
         self.costs[:] = np.where(active, wages + self.fixed_cost, 0.0)
         self.profit[:] = np.where(active, self.revenue - self.costs, 0.0)
         self.cash += self.profit  # +0 for a business that has exited
@@ -318,7 +320,7 @@ class Business(mesa.Agent):
     disputes = Entry(int)  # late jobs disputed
     failed = Entry(int)  # impossible jobs that failed
     rework_hours = Entry(float)  # unbilled rework hours of the jobs completed
-    rush_hours = Entry(float)  # overtime hours worked, at wage x rush_premium
+    rush_hours = Entry(float)  # overtime hours worked, at (wage + salary) x rush_premium
     billed_hours = Entry(float)  # billed hours of the jobs completed
 
     def __init__(self, model: mesa.Model, firms: Firms, index: int) -> None:
