@@ -515,6 +515,13 @@ SCENARIOS = {
         "policies.hard_sell.serves=user", "policies.serve_all.culture_strength=0.3",
         "clients.wom.matching=0.5",
     ),
+    # issue 23, jobs: prepayment disliked and refunded, disputes, failures, rework, rush
+    "jobs-switches": (
+        "market.demand_supply_ratio=2", "clients.choice.beta_prepay=-1",
+        "clients.patience.prepaid_leave=true", "market.payment.dispute_late=0.5",
+        "market.jobs.impossible_failure=0.5", "market.service.rework_share=0.5",
+        "market.service.rush_share=0.2",
+    ),
 }  # fmt: skip
 
 

@@ -154,6 +154,7 @@ class Choice:
     beta_alignment: float = num(0, 50)
     beta_price: float = num(0, 50)  # subtracted: a higher price deters
     beta_wait: float = num(-50, 0)  # added: negative, a longer queue deters
+    beta_prepay: float = num(-50, 0)  # added: negative, a business that requires prepayment deters
     noise: float = num(0, 50, lo_open=True)  # Gumbel scale
 
 
@@ -170,6 +171,7 @@ class Satisfaction:
     extras: float = unit()
     late: float = unit()
     difficulty: float = unit()
+    failed: float = unit()  # an impossible job that failed (`market.jobs.impossible_failure`)
     noise: float = num(0, 1)
     retention_slope: float = num(0, 100)
 
@@ -221,6 +223,7 @@ class Patience:
     median_weeks: float = num(0, MAX_WEEKS, lo_open=True)
     sigma: float = num(0, 3)  # log s.d.
     penalty: float = unit()  # satisfaction lost by a client who leaves a business's queue
+    prepaid_leave: bool = MISSING  # a prepaid client leaves a queue too, and is refunded
 
 
 @dataclass
@@ -261,24 +264,30 @@ class Jobs:
     misdiagnosed_low: float = num(0, 10, lo_open=True)  # shares of the true size ...
     misdiagnosed_high: float = num(0, 10, lo_open=True)  # ... low <= high
     deadline_weeks: int = num(1, 520)
+    impossible_failure: float = unit()  # P(an accepted job of deadline 0 fails: nothing paid)
 
 
 @dataclass
 class Service:
-    """Hours a job takes beyond its billed hours (difficulty, conflict)."""
+    """Hours a job takes beyond its billed hours (difficulty, conflict, rework, rush)."""
 
     difficulty_hours: float = num(0, 100)
     conflict_prob: float = unit()
     conflict_hours: float = num(0, 100)
     difficult_above: float = unit()
+    rework_share: float = num(0, 10)  # unbilled rework hours per hour a misdiagnosis missed
+    rush_share: float = num(0, 10)  # overtime a week for due jobs, a share of capacity
+    rush_premium: float = num(1, 10)  # an overtime hour's pay over (wage + salary)
 
 
 @dataclass
 class Payment:
-    """How unreliable payers pay: part of the invoice, or nothing."""
+    """How unreliable payers pay (part of the invoice, or nothing), and late jobs disputed."""
 
     partial_prob: float = unit()
     partial_share: float = unit()
+    dispute_late: float = unit()  # P(a late job is disputed)
+    dispute_share: float = unit()  # the share of a disputed invoice withheld or refunded
 
 
 @dataclass

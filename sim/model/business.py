@@ -71,6 +71,7 @@ class Firms:
             [mechanics.role_shift(s, "user", centre.tailoring) for s in serves], dtype=float
         ).reshape(n)
         self.culture_strength = np.array([p.culture_strength for p in policies], dtype=float)
+        self.prepayment = np.array([p.prepayment for p in policies], dtype=float).reshape(n)
         self.fixed_cost = market.salary * self.capacity + market.ad_spend
         self.groups = []  # (policy, first business, end): runs of businesses of one policy
         for b, policy in enumerate(policies):
@@ -164,8 +165,13 @@ class Firms:
             self.backlog_hours[b], billed, a.deadline, self.capacity_left[b]
         )
         accepted, prepaid = policy.prepay(accepted, a.prepay_ok, billed, self.price[b])
+        work_hours = billed * a.work_per_billed_hour
+        if self.cfg.market.service.rework_share > 0:  # unbilled: a misdiagnosis done again
+            work_hours = work_hours + mechanics.rework_hours(
+                a.true_hours, a.stated_hours, misfit, self.cfg.market.service
+            )
         return Intake(accepted, overhead, billed, misfit, extras, reforms=reforms,
-                      work_hours=billed * a.work_per_billed_hour, prepaid=prepaid)  # fmt: skip
+                      work_hours=work_hours, prepaid=prepaid)  # fmt: skip
 
     def _count_intake(self, a: Applicants, intake: Intake) -> None:
         acc, b = intake.accepted, a.business
@@ -181,19 +187,33 @@ class Firms:
             revenue=self.total(b, intake.prepaid),
         )
 
-    def serve(self, business, remaining_hours, difficult) -> np.ndarray:
+    def serve(self, business, remaining_hours, difficult, due=None) -> np.ndarray:
         """Phase 6: each business works its backlog up to capacity; hours worked per job.
+
+        With `service.rush_share` > 0 a business then works overtime, up to that share of its
+        capacity, on the jobs still unfinished that are due this week or overdue (`due`), in
+        the same order: rush hours, each paid `service.rush_premium` x (`wage` + `salary`),
+        the whole pay of an hour of capacity at an overtime premium.
 
         Args:
             business: the business of each job (rows sorted by business).
             remaining_hours: work hours left of the jobs, each business's in first-come order.
             difficult: mask of the jobs of difficult clients (`sim.model.phases.difficult`).
+            due: mask of the jobs due this week or overdue (`sim.model.phases.due`; None: none).
         """
         worked = mechanics.allocate_capacity(
             remaining_hours, self.capacity_left[business], business, self.n
         )
         self.book(hours_worked=self.total(business, worked),
                   difficult_hours=self.total(business[difficult], worked[difficult]))  # fmt: skip
+        service = self.cfg.market.service
+        if service.rush_share > 0 and due is not None:
+            rush = mechanics.allocate_capacity(
+                np.where(due, remaining_hours - worked, 0.0),
+                service.rush_share * self.capacity[business], business, self.n,
+            )  # fmt: skip
+            self.book(rush_hours=self.total(business, rush))
+            worked = worked + rush
         self.backlog_hours[:] = self.total(business, remaining_hours - worked)
         return worked
 
@@ -207,7 +227,11 @@ class Firms:
         """Book the week's costs and profit of the active businesses; return those that exit."""
         market, active = self.cfg.market, self.active
         worked = self.hours_worked + self.screening_hours + self.diagnosis_hours
-        self.costs[:] = np.where(active, market.wage * worked + self.fixed_cost, 0.0)
+        wages = market.wage * worked
+        if market.service.rush_share > 0:  # overtime: an hour's whole pay, at a premium
+            rush_pay = (market.wage + market.salary) * market.service.rush_premium
+            wages = wages + rush_pay * self.rush_hours
+        self.costs[:] = np.where(active, wages + self.fixed_cost, 0.0)
         self.profit[:] = np.where(active, self.revenue - self.costs, 0.0)
         self.cash += self.profit  # +0 for a business that has exited
         below = active & (self.cash < -self.credit_limit)
@@ -291,6 +315,13 @@ class Business(mesa.Agent):
     referral_acquisitions = Entry(int)
     accepted_difficulty_sum = Entry(float)
     accepted_alignment_sum = Entry(float)
+    # issue 23, jobs: the cost of prepayment, late, impossible and misdiagnosed jobs
+    refunds = Entry(float)  # money refunded to prepaid clients (taken off revenue)
+    disputes = Entry(int)  # late jobs disputed
+    failed = Entry(int)  # impossible jobs that failed
+    rework_hours = Entry(float)  # unbilled rework hours of the jobs completed
+    rush_hours = Entry(float)  # overtime hours worked, at (wage + salary) x rush_premium
+    billed_hours = Entry(float)  # billed hours of the jobs completed
 
     def __init__(self, model: mesa.Model, firms: Firms, index: int) -> None:
         super().__init__(model)

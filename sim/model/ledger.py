@@ -22,6 +22,9 @@ COUNTERS: dict[str, type] = {
     "satisfaction_sum": float,
     "retained": int, "referrals_made": int, "warnings_made": int, "referral_acquisitions": int,
     "accepted_difficulty_sum": float, "accepted_alignment_sum": float,
+    # issue 23, jobs: what refunds, disputes, failed impossible jobs, rework and rush cost
+    "refunds": float, "disputes": int, "failed": int, "rework_hours": float,
+    "rush_hours": float, "billed_hours": float,
 }  # fmt: skip
 
 #: The market's tallies of one week: name -> type (all counts). Reset every week.
@@ -81,6 +84,15 @@ STEP_COLUMNS: dict[str, tuple[str, Callable | None]] = {
     "mean_alignment": _column("float64", _per("accepted_alignment_sum", "accepted")),
     "unpaid": _column("float64"),
     "active": _column("bool"),
+    # issue 23, jobs: refunds (money, already taken off revenue), disputed late jobs, failed
+    # impossible jobs, unbilled rework hours and billed hours of the jobs completed this week,
+    # and overtime (rush) hours worked this week
+    "refunds": _column("float64"),
+    "disputes": _column("int64"),
+    "failed": _column("int64"),
+    "rework_hours": _column("float64"),
+    "rush_hours": _column("float64"),
+    "billed_hours": _column("float64"),
 }
 
 #: market.parquet columns that sum the week's business rows (in business order).

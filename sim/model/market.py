@@ -115,6 +115,7 @@ class MarketModel(mesa.Model):
             firms.price[one] / market.price, firms.reach[one], firms.overpromise[one],
             culture_strength=firms.culture_strength[one],
             decider_shift=firms.decider_shift[one], user_shift=firms.user_shift[one],
+            prepayment=firms.prepayment[one],
             referral_reach=self._referral_reach([m[0] for m in markets]),
         )  # fmt: skip
         self.world.decay_powers(self.cfg.steps + 1)  # a run of cfg.steps weeks never grows it

@@ -57,12 +57,14 @@ def gumbel(u):
 
 
 def choice_utility(
-    reputation, align, price_ratio, budget, credit, warning, queue_weeks, noise, choice: Any
-):
+    reputation, align, price_ratio, budget, credit, warning, queue_weeks, noise, choice: Any,
+    prepay=0.0,
+):  # fmt: skip
     """Multinomial-logit utility of a business for a client (docs/ODD.md §7.3).
 
     `price_ratio` is the business's price over the market price; `queue_weeks` its backlog over
-    its capacity; `noise` standard Gumbel variates, scaled by `choice.noise`.
+    its capacity; `noise` standard Gumbel variates, scaled by `choice.noise`; `prepay` 1 for a
+    business that requires prepayment, weighted by `choice.beta_prepay` (<= 0: it deters).
     """
     return (
         choice.beta_reputation * (reputation - choice.reference_rating)
@@ -71,6 +73,7 @@ def choice_utility(
         + credit
         - warning
         + choice.beta_wait * queue_weeks
+        + choice.beta_prepay * prepay
         + choice.noise * noise
     )
 
@@ -155,6 +158,35 @@ def work_per_billed_hour(difficulty, conflict, service: Any):
     return 1.0 + (service.difficulty_hours * difficulty + service.conflict_hours * conflict)
 
 
+def rework_hours(true_hours, stated_hours, misfit, service: Any):
+    """Unbilled rework hours of a misdiagnosed job: `rework_share` x (true − stated size).
+
+    A job quoted on the stated size solves the stated need; the part of the true need it
+    missed is partly done again, unbilled (`service.rework_share` of the gap; 0 if no misfit).
+    """
+    gap = np.maximum(np.asarray(true_hours) - np.asarray(stated_hours), 0.0)
+    return np.where(misfit, service.rework_share * gap, 0.0)
+
+
+def due(week: int, accept_week, deadline):
+    """Mask of jobs due this week or overdue: `week − accept week + 1 ≥ deadline` (weeks).
+
+    A job still open after this week is late (docs/ODD.md §7.7); deadline 0 is always overdue.
+    """
+    return week - np.asarray(accept_week) + 1 >= np.asarray(deadline)
+
+
+def invoice_share(abandoned, failed, disputed, payment: Any):
+    """Share of its quote a closed job's client owes: 0, 1 − `dispute_share`, or 1.
+
+    Nothing is owed for a job abandoned or failed, the quote less `payment.dispute_share`
+    for one disputed, all of it otherwise. A prepaid client is refunded the rest of its
+    quote; a postpaid one pays its `payment_fraction` of what it owes.
+    """
+    kept = np.where(disputed, 1.0 - payment.dispute_share, 1.0)
+    return np.where(np.asarray(abandoned) | np.asarray(failed), 0.0, kept)
+
+
 def running_count(mask, business):
     """Per row, how many rows of its business, up to and including it, are in `mask`.
 
@@ -222,10 +254,12 @@ def satisfaction(
     difficulty,
     noise,
     sat: Any,
+    failed=False,
 ):
     """Satisfaction S in [0, 1] with a finished job (docs/ODD.md §7.7).
 
-    `overpromise` is the unmet ad promise (0 after the first job); `noise` standard normals.
+    `overpromise` is the unmet ad promise (0 after the first job); `noise` standard normals;
+    `failed` marks impossible jobs that failed (`failed_impossible`).
     """
     s = (
         sat.baseline
@@ -235,6 +269,7 @@ def satisfaction(
         - sat.misfit * misfit
         - sat.extras * extras
         - sat.late * late
+        - sat.failed * failed
         - overpromise
         - sat.difficulty * difficulty
         + sat.noise * noise

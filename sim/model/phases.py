@@ -49,6 +49,8 @@ FINISH_JOB_FIELDS = (
     "need_week",
     "misfit",
     "extras",
+    "true_hours",
+    "stated_hours",
 )
 
 
@@ -163,9 +165,11 @@ def choose(
     if world.decider_shift.any():  # a business that serves one role courts or neglects it
         align = mechanics.tailored_alignment(align, world.decider_shift.take(business))
     u = world.streams.uniform("choice", week, pair_ids, business)
+    choice = world.clients.choice
+    prepay = world.prepayment.take(business) if choice.beta_prepay else 0.0
     utility = mechanics.choice_utility(
         rep, align, world.price_ratio[business], pop["payer_budget"].take(pair_ids),
-        credit, warning, queue, mechanics.gumbel(u), world.clients.choice,
+        credit, warning, queue, mechanics.gumbel(u), choice, prepay,
     )  # fmt: skip
     n_b = world.n_businesses
     table = np.full(len(ids) * n_b, -np.inf)
@@ -224,6 +228,11 @@ class Outcome:
     tell_probability: np.ndarray
     story: np.ndarray  # +1 positive, -1 negative, 0 none
     abandoned: np.ndarray  # the client left the queue: no payment, not a completed job
+    refund: np.ndarray  # money returned to a prepaid client (abandoned, failed, disputed)
+    disputed: np.ndarray  # a late job whose client withheld (or was refunded) part of it
+    failed: np.ndarray  # an impossible job that failed: nothing owed
+    billed: np.ndarray  # billed hours of a completed job (0 if abandoned)
+    rework: np.ndarray  # unbilled rework hours of a completed job
 
     def __getitem__(self, rows: slice) -> Outcome:
         """The outcomes in `rows`."""
@@ -243,9 +252,43 @@ def abandons(world: World, ids, week: int, job: dict) -> np.ndarray:
     """Phase 6: mask of the unfinished jobs whose clients leave the queue after service.
 
     A client leaves when its job has waited past its patience, unless it prepaid (walking
-    away would forfeit the money); `job` holds the jobs' `need_week` and `prepaid`.
+    away would forfeit the money) and `patience.prepaid_leave` is off; with it on, a prepaid
+    client leaves too and is refunded (`finish_jobs`). `job` holds the jobs' `need_week`
+    and `prepaid`.
     """
-    return ~job["prepaid"] & out_of_patience(world, ids, week - job["need_week"] + 1)
+    impatient = out_of_patience(world, ids, week - job["need_week"] + 1)
+    if world.clients.patience.prepaid_leave:
+        return impatient
+    return ~job["prepaid"] & impatient
+
+
+def due(world: World, week: int, accept_week, deadline):
+    """Phase 6: mask of the jobs due this week or overdue (`mechanics.due`), or None.
+
+    None unless businesses work overtime on such jobs (`service.rush_share` > 0).
+    """
+    if world.market.service.rush_share <= 0:
+        return None
+    return mechanics.due(week, accept_week, deadline)
+
+
+def disputes_and_failures(world: World, ids, week: int, late, impossible, closed):
+    """Phase 7: masks of the `closed` (not abandoned) jobs that fail and that are disputed.
+
+    An impossible job (`impossible`: deadline 0) fails with probability
+    `jobs.impossible_failure`; a late job that did not fail is disputed with probability
+    `payment.dispute_late`. Each draw has its own stream (`failure`, `dispute`), keyed by
+    client and week; a probability of 0 draws nothing.
+    """
+    failure, dispute = world.market.jobs.impossible_failure, world.market.payment.dispute_late
+    failed = np.zeros(len(ids), dtype=bool)
+    if failure > 0:
+        failed = closed & impossible & (world.streams.uniform("failure", week, ids) < failure)
+    disputed = np.zeros(len(ids), dtype=bool)
+    if dispute > 0:
+        disputed = closed & late & ~failed
+        disputed &= world.streams.uniform("dispute", week, ids) < dispute
+    return failed, disputed
 
 
 def finish_jobs(
@@ -254,18 +297,26 @@ def finish_jobs(
     """Phases 7-8 for jobs just finished, or `abandoned` (see `abandons`).
 
     `provider`: business index; `job`: arrays by name. A client who left the queue pays
-    nothing (nothing was invoiced), judges the business as if the job ended now, with no
-    misfit or extras but the patience penalty, and does not stay.
+    nothing (nothing was invoiced; a prepaid one is refunded), judges the business as if
+    the job ended now, with no misfit or extras but the patience penalty, and does not stay.
+    A failed impossible job is owed nothing, a disputed late one only part
+    (`disputes_and_failures`, `mechanics.invoice_share`): a postpaid client pays its
+    `payment_fraction` of what it owes, a prepaid one is refunded the rest of its quote.
     """
     pop, clients = world.population, world.clients
     u = world.streams.uniforms(week, ids, FINISH_DRAWS)
-    billed = np.where(abandoned, 0.0, job["billed"])
-    sat, invoice = clients.satisfaction, billed * world.prices[provider]
+    prepaid, quote = job["prepaid"], job["billed"] * world.prices[provider]
+    late = (week - job["accept_week"] + 1) > job["deadline"]
+    failed, disputed = disputes_and_failures(
+        world, ids, week, late, job["deadline"] == 0, ~abandoned
+    )
+    invoice = mechanics.invoice_share(abandoned, failed, disputed, world.market.payment) * quote
+    sat = clients.satisfaction
     fraction = mechanics.payment_fraction(u[0], u[1], pop["pay_reliability"][ids],
                                           world.market.payment)  # fmt: skip
-    fraction = np.where(job["prepaid"], 0.0, fraction)
-    unpaid = np.where(job["prepaid"], 0.0, (1.0 - fraction) * invoice)
-    late = (week - job["accept_week"] + 1) > job["deadline"]
+    fraction = np.where(prepaid, 0.0, fraction)
+    unpaid = np.where(prepaid, 0.0, (1.0 - fraction) * invoice)
+    refund = np.where(prepaid, quote - invoice, 0.0)
     user_alignment = pairs(world.user_alignment, ids, provider)
     if world.user_shift.any():  # a business that serves one role courts or neglects it
         user_alignment = mechanics.tailored_alignment(user_alignment, world.user_shift[provider])
@@ -274,7 +325,7 @@ def finish_jobs(
         week - job["need_week"], world.price_ratio[provider], pop["payer_budget"][ids],
         job["misfit"] & ~abandoned, job["extras"] & ~abandoned, late,
         np.where(first_job, world.overpromise[provider], 0.0), difficulty,
-        box_muller(u[2], u[3]), sat,
+        box_muller(u[2], u[3]), sat, failed,
     )  # fmt: skip
     s = np.where(abandoned, mechanics.abandoned_satisfaction(s, clients.patience), s)
     retained = u[4] < mechanics.retention_probability(s, sat)
@@ -284,9 +335,12 @@ def finish_jobs(
     p_tell, story = mechanics.tell_probability(pop["influencer_talkativeness"][ids], s, clients.wom)
     if not clients.wom.enabled:
         p_tell, story = np.zeros_like(p_tell), np.zeros_like(story)
+    done = ~abandoned
     return Outcome(
         fraction * invoice, unpaid, s, retained, np.where(posts, mechanics.rating(s), 0),
-        p_tell, story, abandoned,
+        p_tell, story, abandoned, refund, disputed, failed, np.where(done, job["billed"], 0.0),
+        mechanics.rework_hours(job["true_hours"], job["stated_hours"], job["misfit"] & done,
+                               world.market.service),
     )  # fmt: skip
 
 
@@ -301,10 +355,14 @@ def book_outcomes(firms, count, provider, out: Outcome) -> None:
     reviewed, done = out.rating > 0, ~out.abandoned
     total = firms.total
     firms.book(
-        revenue=total(provider, out.paid), unpaid=total(provider, out.unpaid),
+        revenue=total(provider, out.paid - out.refund), unpaid=total(provider, out.unpaid),
         completed=total(provider[done]), abandoned=total(provider[out.abandoned]),
         satisfaction_sum=total(provider, np.where(done, out.satisfaction, 0.0)),  # completed
         retained=total(provider[out.retained]),
+        # issue 23, jobs: refunds are negative revenue, booked in the week they happen
+        refunds=total(provider, out.refund), disputes=total(provider[out.disputed]),
+        failed=total(provider[out.failed]), billed_hours=total(provider, out.billed),
+        rework_hours=total(provider, out.rework),
     )  # fmt: skip
     stars = total(provider, np.where(reviewed, out.rating, 0))
     firms.record_reviews(total(provider[reviewed]), stars)
@@ -516,14 +574,15 @@ def served(ids, remaining, worked) -> Updates:
 def settle(world: World, ids, week: int, provider, out: Outcome, first_job_week) -> Updates:
     """Phase 7: the clients `ids` close their jobs at `provider` (judged: `out`).
 
-    They pay (`out.paid`; `out.unpaid` is owed), count the job unless they left the queue,
-    and their review; a first job done is dated (`first_job_week`). A client retained keeps
-    `provider`; one not retained has none and does not choose it again for a while.
+    They pay (`out.paid`, less any `out.refund`; `out.unpaid` is owed), count the job
+    unless they left the queue, and their review; a first job done is dated
+    (`first_job_week`). A client retained keeps `provider`; one not retained has none and
+    does not choose it again for a while.
     """
     done, left = ~out.abandoned, ~out.retained
     return (
         Updates()
-        .add("spend", ids, out.paid)
+        .add("spend", ids, out.paid - out.refund)
         .add("unpaid", ids, out.unpaid)
         .add("jobs_done", ids, done)
         .add("reviews", ids, out.rating > 0)

@@ -40,6 +40,9 @@ STREAMS: tuple[str, ...] = (
     "review",
     "wom",
     "reform",
+    # issue 23, jobs: late jobs disputed, impossible jobs failed
+    "dispute",
+    "failure",
 )
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -42,6 +42,8 @@ class World:
         decider_shift, user_shift: how each business tilts the alignment a client's decider
             perceives in choice and its user in satisfaction (`mechanics.tailored_alignment`;
             0 for a business that serves all, or with the buying centre off).
+        prepayment: 1 for each business that requires prepayment, else 0 (clients weigh it
+            in choice by `choice.beta_prepay`).
     """
 
     clients: ClientsConfig
@@ -59,6 +61,7 @@ class World:
     culture_strength: np.ndarray
     decider_shift: np.ndarray
     user_shift: np.ndarray
+    prepayment: np.ndarray
     referral_reach: np.ndarray | None = None
     _decay_powers: np.ndarray = field(default_factory=lambda: np.empty(0))
 

@@ -199,17 +199,24 @@ class AgentsModel(MarketModel):
             np.array([c.job.provider for c in queued], dtype=np.int64),
             np.array([c.job.remaining for c in queued], dtype=float),
             phases.difficult(self.world, np.array([c.difficulty for c in queued], dtype=float)),
+            phases.due(self.world, week, *self._job_fields(queued, "accept_week", "deadline")),
         )
         for client, hours in zip(queued, worked, strict=True):
             client.work_done(hours)
 
+    @staticmethod
+    def _job_fields(clients: list[Client], *names: str) -> list[np.ndarray]:
+        """Fields `names` of the clients' open jobs, as arrays of their declared dtypes."""
+        return [
+            np.array([getattr(c.job, f) for c in clients], dtype=state.BY_NAME[f"job_{f}"].dtype)
+            for f in names
+        ]
+
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; happy and angry clients talk."""
         serving = sorted((c for q in self.queues for c in q), key=lambda c: c.index)
-        job = {
-            f: np.array([getattr(c.job, f) for c in serving], dtype=state.BY_NAME[f"job_{f}"].dtype)
-            for f in phases.FINISH_JOB_FIELDS
-        }
+        fields = phases.FINISH_JOB_FIELDS
+        job = dict(zip(fields, self._job_fields(serving, *fields), strict=True))
         finished = np.array([c.job.remaining <= 0.0 for c in serving], dtype=bool)
         ids = np.array([c.index for c in serving], dtype=np.int64)
         closing = finished | phases.abandons(self.world, ids, week, job)

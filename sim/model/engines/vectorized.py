@@ -159,7 +159,8 @@ class VectorizedModel(MarketModel):
         ids, firm = ids[order], firm[order]
         remaining = s["job_remaining"][ids]
         hard = phases.difficult(self.world, s["difficulty"][ids])
-        worked = self.firms.serve(firm, remaining, hard)
+        due = phases.due(self.world, week, s["job_accept_week"][ids], s["job_deadline"][ids])
+        worked = self.firms.serve(firm, remaining, hard, due)
         self.apply(phases.served(ids, remaining, worked))
 
     def complete(self, week: int) -> None:
