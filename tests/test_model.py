@@ -515,6 +515,11 @@ SCENARIOS = {
         "policies.hard_sell.serves=user", "policies.serve_all.culture_strength=0.3",
         "clients.wom.matching=0.5",
     ),
+    "capacity": (  # capacity that adjusts, fast, and starting capacity by policy; exits
+        "market.demand_supply_ratio=2", "market.capacity.adjust=true",
+        "market.capacity.adjust_weeks=4", "market.capacity.demand_weeks=2",
+        "policies.fit_filter.capacity_share=0.7", "policies.hard_sell.capacity_share=1.5",
+    ),
 }  # fmt: skip
 
 
