@@ -297,7 +297,6 @@ class Business(mesa.Agent):
         culture: unit vector of its values.
     """
 
-    capacity = Entry(float)  # hours of work per week it pays for, worked or idle (this week's)
     # fixed for the run
     start_capacity = Entry(float)  # hours a week it started with
     price = Entry(float)  # per billed hour
@@ -307,6 +306,7 @@ class Business(mesa.Agent):
     user_shift = Entry(float)  # ... and its user (`mechanics.role_shift`; 0: serves all)
     credit_limit = Entry(float)  # below -credit_limit for `exit_after` weeks, it exits
     # accounts that outlive the week
+    capacity = Entry(float)  # hours of work per week it pays for, worked or idle (this week's)
     fixed_cost = Entry(float)  # salaries and ads, a week (salaries follow the capacity)
     expected_hours = Entry(float)  # smoothed weekly load (capacity that adjusts)
     planned_capacity = Entry(float)  # next week's capacity (capacity that adjusts)
