@@ -522,6 +522,11 @@ SCENARIOS = {
         "market.jobs.impossible_failure=0.5", "market.service.rework_share=0.5",
         "market.service.rush_share=0.2",
     ),
+    "capacity": (  # capacity that adjusts, fast, and starting capacity by policy; exits
+        "market.demand_supply_ratio=2", "market.capacity.adjust=true",
+        "market.capacity.adjust_weeks=4", "market.capacity.demand_weeks=2",
+        "policies.fit_filter.capacity_share=0.7", "policies.hard_sell.capacity_share=1.5",
+    ),
 }  # fmt: skip
 
 

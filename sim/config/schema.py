@@ -300,6 +300,24 @@ class Ads:
 
 
 @dataclass
+class Capacity:
+    """Capacity that adjusts toward demand (Sterman 2000, ch. 19); off, it stays as it starts.
+
+    Times are in weeks (>= 1: one step is a week), costs in weeks of pay (salary + wage) per
+    hour of weekly capacity added or shed, bounds in shares of a business's starting capacity.
+    """
+
+    adjust: bool = MISSING
+    demand_weeks: float = num(1, MAX_WEEKS)  # smoothing time of the accepted load
+    adjust_weeks: float = num(1, MAX_WEEKS)  # time to close the gap to desired capacity
+    target_backlog_weeks: float = num(0, MAX_WEEKS)  # backlog aimed at, weeks of load
+    hire_cost_weeks: float = num(0, MAX_WEEKS)
+    layoff_cost_weeks: float = num(0, MAX_WEEKS)
+    min_share: float = num(0, 1, lo_open=True)  # floor: > 0, a queue is backlog / capacity
+    max_share: float = num(1, 100)
+
+
+@dataclass
 class MarketConfig:
     """The market: its size, its businesses and their economics.
 
@@ -323,6 +341,7 @@ class MarketConfig:
     service: Service = field(default_factory=Service)
     payment: Payment = field(default_factory=Payment)
     ads: Ads = field(default_factory=Ads)
+    capacity: Capacity = field(default_factory=Capacity)
 
 
 @dataclass
@@ -346,6 +365,7 @@ class PolicyConfig:
     ad_honesty: float = unit()
     culture_strength: float = unit()  # how strongly its culture shows (docs/ODD.md §7.12)
     serves: str = one_of(*SERVES)  # whose interests it satisfies (buying centre, §7.10)
+    capacity_share: float = num(0, 100, lo_open=True)  # x the market's starting capacity
 
 
 @dataclass

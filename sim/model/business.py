@@ -31,16 +31,19 @@ class Firms:
     Args:
         cfg: the run's config (its `market` and `clients` sections are read).
         policies: each business's `Policy`, businesses of one policy next to each other.
-        capacity: hours of work per week each business pays for, worked or idle.
+        capacity: hours of work per week each business of capacity share 1 starts with
+            (`Policy.capacity_share` scales it); paid for, worked or idle.
         cultures: (B, 2) unit vectors of the businesses' values.
         business_id: each entry's business id within its market (default: its position;
             several markets stepped as one number their businesses each from 0).
 
     Attributes (arrays, one entry per business): the counters of `sim.model.ledger.COUNTERS`
     (this week's), the accounts (`cash`, `weeks_below`, `active`, `backlog_hours`,
-    `rating_weight`, `rating_sum`, `n_reviews`, `costs`, `profit`); `capacity`, `price`,
-    `reach`, `overpromise`, `decider_shift`, `user_shift` (`mechanics.role_shift`),
-    `fixed_cost` and `credit_limit` (currency units a week); `groups`: (policy, first, end)
+    `rating_weight`, `rating_sum`, `n_reviews`, `costs`, `profit`); `capacity` (hours a
+    week; it moves with `market.capacity.adjust`, from `start_capacity`, toward the smoothed
+    load `expected_hours`), `price`, `reach`, `overpromise`, `decider_shift`, `user_shift`
+    (`mechanics.role_shift`), `fixed_cost` (follows the capacity) and `credit_limit` (set
+    from the starting fixed cost; currency units a week); `groups`: (policy, first, end)
     business ranges; `index`: the business ids. `on_intake`: functions ``(applicants,
     intake)`` called after every `take` (to watch the decisions, e.g. the browser view).
     """
@@ -54,7 +57,9 @@ class Firms:
         self.index = np.arange(n, dtype=np.int64) if business_id is None else business_id
         self.policy_names = np.array([p.name for p in policies], dtype=object)
         self.cultures = np.asarray(cultures, dtype=float).reshape(n, 2)
-        self.capacity = np.broadcast_to(np.asarray(capacity, dtype=float), n).copy()
+        shares = np.array([p.capacity_share for p in policies], dtype=float).reshape(n)
+        self.capacity = np.broadcast_to(np.asarray(capacity, dtype=float), n) * shares
+        self.start_capacity = self.capacity.copy()
         self.price = np.full(n, float(market.price))
         self.reach = np.array(
             [mechanics.ad_reach(market.ads.reach, p.ad_honesty, market.ads) for p in policies],
@@ -93,6 +98,10 @@ class Firms:
         for name, kind in COUNTERS.items():  # this week's counters, as the ledger declares
             setattr(self, name, np.zeros(n, dtype=_DTYPES[kind]))
         self.on_intake: list[Callable[[Applicants, Intake], None]] = []
+        # capacity that adjusts (docs/ODD.md §7.9): off, capacity and fixed cost never move
+        self._capacity_rule = market.capacity if market.capacity.adjust else None
+        self.expected_hours = self.capacity.copy()  # smoothed load: starts as planned
+        self.planned_capacity = self.capacity.copy()  # next week's, set at the week's close
         self._decay = mechanics.weekly_decay(cfg.clients.reviews.half_life)
 
     @property
@@ -122,7 +131,10 @@ class Firms:
         return np.bincount(business, weights=weights, minlength=self.n)
 
     def start_week(self) -> None:
-        """Reset the weekly counters and age the reviews."""
+        """Take on the capacity planned last week; reset the weekly counters; age the reviews."""
+        if self._capacity_rule is not None:
+            self.capacity[:] = self.planned_capacity
+            self.fixed_cost = self.cfg.market.salary * self.capacity + self.cfg.market.ad_spend
         for name in COUNTERS:
             getattr(self, name)[:] = 0
         self.rating_weight *= self._decay
@@ -179,6 +191,7 @@ class Firms:
         self.book(
             applicants=self.total(b),
             accepted=self.total(taken),
+            accepted_hours=self.total(taken, intake.work_hours[acc]),
             declined=self.total(b[~acc]),
             acquisitions=self.total(b[new]),
             referral_acquisitions=self.total(b[new & a.referred]),
@@ -224,14 +237,21 @@ class Firms:
         self.n_reviews += count
 
     def close_accounts(self) -> np.ndarray:
-        """Book the week's costs and profit of the active businesses; return those that exit."""
+        """Book the week's costs and profit of the active businesses; return those that exit.
+
+        With capacity that adjusts, each active business first plans next week's capacity
+        (`plan_capacity`); hiring or layoff costs are costs of this week.
+        """
         market, active = self.cfg.market, self.active
+        if self._capacity_rule is not None:
+            self.plan_capacity(self._capacity_rule)
         worked = self.hours_worked + self.screening_hours + self.diagnosis_hours
         wages = market.wage * worked
         if market.service.rush_share > 0:  # overtime: an hour's whole pay, at a premium
             rush_pay = (market.wage + market.salary) * market.service.rush_premium
             wages = wages + rush_pay * self.rush_hours
-        self.costs[:] = np.where(active, wages + self.fixed_cost, 0.0)
+        changing = self.hiring_cost + self.layoff_cost  # 0 unless capacity adjusts
+        self.costs[:] = np.where(active, wages + self.fixed_cost + changing, 0.0)
         self.profit[:] = np.where(active, self.revenue - self.costs, 0.0)
         self.cash += self.profit  # +0 for a business that has exited
         below = active & (self.cash < -self.credit_limit)
@@ -240,6 +260,31 @@ class Firms:
         exits = np.flatnonzero(active & (self.weeks_below >= market.exit_after))
         self.active[exits] = False
         return exits
+
+    def plan_capacity(self, rule) -> None:
+        """Next week's capacity of each active business, and this week's cost of the change.
+
+        Sterman's capacity acquisition (2000, ch. 19): the week's load (accepted work,
+        screening and diagnosis hours) is smoothed into `expected_hours`; capacity moves toward
+        that plus the correction of the backlog toward its target (`mechanics.adjusted_capacity`),
+        paying to hire or lay off (`mechanics.capacity_change_costs`). Salaries follow from next
+        week (`start_week`); the credit limit stays that of the starting fixed cost.
+
+        Args:
+            rule: the `market.capacity` config.
+        """
+        market, active = self.cfg.market, self.active
+        load = self.accepted_hours + self.screening_hours + self.diagnosis_hours
+        expected = mechanics.smoothed(self.expected_hours, load, rule.demand_weeks)
+        self.expected_hours[:] = np.where(active, expected, self.expected_hours)
+        planned = mechanics.adjusted_capacity(
+            self.capacity, self.expected_hours, self.backlog_hours, self.start_capacity, rule
+        )
+        self.planned_capacity[:] = np.where(active, planned, self.capacity)
+        hiring, layoff = mechanics.capacity_change_costs(
+            self.planned_capacity - self.capacity, market.salary + market.wage, rule
+        )
+        self.book(hiring_cost=hiring, layoff_cost=layoff)
 
 
 class Entry:
@@ -277,15 +322,18 @@ class Business(mesa.Agent):
     """
 
     # fixed for the run
-    capacity = Entry(float)  # hours of work per week it pays for, worked or idle
+    start_capacity = Entry(float)  # hours a week it started with
     price = Entry(float)  # per billed hour
     reach = Entry(float)  # weekly probability its ads make an unaware client aware
     overpromise = Entry(float)  # satisfaction its ads cost a client's first job
     decider_shift = Entry(float)  # how it tilts the alignment a client's decider perceives
     user_shift = Entry(float)  # ... and its user (`mechanics.role_shift`; 0: serves all)
-    fixed_cost = Entry(float)  # salaries and ads, a week
     credit_limit = Entry(float)  # below -credit_limit for `exit_after` weeks, it exits
     # accounts that outlive the week
+    capacity = Entry(float)  # hours of work per week it pays for, worked or idle (this week's)
+    fixed_cost = Entry(float)  # salaries and ads, a week (salaries follow the capacity)
+    expected_hours = Entry(float)  # smoothed weekly load (capacity that adjusts)
+    planned_capacity = Entry(float)  # next week's capacity (capacity that adjusts)
     cash = Entry(float)
     weeks_below = Entry(int)  # weeks in a row below -credit_limit
     active = Entry(bool)
@@ -322,6 +370,10 @@ class Business(mesa.Agent):
     rework_hours = Entry(float)  # unbilled rework hours of the jobs completed
     rush_hours = Entry(float)  # overtime hours worked, at (wage + salary) x rush_premium
     billed_hours = Entry(float)  # billed hours of the jobs completed
+    # capacity that adjusts
+    accepted_hours = Entry(float)
+    hiring_cost = Entry(float)
+    layoff_cost = Entry(float)
 
     def __init__(self, model: mesa.Model, firms: Firms, index: int) -> None:
         super().__init__(model)

@@ -25,6 +25,8 @@ COUNTERS: dict[str, type] = {
     # issue 23, jobs: what refunds, disputes, failed impossible jobs, rework and rush cost
     "refunds": float, "disputes": int, "failed": int, "rework_hours": float,
     "rush_hours": float, "billed_hours": float,
+    # capacity that adjusts: the load it follows (work hours accepted), the cost of changing
+    "accepted_hours": float, "hiring_cost": float, "layoff_cost": float,
 }  # fmt: skip
 
 #: The market's tallies of one week: name -> type (all counts). Reset every week.
@@ -43,6 +45,11 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _utilization(b) -> np.ndarray:
     return (b.hours_worked + b.screening_hours + b.diagnosis_hours) / b.capacity
+
+
+def _idle_hours(b) -> np.ndarray:
+    used = b.hours_worked + b.screening_hours + b.diagnosis_hours
+    return np.maximum(b.capacity - used, 0.0)
 
 
 def _per(counter: str, per: str) -> Callable:
@@ -93,6 +100,12 @@ STEP_COLUMNS: dict[str, tuple[str, Callable | None]] = {
     "rework_hours": _column("float64"),
     "rush_hours": _column("float64"),
     "billed_hours": _column("float64"),
+    # capacity that adjusts
+    "capacity": _column("float64"),
+    "idle_hours": _column("float64", _idle_hours),
+    "accepted_hours": _column("float64"),
+    "hiring_cost": _column("float64"),
+    "layoff_cost": _column("float64"),
 }
 
 #: market.parquet columns that sum the week's business rows (in business order).

@@ -339,6 +339,51 @@ def capacity_per_business(demand_hours, demand_supply_ratio, n_businesses):
     return demand_hours / (demand_supply_ratio * n_businesses)
 
 
+def smoothed(expected, actual, weeks):
+    """First-order exponential smoothing: `expected` moves 1/`weeks` of the way to `actual`.
+
+    Sterman (2000, ch. 11 and 19) forms expected orders this way (SMOOTH); one step is a
+    week, so `weeks` >= 1 keeps it stable.
+    """
+    return expected + (actual - expected) / weeks
+
+
+def adjusted_capacity(capacity, expected_hours, backlog_hours, start_capacity, rule: Any):
+    """Next week's capacity (hours a week): a first-order move toward desired capacity.
+
+    After Sterman's capacity acquisition (2000, ch. 19): desired capacity is the expected
+    weekly load plus the correction of the backlog toward its target, spread over the
+    adjustment time; capacity closes 1/`adjust_weeks` of its gap to it a week, within
+    [`min_share`, `max_share`] x the starting capacity (docs/ODD.md §7.9)::
+
+        desired = max(expected + (backlog - target_backlog_weeks * expected) / adjust_weeks, 0)
+        next    = clip(capacity + (desired - capacity) / adjust_weeks, floor, ceiling)
+
+    Args:
+        capacity: this week's capacity (hours a week).
+        expected_hours: smoothed hours a week of accepted work and overhead (`smoothed`).
+        backlog_hours: accepted work not yet done (hours).
+        start_capacity: each business's starting capacity (hours a week).
+        rule: the `market.capacity` config (weeks and shares).
+    """
+    target = rule.target_backlog_weeks * expected_hours
+    desired = np.maximum(expected_hours + (backlog_hours - target) / rule.adjust_weeks, 0.0)
+    moved = capacity + (desired - capacity) / rule.adjust_weeks
+    return np.clip(moved, rule.min_share * start_capacity, rule.max_share * start_capacity)
+
+
+def capacity_change_costs(change_hours, weekly_pay, rule: Any):
+    """Hiring and layoff costs (cu) of a change of capacity (hours a week): (hiring, layoff).
+
+    Each hour of weekly capacity added costs `hire_cost_weeks` weeks of its pay, each hour
+    shed `layoff_cost_weeks` weeks; `weekly_pay` is the pay of an hour of weekly capacity
+    that is worked (salary + wage, cu a week), as labour economics measures hiring costs.
+    """
+    hiring = rule.hire_cost_weeks * weekly_pay * np.maximum(change_hours, 0.0)
+    layoff = rule.layoff_cost_weeks * weekly_pay * np.maximum(-change_hours, 0.0)
+    return hiring, layoff
+
+
 def crossover_week(cumulative_a, cumulative_b):
     """First week after which series a stays above series b; None if it never does."""
     ahead = np.asarray(cumulative_a) > np.asarray(cumulative_b)

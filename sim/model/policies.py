@@ -42,6 +42,8 @@ class Policy:
             reach clients of like values (docs/ODD.md §7.12).
         serves: whose interests it satisfies with the buying centre on, one of `SERVES`:
             the role it serves sees it as more aligned, the other less (docs/ODD.md §7.10).
+        capacity_share: its businesses' starting capacity, as a share of the market's
+            (`mechanics.capacity_per_business`).
     """
 
     kind: ClassVar[str] = "threshold"
@@ -59,6 +61,7 @@ class Policy:
     ad_honesty: float
     culture_strength: float
     serves: str
+    capacity_share: float
 
     @property
     def screens(self) -> bool:
