@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
-from scipy import stats
 
+from sim.analysis import inference
 from sim.analysis import stats as analysis
 from sim.analysis.figures import paired_table, plot_dir
 from sim.analysis.markdown import markdown_table
@@ -53,14 +53,6 @@ def gaps(runs: pd.DataFrame, exp: dict, metric: str, *, policy: str | None = Non
     return pairs.assign(gap=pairs["a"] - pairs["b"])
 
 
-def _interval(sample: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t interval of a sample (NaN interval below two values)."""
-    if len(sample) < 2 or np.std(sample) == 0:
-        return float(np.mean(sample)) if len(sample) else np.nan, np.nan, np.nan
-    low, high = stats.ttest_1samp(sample, 0.0).confidence_interval(0.95)
-    return float(np.mean(sample)), float(low), float(high)
-
-
 def _side(low: float, high: float, positive: bool) -> str:
     if np.isnan(low):
         return "inconclusive"
@@ -72,14 +64,20 @@ def _side(low: float, high: float, positive: bool) -> str:
 
 
 def check_sign(g: pd.DataFrame, claim: dict, x: str | None) -> dict:
-    """The gap's 95% interval is above (positive) or below (negative) zero, at every point."""
+    """The gap's 95% interval is above (positive) or below (negative) zero, at every point.
+
+    Its p is the largest of the points' two-sided p-values: the verdict holds at every point,
+    so it is as strong as its weakest point (an intersection–union test).
+    """
     positive = claim["sign"] == "positive"
     by = "point" if "point" in g else x if x in g else None
     parts = [part for _, part in g.groupby(by, sort=True)] if by else [g]
-    per_point = [_side(*_interval(part["gap"].to_numpy())[1:], positive) for part in parts]
+    tests = [inference.t_test(part["gap"]) for part in parts]
+    per_point = [_side(low, high, positive) for _, low, high, _ in tests]
     counts = ", ".join(f"{v} at {per_point.count(v)}" for v in dict.fromkeys(per_point))
     return {
         "verdict": _combine(per_point),
+        "p": max(p for *_, p in tests),
         "detail": f"{counts} of {len(parts)} design point{'s' * (len(parts) > 1)}",
     }
 
@@ -92,16 +90,34 @@ def _combine(verdicts: list[str]) -> str:
     return "mixed" if "supported" in verdicts or "rejected" in verdicts else "inconclusive"
 
 
+def _steps(g: pd.DataFrame, x: str) -> tuple[pd.DataFrame, str]:
+    """The adjacent paired steps along x (Holm) and their account: shape found, then steps."""
+    steps = inference.paired_steps(g, x)
+    found = inference.shape_text(steps, x)
+    return steps, f"{found} (steps {inference.steps_text(steps)}; * Holm p < {inference.ALPHA})"
+
+
 def check_trend(g: pd.DataFrame, claim: dict, x: str) -> dict:
-    """Least-squares slope of the gap on x (every seed a point): its 95% interval's side."""
-    fit = stats.linregress(g[x].astype(float), g["gap"])
-    half = stats.t.ppf(0.975, len(g) - 2) * fit.stderr
-    verdict = _side(fit.slope - half, fit.slope + half, claim["trend"] == "increasing")
-    low, high = fit.slope - half, fit.slope + half
-    detail = f"slope {fit.slope:,.4g} per unit of {x}, 95% interval [{low:,.4g}, {high:,.4g}]"
+    """A monotone claim, judged by the gap's adjacent steps along x and its slope over seeds.
+
+    Each step (the gap at one value of x minus at the one below) is a paired t test over the
+    seeds, Holm-corrected across the steps: a significant step against the claim rejects it, one
+    with it (and none against) supports it (`inference.monotone_verdict`). With no significant
+    step the slope decides: one least-squares slope per seed (common random numbers pair a
+    seed's runs across points), then the 95% t interval of their mean over the seeds
+    (`inference.slope_over_seeds`), never a regression pooling seeds × points.
+    """
+    increasing = claim["trend"] == "increasing"
+    fit = inference.slope_over_seeds(g, x)
+    steps, account = _steps(g, x)
+    side = _side(fit["low"], fit["high"], increasing)
+    verdict, p = inference.monotone_verdict(steps, increasing, side)
+    detail = (f"{account}; slope over {fit['seeds']} seeds {fit['slope']:,.4g} per unit of {x}, "
+              f"95% interval [{fit['low']:,.4g}, {fit['high']:,.4g}]")  # fmt: skip
+    found = {"verdict": verdict, "p": fit["p"] if np.isnan(p) else p}
     if "policy" in claim:  # a policy's own metric: seeds where it is null were left out
-        return {"verdict": verdict, "detail": detail + f" over {len(g)} runs where it is set"}
-    return {"verdict": verdict, "detail": detail + zero_crossing(g, x)}
+        return found | {"detail": detail + f", over {len(g)} runs where it is set"}
+    return found | {"detail": detail + zero_crossing(g, x)}
 
 
 def zero_crossing(g: pd.DataFrame, x: str) -> str:
@@ -114,17 +130,25 @@ def zero_crossing(g: pd.DataFrame, x: str) -> str:
     return f"; the mean gap keeps its sign over {x} in [{means.index[0]}, {means.index[-1]}]"
 
 
-def check_hump(g: pd.DataFrame, claim: dict, x: str) -> dict:
-    """An interior maximum of the mean gap, above both ends (paired by seed, 95% intervals)."""
+def check_shape(g: pd.DataFrame, claim: dict, x: str) -> dict:
+    """A shape claim (`shape: hump`, `plateau`, `increasing` or `decreasing`) judged by steps.
+
+    The gap's adjacent paired steps along x, Holm-corrected across the steps, give the shape
+    found (`inference.pattern`): a hump rises then falls, a plateau rises then stops rising,
+    a monotone shape never steps significantly the other way (`inference.hump_verdict`,
+    `plateau_verdict`, `monotone_verdict`).
+    """
+    steps, account = _steps(g, x)
     means = g.groupby(x)["gap"].mean().sort_index()
-    best = means.idxmax()
-    if best in (means.index[0], means.index[-1]):
-        return {"verdict": "rejected", "detail": f"the maximum is at an end ({x} = {best})"}
-    wide = g.pivot_table(index="seed", columns=x, values="gap")
-    sides = [_side(*_interval((wide[best] - wide[end]).dropna().to_numpy())[1:], True)
-             for end in (means.index[0], means.index[-1])]  # fmt: skip
-    return {"verdict": _combine(sides), "detail": f"maximum at {x} = {best}; above the low "
-            f"end: {sides[0]}, above the high end: {sides[1]}"}  # fmt: skip
+    shape = claim["shape"]
+    if shape == "hump":
+        verdict, p = inference.hump_verdict(steps, means)
+    elif shape == "plateau":
+        verdict, p = inference.plateau_verdict(steps)
+    else:
+        verdict, p = inference.monotone_verdict(steps, shape == "increasing", "inconclusive")
+    return {"verdict": verdict, "p": p,
+            "detail": f"{account}; largest mean gap at {x} = {means.idxmax():g}"}  # fmt: skip
 
 
 def check_larger_at(g: pd.DataFrame, claim: dict, x: str) -> dict:
@@ -132,18 +156,28 @@ def check_larger_at(g: pd.DataFrame, claim: dict, x: str) -> dict:
     wide = g.pivot_table(index="seed", columns=x, values="gap")
     value = claim["larger_at"]
     other = next(c for c in wide.columns if c != value)
-    mean, low, high = _interval((wide[value] - wide[other]).dropna().to_numpy())
-    return {"verdict": _side(low, high, True),
+    mean, low, high, p = inference.t_test((wide[value] - wide[other]).dropna())
+    return {"verdict": _side(low, high, True), "p": p,
             "detail": f"gap at {x}={value} minus gap at {x}={other}: {mean:,.4g} "
             f"[{low:,.4g}, {high:,.4g}]"}  # fmt: skip
 
 
-CHECKS = {"sign": check_sign, "trend": check_trend, "shape": check_hump,
+CHECKS = {"sign": check_sign, "trend": check_trend, "shape": check_shape,
           "larger_at": check_larger_at}  # fmt: skip
+
+#: The columns of a verdict row (after its experiment's and hypothesis's).
+VERDICT_COLUMNS = ["metric", "claim", "where", "verdict", "p", "p_holm", "p_bh", "survives",
+                   "detail"]  # fmt: skip
 
 
 def verdicts(runs: pd.DataFrame, exp: dict) -> list[dict]:
-    """Every claim of the experiment, per value of its `group` key: verdict and detail."""
+    """Every claim of the experiment, per value of its `group` key: verdict, p and detail.
+
+    Each row's ``p`` is the two-sided p-value the verdict rests on; ``p_holm`` and ``p_bh``
+    adjust it over the experiment's rows (Holm's family-wise and Benjamini–Hochberg's false
+    discovery rate); ``survives`` says whether a supported, rejected or mixed verdict keeps
+    Holm's p below 0.05 (empty for an inconclusive one).
+    """
     rows = []
     for claim in exp.get("expect") or []:
         kind = next(k for k in CHECKS if k in claim)
@@ -155,7 +189,21 @@ def verdicts(runs: pd.DataFrame, exp: dict) -> list[dict]:
             where = ", ".join(f"{k}={v}" for k, v in values.items())
             rows.append({"metric": claim["metric"], "claim": claim_text(claim, exp),
                          "where": where, **result})  # fmt: skip
-    return rows
+    return adjust(rows)
+
+
+def adjust(rows: list[dict]) -> list[dict]:
+    """The rows with ``p_holm``, ``p_bh`` and ``survives`` added (over all of them)."""
+    p = [row["p"] for row in rows]
+    for row, p_holm, p_bh in zip(rows, inference.holm(p), inference.benjamini_hochberg(p),
+                                 strict=True):  # fmt: skip
+        decided = row["verdict"] != "inconclusive"
+        survives = ("yes" if p_holm < inference.ALPHA else "no") if decided else ""
+        row.update(p_holm=p_holm, p_bh=p_bh, survives=survives)
+    return [{column: row[column] for column in VERDICT_COLUMNS} for row in rows]
+
+
+SHAPE_WORDS = {"hump": "hump-shaped", "plateau": "rising to a plateau"}
 
 
 def claim_text(claim: dict, exp: dict) -> str:
@@ -166,9 +214,10 @@ def claim_text(claim: dict, exp: dict) -> str:
         what = f"{compare['on']}={compare['a']} − {compare['b']} ({compare['policy']})"
     at = f" at {x}={claim['at']}" if "at" in claim else ""
     kind = next(k for k in CHECKS if k in claim)
+    shape = SHAPE_WORDS.get(claim.get("shape"), claim.get("shape"))
     return {"sign": f"{what} {claim.get('sign')}{at}",
             "trend": f"{what} {claim.get('trend')} in {x}",
-            "shape": f"{what} hump-shaped in {x}",
+            "shape": f"{what} {shape} in {x}",
             "larger_at": f"{what} larger at {x}={claim.get('larger_at')}"}[kind]  # fmt: skip
 
 
@@ -288,8 +337,7 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
         section, rows = experiment_section(name, root / name / SWEEP_NAME, figures, draw)
         sections.append(section)
         found += rows
-    summary = pd.DataFrame(found, columns=["hypothesis", "experiment", "metric", "claim",
-                                           "where", "verdict", "detail"])  # fmt: skip
+    summary = pd.DataFrame(found, columns=["hypothesis", "experiment", *VERDICT_COLUMNS])
     head = [
         "# Results", "",
         "Every experiment of `experiments/` at full size (5,000 clients, 260 weeks), paired by",
