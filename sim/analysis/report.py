@@ -249,12 +249,17 @@ def docking_section(sweep_dir: Path) -> str:
 
 
 def crossover_section(sweep_dir: Path, a: str, b: str) -> str:
-    """The spread over seeds of the week a's cumulative profit overtakes b's for good."""
+    """The crossover weeks over seeds, those that never cross censored at the horizon."""
     weeks = analysis.crossover_weeks(analysis.load_steps(sweep_dir), a, b)
     table = analysis.crossover_summary(weeks).drop(columns=["point", "a", "b"], errors="ignore")
-    return (f"Crossover week of {a} over {b} (first week after which its mean cumulative "
-            f"profit stays ahead; `share_never`: seeds where it never does):\n\n"
-            + markdown_table(table))  # fmt: skip
+    for column in ("km_q25", "km_median", "km_q75"):  # not reached: beyond the horizon
+        table[column] = [f"> {h:.0f}" if np.isnan(w) else f"{w:.0f}"
+                         for w, h in zip(table[column], table["horizon"], strict=True)]  # fmt: skip
+    return (f"Crossover week of {a} over {b}: the first week after which its mean cumulative "
+            f"profit stays ahead. A seed that has not crossed by the horizon (`share_never`) is "
+            f"censored there, not dropped: the quartiles are Kaplan–Meier's over all seeds "
+            f"(\"> horizon\": not reached), `restricted_mean` is the mean week capped at the "
+            f"horizon.\n\n" + markdown_table(table))  # fmt: skip
 
 
 def _minutes(manifest: dict) -> float:
