@@ -152,3 +152,18 @@ def test_each_verdict_carries_its_p_and_the_adjusted_p_over_its_experiment():
     assert found["p_bh"].tolist() == pytest.approx([p] * 3)
     assert found["survives"].tolist() == ["no"] * 3
     assert list(found.columns) == report.VERDICT_COLUMNS
+
+
+def test_a_crossover_that_never_comes_counts_as_the_horizon_not_as_missing():
+    # fit_filter's crossover week per seed: never, then 100-110, then 45-55, then never again
+    # (weeks = 260); dropping the nevers would leave a clean fall from 1 to 2
+    weeks = {0.0: [None] * 3, 1.0: [100, 110, 105], 2.0: [50, 55, 45], 3.0: [None] * 3}
+    runs = runs_with_gaps({k: [0.0] * 3 for k in weeks})
+    runs["weeks"] = 260
+    own = runs["policy"] == "fit_filter"
+    runs.loc[own, "crossover_vs_serve_all"] = [w for values in weeks.values() for w in values]
+    claim = {"metric": "crossover_vs_serve_all", "policy": "fit_filter", "trend": "decreasing"}
+    (row,) = report.verdicts(runs, {**EXP, "expect": [claim]})
+    assert row["verdict"] == "rejected"
+    assert "falls from 0 to 2, then rises from 2 to 3" in row["detail"]
+    assert "over 12 runs (6 not reached by the horizon" in row["detail"]

@@ -25,6 +25,7 @@ from sim.analysis import stats as analysis
 from sim.analysis.figures import paired_table, plot_dir
 from sim.analysis.markdown import markdown_table
 from sim.config.compose import compose
+from sim.runs.record import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "results"
@@ -39,11 +40,17 @@ def gaps(runs: pd.DataFrame, exp: dict, metric: str, *, policy: str | None = Non
     """Per (design point, seed): the compared arms' difference a - b of `metric` (`gap`).
 
     With `policy`, the "gap" is that policy's own value of the metric (e.g. its crossover
-    week), for claims about one arm rather than the difference; seeds where it is null drop.
+    week), for claims about one arm rather than the difference. A week that has not come by the
+    horizon (a crossover that never happened) is censored, not missing: it counts as the
+    horizon (``weeks``), a lower bound, and ``censored`` marks it; other nulls drop.
     """
     if policy is not None:
         own = runs[(runs["status"] == "ok") & (runs["policy"] == policy)]
-        return own.assign(gap=own[metric].astype(float)).dropna(subset=["gap"])
+        value = own[metric].astype(float)
+        censored = value.isna() & (METRICS[metric][1] == "week") & ("weeks" in own)
+        if censored.any():
+            value = value.fillna(own["weeks"].astype(float).where(censored))
+        return own.assign(gap=value, censored=censored).dropna(subset=["gap"])
     compare = exp["compare"]
     on = compare["on"]
     swept = [c for c in analysis.swept_columns(runs) if c != on]
@@ -115,8 +122,10 @@ def check_trend(g: pd.DataFrame, claim: dict, x: str) -> dict:
     detail = (f"{account}; slope over {fit['seeds']} seeds {fit['slope']:,.4g} per unit of {x}, "
               f"95% interval [{fit['low']:,.4g}, {fit['high']:,.4g}]")  # fmt: skip
     found = {"verdict": verdict, "p": fit["p"] if np.isnan(p) else p}
-    if "policy" in claim:  # a policy's own metric: seeds where it is null were left out
-        return found | {"detail": detail + f", over {len(g)} runs where it is set"}
+    if "policy" in claim:  # a policy's own metric, e.g. a week censored at the horizon
+        censored = int(g["censored"].sum())
+        return found | {"detail": detail + f", over {len(g)} runs ({censored} not reached by "
+                        "the horizon, counted as the horizon: a lower bound)"}  # fmt: skip
     return found | {"detail": detail + zero_crossing(g, x)}
 
 
