@@ -130,3 +130,24 @@ def test_a_median_not_reached_by_the_horizon_is_nan_not_the_median_of_those_that
     curve = inference.kaplan_meier([4, 10, 10, 10], [True, False, False, False])
     assert np.isnan(inference.km_quantile(curve, 0.5))
     assert inference.km_quantile(curve, 0.25) == 4.0
+
+
+def test_experiments_that_run_the_same_design_with_the_same_seeds_share_runs():
+    points = pd.DataFrame([
+        *({"experiment": "H3", "where": "ratio=1", "design": "d", "seed": s} for s in range(10)),
+        *({"experiment": "H4", "where": "share=0.1", "design": "d", "seed": s} for s in range(5)),
+        *({"experiment": "H4", "where": "share=0.2", "design": "e", "seed": s} for s in range(5)),
+        *({"experiment": "H1", "where": "", "design": "f", "seed": s} for s in range(3)),
+        *({"experiment": "H5", "where": "", "design": "f", "seed": s} for s in range(3, 6)),
+    ])  # fmt: skip
+    (row,) = inference.shared_runs(points).to_dict("records")  # f: no seed in common
+    assert row["experiments"] == ["H3 (ratio=1)", "H4 (share=0.1)"]
+    assert row["seeds"] == [0, 1, 2, 3, 4]
+
+
+def test_a_hump_without_any_falling_step_has_no_evidence_p_one():
+    rising = gap_table({0: [0.0, 1.0, 2.0], 1: [5.0, 7.0, 6.0], 2: [6.0, 6.0, 9.0]})
+    steps = inference.paired_steps(rising, "k")
+    assert inference.phase_p(steps, -1) == 1.0
+    verdict, p = inference.hump_verdict(steps, rising.groupby("k")["gap"].mean())
+    assert (verdict, p) == ("rejected", steps["p_holm"].iloc[0])  # a rise to the high end

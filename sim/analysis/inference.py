@@ -124,9 +124,14 @@ def steps_text(steps: pd.DataFrame) -> str:
 
 
 def phase_p(steps: pd.DataFrame, sign: int) -> float:
-    """The smallest Holm-adjusted p among the steps whose mean goes in direction ``sign``."""
+    """The smallest Holm-adjusted p among the steps whose mean goes in direction ``sign``.
+
+    1 when no step goes that way (no evidence), NaN when no step could be tested.
+    """
+    if steps["p_holm"].isna().all():
+        return np.nan
     going = steps.loc[np.sign(steps["step"]) == sign, "p_holm"].dropna()
-    return float(going.min()) if len(going) else np.nan
+    return float(going.min()) if len(going) else 1.0
 
 
 def monotone_verdict(steps: pd.DataFrame, increasing: bool, slope_side: str) -> tuple[str, float]:
@@ -162,7 +167,7 @@ def hump_verdict(steps: pd.DataFrame, means: pd.Series) -> tuple[str, float]:
         The verdict and its p: the larger of the rise's and the fall's best Holm p.
     """
     found = pattern(steps)
-    hump_p = max(phase_p(steps, 1), phase_p(steps, -1))
+    hump_p = float(np.max([phase_p(steps, 1), phase_p(steps, -1)]))  # NaN stays NaN
     if found == "+-":
         return "supported", hump_p
     if len(found) >= 2:
@@ -266,3 +271,34 @@ def restricted_mean(curve: pd.DataFrame, horizon: float) -> float:
     knots = np.concatenate([[0.0], before["week"].to_numpy(), [horizon]])
     levels = np.concatenate([[1.0], before["survival"].to_numpy()])
     return float(np.sum(np.diff(knots) * levels))
+
+
+# --- independent evidence: runs that several experiments share ----------------------------
+
+
+def shared_runs(points: pd.DataFrame) -> pd.DataFrame:
+    """The design points that more than one experiment ran, with the seeds they share.
+
+    Seeds are reused everywhere (0..n−1), so two experiments that run the same model config
+    run the same runs there: their verdicts are not independent evidence.
+
+    Args:
+        points: one row per (experiment, design point, seed) run: ``experiment`` (its label),
+            ``where`` (the point in that experiment's words), ``design`` (a key of the model's
+            config, the same in every experiment that runs it) and ``seed``.
+
+    Returns:
+        One row per shared design: ``design``, ``experiments`` (each "experiment (where)", in
+        order of appearance) and ``seeds`` (the sorted seeds every one of them ran).
+    """
+    rows = []
+    for design, runs in points.groupby("design", sort=False):
+        by = runs.groupby(["experiment", "where"], sort=False)["seed"].agg(frozenset)
+        if by.index.get_level_values("experiment").nunique() < 2:
+            continue
+        seeds = sorted(frozenset.intersection(*by.tolist()))
+        if seeds:
+            names = [f"{experiment} ({where})" if where else experiment
+                     for experiment, where in by.index]  # fmt: skip
+            rows.append({"design": design, "experiments": names, "seeds": seeds})
+    return pd.DataFrame(rows, columns=["design", "experiments", "seeds"])
