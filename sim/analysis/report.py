@@ -6,7 +6,9 @@
 Each experiment's YAML states what its hypothesis predicts as claims (`experiment.expect`);
 here every claim is checked against the paired differences over seeds and called
 *supported* (the 95% interval lies on the predicted side), *rejected* (it lies on the other
-side, or the shape is not there) or *inconclusive*. The verdicts are computed, never
+side, or the shape is not there) or *inconclusive*. Trends and shapes are judged by the
+gap's adjacent steps along x and its slope per seed (`sim.analysis.inference`); every verdict
+carries its p-value, adjusted over its experiment's claims. The verdicts are computed, never
 written by hand, so a change of the model refreshes them.
 """
 
@@ -335,8 +337,14 @@ def finding_sentence(exp: dict, found: list[dict]) -> str:
             "table reports the differences as measured."
         )
     parts = [f"{f['metric']}: {f['claim']}" + (f" ({f['where']})" if f["where"] else "")
-             + f": **{f['verdict']}** ({f['detail']})" for f in found]  # fmt: skip
+             + f": **{f['verdict']}** ({_p_text(f)}{f['detail']})" for f in found]  # fmt: skip
     return "; ".join(parts) + "."
+
+
+def _p_text(found: dict) -> str:
+    if np.isnan(found["p"]):
+        return ""
+    return f"p {found['p']:.2g}, Holm {found['p_holm']:.2g}; "
 
 
 def write_results(names: list[str], *, root: Path = RESULTS_DIR,
