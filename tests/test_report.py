@@ -1,5 +1,7 @@
 """Claims and verdicts (sim.analysis.report) on hand-built runs tables whose answers are known."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ from scipy import stats
 
 from sim.analysis import report
 from sim.analysis.markdown import markdown_table
+from sim.analysis.shared_runs import shared_runs_note
 
 EXP = {"compare": {"on": "policy", "a": "fit_filter", "b": "serve_all", "policy": None},
        "x": "k", "group": None}  # fmt: skip
@@ -167,3 +170,25 @@ def test_a_crossover_that_never_comes_counts_as_the_horizon_not_as_missing():
     assert row["verdict"] == "rejected"
     assert "falls from 0 to 2, then rises from 2 to 3" in row["detail"]
     assert "over 12 runs (6 not reached by the horizon" in row["detail"]
+
+
+def write_sweep(sweep_dir, points: dict[str, tuple[dict, dict]], seeds: int) -> None:
+    """A sweep directory: points/<hash>/point.json (values, config) and its runs.parquet."""
+    for point_hash, (values, config) in points.items():
+        (sweep_dir / "points" / point_hash).mkdir(parents=True)
+        point = {"hash": point_hash, "values": values, "config": config}
+        (sweep_dir / "points" / point_hash / "point.json").write_text(json.dumps(point))
+    runs = [{"point_hash": h, "seed": s, "status": "ok"} for h in points for s in range(seeds)]
+    pd.DataFrame(runs).to_parquet(sweep_dir / "runs.parquet")
+
+
+def test_results_say_which_experiments_ran_the_same_runs(tmp_path):
+    def point(values, name):  # the model's config: ratio and noise; the experiment block aside
+        return values, {"ratio": 1.0, "noise": 0.1, **values, "experiment": {"name": name}}
+
+    market = {"m1": point({"ratio": 1.0}, "market"), "m2": point({"ratio": 2.0}, "market")}
+    noise = {"n1": point({"noise": 0.1}, "noise"), "n2": point({"noise": 0.5}, "noise")}
+    write_sweep(tmp_path / "market", market, seeds=10)
+    write_sweep(tmp_path / "noise", noise, seeds=20)
+    note = shared_runs_note({"H3 market": tmp_path / "market", "H8 noise": tmp_path / "noise"})
+    assert "H3 market (ratio=1.0) = H8 noise (noise=0.1): the same 10 runs (seeds 0–9)." in note
