@@ -87,7 +87,7 @@ def check_sign(g: pd.DataFrame, claim: dict, x: str | None) -> dict:
     counts = ", ".join(f"{v} at {per_point.count(v)}" for v in dict.fromkeys(per_point))
     return {
         "verdict": _combine(per_point),
-        "p": max(p for *_, p in tests),
+        "p": float(np.max([p for *_, p in tests])),  # NaN (a point untested) stays NaN
         "detail": f"{counts} of {len(parts)} design point{'s' * (len(parts) > 1)}",
     }
 
