@@ -139,17 +139,19 @@ def test_crossover_week_is_the_week_after_which_a_stays_ahead():
     assert weeks["crossover_week"].tolist() == [4, 0, pd.NA]
     assert weeks[THRESHOLD].tolist() == [0.1, 0.1, 0.2]
     assert str(weeks["crossover_week"].dtype) == "Int64"
+    assert weeks["horizon"].tolist() == [5, 2, 2]  # the last week: where "never" is censored
 
 
-def test_crossover_summary_gives_the_spread_and_the_share_that_never_cross():
+def test_crossover_summary_censors_the_seeds_that_never_cross_at_the_horizon():
+    # weeks 2, 4, 6, 8 and one never by week 10: Kaplan–Meier survival .8, .6, .4, .2
     weeks = pd.DataFrame({
         "point": [0] * 5, "seed": range(5), "a": "fit_filter", "b": "serve_all",
-        "crossover_week": pd.array([4, 8, 6, None, 2], dtype="Int64"),
+        "crossover_week": pd.array([4, 8, 6, None, 2], dtype="Int64"), "horizon": 10,
     })  # fmt: skip
     (row,) = analysis.crossover_summary(weeks).to_dict("records")
     assert (row["point"], row["n"], row["crossed"], row["share_never"]) == (0, 5, 4, 0.2)
-    assert (row["mean"], row["min"], row["median"], row["max"]) == (5.0, 2.0, 5.0, 8.0)
-    assert row["sd"] == pytest.approx(np.std([4, 8, 6, 2], ddof=1))
+    assert (row["km_q25"], row["km_median"], row["km_q75"]) == (4.0, 6.0, 8.0)
+    assert row["restricted_mean"] == pytest.approx((2 + 4 + 6 + 8 + 10) / 5)
 
 
 def test_load_runs_concatenates_several_sweeps(tmp_path):
@@ -162,14 +164,17 @@ def test_load_runs_concatenates_several_sweeps(tmp_path):
         analysis.load_runs(tmp_path / "missing")
 
 
-def test_crossover_summary_of_seeds_that_never_cross_has_no_spread():
+def test_a_median_crossover_is_over_every_seed_not_only_those_that_cross():
+    # one seed of four crosses (week 4): the median of those that cross would say 4; half of
+    # the seeds have not crossed by the horizon, so the median is not reached
     weeks = pd.DataFrame({
-        "point": [0, 0], "seed": [1, 2], "a": "fit_filter", "b": "serve_all",
-        "crossover_week": pd.array([None, None], dtype="Int64"),
+        "point": [0] * 4, "seed": range(4), "a": "fit_filter", "b": "serve_all",
+        "crossover_week": pd.array([4, None, None, None], dtype="Int64"), "horizon": 10,
     })  # fmt: skip
     (row,) = analysis.crossover_summary(weeks).to_dict("records")
-    assert (row["n"], row["crossed"], row["share_never"]) == (2, 0, 1.0)
-    assert np.isnan(row["median"]) and np.isnan(row["mean"])
+    assert (row["n"], row["crossed"], row["share_never"]) == (4, 1, 0.75)
+    assert np.isnan(row["km_median"]) and row["km_q25"] == 4.0
+    assert row["restricted_mean"] == pytest.approx((4 + 10 + 10 + 10) / 4)
 
 
 def test_a_single_pair_has_a_mean_but_no_interval():

@@ -6,7 +6,9 @@
 Each experiment's YAML states what its hypothesis predicts as claims (`experiment.expect`);
 here every claim is checked against the paired differences over seeds and called
 *supported* (the 95% interval lies on the predicted side), *rejected* (it lies on the other
-side, or the shape is not there) or *inconclusive*. The verdicts are computed, never
+side, or the shape is not there) or *inconclusive*. Trends and shapes are judged by the
+gap's adjacent steps along x and its slope per seed (`sim.analysis.inference`); every verdict
+carries its p-value, adjusted over its experiment's claims. The verdicts are computed, never
 written by hand, so a change of the model refreshes them.
 """
 
@@ -19,12 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
-from scipy import stats
 
+from sim.analysis import inference
 from sim.analysis import stats as analysis
 from sim.analysis.figures import paired_table, plot_dir
 from sim.analysis.markdown import markdown_table
+from sim.analysis.shared_runs import shared_runs_note
 from sim.config.compose import compose
+from sim.runs.record import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "results"
@@ -39,11 +43,17 @@ def gaps(runs: pd.DataFrame, exp: dict, metric: str, *, policy: str | None = Non
     """Per (design point, seed): the compared arms' difference a - b of `metric` (`gap`).
 
     With `policy`, the "gap" is that policy's own value of the metric (e.g. its crossover
-    week), for claims about one arm rather than the difference; seeds where it is null drop.
+    week), for claims about one arm rather than the difference. A week that has not come by the
+    horizon (a crossover that never happened) is censored, not missing: it counts as the
+    horizon (``weeks``), a lower bound, and ``censored`` marks it; other nulls drop.
     """
     if policy is not None:
         own = runs[(runs["status"] == "ok") & (runs["policy"] == policy)]
-        return own.assign(gap=own[metric].astype(float)).dropna(subset=["gap"])
+        value = own[metric].astype(float)
+        censored = value.isna() & (METRICS[metric][1] == "week") & ("weeks" in own)
+        if censored.any():
+            value = value.fillna(own["weeks"].astype(float).where(censored))
+        return own.assign(gap=value, censored=censored).dropna(subset=["gap"])
     compare = exp["compare"]
     on = compare["on"]
     swept = [c for c in analysis.swept_columns(runs) if c != on]
@@ -51,14 +61,6 @@ def gaps(runs: pd.DataFrame, exp: dict, metric: str, *, policy: str | None = Non
     pairs = analysis.arms(runs, compare["a"], compare["b"], metric, on=on,
                           policy=compare.get("policy"), keys=keys)  # fmt: skip
     return pairs.assign(gap=pairs["a"] - pairs["b"])
-
-
-def _interval(sample: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t interval of a sample (NaN interval below two values)."""
-    if len(sample) < 2 or np.std(sample) == 0:
-        return float(np.mean(sample)) if len(sample) else np.nan, np.nan, np.nan
-    low, high = stats.ttest_1samp(sample, 0.0).confidence_interval(0.95)
-    return float(np.mean(sample)), float(low), float(high)
 
 
 def _side(low: float, high: float, positive: bool) -> str:
@@ -72,14 +74,20 @@ def _side(low: float, high: float, positive: bool) -> str:
 
 
 def check_sign(g: pd.DataFrame, claim: dict, x: str | None) -> dict:
-    """The gap's 95% interval is above (positive) or below (negative) zero, at every point."""
+    """The gap's 95% interval is above (positive) or below (negative) zero, at every point.
+
+    Its p is the largest of the points' two-sided p-values: the verdict holds at every point,
+    so it is as strong as its weakest point (an intersection–union test).
+    """
     positive = claim["sign"] == "positive"
     by = "point" if "point" in g else x if x in g else None
     parts = [part for _, part in g.groupby(by, sort=True)] if by else [g]
-    per_point = [_side(*_interval(part["gap"].to_numpy())[1:], positive) for part in parts]
+    tests = [inference.t_test(part["gap"]) for part in parts]
+    per_point = [_side(low, high, positive) for _, low, high, _ in tests]
     counts = ", ".join(f"{v} at {per_point.count(v)}" for v in dict.fromkeys(per_point))
     return {
         "verdict": _combine(per_point),
+        "p": float(np.max([p for *_, p in tests])),  # NaN (a point untested) stays NaN
         "detail": f"{counts} of {len(parts)} design point{'s' * (len(parts) > 1)}",
     }
 
@@ -92,16 +100,36 @@ def _combine(verdicts: list[str]) -> str:
     return "mixed" if "supported" in verdicts or "rejected" in verdicts else "inconclusive"
 
 
+def _steps(g: pd.DataFrame, x: str) -> tuple[pd.DataFrame, str]:
+    """The adjacent paired steps along x (Holm) and their account: shape found, then steps."""
+    steps = inference.paired_steps(g, x)
+    found = inference.shape_text(steps, x)
+    return steps, f"{found} (steps {inference.steps_text(steps)}; * Holm p < {inference.ALPHA})"
+
+
 def check_trend(g: pd.DataFrame, claim: dict, x: str) -> dict:
-    """Least-squares slope of the gap on x (every seed a point): its 95% interval's side."""
-    fit = stats.linregress(g[x].astype(float), g["gap"])
-    half = stats.t.ppf(0.975, len(g) - 2) * fit.stderr
-    verdict = _side(fit.slope - half, fit.slope + half, claim["trend"] == "increasing")
-    low, high = fit.slope - half, fit.slope + half
-    detail = f"slope {fit.slope:,.4g} per unit of {x}, 95% interval [{low:,.4g}, {high:,.4g}]"
-    if "policy" in claim:  # a policy's own metric: seeds where it is null were left out
-        return {"verdict": verdict, "detail": detail + f" over {len(g)} runs where it is set"}
-    return {"verdict": verdict, "detail": detail + zero_crossing(g, x)}
+    """A monotone claim, judged by the gap's adjacent steps along x and its slope over seeds.
+
+    Each step (the gap at one value of x minus at the one below) is a paired t test over the
+    seeds, Holm-corrected across the steps: a significant step against the claim rejects it, one
+    with it (and none against) supports it (`inference.monotone_verdict`). With no significant
+    step the slope decides: one least-squares slope per seed (common random numbers pair a
+    seed's runs across points), then the 95% t interval of their mean over the seeds
+    (`inference.slope_over_seeds`), never a regression pooling seeds × points.
+    """
+    increasing = claim["trend"] == "increasing"
+    fit = inference.slope_over_seeds(g, x)
+    steps, account = _steps(g, x)
+    side = _side(fit["low"], fit["high"], increasing)
+    verdict, p = inference.monotone_verdict(steps, increasing, side)
+    detail = (f"{account}; slope over {fit['seeds']} seeds {fit['slope']:,.4g} per unit of {x}, "
+              f"95% interval [{fit['low']:,.4g}, {fit['high']:,.4g}]")  # fmt: skip
+    found = {"verdict": verdict, "p": fit["p"] if np.isnan(p) else p}
+    if "policy" in claim:  # a policy's own metric, e.g. a week censored at the horizon
+        censored = int(g["censored"].sum())
+        return found | {"detail": detail + f", over {len(g)} runs ({censored} not reached by "
+                        "the horizon, counted as the horizon: a lower bound)"}  # fmt: skip
+    return found | {"detail": detail + zero_crossing(g, x)}
 
 
 def zero_crossing(g: pd.DataFrame, x: str) -> str:
@@ -114,17 +142,25 @@ def zero_crossing(g: pd.DataFrame, x: str) -> str:
     return f"; the mean gap keeps its sign over {x} in [{means.index[0]}, {means.index[-1]}]"
 
 
-def check_hump(g: pd.DataFrame, claim: dict, x: str) -> dict:
-    """An interior maximum of the mean gap, above both ends (paired by seed, 95% intervals)."""
+def check_shape(g: pd.DataFrame, claim: dict, x: str) -> dict:
+    """A shape claim (`shape: hump`, `plateau`, `increasing` or `decreasing`) judged by steps.
+
+    The gap's adjacent paired steps along x, Holm-corrected across the steps, give the shape
+    found (`inference.pattern`): a hump rises then falls, a plateau rises then stops rising,
+    a monotone shape never steps significantly the other way (`inference.hump_verdict`,
+    `plateau_verdict`, `monotone_verdict`).
+    """
+    steps, account = _steps(g, x)
     means = g.groupby(x)["gap"].mean().sort_index()
-    best = means.idxmax()
-    if best in (means.index[0], means.index[-1]):
-        return {"verdict": "rejected", "detail": f"the maximum is at an end ({x} = {best})"}
-    wide = g.pivot_table(index="seed", columns=x, values="gap")
-    sides = [_side(*_interval((wide[best] - wide[end]).dropna().to_numpy())[1:], True)
-             for end in (means.index[0], means.index[-1])]  # fmt: skip
-    return {"verdict": _combine(sides), "detail": f"maximum at {x} = {best}; above the low "
-            f"end: {sides[0]}, above the high end: {sides[1]}"}  # fmt: skip
+    shape = claim["shape"]
+    if shape == "hump":
+        verdict, p = inference.hump_verdict(steps, means)
+    elif shape == "plateau":
+        verdict, p = inference.plateau_verdict(steps)
+    else:
+        verdict, p = inference.monotone_verdict(steps, shape == "increasing", "inconclusive")
+    return {"verdict": verdict, "p": p,
+            "detail": f"{account}; largest mean gap at {x} = {means.idxmax():g}"}  # fmt: skip
 
 
 def check_larger_at(g: pd.DataFrame, claim: dict, x: str) -> dict:
@@ -132,18 +168,28 @@ def check_larger_at(g: pd.DataFrame, claim: dict, x: str) -> dict:
     wide = g.pivot_table(index="seed", columns=x, values="gap")
     value = claim["larger_at"]
     other = next(c for c in wide.columns if c != value)
-    mean, low, high = _interval((wide[value] - wide[other]).dropna().to_numpy())
-    return {"verdict": _side(low, high, True),
+    mean, low, high, p = inference.t_test((wide[value] - wide[other]).dropna())
+    return {"verdict": _side(low, high, True), "p": p,
             "detail": f"gap at {x}={value} minus gap at {x}={other}: {mean:,.4g} "
             f"[{low:,.4g}, {high:,.4g}]"}  # fmt: skip
 
 
-CHECKS = {"sign": check_sign, "trend": check_trend, "shape": check_hump,
+CHECKS = {"sign": check_sign, "trend": check_trend, "shape": check_shape,
           "larger_at": check_larger_at}  # fmt: skip
+
+#: The columns of a verdict row (after its experiment's and hypothesis's).
+VERDICT_COLUMNS = ["metric", "claim", "where", "verdict", "p", "p_holm", "p_bh", "survives",
+                   "detail"]  # fmt: skip
 
 
 def verdicts(runs: pd.DataFrame, exp: dict) -> list[dict]:
-    """Every claim of the experiment, per value of its `group` key: verdict and detail."""
+    """Every claim of the experiment, per value of its `group` key: verdict, p and detail.
+
+    Each row's ``p`` is the two-sided p-value the verdict rests on; ``p_holm`` and ``p_bh``
+    adjust it over the experiment's rows (Holm's family-wise and Benjamini–Hochberg's false
+    discovery rate); ``survives`` says whether a supported, rejected or mixed verdict keeps
+    Holm's p below 0.05 (empty for an inconclusive one).
+    """
     rows = []
     for claim in exp.get("expect") or []:
         kind = next(k for k in CHECKS if k in claim)
@@ -155,7 +201,21 @@ def verdicts(runs: pd.DataFrame, exp: dict) -> list[dict]:
             where = ", ".join(f"{k}={v}" for k, v in values.items())
             rows.append({"metric": claim["metric"], "claim": claim_text(claim, exp),
                          "where": where, **result})  # fmt: skip
-    return rows
+    return adjust(rows)
+
+
+def adjust(rows: list[dict]) -> list[dict]:
+    """The rows with ``p_holm``, ``p_bh`` and ``survives`` added (over all of them)."""
+    p = [row["p"] for row in rows]
+    for row, p_holm, p_bh in zip(rows, inference.holm(p), inference.benjamini_hochberg(p),
+                                 strict=True):  # fmt: skip
+        decided = row["verdict"] != "inconclusive"
+        survives = ("yes" if p_holm < inference.ALPHA else "no") if decided else ""
+        row.update(p_holm=p_holm, p_bh=p_bh, survives=survives)
+    return [{column: row[column] for column in VERDICT_COLUMNS} for row in rows]
+
+
+SHAPE_WORDS = {"hump": "hump-shaped", "plateau": "rising to a plateau"}
 
 
 def claim_text(claim: dict, exp: dict) -> str:
@@ -166,9 +226,10 @@ def claim_text(claim: dict, exp: dict) -> str:
         what = f"{compare['on']}={compare['a']} − {compare['b']} ({compare['policy']})"
     at = f" at {x}={claim['at']}" if "at" in claim else ""
     kind = next(k for k in CHECKS if k in claim)
+    shape = SHAPE_WORDS.get(claim.get("shape"), claim.get("shape"))
     return {"sign": f"{what} {claim.get('sign')}{at}",
             "trend": f"{what} {claim.get('trend')} in {x}",
-            "shape": f"{what} hump-shaped in {x}",
+            "shape": f"{what} {shape} in {x}",
             "larger_at": f"{what} larger at {x}={claim.get('larger_at')}"}[kind]  # fmt: skip
 
 
@@ -200,12 +261,17 @@ def docking_section(sweep_dir: Path) -> str:
 
 
 def crossover_section(sweep_dir: Path, a: str, b: str) -> str:
-    """The spread over seeds of the week a's cumulative profit overtakes b's for good."""
+    """The crossover weeks over seeds, those that never cross censored at the horizon."""
     weeks = analysis.crossover_weeks(analysis.load_steps(sweep_dir), a, b)
     table = analysis.crossover_summary(weeks).drop(columns=["point", "a", "b"], errors="ignore")
-    return (f"Crossover week of {a} over {b} (first week after which its mean cumulative "
-            f"profit stays ahead; `share_never`: seeds where it never does):\n\n"
-            + markdown_table(table))  # fmt: skip
+    for column in ("km_q25", "km_median", "km_q75"):  # not reached: beyond the horizon
+        table[column] = [f"> {h:.0f}" if np.isnan(w) else f"{w:.0f}"
+                         for w, h in zip(table[column], table["horizon"], strict=True)]  # fmt: skip
+    return (f"Crossover week of {a} over {b}: the first week after which its mean cumulative "
+            f"profit stays ahead. A seed that has not crossed by the horizon (`share_never`) is "
+            f"censored there, not dropped: the quartiles are Kaplan–Meier's over all seeds "
+            f"(\"> horizon\": not reached), `restricted_mean` is the mean week capped at the "
+            f"horizon.\n\n" + markdown_table(table))  # fmt: skip
 
 
 def _minutes(manifest: dict) -> float:
@@ -270,8 +336,14 @@ def finding_sentence(exp: dict, found: list[dict]) -> str:
             "table reports the differences as measured."
         )
     parts = [f"{f['metric']}: {f['claim']}" + (f" ({f['where']})" if f["where"] else "")
-             + f": **{f['verdict']}** ({f['detail']})" for f in found]  # fmt: skip
+             + f": **{f['verdict']}** ({_p_text(f)}{f['detail']})" for f in found]  # fmt: skip
     return "; ".join(parts) + "."
+
+
+def _p_text(found: dict) -> str:
+    if np.isnan(found["p"]):
+        return ""
+    return f"p {found['p']:.2g}, Holm {found['p_holm']:.2g}; "
 
 
 def write_results(names: list[str], *, root: Path = RESULTS_DIR,
@@ -283,23 +355,29 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
     """
     figures = out.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    sections, found = [], []
+    sections, found, labels = [], [], {}
     for name in names:
         section, rows = experiment_section(name, root / name / SWEEP_NAME, figures, draw)
         sections.append(section)
         found += rows
-    summary = pd.DataFrame(found, columns=["hypothesis", "experiment", "metric", "claim",
-                                           "where", "verdict", "detail"])  # fmt: skip
+        labels[f"{rows[0]['hypothesis']} {name}"] = root / name / SWEEP_NAME
+    summary = pd.DataFrame(found, columns=["hypothesis", "experiment", *VERDICT_COLUMNS])
     head = [
         "# Results", "",
         "Every experiment of `experiments/` at full size (5,000 clients, 260 weeks), paired by",
         "seed (common random numbers), regenerated by `make results`. A claim is *supported*",
         "when the 95% interval of the paired differences lies on the predicted side, *rejected*",
         "when it lies on the other side (or the predicted shape is absent), *mixed* when points",
-        "disagree, and *inconclusive* otherwise. Differences are in the metric's unit:",
-        "currency units for profit and revenue (mean cumulative per business), stars for",
-        "reputation, shares for retention, satisfaction and referral share.", "",
-        "## Findings", "", markdown_table(summary), "",
+        "disagree, and *inconclusive* otherwise. Trends and shapes are judged by the gap's",
+        "steps between adjacent values of x, paired by seed and Holm-corrected across the steps",
+        "(a significant step against a predicted trend rejects it; the shape found is stated),",
+        "and by one slope per seed with its t interval over the seeds. `p` is the two-sided",
+        "p-value a verdict rests on, `p_holm` and `p_bh` adjust it over the experiment's claims",
+        "(Holm; Benjamini–Hochberg), `survives` says whether a verdict keeps Holm's p < 0.05.",
+        "Differences are in the metric's unit: currency units for profit and revenue (mean",
+        "cumulative per business), stars for reputation, shares for retention, satisfaction",
+        "and referral share.", "",
+        "## Findings", "", markdown_table(summary), "", shared_runs_note(labels), "",
     ]  # fmt: skip
     out.write_text("\n".join([*head, *sections]))
     return out

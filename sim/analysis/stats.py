@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sim.analysis import inference
 from sim.model import mechanics
 from sim.runs.record import METRICS, RUN_KEYS, STEP_KEYS, STEP_SERIES
 from sim.runs.summary import (
@@ -216,7 +217,8 @@ def crossover_weeks(steps: pd.DataFrame, a: str, b: str, *, by=None) -> pd.DataF
     """The crossover week of policy a over policy b, per design point and seed.
 
     The crossover week is the first week after which a's mean cumulative profit per business
-    stays above b's (``sim.model.mechanics.crossover_week``), null when it never does.
+    stays above b's (``sim.model.mechanics.crossover_week``), null when it has not by the
+    horizon: a censored value (it may cross later), not a missing one.
 
     Args:
         steps: a steps table (``load_steps``).
@@ -226,27 +228,34 @@ def crossover_weeks(steps: pd.DataFrame, a: str, b: str, *, by=None) -> pd.DataF
 
     Returns:
         One row per (point, seed) where both policies ran: ``point``, ``seed``, the
-        by-columns, ``a``, ``b`` and ``crossover_week`` (week from 0, nullable integer).
+        by-columns, ``a``, ``b``, ``crossover_week`` (week from 0, nullable integer) and
+        ``horizon`` (the last week recorded: where a null week is censored).
     """
     by = swept_columns(steps) if by is None else list(by)
     keys = ["point", "seed"]
     arms = steps[steps["policy"].isin([a, b])]
     wide = arms.pivot_table(index=[*keys, "step"], columns="policy", values="cum_profit")
     rows = [
-        (*key, mechanics.crossover_week(series[a].to_numpy(), series[b].to_numpy()))
+        (*key, mechanics.crossover_week(series[a].to_numpy(), series[b].to_numpy()),
+         series.index.get_level_values("step").max())
         for key, series in wide.groupby(level=keys)
         if {a, b} <= set(series.columns) and series[[a, b]].notna().all().all()
-    ]
-    weeks = pd.DataFrame(rows, columns=[*keys, "crossover_week"])
+    ]  # fmt: skip
+    weeks = pd.DataFrame(rows, columns=[*keys, "crossover_week", "horizon"])
     weeks["crossover_week"] = weeks["crossover_week"].astype("Int64")
     carried = [column for column in by if column not in keys]
     design = arms[[*keys, *carried]].drop_duplicates(keys)
     weeks = weeks.merge(design, on=keys, how="left").assign(a=a, b=b)
-    return weeks[[*keys, *carried, "a", "b", "crossover_week"]]
+    return weeks[[*keys, *carried, "a", "b", "crossover_week", "horizon"]]
 
 
 def crossover_summary(weeks: pd.DataFrame, *, by=None) -> pd.DataFrame:
-    """The spread of crossover weeks over seeds, per group (by default per design point).
+    """The distribution of crossover weeks over seeds, per group (by default per design point).
+
+    Seeds that never cross are censored at the horizon, never dropped: the quantiles are
+    Kaplan–Meier's (``inference.kaplan_meier``), so a median is the week by which half of all
+    seeds have crossed, and NaN when fewer than half have by the horizon. Summarising only the
+    seeds that cross would condition on the outcome.
 
     Args:
         weeks: the result of ``crossover_weeks``.
@@ -254,23 +263,27 @@ def crossover_summary(weeks: pd.DataFrame, *, by=None) -> pd.DataFrame:
 
     Returns:
         One row per group: the by-columns, ``a``, ``b``, ``n`` (seeds), ``crossed`` (seeds with
-        a crossover), ``share_never`` (0–1), and over the seeds that cross, in weeks:
-        ``mean``, ``sd``, ``min``, ``q25``, ``median``, ``q75``, ``max``.
+        a crossover), ``share_never`` (0–1, not crossed by the horizon), ``horizon`` (week),
+        and in weeks: ``km_q25``, ``km_median``, ``km_q75`` (NaN: not reached by the horizon)
+        and ``restricted_mean`` (mean of the week capped at the horizon, a lower bound).
     """
-    fixed = {"seed", "a", "b", "crossover_week"}
+    fixed = {"seed", "a", "b", "crossover_week", "horizon"}
     by = [column for column in weeks.columns if column not in fixed] if by is None else list(by)
-    rows = [{**values, **_spread(group)} for values, group in groups(weeks, by)]
+    rows = [{**values, **_censored(group)} for values, group in groups(weeks, by)]
     return pd.DataFrame(rows)
 
 
-def _spread(group: pd.DataFrame) -> dict:
-    crossed = group["crossover_week"].dropna().astype(float)
-    quantiles = crossed.quantile([0.0, 0.25, 0.5, 0.75, 1.0]) if len(crossed) else [np.nan] * 5
+def _censored(group: pd.DataFrame) -> dict:
+    horizon = float(group["horizon"].max())
+    crossed = group["crossover_week"].notna().to_numpy()
+    weeks = group["crossover_week"].astype("Float64").fillna(horizon).to_numpy(dtype=float)
+    curve = inference.kaplan_meier(weeks, crossed)
     return {
         "a": group["a"].iloc[0], "b": group["b"].iloc[0], "n": len(group),
-        "crossed": len(crossed), "share_never": (len(group) - len(crossed)) / len(group),
-        "mean": crossed.mean(), "sd": crossed.std(ddof=1),
-        **dict(zip(("min", "q25", "median", "q75", "max"), quantiles, strict=True)),
+        "crossed": int(crossed.sum()), "share_never": (~crossed).mean(), "horizon": horizon,
+        **{f"km_{name}": inference.km_quantile(curve, share)
+           for name, share in (("q25", 0.25), ("median", 0.5), ("q75", 0.75))},
+        "restricted_mean": inference.restricted_mean(curve, horizon),
     }  # fmt: skip
 
 
