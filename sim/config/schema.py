@@ -239,7 +239,8 @@ class ClientsConfig:
     wom: WordOfMouth = field(default_factory=WordOfMouth)
     reform: Reform = field(default_factory=Reform)
     patience: Patience = field(default_factory=Patience)
-    decline_memory: int = num(0, MAX_WEEKS)
+    decline_memory: int = num(0, MAX_WEEKS)  # weeks: a screen's refusal, a provider left
+    declined_job_memory: int = num(0, MAX_WEEKS)  # weeks: a job declined, the client kept
 
 
 @dataclass
@@ -337,6 +338,10 @@ class PolicyConfig:
     ad_honesty: float = unit()
     culture_strength: float = unit()  # how strongly its culture shows (docs/ODD.md §7.12)
     serves: str = one_of(*SERVES)  # whose interests it satisfies (buying centre, §7.10)
+    # intake: how it refuses, and in what order it decides (docs/ODD.md §7.4)
+    ends_relationship: bool = MISSING  # every refusal ends the relationship (else: the job)
+    careful_order: bool = MISSING  # queue and deadline before diagnosis; no screens when full
+    full_weeks: float = num(0, MAX_WEEKS, lo_open=True)  # backlog (weeks) at which it is full
 
 
 @dataclass

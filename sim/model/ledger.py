@@ -22,6 +22,9 @@ COUNTERS: dict[str, type] = {
     "satisfaction_sum": float,
     "retained": int, "referrals_made": int, "warnings_made": int, "referral_acquisitions": int,
     "accepted_difficulty_sum": float, "accepted_alignment_sum": float,
+    # refusals by reason (intake, `sim.model.intake.Refusal`): they sum to `declined`
+    "declined_screen": int, "declined_full": int, "declined_deadline": int,
+    "declined_prepayment": int,
 }  # fmt: skip
 
 #: The market's tallies of one week: name -> type (all counts). Reset every week.
@@ -81,6 +84,11 @@ STEP_COLUMNS: dict[str, tuple[str, Callable | None]] = {
     "mean_alignment": _column("float64", _per("accepted_alignment_sum", "accepted")),
     "unpaid": _column("float64"),
     "active": _column("bool"),
+    # refusals by reason (intake): they sum to `declined`
+    "declined_screen": _column("int64"),
+    "declined_full": _column("int64"),
+    "declined_deadline": _column("int64"),
+    "declined_prepayment": _column("int64"),
 }
 
 #: market.parquet columns that sum the week's business rows (in business order).
