@@ -576,12 +576,15 @@ def settle(
 
     They pay (`out.paid`; `out.unpaid` is owed), count the job unless they left the queue,
     and their review; a first job done is dated (`first_job_week`). A client retained keeps
-    `provider`; one not retained does not choose it again for a while, and has no provider,
-    or the one it kept (`kept_provider`, its provider before) when another business did
-    the job because that one declined it (`Intake.ends_relationship` false).
+    `provider`; one not retained has none and does not choose it again for a while. A
+    client whose own provider (`kept_provider`) declined the job but kept it
+    (`Intake.ends_relationship` false), so that `provider` did it instead, goes back to its
+    own provider either way; `out.retained` still says whether it would stay with
+    `provider`, and a client who would not does not choose it again for a while.
     """
     done, left = ~out.abandoned, ~out.retained
-    fallback = np.where(kept_provider == provider, -1, kept_provider)
+    sent_here = (kept_provider >= 0) & (kept_provider != provider)  # never at the defaults
+    after = np.where(sent_here, kept_provider, np.where(out.retained, provider, -1))
     return (
         Updates()
         .add("spend", ids, out.paid)
@@ -591,7 +594,7 @@ def settle(
         .set("first_job_week", ids[done & (first_job_week < 0)], week)
         .set("job_provider", ids, -1)
         .set("job_open", ids, False)
-        .set("provider", ids, np.where(out.retained, provider, fallback))
+        .set("provider", ids, after)
         .set("blocked_until", ids[left], blocked_until(world, week), provider[left])
     )
 
