@@ -177,3 +177,21 @@ def test_a_declined_job_is_remembered_for_declined_job_memory_weeks(model):
     until = phases.blocked_until(model.world, 10, np.array([True, False]))
     np.testing.assert_array_equal(until, [10 + clients.decline_memory,
                                           10 + clients.declined_job_memory])  # fmt: skip
+
+
+def test_a_client_whose_provider_sent_its_job_elsewhere_goes_back_to_its_provider(model):
+    # clients 0-2 finish jobs at businesses 1, 4, 3; client 1's own provider (2) declined the
+    # job but kept it; all would stay but client 2, who leaves its provider (3)
+    n = 3
+    out = phases.Outcome(
+        paid=np.zeros(n), unpaid=np.zeros(n), satisfaction=np.full(n, 0.8),
+        retained=np.array([True, True, False]), rating=np.zeros(n, dtype=np.int64),
+        tell_probability=np.zeros(n), story=np.zeros(n, dtype=np.int64),
+        abandoned=np.zeros(n, dtype=bool),
+    )  # fmt: skip
+    updates = phases.settle(
+        model.world, np.arange(n), 9, np.array([1, 4, 3]), out, np.full(n, -1), np.array([-1, 2, 3])
+    )
+    changes = {change.name: change for change in updates}
+    np.testing.assert_array_equal(changes["provider"].values, [1, 2, -1])
+    np.testing.assert_array_equal(changes["blocked_until"].ids, [2])
