@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim.model.business import Business, Firms
-from sim.model.intake import Applicants
+from sim.model.intake import ACCEPTED, Applicants, Refusal
 from sim.model.policies import Policy, make_policy
 
 
@@ -135,3 +135,76 @@ def test_a_business_reads_and_writes_its_entry_of_the_arrays(model):
     business.cash = 12.5
     assert market.firms.cash[1] == 12.5 and type(business.cash) is float
     assert type(business.active) is bool and type(business.n_reviews) is int
+
+
+# --- how a business refuses, and in what order (docs/ODD.md §7.4) --------------------------
+def test_each_refusal_is_counted_under_the_first_check_it_failed(model):
+    # the fifth newcomer finds no hour left to screen it: it is turned away unscreened
+    # (2.25 h: four screens of 0.5 h, then 0.25 h left: a deadline is met on a 0.5-hour job)
+    taker = business(model, 2.25, decline_impossible=True, prepayment=True, diagnosis=False)
+    a = applicants([0.9, 0.2, 0.9, 0.9, 0.9])
+    a.true_hours[[0, 3]] = a.stated_hours[[0, 3]] = 0.5
+    a.deadline[2], a.prepay_ok[3] = 0, False
+    intake = taker.take(a)
+    np.testing.assert_array_equal(intake.accepted, [True, False, False, False, False])
+    np.testing.assert_array_equal(
+        intake.reason,
+        [ACCEPTED, Refusal.SCREEN, Refusal.DEADLINE, Refusal.PREPAYMENT, Refusal.FULL],
+    )
+    counts = [taker.declined_screen, taker.declined_full, taker.declined_deadline,
+              taker.declined_prepayment]  # fmt: skip
+    np.testing.assert_array_equal(np.concatenate(counts), [1, 1, 1, 1])
+    assert sum(counts)[0] == taker.declined[0] == 4
+
+
+def test_the_diagnosis_cap_declines_as_full(model):
+    intake = business(model, 1.0).take(applicants([0.9, 0.9, 0.9, 0.9]))
+    np.testing.assert_array_equal(intake.reason, [Refusal.FULL] * 4)
+
+
+def test_a_business_that_keeps_clients_ends_the_relationship_only_on_its_screens_refusal(model):
+    a = applicants([0.9, 0.2, 0.9])
+    a.deadline[2] = 0
+    keeps = business(model, 100.0, decline_impossible=True, ends_relationship=False).take(a)
+    np.testing.assert_array_equal(keeps.ends_relationship, [False, True, False])
+    ends = business(model, 100.0, decline_impossible=True, ends_relationship=True).take(a)
+    np.testing.assert_array_equal(ends.ends_relationship, [False, True, True])
+
+
+def full_of_work(model, backlog_weeks: float, **knobs) -> Firms:
+    """A careful fit_filter business of 10 hours a week with `backlog_weeks` of work queued."""
+    taker = business(model, 10.0, **{"careful_order": True, "full_weeks": 2.0, **knobs})
+    taker.backlog_hours[:] = backlog_weeks * 10.0
+    return taker
+
+
+def test_a_careful_business_that_is_full_turns_newcomers_away_unscreened(model):
+    a = applicants([0.9, 0.2, 0.9])
+    a.new[2] = False  # a returning client is still considered
+    intake = full_of_work(model, 2.0).take(a)
+    np.testing.assert_array_equal(intake.reason, [Refusal.FULL, Refusal.FULL, ACCEPTED])
+    np.testing.assert_array_equal(intake.overhead_hours, [0.0, 0.0, 0.5])  # its diagnosis
+    assert not intake.reforms.any()  # turned away, not judged
+    not_yet_full = full_of_work(model, 1.9).take(applicants([0.9, 0.2]))
+    np.testing.assert_array_equal(not_yet_full.reason, [ACCEPTED, Refusal.SCREEN])
+    careless = full_of_work(model, 2.0, careful_order=False).take(applicants([0.9, 0.2]))
+    np.testing.assert_array_equal(careless.reason, [ACCEPTED, Refusal.SCREEN])
+
+
+def test_a_careful_business_spends_no_diagnosis_hour_on_a_deadline_it_cannot_meet(model):
+    def take(careful: bool):
+        taker = full_of_work(model, 0.0, careful_order=careful, decline_impossible=True)
+        a = applicants([0.9, 0.9, 0.9], new=False)
+        a.deadline[1] = 0  # impossible
+        a.stated_hours[2] = 100.0  # asks for 10 weeks of work: no 4-week deadline holds
+        return taker, taker.take(a)
+
+    careless, careless_intake = take(careful=False)
+    careful, careful_intake = take(careful=True)
+    # the third states 100 h but needs 8 (its true size): diagnosed, it fits; judged before
+    # the diagnosis, on what it states, it does not
+    np.testing.assert_array_equal(careless_intake.reason, [ACCEPTED, Refusal.DEADLINE, ACCEPTED])
+    np.testing.assert_array_equal(careless_intake.overhead_hours, [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(careful_intake.reason, [ACCEPTED] + [Refusal.DEADLINE] * 2)
+    np.testing.assert_array_equal(careful_intake.overhead_hours, [0.5, 0.0, 0.0])
+    assert careless.diagnosis_hours[0] == 1.5 and careful.diagnosis_hours[0] == 0.5

@@ -16,6 +16,7 @@ import pytest
 
 from sim.config.checks import validate
 from sim.config.compose import compose
+from sim.model.intake import Refusal
 from sim.model.ledger import COUNTERS
 from sim.runs.record import Recorder, clients_frame
 from sim.runs.run import build_model, simulate, simulate_batch
@@ -498,6 +499,116 @@ def test_a_model_runs_past_its_configured_steps_and_the_engines_still_agree():
     pd.testing.assert_frame_equal(steps, longer, check_exact=True)
 
 
+# --- how businesses refuse, and in what order (docs/ODD.md §7.4) ----------------------------
+#: Every intake switch on: fit_filter and picky keep the clients whose jobs they decline and
+#: decide in the careful order; serve_all turns newcomers away while full (2 weeks of
+#: backlog); a declined job is avoided 2 weeks; a seller's market fills the businesses.
+INTAKE_SWITCHES = (
+    "market.demand_supply_ratio=2", "clients.declined_job_memory=2",
+    "policies.fit_filter.ends_relationship=false", "policies.fit_filter.careful_order=true",
+    "policies.picky.ends_relationship=false", "policies.picky.careful_order=true",
+    "policies.picky.full_weeks=1", "policies.serve_all.careful_order=true",
+    "policies.serve_all.full_weeks=2",
+)  # fmt: skip
+REFUSAL_COLUMNS = [f"declined_{r.name.lower()}" for r in Refusal]
+
+
+@pytest.mark.parametrize("overrides", [(), INTAKE_SWITCHES], ids=["default", "switches"])
+def test_refusals_by_reason_sum_to_declined(engine, overrides):
+    _, steps, _, _ = run(engine, *overrides)
+    pd.testing.assert_series_equal(
+        steps[REFUSAL_COLUMNS].sum(axis=1), steps["declined"], check_names=False
+    )
+    by_policy = steps.groupby("policy", observed=True)[REFUSAL_COLUMNS].sum()
+    refusing = ["declined_screen", "declined_deadline", "declined_prepayment"]
+    assert (by_policy.loc["fit_filter", refusing] > 0).all()
+    if overrides:  # a full serve_all turns newcomers away: its only refusal
+        serve_all = by_policy.loc["serve_all"]
+        assert serve_all["declined_full"] == serve_all.sum() > 0
+
+
+def watch_intakes(model) -> list[tuple]:
+    """Every decision of the run, as it is taken: (week, client, business, new, need week,
+    reason); the business's decision is read before it changes the client."""
+    seen = []
+
+    def watch(a, intake):
+        need_week = model.read("job_need_week", a.ids)
+        columns = (a.ids, a.business, a.new, need_week, intake.reason)
+        seen.extend((model.week, *row) for row in zip(*(c.tolist() for c in columns), strict=True))
+
+    model.firms.on_intake.append(watch)
+    return seen
+
+
+@pytest.mark.parametrize("ends_relationship", [True, False])
+def test_a_declined_job_goes_elsewhere_and_the_client_keeps_its_provider(engine, ends_relationship):
+    cfg = compose([
+        *BASE, f"engine={engine}", *mix(serve_all=5, fit_filter=5),
+        f"policies.fit_filter.ends_relationship={str(ends_relationship).lower()}",
+        "clients.declined_job_memory=0",  # only the job's own memory keeps it from coming back
+    ])  # fmt: skip
+    model = build_model(cfg)
+    seen, declined = watch_intakes(model), []  # returning clients declined for the deadline
+    for _ in range(cfg.steps):
+        before = len(seen)
+        model.step()
+        for _, client, business, new, need_week, reason in seen[before:]:
+            if not new and reason == Refusal.DEADLINE:
+                provider = model.read("provider", np.array([client]))[0]
+                declined.append((client, business, need_week, provider))
+    assert len(declined) >= 3
+    if ends_relationship:  # today's rule: the client is fired
+        assert all(provider == -1 for *_, provider in declined)
+        return
+    assert all(provider == business for _, business, _, provider in declined)
+    applications = [(client, business, need_week) for _, client, business, _, need_week, _ in seen]
+    assert len(set(applications)) == len(applications)  # never the same job twice to one
+    elsewhere = [
+        (c, n)
+        for c, b, n, _ in declined
+        if any(c2 == c and n2 == n and b2 != b for c2, b2, n2 in applications)
+    ]
+    back_later = [
+        (c, n)
+        for c, b, n, _ in declined
+        if any(c2 == c and b2 == b and not new and n2 > n for _, c2, b2, new, n2, _ in seen)
+    ]
+    assert elsewhere and back_later  # the job went to another; a later job came back
+
+
+def test_intake_switches_change_nothing_for_businesses_they_never_touch():
+    # serve_all and hard_sell refuse nobody, and a careful serve_all never fills 1,000 weeks
+    _, steps, market, clients = run("vectorized")
+    _, *switched = run(
+        "vectorized", "policies.serve_all.ends_relationship=false",
+        "policies.hard_sell.ends_relationship=false", "policies.serve_all.careful_order=true",
+        "policies.serve_all.full_weeks=1000", "clients.declined_job_memory=5",
+    )  # fmt: skip
+    for frame, other in zip((steps, market, clients), switched, strict=True):
+        pd.testing.assert_frame_equal(frame, other, check_exact=True)
+
+
+def test_careful_order_wastes_fewer_hours_on_the_applicants_it_declines():
+    def hours_per_refusal(careful: str) -> float:
+        cfg = compose([*BASE, SELLERS, *mix(serve_all=5, fit_filter=5),
+                       f"policies.fit_filter.careful_order={careful}",
+                       "policies.fit_filter.full_weeks=1"])  # fmt: skip
+        model, wasted = build_model(cfg), []
+
+        def watch(a, intake):
+            fit = model.firms.policy_names[a.business] == "fit_filter"
+            wasted.extend(intake.overhead_hours[fit & ~intake.accepted].tolist())
+
+        model.firms.on_intake.append(watch)
+        for _ in range(cfg.steps):
+            model.step()
+        assert len(wasted) > 50
+        return float(np.mean(wasted))
+
+    assert hours_per_refusal("true") < 0.7 * hours_per_refusal("false")
+
+
 # --- the two engines ---------------------------------------------------------------------
 #: Runs that reach every rule: a buying centre, other networks, must-have screens, exits
 #: with work in the backlogs, impatient clients, cultures and businesses serving one role.
@@ -527,6 +638,7 @@ SCENARIOS = {
         "market.capacity.adjust_weeks=4", "market.capacity.demand_weeks=2",
         "policies.fit_filter.capacity_share=0.7", "policies.hard_sell.capacity_share=1.5",
     ),
+    "intake-switches": INTAKE_SWITCHES,
 }  # fmt: skip
 
 

@@ -152,3 +152,47 @@ def test_a_job_is_abandoned_past_patience_unless_prepaid(model):
     job["need_week"][2] = 10  # a need of this week has waited one week only
     leaves = phases.abandons(world, ids, 10, job)
     np.testing.assert_array_equal(leaves, [True, False, patience[2] < 1])
+
+
+def test_a_job_goes_back_to_its_provider_unless_the_provider_declined_it():
+    provider = np.array([-1, 3, 3, 63])
+    declined_by = np.array([0, 0, 1 << 3, 1 << 63], dtype=np.uint64)
+    np.testing.assert_array_equal(
+        phases.returns_to_provider(provider, declined_by), [False, True, False, False]
+    )
+
+
+def test_a_job_is_not_taken_again_to_a_business_that_declined_it():
+    open_from = np.array([[0, 0, 0], [0, 5, 0]])
+    declined_by = np.array([0b010, 0b001], dtype=np.uint64)
+    np.testing.assert_array_equal(
+        phases.may_choose(open_from, 3, declined_by), [[True, False, True], [False, False, True]]
+    )
+    # the agents engine asks for one client at a time, with its job's bits as a Python int
+    np.testing.assert_array_equal(phases.may_choose(open_from[1], 3, 0b001), [False, False, True])
+
+
+def test_a_declined_job_is_remembered_for_declined_job_memory_weeks(model):
+    clients = model.cfg.clients
+    until = phases.blocked_until(model.world, 10, np.array([True, False]))
+    np.testing.assert_array_equal(until, [10 + clients.decline_memory,
+                                          10 + clients.declined_job_memory])  # fmt: skip
+
+
+def test_a_client_whose_provider_sent_its_job_elsewhere_goes_back_to_its_provider(model):
+    # clients 0-2 finish jobs at businesses 1, 4, 3; client 1's own provider (2) declined the
+    # job but kept it; all would stay but client 2, who leaves its provider (3)
+    n = 3
+    out = phases.Outcome(
+        paid=np.zeros(n), unpaid=np.zeros(n), satisfaction=np.full(n, 0.8),
+        retained=np.array([True, True, False]), rating=np.zeros(n, dtype=np.int64),
+        tell_probability=np.zeros(n), story=np.zeros(n, dtype=np.int64),
+        abandoned=np.zeros(n, dtype=bool), refund=np.zeros(n), disputed=np.zeros(n, dtype=bool),
+        failed=np.zeros(n, dtype=bool), billed=np.zeros(n), rework=np.zeros(n),
+    )  # fmt: skip
+    updates = phases.settle(
+        model.world, np.arange(n), 9, np.array([1, 4, 3]), out, np.full(n, -1), np.array([-1, 2, 3])
+    )
+    changes = {change.name: change for change in updates}
+    np.testing.assert_array_equal(changes["provider"].values, [1, 2, -1])
+    np.testing.assert_array_equal(changes["blocked_until"].ids, [2])

@@ -242,7 +242,8 @@ class ClientsConfig:
     wom: WordOfMouth = field(default_factory=WordOfMouth)
     reform: Reform = field(default_factory=Reform)
     patience: Patience = field(default_factory=Patience)
-    decline_memory: int = num(0, MAX_WEEKS)
+    decline_memory: int = num(0, MAX_WEEKS)  # weeks: a screen's refusal, a provider left
+    declined_job_memory: int = num(0, MAX_WEEKS)  # weeks: a job declined, the client kept
 
 
 @dataclass
@@ -366,6 +367,10 @@ class PolicyConfig:
     culture_strength: float = unit()  # how strongly its culture shows (docs/ODD.md §7.12)
     serves: str = one_of(*SERVES)  # whose interests it satisfies (buying centre, §7.10)
     capacity_share: float = num(0, 100, lo_open=True)  # x the market's starting capacity
+    # intake: how it refuses, and in what order it decides (docs/ODD.md §7.4)
+    ends_relationship: bool = MISSING  # every refusal ends the relationship (else: the job)
+    careful_order: bool = MISSING  # queue and deadline before diagnosis; no screens when full
+    full_weeks: float = num(0, MAX_WEEKS, lo_open=True)  # backlog (weeks) at which it is full
 
 
 @dataclass

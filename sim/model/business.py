@@ -18,7 +18,7 @@ import mesa
 import numpy as np
 
 from sim.model import mechanics
-from sim.model.intake import Applicants, Intake
+from sim.model.intake import ACCEPTED, Applicants, Intake, Refusal
 from sim.model.ledger import COUNTERS
 from sim.model.policies import Policy
 
@@ -159,31 +159,48 @@ class Firms:
     def _take_for(self, policy: Policy, a: Applicants) -> Intake:
         """The intake of the businesses of `policy`, whose applicants are `a`.
 
-        Each step is the policy's: new applicants are screened; returning clients are not,
-        but the diagnosis cap, deadline test and prepayment apply to every job. Only
-        applicants who did not pass the screen (declined by it, or turned away unscreened)
-        may reform; those who passed it and were declined later (no hours to diagnose,
-        deadline, prepayment) do not.
+        Each step is the policy's, in this order: a careful business turns newcomers away
+        while full (`Policy.turns_away`); new applicants are screened; returning clients are
+        not, but the diagnosis cap, deadline test and prepayment apply to every job. A
+        careful business tests the deadline before diagnosing, on the stated size
+        (`Policy.estimate`), and again on the quote. Each declined applicant's reason is the
+        first check it failed (`sim.model.intake.Refusal`). Only applicants who did not pass
+        the screen (declined by it, or turned away unscreened for lack of hours) may reform;
+        those turned away while full, or who passed it and were declined later (no hours to
+        diagnose, deadline, prepayment), do not. A refusal ends the relationship if the
+        policy says so (`ends_relationship`) or if it is the screen's.
         """
-        b = a.business
-        screened, passed = policy.screen_new(a, self.capacity[b])
+        b, reason = a.business, np.zeros(len(a.ids), dtype=np.int8)
+        full = policy.turns_away(a, self.backlog_hours[b], self.capacity[b])
+        screened, passed = policy.screen_new(a, self.capacity[b], full)
         self.book(screening_hours=self.total(b[screened]) * policy.screening_hours)
-        reforms = ~passed & a.would_reform  # before the diagnosis cap changes `passed`
+        reforms = ~passed & ~full & a.would_reform  # before the diagnosis cap changes `passed`
+        reason[~passed] = np.where(screened[~passed], Refusal.SCREEN, Refusal.FULL)
         billed, misfit, extras = policy.quote(a)
-        passed, diagnosed = policy.diagnose(passed, (self.capacity - self.screening_hours)[b], b)
+        hours_left = (self.capacity - self.screening_hours)[b]
+        if policy.careful_order:  # the queue and the deadline before any diagnosis hour
+            backlog, hours = self.backlog_hours[b], np.maximum(hours_left, 0.0)
+            on_time = policy.meets_deadline(backlog, policy.estimate(a), a.deadline, hours)
+            passed = _decline(passed, on_time, Refusal.DEADLINE, reason)
+        kept, diagnosed = policy.diagnose(passed, hours_left, b)
+        passed = _decline(passed, kept, Refusal.FULL, reason)
         self.book(diagnosis_hours=self.total(b[diagnosed]) * policy.diagnosis_hours)
         overhead = screened * policy.screening_hours + diagnosed * policy.diagnosis_hours
-        accepted = passed & policy.meets_deadline(
+        on_time = policy.meets_deadline(
             self.backlog_hours[b], billed, a.deadline, self.capacity_left[b]
         )
-        accepted, prepaid = policy.prepay(accepted, a.prepay_ok, billed, self.price[b])
+        accepted = _decline(passed, on_time, Refusal.DEADLINE, reason)
+        taken, prepaid = policy.prepay(accepted, a.prepay_ok, billed, self.price[b])
+        accepted = _decline(accepted, taken, Refusal.PREPAYMENT, reason)
+        ends = (reason != ACCEPTED) & (policy.ends_relationship | (reason == Refusal.SCREEN))
         work_hours = billed * a.work_per_billed_hour
         if self.cfg.market.service.rework_share > 0:  # unbilled: a misdiagnosis done again
             work_hours = work_hours + mechanics.rework_hours(
                 a.true_hours, a.stated_hours, misfit, self.cfg.market.service
             )
         return Intake(accepted, overhead, billed, misfit, extras, reforms=reforms,
-                      work_hours=work_hours, prepaid=prepaid)  # fmt: skip
+                      work_hours=work_hours, prepaid=prepaid, reason=reason,
+                      ends_relationship=ends)  # fmt: skip
 
     def _count_intake(self, a: Applicants, intake: Intake) -> None:
         acc, b = intake.accepted, a.business
@@ -199,6 +216,8 @@ class Firms:
             accepted_alignment_sum=self.total(taken, a.signals[acc, 2]),
             revenue=self.total(b, intake.prepaid),
         )
+        self.book(**{f"declined_{r.name.lower()}": self.total(b[intake.reason == r])
+                     for r in Refusal})  # fmt: skip
 
     def serve(self, business, remaining_hours, difficult, due=None) -> np.ndarray:
         """Phase 6: each business works its backlog up to capacity; hours worked per job.
@@ -285,6 +304,15 @@ class Firms:
             self.planned_capacity - self.capacity, market.salary + market.wage, rule
         )
         self.book(hiring_cost=hiring, layoff_cost=layoff)
+
+
+def _decline(running, kept, reason_code: int, reason: np.ndarray) -> np.ndarray:
+    """Applicants still in the running after a check: `running & kept`.
+
+    Those it declines (in the running, not kept) get `reason_code` in `reason` (in place).
+    """
+    reason[running & ~kept] = reason_code
+    return running & kept
 
 
 class Entry:
@@ -374,6 +402,11 @@ class Business(mesa.Agent):
     accepted_hours = Entry(float)
     hiring_cost = Entry(float)
     layoff_cost = Entry(float)
+    # refusals by reason (intake, `sim.model.intake.Refusal`): they sum to `declined`
+    declined_screen = Entry(int)
+    declined_full = Entry(int)
+    declined_deadline = Entry(int)
+    declined_prepayment = Entry(int)
 
     def __init__(self, model: mesa.Model, firms: Firms, index: int) -> None:
         super().__init__(model)

@@ -8,8 +8,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
+
+
+class Refusal(IntEnum):
+    """Why a business declines an applicant, in the order of the checks (`Intake.reason`).
+
+    SCREEN: its screen judged the newcomer unfit. FULL: no hours were left to screen or
+    diagnose it, or, for a careful business, its backlog reached `full_weeks`. DEADLINE: it
+    cannot meet the job's deadline. PREPAYMENT: the client will not prepay. Each is counted
+    as ``declined_`` + its name in lower case (`sim.model.ledger.COUNTERS`).
+    """
+
+    SCREEN = 1
+    FULL = 2
+    DEADLINE = 3
+    PREPAYMENT = 4
+
+
+ACCEPTED = 0  # the `Intake.reason` of an accepted applicant
 
 
 @dataclass(slots=True)
@@ -52,6 +71,8 @@ class Intake:
     reforms: np.ndarray  # declined by the screen and reformed: difficulty falls
     work_hours: np.ndarray
     prepaid: np.ndarray  # money paid on acceptance
+    reason: np.ndarray  # why it was declined (int8 `Refusal`), `ACCEPTED` if taken
+    ends_relationship: np.ndarray  # declined, and the refusal ends the relationship
 
     def __getitem__(self, rows: slice) -> Intake:
         """The decisions in `rows`."""

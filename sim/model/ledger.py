@@ -27,6 +27,9 @@ COUNTERS: dict[str, type] = {
     "rush_hours": float, "billed_hours": float,
     # capacity that adjusts: the load it follows (work hours accepted), the cost of changing
     "accepted_hours": float, "hiring_cost": float, "layoff_cost": float,
+    # refusals by reason (intake, `sim.model.intake.Refusal`): they sum to `declined`
+    "declined_screen": int, "declined_full": int, "declined_deadline": int,
+    "declined_prepayment": int,
 }  # fmt: skip
 
 #: The market's tallies of one week: name -> type (all counts). Reset every week.
@@ -106,6 +109,11 @@ STEP_COLUMNS: dict[str, tuple[str, Callable | None]] = {
     "accepted_hours": _column("float64"),
     "hiring_cost": _column("float64"),
     "layoff_cost": _column("float64"),
+    # refusals by reason (intake): they sum to `declined`
+    "declined_screen": _column("int64"),
+    "declined_full": _column("int64"),
+    "declined_deadline": _column("int64"),
+    "declined_prepayment": _column("int64"),
 }
 
 #: market.parquet columns that sum the week's business rows (in business order).

@@ -134,12 +134,47 @@ def standing(world: World, amount, since_week, week: int) -> np.ndarray:
     return np.where(since_week >= 0, amount * powers[week - since_week], 0.0)
 
 
+def declined_job(declined_by, business) -> np.ndarray:
+    """Job-level refusal memory: mask of whether `business` declined the open job already.
+
+    `declined_by` holds each job's decliners as bits (`sim.model.state.JOB`: bit b for
+    business b); `business` is an index (>= 0) per job, or broadcast against them.
+    """
+    bit = np.left_shift(np.uint64(1), np.asarray(business, dtype=np.uint64))
+    return (np.asarray(declined_by, dtype=np.uint64) & bit) != 0
+
+
+def returns_to_provider(provider, declined_by) -> np.ndarray:
+    """Phase 3: mask of the clients with an unplaced job who take it to their provider.
+
+    A returning client (`provider` >= 0) applies straight to its provider, unless the
+    provider declined this job (`declined_job`): then it chooses among the others.
+    """
+    return (provider >= 0) & ~declined_job(declined_by, np.maximum(provider, 0))
+
+
+def may_choose(open_from_week, week: int, declined_by) -> np.ndarray:
+    """Phase 3: mask of the businesses a client may choose for its job this week.
+
+    Open to it by `week` (`open_from_week`, from `open_from`: the last axis is the
+    businesses), and not one that already declined this job (`declined_job`;
+    `declined_by`: one per client, or a client's own).
+    """
+    eligible = open_from_week <= week
+    declined_by = np.asarray(declined_by)
+    if declined_by.any():  # only with `ends_relationship` off somewhere
+        businesses = np.arange(open_from_week.shape[-1])
+        eligible &= ~declined_job(declined_by[..., None], businesses)
+    return eligible
+
+
 def open_from(known_week, blocked_until, active) -> np.ndarray:
     """Phase 3, who may be chosen: the week from which each business is open to a client.
 
     A client may choose a business it knows (`known_week`) that has not declined it, nor been
-    left by it, within `clients.decline_memory` weeks (`blocked_until`), while the business
-    is active (`active`, one flag per business, the last axis); never (`NEVER`) otherwise.
+    left by it, within its memory of that (`blocked_until`), while the business is active
+    (`active`, one flag per business, the last axis); never (`NEVER`) otherwise. A business
+    that declined the open job itself is left out by `may_choose`.
     """
     return np.where(active, np.maximum(known_week, blocked_until), NEVER)
 
@@ -414,13 +449,18 @@ def difficult(world: World, difficulty) -> np.ndarray:
 
 
 # --- rules of refusal, reform and referral: both engines gather, call, and scatter -------
-def blocked_until(world: World, week: int) -> int:
+def blocked_until(world: World, week: int, ends_relationship=True):
     """Refusal memory: the week a client declined by (or leaving) a business may choose it again.
 
-    A client declined in `week`, or leaving its provider then, does not choose that business
-    again for `clients.decline_memory` weeks.
+    A client declined in `week` by a refusal that ends the relationship
+    (`Intake.ends_relationship`), or leaving its provider then, does not choose that business
+    again for `clients.decline_memory` weeks; one whose job was declined but who was kept,
+    for `clients.declined_job_memory` weeks (that job never goes back: `declined_job`).
     """
-    return week + world.clients.decline_memory
+    clients = world.clients
+    if ends_relationship is True:
+        return week + clients.decline_memory
+    return week + np.where(ends_relationship, clients.decline_memory, clients.declined_job_memory)
 
 
 def reformed_difficulty(world: World, difficulty):
@@ -521,6 +561,7 @@ def need_arrives(world: World, ids, arrivals, has_job, week: int) -> Updates:
         .set("job_stated_hours", opening, jobs.stated_hours)
         .set("job_deadline", opening, jobs.deadline)
         .set("job_need_week", opening, week)
+        .set("job_declined_by", opening, 0)
         .count("new_needs", opening)
     )
 
@@ -539,19 +580,34 @@ def intake_outcome(
     `business`: the business each applied to; `referred_by`, `ever_served` (a first job
     done) and `referrer` (its referrer for that business): their state. Every applicant
     spent the hours of its screening and diagnosis. A declined client does not choose the
-    business again for a while (`blocked_until`); a declined returning client loses its
-    provider; one declined by a screen may reform (`reformed_difficulty`). An accepted job
-    gets its provider, terms and work, and any prepayment is spent; a referred client's
-    first acceptance credits its referrer (`credits_referrer`).
+    business again for a while (`blocked_until`). A refusal that ends the relationship
+    (`Intake.ends_relationship`) costs a returning client its provider; any other declines
+    the job only: the client keeps its provider, and the job is not taken to that business
+    again (`declined_job`: its bit is added; it is not set, since a business is never
+    applied to twice for one job). One declined by a screen may reform
+    (`reformed_difficulty`). An accepted job gets its provider, terms and work, and any
+    prepayment is spent; a referred client's first acceptance credits its referrer
+    (`credits_referrer`).
     """
-    ids, accepted = a.ids, intake.accepted
+    ids, accepted, ends = a.ids, intake.accepted, intake.ends_relationship
     declined, reformed, started = ~accepted, intake.reforms, a.ids[accepted]
+    job_only = declined & ~ends  # the job is declined, the client kept
     first = credits_referrer(accepted, a.referred, referred_by, ever_served)
     return (
         Updates()
         .add("hours", ids, intake.overhead_hours)
-        .set("blocked_until", ids[declined], blocked_until(world, week), business[declined])
-        .set("provider", ids[declined & ~a.new], -1)
+        .set(
+            "blocked_until",
+            ids[declined],
+            blocked_until(world, week, ends[declined]),
+            business[declined],
+        )  # fmt: skip
+        .set("provider", ids[ends & ~a.new], -1)
+        .add(
+            "job_declined_by",
+            ids[job_only],
+            np.left_shift(np.uint64(1), business[job_only].astype(np.uint64)),
+        )  # fmt: skip
         .set("difficulty", ids[reformed], reformed_difficulty(world, a.difficulty[reformed]))
         .set("reformed", ids[reformed], True)
         .set("job_provider", started, business[accepted])
@@ -571,15 +627,23 @@ def served(ids, remaining, worked) -> Updates:
     return Updates().set("job_remaining", ids, remaining - worked).add("hours", ids, worked)
 
 
-def settle(world: World, ids, week: int, provider, out: Outcome, first_job_week) -> Updates:
+def settle(
+    world: World, ids, week: int, provider, out: Outcome, first_job_week, kept_provider
+) -> Updates:
     """Phase 7: the clients `ids` close their jobs at `provider` (judged: `out`).
 
     They pay (`out.paid`, less any `out.refund`; `out.unpaid` is owed), count the job
     unless they left the queue, and their review; a first job done is dated
     (`first_job_week`). A client retained keeps `provider`; one not retained has none and
-    does not choose it again for a while.
+    does not choose it again for a while. A client whose own provider (`kept_provider`)
+    declined the job but kept it (`Intake.ends_relationship` false), so that `provider` did
+    it instead, goes back to its own provider either way; `out.retained` still says whether
+    it would stay with `provider`, and a client who would not does not choose it again for a
+    while.
     """
     done, left = ~out.abandoned, ~out.retained
+    sent_here = (kept_provider >= 0) & (kept_provider != provider)  # never at the defaults
+    after = np.where(sent_here, kept_provider, np.where(out.retained, provider, -1))
     return (
         Updates()
         .add("spend", ids, out.paid - out.refund)
@@ -589,7 +653,7 @@ def settle(world: World, ids, week: int, provider, out: Outcome, first_job_week)
         .set("first_job_week", ids[done & (first_job_week < 0)], week)
         .set("job_provider", ids, -1)
         .set("job_open", ids, False)
-        .set("provider", ids, np.where(out.retained, provider, -1))
+        .set("provider", ids, after)
         .set("blocked_until", ids[left], blocked_until(world, week), provider[left])
     )
 

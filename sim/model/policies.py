@@ -1,7 +1,8 @@
 """Client-selection policies: a screen plus service habits, behind one small interface.
 
-A policy's behaviour is its methods: which new applicants it screens and accepts
-(`screen_new`, `screen`), how it quotes (`quote`), the diagnosis cap (`diagnose`), the
+A policy's behaviour is its methods: which newcomers it turns away while full
+(`turns_away`), which new applicants it screens and accepts (`screen_new`, `screen`), how it
+quotes (`quote`, and `estimate` before a diagnosis), the diagnosis cap (`diagnose`), the
 deadline test (`meets_deadline`) and prepayment (`prepay`); its knobs are its fields.
 Neither the engines nor `sim.model.business` branch on a policy's name or flags. A new habit is a
 new preset in `configs/policies/` or a new subclass registered in `POLICY_KINDS`.
@@ -44,6 +45,12 @@ class Policy:
             the role it serves sees it as more aligned, the other less (docs/ODD.md §7.10).
         capacity_share: its businesses' starting capacity, as a share of the market's
             (`mechanics.capacity_per_business`).
+        ends_relationship: whether every refusal ends the relationship (the client is
+            blocked `clients.decline_memory` weeks and loses it as provider); if not, only its
+            screen's refusal of a newcomer does, and any other refusal declines the job only.
+        careful_order: whether it checks the queue and the deadline before diagnosing and
+            turns newcomers away unscreened while full (`turns_away`).
+        full_weeks: the backlog, in weeks of its capacity, at which a careful business is full.
     """
 
     kind: ClassVar[str] = "threshold"
@@ -62,28 +69,44 @@ class Policy:
     culture_strength: float
     serves: str
     capacity_share: float
+    ends_relationship: bool
+    careful_order: bool
+    full_weeks: float
 
     @property
     def screens(self) -> bool:
         """Whether new applicants are screened (and cost screening hours)."""
         return self.threshold > 0
 
-    def screen_new(self, a: Applicants, capacity) -> tuple[np.ndarray, np.ndarray]:
+    def turns_away(self, a: Applicants, backlog_hours, capacity) -> np.ndarray:
+        """Mask of the newcomers a careful business turns away unscreened: it is full.
+
+        Full: a backlog (`backlog_hours`, at the start of the week) of at least `full_weeks`
+        weeks of its `capacity` (hours a week; both per applicant's business). No hours are
+        spent on them. A business that is not careful considers every newcomer.
+        """
+        if not self.careful_order:
+            return np.zeros(len(a.ids), dtype=bool)
+        return a.new & (backlog_hours >= self.full_weeks * capacity)
+
+    def screen_new(self, a: Applicants, capacity, turned_away=None) -> tuple[np.ndarray, ...]:
         """Screen the new applicants: masks of those screened and of those who passed.
 
         `a` holds the applicants of one or more businesses of this policy (sorted by
         business, then id), `capacity` each applicant's business's hours. Returning clients
-        are not screened and pass. A business too busy to screen every new applicant
+        are not screened and pass; newcomers `turned_away` (`turns_away`) are not screened
+        and do not pass. A business too busy to screen every new applicant
         (`capacity` hours used up) turns the rest away unscreened, in id order, so capacity
         is never exceeded: they have not passed the screen either. The
         signals are judged through the policy's culture (`mechanics.culture_signals`;
         unchanged at culture strength 0).
         """
+        considered = a.new if turned_away is None else a.new & ~turned_away
         if not self.screens:
-            return np.zeros(len(a.ids), dtype=bool), np.ones(len(a.ids), dtype=bool)
-        screened = a.new.copy()
+            return np.zeros(len(a.ids), dtype=bool), considered | ~a.new
+        screened = considered.copy()
         if self.screening_hours > 0:
-            screened &= mechanics.running_count(a.new, a.business) <= (
+            screened &= mechanics.running_count(considered, a.business) <= (
                 capacity // self.screening_hours
             )
         observed = a.signals + self.screening_noise * a.screening_noise
@@ -97,8 +120,14 @@ class Policy:
         else:
             billed, misfit = a.stated_hours, a.stated_hours != a.true_hours
         extras = a.upsell_u < self.upsell_rate
-        billed = np.where(extras, billed * (1.0 + self.upsell_share), billed)
-        return billed, misfit, extras
+        return self._with_extras(billed, extras), misfit, extras
+
+    def estimate(self, a: Applicants) -> np.ndarray:
+        """The billed hours it can know before a diagnosis: the stated size, with any extras."""
+        return self._with_extras(a.stated_hours, a.upsell_u < self.upsell_rate)
+
+    def _with_extras(self, billed, extras) -> np.ndarray:
+        return np.where(extras, billed * (1.0 + self.upsell_share), billed)
 
     def diagnose(self, passed, hours_left, business) -> tuple[np.ndarray, np.ndarray]:
         """The diagnosis cap: (applicants still in the running, mask of diagnoses that cost hours).

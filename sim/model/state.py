@@ -90,6 +90,9 @@ JOB: tuple[Field, ...] = (
     Field("extras", np.bool_, False),
     Field("remaining", np.float64, 0.0),  # work hours left
     Field("prepaid", np.bool_, False),
+    # the businesses that declined this job but kept the client (bit b: business b; at most
+    # `sim.config.schema.MAX_BUSINESSES` = 64): the job is not taken to them again
+    Field("declined_by", np.uint64, 0),
 )
 
 #: The dtype of a week in the pair state, the largest part of the memory: 16 bits hold

@@ -48,7 +48,7 @@ class Client(mesa.Agent):
             return
         if phases.out_of_patience(self.model.world, self.ids, week - self.job.need_week)[0]:
             self.give_up()
-        elif self.provider >= 0:
+        elif phases.returns_to_provider(self.provider, self.job.declined_by):
             self.apply_to(self.provider)  # a returning client goes back to its provider
         else:
             self.apply_to(self.choose_business(week))
@@ -67,9 +67,8 @@ class Client(mesa.Agent):
     def choose_business(self, week: int) -> int:
         """Phase 3: a business it knows, by logit (-1: none, or it balks at every queue)."""
         world, business_state = self.model.world, self.model.business_state_now
-        business = np.flatnonzero(
-            phases.open_from(self.known_week, self.blocked_until, business_state[2]) <= week
-        )
+        open_from = phases.open_from(self.known_week, self.blocked_until, business_state[2])
+        business = np.flatnonzero(phases.may_choose(open_from, week, self.job.declined_by))
         if len(business) == 0:
             return -1
         return int(
@@ -114,9 +113,9 @@ class Client(mesa.Agent):
     def settle(self, outcome: phases.Outcome, week: int) -> None:
         """Phase 7: its job ended (`outcome`: its row): it pays, counts it, stays or leaves."""
         provider = np.array([self.job.provider], dtype=np.int64)
-        first_job_week = np.array([self.first_job_week])
+        first_job_week, kept = np.array([self.first_job_week]), np.array([self.provider])
         self.model.apply(
-            phases.settle(self.model.world, self.ids, week, provider, outcome, first_job_week)
+            phases.settle(self.model.world, self.ids, week, provider, outcome, first_job_week, kept)
         )
 
     def tell(self, business: int, p_tell: float, story: int, week: int) -> list:

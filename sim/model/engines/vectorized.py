@@ -80,17 +80,25 @@ class VectorizedModel(MarketModel):
 
         Only the pairs a client may choose are scored, and only clients who may have one
         are looked at (`look_from`): early on most clients know no business at all, and
-        later many know only businesses that refused them.
+        later many know only businesses that refused them. A client whose provider declined
+        its job chooses among the others (`phases.returns_to_provider`).
         """
         s, p, n_b = self.s, self.p, self.n_businesses
         waiting = s["job_open"] & (s["job_provider"] < 0)
         unplaced = np.flatnonzero(waiting)
         waited = week - s["job_need_week"][unplaced]
-        gone = unplaced[phases.out_of_patience(self.world, unplaced, waited)]
-        self.apply(phases.give_up(gone))
-        waiting[gone] = False
-        s["applied_to"][:] = np.where(waiting, s["provider"], -1)
-        ids = np.flatnonzero(waiting & (s["provider"] < 0) & (s["look_from"] <= week))
+        gone = phases.out_of_patience(self.world, unplaced, waited)
+        self.apply(phases.give_up(unplaced[gone]))
+        unplaced = unplaced[~gone]
+        back = unplaced[
+            phases.returns_to_provider(s["provider"][unplaced], s["job_declined_by"][unplaced])
+        ]
+        s["applied_to"][:] = -1
+        s["applied_to"][back] = s["provider"][back]
+        choosing = np.zeros_like(waiting)
+        choosing[unplaced] = True
+        choosing[back] = False
+        ids = np.flatnonzero(choosing & (s["look_from"] <= week))
         state = self.business_state()
         # (rows are gathered with take: several times faster than fancy indexing)
         active = state[2]
@@ -99,8 +107,8 @@ class VectorizedModel(MarketModel):
         open_from = phases.open_from(
             p["known_week"].take(ids, 0), p["blocked_until"].take(ids, 0), active
         )
-        eligible = open_from <= week
-        stuck = ~eligible.any(axis=1)
+        eligible = phases.may_choose(open_from, week, s["job_declined_by"].take(ids))
+        stuck = ~eligible.any(axis=1)  # (`look_from` stays a lower bound for the next job)
         s["look_from"][ids[stuck]] = open_from[stuck].min(axis=1)
         # pairs the clients may choose, by position in their gathered rows (row-major);
         # reading the clients' rows, then the pairs in them, beats reading pairs directly
@@ -180,7 +188,9 @@ class VectorizedModel(MarketModel):
         phases.book_outcomes(
             self.firms, lambda **m: self.count_clients(ids, **m), self.firm(ids, provider), out
         )
-        self.apply(phases.settle(self.world, ids, week, provider, out, s["first_job_week"][ids]))
+        self.apply(phases.settle(
+            self.world, ids, week, provider, out, s["first_job_week"][ids], s["provider"][ids]
+        ))  # fmt: skip
         speaking = out.story != 0
         self._word_of_mouth(
             ids[speaking],
