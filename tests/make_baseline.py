@@ -19,14 +19,20 @@ from sim.runs.summary import summarize
 
 PATH = Path(__file__).with_name("baseline.json")
 ENGINES = ("vectorized", "agents")
-#: The runs of the baseline: a name, and its overrides of the default config.
+#: The runs of the baseline: a name, and its overrides of the default config. The `before-`
+#: runs set the structural mechanisms back (`structure=before`, docs/ODD.md §10a): their
+#: summaries are those the model gave before the mechanisms (baseline of 0ada4d5), unchanged.
+DEFAULT = ["seed=7", "market.n_clients=300", "steps=30"]
+SELLERS_EXITS = [
+    "seed=8", "market.n_clients=300", "steps=30", "market.demand_supply_ratio=2",
+    "market.initial_cash_weeks=8", "market.credit_limit_weeks=0", "market.exit_after=1",
+]  # fmt: skip
 RUNS: dict[str, list[str]] = {
-    "default": ["seed=7", "market.n_clients=300", "steps=30"],
-    "sellers-exits": [
-        "seed=8", "market.n_clients=300", "steps=30", "market.demand_supply_ratio=2",
-        "market.initial_cash_weeks=8", "market.credit_limit_weeks=0", "market.exit_after=1",
-    ],
-}  # fmt: skip
+    "default": DEFAULT,
+    "sellers-exits": SELLERS_EXITS,
+    "before-default": ["structure=before", *DEFAULT],
+    "before-sellers-exits": ["structure=before", *SELLERS_EXITS],
+}
 REL_TOL = 1e-9  # floats may differ in the last bits between machines (libm), not more
 
 
