@@ -291,6 +291,7 @@ class Business(mesa.Agent):
     referral_acquisitions = Entry(int)
     accepted_difficulty_sum = Entry(float)
     accepted_alignment_sum = Entry(float)
+    billed_hours = Entry(float)  # analysis (issue 23): billed on the jobs completed this week
 
     def __init__(self, model: mesa.Model, firms: Firms, index: int) -> None:
         super().__init__(model)

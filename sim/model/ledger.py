@@ -22,6 +22,8 @@ COUNTERS: dict[str, type] = {
     "satisfaction_sum": float,
     "retained": int, "referrals_made": int, "warnings_made": int, "referral_acquisitions": int,
     "accepted_difficulty_sum": float, "accepted_alignment_sum": float,
+    # analysis (issue 23): hours billed on the jobs completed this week (the profit gap's volume)
+    "billed_hours": float,
 }  # fmt: skip
 
 #: The market's tallies of one week: name -> type (all counts). Reset every week.
@@ -81,6 +83,8 @@ STEP_COLUMNS: dict[str, tuple[str, Callable | None]] = {
     "mean_alignment": _column("float64", _per("accepted_alignment_sum", "accepted")),
     "unpaid": _column("float64"),
     "active": _column("bool"),
+    # analysis (issue 23): hours billed on the jobs completed this week
+    "billed_hours": _column("float64"),
 }
 
 #: market.parquet columns that sum the week's business rows (in business order).

@@ -224,6 +224,7 @@ class Outcome:
     tell_probability: np.ndarray
     story: np.ndarray  # +1 positive, -1 negative, 0 none
     abandoned: np.ndarray  # the client left the queue: no payment, not a completed job
+    billed: np.ndarray  # hours invoiced, 0 where abandoned
 
     def __getitem__(self, rows: slice) -> Outcome:
         """The outcomes in `rows`."""
@@ -286,7 +287,7 @@ def finish_jobs(
         p_tell, story = np.zeros_like(p_tell), np.zeros_like(story)
     return Outcome(
         fraction * invoice, unpaid, s, retained, np.where(posts, mechanics.rating(s), 0),
-        p_tell, story, abandoned,
+        p_tell, story, abandoned, billed,
     )  # fmt: skip
 
 
@@ -305,6 +306,7 @@ def book_outcomes(firms, count, provider, out: Outcome) -> None:
         completed=total(provider[done]), abandoned=total(provider[out.abandoned]),
         satisfaction_sum=total(provider, np.where(done, out.satisfaction, 0.0)),  # completed
         retained=total(provider[out.retained]),
+        billed_hours=total(provider, out.billed),  # completed jobs (an abandoned one bills 0)
     )  # fmt: skip
     stars = total(provider, np.where(reviewed, out.rating, 0))
     firms.record_reviews(total(provider[reviewed]), stars)
