@@ -519,7 +519,8 @@ def settle(world: World, ids, week: int, provider, out: Outcome, first_job_week)
     """Phase 7: the clients `ids` close their jobs at `provider` (judged: `out`).
 
     They pay (`out.paid`; `out.unpaid` is owed), count the job unless they left the queue,
-    and their review; a first job done is dated (`first_job_week`). A client retained keeps
+    and their review; a first job done is dated (`first_job_week`) and its business kept
+    (`last_provider`, for the demand facts). A client retained keeps
     `provider`; one not retained has none and does not choose it again for a while.
     """
     done, left = ~out.abandoned, ~out.retained
@@ -530,6 +531,7 @@ def settle(world: World, ids, week: int, provider, out: Outcome, first_job_week)
         .add("jobs_done", ids, done)
         .add("reviews", ids, out.rating > 0)
         .set("first_job_week", ids[done & (first_job_week < 0)], week)
+        .set("last_provider", ids[done], provider[done])
         .set("job_provider", ids, -1)
         .set("job_open", ids, False)
         .set("provider", ids, np.where(out.retained, provider, -1))
