@@ -2,7 +2,9 @@
 
 Three figures per sweep, into ``DIR/figures/``: the paired difference of the compared arms
 against the swept parameter (``paired``), mean cumulative profit per policy over the weeks
-(``profit``), and the spread of crossover weeks over seeds (``crossover``). Every figure
+(``profit``), and the spread of crossover weeks over seeds (``crossover``); when two policies
+are compared and the runs record its factors, the profit gap decomposed into quality, volume
+and exits (``decomposition``, ``sim.analysis.decompose``). Every figure
 colours a policy the same way. A Bass docking sweep (`experiments/bass.yaml`, one business)
 gets its own figure instead (`sim.validation.docking_figures`).
 Figures are built on ``matplotlib.figure.Figure`` (Agg canvas), so nothing here touches
@@ -29,6 +31,7 @@ from matplotlib.ticker import EngFormatter
 from PIL import Image
 from scipy import stats
 
+from sim.analysis import decompose
 from sim.analysis import stats as analysis
 from sim.errors import UserError
 from sim.runs.output import unwritable
@@ -265,6 +268,44 @@ def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
     return fig
 
 
+PART_COLOURS = {"quality": "#228833", "volume": "#4477aa", "exits": "#aa3377"}
+
+
+def decomposition_figure(table: pd.DataFrame, experiment: dict) -> Figure:
+    """The gap a − b at the horizon split into quality, volume and exits, per design point.
+
+    `table` is ``sim.analysis.decompose.decompose_gap``'s: a bar per part with its paired t
+    interval, the gap as a black diamond with its own; the bars add up to the diamond.
+    """
+    keys = list(table.columns[: list(table.columns).index("a")])
+    points = table[keys].drop_duplicates() if keys else pd.DataFrame(index=[0])
+    fig = Figure(figsize=(max(6.4, 1.6 * len(points) + 2), 4.6), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    for offset, part in zip((-0.3, -0.1, 0.1), PART_COLOURS, strict=True):
+        rows = table[table["part"] == part]
+        error = [rows["mean_diff"] - rows["ci_low"], rows["ci_high"] - rows["mean_diff"]]
+        at = np.arange(len(rows)) + offset
+        ax.bar(at, rows["mean_diff"], width=0.18, color=PART_COLOURS[part], label=part)
+        ax.errorbar(at, rows["mean_diff"], yerr=error, fmt="none", color="black", capsize=3)
+    gap = table[table["part"] == "gap"]
+    error = [gap["mean_diff"] - gap["ci_low"], gap["ci_high"] - gap["mean_diff"]]
+    ax.errorbar(np.arange(len(gap)) + 0.3, gap["mean_diff"], yerr=error, fmt="D", color="black",
+                capsize=5, label="gap")  # fmt: skip
+    _ticks(ax, points.reset_index(drop=True)[keys] if keys else points.iloc[:, :0])
+    ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+    ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_ylabel("gap in profit per business (currency units)")
+    ax.legend(fontsize="small")
+    a, b = table["a"].iloc[0], table["b"].iloc[0]
+    title(
+        fig,
+        experiment,
+        f"{a} − {b} at the horizon = quality (profit per billed hour) + "
+        "volume (billed hours) + exits (frozen losses); bars: 95% paired t intervals",
+    )
+    return fig
+
+
 def save_figure(fig: Figure, directory: Path, name: str, formats) -> list[Path]:
     """Save `fig` as `directory/name.<format>` in each format; return the paths."""
     paths = [directory / f"{name}.{fmt}" for fmt in formats]
@@ -308,7 +349,7 @@ def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
     if not (runs["status"] == "ok").any() or steps.empty:
         raise ValueError(f"no successful run in {path}")
     out = path / "figures"
-    check_figures(out, _figure_files(out, experiment, formats))
+    check_figures(out, _figure_files(out, experiment, formats, _decomposed(runs, experiment)))
     out.mkdir(exist_ok=True)
     written = _draw(out, runs, steps, experiment, formats)
     record_outputs(written)
@@ -323,7 +364,19 @@ def _draw(out, runs, steps, experiment, formats) -> list[Path]:
     written += save_figure(profit_figure(steps, experiment), out, "profit", formats)
     if experiment["compare"]["on"] == "policy":
         written += save_figure(crossover_figure(steps, experiment), out, "crossover", formats)
+    if _decomposed(runs, experiment):
+        compare = experiment["compare"]
+        table = decompose.decompose_gap(runs, compare["a"], compare["b"])
+        table.to_csv(out / "decomposition.csv", index=False)
+        written.append(out / "decomposition.csv")
+        figure = decomposition_figure(table, experiment)
+        written += save_figure(figure, out, "decomposition", formats)
     return written
+
+
+def _decomposed(runs: pd.DataFrame, experiment: dict) -> bool:
+    """Whether the sweep's gap is decomposed: two policies compared, factors recorded."""
+    return experiment["compare"].get("on") == "policy" and decompose.has_factors(runs)
 
 
 def read_manifest(path: Path) -> dict:
@@ -345,11 +398,13 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
-def _figure_files(out: Path, experiment: dict, formats) -> list[Path]:
-    """The files `plot_dir` writes into `out` for `experiment`."""
+def _figure_files(out: Path, experiment: dict, formats, decomposed: bool = False) -> list[Path]:
+    """The files `plot_dir` writes into `out` for `experiment` (`decomposed`: its gap too)."""
     names = ["paired", "profit"] + (["crossover"] if experiment["compare"].get("on") ==
                                       "policy" else [])  # fmt: skip
-    return [out / "paired.csv"] + [out / f"{n}.{f}" for n in names for f in formats]
+    tables = ["paired.csv"] + ["decomposition.csv"] * decomposed
+    names += ["decomposition"] * decomposed
+    return [out / t for t in tables] + [out / f"{n}.{f}" for n in names for f in formats]
 
 
 def check_figures(out: Path, files: list[Path]) -> None:

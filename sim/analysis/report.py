@@ -21,9 +21,10 @@ import pandas as pd
 from omegaconf import OmegaConf
 from scipy import stats
 
+from sim.analysis import decompose
 from sim.analysis import stats as analysis
 from sim.analysis.figures import paired_table, plot_dir
-from sim.analysis.markdown import markdown_table
+from sim.analysis.markdown import cell, markdown_table
 from sim.config.compose import compose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,6 +209,39 @@ def crossover_section(sweep_dir: Path, a: str, b: str) -> str:
             + markdown_table(table))  # fmt: skip
 
 
+def _with_interval(row: pd.Series) -> str:
+    """A part's mean and its 95% paired t interval, in currency units."""
+    if np.isnan(row["ci_low"]):
+        return cell(row["mean_diff"], ",.0f")
+    return f"{row['mean_diff']:,.0f} [{row['ci_low']:,.0f}, {row['ci_high']:,.0f}]"
+
+
+def decomposition_section(runs: pd.DataFrame, a: str, b: str) -> str:
+    """The profit gap a − b at the horizon, split into quality, volume and exits per point."""
+    table = decompose.decompose_gap(runs, a, b)
+    keys = list(table.columns[: list(table.columns).index("a")])
+    rows = []
+    for values, point in analysis.groups(table, keys):
+        part = point.set_index("part")
+        rows.append({
+            **values, "gap": _with_interval(part.loc["gap"]),
+            **{name: _with_interval(part.loc[name]) for name in ("quality", "volume", "exits")},
+            "profit per billed hour (a / b)": f"{part.loc['quality', 'a_value']:,.1f} / "
+                                              f"{part.loc['quality', 'b_value']:,.1f}",
+            "billed hours a ÷ b": cell(part.loc["volume", "a_value"] /
+                                       part.loc["volume", "b_value"], ".2f"),
+            "survival (a / b)": f"{part.loc['gap', 'survival_a']:.2f} / "
+                                f"{part.loc['gap', 'survival_b']:.2f}",
+        })  # fmt: skip
+    return (
+        f"The gap {a} − {b} in mean cumulative profit per business at the horizon, decomposed "
+        "(`sim.analysis.decompose`): quality (profit per billed hour of the businesses active "
+        "at the horizon) + volume (hours they billed) + exits (frozen losses of the businesses "
+        "that exited) = gap, seed by seed; mean over seeds [95% paired t interval], currency "
+        "units:\n\n" + markdown_table(pd.DataFrame(rows))
+    )
+
+
 def _minutes(manifest: dict) -> float:
     started = pd.Timestamp(manifest["started"])
     return (pd.Timestamp(manifest["ended"]) - started).total_seconds() / 60
@@ -256,6 +290,11 @@ def experiment_section(
     ]  # fmt: skip
     if compare["on"] == "policy" and paired:
         lines += [crossover_section(sweep_dir, compare["a"], compare["b"]), ""]
+    if compare["on"] == "policy" and paired and decompose.has_factors(runs):
+        lines += [decomposition_section(runs, compare["a"], compare["b"]), ""]
+        shutil.copyfile(sweep_dir / "figures" / "decomposition.png",
+                        figures / f"{name}-decomposition.png")  # fmt: skip
+        lines += [f"![{name}: decomposition](figures/{name}-decomposition.png)", ""]
     lines += [f"![{name}: {figure}](figures/{name}-{figure}.png)\n" for figure in named[1:]]
     lines += ["**What the model finds:** " + finding_sentence(exp, found), ""]
     return "\n".join(lines), [{"experiment": name, "hypothesis": exp["hypothesis"], **v}
@@ -299,6 +338,19 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
         "disagree, and *inconclusive* otherwise. Differences are in the metric's unit:",
         "currency units for profit and revenue (mean cumulative per business), stars for",
         "reputation, shares for retention, satisfaction and referral share.", "",
+        "Profit and survival are reported separately. A verdict on profit uses the mean",
+        "cumulative profit per business of all the policy's businesses, an exited business",
+        "counted at its frozen loss (`profit_horizon`); `survival` is the share of them still",
+        "active at the horizon, and no verdict here uses it.", "",
+        "**What decides a profit gap.** Where two policies are compared, the gap at the",
+        "horizon is split exactly, seed by seed (`sim.analysis.decompose`). A policy's profit",
+        "per business is Π = q·h + x: q the profit per billed hour of its businesses active at",
+        "the horizon, h the hours they billed per business of the policy, x the frozen losses",
+        "of those that exited, per business. Then Π_a − Π_b = (q_a − q_b)(h_a + h_b)/2",
+        "(*quality*) + (h_a − h_b)(q_a + q_b)/2 (*volume*) + (x_a − x_b) (*exits*). The parts'",
+        "means over seeds add up to the mean gap; each has its paired 95% t interval. A policy",
+        "that earns more per hour but sells fewer hours wins only if quality outweighs volume;",
+        "the exits part shows how much of a gap is businesses that failed.", "",
         "## Findings", "", markdown_table(summary), "",
     ]  # fmt: skip
     out.write_text("\n".join([*head, *sections]))

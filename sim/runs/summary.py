@@ -63,6 +63,38 @@ def summarize(steps: pd.DataFrame, cum: pd.DataFrame | None = None) -> dict:
     return {"weeks": int(len(cum)), "policies": policies, "crossover_week": crossover}
 
 
+def gap_factors(steps: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per policy, the three factors of its mean cumulative profit per business at the horizon.
+
+    With n businesses of the policy, S those still active at the horizon and E those that
+    exited, P_i a business's cumulative profit and H_i its billed hours over the run:
+
+        profit_horizon = q * h + x,  q = sum_S P_i / sum_S H_i,  h = sum_S H_i / n,
+                                     x = sum_E P_i / n
+
+    ``profit_per_hour`` q is the survivors' profit per billed hour (currency units per hour;
+    NaN when they billed nothing), ``billed_hours`` h the hours they sold per business of the
+    policy, and ``exit_losses`` x the frozen cumulative profit of the exited businesses per
+    business of the policy (an exited business books nothing after its exit). `steps` is one
+    run's steps.parquet (one row per week and business).
+    """
+    final = steps["step"] == steps["step"].max()
+    active = steps.loc[final].set_index("business_id")["active"]
+    totals = steps.groupby("business_id")[["profit", "billed_hours"]].sum()
+    totals["active"] = active
+    totals["policy"] = steps.drop_duplicates("business_id").set_index("business_id")["policy"]
+    factors = {}
+    for policy, group in totals.groupby("policy", observed=True):
+        alive = group[group["active"]]
+        hours = alive["billed_hours"].sum()
+        factors[policy] = {
+            "profit_per_hour": alive["profit"].sum() / hours if hours > 0 else np.nan,
+            "billed_hours": hours / len(group),
+            "exit_losses": group.loc[~group["active"], "profit"].sum() / len(group),
+        }
+    return factors
+
+
 def summary_table(summary: dict) -> str:
     """The table printed at the end of a run."""
     frame = pd.DataFrame(summary["policies"]).T
