@@ -111,6 +111,40 @@ def test_results_give_the_strategy_answer_its_decomposition(smoke_dirs, tmp_path
     assert "frozen loss" in text  # which measure the profit verdicts use
 
 
+def test_a_factorials_smoke_run_gives_effects_of_its_first_two_factors(smoke_dirs):
+    sweep_dir = smoke_dirs["instruments"]
+    runs = pd.read_parquet(sweep_dir / "runs.parquet")
+    held = ["decline_impossible", "prepayment", "ad_honesty"]
+    assert not any(f"policies.fit_filter.{k}" in runs for k in held)  # at fit_filter's level
+    plot_dir(sweep_dir, formats=("png",))
+    table = pd.read_csv(sweep_dir / "figures" / "effects.csv")
+    assert set(table["market/policy_mix"]) == {"all_four", "half_half"}
+    terms = ["diagnosis", "threshold", "diagnosis × threshold"]  # the manifest sorts the keys
+    for _, group in table.groupby(["metric", "market/policy_mix"]):
+        assert group["term"].tolist() == terms and (group["n"] == 2).all()
+
+
+def test_results_give_a_factorial_its_effects_tables(smoke_dirs, tmp_path):
+    shutil.copytree(smoke_dirs["instruments"], tmp_path / "results" / "instruments" / SWEEP_NAME,
+                    ignore=shutil.ignore_patterns("figures"))  # fmt: skip
+    out = write_results(["instruments"], root=tmp_path / "results", out=tmp_path / "RESULTS.md")
+    text = out.read_text()
+    for metric in ("profit_horizon", "profit_per_hour", "billed_hours", "survival"):
+        assert f"Effects on the gap in {metric} " in text
+    assert "| diagnosis × threshold |" in text and "figures/instruments-effects.png" in text
+
+
+def test_must_have_compares_the_two_screen_kinds_of_one_business(smoke_dirs):
+    runs = pd.read_parquet(smoke_dirs["must_have"] / "runs.parquet")
+    assert set(runs["policies.fit_filter.kind"]) == {"must_have", "threshold"}
+    fit = runs[runs["policy"] == "fit_filter"].set_index(
+        ["policies.fit_filter.threshold", "policies.fit_filter.kind", "seed"]
+    )
+    # the same short list, every criterion alone: a must-have list accepts no more clients
+    accepted = fit["acceptance"].unstack("policies.fit_filter.kind")
+    assert (accepted["must_have"] <= accepted["threshold"] + 1e-12).all()
+
+
 def test_a_swept_axis_becomes_a_column_with_its_values(smoke_dirs):
     runs = pd.read_parquet(smoke_dirs["threshold"] / "runs.parquet")
     assert runs["policies.fit_filter.threshold"].dtype == "float64"

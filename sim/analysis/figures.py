@@ -31,7 +31,7 @@ from matplotlib.ticker import EngFormatter
 from PIL import Image
 from scipy import stats
 
-from sim.analysis import decompose
+from sim.analysis import decompose, factorial
 from sim.analysis import stats as analysis
 from sim.errors import UserError
 from sim.runs.output import unwritable
@@ -306,6 +306,45 @@ def decomposition_figure(table: pd.DataFrame, experiment: dict) -> Figure:
     return fig
 
 
+def effects_figure(table: pd.DataFrame, experiment: dict) -> Figure:
+    """A factorial's main effects and two-way interactions on the gap, one panel per metric.
+
+    `table` is ``sim.analysis.factorial.experiment_effects``': a point per term and group
+    (e.g. market) with its paired t interval; main effects first.
+    """
+    metrics = list(dict.fromkeys(table["metric"]))
+    by = [c for c in table.columns[1 : list(table.columns).index("term")]]
+    terms = list(dict.fromkeys(table["term"]))
+    fig = Figure(figsize=(4.2 * len(metrics) + 1, 0.32 * len(terms) + 2.2), dpi=DPI,
+                 layout="constrained")  # fmt: skip
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), sharey=True))
+    groups = list(analysis.groups(table, by))
+    labels = {values and _label(values) or "all" for values, _ in groups}
+    for ax, metric in zip(axes, metrics, strict=True):
+        for i, (values, group) in enumerate(analysis.groups(table[table["metric"] == metric], by)):
+            at = np.arange(len(group)) + (i - (len(groups) - 1) / 2) * 0.25
+            error = [group["effect"] - group["ci_low"], group["ci_high"] - group["effect"]]
+            ax.errorbar(group["effect"], at, xerr=error, fmt="o", capsize=3,
+                        color=FALLBACK_COLOURS[i % len(FALLBACK_COLOURS)],
+                        label=_label(values) or "all")  # fmt: skip
+        ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_title(metric, fontsize="medium")
+        ax.set_xlabel("effect on the gap (metric units)")
+    axes[0].set_yticks(range(len(terms)), terms)
+    axes[0].invert_yaxis()
+    if len(labels) > 1:
+        axes[-1].legend(fontsize="small")
+    compare = experiment["compare"]
+    title(
+        fig,
+        experiment,
+        f"effects on {compare['a']} − {compare['b']}: switching a factor on "
+        "(main), half the change of one's effect with another on (×); 95% paired t intervals",
+    )
+    return fig
+
+
 def save_figure(fig: Figure, directory: Path, name: str, formats) -> list[Path]:
     """Save `fig` as `directory/name.<format>` in each format; return the paths."""
     paths = [directory / f"{name}.{fmt}" for fmt in formats]
@@ -364,6 +403,11 @@ def _draw(out, runs, steps, experiment, formats) -> list[Path]:
     written += save_figure(profit_figure(steps, experiment), out, "profit", formats)
     if experiment["compare"]["on"] == "policy":
         written += save_figure(crossover_figure(steps, experiment), out, "crossover", formats)
+    if experiment.get("factorial"):
+        table = factorial.experiment_effects(runs, experiment)
+        table.to_csv(out / "effects.csv", index=False)
+        written.append(out / "effects.csv")
+        written += save_figure(effects_figure(table, experiment), out, "effects", formats)
     if _decomposed(runs, experiment):
         compare = experiment["compare"]
         table = decompose.decompose_gap(runs, compare["a"], compare["b"])
@@ -404,6 +448,8 @@ def _figure_files(out: Path, experiment: dict, formats, decomposed: bool = False
                                       "policy" else [])  # fmt: skip
     tables = ["paired.csv"] + ["decomposition.csv"] * decomposed
     names += ["decomposition"] * decomposed
+    if experiment.get("factorial"):
+        tables, names = [*tables, "effects.csv"], [*names, "effects"]
     return [out / t for t in tables] + [out / f"{n}.{f}" for n in names for f in formats]
 
 

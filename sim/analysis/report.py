@@ -21,11 +21,12 @@ import pandas as pd
 from omegaconf import OmegaConf
 from scipy import stats
 
-from sim.analysis import decompose
+from sim.analysis import decompose, factorial
 from sim.analysis import stats as analysis
 from sim.analysis.figures import paired_table, plot_dir
 from sim.analysis.markdown import cell, markdown_table
 from sim.config.compose import compose
+from sim.runs.record import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "results"
@@ -242,6 +243,31 @@ def decomposition_section(runs: pd.DataFrame, a: str, b: str) -> str:
     )
 
 
+def factorial_section(runs: pd.DataFrame, exp: dict) -> str:
+    """A factorial's main effects and two-way interactions on each metric's gap, per group."""
+    table = factorial.experiment_effects(runs, exp)
+    by = list(table.columns[1 : list(table.columns).index("term")])
+    parts = []
+    for metric, rows in table.groupby("metric", sort=False):
+        wide = {}
+        for values, group in analysis.groups(rows, by):
+            column = ", ".join(str(v) for v in values.values()) or "effect"
+            wide[column] = [_with_interval(r.rename({"effect": "mean_diff"}))
+                            for _, r in group.iterrows()]  # fmt: skip
+        frame = pd.DataFrame({"term": list(dict.fromkeys(rows["term"])), **wide})
+        what, unit = METRICS.get(metric, (metric, "metric units"))
+        parts.append(f"Effects on the gap in {metric} ({what}; {unit}), mean over seeds "
+                     f"[95% paired t interval]:\n\n" + markdown_table(frame))  # fmt: skip
+    varied = table.loc[table["order"] == 1, "term"].nunique()
+    return (
+        f"A two-level full factorial of {len(exp['factorial'])} factors ({varied} varied here) "
+        "(`sim.analysis.factorial`): a main effect is what switching the factor on adds to the "
+        "gap, averaged over the other factors' settings; an interaction A × B is half the "
+        "change of A's effect when B is switched on. Per design point: "
+        "`figures/paired.csv` and `figures/decomposition.csv` of the sweep.\n\n" + "\n".join(parts)
+    )
+
+
 def _minutes(manifest: dict) -> float:
     started = pd.Timestamp(manifest["started"])
     return (pd.Timestamp(manifest["ended"]) - started).total_seconds() / 60
@@ -278,7 +304,8 @@ def experiment_section(
     arms = f"{compare['a']} − {compare['b']}" + (
         f" ({compare['on']}, policy {compare['policy']})" if compare["on"] != "policy" else ""
     )
-    paired = "paired" in named  # the docking (one business) compares nothing
+    factorial = bool(exp.get("factorial"))
+    paired = "paired" in named or factorial  # the docking (one business) compares nothing
     lines = [
         f"## {exp['hypothesis']}: {name}", "", f"**{exp['question']}**", "",
         f"`clientsim-experiment run {name}`: {len(manifest['points'])} design points × "
@@ -286,15 +313,19 @@ def experiment_section(
         f"{_minutes(manifest):.1f} min wall on this machine."
         + (f" Paired differences {arms}." if paired else ""), "",
         f"![{name}: {named[0]}](figures/{name}-{named[0]}.png)", "",
-        paired_section(runs, exp) if paired else docking_section(sweep_dir), "",
     ]  # fmt: skip
-    if compare["on"] == "policy" and paired:
+    if factorial:  # 2^k design points: the effects, not a row per point (figures/paired.csv)
+        lines += [factorial_section(runs, exp), ""]
+    else:
+        lines += [paired_section(runs, exp) if paired else docking_section(sweep_dir), ""]
+    if compare["on"] == "policy" and paired and not factorial:
         lines += [crossover_section(sweep_dir, compare["a"], compare["b"]), ""]
-    if compare["on"] == "policy" and paired and decompose.has_factors(runs):
+    if compare["on"] == "policy" and paired and not factorial and decompose.has_factors(runs):
         lines += [decomposition_section(runs, compare["a"], compare["b"]), ""]
-        shutil.copyfile(sweep_dir / "figures" / "decomposition.png",
-                        figures / f"{name}-decomposition.png")  # fmt: skip
-        lines += [f"![{name}: decomposition](figures/{name}-decomposition.png)", ""]
+        if "decomposition" not in named:
+            shutil.copyfile(sweep_dir / "figures" / "decomposition.png",
+                            figures / f"{name}-decomposition.png")  # fmt: skip
+            lines += [f"![{name}: decomposition](figures/{name}-decomposition.png)", ""]
     lines += [f"![{name}: {figure}](figures/{name}-{figure}.png)\n" for figure in named[1:]]
     lines += ["**What the model finds:** " + finding_sentence(exp, found), ""]
     return "\n".join(lines), [{"experiment": name, "hypothesis": exp["hypothesis"], **v}
