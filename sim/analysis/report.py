@@ -382,6 +382,12 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
         "means over seeds add up to the mean gap; each has its paired 95% t interval. A policy",
         "that earns more per hour but sells fewer hours wins only if quality outweighs volume;",
         "the exits part shows how much of a gap is businesses that failed.", "",
+        "**Factorial experiments** (`experiment.factorial`, e.g. `instruments`) sweep each",
+        "factor at two levels in every combination; their sections give, per market, each",
+        "factor's main effect on the gap (what switching it on adds, averaged over the other",
+        "factors) and each two-way interaction (half the change of one factor's effect when",
+        "the other is on), seed by seed with paired 95% t intervals (`sim.analysis.factorial`).",
+        "",
         "## Findings", "", markdown_table(summary), "",
     ]  # fmt: skip
     out.write_text("\n".join([*head, *sections]))
