@@ -90,7 +90,8 @@ def test_every_experiment_runs_end_to_end_in_smoke_mode(smoke_dirs, name):
 def test_a_sweeps_profit_gap_splits_exactly_into_quality_volume_and_exits(smoke_dirs):
     sweep_dir = smoke_dirs["strategy"]
     runs = pd.read_parquet(sweep_dir / "runs.parquet")
-    rebuilt = runs["profit_per_hour"] * runs["billed_hours"] + runs["exit_losses"]
+    survivor = runs["margin_per_hour"] * runs["billed_hours"] - runs["fixed_costs"]
+    rebuilt = runs["survival"] * survivor + runs["exit_losses"]
     assert (runs["billed_hours"] > 0).all()
     np.testing.assert_allclose(rebuilt, runs["profit_horizon"], rtol=1e-9, atol=1e-6)
     written = {path.name for path in plot_dir(sweep_dir, formats=("png",))}
@@ -98,8 +99,9 @@ def test_a_sweeps_profit_gap_splits_exactly_into_quality_volume_and_exits(smoke_
     table = pd.read_csv(sweep_dir / "figures" / "decomposition.csv")
     for _, point in table.groupby("market/policy_mix"):
         means = point.set_index("part")["mean_diff"]
-        total = means[["quality", "volume", "exits"]].sum()
+        total = means[["quality", "volume", "capacity", "exits"]].sum()
         assert total == pytest.approx(means["gap"], rel=1e-9, abs=1e-6)
+        assert means["capacity"] == pytest.approx(0, abs=1e-6)  # every business the same size
 
 
 def test_results_give_the_strategy_answer_its_decomposition(smoke_dirs, tmp_path):
@@ -129,7 +131,7 @@ def test_results_give_a_factorial_its_effects_tables(smoke_dirs, tmp_path):
                     ignore=shutil.ignore_patterns("figures"))  # fmt: skip
     out = write_results(["instruments"], root=tmp_path / "results", out=tmp_path / "RESULTS.md")
     text = out.read_text()
-    for metric in ("profit_horizon", "profit_per_hour", "billed_hours", "survival"):
+    for metric in ("profit_horizon", "margin_per_hour", "billed_hours", "survival"):
         assert f"Effects on the gap in {metric} " in text
     assert "| diagnosis × threshold |" in text and "figures/instruments-effects.png" in text
 

@@ -1,23 +1,29 @@
-"""The profit gap of two policies split into quality, volume and exits, paired over seeds.
+"""The profit gap of two policies split into quality, volume, capacity and exits, over seeds.
 
 A policy's mean cumulative profit per business at the horizon is, in each run
 (`sim.runs.summary.gap_factors`),
 
-    profit_horizon = q * h + x
+    profit_horizon = s p + x,   p = m h - c
 
-with q the profit per billed hour of its businesses still active at the horizon, h the hours
-they billed per business of the policy, and x the frozen losses of those that exited, per
-business. For two policies a and b in one market (a design point and seed), the gap splits
-exactly, with the symmetric (Shapley) split of a product's change:
+with s its survival (share of its businesses active at the horizon), p the profit per
+survivor: m its margin per billed hour (before fixed costs), h the hours it billed, c its
+fixed costs (salaries and ads), and x the frozen losses of the businesses that exited, per
+business. For policies a and b in one market (a design point and seed), with bars for the
+mean of a and b and deltas for a − b, the gap splits exactly (the symmetric, Shapley split
+of each product's change; the cross terms cancel):
 
-    Pi_a - Pi_b = (q_a - q_b) (h_a + h_b) / 2    quality: profit per billed hour
-                + (h_a - h_b) (q_a + q_b) / 2    volume: billed hours sold
-                + (x_a - x_b)                     exits: frozen losses of exited businesses
+    Pi_a - Pi_b = s̄ h̄ Δm                 quality: margin per billed hour
+                + s̄ m̄ Δh                 volume: billed hours sold
+                - s̄ Δc                   capacity: fixed costs paid (0 when every business
+                                         pays for the same capacity)
+                + Δx + p̄ Δs              exits: frozen losses of the exited businesses, and
+                                         the profit of the survivors they are not
 
-(expand the two products: the cross terms cancel). A side with no survivor has h = 0 and no q;
-its q is taken as the other side's, so its whole difference q h falls in the volume part (0
-when neither side has one). The parts are computed seed by seed, so their means over seeds
-add up to the mean gap, and each gets the paired t interval of `sim.analysis.stats.compare`.
+A side with no survivor has no m, h or c; they are taken as the other side's, so its whole
+difference falls in the exits part. The parts are computed seed by seed, so their means over
+seeds add up to the mean gap, and each gets the paired t interval of
+`sim.analysis.stats.compare`. With identical capacity and no exits the gap is quality plus
+volume: a policy that earns more per hour wins only if it sells enough hours.
 
 Profit and survival are separate measures: a verdict on profit uses ``profit_horizon`` (all
 the policy's businesses, an exited one at its frozen loss); ``survival`` is the share still
@@ -32,42 +38,42 @@ import pandas as pd
 from sim.analysis import stats
 
 #: The run metrics the decomposition reads (`sim.runs.record.METRICS`).
-FACTORS = ("profit_horizon", "profit_per_hour", "billed_hours", "exit_losses")
-#: What is read of each arm: the factors and the survival (a side with no survivor has no q).
+FACTORS = ("profit_horizon", "margin_per_hour", "billed_hours", "fixed_costs", "exit_losses")
+#: What is read of each arm: the factors and the survival.
 READ = (*FACTORS, "survival")
-#: The parts, in the order they add up: quality + volume + exits = gap.
-PARTS = ("quality", "volume", "exits", "gap")
+#: The parts, in the order they add up: quality + volume + capacity + exits = gap.
+PARTS = ("quality", "volume", "capacity", "exits", "gap")
 #: Which factor each part is the difference of (shown as `a_value`, `b_value`).
-PART_FACTOR = dict(zip(PARTS, ("profit_per_hour", "billed_hours", "exit_losses",
+PART_FACTOR = dict(zip(PARTS, ("margin_per_hour", "billed_hours", "fixed_costs", "exit_losses",
                                "profit_horizon"), strict=True))  # fmt: skip
 
 
 def gap_parts(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Each pair's gap and its three parts (columns of ``PARTS``), in currency units.
+    """Each pair's gap and its four parts (columns of ``PARTS``), in currency units.
 
     Args:
         pairs: one row per pair (a design point and seed), the factors and survival of a in
             ``<column>_a`` and of b in ``<column>_b`` (``READ``).
 
     Returns:
-        `pairs` with the columns ``quality``, ``volume``, ``exits`` and ``gap``. Where a side's
-        survivors have a profit but billed no hour, quality and volume are NaN (the identity
-        has no per-hour factor there).
+        `pairs` with the columns of ``PARTS``. Where a side's survivors billed no hour (no
+        margin per hour), quality, volume, capacity and exits are NaN.
     """
-    q_a, q_b = (
-        pairs["profit_per_hour_a"].to_numpy(float),
-        pairs["profit_per_hour_b"].to_numpy(float),
-    )
-    h_a, h_b = pairs["billed_hours_a"].to_numpy(float), pairs["billed_hours_b"].to_numpy(float)
-    none_a, none_b = pairs["survival_a"].to_numpy() == 0, pairs["survival_b"].to_numpy() == 0
-    q_a = np.where(none_a, np.where(none_b, 0.0, q_b), q_a)  # no survivor: the other's rate
-    q_b = np.where(none_b, q_a, q_b)
-    gap = pairs["profit_horizon_a"] - pairs["profit_horizon_b"]
+    s_a, s_b = pairs["survival_a"].to_numpy(float), pairs["survival_b"].to_numpy(float)
+    side = {}
+    for name in ("margin_per_hour", "billed_hours", "fixed_costs"):
+        a, b = pairs[f"{name}_a"].to_numpy(float), pairs[f"{name}_b"].to_numpy(float)
+        a = np.where(s_a == 0, np.where(s_b == 0, 0.0, b), a)  # no survivor: the other's
+        side[name] = (a, np.where(s_b == 0, a, b))
+    (m_a, m_b), (h_a, h_b), (c_a, c_b) = side.values()
+    p_a, p_b = m_a * h_a - c_a, m_b * h_b - c_b
+    s_mean = (s_a + s_b) / 2
     return pairs.assign(
-        quality=(q_a - q_b) * (h_a + h_b) / 2,
-        volume=(h_a - h_b) * (q_a + q_b) / 2,
-        exits=pairs["exit_losses_a"] - pairs["exit_losses_b"],
-        gap=gap,
+        quality=s_mean * (h_a + h_b) / 2 * (m_a - m_b),
+        volume=s_mean * (m_a + m_b) / 2 * (h_a - h_b),
+        capacity=-s_mean * (c_a - c_b),
+        exits=pairs["exit_losses_a"] - pairs["exit_losses_b"] + (p_a + p_b) / 2 * (s_a - s_b),
+        gap=pairs["profit_horizon_a"] - pairs["profit_horizon_b"],
     )
 
 
@@ -93,9 +99,9 @@ def decompose_gap(
     the mean gap, to float precision.
 
     Args:
-        runs: a runs table (``stats.load_runs``) with the factors of ``FACTORS`` (``has_factors``:
-            sweeps made since the ``billed_hours`` counter); rows with status other than ``ok``
-            are left out.
+        runs: a runs table (``stats.load_runs``) with the factors of ``FACTORS``
+            (``has_factors``: sweeps made since the ``billed_hours`` and ``fixed_costs``
+            counters); rows with status other than ``ok`` are left out.
         a: first policy, e.g. ``"fit_filter"``.
         b: second policy, e.g. ``"serve_all"``.
         by: columns to group by; default every swept parameter.
@@ -105,9 +111,10 @@ def decompose_gap(
     Returns:
         One row per group and part (``PARTS``): the by-columns, ``a``, ``b``, ``part``,
         ``a_value`` and ``b_value`` (means over seeds of the part's factor, ``PART_FACTOR``:
-        profit per billed hour, billed hours per business, exit losses per business, profit
-        per business), ``survival_a``, ``survival_b`` and the columns of ``stats.compare`` of
-        the part against 0 (``mean_diff`` is the part's mean, in currency units).
+        margin per billed hour, billed hours and fixed costs per survivor, exit losses per
+        business, profit per business), ``survival_a``, ``survival_b`` and the columns of
+        ``stats.compare`` of the part against 0 (``mean_diff`` is the part's mean, in currency
+        units).
     """
     by = stats.swept_columns(runs) if by is None else list(by)
     keys = list(dict.fromkeys(["experiment", "point", "seed", *by]))

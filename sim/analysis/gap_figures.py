@@ -15,11 +15,12 @@ from matplotlib.ticker import EngFormatter
 from sim.analysis import stats as analysis
 from sim.analysis.figure_style import DPI, FALLBACK_COLOURS, categorical_ticks, point_label, title
 
-PART_COLOURS = {"quality": "#228833", "volume": "#4477aa", "exits": "#aa3377"}
+PART_COLOURS = {"quality": "#228833", "volume": "#4477aa", "capacity": "#ccbb44",
+                "exits": "#aa3377"}  # fmt: skip
 
 
 def decomposition_figure(table: pd.DataFrame, experiment: dict) -> Figure:
-    """The gap a − b at the horizon split into quality, volume and exits, per design point.
+    """The gap a − b at the horizon split into its parts (``decompose.PARTS``), per point.
 
     `table` is ``sim.analysis.decompose.decompose_gap``'s: a bar per part with its paired t
     interval, the gap as a black diamond with its own; the bars add up to the diamond.
@@ -28,15 +29,15 @@ def decomposition_figure(table: pd.DataFrame, experiment: dict) -> Figure:
     points = table[keys].drop_duplicates() if keys else pd.DataFrame(index=[0])
     fig = Figure(figsize=(max(6.4, 1.6 * len(points) + 2), 4.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
-    for offset, part in zip((-0.3, -0.1, 0.1), PART_COLOURS, strict=True):
+    for offset, part in zip((-0.32, -0.16, 0.0, 0.16), PART_COLOURS, strict=True):
         rows = table[table["part"] == part]
         error = [rows["mean_diff"] - rows["ci_low"], rows["ci_high"] - rows["mean_diff"]]
         at = np.arange(len(rows)) + offset
-        ax.bar(at, rows["mean_diff"], width=0.18, color=PART_COLOURS[part], label=part)
+        ax.bar(at, rows["mean_diff"], width=0.15, color=PART_COLOURS[part], label=part)
         ax.errorbar(at, rows["mean_diff"], yerr=error, fmt="none", color="black", capsize=3)
     gap = table[table["part"] == "gap"]
     error = [gap["mean_diff"] - gap["ci_low"], gap["ci_high"] - gap["mean_diff"]]
-    ax.errorbar(np.arange(len(gap)) + 0.3, gap["mean_diff"], yerr=error, fmt="D", color="black",
+    ax.errorbar(np.arange(len(gap)) + 0.32, gap["mean_diff"], yerr=error, fmt="D", color="black",
                 capsize=5, label="gap")  # fmt: skip
     categorical_ticks(ax, points.reset_index(drop=True)[keys] if keys else points.iloc[:, :0])
     ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
@@ -47,8 +48,8 @@ def decomposition_figure(table: pd.DataFrame, experiment: dict) -> Figure:
     title(
         fig,
         experiment,
-        f"{a} − {b} at the horizon = quality (profit per billed hour) + "
-        "volume (billed hours) + exits (frozen losses); bars: 95% paired t intervals",
+        f"{a} − {b} at the horizon = quality (margin per billed hour) + volume (billed "
+        "hours) + capacity (fixed costs) + exits (failed businesses); 95% paired t intervals",
     )
     return fig
 

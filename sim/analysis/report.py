@@ -218,7 +218,7 @@ def _with_interval(row: pd.Series) -> str:
 
 
 def decomposition_section(runs: pd.DataFrame, a: str, b: str) -> str:
-    """The profit gap a − b at the horizon, split into quality, volume and exits per point."""
+    """The profit gap a − b at the horizon, split into its parts, per design point."""
     table = decompose.decompose_gap(runs, a, b)
     keys = list(table.columns[: list(table.columns).index("a")])
     rows = []
@@ -226,8 +226,8 @@ def decomposition_section(runs: pd.DataFrame, a: str, b: str) -> str:
         part = point.set_index("part")
         rows.append({
             **values, "gap": _with_interval(part.loc["gap"]),
-            **{name: _with_interval(part.loc[name]) for name in ("quality", "volume", "exits")},
-            "profit per billed hour (a / b)": f"{part.loc['quality', 'a_value']:,.1f} / "
+            **{name: _with_interval(part.loc[name]) for name in decompose.PARTS[:-1]},
+            "margin per billed hour (a / b)": f"{part.loc['quality', 'a_value']:,.1f} / "
                                               f"{part.loc['quality', 'b_value']:,.1f}",
             "billed hours a ÷ b": cell(part.loc["volume", "a_value"] /
                                        part.loc["volume", "b_value"], ".2f"),
@@ -236,10 +236,10 @@ def decomposition_section(runs: pd.DataFrame, a: str, b: str) -> str:
         })  # fmt: skip
     return (
         f"The gap {a} − {b} in mean cumulative profit per business at the horizon, decomposed "
-        "(`sim.analysis.decompose`): quality (profit per billed hour of the businesses active "
-        "at the horizon) + volume (hours they billed) + exits (frozen losses of the businesses "
-        "that exited) = gap, seed by seed; mean over seeds [95% paired t interval], currency "
-        "units:\n\n" + markdown_table(pd.DataFrame(rows))
+        "(`sim.analysis.decompose`) seed by seed into quality + volume + capacity + exits; "
+        "mean over seeds [95% paired t interval], currency units; margins per billed hour "
+        "and billed hours are those of the businesses active at the horizon:\n\n"
+        + markdown_table(pd.DataFrame(rows))
     )
 
 
@@ -375,13 +375,15 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
         "active at the horizon, and no verdict here uses it.", "",
         "**What decides a profit gap.** Where two policies are compared, the gap at the",
         "horizon is split exactly, seed by seed (`sim.analysis.decompose`). A policy's profit",
-        "per business is Π = q·h + x: q the profit per billed hour of its businesses active at",
-        "the horizon, h the hours they billed per business of the policy, x the frozen losses",
-        "of those that exited, per business. Then Π_a − Π_b = (q_a − q_b)(h_a + h_b)/2",
-        "(*quality*) + (h_a − h_b)(q_a + q_b)/2 (*volume*) + (x_a − x_b) (*exits*). The parts'",
-        "means over seeds add up to the mean gap; each has its paired 95% t interval. A policy",
-        "that earns more per hour but sells fewer hours wins only if quality outweighs volume;",
-        "the exits part shows how much of a gap is businesses that failed.", "",
+        "per business is Π = s·(m·h − c) + x: s its survival, and for its businesses active at",
+        "the horizon m the margin per billed hour (the price less the wages of the hours it",
+        "took and unpaid invoices), h the hours billed and c the fixed costs (salaries of",
+        "capacity, ads); x the frozen losses of those that exited, per business. With bars",
+        "for means of a and b and Δ for a − b: Π_a − Π_b = s̄·h̄·Δm (*quality*) + s̄·m̄·Δh",
+        "(*volume*) − s̄·Δc (*capacity*, 0 while every business pays for the same capacity)",
+        "+ Δx + (m·h − c)‾·Δs (*exits*). The parts' means over seeds add up to the mean gap;",
+        "each has its paired 95% t interval. A policy that earns more per hour but sells",
+        "fewer hours wins only if quality outweighs volume.", "",
         "**Factorial experiments** (`experiment.factorial`, e.g. `instruments`) sweep each",
         "factor at two levels in every combination; their sections give, per market, each",
         "factor's main effect on the gap (what switching it on adds, averaged over the other",

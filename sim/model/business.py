@@ -208,6 +208,7 @@ class Firms:
         market, active = self.cfg.market, self.active
         worked = self.hours_worked + self.screening_hours + self.diagnosis_hours
         self.costs[:] = np.where(active, market.wage * worked + self.fixed_cost, 0.0)
+        self.book(fixed_costs=np.where(active, self.fixed_cost, 0.0))
         self.profit[:] = np.where(active, self.revenue - self.costs, 0.0)
         self.cash += self.profit  # +0 for a business that has exited
         below = active & (self.cash < -self.credit_limit)
@@ -292,6 +293,7 @@ class Business(mesa.Agent):
     accepted_difficulty_sum = Entry(float)
     accepted_alignment_sum = Entry(float)
     billed_hours = Entry(float)  # analysis (issue 23): billed on the jobs completed this week
+    fixed_costs = Entry(float)  # analysis (issue 23): salaries and ads booked this week
 
     def __init__(self, model: mesa.Model, firms: Firms, index: int) -> None:
         super().__init__(model)

@@ -23,7 +23,8 @@ COUNTERS: dict[str, type] = {
     "retained": int, "referrals_made": int, "warnings_made": int, "referral_acquisitions": int,
     "accepted_difficulty_sum": float, "accepted_alignment_sum": float,
     # analysis (issue 23): hours billed on the jobs completed this week (the profit gap's volume)
-    "billed_hours": float,
+    # and the fixed costs booked (salaries of capacity and ads: the profit gap's capacity part)
+    "billed_hours": float, "fixed_costs": float,
 }  # fmt: skip
 
 #: The market's tallies of one week: name -> type (all counts). Reset every week.
@@ -83,8 +84,9 @@ STEP_COLUMNS: dict[str, tuple[str, Callable | None]] = {
     "mean_alignment": _column("float64", _per("accepted_alignment_sum", "accepted")),
     "unpaid": _column("float64"),
     "active": _column("bool"),
-    # analysis (issue 23): hours billed on the jobs completed this week
+    # analysis (issue 23): hours billed on the jobs completed this week, fixed costs booked
     "billed_hours": _column("float64"),
+    "fixed_costs": _column("float64"),
 }
 
 #: market.parquet columns that sum the week's business rows (in business order).

@@ -64,13 +64,14 @@ METRICS = {
     "crossover_vs_serve_all": ("crossover week over serve_all", "week"),
     "weeks": ("horizon", "weeks"),
     # the factors of profit_horizon (`sim.runs.summary.gap_factors`, `sim.analysis.decompose`)
-    "profit_per_hour": (
-        "profit per billed hour of the businesses active at the horizon",
+    "margin_per_hour": (
+        "margin per billed hour (before fixed costs) of the businesses active at the horizon",
         "currency units per hour",
     ),
-    "billed_hours": (
-        "hours billed over the run by the businesses active at the horizon, per business",
-        "hours",
+    "billed_hours": ("hours billed over the run per business active at the horizon", "hours"),
+    "fixed_costs": (
+        "salaries and ads over the run per business active at the horizon",
+        "currency units",
     ),
     "exit_losses": (
         "cumulative profit of the businesses that exited, per business",
