@@ -112,6 +112,24 @@ def test_difficult_clients_take_more_hours_per_job(engine):
     assert top > 1.3 * hours_per_job[served["difficulty"] <= low].mean()
 
 
+def test_billed_hours_at_the_price_are_what_a_business_without_prepayment_invoiced(engine):
+    # serve_all takes no prepayment: a completed job's invoice is paid now or owed (unpaid)
+    model, steps, _, _ = run(engine, *mix(serve_all=4))
+    invoiced = steps["billed_hours"] * model.firms.price[steps["business_id"]]
+    assert steps["billed_hours"].sum() > 0
+    np.testing.assert_allclose(invoiced, steps["revenue"] + steps["unpaid"], rtol=1e-9, atol=1e-6)
+
+
+def test_fixed_costs_are_the_costs_but_the_wages_of_the_hours_worked(engine):
+    model, steps, _, _ = run(engine, *mix(serve_all=4))
+    capacity = model.firms.capacity[steps["business_id"]]
+    wages = model.cfg.market.wage * steps["utilization"] * capacity
+    charged = steps["costs"] > 0
+    np.testing.assert_allclose(steps["costs"] - steps["fixed_costs"], wages.where(charged, 0.0),
+                               rtol=1e-9, atol=1e-6)  # fmt: skip
+    assert (steps.loc[charged, "fixed_costs"] == model.firms.fixed_cost[0]).all()
+
+
 def test_screening_lowers_mean_difficulty_of_accepted_clients(engine):
     # prepayment and the deadline rule off: the screen is fit_filter's only way to refuse
     _, steps, _, _ = run(

@@ -10,10 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from sim.analysis.figures import plot_dir
+from sim.analysis.report import SWEEP_NAME, write_results
 from sim.cli.experiment import main as experiment_main
 from sim.runs.record import RUN_KEYS
 from sim.sweeps.experiment import names
@@ -82,6 +85,66 @@ def test_every_experiment_runs_end_to_end_in_smoke_mode(smoke_dirs, name):
     steps = pd.read_parquet(sweep_dir / "steps.parquet")
     assert len(steps) == len(runs) * 26  # one row per week of every (point, seed, policy)
     assert list(steps.columns[4 : 4 + len(STEP_METRICS)]) == list(STEP_METRICS)
+
+
+def test_a_sweeps_profit_gap_splits_exactly_into_quality_volume_and_exits(smoke_dirs):
+    sweep_dir = smoke_dirs["strategy"]
+    runs = pd.read_parquet(sweep_dir / "runs.parquet")
+    survivor = runs["margin_per_hour"] * runs["billed_hours"] - runs["fixed_costs"]
+    rebuilt = runs["survival"] * survivor + runs["exit_losses"]
+    assert (runs["billed_hours"] > 0).all()
+    np.testing.assert_allclose(rebuilt, runs["profit_horizon"], rtol=1e-9, atol=1e-6)
+    written = {path.name for path in plot_dir(sweep_dir, formats=("png",))}
+    assert {"decomposition.csv", "decomposition.png"} <= written
+    table = pd.read_csv(sweep_dir / "figures" / "decomposition.csv")
+    for _, point in table.groupby("market/policy_mix"):
+        means = point.set_index("part")["mean_diff"]
+        total = means[["quality", "volume", "capacity", "exits"]].sum()
+        assert total == pytest.approx(means["gap"], rel=1e-9, abs=1e-6)
+        assert means["capacity"] == pytest.approx(0, abs=1e-6)  # every business the same size
+
+
+def test_results_give_the_strategy_answer_its_decomposition(smoke_dirs, tmp_path):
+    shutil.copytree(smoke_dirs["strategy"], tmp_path / "results" / "strategy" / SWEEP_NAME)
+    out = write_results(["strategy"], root=tmp_path / "results", out=tmp_path / "RESULTS.md")
+    text = out.read_text()
+    assert "decomposed" in text and "figures/strategy-decomposition.png" in text
+    assert (tmp_path / "figures" / "strategy-decomposition.png").is_file()
+    assert "frozen loss" in text  # which measure the profit verdicts use
+
+
+def test_a_factorials_smoke_run_gives_effects_of_its_first_two_factors(smoke_dirs):
+    sweep_dir = smoke_dirs["instruments"]
+    runs = pd.read_parquet(sweep_dir / "runs.parquet")
+    held = ["decline_impossible", "prepayment", "ad_honesty"]
+    assert not any(f"policies.fit_filter.{k}" in runs for k in held)  # at fit_filter's level
+    plot_dir(sweep_dir, formats=("png",))
+    table = pd.read_csv(sweep_dir / "figures" / "effects.csv")
+    assert set(table["market/policy_mix"]) == {"all_four", "half_half"}
+    terms = ["diagnosis", "threshold", "diagnosis × threshold"]  # the manifest sorts the keys
+    for _, group in table.groupby(["metric", "market/policy_mix"]):
+        assert group["term"].tolist() == terms and (group["n"] == 2).all()
+
+
+def test_results_give_a_factorial_its_effects_tables(smoke_dirs, tmp_path):
+    shutil.copytree(smoke_dirs["instruments"], tmp_path / "results" / "instruments" / SWEEP_NAME,
+                    ignore=shutil.ignore_patterns("figures"))  # fmt: skip
+    out = write_results(["instruments"], root=tmp_path / "results", out=tmp_path / "RESULTS.md")
+    text = out.read_text()
+    for metric in ("profit_horizon", "margin_per_hour", "billed_hours", "survival"):
+        assert f"Effects on the gap in {metric} " in text
+    assert "| diagnosis × threshold |" in text and "figures/instruments-effects.png" in text
+
+
+def test_must_have_compares_the_two_screen_kinds_of_one_business(smoke_dirs):
+    runs = pd.read_parquet(smoke_dirs["must_have"] / "runs.parquet")
+    assert set(runs["policies.fit_filter.kind"]) == {"must_have", "threshold"}
+    fit = runs[runs["policy"] == "fit_filter"].set_index(
+        ["policies.fit_filter.threshold", "policies.fit_filter.kind", "seed"]
+    )
+    # the same short list, every criterion alone: a must-have list accepts no more clients
+    accepted = fit["acceptance"].unstack("policies.fit_filter.kind")
+    assert (accepted["must_have"] <= accepted["threshold"] + 1e-12).all()
 
 
 def test_a_swept_axis_becomes_a_column_with_its_values(smoke_dirs):

@@ -314,6 +314,12 @@ def test_a_compare_of_an_unknown_value_of_the_swept_axis_is_refused(here, tmp_pa
     assert_one_line(here(args, tmp_path), 2, "compare.a")
 
 
+def test_a_factor_swept_without_its_on_level_is_refused(here, tmp_path):
+    args = ["run", "instruments", "--smoke", "--dir", str(tmp_path / "s")]
+    args.append("policies.fit_filter.threshold=0.3,0.7")  # fit_filter's 0.55 is not swept
+    assert_one_line(here(args, tmp_path), 2, "factorial.policies.fit_filter.threshold")
+
+
 # --- 8. interrupts -----------------------------------------------------------------------
 
 LONG = ["run", "hard_sell", "--launcher", "joblib", "--jobs", "2", "experiment.seeds=40",

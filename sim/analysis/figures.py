@@ -2,8 +2,11 @@
 
 Three figures per sweep, into ``DIR/figures/``: the paired difference of the compared arms
 against the swept parameter (``paired``), mean cumulative profit per policy over the weeks
-(``profit``), and the spread of crossover weeks over seeds (``crossover``). Every figure
-colours a policy the same way. A Bass docking sweep (`experiments/bass.yaml`, one business)
+(``profit``), and the spread of crossover weeks over seeds (``crossover``); when two policies
+are compared and the runs record its factors, the profit gap decomposed into quality, volume
+and exits (``decomposition``), and for a factorial experiment its effects (``effects``): both
+drawn by ``sim.analysis.gap_figures``. Every figure colours a policy the same way
+(``sim.analysis.figure_style``). A Bass docking sweep (`experiments/bass.yaml`, one business)
 gets its own figure instead (`sim.validation.docking_figures`).
 Figures are built on ``matplotlib.figure.Figure`` (Agg canvas), so nothing here touches
 pyplot's global state.
@@ -15,7 +18,6 @@ that was changed since, makes the command refuse before drawing anything.
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 from os import PathLike
@@ -26,67 +28,37 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
-from PIL import Image
 from scipy import stats
 
+from sim.analysis import decompose, factorial
 from sim.analysis import stats as analysis
+from sim.analysis.figure_style import (
+    CONFIDENCE,
+    DPI,
+    POLICY_COLOURS,
+    categorical_ticks,
+    point_label,
+    policy_colour,
+    save_figure,
+    short_key,
+    title,
+)
+from sim.analysis.gap_figures import decomposition_figure, effects_figure
 from sim.errors import UserError
 from sim.runs.output import unwritable
 from sim.runs.owned import not_ours, record_outputs
 
-POLICY_COLOURS = {
-    "serve_all": "#4477aa",
-    "fit_filter": "#ee6677",
-    "picky": "#228833",
-    "hard_sell": "#ccbb44",
-}
-FALLBACK_COLOURS = ("#66ccee", "#aa3377", "#bbbbbb", "#000000")
-DPI = 100  # keeps a PNG well under 300 kB
 MAX_PANELS = 9
-CONFIDENCE = 0.95
 PROFIT_LABEL = "mean cumulative profit per business (currency units)"
-
-
-def policy_colour(policy: str) -> str:
-    """The colour of a policy in every figure; unknown policies get a stable fallback."""
-    if policy in POLICY_COLOURS:
-        return POLICY_COLOURS[policy]
-    return FALLBACK_COLOURS[sum(map(ord, policy)) % len(FALLBACK_COLOURS)]
-
-
-def _short(key: str) -> str:
-    """``policies.fit_filter.threshold`` → ``fit_filter.threshold``: enough to tell apart."""
-    parts = key.split(".")
-    return ".".join(parts[1:]) if len(parts) > 2 else key
-
-
-def _label(values: dict) -> str:
-    return ", ".join(f"{_short(key)}={value}" for key, value in values.items())
 
 
 def _point_labels(steps: pd.DataFrame) -> dict[int, str]:
     """A short label per design point from its swept values."""
     swept = analysis.swept_columns(steps)
     design = steps[["point", *swept]].drop_duplicates("point").set_index("point")
-    return {point: _label(row.to_dict()) or f"point {point}" for point, row in design.iterrows()}
-
-
-def _ticks(ax, design: pd.DataFrame) -> None:
-    """Categorical x axis: a tick per row with its values, the keys in the axis label."""
-    keys = list(design.columns)
-    ticks = ["\n".join(str(v) for v in row) for row in design.itertuples(index=False)]
-    ax.set_xticks(range(len(design)), ticks if keys else ["all runs"] * len(design))
-    ax.set_xlabel(" / ".join(map(_short, keys)))
-    ax.set_xlim(-0.6, len(design) - 0.4)
-
-
-def title(fig: Figure, experiment: dict, what: str) -> None:
-    """The figure's title: the experiment's hypothesis and question, then `what` it shows."""
-    question = experiment.get("question") or experiment.get("name", "")
-    head = f"{experiment.get('hypothesis', '')} {question}".strip()
-    width = int(fig.get_figwidth() * 12)  # characters of a medium font per inch, about
-    lines = [textwrap.fill(head, width), textwrap.fill(what, width)]
-    fig.suptitle("\n".join(lines), fontsize="medium")
+    return {
+        point: point_label(row.to_dict()) or f"point {point}" for point, row in design.iterrows()
+    }
 
 
 def _ylabel(metric: str) -> str:
@@ -131,8 +103,8 @@ def _draw_band(ax, table: pd.DataFrame, x: str, colour) -> None:
     colours = [colour] if len(lines) == 1 else _sequence(len(lines))
     for (values, line), colour in zip(lines, colours, strict=True):
         ax.fill_between(line[x], line["ci_low"], line["ci_high"], color=colour, alpha=0.2)
-        ax.plot(line[x], line["mean_diff"], "o-", color=colour, label=_label(values))
-    ax.set_xlabel(_short(x))
+        ax.plot(line[x], line["mean_diff"], "o-", color=colour, label=point_label(values))
+    ax.set_xlabel(short_key(x))
 
 
 def _sequence(n: int) -> list:
@@ -143,7 +115,7 @@ def _draw_points(ax, table: pd.DataFrame, colour) -> None:
     keys = _by_columns(table)
     error = [table["mean_diff"] - table["ci_low"], table["ci_high"] - table["mean_diff"]]
     ax.errorbar(range(len(table)), table["mean_diff"], yerr=error, fmt="o", color=colour, capsize=4)
-    _ticks(ax, table[keys])
+    categorical_ticks(ax, table[keys])
 
 
 def _paired_panel(ax, rows: pd.DataFrame, metric: str, experiment: dict) -> None:
@@ -161,7 +133,9 @@ def _paired_panel(ax, rows: pd.DataFrame, metric: str, experiment: dict) -> None
 
 def _paired_caption(table: pd.DataFrame, experiment: dict) -> str:
     on, a, b, policy = _comparison(experiment)
-    arms = f"{a} − {b}" if on == "policy" else f"{_short(on)}={a} − {_short(on)}={b}, {policy}"
+    arms = (
+        f"{a} − {b}" if on == "policy" else f"{short_key(on)}={a} − {short_key(on)}={b}, {policy}"
+    )
     low, high = (int(table["n"].min()), int(table["n"].max())) if len(table) else (0, 0)
     seeds = f"{low}" if low == high else f"{low}–{high}"
     return f"{arms}: mean over {seeds} paired seeds, band/bar: {CONFIDENCE:.0%} paired t interval"
@@ -257,30 +231,14 @@ def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
         ax.annotate(f"never {crossed.isna().sum()}/{len(crossed)}", (at, top), ha="center",
                     va="bottom", fontsize="small")  # fmt: skip
     swept = analysis.swept_columns(steps)
-    _ticks(ax, steps[["point", *swept]].drop_duplicates("point").set_index("point").loc[points])
+    categorical_ticks(
+        ax, steps[["point", *swept]].drop_duplicates("point").set_index("point").loc[points]
+    )
     ax.set_ylim(0, top * 1.08 + 1)
     ax.set_ylabel(f"crossover week of {a} over {b} (week)")
     what = f"week after which {a}'s cumulative profit stays above {b}'s; dot: a seed, bar: median"
     title(fig, experiment, what)
     return fig
-
-
-def save_figure(fig: Figure, directory: Path, name: str, formats) -> list[Path]:
-    """Save `fig` as `directory/name.<format>` in each format; return the paths."""
-    paths = [directory / f"{name}.{fmt}" for fmt in formats]
-    for path in paths:
-        if path.suffix == ".png":
-            _save_png(fig, path)
-        else:
-            fig.savefig(path, dpi=DPI, metadata={"Date": None} if path.suffix == ".svg" else None)
-    return paths
-
-
-def _save_png(fig: Figure, path: Path) -> None:
-    """A PNG of 256 colours: a third of the size of the full-colour one, and looks the same."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    Image.open(buffer).convert("RGB").quantize(256).save(path, optimize=True)
 
 
 def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
@@ -308,7 +266,7 @@ def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
     if not (runs["status"] == "ok").any() or steps.empty:
         raise ValueError(f"no successful run in {path}")
     out = path / "figures"
-    check_figures(out, _figure_files(out, experiment, formats))
+    check_figures(out, _figure_files(out, experiment, formats, _decomposed(runs, experiment)))
     out.mkdir(exist_ok=True)
     written = _draw(out, runs, steps, experiment, formats)
     record_outputs(written)
@@ -323,7 +281,24 @@ def _draw(out, runs, steps, experiment, formats) -> list[Path]:
     written += save_figure(profit_figure(steps, experiment), out, "profit", formats)
     if experiment["compare"]["on"] == "policy":
         written += save_figure(crossover_figure(steps, experiment), out, "crossover", formats)
+    if experiment.get("factorial"):
+        table = factorial.experiment_effects(runs, experiment)
+        table.to_csv(out / "effects.csv", index=False)
+        written.append(out / "effects.csv")
+        written += save_figure(effects_figure(table, experiment), out, "effects", formats)
+    if _decomposed(runs, experiment):
+        compare = experiment["compare"]
+        table = decompose.decompose_gap(runs, compare["a"], compare["b"])
+        table.to_csv(out / "decomposition.csv", index=False)
+        written.append(out / "decomposition.csv")
+        figure = decomposition_figure(table, experiment)
+        written += save_figure(figure, out, "decomposition", formats)
     return written
+
+
+def _decomposed(runs: pd.DataFrame, experiment: dict) -> bool:
+    """Whether the sweep's gap is decomposed: two policies compared, factors recorded."""
+    return experiment["compare"].get("on") == "policy" and decompose.has_factors(runs)
 
 
 def read_manifest(path: Path) -> dict:
@@ -345,11 +320,15 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
-def _figure_files(out: Path, experiment: dict, formats) -> list[Path]:
-    """The files `plot_dir` writes into `out` for `experiment`."""
+def _figure_files(out: Path, experiment: dict, formats, decomposed: bool = False) -> list[Path]:
+    """The files `plot_dir` writes into `out` for `experiment` (`decomposed`: its gap too)."""
     names = ["paired", "profit"] + (["crossover"] if experiment["compare"].get("on") ==
                                       "policy" else [])  # fmt: skip
-    return [out / "paired.csv"] + [out / f"{n}.{f}" for n in names for f in formats]
+    tables = ["paired.csv"] + ["decomposition.csv"] * decomposed
+    names += ["decomposition"] * decomposed
+    if experiment.get("factorial"):
+        tables, names = [*tables, "effects.csv"], [*names, "effects"]
+    return [out / t for t in tables] + [out / f"{n}.{f}" for n in names for f in formats]
 
 
 def check_figures(out: Path, files: list[Path]) -> None:

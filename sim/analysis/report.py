@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from sim.analysis import inference
+from sim.analysis import decompose, factorial, inference
 from sim.analysis import stats as analysis
 from sim.analysis.figures import paired_table, plot_dir
-from sim.analysis.markdown import markdown_table
+from sim.analysis.markdown import cell, markdown_table
 from sim.analysis.shared_runs import shared_runs_note
 from sim.config.compose import compose
 from sim.runs.record import METRICS
@@ -274,6 +274,64 @@ def crossover_section(sweep_dir: Path, a: str, b: str) -> str:
             f"horizon.\n\n" + markdown_table(table))  # fmt: skip
 
 
+def _with_interval(row: pd.Series) -> str:
+    """A part's mean and its 95% paired t interval, in currency units."""
+    if np.isnan(row["ci_low"]):
+        return cell(row["mean_diff"], ",.0f")
+    return f"{row['mean_diff']:,.0f} [{row['ci_low']:,.0f}, {row['ci_high']:,.0f}]"
+
+
+def decomposition_section(runs: pd.DataFrame, a: str, b: str) -> str:
+    """The profit gap a − b at the horizon, split into its parts, per design point."""
+    table = decompose.decompose_gap(runs, a, b)
+    keys = list(table.columns[: list(table.columns).index("a")])
+    rows = []
+    for values, point in analysis.groups(table, keys):
+        part = point.set_index("part")
+        rows.append({
+            **values, "gap": _with_interval(part.loc["gap"]),
+            **{name: _with_interval(part.loc[name]) for name in decompose.PARTS[:-1]},
+            "margin per billed hour (a / b)": f"{part.loc['quality', 'a_value']:,.1f} / "
+                                              f"{part.loc['quality', 'b_value']:,.1f}",
+            "billed hours a ÷ b": cell(part.loc["volume", "a_value"] /
+                                       part.loc["volume", "b_value"], ".2f"),
+            "survival (a / b)": f"{part.loc['gap', 'survival_a']:.2f} / "
+                                f"{part.loc['gap', 'survival_b']:.2f}",
+        })  # fmt: skip
+    return (
+        f"The gap {a} − {b} in mean cumulative profit per business at the horizon, decomposed "
+        "(`sim.analysis.decompose`) seed by seed into quality + volume + capacity + exits; "
+        "mean over seeds [95% paired t interval], currency units; margins per billed hour "
+        "and billed hours are those of the businesses active at the horizon:\n\n"
+        + markdown_table(pd.DataFrame(rows))
+    )
+
+
+def factorial_section(runs: pd.DataFrame, exp: dict) -> str:
+    """A factorial's main effects and two-way interactions on each metric's gap, per group."""
+    table = factorial.experiment_effects(runs, exp)
+    by = list(table.columns[1 : list(table.columns).index("term")])
+    parts = []
+    for metric, rows in table.groupby("metric", sort=False):
+        wide = {}
+        for values, group in analysis.groups(rows, by):
+            column = ", ".join(str(v) for v in values.values()) or "effect"
+            wide[column] = [_with_interval(r.rename({"effect": "mean_diff"}))
+                            for _, r in group.iterrows()]  # fmt: skip
+        frame = pd.DataFrame({"term": list(dict.fromkeys(rows["term"])), **wide})
+        what, unit = METRICS.get(metric, (metric, "metric units"))
+        parts.append(f"Effects on the gap in {metric} ({what}; {unit}), mean over seeds "
+                     f"[95% paired t interval]:\n\n" + markdown_table(frame))  # fmt: skip
+    varied = table.loc[table["order"] == 1, "term"].nunique()
+    return (
+        f"A two-level full factorial of {len(exp['factorial'])} factors ({varied} varied here) "
+        "(`sim.analysis.factorial`): a main effect is what switching the factor on adds to the "
+        "gap, averaged over the other factors' settings; an interaction A × B is half the "
+        "change of A's effect when B is switched on. Per design point: "
+        "`figures/paired.csv` and `figures/decomposition.csv` of the sweep.\n\n" + "\n".join(parts)
+    )
+
+
 def _minutes(manifest: dict) -> float:
     started = pd.Timestamp(manifest["started"])
     return (pd.Timestamp(manifest["ended"]) - started).total_seconds() / 60
@@ -310,7 +368,8 @@ def experiment_section(
     arms = f"{compare['a']} − {compare['b']}" + (
         f" ({compare['on']}, policy {compare['policy']})" if compare["on"] != "policy" else ""
     )
-    paired = "paired" in named  # the docking (one business) compares nothing
+    factorial = bool(exp.get("factorial"))
+    paired = "paired" in named or factorial  # the docking (one business) compares nothing
     lines = [
         f"## {exp['hypothesis']}: {name}", "", f"**{exp['question']}**", "",
         f"`clientsim-experiment run {name}`: {len(manifest['points'])} design points × "
@@ -318,10 +377,19 @@ def experiment_section(
         f"{_minutes(manifest):.1f} min wall on this machine."
         + (f" Paired differences {arms}." if paired else ""), "",
         f"![{name}: {named[0]}](figures/{name}-{named[0]}.png)", "",
-        paired_section(runs, exp) if paired else docking_section(sweep_dir), "",
     ]  # fmt: skip
-    if compare["on"] == "policy" and paired:
+    if factorial:  # 2^k design points: the effects, not a row per point (figures/paired.csv)
+        lines += [factorial_section(runs, exp), ""]
+    else:
+        lines += [paired_section(runs, exp) if paired else docking_section(sweep_dir), ""]
+    if compare["on"] == "policy" and paired and not factorial:
         lines += [crossover_section(sweep_dir, compare["a"], compare["b"]), ""]
+    if compare["on"] == "policy" and paired and not factorial and decompose.has_factors(runs):
+        lines += [decomposition_section(runs, compare["a"], compare["b"]), ""]
+        if "decomposition" not in named:
+            shutil.copyfile(sweep_dir / "figures" / "decomposition.png",
+                            figures / f"{name}-decomposition.png")  # fmt: skip
+            lines += [f"![{name}: decomposition](figures/{name}-decomposition.png)", ""]
     lines += [f"![{name}: {figure}](figures/{name}-{figure}.png)\n" for figure in named[1:]]
     lines += ["**What the model finds:** " + finding_sentence(exp, found), ""]
     return "\n".join(lines), [{"experiment": name, "hypothesis": exp["hypothesis"], **v}
@@ -377,6 +445,27 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
         "Differences are in the metric's unit: currency units for profit and revenue (mean",
         "cumulative per business), stars for reputation, shares for retention, satisfaction",
         "and referral share.", "",
+        "Profit and survival are reported separately. A verdict on profit uses the mean",
+        "cumulative profit per business of all the policy's businesses, an exited business",
+        "counted at its frozen loss (`profit_horizon`); `survival` is the share of them still",
+        "active at the horizon, and no verdict here uses it.", "",
+        "**What decides a profit gap.** Where two policies are compared, the gap at the",
+        "horizon is split exactly, seed by seed (`sim.analysis.decompose`). A policy's profit",
+        "per business is Π = s·(m·h − c) + x: s its survival, and for its businesses active at",
+        "the horizon m the margin per billed hour (the price less the wages of the hours it",
+        "took and unpaid invoices), h the hours billed and c the cost of capacity (salaries,",
+        "ads, hiring and layoffs); x the frozen losses of those that exited, per business. With bars",
+        "for means of a and b and Δ for a − b: Π_a − Π_b = s̄·h̄·Δm (*quality*) + s̄·m̄·Δh",
+        "(*volume*) − s̄·Δc (*capacity*: what paying for more or less capacity adds)",
+        "+ Δx + (m·h − c)‾·Δs (*exits*). The parts' means over seeds add up to the mean gap;",
+        "each has its paired 95% t interval. A policy that earns more per hour but sells",
+        "fewer hours wins only if quality outweighs volume.", "",
+        "**Factorial experiments** (`experiment.factorial`, e.g. `instruments`) sweep each",
+        "factor at two levels in every combination; their sections give, per market, each",
+        "factor's main effect on the gap (what switching it on adds, averaged over the other",
+        "factors) and each two-way interaction (half the change of one factor's effect when",
+        "the other is on), seed by seed with paired 95% t intervals (`sim.analysis.factorial`).",
+        "",
         "## Findings", "", markdown_table(summary), "", shared_runs_note(labels), "",
     ]  # fmt: skip
     out.write_text("\n".join([*head, *sections]))

@@ -423,6 +423,10 @@ class ExperimentConfig:
     #: x, and
     #: `policy: NAME` makes it about that policy's own metric rather than the difference
     expect: list[Any] = free(factory=list, checked_by="sim.analysis.report")
+    #: a two-level full factorial (`sim.analysis.factorial`): swept key -> its "on" level (the
+    #: other swept value is "off"); the results give each metric's main effects and two-way
+    #: interactions on the gap. None: not a factorial
+    factorial: dict[str, Any] | None = free(None, checked_by="sim.sweeps.experiment.check_design")
 
 
 @dataclass

@@ -271,6 +271,8 @@ class Firms:
             wages = wages + rush_pay * self.rush_hours
         changing = self.hiring_cost + self.layoff_cost  # 0 unless capacity adjusts
         self.costs[:] = np.where(active, wages + self.fixed_cost + changing, 0.0)
+        # the cost of capacity: salaries, ads, hiring and layoffs (wages are the hours')
+        self.book(fixed_costs=np.where(active, self.fixed_cost + changing, 0.0))
         self.profit[:] = np.where(active, self.revenue - self.costs, 0.0)
         self.cash += self.profit  # +0 for a business that has exited
         below = active & (self.cash < -self.credit_limit)
@@ -407,6 +409,7 @@ class Business(mesa.Agent):
     declined_full = Entry(int)
     declined_deadline = Entry(int)
     declined_prepayment = Entry(int)
+    fixed_costs = Entry(float)  # salaries, ads, hiring and layoffs booked this week
 
     def __init__(self, model: mesa.Model, firms: Firms, index: int) -> None:
         super().__init__(model)

@@ -30,6 +30,8 @@ COUNTERS: dict[str, type] = {
     # refusals by reason (intake, `sim.model.intake.Refusal`): they sum to `declined`
     "declined_screen": int, "declined_full": int, "declined_deadline": int,
     "declined_prepayment": int,
+    # the cost of capacity booked: salaries, ads, hiring and layoffs (sim.analysis.decompose)
+    "fixed_costs": float,
 }  # fmt: skip
 
 #: The market's tallies of one week: name -> type (all counts). Reset every week.
@@ -114,6 +116,9 @@ STEP_COLUMNS: dict[str, tuple[str, Callable | None]] = {
     "declined_full": _column("int64"),
     "declined_deadline": _column("int64"),
     "declined_prepayment": _column("int64"),
+    # the cost of capacity booked this week: salaries, ads, hiring and layoffs (the profit
+    # gap's capacity part, `sim.analysis.decompose`)
+    "fixed_costs": _column("float64"),
 }
 
 #: market.parquet columns that sum the week's business rows (in business order).

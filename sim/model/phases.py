@@ -634,7 +634,8 @@ def settle(
 
     They pay (`out.paid`, less any `out.refund`; `out.unpaid` is owed), count the job
     unless they left the queue, and their review; a first job done is dated
-    (`first_job_week`). A client retained keeps `provider`; one not retained has none and
+    (`first_job_week`) and its business kept (`last_provider`, for the demand facts). A
+    client retained keeps `provider`; one not retained has none and
     does not choose it again for a while. A client whose own provider (`kept_provider`)
     declined the job but kept it (`Intake.ends_relationship` false), so that `provider` did
     it instead, goes back to its own provider either way; `out.retained` still says whether
@@ -651,6 +652,7 @@ def settle(
         .add("jobs_done", ids, done)
         .add("reviews", ids, out.rating > 0)
         .set("first_job_week", ids[done & (first_job_week < 0)], week)
+        .set("last_provider", ids[done], provider[done])
         .set("job_provider", ids, -1)
         .set("job_open", ids, False)
         .set("provider", ids, after)

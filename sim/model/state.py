@@ -73,6 +73,9 @@ CLIENT: tuple[Field, ...] = (
     Field(
         "first_job_week", np.int32, -1, "first_job_week"
     ),  # week its first job was done; -1: never
+    # analysis (issue 23): the business of its last completed job (-1: none), not recorded;
+    # read week by week by the demand facts (`sim.validation.demand`)
+    Field("last_provider", np.int16, -1),
 )
 
 #: A client's job (at most one): sizes in hours, weeks as step numbers. `open` is whether it

@@ -48,7 +48,10 @@ STEP_SERIES = (
 METRICS = {
     "businesses": ("businesses following the policy", "count"),
     "profit_week_13": ("mean cumulative profit per business at week 13", "currency units"),
-    "profit_horizon": ("mean cumulative profit per business at the horizon", "currency units"),
+    "profit_horizon": (
+        "mean cumulative profit per business at the horizon (an exited one at its frozen loss)",
+        "currency units",
+    ),
     "revenue_week_13": ("mean cumulative revenue per business at week 13", "currency units"),
     "revenue_horizon": ("mean cumulative revenue per business at the horizon", "currency units"),
     "reputation": ("mean reputation at the horizon", "stars, 1–5"),
@@ -60,6 +63,20 @@ METRICS = {
     "satisfaction": ("client satisfaction", "share, 0–1"),
     "crossover_vs_serve_all": ("crossover week over serve_all", "week"),
     "weeks": ("horizon", "weeks"),
+    # the factors of profit_horizon (`sim.runs.summary.gap_factors`, `sim.analysis.decompose`)
+    "margin_per_hour": (
+        "margin per billed hour (before fixed costs) of the businesses active at the horizon",
+        "currency units per hour",
+    ),
+    "billed_hours": ("hours billed over the run per business active at the horizon", "hours"),
+    "fixed_costs": (
+        "salaries and ads over the run per business active at the horizon",
+        "currency units",
+    ),
+    "exit_losses": (
+        "cumulative profit of the businesses that exited, per business",
+        "currency units",
+    ),
 }
 
 

@@ -8,6 +8,7 @@ not write: the run is written into a hidden staging directory and published whol
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,8 +33,11 @@ def build_model(cfg: DictConfig, seeds=None):
     return engine_class(cfg.engine)(cfg) if seeds is None else engine_class(cfg.engine)(cfg, seeds)
 
 
-def simulate(cfg: DictConfig, *, progress: bool = False):
+def simulate(cfg: DictConfig, *, progress: bool = False, observe: Callable | None = None):
     """Run the model for `cfg.steps` weeks; return (model, recorder).
+
+    `observe(model)`, if given, is called after each week (e.g. the demand facts' yearly
+    purchases, `sim.validation.demand.Purchases`).
 
     With `progress`, a run that lasts over 2 s shows a progress bar on a terminal, and a line
     every 15 s when stderr is a log file (no carriage returns). `recorder.step_seconds` is
@@ -48,6 +52,8 @@ def simulate(cfg: DictConfig, *, progress: bool = False):
             model.step()
             recorder.step_seconds += time.perf_counter() - started
             recorder.collect(model)
+            if observe is not None:
+                observe(model)
             tick()
     return model, recorder
 

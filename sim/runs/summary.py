@@ -63,6 +63,41 @@ def summarize(steps: pd.DataFrame, cum: pd.DataFrame | None = None) -> dict:
     return {"weeks": int(len(cum)), "policies": policies, "crossover_week": crossover}
 
 
+def gap_factors(steps: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per policy, the factors of its mean cumulative profit per business at the horizon.
+
+    With n businesses of the policy, S the k still active at the horizon, E those that
+    exited, and for a business P its cumulative profit, H its billed hours and F its fixed
+    costs (salaries and ads) over the run:
+
+        profit_horizon = s (m h - c) + x,   s = k / n,   m = (sum_S P + sum_S F) / sum_S H,
+                         h = sum_S H / k,   c = sum_S F / k,   x = sum_E P / n
+
+    ``margin_per_hour`` m is what a survivor's billed hour earns before the fixed costs (the
+    price less the wages of the hours it took, screening and diagnosis hours and unpaid
+    invoices included; currency units per hour; NaN when the survivors billed nothing),
+    ``billed_hours`` h and ``fixed_costs`` c are per survivor (hours, currency units),
+    ``exit_losses`` x the frozen cumulative profit of the exited businesses per business of
+    the policy, and s its ``survival``. `steps` is one run's steps.parquet (one row per week
+    and business).
+    """
+    final = steps["step"] == steps["step"].max()
+    totals = steps.groupby("business_id")[["profit", "billed_hours", "fixed_costs"]].sum()
+    totals["active"] = steps.loc[final].set_index("business_id")["active"]
+    totals["policy"] = steps.drop_duplicates("business_id").set_index("business_id")["policy"]
+    factors = {}
+    for policy, group in totals.groupby("policy", observed=True):
+        alive = group[group["active"]]
+        hours, fixed, k = alive["billed_hours"].sum(), alive["fixed_costs"].sum(), len(alive)
+        factors[policy] = {
+            "margin_per_hour": (alive["profit"].sum() + fixed) / hours if hours > 0 else np.nan,
+            "billed_hours": hours / k if k else np.nan,
+            "fixed_costs": fixed / k if k else np.nan,
+            "exit_losses": group.loc[~group["active"], "profit"].sum() / len(group),
+        }
+    return factors
+
+
 def summary_table(summary: dict) -> str:
     """The table printed at the end of a run."""
     frame = pd.DataFrame(summary["policies"]).T

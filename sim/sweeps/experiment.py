@@ -46,8 +46,10 @@ from sim.sweeps.tables import METRICS
 EXPERIMENTS_DIR = CONFIG_DIR / "experiment"
 LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
 #: --smoke: a small market over half a year, two seeds, the first and last value of every
-#: swept axis, so that every experiment runs in seconds.
+#: swept axis (of a factorial's first `SMOKE_FACTORS` factors), so that every experiment runs
+#: in seconds.
 SMOKE = ("steps=26", "market.n_clients=300", "experiment.seeds=2", "experiment.chunk_size=2")
+SMOKE_FACTORS = 2
 
 
 def names(config_dir: Path = CONFIG_DIR) -> list[str]:
@@ -144,12 +146,18 @@ def _axes(cfg: DictConfig, parsed) -> dict[str, list[str]]:
 
 
 def smoke_axes(name: str, config_dir: Path = CONFIG_DIR) -> list[str]:
-    """Sweep overrides that keep the first and last value of every axis (for --smoke)."""
+    """Sweep overrides that keep the first and last value of every axis (for --smoke).
+
+    A factorial's factors after its first `SMOKE_FACTORS` keep their first value only, so that
+    a smoke run of 2^k cells stays small.
+    """
     cfg = _experiment(name, [], config_dir)
+    held = list(cfg.experiment.factorial or {})[SMOKE_FACTORS:]
     axes = []
     for key, text in cfg.hydra.sweeper.params.items():
         values = _values(key, text)
-        axes.append(f"{key}={','.join(dict.fromkeys([values[0], values[-1]]))}")
+        kept = [values[0]] if key in held else [values[0], values[-1]]
+        axes.append(f"{key}={','.join(dict.fromkeys(kept))}")
     return axes
 
 
@@ -189,6 +197,7 @@ def check_design(
             raise ConfigError("experiment.metrics", metric, f"allowed: {', '.join(METRICS)}")
     _check_compare(base, exp.compare, points)
     _check_arms(exp.compare, configs)
+    _check_factorial(exp.factorial, points)
     return cfg, points, hashes
 
 
@@ -221,11 +230,7 @@ def _check_compare(base: DictConfig, compare: DictConfig, points: list[list[str]
     if compare.axis == "policy":
         allowed = list(base.policies)
     else:
-        swept: dict[str, list] = {}
-        for override in OverridesParser.create().parse_overrides([o for p in points for o in p]):
-            values = swept.setdefault(override.get_key_element(), [])
-            if override.value() not in values:
-                values.append(override.value())
+        swept = _swept_values(points)
         if compare.axis not in swept:
             keys = ", ".join(["policy", *swept])
             raise ConfigError("experiment.compare.axis", compare.axis, f"allowed: {keys}")
@@ -237,6 +242,34 @@ def _check_compare(base: DictConfig, compare: DictConfig, points: list[list[str]
         if compare[arm] not in allowed:
             values = ", ".join(map(str, allowed))
             raise ConfigError(f"experiment.compare.{arm}", compare[arm], f"allowed: {values}")
+
+
+def _swept_values(points: list[list[str]]) -> dict[str, list]:
+    """Every swept key of the design points and its values, in order."""
+    swept: dict[str, list] = {}
+    for override in OverridesParser.create().parse_overrides([o for p in points for o in p]):
+        values = swept.setdefault(override.get_key_element(), [])
+        if override.value() not in values:
+            values.append(override.value())
+    return swept
+
+
+def _check_factorial(factorial: DictConfig | None, points: list[list[str]]) -> None:
+    """Each factor of a factorial is a swept key of two values, one of them its `on` level.
+
+    A factor held at one value (as in a smoke run, `smoke_axes`) is allowed.
+    """
+    if factorial is None:
+        return
+    swept = _swept_values(points)
+    for key, on in factorial.items():
+        where = f"experiment.factorial.{key}"
+        if key not in swept:
+            raise ConfigError(where, on, f"not a swept key; swept: {', '.join(swept)}")
+        values = swept[key]
+        if len(values) > 2 or on not in values and len(values) == 2:
+            raise ConfigError(where, on, f"a factor has two swept values, one of them its on "
+                              f"level; swept: {', '.join(map(str, values))}")  # fmt: skip
 
 
 def _check_arms(compare: DictConfig, configs: list[DictConfig]) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 from sim.model import mechanics
 from sim.runs.record import METRICS as METRIC_UNITS
 from sim.runs.record import RUN_KEYS, STEP_SERIES
-from sim.runs.summary import SHORT_RUN_WEEK, cumulative_profit, summarize
+from sim.runs.summary import SHORT_RUN_WEEK, cumulative_profit, gap_factors, summarize
 from sim.sweeps.directory import utc_now
 
 METRICS = tuple(METRIC_UNITS)
@@ -38,6 +38,7 @@ def run_rows(steps: pd.DataFrame) -> pd.DataFrame:
     """One row per policy of one run: the summary's metrics and a few more (see METRICS)."""
     cum = cumulative_profit(steps)
     summary = summarize(steps, cum)
+    factors = gap_factors(steps)
     revenue = steps.groupby(["step", "policy"], observed=True)["revenue"].mean()
     revenue = revenue.unstack("policy").cumsum()
     rows = []
@@ -54,6 +55,7 @@ def run_rows(steps: pd.DataFrame) -> pd.DataFrame:
             else None
         )
         row["weeks"] = summary["weeks"]
+        row.update(factors[policy])
         rows.append(row)
     return _typed(pd.DataFrame(rows, columns=["policy", *METRICS]))
 

@@ -24,16 +24,23 @@ import yaml
 
 from sim.model import mechanics
 from sim.runs.summary import cumulative_profit, whale_points
+from sim.validation import demand
 
 SELLERS_RATIO = 2.5  # demand/supply of the seller's market (the validation plan's)
 
 
 class Frames(NamedTuple):
-    """One run's tables, as ``sim.runs.record`` builds them."""
+    """One run's tables, as ``sim.runs.record`` builds them, and its purchases by year.
+
+    ``spend`` and ``purchases`` are ``sim.validation.demand.Purchases``' tables (None when
+    the run was not watched).
+    """
 
     market: pd.DataFrame
     steps: pd.DataFrame
     clients: pd.DataFrame
+    spend: pd.DataFrame | None = None
+    purchases: pd.DataFrame | None = None
 
 
 # ---- the facts ------------------------------------------------------------------------------
@@ -179,6 +186,16 @@ def sellers_backlog_growth(f: Frames) -> float:
     return float((now - year_ago) / year_ago) if year_ago > 0 else math.nan
 
 
+def revenue_concentration(f: Frames) -> float:
+    """Share of a year's revenue from its top 20 % of buyers (``demand.revenue_top20``)."""
+    return demand.revenue_top20(f.spend)
+
+
+def annual_retention(f: Frames) -> float:
+    """Share of a business's clients of a year who buy from it again the next year."""
+    return demand.annual_retention(f.purchases, f.spend["year"].nunique())
+
+
 # ---- the markets and the registry -------------------------------------------------------------
 
 
@@ -230,6 +247,8 @@ FACTS: dict[str, Fact] = {
     "sellers_retention": Fact("sellers", sellers_retention),
     "sellers_left_share": Fact("sellers", sellers_left_share),
     "sellers_backlog_growth": Fact("sellers", sellers_backlog_growth),
+    "revenue_top20": Fact("mix", revenue_concentration),
+    "annual_retention": Fact("mix", annual_retention),
 }
 DERIVED: dict[str, tuple[tuple[str, ...], Callable[..., float]]] = {
     "whale_flatter_fit_filter": (

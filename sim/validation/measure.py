@@ -25,6 +25,7 @@ from sim.config.schema import ConfigError
 from sim.runs.owned import record_outputs
 from sim.runs.record import clients_frame, write_json, write_parquet
 from sim.runs.summary import WHALE_WHO, whale_curve
+from sim.validation.demand import Purchases
 from sim.validation.facts import FACTS, MARKETS, Frames, Target, derive, needed
 
 WHALE_GRID = np.linspace(0.0, 1.0, 101)  # client shares at which whale curves are stored
@@ -60,8 +61,10 @@ def run_market(cfg: DictConfig, names: list[str]) -> tuple[dict, list[dict]]:
     """One run: the facts `names` it gives, and its whale curve (both counts of clients)."""
     from sim.runs.run import simulate  # in the worker: joblib imports it there
 
-    model, recorder = simulate(cfg)
-    frames = Frames(recorder.market_frame(), recorder.steps_frame(), clients_frame(model))
+    purchases = Purchases()
+    model, recorder = simulate(cfg, observe=purchases)
+    frames = Frames(recorder.market_frame(), recorder.steps_frame(), clients_frame(model),
+                    purchases.spend(), purchases.purchases())  # fmt: skip
     values = {name: FACTS[name].measure(frames) for name in names}
     whale = []
     for who in WHALE_WHO:
