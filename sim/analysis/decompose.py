@@ -7,10 +7,10 @@ A policy's mean cumulative profit per business at the horizon is, in each run
 
 with s its survival (share of its businesses active at the horizon), p the profit per
 survivor: m its margin per billed hour (before fixed costs), h the hours it billed, c its
-cost of capacity (salaries, ads, hiring and layoffs), and x the frozen losses of the businesses that exited, per
-business. For policies a and b in one market (a design point and seed), with bars for the
-mean of a and b and deltas for a − b, the gap splits exactly (the symmetric, Shapley split
-of each product's change; the cross terms cancel):
+cost of capacity (salaries, ads, hiring and layoffs), and x the frozen losses of the
+businesses that exited, per business. For policies a and b in one market (a design point
+and seed), with bars for the mean of a and b and deltas for a − b, the gap splits exactly
+(the symmetric, Shapley split of each product's change; the cross terms cancel):
 
     Pi_a - Pi_b = s̄ h̄ Δm                 quality: margin per billed hour
                 + s̄ m̄ Δh                 volume: billed hours sold
