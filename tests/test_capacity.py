@@ -92,7 +92,7 @@ def test_hiring_and_layoff_are_costs_of_the_week_and_salaries_follow_next_week()
 
 
 def test_capacity_stays_put_with_the_switch_off():
-    cfg = plain()
+    cfg = plain("market.capacity.adjust=false")
     firms = Firms(cfg, [make_policy("serve_all", cfg.policies["serve_all"])], 20.0, [(1, 0)])
     capacities = weeks(firms, 20, accepted_hours=100.0, backlog_hours=200.0)
     assert capacities == [20.0] * 20 and firms.hiring_cost[0] == 0.0
@@ -135,7 +135,9 @@ def test_recorded_costs_include_salaries_of_the_weeks_capacity_and_its_changes(a
     assert steps.groupby("business_id")["capacity"].nunique().min() > 1  # capacities moved
     assert steps["hiring_cost"].sum() > 0 and steps["layoff_cost"].sum() > 0
     used = steps["utilization"] * steps["capacity"]
+    rush_pay = (market.wage + market.salary) * market.service.rush_premium  # overtime
     expected = (market.wage * used + market.salary * steps["capacity"] + market.ad_spend
-                + steps["hiring_cost"] + steps["layoff_cost"])  # fmt: skip
+                + steps["hiring_cost"] + steps["layoff_cost"]
+                + rush_pay * steps["rush_hours"])  # fmt: skip
     active = steps["active"] | (steps["costs"] > 0)  # the week of an exit is still booked
     np.testing.assert_allclose(steps["costs"][active], expected[active], rtol=1e-9)

@@ -4,7 +4,8 @@ Prepayment disliked in choice (`clients.choice.beta_prepay`), prepaid clients wh
 queue (`clients.patience.prepaid_leave`), late jobs disputed (`market.payment.dispute_late`),
 impossible jobs that fail (`market.jobs.impossible_failure`), rework of misdiagnosed jobs
 (`market.service.rework_share`) and overtime on due jobs (`market.service.rush_share`). Rules
-are called on hand-made arrays; whole runs are small markets, compared with the switch off.
+are called on hand-made arrays; whole runs are small markets of the model before the
+switches (`BEFORE`), compared with one switch on.
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ from sim.model import phases
 from sim.model.engines.vectorized import VectorizedModel
 
 SELLERS = "market.demand_supply_ratio=2"  # queues: late and abandoned jobs
+BEFORE = "structure=before"  # every structural switch off (docs/ODD.md §10a)
 
 
 @cache
 def model(*overrides: str) -> VectorizedModel:
     """A small market (built, not run) under `overrides`."""
-    return VectorizedModel(compose(["market.n_clients=2000", "steps=4", *overrides]))
+    return VectorizedModel(compose(["market.n_clients=2000", "steps=4", BEFORE, *overrides]))
 
 
 def totals(*overrides: str):
     """The sums over businesses and weeks of a small run's steps.parquet (vectorized)."""
-    return run("vectorized", *overrides)[1].drop(columns=["policy"]).sum()
+    return run("vectorized", BEFORE, *overrides)[1].drop(columns=["policy"]).sum()
 
 
 # --- prepayment in choice -----------------------------------------------------------------
@@ -171,7 +173,7 @@ def test_rush_hours_finish_more_jobs_at_a_higher_cost():
 
 # --- the record ---------------------------------------------------------------------------
 def test_billed_hours_of_completed_jobs_are_what_postpaid_businesses_invoice():
-    steps = run("vectorized")[1]
+    steps = run("vectorized", BEFORE)[1]  # no job fails or is disputed
     postpaid = steps[steps["policy"].isin(["serve_all", "hard_sell"])]
     price = model().cfg.market.price
     np.testing.assert_allclose(

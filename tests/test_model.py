@@ -35,7 +35,10 @@ SELLERS = "market.demand_supply_ratio=3"
 TIGHT_MONEY = ("market.credit_limit_weeks=0", "market.exit_after=1")
 #: A buyer's market with tight money: idle capacity drives some businesses out, not all.
 #: (8 weeks of starting cash: with 4, every business of some seeds is gone by week 30.)
-BUYERS_EXITS = (*TIGHT_MONEY, "market.initial_cash_weeks=8", "market.demand_supply_ratio=0.3")
+#: (The model before the structural switches: with them, failed jobs, refunds and layoffs of
+#: the excess capacity drive every business out.)
+BUYERS_EXITS = (*TIGHT_MONEY, "market.initial_cash_weeks=8", "market.demand_supply_ratio=0.3",
+                "structure=before")  # fmt: skip
 #: A seller's market with tight money: businesses exit with work in their backlogs (13 weeks
 #: of starting cash: with 8, every business is gone by week 30 since difficult clients cost
 #: more unbillable hours).
@@ -113,15 +116,17 @@ def test_difficult_clients_take_more_hours_per_job(engine):
 
 
 def test_billed_hours_at_the_price_are_what_a_business_without_prepayment_invoiced(engine):
-    # serve_all takes no prepayment: a completed job's invoice is paid now or owed (unpaid)
-    model, steps, _, _ = run(engine, *mix(serve_all=4))
+    # serve_all takes no prepayment: a completed job's invoice is paid now or owed (unpaid),
+    # when no job fails or is disputed
+    model, steps, _, _ = run(engine, *mix(serve_all=4), "structure=costless_bad_jobs")
     invoiced = steps["billed_hours"] * model.firms.price[steps["business_id"]]
     assert steps["billed_hours"].sum() > 0
     np.testing.assert_allclose(invoiced, steps["revenue"] + steps["unpaid"], rtol=1e-9, atol=1e-6)
 
 
 def test_fixed_costs_are_the_costs_but_the_wages_of_the_hours_worked(engine):
-    model, steps, _, _ = run(engine, *mix(serve_all=4))
+    # no overtime, capacity fixed: wages are those of the hours worked, salaries constant
+    model, steps, _, _ = run(engine, *mix(serve_all=4), "structure=before")
     capacity = model.firms.capacity[steps["business_id"]]
     wages = model.cfg.market.wage * steps["utilization"] * capacity
     charged = steps["costs"] > 0
@@ -191,7 +196,8 @@ def test_cash_changes_by_profit_from_initial_cash(engine, overrides):
     market = model.cfg.market
     cash = steps.pivot(index="step", columns="business_id", values="cash")
     profit = steps.pivot(index="step", columns="business_id", values="profit")
-    initial = [market.initial_cash_weeks * (market.salary * b.capacity + market.ad_spend)
+    start = model.firms.start_capacity  # capacity moves; the starting cash is of the start
+    initial = [market.initial_cash_weeks * (market.salary * start[b.index] + market.ad_spend)
                for b in model.businesses]  # fmt: skip
     np.testing.assert_allclose(cash.iloc[0] - profit.iloc[0], initial, rtol=1e-9)
     np.testing.assert_allclose(cash.diff().iloc[1:], profit.iloc[1:], rtol=1e-9, atol=1e-6)
@@ -412,8 +418,9 @@ PATIENCE_OFF = "clients.patience.enabled=false"
 
 
 def test_in_a_sellers_market_impatient_clients_leave_and_queues_stay_bounded(engine):
-    _, patient, market, clients = run(engine, SELLERS, "steps=60")
-    _, endless, market_off, _ = run(engine, SELLERS, "steps=60", PATIENCE_OFF)
+    fixed = "structure=fixed_capacity"  # a business that grew would shorten its queue itself
+    _, patient, market, clients = run(engine, SELLERS, "steps=60", fixed)
+    _, endless, market_off, _ = run(engine, SELLERS, "steps=60", PATIENCE_OFF, fixed)
     assert market["abandoned"].sum() > 0 and market["gave_up"].sum() > 0
     assert (market["abandoned"] == patient.groupby("step")["abandoned"].sum().to_numpy()).all()
     assert market_off["abandoned"].sum() == market_off["gave_up"].sum() == 0
@@ -477,7 +484,8 @@ def test_serving_the_decider_wins_more_first_sales_and_fewer_repeats_than_the_us
     totals = {}
     for serves in ("decider", "user"):
         runs = [run("vectorized", "clients.buying_centre.enabled=true", "market.n_clients=400",
-                    "steps=52", f"seed={seed}", f"policies.serve_all.serves={serves}")[1]
+                    "steps=52", f"seed={seed}", f"policies.serve_all.serves={serves}",
+                    "structure=before")[1]
                 for seed in range(3)]  # fmt: skip
         steps = pd.concat(runs)
         steps = steps[steps["policy"] == "serve_all"]
@@ -596,10 +604,11 @@ def test_a_declined_job_goes_elsewhere_and_the_client_keeps_its_provider(engine,
 
 
 def test_intake_switches_change_nothing_for_businesses_they_never_touch():
-    # serve_all and hard_sell refuse nobody, and a careful serve_all never fills 1,000 weeks
-    _, steps, market, clients = run("vectorized")
+    # serve_all and hard_sell refuse nobody, and a careful serve_all never fills 1,000 weeks;
+    # declined_job_memory is read only where a refusal keeps the client (none, before)
+    _, steps, market, clients = run("vectorized", "structure=before")
     _, *switched = run(
-        "vectorized", "policies.serve_all.ends_relationship=false",
+        "vectorized", "structure=before", "policies.serve_all.ends_relationship=false",
         "policies.hard_sell.ends_relationship=false", "policies.serve_all.careful_order=true",
         "policies.serve_all.full_weeks=1000", "clients.declined_job_memory=5",
     )  # fmt: skip

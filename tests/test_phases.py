@@ -1,5 +1,7 @@
 """The shared client-side helpers of sim.model.phases and the batched intake of businesses."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -143,15 +145,21 @@ def test_a_client_balks_at_a_queue_longer_than_its_patience(model):
     np.testing.assert_array_equal(picks, [-1, 5])
 
 
-def test_a_job_is_abandoned_past_patience_unless_prepaid(model):
-    world = model.world
+@pytest.mark.parametrize("prepaid_leave", [True, False])
+def test_a_job_is_abandoned_past_patience_unless_prepaid_and_prepaid_clients_stay(
+    model, prepaid_leave
+):
+    patience_cfg = dataclasses.replace(model.cfg.clients.patience, prepaid_leave=prepaid_leave)
+    world = dataclasses.replace(
+        model.world, clients=dataclasses.replace(model.world.clients, patience=patience_cfg)
+    )
     ids = np.array([1, 2, 3])
     patience = world.population["patience"][ids]
     need_week = np.floor(10 - patience).astype(int)  # waited more than patience by week 10
     job = {"need_week": need_week, "prepaid": np.array([False, True, False])}
     job["need_week"][2] = 10  # a need of this week has waited one week only
     leaves = phases.abandons(world, ids, 10, job)
-    np.testing.assert_array_equal(leaves, [True, False, patience[2] < 1])
+    np.testing.assert_array_equal(leaves, [True, prepaid_leave, patience[2] < 1])
 
 
 def test_a_job_goes_back_to_its_provider_unless_the_provider_declined_it():
