@@ -51,6 +51,7 @@ def test_reputation_in_a_run_with_exits_ignores_the_exited_businesses():
     cfg = compose([
         "market.n_clients=300", "steps=30", "progress=false", "market.initial_cash_weeks=8",
         "market.credit_limit_weeks=0", "market.exit_after=1", "market.demand_supply_ratio=0.3",
+        "structure=before",  # with the structural switches every business exits here
     ])  # fmt: skip
     _, recorder = simulate(cfg)
     steps = recorder.steps_frame()
