@@ -63,14 +63,6 @@ def summarize(steps: pd.DataFrame, cum: pd.DataFrame | None = None) -> dict:
     return {"weeks": int(len(cum)), "policies": policies, "crossover_week": crossover}
 
 
-def summary_table(summary: dict) -> str:
-    """The table printed at the end of a run."""
-    frame = pd.DataFrame(summary["policies"]).T
-    frame = frame[["businesses", "profit_week_13", "profit_horizon", "reputation",
-                   "retention", "referral_share", "survival"]]  # fmt: skip
-    return frame.to_string(float_format=lambda x: f"{x:,.2f}")
-
-
 #: Whose profit a whale curve sorts: clients who bought at least once, or every client a
 #: business spent an hour on or was paid by (screened and declined applicants included; the
 #: screening and diagnosis hours are in ``hours``, so their profit contributed is negative).
