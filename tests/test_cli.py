@@ -100,8 +100,8 @@ def test_the_table_prints_counts_as_integers(seed0, policies):
 
 
 def test_the_table_explains_a_nan_in_one_footnote_line():
-    outcome = dict(businesses=5, profit_week_13=-9.0, profit_horizon=-36.0, reputation=4.2,
-                   retention=0.9, referral_share=0.2, survival=1.0)  # fmt: skip
+    outcome = dict(businesses=5, acceptance=0.7, profit_week_13=-9.0, profit_horizon=-36.0,
+                   reputation=4.2, retention=0.9, referral_share=0.2, survival=1.0)  # fmt: skip
     gone = {**outcome, "reputation": None, "survival": 0.0}  # as summary.json writes it
     table = summary_table({"policies": {"fit_filter": outcome, "picky": gone}}).splitlines()
     assert table[2].split()[:2] == ["picky", "5"] and "NaN" in table[2]

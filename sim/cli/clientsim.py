@@ -48,8 +48,8 @@ from sim.runs.output import (
 
 PROG = "clientsim"
 #: The columns of the table printed after a run (summary.json's per policy outcomes).
-TABLE = ("businesses", "profit_week_13", "profit_horizon", "reputation", "retention",
-         "referral_share", "survival")  # fmt: skip
+TABLE = ("businesses", "acceptance", "profit_week_13", "profit_horizon", "reputation",
+         "retention", "referral_share", "survival")  # fmt: skip
 TERMINATED = 143  # the shell's code for a process ended by SIGTERM (`kill`, a time limit)
 
 
