@@ -19,6 +19,7 @@ pytest.importorskip("solara", reason="the browser view needs the viz extra")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
 from appserver import serving  # noqa: E402
 
+from sim.app.controls import DRAW_EVERY  # noqa: E402
 from sim.app.view import KNOBS, knob_values  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
@@ -118,11 +119,14 @@ def test_reset_builds_the_market_every_slider_shows_in_chromium(app_url):
             assert reset != start
 
             step = page.get_by_role("button", name="Step")
-            for week in (1, 2):
-                step.click()
-                page.get_by_text(f"Week {week} of").wait_for()
-            page.get_by_role("button", name="▶").click()  # play until week 4, then pause
-            page.get_by_text("Week 4 of").wait_for()
+            step.click()
+            page.get_by_text("Week 1 of").wait_for()
+            move(boxes.nth(0), ["ArrowRight"] * 4)  # as docs/TUTORIAL.md says: draw every 5
+            page.get_by_text(f"{DRAW_EVERY[0]}: 5").wait_for()
+            step.click()
+            page.get_by_text("Week 6 of").wait_for()
+            page.get_by_role("button", name="▶").click()  # play until week 11, then pause
+            page.get_by_text("Week 11 of").wait_for()
             page.get_by_role("button", name="❚❚").click()
             page.screenshot(path=SHOTS / "played.png")
             assert plots(page) != reset

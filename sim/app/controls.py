@@ -20,8 +20,9 @@ import solara
 import solara.lab
 from mesa.visualization.utils import force_update
 
-#: Weeks stepped between two drawings of the plots (drawing costs more than a week).
-RENDER_EVERY = (1, 26)
+#: The slider of the weeks stepped between two drawings of the plots (a drawing costs more
+#: than a week of the classroom market): label, min, max, step.
+DRAW_EVERY = ("Draw every … weeks", 1, 26, 1)
 
 
 @solara.component
@@ -91,7 +92,8 @@ def RunControls(
                       disabled=busy or playing.value)  # fmt: skip
     if resetting.pending:
         solara.Text("Building the market (a few seconds)…")
-    Knob("Draw every … weeks", every.value, every.set, *RENDER_EVERY, 1)
+    label, *steps = DRAW_EVERY
+    Knob(label, every.value, every.set, *steps)
 
 
 @solara.component
