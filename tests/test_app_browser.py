@@ -58,6 +58,16 @@ def app_url():
         yield url
 
 
+#: Records the label of every button that shows it is busy (Vuetify's loading state), however
+#: briefly: a Step may take less than a second.
+WATCH_BUSY = """() => {
+    window.busy = new Set();
+    new MutationObserver(() => document.querySelectorAll(".v-btn--loading")
+        .forEach(button => window.busy.add(button.textContent.trim())))
+        .observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+
+
 def plots(page) -> bytes:
     """A screenshot of the page's main area (the plots, not the sidebar)."""
     return page.locator(".vue-grid-layout").screenshot()
@@ -96,6 +106,7 @@ def test_reset_builds_the_market_every_slider_shows_in_chromium(app_url):
             page.goto(app_url)
             caption = page.locator("p", has_text="Week")
             page.get_by_text("Week 0 of").wait_for()
+            page.evaluate(WATCH_BUSY)
             start = plots(page)
 
             # at once, while the server still draws the new page: the race Reset lost
@@ -109,6 +120,7 @@ def test_reset_builds_the_market_every_slider_shows_in_chromium(app_url):
             page.get_by_role("button", name="Reset").click()
             page.locator(".v-btn--loading", has_text="Reset").wait_for()  # busy, then done
             page.locator(".v-btn--loading").wait_for(state="detached")
+            assert page.evaluate("[...window.busy]") == ["Reset"]
             page.screenshot(path=SHOTS / "after-reset.png")
             assert "Week 0 of" in caption.inner_text()
             assert built(caption.inner_text()) == pytest.approx(shown), caption.inner_text()
@@ -128,6 +140,7 @@ def test_reset_builds_the_market_every_slider_shows_in_chromium(app_url):
             page.get_by_role("button", name="▶").click()  # play until week 11, then pause
             page.get_by_text("Week 11 of").wait_for()
             page.get_by_role("button", name="❚❚").click()
+            assert sorted(page.evaluate("[...window.busy]")) == ["Reset", "Step"]
             page.screenshot(path=SHOTS / "played.png")
             assert plots(page) != reset
             assert not offline, f"requests failed (a CDN?): {offline}"
