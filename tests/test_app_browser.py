@@ -123,7 +123,7 @@ def test_reset_builds_the_market_every_slider_shows_in_chromium(app_url):
             assert page.evaluate("[...window.busy]") == ["Reset"]
             page.screenshot(path=SHOTS / "after-reset.png")
             assert "Week 0 of" in caption.inner_text()
-            assert built(caption.inner_text()) == pytest.approx(shown), caption.inner_text()
+            assert built(caption.inner_text()) == pytest.approx(shown), (caption.inner_text(), shown)
             for name, (_, label, _, _, size) in KNOBS.items():  # each label shows its value
                 value = f"{shown[name]:.0f}" if isinstance(size, int) else f"{shown[name]:.2f}"
                 assert knobs[name].locator("label").inner_text() == f"{label}: {value}"

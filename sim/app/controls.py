@@ -34,11 +34,18 @@ def Knob(
     hi: float,
     step: float,
 ) -> rv.Slider:
-    """A slider labelled with the value the server holds; each change is sent as an event."""
+    """A slider labelled with the value the server holds; each change is sent as an event.
+
+    The thumb is the browser's: the slider's `v_model` follows what the browser reported
+    last, so that a redraw never sends an older value back (it would move the thumb under
+    the student's hand while later values are still on their way).
+    """
     integer = all(float(x).is_integer() for x in (lo, hi, step))
     shown = f"{value:.0f}" if integer else f"{value:.2f}"
-    slider = rv.Slider(v_model=value, min=lo, max=hi, step=step, label=f"{label}: {shown}",
-                       thumb_label=True, hide_details=True, class_="knob")  # fmt: skip
+    thumb, set_thumb = solara.use_state(value)
+    slider = rv.Slider(v_model=thumb, on_v_model=set_thumb, min=lo, max=hi, step=step,
+                       label=f"{label}: {shown}", thumb_label=True, hide_details=True,
+                       class_="knob")  # fmt: skip
 
     def changed(widget, event, data) -> None:
         on_value(int(data) if integer else round(float(data), 6))
