@@ -79,6 +79,30 @@ def test_the_page_renders_steps_and_resets_with_a_slider_moved():
     assert images(rc) != reset
 
 
+def test_five_years_of_the_classroom_market_play_within_the_tutorials_time():
+    # docs/TUTORIAL.md, section 3: drawing every 5 weeks, the five years play "in one to two
+    # minutes". Cost: 260 weeks of the market and 52 drawings of the four views (the browser
+    # adds about 0.3 s per drawing, measured in Chromium).
+    model = app.ClassroomMarket()
+    for _ in range(20):  # past the first weeks' warm-up
+        model.step()
+    started = time.perf_counter()
+    for _ in range(5):
+        model.step()
+    week = (time.perf_counter() - started) / 5
+    solara.render(InAppLayout(), handle_error=False)  # a first drawing: fonts, caches
+    started = time.perf_counter()
+    solara.render(Views(model), handle_error=False)
+    drawing = time.perf_counter() - started
+    assert 260 * week + 52 * drawing < 120, f"a week {week:.2f} s, a drawing {drawing:.2f} s"
+
+
+@solara.component
+def Views(model):
+    for view, _ in app.VIEWS:
+        view(model)
+
+
 def test_the_classroom_market_records_referrals_and_intake_by_segment():
     model = app.ClassroomMarket(seed=1)
     for _ in range(30):

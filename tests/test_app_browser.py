@@ -122,8 +122,9 @@ def test_reset_builds_the_market_every_slider_shows_in_chromium(app_url):
             page.locator(".v-btn--loading").wait_for(state="detached")
             assert page.evaluate("[...window.busy]") == ["Reset"]
             page.screenshot(path=SHOTS / "after-reset.png")
-            assert "Week 0 of" in caption.inner_text()
-            assert built(caption.inner_text()) == pytest.approx(shown), (caption.inner_text(), shown)
+            described = caption.inner_text()
+            assert "Week 0 of" in described
+            assert built(described) == pytest.approx(shown), (described, shown)
             for name, (_, label, _, _, size) in KNOBS.items():  # each label shows its value
                 value = f"{shown[name]:.0f}" if isinstance(size, int) else f"{shown[name]:.2f}"
                 assert knobs[name].locator("label").inner_text() == f"{label}: {value}"
