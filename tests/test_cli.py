@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sim.cli.clientsim import main
+from sim.cli.clientsim import main, summary_table
 from sim.config.compose import compose
 from sim.model.ledger import MARKET_COLUMNS, STEP_COLUMNS
 from sim.runs.output import MARKER
@@ -90,6 +90,24 @@ def test_small_run_exits_0_and_prints_every_policy(seed0, policies):
     table = result.stdout.splitlines()[1:]
     for policy in policies:
         assert any(line.startswith(policy) for line in table), result.stdout
+
+
+def test_the_table_prints_counts_as_integers(seed0, policies):
+    result, _ = seed0
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in
+            [[p] for p in policies]]  # fmt: skip
+    assert len(rows) == len(policies) and all(re.fullmatch(r"\d+", row[1]) for row in rows)
+
+
+def test_the_table_explains_a_nan_in_one_footnote_line():
+    outcome = dict(businesses=5, acceptance=0.7, profit_week_13=-9.0, profit_horizon=-36.0,
+                   reputation=4.2, retention=0.9, referral_share=0.2, survival=1.0)  # fmt: skip
+    gone = {**outcome, "reputation": None, "survival": 0.0}  # as summary.json writes it
+    table = summary_table({"policies": {"fit_filter": outcome, "picky": gone}}).splitlines()
+    assert table[2].split()[:2] == ["picky", "5"] and "NaN" in table[2]
+    assert len(table) == 4 and table[3].startswith("NaN: ") and "picky" in table[3]
+    assert "exited" in table[3]
+    assert len(summary_table({"policies": {"fit_filter": outcome}}).splitlines()) == 2
 
 
 def test_small_run_writes_every_output_file(seed0):

@@ -13,6 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIAL = ROOT / "docs" / "TUTORIAL.md"
 BIN = Path(sys.executable).parent
@@ -61,3 +64,28 @@ def test_every_tutorial_command_runs(tmp_path):
             assert result.returncode == 0, f"{line}: {result.stderr[-2000:]}"
     figures = tmp_path / "results" / "tutorial" / "strategy" / "figures"
     assert (figures / "profit.png").is_file() and (figures / "paired.png").is_file()
+
+
+def sliders() -> dict[str, tuple]:
+    """The browser view's sliders: label -> (min, max, step)."""
+    pytest.importorskip("solara", reason="the browser view needs the viz extra")
+    from sim.app.controls import DRAW_EVERY
+    from sim.app.view import KNOBS
+
+    found = {label: (lo, hi, step) for _, label, lo, hi, step in KNOBS.values()}
+    label, *steps = DRAW_EVERY
+    return {**found, label: tuple(steps)}
+
+
+def test_every_slider_the_tutorial_sets_exists_and_takes_the_value():
+    text = " ".join(TUTORIAL.read_text().split())
+    asked = dict(re.findall(r"\*\*([^*]+)\*\* to (\d+(?:\.\d+)?)", text))
+    assert len(asked) >= 4, asked  # draw every, fit_filter, serve_all, word of mouth
+    available = sliders()
+    for name, value in asked.items():
+        (label,) = [label for label in available if label.startswith(name)]
+        lo, hi, step = available[label]
+        x = float(value)
+        assert lo <= x <= hi and np.isclose((x - lo) / step, round((x - lo) / step)), label
+    # "six of the eight filter": the step that asks whether filtering pays when most filter
+    assert float(asked["fit_filter businesses"]) > float(asked["serve_all businesses"])

@@ -1,10 +1,10 @@
-"""The students' view: the market in the browser (Mesa's SolaraViz), `clientsim-app`.
+"""The students' view: the market in the browser (Solara, Mesa's views), `clientsim-app`.
 
 Display code only. The sliders' values become Hydra overrides of the project's config
 (`sim.config.compose.compose`), so every default comes from `configs/`; the market is the real
 `engine=agents` model (`sim.runs.run.build_model`), recorded by `sim.runs.record.Recorder`.
 Every plot is drawn with matplotlib (Altair/vega charts load their JavaScript from a CDN and stay
-blank offline).
+blank offline). The sidebar is `sim.app.controls` (why not Mesa's `SolaraViz` sliders: there).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import warnings
+from collections import Counter
 
 import matplotlib as mpl
 import mesa
@@ -24,9 +25,11 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from mesa import DataCollector
-from mesa.visualization import Slider, SolaraViz, make_plot_component
+from mesa.visualization import make_plot_component
+from mesa.visualization.solara_viz import ComponentsView
 from omegaconf import OmegaConf
 
+from sim.app.controls import MarketKnobs, RunControls
 from sim.config.checks import validate
 from sim.config.compose import compose
 from sim.runs.record import Recorder
@@ -34,9 +37,10 @@ from sim.runs.run import build_model
 
 logging.getLogger("MESA").setLevel(logging.WARNING)  # Mesa logs every step at INFO
 
-#: Classroom size: a few hundred clients, two fit_filter among eight businesses. Filtering
-#: pays while few filter (docs/RESULTS.md, H1 and H11): the default shows the crossover, and
-#: the policy mix sliders show it fade as more businesses filter.
+#: Classroom size: a few hundred clients, two fit_filter among eight businesses. Seed 0 (walked
+#: in docs/TUTORIAL.md): fit_filter's reputation climbs above serve_all's (4.7 against 4.3
+#: stars at week 260) but its profit stays behind for the five years; with six of the eight
+#: filtering, serve_all's reputation falls to 3.1 and fit_filter leads from week 217.
 CLASSROOM = [
     "engine=agents",
     "market.n_clients=500",
@@ -44,7 +48,9 @@ CLASSROOM = [
     "market.policy_mix.fit_filter=2",
     "market.policy_mix.serve_all=6",
 ]
-#: The knobs a student moves first: slider name -> (config key, label, min, max, step).
+#: The knobs a student moves first: slider name -> (config key, label, min, max, step). Each
+#: config default lies on its slider's steps: a slider moves a value off its steps to the
+#: nearest step and sends it (word of mouth's 0.22 became 0.20 on a step of 0.05).
 KNOBS = {
     "fit_filter": ("market.policy_mix.fit_filter", "fit_filter businesses", 1, 6, 1),
     "serve_all": ("market.policy_mix.serve_all", "serve_all businesses", 1, 8, 1),
@@ -54,7 +60,7 @@ KNOBS = {
                         0.5, 0.05),
     "demand_supply_ratio": ("market.demand_supply_ratio", "demand / supply", 0.5, 2.0, 0.1),
     "word_of_mouth": ("clients.wom.p_positive", "word of mouth: P(tell a neighbour)", 0.0, 0.5,
-                      0.05),
+                      0.01),
     "seed": ("seed", "seed", 0, 99, 1),
 }  # fmt: skip
 #: Each policy's colour map: its businesses in shades of it, its lines in its middle shade.
@@ -76,13 +82,16 @@ DEFAULTS = _compose([])
 def overrides(knobs: dict[str, float]) -> list[str]:
     """Hydra overrides for the sliders' values (missing knobs keep the config's value).
 
-    Word of mouth sets the chance of telling good and bad stories alike; the difficult
-    clients' share rescales the other segments (keeping their proportions) so that the
-    shares still sum to 1.
+    Word of mouth sets the chance of telling a good story, and scales the chance of telling a
+    bad one in proportion (at the config's value both keep theirs; at 0 nobody talks); the
+    difficult clients' share rescales the other segments (keeping their proportions) so
+    that the shares still sum to 1.
     """
     lines = [f"{KNOBS[name][0]}={value!r}" for name, value in knobs.items()]
     if "word_of_mouth" in knobs:
-        lines.append(f"clients.wom.p_negative={knobs['word_of_mouth']!r}")
+        wom = DEFAULTS.clients.wom
+        p_negative = round(wom.p_negative * knobs["word_of_mouth"] / wom.p_positive, 6)
+        lines.append(f"clients.wom.p_negative={p_negative!r}")
     if "difficult_share" in knobs:  # as experiments/difficult.yaml does, with sim.config.schema's
         segments = DEFAULTS.clients.segments  # `rescale` resolver
         x, x_default = "${clients.segments.difficult.share}", segments.difficult.share
@@ -94,12 +103,9 @@ def overrides(knobs: dict[str, float]) -> list[str]:
     return lines
 
 
-def model_params() -> dict[str, Slider]:
-    """One Mesa `Slider` per knob, starting at the config's value."""
-    return {
-        name: Slider(label, OmegaConf.select(DEFAULTS, key), lo, hi, step)
-        for name, (key, label, lo, hi, step) in KNOBS.items()
-    }
+def knob_values(cfg=DEFAULTS) -> dict[str, float]:
+    """The knobs' values in `cfg` (the sliders start at the config's values)."""
+    return {name: OmegaConf.select(cfg, key) for name, (key, *_) in KNOBS.items()}
 
 
 def watch_intake(market) -> np.ndarray:
@@ -207,7 +213,8 @@ def _business_colours(market) -> list:
 def settings_caption(model: ClassroomMarket) -> None:
     """The market being shown, in words (sliders take effect on Reset)."""
     cfg, market = model.cfg, model.market
-    mix = ", ".join(f"{n} {name}" for name, n in cfg.market.policy_mix.items())
+    counts = Counter(b.policy.name for b in market.businesses)  # the market's, not the config's
+    mix = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
     text = (
         f"<b>Week {market.week}</b> of a market of {cfg.market.n_clients} clients and {mix} "
         f"businesses (fit_filter threshold {cfg.policies.fit_filter.threshold:.2f}); "
@@ -306,16 +313,24 @@ ReferralView, _ = make_plot_component(
 )
 
 
+#: The main area: Mesa's grid of views (each redrawn on Mesa's `force_update`).
+VIEWS = [(NetworkView, 0), (ProfitReputationView, 0), (IntakeView, 0), (ReferralView, 0)]
+TITLE = "clientsim: serve every client, or choose clients for fit?"
+
+
 @solara.component
 def Page():
-    """The page Solara serves: the classroom market with its sliders and four views."""
-    model = solara.use_memo(ClassroomMarket, [])
-    SolaraViz(
-        model,
-        components=[NetworkView, ProfitReputationView, IntakeView, ReferralView],
-        model_params=model_params(),
-        name="clientsim: serve every client, or choose clients for fit?",
-    )
+    """The page Solara serves: the classroom market, its sliders and buttons, four views."""
+    params = solara.use_reactive(solara.use_memo(knob_values, []))
+    model = solara.use_reactive(solara.use_memo(ClassroomMarket, []))
+    with solara.AppBar():
+        solara.AppBarTitle(TITLE)
+    with solara.Sidebar(), solara.Column():
+        with solara.Card("Run"):
+            RunControls(model, ClassroomMarket, params)
+        with solara.Card("Market (takes effect on Reset)"):
+            MarketKnobs(KNOBS, params)
+    ComponentsView(VIEWS, model.value)
 
 
 def main(argv: list[str] | None = None) -> None:

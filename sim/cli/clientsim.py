@@ -47,6 +47,9 @@ from sim.runs.output import (
 )
 
 PROG = "clientsim"
+#: The columns of the table printed after a run (summary.json's per policy outcomes).
+TABLE = ("businesses", "acceptance", "profit_week_13", "profit_horizon", "reputation",
+         "retention", "referral_share", "survival")  # fmt: skip
 TERMINATED = 143  # the shell's code for a process ended by SIGTERM (`kill`, a time limit)
 
 
@@ -289,7 +292,6 @@ def _shown(runtime: Path) -> Path:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _app(cfg: DictConfig) -> None:
     from sim.runs.run import write_run
-    from sim.runs.summary import summary_table
     from sim.sweeps.jobs import die_with_submitter
 
     die_with_submitter()  # a joblib worker of a `-m` sweep never outlives its submitter
@@ -316,6 +318,33 @@ def _app(cfg: DictConfig) -> None:
         print(summary_table(summary), flush=True)
     except BrokenPipeError:  # `clientsim | head`: the reader left; the results still count
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def summary_table(summary: dict) -> str:
+    """The table printed after a run: a row per policy, counts as integers, NaN explained.
+
+    A footnote line explains each NaN: a policy whose businesses all exited has no
+    reputation (it is the mean over the businesses still open), and a run shorter than
+    `SHORT_RUN_WEEK` weeks has no profit at that week.
+    """
+    import pandas as pd
+
+    from sim.runs.summary import SHORT_RUN_WEEK
+
+    frame = pd.DataFrame(summary["policies"]).T.loc[:, list(TABLE)].astype(float)
+    text = frame.to_string(formatters={"businesses": "{:.0f}".format},
+                           float_format=lambda x: f"{x:,.2f}")  # fmt: skip
+    notes = []
+    if frame["reputation"].isna().any():
+        gone = ", ".join(frame.index[frame["reputation"].isna()])
+        notes.append(f"reputation of {gone}: every business exited (it is the mean over the "
+                     "businesses still open)")  # fmt: skip
+    if frame["profit_week_13"].isna().all():
+        notes.append(f"profit_week_13: the run is shorter than {SHORT_RUN_WEEK} weeks")
+    explained = ("reputation", "profit_week_13")
+    unexplained = [c for c in TABLE if c not in explained and frame[c].isna().any()]
+    notes += [f"{column}: nothing to count" for column in unexplained]
+    return text + (f"\nNaN: {'; '.join(notes)}." if notes else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,7 +68,7 @@ def gap_factors(steps: pd.DataFrame) -> dict[str, dict[str, float]]:
 
     With n businesses of the policy, S the k still active at the horizon, E those that
     exited, and for a business P its cumulative profit, H its billed hours and F its fixed
-    costs (salaries and ads) over the run:
+    costs (salaries, ads, hiring and layoffs) over the run:
 
         profit_horizon = s (m h - c) + x,   s = k / n,   m = (sum_S P + sum_S F) / sum_S H,
                          h = sum_S H / k,   c = sum_S F / k,   x = sum_E P / n
@@ -96,14 +96,6 @@ def gap_factors(steps: pd.DataFrame) -> dict[str, dict[str, float]]:
             "exit_losses": group.loc[~group["active"], "profit"].sum() / len(group),
         }
     return factors
-
-
-def summary_table(summary: dict) -> str:
-    """The table printed at the end of a run."""
-    frame = pd.DataFrame(summary["policies"]).T
-    frame = frame[["businesses", "profit_week_13", "profit_horizon", "reputation",
-                   "retention", "referral_share", "survival"]]  # fmt: skip
-    return frame.to_string(float_format=lambda x: f"{x:,.2f}")
 
 
 #: Whose profit a whale curve sorts: clients who bought at least once, or every client a
