@@ -3,7 +3,8 @@
 A fact is a pure function of one run's tables (``Frames``: market.parquet, steps.parquet,
 clients.parquet as DataFrames) in one of a few markets (``MARKETS``): the default mix, a
 market where every business serves all (the whale curve's market), one where every business
-filters for fit, and the default mix as a seller's market (demand/supply 2.5). Targets live in
+filters for fit, and the default mix as a seller's market (demand 2.5 times a supply that stays
+put: capacity does not adjust). Targets live in
 ``sim/validation/targets.yaml`` (package data): a range, its citation and whether the source was
 read.
 ``sim.cli.facts`` runs the markets over seeds and prints the table;
@@ -215,8 +216,11 @@ MARKETS: dict[str, Callable[[dict], dict]] = {
     "mix": lambda mix: {},
     "serve_all": single_policy("serve_all"),
     "fit_filter": single_policy("fit_filter"),
-    "sellers": lambda mix: {"market.demand_supply_ratio": SELLERS_RATIO},
-}
+    # demand 2.5 times a supply that cannot grow: with capacity that adjusts the businesses
+    # would hire the shortage away within a year, and there would be no seller's market left
+    "sellers": lambda mix: {"market.demand_supply_ratio": SELLERS_RATIO,
+                            "market.capacity.adjust": False},
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
