@@ -54,7 +54,9 @@ def test_sliders_become_overrides():
     assert cfg.clients.segments.difficult.share == 0.3 and np.isclose(sum(shares), 1.0)
     wom = app.DEFAULTS.clients.wom
     assert cfg.clients.wom.p_positive == 0.11
-    assert np.isclose(cfg.clients.wom.p_negative, wom.p_negative / 2)  # in proportion
+    assert np.isclose(
+        cfg.clients.wom.p_negative, wom.p_negative * 0.11 / wom.p_positive
+    )  # in proportion
     assert app._compose(app.overrides({"word_of_mouth": 0.0})).clients.wom.p_negative == 0
     assert cfg.engine == "agents"
     assert list(inspect.signature(app.ClassroomMarket).parameters) == list(app.KNOBS)

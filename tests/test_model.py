@@ -353,7 +353,7 @@ def test_referral_matching_sends_referrals_to_clients_who_fit(engine):
     neighbours on average; without it, referrals reach any neighbour alike."""
 
     def told_difficulty(*overrides):
-        model, _, _, clients = run(engine, "steps=40", *overrides)
+        model, _, _, clients = run(engine, "steps=40", "structure=before", *overrides)
         told = model.read("credit_week", np.arange(len(clients)), 0) >= 0
         for b in range(1, model.n_businesses):
             told |= model.read("credit_week", np.arange(len(clients)), b) >= 0

@@ -101,7 +101,7 @@ def test_a_sweeps_profit_gap_splits_exactly_into_quality_volume_and_exits(smoke_
         means = point.set_index("part")["mean_diff"]
         total = means[["quality", "volume", "capacity", "exits"]].sum()
         assert total == pytest.approx(means["gap"], rel=1e-9, abs=1e-6)
-        assert means["capacity"] == pytest.approx(0, abs=1e-6)  # every business the same size
+        assert means["capacity"] != 0  # capacity adjusts: the filterer pays for less of it
 
 
 def test_results_give_the_strategy_answer_its_decomposition(smoke_dirs, tmp_path):
@@ -142,9 +142,10 @@ def test_must_have_compares_the_two_screen_kinds_of_one_business(smoke_dirs):
     fit = runs[runs["policy"] == "fit_filter"].set_index(
         ["policies.fit_filter.threshold", "policies.fit_filter.kind", "seed"]
     )
-    # the same short list, every criterion alone: a must-have list accepts no more clients
+    # the same short list, every criterion alone: a must-have list accepts fewer clients (on
+    # the whole: which clients apply again after a refusal differs, so not seed by seed)
     accepted = fit["acceptance"].unstack("policies.fit_filter.kind")
-    assert (accepted["must_have"] <= accepted["threshold"] + 1e-12).all()
+    assert accepted["must_have"].mean() < accepted["threshold"].mean()
 
 
 def test_a_swept_axis_becomes_a_column_with_its_values(smoke_dirs):
