@@ -67,3 +67,13 @@ def test_a_missing_cell_is_not_a_full_factorial():
 def test_a_seed_with_a_failed_run_is_left_out_of_the_effects():
     gaps = factorial_gaps().iloc[1:]  # seed 0 lost one cell
     assert (effects(gaps, FACTORS, n_resamples=99)["n"] == 4).all()
+
+
+def test_a_cell_without_a_value_gives_nan_effects_when_asked():
+    # a survivors' metric: every business of the policy exited in one cell, so no gap there
+    gaps = factorial_gaps()
+    gaps = gaps[~((gaps["policies.fit_filter.threshold"] == 0.0)
+                  & ~gaps["policies.fit_filter.diagnosis"])]  # fmt: skip
+    found = effects(gaps, FACTORS, n_resamples=99, missing_as_nan=True)
+    assert len(found) == len(terms(FACTORS))
+    assert (found["n"] == 0).all() and found["effect"].isna().all()

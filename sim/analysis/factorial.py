@@ -70,7 +70,13 @@ def seed_effects(gaps: pd.DataFrame, factors: dict, term: tuple[str, ...]) -> pd
 
 
 def effects(
-    gaps: pd.DataFrame, factors: dict, *, by=None, confidence=0.95, n_resamples=9999
+    gaps: pd.DataFrame,
+    factors: dict,
+    *,
+    by=None,
+    confidence=0.95,
+    n_resamples=9999,
+    missing_as_nan: bool = False,
 ) -> pd.DataFrame:
     """Main effects and two-way interactions on the gap, per group, with paired intervals.
 
@@ -83,6 +89,9 @@ def effects(
         by: columns to group by (e.g. the market); default none.
         confidence: level of the intervals.
         n_resamples: bootstrap resamples (``stats.compare``).
+        missing_as_nan: a group missing a cell gets NaN effects (``n`` 0) instead of a
+            ValueError: for a metric of the survivors, which has no value in a cell where
+            every business of the policy exited.
 
     Returns:
         One row per group and term: the by-columns, ``term`` ("diagnosis", "diagnosis ×
@@ -93,7 +102,16 @@ def effects(
     factors = {k: on for k, on in factors.items() if k in gaps and gaps[k].nunique() > 1}
     rows = []
     for values, group in stats.groups(gaps, by):
-        check_full(group, factors)
+        try:
+            check_full(group, factors)
+        except ValueError:
+            if not missing_as_nan:
+                raise
+            # a cell without a value (a survivors' metric where every business exited): the
+            # effects of this metric here are not estimable; NaN, n = 0
+            rows += [{**values, "term": " × ".join(map(short, term)), "order": len(term), "n": 0}
+                     for term in terms(factors)]  # fmt: skip
+            continue
         for term in terms(factors):
             per_seed = seed_effects(group, factors, term)
             found = stats.compare(per_seed.to_numpy(), np.zeros(len(per_seed)),
@@ -126,7 +144,7 @@ def experiment_effects(runs: pd.DataFrame, experiment: dict, *, n_resamples=9999
         pairs = stats.arms(runs, compare["a"], compare["b"], metric, on=on,
                            policy=compare.get("policy"), keys=keys)  # fmt: skip
         found = effects(pairs.assign(gap=pairs["a"] - pairs["b"]), factors, by=by,
-                        n_resamples=n_resamples)  # fmt: skip
+                        n_resamples=n_resamples, missing_as_nan=True)  # fmt: skip
         tables.append(found.assign(metric=metric))
     table = pd.concat(tables, ignore_index=True)
     return table[["metric", *[c for c in table.columns if c != "metric"]]]
