@@ -268,15 +268,19 @@ def plot_dir(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
     out = path / "figures"
     check_figures(out, _figure_files(out, experiment, formats, _decomposed(runs, experiment)))
     out.mkdir(exist_ok=True)
-    written = _draw(out, runs, steps, experiment, formats)
-    record_outputs(written)
+    written: list[Path] = []
+    try:
+        _draw(out, runs, steps, experiment, formats, written)
+    finally:  # what was written is clientsim's, even if a later figure failed
+        record_outputs(written)
     return written
 
 
-def _draw(out, runs, steps, experiment, formats) -> list[Path]:
+def _draw(out, runs, steps, experiment, formats, written: list[Path]) -> None:
+    """Write the figures and tables into `out`, adding each file to `written` once written."""
     table = paired_table(runs, experiment)
     table.to_csv(out / "paired.csv", index=False)
-    written = [out / "paired.csv"]
+    written.append(out / "paired.csv")
     written += save_figure(paired_figure(table, experiment), out, "paired", formats)
     written += save_figure(profit_figure(steps, experiment), out, "profit", formats)
     if experiment["compare"]["on"] == "policy":
@@ -293,7 +297,6 @@ def _draw(out, runs, steps, experiment, formats) -> list[Path]:
         written.append(out / "decomposition.csv")
         figure = decomposition_figure(table, experiment)
         written += save_figure(figure, out, "decomposition", formats)
-    return written
 
 
 def _decomposed(runs: pd.DataFrame, experiment: dict) -> bool:
