@@ -192,3 +192,11 @@ def test_results_say_which_experiments_ran_the_same_runs(tmp_path):
     write_sweep(tmp_path / "noise", noise, seeds=20)
     note = shared_runs_note({"H3 market": tmp_path / "market", "H8 noise": tmp_path / "noise"})
     assert "H3 market (ratio=1.0) = H8 noise (noise=0.1): the same 10 runs (seeds 0–9)." in note
+
+
+def test_a_sign_claim_without_any_paired_value_is_inconclusive():
+    # every business of a compared policy exited: its survivors' metric has no value anywhere
+    empty = pd.DataFrame({"point": pd.Series(dtype="int64"), "seed": pd.Series(dtype="int64"),
+                          "gap": pd.Series(dtype="float64")})  # fmt: skip
+    found = report.check_sign(empty, {"metric": "margin_per_hour", "sign": "positive"}, None)
+    assert found["verdict"] == "inconclusive" and np.isnan(found["p"])

@@ -80,6 +80,8 @@ def check_sign(g: pd.DataFrame, claim: dict, x: str | None) -> dict:
     so it is as strong as its weakest point (an intersection–union test).
     """
     positive = claim["sign"] == "positive"
+    if g.empty:  # no pair has the metric (e.g. every business of a compared policy exited)
+        return {"verdict": "inconclusive", "p": np.nan, "detail": "no paired values"}
     by = "point" if "point" in g else x if x in g else None
     parts = [part for _, part in g.groupby(by, sort=True)] if by else [g]
     tests = [inference.t_test(part["gap"]) for part in parts]
