@@ -70,7 +70,7 @@ METRICS = {
     ),
     "billed_hours": ("hours billed over the run per business active at the horizon", "hours"),
     "fixed_costs": (
-        "salaries and ads over the run per business active at the horizon",
+        "salaries, ads, hiring and layoffs over the run per business active at the horizon",
         "currency units",
     ),
     "exit_losses": (
