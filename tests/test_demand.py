@@ -36,6 +36,19 @@ def test_annual_retention_counts_client_business_pairs_that_buy_again_next_year(
     assert demand.annual_retention(bought, years=3) == pytest.approx((2 + 1) / (4 + 4))
     assert demand.annual_retention(bought, years=2) == pytest.approx(2 / 4)  # year 2 not full
     assert np.isnan(demand.annual_retention(bought, years=1))
+    # business 1 closed during year 2: its pairs of year 1 do not count; year 0 keeps its 2
+    # of 4, year 1 then only business 0's 2 pairs, none kept
+    closed = pd.Series({1: 2})
+    assert demand.annual_retention(bought, years=3, open_years=closed) == pytest.approx(2 / 6)
+
+
+def test_open_years_counts_the_full_years_a_business_was_open_to_the_end_of():
+    steps = pd.DataFrame({
+        "step": np.tile(np.arange(1, 131), 2),
+        "business_id": np.repeat([0, 1], 130),
+        "active": np.r_[np.ones(130, bool), np.arange(1, 131) <= 103],
+    })  # fmt: skip
+    assert demand.open_years(steps).to_dict() == {0: 2, 1: 1}
 
 
 def test_a_watched_run_gives_each_years_purchases_and_spend():

@@ -64,8 +64,9 @@ def test_geometric_weeks_is_one_when_certain_and_never_when_impossible():
 
 def test_job_size_median_is_median_hours(cfg, rng):
     jobs = cfg.market.jobs
-    assert m.job_size(0.0, jobs) == jobs.median_hours
-    sizes = m.job_size(rng.standard_normal(N), jobs)
+    assert m.job_size(0.0, 1.0, jobs) == jobs.median_hours
+    assert m.job_size(0.0, 3.0, jobs) == 3 * jobs.median_hours  # a client 3 times the size
+    sizes = m.job_size(rng.standard_normal(N), 1.0, jobs)
     assert np.median(sizes) == pytest.approx(jobs.median_hours, rel=0.01)
     assert np.mean(sizes) == pytest.approx(jobs.median_hours * np.exp(jobs.sigma**2 / 2), rel=0.01)
 
@@ -475,12 +476,16 @@ def test_capacity_per_business_scales_inversely_with_ratio():
 def test_expected_demand_counts_difficulty_and_conflict_hours(cfg):
     jobs, service = cfg.market.jobs, cfg.market.service
     need_rate = np.full(100, 5.0)
-    easy = m.expected_work_hours_per_week(need_rate, np.zeros(100), jobs, service)
+    ones = np.ones(100)
+    easy = m.expected_work_hours_per_week(need_rate, np.zeros(100), ones, jobs, service)
     mean_size = jobs.median_hours * np.exp(jobs.sigma**2 / 2)
     assert easy == pytest.approx(100 * m.need_probability(5.0) * mean_size)
-    hard = m.expected_work_hours_per_week(need_rate, np.full(100, 0.5), jobs, service)
+    hard = m.expected_work_hours_per_week(need_rate, np.full(100, 0.5), ones, jobs, service)
     extra = service.difficulty_hours * 0.5 + service.conflict_hours * service.conflict_prob * 0.25
     assert hard == pytest.approx(easy * (1 + extra))
+    # a client twice the size wants twice the hours
+    big = m.expected_work_hours_per_week(need_rate, np.zeros(100), 2 * ones, jobs, service)
+    assert big == pytest.approx(2 * easy)
 
 
 @pytest.mark.parametrize(
@@ -558,3 +563,12 @@ def test_review_probability_of_arrays_of_one_equals_the_whole_array(cfg, rng):
     ones = [m.review_probability(s[i : i + 1], propensity[i : i + 1], cfg.clients.reviews)[0]
             for i in range(s.size)]  # fmt: skip
     np.testing.assert_array_equal(whole, ones)
+
+
+def test_a_client_judges_its_provider_on_its_record_with_memory(cfg):
+    s, held, first = np.array([0.2, 0.2]), np.array([0.9, 0.9]), np.array([True, False])
+    np.testing.assert_array_equal(m.judged_satisfaction(s, held, first, 0.0), s)  # job alone
+    np.testing.assert_allclose(m.judged_satisfaction(s, held, first, 0.7), [0.2, 0.69])
+    sat = cfg.clients.satisfaction
+    half = m.retention_probability(sat.retention_threshold, sat)
+    assert half == pytest.approx(0.5)  # as likely to stay as to go at the threshold

@@ -444,6 +444,19 @@ def test_patience_off_is_infinite_and_changes_no_other_trait(engine):
     )
 
 
+def test_client_size_spreads_job_hours_and_changes_no_other_trait(engine):
+    *_, clients = run(engine)
+    *_, sized = run(engine, "clients.scale_sigma=1.0")
+    traits = [*TRAIT_COLUMNS, "patience"]
+    pd.testing.assert_frame_equal(clients[traits], sized[traits], check_exact=True)
+    assert (clients["scale"] == 1.0).all()  # no spread: every client the market's size
+    assert sized["scale"].std() > 0.5 and sized["scale"].mean() == pytest.approx(1, abs=0.2)
+    # a bigger client buys more hours a job: hours per job follow its size
+    bought = sized[sized["jobs"] > 0]
+    per_job = bought["hours"] / bought["jobs"]
+    assert np.corrcoef(np.log(bought["scale"]), np.log(per_job))[0, 1] > 0.6
+
+
 def test_buying_centre_changes_outcomes_not_traits(engine):
     _, steps, _, clients = run(engine)
     _, centre_steps, _, centre_clients = run(engine, "clients.buying_centre.enabled=true")
@@ -666,6 +679,9 @@ SCENARIOS = {
         "policies.fit_filter.capacity_share=0.7", "policies.hard_sell.capacity_share=1.5",
     ),
     "intake-switches": INTAKE_SWITCHES,
+    # clients of different sizes, who stay on the record of their provider, past switching costs
+    "demand": ("clients.scale_sigma=1.2", "clients.satisfaction.memory=0.7",
+               "clients.satisfaction.retention_threshold=0.35"),
 }  # fmt: skip
 
 

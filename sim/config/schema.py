@@ -174,6 +174,8 @@ class Satisfaction:
     failed: float = unit()  # an impossible job that failed (`market.jobs.impossible_failure`)
     noise: float = num(0, 1)
     retention_slope: float = num(0, 100)
+    retention_threshold: float = unit()  # satisfaction at which P(stay) is one half
+    memory: float = num(0, 0.99)  # weight of the satisfaction held of a provider in staying
 
 
 @dataclass
@@ -232,6 +234,7 @@ class ClientsConfig:
 
     segments: dict[str, Segment] = MISSING
     need_rate_sigma: float = num(0, 3)  # log s.d.
+    scale_sigma: float = num(0, 3)  # log s.d. of a client's size (its jobs' hours), mean 1
     budget_sigma: float = num(0, 3)  # log s.d.
     review_propensity: list[float] = beta()
     prepay_exponent: float = num(0, 100)

@@ -71,7 +71,7 @@ class MarketModel(mesa.Model):
         )  # fmt: skip
         n = sum(market.policy_mix.values())
         demand = mechanics.expected_work_hours_per_week(
-            pop["need_rate"], pop["difficulty"], market.jobs, market.service
+            pop["need_rate"], pop["difficulty"], pop["scale"], market.jobs, market.service
         )
         capacity = mechanics.capacity_per_business(demand, market.demand_supply_ratio, n)
         angles = streams.generator("culture").uniform(0.0, 2.0 * np.pi, n)

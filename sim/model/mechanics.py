@@ -27,9 +27,10 @@ def geometric_weeks(u, p):
     return np.where(p > 0, np.minimum(weeks, 2**30), 2**30).astype(np.int64)
 
 
-def job_size(z, jobs: Any):
-    """True size of a job in hours: lognormal with median `jobs.median_hours`."""
-    return jobs.median_hours * np.exp(jobs.sigma * z)
+def job_size(z, scale, jobs: Any):
+    """True size of a job in hours: the client's `scale` x a lognormal with median
+    `jobs.median_hours` (`z` standard normal)."""
+    return scale * (jobs.median_hours * np.exp(jobs.sigma * z))
 
 
 def stated_size(true_hours, misdiagnosed, u, jobs: Any):
@@ -287,9 +288,25 @@ def overpromise(honesty, ads: Any):
     return ads.overpromise * (1.0 - np.asarray(honesty))
 
 
+def judged_satisfaction(s, held, first_job, memory: float):
+    """The satisfaction a client judges its provider by after a job: this job's `s`, or on a
+    later job with the same provider `memory` x the satisfaction it `held` + (1 - memory) x s.
+
+    Cumulative satisfaction: a client weighs a provider's record, not its last job alone
+    (Bolton 1998). `memory` 0: the job alone.
+    """
+    if memory == 0:
+        return np.asarray(s)
+    return np.where(first_job, s, memory * np.asarray(held) + (1.0 - memory) * np.asarray(s))
+
+
 def retention_probability(s, sat: Any):
-    """P(a client stays with its provider) rises in satisfaction (logistic)."""
-    return 1.0 / (1.0 + np.exp(-sat.retention_slope * (np.asarray(s) - 0.5)))
+    """P(a client stays with its provider) rises in satisfaction (logistic).
+
+    One half at satisfaction `sat.retention_threshold`: below 0.5, switching costs keep a
+    client through a job that left it somewhat dissatisfied.
+    """
+    return 1.0 / (1.0 + np.exp(-sat.retention_slope * (np.asarray(s) - sat.retention_threshold)))
 
 
 def review_probability(s, propensity, reviews: Any):
@@ -326,11 +343,17 @@ def tell_probability(talkativeness, s, wom: Any):
     return np.where(sign != 0, p, 0.0), sign
 
 
-def expected_work_hours_per_week(need_rate, difficulty, jobs: Any, service: Any):
-    """Market demand in hours worked per week (difficulty and conflict included)."""
+def expected_work_hours_per_week(need_rate, difficulty, scale, jobs: Any, service: Any):
+    """Market demand in hours worked per week (difficulty and conflict included).
+
+    Args:
+        need_rate: each client's jobs per year.
+        difficulty: each client's difficulty (0-1).
+        scale: each client's size (its jobs' hours x scale).
+    """
     mean_size = jobs.median_hours * np.exp(jobs.sigma**2 / 2.0)
     conflict = service.conflict_hours * conflict_probability(difficulty, service)
-    per_job = mean_size * (1.0 + service.difficulty_hours * difficulty + conflict)
+    per_job = scale * mean_size * (1.0 + service.difficulty_hours * difficulty + conflict)
     return float(np.sum(need_probability(need_rate) * per_job))
 
 

@@ -117,7 +117,7 @@ def open_jobs(world: World, ids: np.ndarray, week: int) -> Jobs:
     """Phase 1: the jobs of clients whose need arrived this week."""
     pop, cfg = world.population, world.market.jobs
     u = world.streams.uniforms(week, ids, OPEN_DRAWS)
-    true = mechanics.job_size(box_muller(u[0], u[1]), cfg)
+    true = mechanics.job_size(box_muller(u[0], u[1]), pop["scale"][ids], cfg)
     wrong = u[2] < pop["misdiagnosis"][ids]
     stated = mechanics.stated_size(true, wrong, u[3], cfg)
     impossible = u[4] < pop["unrealistic"][ids]
@@ -268,6 +268,7 @@ class Outcome:
     failed: np.ndarray  # an impossible job that failed: nothing owed
     billed: np.ndarray  # billed hours of a completed job (0 if abandoned)
     rework: np.ndarray  # unbilled rework hours of a completed job
+    judged: np.ndarray  # the satisfaction it stays or leaves on (`judged_satisfaction`)
 
     def __getitem__(self, rows: slice) -> Outcome:
         """The outcomes in `rows`."""
@@ -327,7 +328,8 @@ def disputes_and_failures(world: World, ids, week: int, late, impossible, closed
 
 
 def finish_jobs(
-    world: World, ids, week: int, provider, job: dict, first_job, difficulty, abandoned
+    world: World, ids, week: int, provider, job: dict, first_job, difficulty, abandoned,
+    held=None,
 ) -> Outcome:
     """Phases 7-8 for jobs just finished, or `abandoned` (see `abandons`).
 
@@ -337,6 +339,8 @@ def finish_jobs(
     A failed impossible job is owed nothing, a disputed late one only part
     (`disputes_and_failures`, `mechanics.invoice_share`): a postpaid client pays its
     `payment_fraction` of what it owes, a prepaid one is refunded the rest of its quote.
+    Whether it stays is decided on the satisfaction it holds of the business after this job
+    (`mechanics.judged_satisfaction`; `held`: its `provider_satisfaction`, None: none held).
     """
     pop, clients = world.population, world.clients
     u = world.streams.uniforms(week, ids, FINISH_DRAWS)
@@ -363,7 +367,9 @@ def finish_jobs(
         box_muller(u[2], u[3]), sat, failed,
     )  # fmt: skip
     s = np.where(abandoned, mechanics.abandoned_satisfaction(s, clients.patience), s)
-    retained = u[4] < mechanics.retention_probability(s, sat)
+    held = s if held is None else held
+    judged = mechanics.judged_satisfaction(s, held, first_job, sat.memory)
+    retained = u[4] < mechanics.retention_probability(judged, sat)
     retained &= ~abandoned
     reviews = clients.reviews
     posts = u[5] < mechanics.review_probability(s, pop["review_propensity"][ids], reviews)
@@ -376,6 +382,7 @@ def finish_jobs(
         p_tell, story, abandoned, refund, disputed, failed, np.where(done, job["billed"], 0.0),
         mechanics.rework_hours(job["true_hours"], job["stated_hours"], job["misfit"] & done,
                                world.market.service),
+        judged,
     )  # fmt: skip
 
 
@@ -643,8 +650,9 @@ def settle(
     while.
     """
     done, left = ~out.abandoned, ~out.retained
-    sent_here = (kept_provider >= 0) & (kept_provider != provider)  # never at the defaults
+    sent_here = (kept_provider >= 0) & (kept_provider != provider)  # a job its own declined
     after = np.where(sent_here, kept_provider, np.where(out.retained, provider, -1))
+    stays = out.retained & ~sent_here
     return (
         Updates()
         .add("spend", ids, out.paid - out.refund)
@@ -656,6 +664,7 @@ def settle(
         .set("job_provider", ids, -1)
         .set("job_open", ids, False)
         .set("provider", ids, after)
+        .set("provider_satisfaction", ids[stays], out.judged[stays])
         .set("blocked_until", ids[left], blocked_until(world, week), provider[left])
     )
 

@@ -26,6 +26,7 @@ TRAITS: dict[str, tuple[type, bool]] = {
     "review_propensity": (np.float64, True),
     "prepay_ok": (np.bool_, True),
     "patience": (np.float64, True),  # weeks a job may wait; infinite with patience off
+    "scale": (np.float64, True),  # the client's size: its jobs are this many times the market's
     "values": (np.float64, False),
     # buying centre roles: the decider chooses, the user judges, the payer pays,
     # the influencer talks; with the buying centre off they are the client itself
@@ -112,6 +113,10 @@ def draw_population(n: int, clients: Any, rng: np.random.Generator) -> Populatio
     arrays["patience"] = patience.median_weeks * rng.lognormal(0.0, patience.sigma, n)
     if not patience.enabled:
         arrays["patience"][:] = np.inf
+    # drawn after patience, so a client's size changes no other trait; mean 1, so the
+    # market's expected demand does not depend on its spread
+    sigma = clients.scale_sigma
+    arrays["scale"] = rng.lognormal(-(sigma**2) / 2.0, sigma, n)
     return Population(segment_names=names, arrays=arrays)
 
 

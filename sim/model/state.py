@@ -76,6 +76,9 @@ CLIENT: tuple[Field, ...] = (
     # analysis (issue 23): the business of its last completed job (-1: none), not recorded;
     # read week by week by the demand facts (`sim.validation.demand`)
     Field("last_provider", np.int16, -1),
+    # the satisfaction it holds of its provider, its jobs there smoothed
+    # (`mechanics.judged_satisfaction`); meaningless without a provider
+    Field("provider_satisfaction", np.float64, 0.0),
 )
 
 #: A client's job (at most one): sizes in hours, weeks as step numbers. `open` is whether it

@@ -85,21 +85,41 @@ def revenue_top20(spend: pd.DataFrame) -> float:
     return float(np.mean(shares)) if shares else float("nan")
 
 
-def annual_retention(purchases: pd.DataFrame, years: int) -> float:
+def annual_retention(purchases: pd.DataFrame, years: int, open_years=None) -> float:
     """Share of a business's clients of one year who buy from it again the next year.
 
     Pooled over businesses and pairs of consecutive full years: the (client, business)
     pairs with a completed job in year y and one in year y + 1, over the pairs of year y
-    (for every y with a following full year). NaN without two full years.
+    (for every y with a following full year). A business's retention is that of a business
+    in business: with `open_years`, only the years y whose next year it was open to the end
+    of are counted (a business that closes keeps nobody, which says nothing of how it
+    served). NaN without two full years.
 
     Args:
         purchases: ``Purchases.purchases()``: ``year``, ``client_id``, ``business_id``.
         years: the number of full years watched (0, 1, ...).
+        open_years: optional, per business id, the number of full years it was open to the
+            end of (a Series or mapping; a business missing from it counts as always open).
     """
     pairs = purchases[["year", "client_id", "business_id"]].drop_duplicates()
     base = pairs[pairs["year"] < years - 1]
+    if open_years is not None:
+        open_to = base["business_id"].map(pd.Series(open_years)).fillna(years)
+        base = base[base["year"] + 2 <= open_to]
     if base.empty:
         return float("nan")
     later = pairs.assign(year=pairs["year"] - 1)
     kept = base.merge(later, on=["year", "client_id", "business_id"], how="inner")
     return len(kept) / len(base)
+
+
+def open_years(steps: pd.DataFrame) -> pd.Series:
+    """Per business id, the number of full years (of ``WEEKS_PER_YEAR`` weeks) it was open.
+
+    A business open to week 130 was open through years 0 and 1: 2.
+
+    Args:
+        steps: a steps.parquet table (``step`` from 1, ``business_id``, ``active``).
+    """
+    active = steps[steps["active"]].groupby("business_id")["step"].max()
+    return (active // WEEKS_PER_YEAR).astype("int64")

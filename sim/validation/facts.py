@@ -194,7 +194,8 @@ def revenue_concentration(f: Frames) -> float:
 
 def annual_retention(f: Frames) -> float:
     """Share of a business's clients of a year who buy from it again the next year."""
-    return demand.annual_retention(f.purchases, f.spend["year"].nunique())
+    years = f.spend["year"].nunique()
+    return demand.annual_retention(f.purchases, years, demand.open_years(f.steps))
 
 
 # ---- the markets and the registry -------------------------------------------------------------

@@ -227,7 +227,10 @@ class AgentsModel(MarketModel):
         provider = np.array([c.job.provider for c in done], dtype=np.int64)
         first = np.array([c.provider != c.job.provider for c in done], dtype=bool)
         difficulty = np.array([c.difficulty for c in done])
-        out = phases.finish_jobs(self.world, ids, week, provider, job, first, difficulty, abandoned)
+        held = np.array([c.provider_satisfaction for c in done], dtype=np.float64)
+        out = phases.finish_jobs(
+            self.world, ids, week, provider, job, first, difficulty, abandoned, held
+        )
         phases.book_outcomes(self.firms, lambda **m: self.count_clients(ids, **m), provider, out)
         for i, client in enumerate(done):
             client.settle(out[i : i + 1], week)

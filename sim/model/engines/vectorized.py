@@ -183,8 +183,9 @@ class VectorizedModel(MarketModel):
         provider = s["job_provider"][ids].astype(np.int64)
         first = s["provider"][ids] != provider
         out = phases.finish_jobs(
-            self.world, ids, week, provider, job, first, s["difficulty"][ids], abandoned
-        )
+            self.world, ids, week, provider, job, first, s["difficulty"][ids], abandoned,
+            s["provider_satisfaction"][ids],
+        )  # fmt: skip
         phases.book_outcomes(
             self.firms, lambda **m: self.count_clients(ids, **m), self.firm(ids, provider), out
         )
