@@ -93,18 +93,20 @@ def whale_peak_applicants(f: Frames) -> float:
 
 
 def firm_whale_peak(policy: str) -> Callable[[Frames], float]:
-    """The mean over `policy`'s businesses of their own whale curves' peaks (buyers).
+    """The median over `policy`'s businesses of their own whale curves' peaks (buyers).
 
     Each business sorts its own clients by the profit they gave it (``firm_whale``); a
-    business whose clients gave it no positive total has no peak and is left out.
+    business whose clients gave it no positive total has no peak and is left out. The
+    median, since a peak is over that total: one business whose clients nearly cancel out
+    would carry a mean.
     """
 
     def measure(f: Frames) -> float:
         readings, _ = firm_whale(f.pairs[f.pairs["policy"] == policy], who="buyers")
         peaks = readings["peak"].dropna()
-        return float(peaks.mean()) if len(peaks) else math.nan
+        return float(peaks.median()) if len(peaks) else math.nan
 
-    measure.__doc__ = f"Mean peak of {policy}'s businesses' own whale curves (buyers)."
+    measure.__doc__ = f"Median peak of {policy}'s businesses' own whale curves (buyers)."
     return measure
 
 
