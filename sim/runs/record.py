@@ -176,26 +176,31 @@ PAIR_COLUMNS = {
 
 
 def pairs_frame(model, market: int = 0) -> pd.DataFrame:
-    """pairs.parquet as a DataFrame (of market `market` of a batch), by client, then business.
+    """pairs.parquet as a DataFrame (of market `market` of a batch), by business, then client.
 
     A client's `jobs`, `spend` and `hours` with each business (`sim.model.state.PAIR_ACCOUNTS`);
     summed over its rows they are its clients.parquet `jobs`, `spend` and `hours`. A pair with
-    no money, no hour and no job is left out (a client who never applied has no row).
+    no money, no hour and no job is left out (a client who never applied has no row). Read one
+    business at a time, so a large market needs no temporaries of one entry per pair.
     """
-    n, n_b = model.n_clients, model.n_businesses
-    client = np.repeat(np.arange(n, dtype=np.int64), n_b)
-    business = np.tile(np.arange(n_b, dtype=np.int64), n)
-    spend, hours, jobs = (
-        model.read(name, client + market * n, business) for name in state.PAIR_ACCOUNTS
-    )
-    contact = np.flatnonzero((spend != 0) | (hours != 0) | (jobs != 0))
+    n = model.n_clients
+    everyone = np.arange(market * n, (market + 1) * n)
     names = model.firms.policy_names[market :: model.replicas]  # business b: entry b * R + r
-    columns = {
-        "client_id": client[contact], "business_id": business[contact],
-        "policy": pd.Categorical(names[business[contact]], categories=sorted(set(names))),
-        "jobs": jobs[contact], "spend": spend[contact], "hours": hours[contact],
-        "profit_contributed": profit_contributed(model.cfg, spend[contact], hours[contact]),
-    }  # fmt: skip
+    policies = sorted(set(names))
+    parts = []
+    for business in range(model.n_businesses):
+        spend, hours, jobs = (model.read(f, everyone, business) for f in state.PAIR_ACCOUNTS)
+        dealt = np.flatnonzero((spend != 0) | (hours != 0) | (jobs != 0))
+        parts.append({
+            "client_id": dealt, "business_id": np.full(len(dealt), business),
+            "policy": np.full(len(dealt), policies.index(names[business])), "jobs": jobs[dealt],
+            "spend": spend[dealt], "hours": hours[dealt],
+        })  # fmt: skip
+    columns = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    columns["policy"] = pd.Categorical.from_codes(columns["policy"], policies)
+    columns["profit_contributed"] = profit_contributed(
+        model.cfg, columns["spend"], columns["hours"]
+    )
     return pd.DataFrame(columns).astype(PAIR_COLUMNS)
 
 
