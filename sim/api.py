@@ -37,6 +37,9 @@ class RunResult:
         market: market.parquet, one row per week: the market's totals of the week.
         clients: clients.parquet, one row per client: its traits, then what happened to it
             (spend in currency units, hours worked on it, jobs, reviews, its provider).
+        pairs: pairs.parquet, one row per client and business that dealt with each other:
+            the client's jobs, spend (currency units) and hours with that business, and the
+            profit it contributed to it (a firm's own whale curve: `firm_whale`).
         summary: summary.json: per policy, mean cumulative profit per business (currency
             units) at week 13 and at the horizon, reputation (stars), retention, acceptance,
             referral share and survival (shares, 0-1); crossover weeks; seed; engine; the
@@ -47,6 +50,7 @@ class RunResult:
     steps: pd.DataFrame
     market: pd.DataFrame
     clients: pd.DataFrame
+    pairs: pd.DataFrame
     summary: dict
     config: DictConfig
 

@@ -23,7 +23,7 @@ def clientsim(*args: str) -> subprocess.CompletedProcess:
 
 
 def assert_same_run(result: sim.RunResult, other: sim.RunResult) -> None:
-    for table in ("steps", "market", "clients"):
+    for table in ("steps", "market", "clients", "pairs"):
         pd.testing.assert_frame_equal(getattr(result, table), getattr(other, table))
     assert result.summary == other.summary
     assert result.config == other.config
@@ -45,7 +45,7 @@ def test_run_returns_the_tables_clientsim_writes_for_the_same_overrides(tmp_path
     done = clientsim(*overrides, f"output_dir={tmp_path / 'run'}")
     assert done.returncode == 0, done.stderr
     result = sim.run(overrides)
-    for table in ("steps", "market", "clients"):
+    for table in ("steps", "market", "clients", "pairs"):
         written = pd.read_parquet(tmp_path / "run" / f"{table}.parquet")
         pd.testing.assert_frame_equal(getattr(result, table), written, check_exact=True)
     assert result.summary == json.loads((tmp_path / "run" / "summary.json").read_text())

@@ -24,11 +24,13 @@ from sim.cli.clientsim import main, summary_table
 from sim.config.compose import compose
 from sim.model.ledger import MARKET_COLUMNS, STEP_COLUMNS
 from sim.runs.output import MARKER
-from sim.runs.record import CLIENT_COLUMNS, write_atomic
+from sim.runs.record import CLIENT_COLUMNS, PAIR_COLUMNS, write_atomic
 from sim.runs.run import package_version
 
-OUTPUT_FILES = ("config.yaml", "steps.parquet", "market.parquet", "clients.parquet", "summary.json")
-RESULT_FILES = ("steps.parquet", "market.parquet", "clients.parquet", "summary.json")
+RESULT_FILES = (
+    "steps.parquet", "market.parquet", "clients.parquet", "pairs.parquet", "summary.json",
+)  # fmt: skip
+OUTPUT_FILES = ("config.yaml", *RESULT_FILES)
 SUMMARY_KEYS = ("profit_week_13", "profit_horizon", "reputation", "referral_share", "survival")
 
 
@@ -130,12 +132,16 @@ def test_parquet_files_have_the_recorded_columns_and_rows(seed0):
     steps = pd.read_parquet(out / "steps.parquet")
     market = pd.read_parquet(out / "market.parquet")
     clients = pd.read_parquet(out / "clients.parquet")
+    pairs = pd.read_parquet(out / "pairs.parquet")
     assert tuple(steps.columns) == tuple(STEP_COLUMNS)
     assert tuple(market.columns) == tuple(MARKET_COLUMNS)
     assert tuple(clients.columns) == CLIENT_COLUMNS
+    assert pairs.dtypes.astype(str).to_dict() == PAIR_COLUMNS
     assert len(steps) == 8 * businesses
     assert len(market) == 8
     assert len(clients) == 300
+    assert 0 < len(pairs) <= 300 * businesses
+    assert set(pairs["policy"].cat.categories) == set(steps["policy"].cat.categories)
     assert sorted(steps["step"].unique()) == list(range(8))
 
 

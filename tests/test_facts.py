@@ -198,6 +198,8 @@ def test_a_small_real_run_gives_facts_in_their_domains():
     assert 0 <= values["share_1star"] <= 1 and 0 <= values["share_5star"] <= 1
     assert values["j_shape"] in (0.0, 1.0) and values["wom_ratio"] > 0
     assert -1 <= values["referred_retention_gap"] <= 1
+    for policy in ("serve_all", "fit_filter"):  # a curve ends at 1, so it peaks at 1 or above
+        assert values[f"firm_whale_peak_{policy}"] >= 1.0
     curve = pd.DataFrame(whale)
     assert set(curve["who"]) == set(WHALE_WHO)
     assert curve.groupby("who")["profit_share"].last().to_numpy() == pytest.approx([1.0, 1.0])

@@ -18,7 +18,7 @@ from sim.config.checks import validate
 from sim.config.compose import compose
 from sim.model.intake import Refusal
 from sim.model.ledger import COUNTERS
-from sim.runs.record import Recorder, clients_frame
+from sim.runs.record import Recorder, clients_frame, pairs_frame
 from sim.runs.run import build_model, simulate, simulate_batch
 
 ENGINES = ("vectorized", "agents")
@@ -693,6 +693,9 @@ def test_engines_agree_exactly_run_for_run(overrides):
         assert vectorized[2]["abandoned"].sum() > 0 and vectorized[2]["gave_up"].sum() > 0
     for frame_v, frame_a in zip(vectorized[1:], agents[1:], strict=True):
         pd.testing.assert_frame_equal(frame_v, frame_a, check_exact=True)
+    pairs = pairs_frame(vectorized[0])
+    pd.testing.assert_frame_equal(pairs, pairs_frame(agents[0]), check_exact=True)
+    assert pairs["jobs"].sum() > 0
 
 
 # --- several markets stepped as one ------------------------------------------------------
@@ -707,8 +710,10 @@ def test_a_batch_of_seeds_gives_every_seed_exactly_its_run_alone(overrides):
         alone_cfg = cfg.copy()
         alone_cfg.seed = seed
         alone, alone_recorder = simulate(alone_cfg)
-        batch = (recorder.steps_frame(), recorder.market_frame(), clients_frame(model, market))
-        single = (alone_recorder.steps_frame(), alone_recorder.market_frame(), clients_frame(alone))
+        batch = (recorder.steps_frame(), recorder.market_frame(), clients_frame(model, market),
+                 pairs_frame(model, market))  # fmt: skip
+        single = (alone_recorder.steps_frame(), alone_recorder.market_frame(), clients_frame(alone),
+                  pairs_frame(alone))  # fmt: skip
         for frame_b, frame_s in zip(batch, single, strict=True):
             pd.testing.assert_frame_equal(frame_b, frame_s, check_exact=True)
         frames.add(batch[0]["revenue"].sum())

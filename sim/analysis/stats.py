@@ -22,9 +22,7 @@ from scipy import stats
 from sim.analysis import inference
 from sim.model import mechanics
 from sim.runs.record import METRICS, RUN_KEYS, STEP_KEYS, STEP_SERIES
-from sim.runs.summary import (
-    whale_curve,
-)
+from sim.runs.summary import whale_curve, whale_points
 
 PathOrPaths = str | PathLike | Sequence[str | PathLike]
 
@@ -313,3 +311,39 @@ def whale_by_policy(
     return (
         pd.concat(curves, ignore_index=True)[columns] if curves else pd.DataFrame(columns=columns)
     )
+
+
+FIRM_WHALE_COLUMNS = ("business_id", "policy", "clients", "peak", "peak_at", "top_20")
+
+
+def firm_whale(pairs: pd.DataFrame, *, who: str = "buyers") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each business's own whale curve: its clients sorted by the profit they gave it.
+
+    Cooper & Kaplan (1991) draw a firm's curve over its own clients. A pair's profit
+    contributed is what the client paid that business less the hours that business spent on
+    it at the loaded cost, so a client served by two businesses counts in each curve with its
+    own share. The curve and its readings are those of a run's (``whale_curve``,
+    ``whale_points``), business by business.
+
+    Args:
+        pairs: a pairs.parquet table (one row per client and business).
+        who: ``"buyers"`` (clients with a job done there) or ``"applicants"`` (also those it
+            only screened, diagnosed or was paid by; ``WHALE_WHO``).
+
+    Returns:
+        (readings, curves): one row per business with ``FIRM_WHALE_COLUMNS`` (``clients``
+        counted, ``peak`` share, ``peak_at`` client share, ``top_20`` share; NaN where its
+        clients' total profit is not positive), and its curve's points, best client first
+        (``business_id``, ``policy``, ``client_share``, ``profit_share``).
+    """
+    readings, curves = [], []
+    for (business, policy), rows in pairs.groupby(["business_id", "policy"], observed=True):
+        readings.append({"business_id": business, "policy": policy,
+                         **whale_points(rows, who=who)})  # fmt: skip
+        curves.append(whale_curve(rows, who=who).assign(business_id=business, policy=policy))
+    readings = pd.DataFrame(readings, columns=list(FIRM_WHALE_COLUMNS))
+    columns = ["business_id", "policy", "client_share", "profit_share"]
+    curves = (
+        pd.concat(curves, ignore_index=True)[columns] if curves else pd.DataFrame(columns=columns)
+    )
+    return readings, curves

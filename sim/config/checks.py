@@ -201,10 +201,11 @@ RULES: tuple[Callable[[dict], None], ...] = (
 # ---- memory: refuse a market that cannot fit --------------------------------------------------
 
 #: Peak bytes per client (measured at 20,000-200,000 clients, 26 weeks): a fixed part, plus
-#: 52 bytes per (client, business) pair (pair state and alignment); the agents engine adds
-#: its Mesa agents. With 20 businesses: about 2.2 kB (vectorized), 4 kB (agents).
+#: 70 bytes per (client, business) pair (pair state and alignment, 52; the accounts of
+#: pairs.parquet, 18: measured +69 MB at 200,000 clients x 20 businesses); the agents engine
+#: adds its Mesa agents. With 20 businesses: about 2.6 kB (vectorized), 4.4 kB (agents).
 CLIENT_BYTES = {"vectorized": 1_200, "agents": 3_000}
-PAIR_BYTES = 52
+PAIR_BYTES = 70
 ROW_BYTES = 2_000  # one recorded row (a dict) per business and week
 
 

@@ -603,6 +603,7 @@ def intake_outcome(
     return (
         Updates()
         .add("hours", ids, intake.overhead_hours)
+        .add("hours_at", ids, intake.overhead_hours, business)
         .set(
             "blocked_until",
             ids[declined],
@@ -625,13 +626,22 @@ def intake_outcome(
         .set("job_remaining", started, intake.work_hours[accepted])
         .set("job_prepaid", started, intake.prepaid[accepted] > 0)
         .add("spend", started, intake.prepaid[accepted])
+        .add("spend_at", started, intake.prepaid[accepted], business[accepted])
         .set("referred_by", ids[first], referrer[first])
     )
 
 
-def served(ids, remaining, worked) -> Updates:
-    """Phase 6: the jobs of the clients `ids` (`remaining` hours of work) got `worked` hours."""
-    return Updates().set("job_remaining", ids, remaining - worked).add("hours", ids, worked)
+def served(ids, remaining, worked, provider) -> Updates:
+    """Phase 6: the jobs of the clients `ids` (`remaining` hours of work) got `worked` hours.
+
+    `provider`: the business of each job, which spent those hours.
+    """
+    return (
+        Updates()
+        .set("job_remaining", ids, remaining - worked)
+        .add("hours", ids, worked)
+        .add("hours_at", ids, worked, provider)
+    )
 
 
 def settle(
@@ -656,8 +666,10 @@ def settle(
     return (
         Updates()
         .add("spend", ids, out.paid - out.refund)
+        .add("spend_at", ids, out.paid - out.refund, provider)
         .add("unpaid", ids, out.unpaid)
         .add("jobs_done", ids, done)
+        .add("jobs_at", ids, done, provider)
         .add("reviews", ids, out.rating > 0)
         .set("first_job_week", ids[done & (first_job_week < 0)], week)
         .set("last_provider", ids[done], provider[done])

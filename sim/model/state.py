@@ -4,7 +4,8 @@ Both engines build their clients from these tables: the vectorized engine alloca
 array per field (`arrays`), the agents engine gives each `Client` agent one attribute per
 field (`scalars`, Python numbers) and each open job one `Job` (`JOB`). A field with a
 `column` is an outcome column of clients.parquet (`sim.runs.record.clients_frame`), written with
-`column_dtype` (counts are int64 in every table). Traits, which never change, live in
+`column_dtype` (counts are int64 in every table); the pair fields of `PAIR_ACCOUNTS` are
+pairs.parquet's (`sim.runs.record.pairs_frame`). Traits, which never change, live in
 `sim.model.population.TRAITS`.
 
 A rule that changes clients returns `Updates` (changes of these fields, and market tallies);
@@ -117,7 +118,16 @@ PAIR: tuple[Field, ...] = (
     Field("warning_week", PAIR_WEEK, -1),
     Field("referrer", np.int32, -1),  # the referrer of its last week of referrals (highest id)
     Field("blocked_until", PAIR_WEEK, 0),  # it may choose the business again from this week
+    # issue 23, a firm's own whale curve (pairs.parquet): the client's `spend`, `hours` and
+    # `jobs_done` with this business alone (added beside them: summed over the businesses,
+    # they are those three)
+    Field("spend_at", np.float64, 0.0),
+    Field("hours_at", np.float64, 0.0),
+    Field("jobs_at", np.int16, 0),  # at most one a week: 16 bits hold a run's, as its weeks
 )
+
+#: The pair fields pairs.parquet records (`sim.runs.record.pairs_frame`).
+PAIR_ACCOUNTS: tuple[str, ...] = ("spend_at", "hours_at", "jobs_at")
 
 #: The clients.parquet outcome columns, in the order of the fields.
 RECORDED: tuple[Field, ...] = tuple(f for f in CLIENT if f.column is not None)
@@ -175,10 +185,10 @@ class Updates(list):
             self.append(Change(name, ids, values, False, business))
         return self
 
-    def add(self, name: str, ids, values) -> Updates:
-        """Add `values` to field `name` of the clients `ids`."""
+    def add(self, name: str, ids, values, business=None) -> Updates:
+        """Add `values` to field `name` of the clients `ids` (a pair field's at `business`)."""
         if len(ids):
-            self.append(Change(name, ids, values, True))
+            self.append(Change(name, ids, values, True, business))
         return self
 
     def count(self, tally: str, ids, mask=None) -> Updates:

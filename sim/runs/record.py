@@ -2,7 +2,8 @@
 
 The columns come from their declarations: steps.parquet and market.parquet from the ledger
 (`sim.model.ledger`), clients.parquet from the traits (`sim.model.population`) and the
-recorded client state (`sim.model.state`); both engines feed them (clients through
+recorded client state (`sim.model.state`), pairs.parquet from the pair accounts
+(`sim.model.state.PAIR_ACCOUNTS`); both engines feed them (clients and pairs through
 `MarketModel.read`).
 """
 
@@ -146,17 +147,61 @@ def clients_frame(model, market: int = 0) -> pd.DataFrame:
     referrer = values["referred_by"]  # a client id of the batch: the referrer's id in its market
     values["referred_by"] = np.where(referrer >= 0, referrer - market * n, referrer)
     outcomes = {f.column: values[f.name].astype(f.recorded_dtype) for f in state.RECORDED}
-    loaded_cost = model.cfg.market.wage + model.cfg.market.salary
     angles = pop["values"][everyone]
     columns = {
         "client_id": np.arange(n, dtype=np.int64),
         "segment": pd.Categorical.from_codes(pop["segment"][everyone], pop.segment_names),
         "value_angle": np.arctan2(angles[:, 1], angles[:, 0]),
-        "profit_contributed": values["spend"] - values["hours"] * loaded_cost,
+        "profit_contributed": profit_contributed(model.cfg, values["spend"], values["hours"]),
         **{k: pop[k][everyone] for k in population.RECORDED if k != "segment"},
         **outcomes,
     }
     return pd.DataFrame({k: columns[k] for k in CLIENT_COLUMNS})
+
+
+def profit_contributed(cfg, spend, hours):
+    """What clients gave: their `spend` less the `hours` spent on them at the loaded cost.
+
+    An hour costs its whole pay, wage + salary (a rush hour too, whose premium is not
+    counted), in currency units; the rule of clients.parquet and pairs.parquet.
+    """
+    return spend - hours * (cfg.market.wage + cfg.market.salary)
+
+
+#: pairs.parquet: one row per client and business that dealt with each other (money or hours).
+PAIR_COLUMNS = {
+    "client_id": "int64", "business_id": "int64", "policy": "category", "jobs": "int64",
+    "spend": "float64", "hours": "float64", "profit_contributed": "float64",
+}  # fmt: skip
+
+
+def pairs_frame(model, market: int = 0) -> pd.DataFrame:
+    """pairs.parquet as a DataFrame (of market `market` of a batch), by business, then client.
+
+    A client's `jobs`, `spend` and `hours` with each business (`sim.model.state.PAIR_ACCOUNTS`);
+    summed over its rows they are its clients.parquet `jobs`, `spend` and `hours`. A pair with
+    no money, no hour and no job is left out (a client who never applied has no row). Read one
+    business at a time, so a large market needs no temporaries of one entry per pair.
+    """
+    n = model.n_clients
+    everyone = np.arange(market * n, (market + 1) * n)
+    names = model.firms.policy_names[market :: model.replicas]  # business b: entry b * R + r
+    policies = sorted(set(names))
+    parts = []
+    for business in range(model.n_businesses):
+        spend, hours, jobs = (model.read(f, everyone, business) for f in state.PAIR_ACCOUNTS)
+        dealt = np.flatnonzero((spend != 0) | (hours != 0) | (jobs != 0))
+        parts.append({
+            "client_id": dealt, "business_id": np.full(len(dealt), business),
+            "policy": np.full(len(dealt), policies.index(names[business])), "jobs": jobs[dealt],
+            "spend": spend[dealt], "hours": hours[dealt],
+        })  # fmt: skip
+    columns = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    columns["policy"] = pd.Categorical.from_codes(columns["policy"], policies)
+    columns["profit_contributed"] = profit_contributed(
+        model.cfg, columns["spend"], columns["hours"]
+    )
+    return pd.DataFrame(columns).astype(PAIR_COLUMNS)
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:

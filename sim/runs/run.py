@@ -21,6 +21,7 @@ from sim.runs.record import (
     Recorder,
     clients_frame,
     package_version,
+    pairs_frame,
     write_atomic,
     write_json,
     write_parquet,
@@ -101,8 +102,8 @@ def _progress(weeks: int, *, enabled: bool):
 def results(cfg: DictConfig, model, recorder, market: int = 0) -> tuple[dict, dict]:
     """The run's tables and its summary, as `write_results` writes them.
 
-    Returns ``({"steps": ..., "market": ..., "clients": ...}, summary)``: the tables of
-    steps/market/clients.parquet (DataFrames) and summary.json, which holds
+    Returns ``({"steps": ..., "market": ..., "clients": ..., "pairs": ...}, summary)``: the
+    tables of steps/market/clients/pairs.parquet (DataFrames) and summary.json, which holds
     `sim.runs.summary.summarize` of the steps, the seed, the engine and the whale curve's
     readings (`sim.runs.summary.whale_summary`). `market`: the market of a batch
     (`simulate_batch`) whose seed is `cfg.seed`.
@@ -112,11 +113,13 @@ def results(cfg: DictConfig, model, recorder, market: int = 0) -> tuple[dict, di
     summary = summarize(steps)
     summary["seed"], summary["engine"] = cfg.seed, cfg.engine
     summary["whale"] = whale_summary(clients, steps)
-    return {"steps": steps, "market": recorder.market_frame(), "clients": clients}, summary
+    tables = {"steps": steps, "market": recorder.market_frame(), "clients": clients,
+              "pairs": pairs_frame(model, market)}  # fmt: skip
+    return tables, summary
 
 
 def write_results(cfg: DictConfig, out: Path, model, recorder) -> dict:
-    """Write config.yaml, steps/market/clients.parquet and summary.json (last) into `out`."""
+    """Write config.yaml, steps/market/clients/pairs.parquet and summary.json (last) into `out`."""
     tables, summary = results(cfg, model, recorder)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["clientsim_version"] = package_version()

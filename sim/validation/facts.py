@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from sim.analysis.stats import firm_whale
 from sim.model import mechanics
 from sim.runs.summary import cumulative_profit, whale_points
 from sim.validation import demand
@@ -34,7 +35,7 @@ class Frames(NamedTuple):
     """One run's tables, as ``sim.runs.record`` builds them, and its purchases by year.
 
     ``spend`` and ``purchases`` are ``sim.validation.demand.Purchases``' tables (None when
-    the run was not watched).
+    the run was not watched); ``pairs`` is pairs.parquet (None when not built).
     """
 
     market: pd.DataFrame
@@ -42,6 +43,7 @@ class Frames(NamedTuple):
     clients: pd.DataFrame
     spend: pd.DataFrame | None = None
     purchases: pd.DataFrame | None = None
+    pairs: pd.DataFrame | None = None
 
 
 # ---- the facts ------------------------------------------------------------------------------
@@ -88,6 +90,24 @@ def whale_peak(f: Frames) -> float:
 def whale_peak_applicants(f: Frames) -> float:
     """Peak of the whale curve over every applicant, screening and diagnosis hours counted."""
     return whale_points(f.clients, who="applicants")["peak"]
+
+
+def firm_whale_peak(policy: str) -> Callable[[Frames], float]:
+    """The median over `policy`'s businesses of their own whale curves' peaks (buyers).
+
+    Each business sorts its own clients by the profit they gave it (``firm_whale``); a
+    business whose clients gave it no positive total has no peak and is left out. The
+    median, since a peak is over that total: one business whose clients nearly cancel out
+    would carry a mean.
+    """
+
+    def measure(f: Frames) -> float:
+        readings, _ = firm_whale(f.pairs[f.pairs["policy"] == policy], who="buyers")
+        peaks = readings["peak"].dropna()
+        return float(peaks.median()) if len(peaks) else math.nan
+
+    measure.__doc__ = f"Median peak of {policy}'s businesses' own whale curves (buyers)."
+    return measure
 
 
 def _referred(f: Frames) -> tuple[pd.DataFrame, pd.Series]:
@@ -248,6 +268,8 @@ FACTS: dict[str, Fact] = {
     "whale_peak_fit_filter": Fact("fit_filter", whale_peak),
     "whale_peak_applicants_serve_all": Fact("serve_all", whale_peak_applicants),
     "whale_peak_applicants_fit_filter": Fact("fit_filter", whale_peak_applicants),
+    "firm_whale_peak_serve_all": Fact("mix", firm_whale_peak("serve_all")),
+    "firm_whale_peak_fit_filter": Fact("mix", firm_whale_peak("fit_filter")),
     "sellers_satisfaction": Fact("sellers", sellers_satisfaction),
     "sellers_retention": Fact("sellers", sellers_retention),
     "sellers_left_share": Fact("sellers", sellers_left_share),

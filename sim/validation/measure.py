@@ -23,7 +23,7 @@ from sim.config.checks import validate
 from sim.config.compose import compose_valid, first_line
 from sim.config.schema import ConfigError
 from sim.runs.owned import record_outputs
-from sim.runs.record import clients_frame, write_json, write_parquet
+from sim.runs.record import clients_frame, pairs_frame, write_json, write_parquet
 from sim.runs.summary import WHALE_WHO, whale_curve
 from sim.validation.demand import Purchases
 from sim.validation.facts import FACTS, MARKETS, Frames, Target, derive, needed
@@ -64,7 +64,7 @@ def run_market(cfg: DictConfig, names: list[str]) -> tuple[dict, list[dict]]:
     purchases = Purchases()
     model, recorder = simulate(cfg, observe=purchases)
     frames = Frames(recorder.market_frame(), recorder.steps_frame(), clients_frame(model),
-                    purchases.spend(), purchases.purchases())  # fmt: skip
+                    purchases.spend(), purchases.purchases(), pairs_frame(model))  # fmt: skip
     values = {name: FACTS[name].measure(frames) for name in names}
     whale = []
     for who in WHALE_WHO:

@@ -108,7 +108,10 @@ class Client(mesa.Agent):
 
     def work_done(self, hours: float) -> None:
         """Phase 6: its business worked `hours` on its job."""
-        self.model.apply(phases.served(self.ids, np.array([self.job.remaining]), np.array([hours])))
+        job = self.job
+        self.model.apply(
+            phases.served(self.ids, np.array([job.remaining]), np.array([hours]), job.provider)
+        )
 
     def settle(self, outcome: phases.Outcome, week: int) -> None:
         """Phase 7: its job ended (`outcome`: its row): it pays, counts it, stays or leaves."""

@@ -169,7 +169,7 @@ class VectorizedModel(MarketModel):
         hard = phases.difficult(self.world, s["difficulty"][ids])
         due = phases.due(self.world, week, s["job_accept_week"][ids], s["job_deadline"][ids])
         worked = self.firms.serve(firm, remaining, hard, due)
-        self.apply(phases.served(ids, remaining, worked))
+        self.apply(phases.served(ids, remaining, worked, s["job_provider"][ids]))
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
@@ -229,19 +229,23 @@ class VectorizedModel(MarketModel):
         )
 
     def apply(self, updates: state.Updates) -> None:
-        """`MarketModel.apply` with the client fields' arrays indexed directly (for speed).
+        """`MarketModel.apply` with the fields' arrays indexed directly (for speed).
 
-        The same writes in the same order: an added amount is read, added and written back;
-        a pair field, or a `Tally`, goes through the shared method.
+        The same writes in the same order: an added amount is read, added and written back
+        (a pair field's at its flat index, client * B + business); a `Tally` goes through the
+        shared method.
         """
-        s = self.s
+        s, p, n_b = self.s, self.p, self.n_businesses
         for change in updates:
-            if type(change) is state.Change and change.name not in state.PAIR_NAMES:
-                name, ids, values, add, _ = change
-                column = s[name]
-                column[ids] = column[ids] + values if add else values
-            else:
+            if type(change) is not state.Change:
                 super().apply(state.Updates((change,)))
+                continue
+            name, ids, values, add, business = change
+            if name in state.PAIR_NAMES:
+                column, ids = p[name].reshape(-1), ids * n_b + business
+            else:
+                column = s[name]
+            column[ids] = column[ids] + values if add else values
 
     def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
         """Field `name` of the clients `ids` (see `MarketModel.read`)."""
