@@ -208,3 +208,17 @@ def test_a_careful_business_spends_no_diagnosis_hour_on_a_deadline_it_cannot_mee
     np.testing.assert_array_equal(careful_intake.reason, [ACCEPTED] + [Refusal.DEADLINE] * 2)
     np.testing.assert_array_equal(careful_intake.overhead_hours, [0.5, 0.0, 0.0])
     assert careless.diagnosis_hours[0] == 1.5 and careful.diagnosis_hours[0] == 0.5
+
+
+def test_a_careful_business_asks_for_prepayment_before_diagnosing(model):
+    def take(careful: bool):
+        taker = full_of_work(model, 0.0, careful_order=careful, prepayment=True)
+        a = applicants([0.9, 0.9], new=False)
+        a.prepay_ok[:] = [True, False]  # the second will not pay up front
+        return taker.take(a)
+
+    careless, careful = take(careful=False), take(careful=True)
+    for intake in (careless, careful):
+        np.testing.assert_array_equal(intake.reason, [ACCEPTED, Refusal.PREPAYMENT])
+    np.testing.assert_array_equal(careless.overhead_hours, [0.5, 0.5])  # diagnosed, then refused
+    np.testing.assert_array_equal(careful.overhead_hours, [0.5, 0.0])  # refused first

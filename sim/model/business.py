@@ -163,7 +163,8 @@ class Firms:
         while full (`Policy.turns_away`); new applicants are screened; returning clients are
         not, but the diagnosis cap, deadline test and prepayment apply to every job. A
         careful business tests the deadline before diagnosing, on the stated size
-        (`Policy.estimate`), and again on the quote. Each declined applicant's reason is the
+        (`Policy.estimate`), and again on the quote, and asks for prepayment before
+        diagnosing too. Each declined applicant's reason is the
         first check it failed (`sim.model.intake.Refusal`). Only applicants who did not pass
         the screen (declined by it, or turned away unscreened for lack of hours) may reform;
         those turned away while full, or who passed it and were declined later (no hours to
@@ -178,10 +179,13 @@ class Firms:
         reason[~passed] = np.where(screened[~passed], Refusal.SCREEN, Refusal.FULL)
         billed, misfit, extras = policy.quote(a)
         hours_left = (self.capacity - self.screening_hours)[b]
-        if policy.careful_order:  # the queue and the deadline before any diagnosis hour
+        if policy.careful_order:  # queue, deadline and terms before any diagnosis hour
             backlog, hours = self.backlog_hours[b], np.maximum(hours_left, 0.0)
             on_time = policy.meets_deadline(backlog, policy.estimate(a), a.deadline, hours)
             passed = _decline(passed, on_time, Refusal.DEADLINE, reason)
+            # its terms are known before the job is diagnosed: whom its prepayment refuses
+            agrees, _ = policy.prepay(passed, a.prepay_ok, policy.estimate(a), self.price[b])
+            passed = _decline(passed, agrees, Refusal.PREPAYMENT, reason)
         kept, diagnosed = policy.diagnose(passed, hours_left, b)
         passed = _decline(passed, kept, Refusal.FULL, reason)
         self.book(diagnosis_hours=self.total(b[diagnosed]) * policy.diagnosis_hours)
