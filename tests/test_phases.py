@@ -197,6 +197,7 @@ def test_a_client_whose_provider_sent_its_job_elsewhere_goes_back_to_its_provide
         tell_probability=np.zeros(n), story=np.zeros(n, dtype=np.int64),
         abandoned=np.zeros(n, dtype=bool), refund=np.zeros(n), disputed=np.zeros(n, dtype=bool),
         failed=np.zeros(n, dtype=bool), billed=np.zeros(n), rework=np.zeros(n),
+        judged=np.full(n, 0.8),
     )  # fmt: skip
     updates = phases.settle(
         model.world, np.arange(n), 9, np.array([1, 4, 3]), out, np.full(n, -1), np.array([-1, 2, 3])
@@ -204,3 +205,5 @@ def test_a_client_whose_provider_sent_its_job_elsewhere_goes_back_to_its_provide
     changes = {change.name: change for change in updates}
     np.testing.assert_array_equal(changes["provider"].values, [1, 2, -1])
     np.testing.assert_array_equal(changes["blocked_until"].ids, [2])
+    # only client 0 stays where it was served: it holds that job's judgement of its provider
+    np.testing.assert_array_equal(changes["provider_satisfaction"].ids, [0])
