@@ -162,9 +162,14 @@ def may_choose(open_from_week, week: int, declined_by) -> np.ndarray:
     """
     eligible = open_from_week <= week
     declined_by = np.asarray(declined_by)
-    if declined_by.any():  # only with `ends_relationship` off somewhere
-        businesses = np.arange(open_from_week.shape[-1])
-        eligible &= ~declined_job(declined_by[..., None], businesses)
+    businesses = np.arange(open_from_week.shape[-1])
+    if declined_by.ndim == 0:  # one client's own
+        if declined_by:
+            eligible &= ~declined_job(declined_by, businesses)
+        return eligible
+    rows = np.flatnonzero(declined_by)  # only with `ends_relationship` off somewhere
+    if len(rows):  # only the rows of jobs declined already
+        eligible[rows] &= ~declined_job(declined_by.take(rows)[:, None], businesses)
     return eligible
 
 

@@ -90,15 +90,14 @@ class VectorizedModel(MarketModel):
         gone = phases.out_of_patience(self.world, unplaced, waited)
         self.apply(phases.give_up(unplaced[gone]))
         unplaced = unplaced[~gone]
-        back = unplaced[
-            phases.returns_to_provider(s["provider"][unplaced], s["job_declined_by"][unplaced])
-        ]
+        returning = phases.returns_to_provider(
+            s["provider"][unplaced], s["job_declined_by"][unplaced]
+        )
+        back = unplaced[returning]
         s["applied_to"][:] = -1
         s["applied_to"][back] = s["provider"][back]
-        choosing = np.zeros_like(waiting)
-        choosing[unplaced] = True
-        choosing[back] = False
-        ids = np.flatnonzero(choosing & (s["look_from"] <= week))
+        others = unplaced[~returning]  # ascending, as `unplaced`
+        ids = others[s["look_from"][others] <= week]
         state = self.business_state()
         # (rows are gathered with take: several times faster than fancy indexing)
         active = state[2]
