@@ -220,12 +220,15 @@ def choose(
 
 
 def applicants(
-    world: World, ids, business, week: int, new, referred, difficulty, job, firm=None
-) -> Applicants:
+    world: World, ids, business, week: int, new, referred, difficulty, job, firm=None,
+    screened=None,
+) -> Applicants:  # fmt: skip
     """Phases 4-5: the applicants `ids` (sorted by business, then id) to `business`.
 
     `firm`: the entry of each one's business in `Firms` (`MarketModel.firm`; default
-    `business`, one market), which `Applicants.business` holds.
+    `business`, one market), which `Applicants.business` holds. `screened`: mask of the
+    applicants whose screening noise may be read (default `new`; a new applicant to a
+    business that does not screen may be left out: its noise, 0, is never read).
 
     `business` holds one business index per applicant; `job` holds the applicants'
     `true_hours`, `stated_hours` and `deadline`. Their fit signals are read and their
@@ -241,16 +244,17 @@ def applicants(
     )
     u = streams.uniforms(week, ids, INTAKE_DRAWS)
     conflict = u[0] < mechanics.conflict_probability(difficulty, service)
-    noise = np.zeros((len(ids), 4))
-    u_noise = streams.uniforms(week, ids[new], SCREENING_DRAWS)  # normal k: slots 2k, 2k + 1
-    noise[new] = box_muller(u_noise[0::2], u_noise[1::2]).T
+    noise = np.zeros((4, len(ids)))  # filled by rows, read as (applicants, 4)
+    drawn = new if screened is None else screened
+    u_noise = streams.uniforms(week, ids[drawn], SCREENING_DRAWS)  # normal k: slots 2k, 2k + 1
+    noise[:, drawn] = box_muller(u_noise[0::2], u_noise[1::2])
     return Applicants(
         ids, business if firm is None else firm, new, referred, difficulty,
         mechanics.fit_signals(
             difficulty, pop["pay_reliability"][ids], pairs(world.decider_alignment, ids, business),
             pop["unrealistic"][ids],
         ),
-        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise,
+        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise.T,
         u[1], mechanics.work_per_billed_hour(difficulty, conflict, service),
         (difficulty > clients.reform.min_difficulty) & (u[2] < clients.reform.prob),
     )  # fmt: skip

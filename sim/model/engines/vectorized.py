@@ -136,7 +136,8 @@ class VectorizedModel(MarketModel):
         applied = s["applied_to"]
         ids = np.flatnonzero(applied >= 0)
         firm = self.firm(ids, applied[ids].astype(np.int64))
-        order = np.argsort(firm, kind="stable")
+        key = firm.astype(np.uint16) if self.firms.n <= np.iinfo(np.uint16).max else firm
+        order = np.argsort(key, kind="stable")  # (16-bit keys: a radix sort)
         ids, firm = ids[order], firm[order]
         b = applied[ids].astype(np.int64)
         new = s["provider"][ids] != b
@@ -144,7 +145,10 @@ class VectorizedModel(MarketModel):
         job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
         difficulty = s["difficulty"][ids]
         referred = phases.fresh_referrals(self.world, new, credit)
-        everyone = phases.applicants(self.world, ids, b, week, new, referred, difficulty, job, firm)
+        screened = new & self.firms.screens.take(firm)  # (no noise drawn for the others)
+        everyone = phases.applicants(
+            self.world, ids, b, week, new, referred, difficulty, job, firm, screened
+        )
         intake = self.firms.take(everyone)
         self.apply(
             phases.intake_outcome(
