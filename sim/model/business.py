@@ -245,9 +245,13 @@ class Firms:
                   difficult_hours=self.total(business[difficult], worked[difficult]))  # fmt: skip
         service = self.cfg.market.service
         if service.rush_share > 0 and due is not None:
-            rush = mechanics.allocate_capacity(
-                np.where(due, remaining_hours - worked, 0.0),
-                service.rush_share * self.capacity[business], business, self.n,
+            # only the unfinished jobs due: the others would add 0 hours to each queue's sums
+            late = np.flatnonzero(due & (worked < remaining_hours))
+            on = business.take(late)
+            rush = np.zeros(len(worked))
+            rush[late] = mechanics.allocate_capacity(
+                (remaining_hours - worked).take(late), service.rush_share * self.capacity[on],
+                on, self.n,
             )  # fmt: skip
             self.book(rush_hours=self.total(business, rush))
             worked = worked + rush
