@@ -322,16 +322,17 @@ def disputes_and_failures(world: World, ids, week: int, late, impossible, closed
     An impossible job (`impossible`: deadline 0) fails with probability
     `jobs.impossible_failure`; a late job that did not fail is disputed with probability
     `payment.dispute_late`. Each draw has its own stream (`failure`, `dispute`), keyed by
-    client and week; a probability of 0 draws nothing.
+    client and week; a probability of 0 draws nothing, and only the jobs it may touch draw.
     """
     failure, dispute = world.market.jobs.impossible_failure, world.market.payment.dispute_late
     failed = np.zeros(len(ids), dtype=bool)
     if failure > 0:
-        failed = closed & impossible & (world.streams.uniform("failure", week, ids) < failure)
+        at_risk = np.flatnonzero(closed & impossible)
+        failed[at_risk] = world.streams.uniform("failure", week, ids.take(at_risk)) < failure
     disputed = np.zeros(len(ids), dtype=bool)
     if dispute > 0:
-        disputed = closed & late & ~failed
-        disputed &= world.streams.uniform("dispute", week, ids) < dispute
+        at_risk = np.flatnonzero(closed & late & ~failed)
+        disputed[at_risk] = world.streams.uniform("dispute", week, ids.take(at_risk)) < dispute
     return failed, disputed
 
 
