@@ -201,14 +201,18 @@ def choose(
     pop, pair_ids = world.population, ids.take(row)
     firm = business if firm is None else firm
     rep, queue = business_state[0].take(firm), business_state[1].take(firm)
-    balks = queue > pop["patience"].take(pair_ids)
+
+    def by_pair(trait: str) -> np.ndarray:  # (the clients' traits, then their pairs': local reads)
+        return pop[trait].take(ids).take(row)
+
+    balks = queue > by_pair("patience")
     if world.decider_shift.any():  # a business that serves one role courts or neglects it
         align = mechanics.tailored_alignment(align, world.decider_shift.take(business))
     u = world.streams.uniform("choice", week, pair_ids, business)
     choice = world.clients.choice
     prepay = world.prepayment.take(business) if choice.beta_prepay else 0.0
     utility = mechanics.choice_utility(
-        rep, align, world.price_ratio[business], pop["payer_budget"].take(pair_ids),
+        rep, align, world.price_ratio[business], by_pair("payer_budget"),
         credit, warning, queue, mechanics.gumbel(u), choice, prepay,
     )  # fmt: skip
     n_b = world.n_businesses
