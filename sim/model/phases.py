@@ -258,7 +258,8 @@ def applicants(
             difficulty, pop["pay_reliability"][ids], pairs(world.decider_alignment, ids, business),
             pop["unrealistic"][ids],
         ),
-        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise.T,
+        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids],
+        np.ascontiguousarray(noise.T),
         u[1], mechanics.work_per_billed_hour(difficulty, conflict, service),
         (difficulty > clients.reform.min_difficulty) & (u[2] < clients.reform.prob),
     )  # fmt: skip
