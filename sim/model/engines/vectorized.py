@@ -141,10 +141,15 @@ class VectorizedModel(MarketModel):
         ids, firm = ids[order], firm[order]
         b = applied[ids].astype(np.int64)
         new = s["provider"][ids] != b
-        credit = self._standing("credit", ids * n_b + b, week)
+        credit = np.zeros(len(ids))  # read for new applicants only (`fresh_referrals`)
+        newcomers = np.flatnonzero(new)
+        credit[newcomers] = self._standing("credit", (ids * n_b + b).take(newcomers), week)
         job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
         difficulty = s["difficulty"][ids]
         referred = phases.fresh_referrals(self.world, new, credit)
+        # a referrer is read only for a referred applicant (`credits_referrer`)
+        referrer, rows = np.full(len(ids), -1, dtype=p["referrer"].dtype), np.flatnonzero(referred)
+        referrer[rows] = phases.pairs(p["referrer"], ids.take(rows), b.take(rows))
         screened = new & self.firms.screens.take(firm)  # (no noise drawn for the others)
         everyone = phases.applicants(
             self.world, ids, b, week, new, referred, difficulty, job, firm, screened
@@ -153,7 +158,7 @@ class VectorizedModel(MarketModel):
         self.apply(
             phases.intake_outcome(
                 self.world, everyone, b, intake, week, s["referred_by"][ids],
-                s["first_job_week"][ids] >= 0, phases.pairs(p["referrer"], ids, b),
+                s["first_job_week"][ids] >= 0, referrer,
             )
         )  # fmt: skip
 
