@@ -238,15 +238,22 @@ class VectorizedModel(MarketModel):
     def apply(self, updates: state.Updates) -> None:
         """`MarketModel.apply` with the client fields' arrays indexed directly (for speed).
 
-        The same writes in the same order: an added amount is read, added and written back;
-        a pair field, or a `Tally`, goes through the shared method.
+        The same writes in the same order: an added amount is read, added and written back
+        (the clients of a change are distinct: `np.add.at`, twice as fast, adds the same where
+        the amounts have the field's dtype); a pair field, or a `Tally`, goes through the
+        shared method.
         """
         s = self.s
         for change in updates:
             if type(change) is state.Change and change.name not in state.PAIR_NAMES:
                 name, ids, values, add, _ = change
                 column = s[name]
-                column[ids] = column[ids] + values if add else values
+                if not add:
+                    column[ids] = values
+                elif getattr(values, "dtype", None) == column.dtype:
+                    np.add.at(column, ids, values)
+                else:
+                    column[ids] = column[ids] + values
             else:
                 super().apply(state.Updates((change,)))
 
