@@ -140,12 +140,12 @@ class VectorizedModel(MarketModel):
         order = np.argsort(key, kind="stable")  # (16-bit keys: a radix sort)
         ids, firm = ids[order], firm[order]
         b = applied[ids].astype(np.int64)
-        new = s["provider"][ids] != b
+        new = s["provider"].take(ids) != b
         credit = np.zeros(len(ids))  # read for new applicants only (`fresh_referrals`)
         newcomers = np.flatnonzero(new)
         credit[newcomers] = self._standing("credit", (ids * n_b + b).take(newcomers), week)
-        job = {f: s[f"job_{f}"][ids] for f in phases.INTAKE_JOB_FIELDS}
-        difficulty = s["difficulty"][ids]
+        job = {f: s[f"job_{f}"].take(ids) for f in phases.INTAKE_JOB_FIELDS}
+        difficulty = s["difficulty"].take(ids)
         referred = phases.fresh_referrals(self.world, new, credit)
         # a referrer is read only for a referred applicant (`credits_referrer`)
         referrer, rows = np.full(len(ids), -1, dtype=p["referrer"].dtype), np.flatnonzero(referred)
@@ -157,8 +157,8 @@ class VectorizedModel(MarketModel):
         intake = self.firms.take(everyone)
         self.apply(
             phases.intake_outcome(
-                self.world, everyone, b, intake, week, s["referred_by"][ids],
-                s["first_job_week"][ids] >= 0, referrer,
+                self.world, everyone, b, intake, week, s["referred_by"].take(ids),
+                s["first_job_week"].take(ids) >= 0, referrer,
             )
         )  # fmt: skip
 
@@ -167,15 +167,16 @@ class VectorizedModel(MarketModel):
         s = self.s
         ids = np.flatnonzero(s["job_provider"] >= 0)  # ascending: ties stay in id order
         span = week + 1  # accept weeks lie in [0, week]
-        firm = self.firm(ids, s["job_provider"][ids].astype(np.int64))
-        key = firm * span + s["job_accept_week"][ids]
+        firm = self.firm(ids, s["job_provider"].take(ids).astype(np.int64))
+        accept = s["job_accept_week"].take(ids)
+        key = firm * span + accept
         if span * self.firms.n <= np.iinfo(np.uint16).max:
             key = key.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
         order = np.argsort(key, kind="stable")
-        ids, firm = ids[order], firm[order]
-        remaining = s["job_remaining"][ids]
-        hard = phases.difficult(self.world, s["difficulty"][ids])
-        due = phases.due(self.world, week, s["job_accept_week"][ids], s["job_deadline"][ids])
+        ids, firm, accept = ids[order], firm[order], accept[order]
+        remaining = s["job_remaining"].take(ids)
+        hard = phases.difficult(self.world, s["difficulty"].take(ids))
+        due = phases.due(self.world, week, accept, s["job_deadline"].take(ids))
         worked = self.firms.serve(firm, remaining, hard, due)
         self.apply(phases.served(ids, remaining, worked))
 
@@ -183,21 +184,22 @@ class VectorizedModel(MarketModel):
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
         s = self.s
         serving = np.flatnonzero(s["job_provider"] >= 0)
-        waiting = {f: s[f"job_{f}"][serving] for f in ("need_week", "prepaid")}
-        done = s["job_remaining"][serving] <= 0.0
+        waiting = {f: s[f"job_{f}"].take(serving) for f in ("need_week", "prepaid")}
+        done = s["job_remaining"].take(serving) <= 0.0
         closing = done | phases.abandons(self.world, serving, week, waiting)
         ids, abandoned = serving[closing], ~done[closing]
-        job = {f: s[f"job_{f}"][ids] for f in phases.FINISH_JOB_FIELDS}  # the closing only
-        provider = s["job_provider"][ids].astype(np.int64)
-        first = s["provider"][ids] != provider
+        job = {f: s[f"job_{f}"].take(ids) for f in phases.FINISH_JOB_FIELDS}  # the closing only
+        provider = s["job_provider"].take(ids).astype(np.int64)
+        first = s["provider"].take(ids) != provider
         out = phases.finish_jobs(
-            self.world, ids, week, provider, job, first, s["difficulty"][ids], abandoned
+            self.world, ids, week, provider, job, first, s["difficulty"].take(ids), abandoned
         )
         phases.book_outcomes(
             self.firms, lambda **m: self.count_clients(ids, **m), self.firm(ids, provider), out
         )
         self.apply(phases.settle(
-            self.world, ids, week, provider, out, s["first_job_week"][ids], s["provider"][ids]
+            self.world, ids, week, provider, out, s["first_job_week"].take(ids),
+            s["provider"].take(ids),
         ))  # fmt: skip
         speaking = out.story != 0
         self._word_of_mouth(
