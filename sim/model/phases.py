@@ -524,8 +524,8 @@ def hear_stories(world: World, known_week, value, since, flat, amount: float, we
     last set); `flat` holds the pair of each story told this week (repeats add up). The
     standing is decayed to `week` before the stories are added.
     """
-    known_week[flat] = np.minimum(known_week[flat], week)
-    value[flat] = standing(world, value[flat], since[flat], week)  # repeats agree
+    known_week[flat] = np.minimum(known_week.take(flat), week)
+    value[flat] = standing(world, value.take(flat), since.take(flat), week)  # repeats agree
     since[flat] = week
     np.add.at(value, flat, amount)
 
