@@ -114,7 +114,8 @@ class VectorizedModel(MarketModel):
         local = np.flatnonzero(eligible)  # (2-D np.nonzero is several times slower)
         row = local // n_b
         business = local - row * n_b
-        flat = ids.take(row) * n_b + business
+        clients = ids.take(row)
+        flat = clients * n_b + business
 
         def in_rows(matrix: np.ndarray) -> np.ndarray:
             return matrix.take(ids, 0).reshape(-1).take(local)
@@ -123,7 +124,7 @@ class VectorizedModel(MarketModel):
             self.world, ids, row, business, week, in_rows(self.decider_alignment),
             self._standing("credit", flat, week, in_rows(p["credit_week"])),
             self._standing("warning", flat, week, in_rows(p["warning_week"])), state,
-            self.firm(ids.take(row), business),
+            self.firm(clients, business),
         )  # fmt: skip
 
     def screen_and_quote(self, week: int) -> None:
