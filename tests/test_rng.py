@@ -204,6 +204,24 @@ def test_a_long_array_of_slots_gives_each_pairs_own_number(streams, week):
     np.testing.assert_array_equal(together, one_by_one)
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_a_long_array_of_need_counts_gives_each_client_its_own_number(streams, dtype):
+    """Week arrays longer than 64 (a client's k-th need, keyed by k) take the tabulated path."""
+    ids = np.arange(300) * 11
+    counts = (np.arange(300) % 17 + 1).astype(dtype)
+    together = streams.uniform("need", counts, ids)
+    one_by_one = [streams.uniform("need", int(k), i)[0] for i, k in zip(ids, counts, strict=True)]
+    np.testing.assert_array_equal(together, one_by_one)
+
+
+@pytest.mark.parametrize("slots", [np.array([-1] * 70), np.array([-3] * 70, dtype=np.int16),
+                                   np.array([-3] * 70, dtype=np.int8)])  # fmt: skip
+def test_negative_slots_in_a_long_array_give_their_own_numbers(streams, slots):
+    ids = np.arange(70)
+    together = streams.uniform("wom", 3, ids, slots)
+    assert together[5] == streams.uniform("wom", 3, 5, int(slots[5]))[0]
+
+
 def test_large_slots_in_a_long_array_give_their_own_numbers(streams):
     ids, slots = np.arange(100), np.r_[np.arange(99), 10**6]
     together = streams.uniform("wom", 3, ids, slots)

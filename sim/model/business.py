@@ -42,7 +42,8 @@ class Firms:
     `rating_weight`, `rating_sum`, `n_reviews`, `costs`, `profit`); `capacity` (hours a
     week; it moves with `market.capacity.adjust`, from `start_capacity`, toward the smoothed
     load `expected_hours`), `price`, `reach`, `overpromise`, `decider_shift`, `user_shift`
-    (`mechanics.role_shift`), `fixed_cost` (follows the capacity) and `credit_limit` (set
+    (`mechanics.role_shift`), `screens` (its policy screens newcomers), `fixed_cost`
+    (follows the capacity) and `credit_limit` (set
     from the starting fixed cost; currency units a week); `groups`: (policy, first, end)
     business ranges; `index`: the business ids. `on_intake`: functions ``(applicants,
     intake)`` called after every `take` (to watch the decisions, e.g. the browser view).
@@ -77,6 +78,7 @@ class Firms:
         ).reshape(n)
         self.culture_strength = np.array([p.culture_strength for p in policies], dtype=float)
         self.prepayment = np.array([p.prepayment for p in policies], dtype=float).reshape(n)
+        self.screens = np.array([p.screens for p in policies], dtype=bool).reshape(n)
         self.fixed_cost = market.salary * self.capacity + market.ad_spend
         self.groups = []  # (policy, first business, end): runs of businesses of one policy
         for b, policy in enumerate(policies):
@@ -209,19 +211,22 @@ class Firms:
     def _count_intake(self, a: Applicants, intake: Intake) -> None:
         acc, b = intake.accepted, a.business
         taken, new = b[acc], acc & a.new
+        # applicants per business and reason (`ACCEPTED` or a `Refusal`), in one count
+        reasons = 1 + max(Refusal)
+        counted = np.bincount(b * reasons + intake.reason, minlength=self.n * reasons)
+        by_reason = counted.reshape(self.n, reasons)
         self.book(
-            applicants=self.total(b),
-            accepted=self.total(taken),
+            applicants=by_reason.sum(axis=1),
+            accepted=by_reason[:, ACCEPTED],
             accepted_hours=self.total(taken, intake.work_hours[acc]),
-            declined=self.total(b[~acc]),
+            declined=by_reason.sum(axis=1) - by_reason[:, ACCEPTED],
             acquisitions=self.total(b[new]),
             referral_acquisitions=self.total(b[new & a.referred]),
             accepted_difficulty_sum=self.total(taken, a.difficulty[acc]),
             accepted_alignment_sum=self.total(taken, a.signals[acc, 2]),
             revenue=self.total(b, intake.prepaid),
         )
-        self.book(**{f"declined_{r.name.lower()}": self.total(b[intake.reason == r])
-                     for r in Refusal})  # fmt: skip
+        self.book(**{f"declined_{r.name.lower()}": by_reason[:, r] for r in Refusal})
 
     def serve(self, business, remaining_hours, difficult, due=None) -> np.ndarray:
         """Phase 6: each business works its backlog up to capacity; hours worked per job.
@@ -244,9 +249,13 @@ class Firms:
                   difficult_hours=self.total(business[difficult], worked[difficult]))  # fmt: skip
         service = self.cfg.market.service
         if service.rush_share > 0 and due is not None:
-            rush = mechanics.allocate_capacity(
-                np.where(due, remaining_hours - worked, 0.0),
-                service.rush_share * self.capacity[business], business, self.n,
+            # only the unfinished jobs due: the others would add 0 hours to each queue's sums
+            late = np.flatnonzero(due & (worked < remaining_hours))
+            on = business.take(late)
+            rush = np.zeros(len(worked))
+            rush[late] = mechanics.allocate_capacity(
+                (remaining_hours - worked).take(late), service.rush_share * self.capacity[on],
+                on, self.n,
             )  # fmt: skip
             self.book(rush_hours=self.total(business, rush))
             worked = worked + rush

@@ -195,8 +195,8 @@ class MarketModel(mesa.Model):
         (`of="businesses"`, entry ``b * R + r``: `firms`).
         """
         values, markets = np.asarray(values), self.replicas
-        if markets == 1:
-            return int(values.sum())
+        if markets == 1:  # (a count of a mask: count_nonzero is several times faster than sum)
+            return int(np.count_nonzero(values) if values.dtype == bool else values.sum())
         if of == "businesses":
             return values.reshape(-1, markets).sum(axis=0)
         return values.reshape(markets, -1).sum(axis=1)

@@ -162,9 +162,14 @@ def may_choose(open_from_week, week: int, declined_by) -> np.ndarray:
     """
     eligible = open_from_week <= week
     declined_by = np.asarray(declined_by)
-    if declined_by.any():  # only with `ends_relationship` off somewhere
-        businesses = np.arange(open_from_week.shape[-1])
-        eligible &= ~declined_job(declined_by[..., None], businesses)
+    businesses = np.arange(open_from_week.shape[-1])
+    if declined_by.ndim == 0:  # one client's own
+        if declined_by:
+            eligible &= ~declined_job(declined_by, businesses)
+        return eligible
+    rows = np.flatnonzero(declined_by)  # only with `ends_relationship` off somewhere
+    if len(rows):  # only the rows of jobs declined already
+        eligible[rows] &= ~declined_job(declined_by.take(rows)[:, None], businesses)
     return eligible
 
 
@@ -196,14 +201,18 @@ def choose(
     pop, pair_ids = world.population, ids.take(row)
     firm = business if firm is None else firm
     rep, queue = business_state[0].take(firm), business_state[1].take(firm)
-    balks = queue > pop["patience"].take(pair_ids)
+
+    def by_pair(trait: str) -> np.ndarray:  # (the clients' traits, then their pairs': local reads)
+        return pop[trait].take(ids).take(row)
+
+    balks = queue > by_pair("patience")
     if world.decider_shift.any():  # a business that serves one role courts or neglects it
         align = mechanics.tailored_alignment(align, world.decider_shift.take(business))
     u = world.streams.uniform("choice", week, pair_ids, business)
     choice = world.clients.choice
     prepay = world.prepayment.take(business) if choice.beta_prepay else 0.0
     utility = mechanics.choice_utility(
-        rep, align, world.price_ratio[business], pop["payer_budget"].take(pair_ids),
+        rep, align, world.price_ratio[business], by_pair("payer_budget"),
         credit, warning, queue, mechanics.gumbel(u), choice, prepay,
     )  # fmt: skip
     n_b = world.n_businesses
@@ -215,12 +224,15 @@ def choose(
 
 
 def applicants(
-    world: World, ids, business, week: int, new, referred, difficulty, job, firm=None
-) -> Applicants:
+    world: World, ids, business, week: int, new, referred, difficulty, job, firm=None,
+    screened=None,
+) -> Applicants:  # fmt: skip
     """Phases 4-5: the applicants `ids` (sorted by business, then id) to `business`.
 
     `firm`: the entry of each one's business in `Firms` (`MarketModel.firm`; default
-    `business`, one market), which `Applicants.business` holds.
+    `business`, one market), which `Applicants.business` holds. `screened`: mask of the
+    applicants whose screening noise may be read (default `new`; a new applicant to a
+    business that does not screen may be left out: its noise, 0, is never read).
 
     `business` holds one business index per applicant; `job` holds the applicants'
     `true_hours`, `stated_hours` and `deadline`. Their fit signals are read and their
@@ -236,16 +248,18 @@ def applicants(
     )
     u = streams.uniforms(week, ids, INTAKE_DRAWS)
     conflict = u[0] < mechanics.conflict_probability(difficulty, service)
-    noise = np.zeros((len(ids), 4))
-    u_noise = streams.uniforms(week, ids[new], SCREENING_DRAWS)  # normal k: slots 2k, 2k + 1
-    noise[new] = box_muller(u_noise[0::2], u_noise[1::2]).T
+    noise = np.zeros((4, len(ids)))  # filled by rows, read as (applicants, 4)
+    drawn = new if screened is None else screened
+    u_noise = streams.uniforms(week, ids[drawn], SCREENING_DRAWS)  # normal k: slots 2k, 2k + 1
+    noise[:, drawn] = box_muller(u_noise[0::2], u_noise[1::2])
     return Applicants(
         ids, business if firm is None else firm, new, referred, difficulty,
         mechanics.fit_signals(
             difficulty, pop["pay_reliability"][ids], pairs(world.decider_alignment, ids, business),
             pop["unrealistic"][ids],
         ),
-        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids], noise,
+        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids],
+        np.ascontiguousarray(noise.T),
         u[1], mechanics.work_per_billed_hour(difficulty, conflict, service),
         (difficulty > clients.reform.min_difficulty) & (u[2] < clients.reform.prob),
     )  # fmt: skip
@@ -314,16 +328,17 @@ def disputes_and_failures(world: World, ids, week: int, late, impossible, closed
     An impossible job (`impossible`: deadline 0) fails with probability
     `jobs.impossible_failure`; a late job that did not fail is disputed with probability
     `payment.dispute_late`. Each draw has its own stream (`failure`, `dispute`), keyed by
-    client and week; a probability of 0 draws nothing.
+    client and week; a probability of 0 draws nothing, and only the jobs it may touch draw.
     """
     failure, dispute = world.market.jobs.impossible_failure, world.market.payment.dispute_late
     failed = np.zeros(len(ids), dtype=bool)
     if failure > 0:
-        failed = closed & impossible & (world.streams.uniform("failure", week, ids) < failure)
+        at_risk = np.flatnonzero(closed & impossible)
+        failed[at_risk] = world.streams.uniform("failure", week, ids.take(at_risk)) < failure
     disputed = np.zeros(len(ids), dtype=bool)
     if dispute > 0:
-        disputed = closed & late & ~failed
-        disputed &= world.streams.uniform("dispute", week, ids) < dispute
+        at_risk = np.flatnonzero(closed & late & ~failed)
+        disputed[at_risk] = world.streams.uniform("dispute", week, ids.take(at_risk)) < dispute
     return failed, disputed
 
 
@@ -516,8 +531,8 @@ def hear_stories(world: World, known_week, value, since, flat, amount: float, we
     last set); `flat` holds the pair of each story told this week (repeats add up). The
     standing is decayed to `week` before the stories are added.
     """
-    known_week[flat] = np.minimum(known_week[flat], week)
-    value[flat] = standing(world, value[flat], since[flat], week)  # repeats agree
+    known_week[flat] = np.minimum(known_week.take(flat), week)
+    value[flat] = standing(world, value.take(flat), since.take(flat), week)  # repeats agree
     since[flat] = week
     np.add.at(value, flat, amount)
 

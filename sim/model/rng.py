@@ -100,11 +100,17 @@ def _to_unit(bits: np.ndarray) -> np.ndarray:
 
 
 def _small_slots(slot) -> bool:
-    """True for a non-empty integer array of non-negative slots below 4096, of any shape."""
-    return (
-        isinstance(slot, np.ndarray) and slot.size > 0 and slot.dtype.kind in "iu"
-        and slot.min() >= 0 and slot.max() < 4096
-    )  # fmt: skip
+    """True for a non-empty integer array of non-negative slots below 4096, of any shape.
+
+    One pass: read as unsigned (of 16 bits or more), a negative slot is larger than those.
+    """
+    if not (isinstance(slot, np.ndarray) and slot.size > 0 and slot.dtype.kind in "iu"):
+        return False
+    if slot.dtype.kind == "i" and slot.itemsize > 1:
+        slot = slot.view(f"u{slot.itemsize}")
+    elif slot.dtype.kind == "i":
+        return bool(slot.min() >= 0 and slot.max() < 4096)
+    return bool(slot.max() < 4096)
 
 
 def _u64(x: np.ndarray | int) -> np.ndarray:
@@ -150,7 +156,11 @@ class Streams:
             # one week, many slots from a small range (one per business, or per neighbour):
             # hash each possible slot once and look it up
             slot = np.asarray(slot, dtype=np.int64)
-            base = self._base(key, week, np.arange(slot.max() + 1))[slot]
+            base = self._base(key, week, np.arange(slot.max() + 1)).take(slot)
+        elif isinstance(slot, int | np.integer) and _few_distinct(week):
+            # one slot, many "weeks" from a small range (a client's k-th need is keyed by k)
+            week = np.asarray(week, dtype=np.int64)
+            base = self._base(key, np.arange(week.max() + 1), slot).take(week)
         else:
             base = self._base(key, week, slot)
         return _mix(base + _u64(ids) * _GOLDEN)
