@@ -28,8 +28,11 @@ def geometric_weeks(u, p):
 
 
 def job_size(z, scale, jobs: Any):
-    """True size of a job in hours: the client's `scale` x a lognormal with median
-    `jobs.median_hours` (`z` standard normal)."""
+    """True size of a job in hours: the client's `scale` x a lognormal of median hours.
+
+    `z` is a standard normal; the lognormal has median `jobs.median_hours` and log s.d.
+    `jobs.sigma`.
+    """
     return scale * (jobs.median_hours * np.exp(jobs.sigma * z))
 
 
@@ -289,11 +292,11 @@ def overpromise(honesty, ads: Any):
 
 
 def judged_satisfaction(s, held, first_job, memory: float):
-    """The satisfaction a client judges its provider by after a job: this job's `s`, or on a
-    later job with the same provider `memory` x the satisfaction it `held` + (1 - memory) x s.
+    """The satisfaction a client judges its provider by after a job (0-1).
 
-    Cumulative satisfaction: a client weighs a provider's record, not its last job alone
-    (Bolton 1998). `memory` 0: the job alone.
+    On a first job with the provider, this job's `s`; on a later one, `memory` x the
+    satisfaction it `held` + (1 - memory) x `s`. Cumulative satisfaction: a client weighs a
+    provider's record, not its last job alone (Bolton 1998). `memory` 0: the job alone.
     """
     if memory == 0:
         return np.asarray(s)
@@ -350,6 +353,8 @@ def expected_work_hours_per_week(need_rate, difficulty, scale, jobs: Any, servic
         need_rate: each client's jobs per year.
         difficulty: each client's difficulty (0-1).
         scale: each client's size (its jobs' hours x scale).
+        jobs: the `market.jobs` config (median hours, log s.d.).
+        service: the `market.service` config (difficulty and conflict hours).
     """
     mean_size = jobs.median_hours * np.exp(jobs.sigma**2 / 2.0)
     conflict = service.conflict_hours * conflict_probability(difficulty, service)

@@ -345,7 +345,7 @@ def disputes_and_failures(world: World, ids, week: int, late, impossible, closed
 def finish_jobs(
     world: World, ids, week: int, provider, job: dict, first_job, difficulty, abandoned,
     held=None,
-) -> Outcome:
+) -> Outcome:  # fmt: skip
     """Phases 7-8 for jobs just finished, or `abandoned` (see `abandons`).
 
     `provider`: business index; `job`: arrays by name. A client who left the queue pays
