@@ -3,6 +3,7 @@ the launchers that run locally, failure records and resume, the tidy tables' dty
 """
 
 import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -257,6 +258,8 @@ def test_hydra_multirun_runs_an_experiment_directly(tmp_path):
     (runs,) = tmp_path.glob("results/hard_sell/*/runs.parquet")
     assert pd.read_parquet(runs)["seed"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert sweeper(runs.parent).endswith(".BasicSweeper")  # Hydra's own, composing each job
+    manifest = json.loads((runs.parent / "manifest.json").read_text())
+    assert shlex.split(manifest["command"]) == ["clientsim", *command[3:]]  # as typed
 
 
 def sweeper(sweep_dir: Path) -> str:

@@ -173,6 +173,7 @@ def make_manifest(sweep: dict, exp: dict, params: list, points: list, failed: in
             for i, p in enumerate(points)
         ],
         "command": sweep.get("command", ""),
+        "cwd": sweep.get("cwd"),
         "clientsim_version": package_version(),
         "git_commit": _git_commit(),
         "packages": packages,
