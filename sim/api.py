@@ -61,7 +61,8 @@ class Sweep:
 
     Attributes:
         runs: runs.parquet, one row per design point, seed and policy (failed runs too, by
-            `status`); its metrics' units are in `sim.runs.record.METRICS`.
+            `status`), each naming its sweep (`sweep_hash`); its metrics' units are in
+            `sim.runs.record.METRICS`.
         steps: steps.parquet, the weekly policy means per design point and seed.
         manifest: manifest.json: the experiment, its design points, versions and times.
     """

@@ -112,7 +112,7 @@ SLOW = {
 }
 
 #: Module-scoped fixtures that run simulations or sweeps: a test that uses one is slow too.
-SLOW_FIXTURES = {"smoke_dirs", "facts_table", "bass_run", "morris_dir"}
+SLOW_FIXTURES = {"smoke_dirs", "facts_table", "bass_run", "morris_dir", "two_sweeps", "plain_sweep"}
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ the launchers that run locally, failure records and resume, the tidy tables' dty
 """
 
 import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -18,9 +19,8 @@ from omegaconf import OmegaConf
 from sim.analysis.figures import plot_dir
 from sim.analysis.report import SWEEP_NAME, write_results
 from sim.cli.experiment import main as experiment_main
-from sim.runs.record import RUN_KEYS
 from sim.sweeps.experiment import names
-from sim.sweeps.tables import METRICS, STEP_METRICS
+from sim.sweeps.tables import METRICS, RUN_TABLE_KEYS, STEP_METRICS, STEP_TABLE_KEYS
 
 EXPERIMENTS = names()
 PRESETS = {"serve_all", "fit_filter", "picky", "hard_sell"}
@@ -74,9 +74,9 @@ def test_every_experiment_runs_end_to_end_in_smoke_mode(smoke_dirs, name):
     runs = pd.read_parquet(sweep_dir / "runs.parquet")
     manifest = json.loads((sweep_dir / "manifest.json").read_text())
     assert manifest["experiment"]["name"] == name and manifest["failed"] == 0
-    assert list(runs.columns[: len(RUN_KEYS)]) == list(RUN_KEYS)
+    assert list(runs.columns[: len(RUN_TABLE_KEYS)]) == list(RUN_TABLE_KEYS)
     assert list(runs.columns[-len(METRICS) :]) == list(METRICS)
-    assert runs.columns[len(RUN_KEYS) : -len(METRICS)].tolist() == manifest["params"]
+    assert runs.columns[len(RUN_TABLE_KEYS) : -len(METRICS)].tolist() == manifest["params"]
     assert (runs["status"] == "ok").all() and runs["error"].isna().all()
     points = len(manifest["points"])
     assert runs[["point", "seed"]].drop_duplicates().shape[0] == points * 2  # smoke: 2 seeds
@@ -84,7 +84,8 @@ def test_every_experiment_runs_end_to_end_in_smoke_mode(smoke_dirs, name):
     assert runs["profit_horizon"].notna().all()
     steps = pd.read_parquet(sweep_dir / "steps.parquet")
     assert len(steps) == len(runs) * 26  # one row per week of every (point, seed, policy)
-    assert list(steps.columns[4 : 4 + len(STEP_METRICS)]) == list(STEP_METRICS)
+    keys = len(STEP_TABLE_KEYS)
+    assert list(steps.columns[keys : keys + len(STEP_METRICS)]) == list(STEP_METRICS)
 
 
 def test_a_sweeps_profit_gap_splits_exactly_into_quality_volume_and_exits(smoke_dirs):
@@ -161,7 +162,7 @@ def test_a_swept_axis_becomes_a_column_with_its_values(smoke_dirs):
 def test_tables_of_different_sweeps_concatenate_with_stable_dtypes(smoke_dirs):
     frames = [pd.read_parquet(smoke_dirs[n] / "runs.parquet") for n in ("strategy", "noise")]
     joined = pd.concat(frames, ignore_index=True)
-    for column in [*RUN_KEYS, *METRICS]:
+    for column in [*RUN_TABLE_KEYS, *METRICS]:
         assert joined[column].dtype == frames[0][column].dtype == frames[1][column].dtype
     assert str(joined["businesses"].dtype) == "Int64"  # counts stay integers
 
@@ -257,6 +258,8 @@ def test_hydra_multirun_runs_an_experiment_directly(tmp_path):
     (runs,) = tmp_path.glob("results/hard_sell/*/runs.parquet")
     assert pd.read_parquet(runs)["seed"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert sweeper(runs.parent).endswith(".BasicSweeper")  # Hydra's own, composing each job
+    manifest = json.loads((runs.parent / "manifest.json").read_text())
+    assert shlex.split(manifest["command"]) == ["clientsim", *command[3:]]  # as typed
 
 
 def sweeper(sweep_dir: Path) -> str:

@@ -104,7 +104,8 @@ def decompose_gap(
             counters); rows with status other than ``ok`` are left out.
         a: first policy, e.g. ``"fit_filter"``.
         b: second policy, e.g. ``"serve_all"``.
-        by: columns to group by; default every swept parameter.
+        by: columns to group by; default every swept parameter (and ``sweep_hash`` when
+            ``runs`` holds several sweeps).
         confidence: level of the paired t intervals.
         n_resamples: bootstrap resamples (``stats.compare``).
 
@@ -116,8 +117,8 @@ def decompose_gap(
         ``stats.compare`` of the part against 0 (``mean_diff`` is the part's mean, in currency
         units).
     """
-    by = stats.swept_columns(runs) if by is None else list(by)
-    keys = list(dict.fromkeys(["experiment", "point", "seed", *by]))
+    by = [*stats.sweeps(runs), *stats.swept_columns(runs)] if by is None else list(by)
+    keys = list(dict.fromkeys([*stats.point_keys(runs), "seed", *by]))
     pairs = gap_parts(paired_factors(runs, a, b, keys=keys))
     rows = []
     for values, group in stats.groups(pairs, by):

@@ -137,8 +137,12 @@ def experiment_effects(runs: pd.DataFrame, experiment: dict, *, n_resamples=9999
     compare, factors = experiment["compare"], dict(experiment["factorial"])
     on = compare["on"]
     swept = [c for c in stats.swept_columns(runs) if c != on]
-    keys = ["point", "seed", *swept] if on == "policy" else ["seed", *swept]
-    by = [c for c in swept if c not in factors]
+    keys = (
+        [*stats.point_keys(runs), "seed", *swept]
+        if on == "policy"
+        else stats.pair_keys_of(runs, swept)
+    )
+    by = [*stats.sweeps(runs), *(c for c in swept if c not in factors)]
     tables = []
     for metric in experiment["metrics"]:
         pairs = stats.arms(runs, compare["a"], compare["b"], metric, on=on,

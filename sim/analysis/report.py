@@ -57,7 +57,11 @@ def gaps(runs: pd.DataFrame, exp: dict, metric: str, *, policy: str | None = Non
     compare = exp["compare"]
     on = compare["on"]
     swept = [c for c in analysis.swept_columns(runs) if c != on]
-    keys = ["point", "seed", *swept] if on == "policy" else ["seed", *swept]
+    keys = (
+        [*analysis.point_keys(runs), "seed", *swept]
+        if on == "policy"
+        else analysis.pair_keys_of(runs, swept)
+    )
     pairs = analysis.arms(runs, compare["a"], compare["b"], metric, on=on,
                           policy=compare.get("policy"), keys=keys)  # fmt: skip
     return pairs.assign(gap=pairs["a"] - pairs["b"])
@@ -265,7 +269,9 @@ def docking_section(sweep_dir: Path) -> str:
 def crossover_section(sweep_dir: Path, a: str, b: str) -> str:
     """The crossover weeks over seeds, those that never cross censored at the horizon."""
     weeks = analysis.crossover_weeks(analysis.load_steps(sweep_dir), a, b)
-    table = analysis.crossover_summary(weeks).drop(columns=["point", "a", "b"], errors="ignore")
+    table = analysis.crossover_summary(weeks).drop(
+        columns=["sweep_hash", "point", "a", "b"], errors="ignore"
+    )
     for column in ("km_q25", "km_median", "km_q75"):  # not reached: beyond the horizon
         table[column] = [f"> {h:.0f}" if np.isnan(w) else f"{w:.0f}"
                          for w, h in zip(table[column], table["horizon"], strict=True)]  # fmt: skip

@@ -1,10 +1,13 @@
 """Reading a sweep and comparing its arms: paired differences over seeds, crossover weeks.
 
 A sweep directory holds ``runs.parquet`` (one row per design point, seed and policy),
-``steps.parquet`` (the weekly policy means) and ``manifest.json``. Every comparison here is
-paired: two arms that share a seed share their random numbers, so the difference of the two is
-taken seed by seed and the statistics are those of the differences (scipy's paired t interval
-and a BCa bootstrap). The functions are small and chain like SALib's: load, compare, summarise.
+``steps.parquet`` (the weekly policy means) and ``manifest.json``. Each row names its sweep
+(``sweep_hash``) and design point (``point``, ``point_hash``); whatever goes point by point
+keys a point by its sweep too, so the tables of several sweeps may be concatenated. Every
+comparison here is paired: two arms that share a seed share their random numbers, so the
+difference of the two is taken seed by seed and the statistics are those of the differences
+(scipy's paired t interval and a BCa bootstrap). The functions are small and chain like
+SALib's: load, compare, summarise.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from scipy import stats
 
 from sim.analysis import inference
 from sim.model import mechanics
-from sim.runs.record import METRICS, RUN_KEYS, STEP_KEYS, STEP_SERIES
+from sim.runs.record import METRICS, STEP_SERIES
 from sim.runs.summary import whale_curve, whale_points
+from sim.sweeps.plain import is_plain_sweep, plain_tables
+from sim.sweeps.tables import POINT_KEYS, RUN_TABLE_KEYS, STEP_TABLE_KEYS
 
 PathOrPaths = str | PathLike | Sequence[str | PathLike]
 
@@ -32,9 +37,12 @@ COMPARE_COLUMNS = (
 )  # fmt: skip
 
 
+def _paths(path: PathOrPaths) -> list[Path]:
+    return [Path(path)] if isinstance(path, str | PathLike) else [Path(p) for p in path]
+
+
 def _files(path: PathOrPaths, name: str) -> list[Path]:
-    paths = [path] if isinstance(path, str | PathLike) else list(path)
-    files = [Path(p) / name if Path(p).is_dir() else Path(p) for p in paths]
+    files = [p / name if p.is_dir() else p for p in _paths(path)]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"no {name}: {', '.join(missing)}")
@@ -42,18 +50,36 @@ def _files(path: PathOrPaths, name: str) -> list[Path]:
 
 
 def _load(path: PathOrPaths, name: str) -> pd.DataFrame:
-    frames = [pd.read_parquet(f) for f in _files(path, name)]
+    frames = [_table(p, name) for p in _paths(path)]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _table(path: Path, name: str) -> pd.DataFrame:
+    """A sweep's table `name`; of a plain `clientsim -m` sweep, built from its jobs' runs."""
+    if path.is_dir() and not (path / name).is_file() and is_plain_sweep(path):
+        return plain_tables(path, runs=name == "runs.parquet")
+    (file,) = _files(path, name)
+    return _with_sweep_hash(pd.read_parquet(file), file.parent)
+
+
+def _with_sweep_hash(table: pd.DataFrame, sweep_dir: Path) -> pd.DataFrame:
+    """A table of an older sweep (no ``sweep_hash``) named by its directory's absolute path."""
+    if "sweep_hash" not in table:
+        column = pd.array([str(sweep_dir.absolute())] * len(table), dtype="string")
+        table.insert(int("experiment" in table), "sweep_hash", column)  # where the join puts it
+    return table
 
 
 def load_runs(path: PathOrPaths) -> pd.DataFrame:
     """The runs table of one sweep or of several, concatenated.
 
     Args:
-        path: a sweep directory, its ``runs.parquet``, or a list of either.
+        path: a sweep directory, its ``runs.parquet``, or a list of either. A plain
+            ``clientsim -m`` sweep's directory gives the table its jobs' runs make
+            (``sim.sweeps.plain``: each swept key a column).
 
     Returns:
-        One row per (design point, seed, policy); failed runs included (``status``).
+        One row per (sweep, design point, seed, policy); failed runs included (``status``).
     """
     return _load(path, "runs.parquet")
 
@@ -62,10 +88,11 @@ def load_steps(path: PathOrPaths) -> pd.DataFrame:
     """The weekly policy means of one sweep or of several, concatenated.
 
     Args:
-        path: a sweep directory, its ``steps.parquet``, or a list of either.
+        path: a sweep directory, its ``steps.parquet``, or a list of either (a plain
+            ``clientsim -m`` sweep's directory too, as for ``load_runs``).
 
     Returns:
-        One row per (design point, seed, policy, week).
+        One row per (sweep, design point, seed, policy, week).
     """
     return _load(path, "steps.parquet")
 
@@ -82,8 +109,18 @@ def load_manifest(path: str | PathLike) -> dict:
 
 def swept_columns(table: pd.DataFrame) -> list[str]:
     """The swept parameters of a runs or steps table: every column that is not fixed."""
-    fixed = {*RUN_KEYS, *STEP_KEYS, *STEP_SERIES, *METRICS}
+    fixed = {*RUN_TABLE_KEYS, *STEP_TABLE_KEYS, *STEP_SERIES, *METRICS}
     return [column for column in table.columns if column not in fixed]
+
+
+def point_keys(table: pd.DataFrame) -> list[str]:
+    """The columns that key a design point of a table: its sweep (when recorded) and number."""
+    return [key for key in POINT_KEYS if key in table]
+
+
+def sweeps(table: pd.DataFrame) -> list[str]:
+    """``["sweep_hash"]`` if a table holds several sweeps (a group is then one sweep's), else []."""
+    return ["sweep_hash"] if "sweep_hash" in table and table["sweep_hash"].nunique() > 1 else []
 
 
 def groups(table: pd.DataFrame, by: list[str]) -> Iterator[tuple[dict, pd.DataFrame]]:
@@ -176,7 +213,8 @@ def paired(
 
     When ``on`` is ``"policy"``, a and b are two policies, paired within (design point, seed).
     Otherwise ``on`` is a swept parameter, a and b two of its values, the rows are those of
-    ``policy``, and pairs share their seed and every other swept parameter.
+    ``policy``, and pairs share their seed and every other swept parameter. Pairs never span
+    two sweeps.
 
     Args:
         runs: a runs table (``load_runs``); rows with status other than ``ok`` are left out.
@@ -184,7 +222,8 @@ def paired(
         b: second arm.
         metric: a run metric, e.g. ``profit_horizon`` (see ``METRICS``).
         on: ``"policy"`` or a swept parameter.
-        by: columns to group by; default every swept parameter but ``on``.
+        by: columns to group by; default every swept parameter but ``on`` (and ``sweep_hash``
+            when ``runs`` holds several sweeps).
         policy: the policy compared when ``on`` is a parameter.
         confidence: level of the intervals, e.g. 0.95.
         n_resamples: bootstrap resamples.
@@ -197,10 +236,8 @@ def paired(
     if on != "policy" and policy is None:
         raise ValueError(f"paired on {on!r} needs the policy compared (policy=...)")
     swept = [column for column in swept_columns(runs) if column != on]
-    by = swept if by is None else list(by)
-    pair_keys = (
-        ["experiment", "point", "seed"] if on == "policy" else ["experiment", "seed", *swept]
-    )
+    by = [*sweeps(runs), *swept] if by is None else list(by)
+    pair_keys = [*point_keys(runs), "seed"] if on == "policy" else pair_keys_of(runs, swept)
     keys = list(dict.fromkeys([*pair_keys, *by]))
     pairs = arms(runs, a, b, metric, on=on, policy=policy, keys=keys)
     options = dict(confidence=confidence, n_resamples=n_resamples, random_state=random_state)
@@ -211,8 +248,13 @@ def paired(
     return pd.DataFrame(rows, columns=[*by, "metric", "a", "b", *COMPARE_COLUMNS])
 
 
+def pair_keys_of(runs: pd.DataFrame, swept: list[str]) -> list[str]:
+    """What two arms of a swept parameter share: their sweep, seed and other swept values."""
+    return [key for key in ("sweep_hash", "seed") if key in runs] + swept
+
+
 def crossover_weeks(steps: pd.DataFrame, a: str, b: str, *, by=None) -> pd.DataFrame:
-    """The crossover week of policy a over policy b, per design point and seed.
+    """The crossover week of policy a over policy b, per design point (of its sweep) and seed.
 
     The crossover week is the first week after which a's mean cumulative profit per business
     stays above b's (``sim.model.mechanics.crossover_week``), null when it has not by the
@@ -225,12 +267,13 @@ def crossover_weeks(steps: pd.DataFrame, a: str, b: str, *, by=None) -> pd.DataF
         by: columns carried into the result; default the swept parameters.
 
     Returns:
-        One row per (point, seed) where both policies ran: ``point``, ``seed``, the
-        by-columns, ``a``, ``b``, ``crossover_week`` (week from 0, nullable integer) and
-        ``horizon`` (the last week recorded: where a null week is censored).
+        One row per (sweep, point, seed) where both policies ran: ``sweep_hash`` (when the
+        table records it), ``point``, ``seed``, the by-columns, ``a``, ``b``,
+        ``crossover_week`` (week from 0, nullable integer) and ``horizon`` (the last week
+        recorded: where a null week is censored).
     """
     by = swept_columns(steps) if by is None else list(by)
-    keys = ["point", "seed"]
+    keys = [*point_keys(steps), "seed"]
     arms = steps[steps["policy"].isin([a, b])]
     wide = arms.pivot_table(index=[*keys, "step"], columns="policy", values="cum_profit")
     rows = [

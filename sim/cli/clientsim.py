@@ -45,6 +45,7 @@ from sim.runs.output import (
     unwritable,
     write_marker,
 )
+from sim.sweeps.directory import typed
 
 PROG = "clientsim"
 #: The columns of the table printed after a run (summary.json's per policy outcomes).
@@ -365,10 +366,13 @@ def _run(argv: list[str]) -> None:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         if plan.kind is not None:
-            with claimed(plan.out, plan.kind, staging_dir(plan.out)):
+            with claimed(plan.out, plan.kind, staging_dir(plan.out)), typed([PROG, *argv]):
                 _app()
         else:
-            with output_lock(plan.out) if plan.out else contextlib.nullcontext():
+            with (
+                output_lock(plan.out) if plan.out else contextlib.nullcontext(),
+                typed([PROG, *argv]),
+            ):
                 _app()
     except OutputRefused as error:
         raise UserError(f"output_dir={plan.out}: {error}") from None

@@ -30,6 +30,7 @@ from sim.cli.common import Parser, fail, parse_with_overrides, run_command
 from sim.config.compose import CONFIG_DIR, first_line
 from sim.errors import UserError
 from sim.sweeps.collect import kept_runs
+from sim.sweeps.directory import typed
 from sim.sweeps.experiment import LAUNCHERS, overview, prepare
 from sim.sweeps.jobs import mark_submitter
 from sim.sweeps.slurm import submission
@@ -88,7 +89,8 @@ def _experiment(argv: list[str]) -> int:
     if args.command == "list":
         show_list(config_dir)
         return 0
-    return run(args, config_dir)
+    with typed([PROG, *argv]):  # the manifest's command: pasted into a shell, it reruns
+        return run(args, config_dir)
 
 
 def show_list(config_dir: Path = CONFIG_DIR) -> None:

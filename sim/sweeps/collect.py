@@ -19,7 +19,7 @@ from sim.runs.record import write_json, write_parquet
 from sim.sweeps.directory import SweepError, is_record, read_sweep, remove_marks, start_sweep
 from sim.sweeps.jobs import mark_submitter, seed_run_dir
 from sim.sweeps.points import check_experiment_overrides, check_seeds
-from sim.sweeps.tables import make_manifest, swept_keys, tidy_runs, tidy_steps
+from sim.sweeps.tables import design_hash, make_manifest, swept_keys, tidy_runs, tidy_steps
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -147,14 +147,16 @@ def collect(sweep_dir: Path, sweep_id: str | None = None) -> dict:
         runs, steps, failures = _point_runs(sweep_dir / "points" / hashes[index], record["runs"])
         keys = {"point": index, "point_hash": hashes[index], "job": record["job"], **values}
         all_runs += [r.assign(**keys, error=None) for r in runs]
-        all_steps += [s.assign(point=index, **values) for s in steps]
+        all_steps += [s.assign(point=index, point_hash=hashes[index], **values) for s in steps]
         mix = points[index]["config"]["market"]["policy_mix"]
         for seed, error, path in failures:
             rows = pd.DataFrame({"policy": [p for p, n in mix.items() if n > 0]})
             all_runs.append(rows.assign(seed=seed, status="failed", error=error, **keys))
             errors.append(str(path))
-    runs = tidy_runs(all_runs, exp.get("name", ""), params)
-    steps = tidy_steps(all_steps, params)
+    name = exp.get("name", "")
+    sweep_hash = design_hash(name, hashes, [int(s) for r in records for s in r["runs"]])
+    runs = tidy_runs(all_runs, name, params, sweep_hash)
+    steps = tidy_steps(all_steps, name, params, sweep_hash)
     write_parquet(sweep_dir / "steps.parquet", steps)
     write_parquet(sweep_dir / "runs.parquet", runs)
     exp = {**exp, "seeds": len({seed for r in records for seed in r["runs"]})}

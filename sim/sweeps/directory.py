@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import shlex
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,6 +100,35 @@ def plan(sweep_id: str, points: list[str], first_seed: int, n_seeds: int) -> Non
     _PLANS[sweep_id] = {"points": list(points), "seed": first_seed, "seeds": n_seeds}
 
 
+_TYPED: list[str] = []  # the command line that launches this process's sweeps (`typed`)
+
+
+@contextlib.contextmanager
+def typed(argv: list[str]) -> Iterator[None]:
+    """While inside, a sweep started by this process records `argv` as its command.
+
+    `argv` is what the user typed, the program's name first (`clientsim-experiment run
+    NAME ...`). The outermost front end's stands: `clientsim-experiment` launches its sweep
+    through `clientsim`'s Hydra application, whose own argv is not what the user typed.
+    """
+    if _TYPED:
+        yield
+        return
+    _TYPED.append(shlex.join(argv))
+    try:
+        yield
+    finally:
+        _TYPED.clear()
+
+
+def command_line() -> str:
+    """The command that launched this process's sweep, quoted for a shell (`typed`).
+
+    Outside `typed`: this process's arguments, its program's name first.
+    """
+    return _TYPED[0] if _TYPED else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
 def start_sweep(sweep_dir: Path, experiment: str, sweep_id: str | None = None) -> dict:
     """Give the sweep of `experiment` starting in `sweep_dir` its identity.
 
@@ -107,7 +139,7 @@ def start_sweep(sweep_dir: Path, experiment: str, sweep_id: str | None = None) -
     check_sweep_dir(sweep_dir, experiment)
     sweep = {"id": sweep_id or uuid.uuid4().hex[:12], "experiment": experiment}
     sweep |= {"t0": time.time(), "started": utc_now(), **_PLANS.get(sweep_id, {})}
-    sweep["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    sweep |= {"command": command_line(), "cwd": os.getcwd()}
     for record in sweep_dir.glob("jobs/*.json"):
         if is_record(record):  # a user's other files there stay
             record.unlink()

@@ -1,10 +1,13 @@
 """The tidy tables of a sweep: a run's rows and weekly means, runs.parquet and steps.parquet.
 
-Columns have stable dtypes; the manifest says what produced the tables.
+Columns have stable dtypes; the manifest says what produced the tables. Every row says which
+sweep it is of (`SWEEP_KEYS`) and which design point (its number in the sweep and its hash),
+so that the tables of several sweeps concatenate without mixing their points.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -15,7 +18,7 @@ import pandas as pd
 
 from sim.model import mechanics
 from sim.runs.record import METRICS as METRIC_UNITS
-from sim.runs.record import RUN_KEYS, STEP_SERIES
+from sim.runs.record import STEP_SERIES
 from sim.runs.summary import SHORT_RUN_WEEK, cumulative_profit, gap_factors, summarize
 from sim.sweeps.directory import utc_now
 
@@ -27,6 +30,22 @@ METRIC_DTYPES = {"businesses": "Int64", "crossover_vs_serve_all": "Int64", "week
 
 #: steps.parquet (of a sweep): per week and policy, means per business unless said otherwise.
 STEP_METRICS = STEP_SERIES
+
+#: Which sweep a row is of: its experiment's name and the hash of its design (`design_hash`).
+#: A point's number is its sweep's own: (`sweep_hash`, `point`) keys a design point across
+#: concatenated sweeps (`POINT_KEYS`).
+SWEEP_KEYS = ("experiment", "sweep_hash")
+POINT_KEYS = ("sweep_hash", "point")
+#: runs.parquet's keys: the sweep, the design point (number and hash), the job, the run and
+#: its policy, the run's status and error; any other column but METRICS is a swept parameter.
+#: (They replace `sim.runs.record.RUN_KEYS` and `STEP_KEYS`, left there unchanged: that file
+#: is part of the stored runs' cache key, `sim.sweeps.points.RESULT_CODE`.)
+RUN_TABLE_KEYS = (*SWEEP_KEYS, "point", "point_hash", "job", "seed", "policy", "status", "error")
+#: steps.parquet's keys: the sweep, the design point, the run's seed and policy, the week.
+STEP_TABLE_KEYS = (*SWEEP_KEYS, "point", "point_hash", "seed", "policy", "step")
+_KEY_DTYPES = {"point": "int64", "job": "int64", "seed": "int64", "step": "int64"} | {
+    k: "string" for k in ("experiment", "sweep_hash", "point_hash", "policy", "status", "error")
+}
 
 
 def _weighted(values: pd.Series, weights: pd.Series) -> float:
@@ -113,22 +132,36 @@ def swept_keys(values: list[dict]) -> list[str]:
     return [k for k in keys if len({json.dumps(v.get(k), default=str) for v in values}) > 1]
 
 
-def tidy_runs(frames: list[pd.DataFrame], experiment: str, params: list[str]) -> pd.DataFrame:
-    """runs.parquet: RUN_KEYS, the swept parameters, then METRICS, with stable dtypes."""
-    columns = [*RUN_KEYS, *params, *METRICS]
+def design_hash(experiment: str, point_hashes: list[str], seeds: list[int]) -> str:
+    """A sweep's identity: a hash of its experiment, design points and seeds (12 hex digits).
+
+    A resumed sweep keeps it (its tables are those of the sweep run at once); two sweeps share
+    it only when they are the same runs of the same code (`point_hash` hashes the code).
+    """
+    design = [experiment, sorted(set(point_hashes)), sorted({int(seed) for seed in seeds})]
+    return hashlib.sha256(json.dumps(design).encode()).hexdigest()[:12]
+
+
+def tidy_runs(
+    frames: list[pd.DataFrame], experiment: str, params: list[str], sweep_hash: str
+) -> pd.DataFrame:
+    """runs.parquet: RUN_TABLE_KEYS, the swept parameters, then METRICS, stable dtypes."""
+    columns = [*RUN_TABLE_KEYS, *params, *METRICS]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    frame = frame.assign(experiment=experiment).reindex(columns=columns)
+    frame = frame.assign(experiment=experiment, sweep_hash=sweep_hash).reindex(columns=columns)
     frame = frame.sort_values(["point", "seed", "policy"], kind="stable", ignore_index=True)
-    keys = {"point": "int64", "job": "int64", "seed": "int64"}
-    strings = {k: "string" for k in ("experiment", "point_hash", "policy", "status", "error")}
-    return _typed_params(_typed(frame.astype(keys | strings)), params)
+    keys = {k: _KEY_DTYPES[k] for k in RUN_TABLE_KEYS}
+    return _typed_params(_typed(frame.astype(keys)), params)
 
 
-def tidy_steps(frames: list[pd.DataFrame], params: list[str]) -> pd.DataFrame:
-    """steps.parquet of a sweep: point, seed, policy, step, STEP_METRICS, swept parameters."""
-    columns = ["point", "seed", "policy", "step", *STEP_METRICS, *params]
+def tidy_steps(
+    frames: list[pd.DataFrame], experiment: str, params: list[str], sweep_hash: str
+) -> pd.DataFrame:
+    """steps.parquet of a sweep: STEP_TABLE_KEYS, STEP_METRICS, the swept parameters."""
+    columns = [*STEP_TABLE_KEYS, *STEP_METRICS, *params]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    frame = frame.reindex(columns=columns).astype({"point": "int64", "seed": "int64"})
+    frame = frame.assign(experiment=experiment, sweep_hash=sweep_hash).reindex(columns=columns)
+    frame = frame.astype({k: _KEY_DTYPES[k] for k in STEP_TABLE_KEYS})
     frame = frame.sort_values(["point", "seed", "policy", "step"], ignore_index=True)
     return _typed_params(frame, params)
 
@@ -173,6 +206,7 @@ def make_manifest(sweep: dict, exp: dict, params: list, points: list, failed: in
             for i, p in enumerate(points)
         ],
         "command": sweep.get("command", ""),
+        "cwd": sweep.get("cwd"),
         "clientsim_version": package_version(),
         "git_commit": _git_commit(),
         "packages": packages,
