@@ -136,12 +136,7 @@ def experiment_effects(runs: pd.DataFrame, experiment: dict, *, n_resamples=9999
     """
     compare, factors = experiment["compare"], dict(experiment["factorial"])
     on = compare["on"]
-    swept = [c for c in stats.swept_columns(runs) if c != on]
-    keys = (
-        [*stats.point_keys(runs), "seed", *swept]
-        if on == "policy"
-        else stats.pair_keys_of(runs, swept)
-    )
+    swept, keys = stats.pairing(runs, on)
     by = [*stats.sweeps(runs), *(c for c in swept if c not in factors)]
     tables = []
     for metric in experiment["metrics"]:

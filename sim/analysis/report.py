@@ -56,12 +56,7 @@ def gaps(runs: pd.DataFrame, exp: dict, metric: str, *, policy: str | None = Non
         return own.assign(gap=value, censored=censored).dropna(subset=["gap"])
     compare = exp["compare"]
     on = compare["on"]
-    swept = [c for c in analysis.swept_columns(runs) if c != on]
-    keys = (
-        [*analysis.point_keys(runs), "seed", *swept]
-        if on == "policy"
-        else analysis.pair_keys_of(runs, swept)
-    )
+    swept, keys = analysis.pairing(runs, on)
     pairs = analysis.arms(runs, compare["a"], compare["b"], metric, on=on,
                           policy=compare.get("policy"), keys=keys)  # fmt: skip
     return pairs.assign(gap=pairs["a"] - pairs["b"])

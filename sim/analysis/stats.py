@@ -253,6 +253,17 @@ def pair_keys_of(runs: pd.DataFrame, swept: list[str]) -> list[str]:
     return [key for key in ("sweep_hash", "seed") if key in runs] + swept
 
 
+def pairing(runs: pd.DataFrame, on: str) -> tuple[list[str], list[str]]:
+    """The swept columns other than `on`, and the keys that pair arm a's rows with arm b's.
+
+    Two policies (`on` "policy") pair within one design point and seed; two values of a
+    swept parameter pair across points that share everything else (`pair_keys_of`).
+    """
+    swept = [c for c in swept_columns(runs) if c != on]
+    keys = [*point_keys(runs), "seed", *swept] if on == "policy" else pair_keys_of(runs, swept)
+    return swept, keys
+
+
 def crossover_weeks(steps: pd.DataFrame, a: str, b: str, *, by=None) -> pd.DataFrame:
     """The crossover week of policy a over policy b, per design point (of its sweep) and seed.
 

@@ -142,13 +142,17 @@ def design_hash(experiment: str, point_hashes: list[str], seeds: list[int]) -> s
     return hashlib.sha256(json.dumps(design).encode()).hexdigest()[:12]
 
 
+def _joined(frames: list[pd.DataFrame], columns, experiment: str, sweep_hash: str):
+    """The runs' frames as one table of `columns`, each row naming its sweep."""
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return frame.assign(experiment=experiment, sweep_hash=sweep_hash).reindex(columns=columns)
+
+
 def tidy_runs(
     frames: list[pd.DataFrame], experiment: str, params: list[str], sweep_hash: str
 ) -> pd.DataFrame:
     """runs.parquet: RUN_TABLE_KEYS, the swept parameters, then METRICS, stable dtypes."""
-    columns = [*RUN_TABLE_KEYS, *params, *METRICS]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    frame = frame.assign(experiment=experiment, sweep_hash=sweep_hash).reindex(columns=columns)
+    frame = _joined(frames, [*RUN_TABLE_KEYS, *params, *METRICS], experiment, sweep_hash)
     frame = frame.sort_values(["point", "seed", "policy"], kind="stable", ignore_index=True)
     keys = {k: _KEY_DTYPES[k] for k in RUN_TABLE_KEYS}
     return _typed_params(_typed(frame.astype(keys)), params)
@@ -158,9 +162,7 @@ def tidy_steps(
     frames: list[pd.DataFrame], experiment: str, params: list[str], sweep_hash: str
 ) -> pd.DataFrame:
     """steps.parquet of a sweep: STEP_TABLE_KEYS, STEP_METRICS, the swept parameters."""
-    columns = [*STEP_TABLE_KEYS, *STEP_METRICS, *params]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    frame = frame.assign(experiment=experiment, sweep_hash=sweep_hash).reindex(columns=columns)
+    frame = _joined(frames, [*STEP_TABLE_KEYS, *STEP_METRICS, *params], experiment, sweep_hash)
     frame = frame.astype({k: _KEY_DTYPES[k] for k in STEP_TABLE_KEYS})
     frame = frame.sort_values(["point", "seed", "policy", "step"], ignore_index=True)
     return _typed_params(frame, params)
