@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sim.analysis.report import DOCS
 from sim.cli.experiment import main as experiment_main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -34,10 +35,14 @@ def elsewhere(tmp_path, monkeypatch) -> Path:
 
 
 def test_the_readme_recipe_runs_from_outside_the_checkout(elsewhere, capsys):
+    docs = {path: path.stat().st_mtime_ns for path in DOCS.rglob("*")}
     for args in recipe()[1]:
         tiny = TINY if args[0] == "run" else []
         assert experiment_main([*args, *tiny]) == 0, args
     out = capsys.readouterr().out
+    verdicts = out[out.index("Verdicts") :]
+    assert "fit_filter − serve_all" in out and "retention" in verdicts
+    assert re.search(r"\| (supported|rejected|mixed|inconclusive) \|", verdicts)
     listed = next(line for line in out.splitlines() if line.startswith("lenient "))
     assert " own " in listed and str(elsewhere / "lenient.yaml") in listed
     assert re.search(r"^strategy .* built-in ", out, re.M)
@@ -46,6 +51,8 @@ def test_the_readme_recipe_runs_from_outside_the_checkout(elsewhere, capsys):
         assert set(runs["experiment"]) == {"lenient"}
         assert runs[["point", "seed"]].drop_duplicates().shape[0] == 2 * 2
         assert sorted(runs["policies.fit_filter.threshold"].unique()) == [0.4, 0.7]
+    assert not (elsewhere / "lenient" / "figures").exists()  # report wrote nothing
+    assert {path: path.stat().st_mtime_ns for path in DOCS.rglob("*")} == docs
 
 
 def test_a_directory_of_own_experiments_runs_one_by_name(elsewhere):
@@ -79,6 +86,8 @@ def test_a_wrong_path_is_refused_naming_it(elsewhere, capsys):
         (("seeds: 10", "seedz: 10"), "Key 'seedz' not in 'ExperimentConfig'"),
         (("metrics: [", "metrics: [profit_horizn, "), "experiment.metrics='profit_horizn'"),
         (("0.4,0.7", "0.4,7"), "policies.fit_filter.threshold=7"),
+        (("sign: positive}", "sing: positive}"), "experiment.expect[0]="),
+        (("metric: retention", "metric: retension"), "experiment.expect[0].metric='retension'"),
     ],
 )
 def test_a_bad_key_or_value_in_an_own_file_is_one_line_naming_it(elsewhere, capsys, change, named):
@@ -92,3 +101,9 @@ def test_an_own_experiment_cannot_take_a_built_in_name(elsewhere, capsys):
     (elsewhere / "lenient.yaml").rename(elsewhere / "strategy.yaml")
     err = refused(["run", "strategy.yaml", "--dir", "s"], capsys)
     assert "has the name of the built-in experiment strategy" in err
+
+
+def test_report_refuses_a_directory_that_is_no_sweep(elsewhere, capsys):
+    (elsewhere / "empty").mkdir()
+    err = refused(["report", "empty"], capsys)
+    assert "empty: no manifest.json: not the directory of a finished sweep" in err

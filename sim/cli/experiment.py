@@ -6,6 +6,7 @@
     clientsim-experiment run threshold --launcher submitit_slurm --partition cpu --time 60
     clientsim-experiment run path/to/mine.yaml --smoke  # an experiment of one's own
     clientsim-experiment list --experiments DIR       # with one's own, DIR/NAME.yaml
+    clientsim-experiment report results/strategy/<timestamp>  # its claims judged
 
 `run NAME` is `clientsim -m +experiment=NAME` with the seeds split into chunks (one job per
 design point and chunk), a launcher chosen by a flag, and the sweep directory
@@ -29,6 +30,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from sim.cli import clientsim
 from sim.cli.common import Parser, fail, parse_with_overrides, run_command
 from sim.config.compose import CONFIG_DIR, first_line
@@ -39,6 +42,7 @@ from sim.sweeps.experiment import LAUNCHERS, overview, prepare
 from sim.sweeps.jobs import mark_submitter
 from sim.sweeps.own import is_path, overlay, own_files
 from sim.sweeps.slurm import submission
+from sim.sweeps.tables import METRICS
 
 PROG = "clientsim-experiment"
 
@@ -55,6 +59,9 @@ def parser() -> Parser:
     configs.add_argument("--experiments", action="append", default=[], metavar="DIR",
                          help="also one's own experiments DIR/NAME.yaml (repeatable)")  # fmt: skip
     sub.add_parser("list", help="every experiment, its question and its size", parents=[configs])
+    v = sub.add_parser("report", help="a finished sweep's claims judged and its paired table "
+                       "(nothing written)")  # fmt: skip
+    v.add_argument("dir", help="the sweep's directory (clientsim-experiment run --dir DIR)")
     r = sub.add_parser("run", help="run (or resume, with --dir) one experiment's sweep",
                        parents=[configs])  # fmt: skip
     r.add_argument("name", help="an experiment of `clientsim-experiment list`, or the path "
@@ -93,6 +100,11 @@ def _experiment(argv: list[str]) -> int:
     args = parse_with_overrides(parser(), argv)
     if args.command != "run" and args.overrides:
         raise UserError(f"unrecognized arguments: {' '.join(args.overrides)}")
+    if args.command == "report":
+        from sim.analysis.report import sweep_report  # matplotlib: only when reporting
+
+        print(sweep_report(Path(args.dir)), end="")
+        return 0
     config_dir = Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR
     own = own_files(args.name if args.command == "run" else None, args.experiments)
     with overlay(own, config_dir) as configs:
@@ -127,7 +139,11 @@ def show_list(config_dir: Path = CONFIG_DIR, own: dict[str, Path] | None = None)
 
 def run(args, config_dir: Path = CONFIG_DIR) -> int:
     """Run (or resume) an experiment's sweep; return non-zero if any run failed."""
+    from sim.analysis.report import check_claims  # matplotlib: only when running
+
     sweep = prepare(args, config_dir)
+    swept = {o.partition("=")[0] for point in sweep.points for o in point}
+    check_claims(OmegaConf.to_container(sweep.cfg.experiment), [*METRICS, *swept])
     print(f"{PROG}: {args.name} ({sweep.cfg.experiment.hypothesis}): {len(sweep.points)} "
           f"design points x {sweep.cfg.experiment.seeds} seeds = {sweep.total} runs in "
           f"{len(sweep.points) * sweep.chunks} jobs ({args.launcher}) -> {sweep.where}",
