@@ -15,7 +15,7 @@ written by hand, so a change of the model refreshes them.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,8 @@ from sim.analysis.figures import paired_table, plot_dir
 from sim.analysis.markdown import cell, markdown_table
 from sim.analysis.shared_runs import shared_runs_note
 from sim.config.compose import compose
+from sim.config.schema import ConfigError
+from sim.errors import UserError
 from sim.runs.record import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -367,10 +369,7 @@ def experiment_section(
         }
     ]
     n_runs = runs[["point", "seed"]].drop_duplicates().shape[0]
-    compare = exp["compare"]
-    arms = f"{compare['a']} − {compare['b']}" + (
-        f" ({compare['on']}, policy {compare['policy']})" if compare["on"] != "policy" else ""
-    )
+    compare, arms = exp["compare"], arms_text(exp)
     factorial = bool(exp.get("factorial"))
     paired = "paired" in named or factorial  # the docking (one business) compares nothing
     lines = [
@@ -397,6 +396,72 @@ def experiment_section(
     lines += ["**What the model finds:** " + finding_sentence(exp, found), ""]
     return "\n".join(lines), [{"experiment": name, "hypothesis": exp["hypothesis"], **v}
                               for v in found]  # fmt: skip
+
+
+def arms_text(exp: dict) -> str:
+    """The compared arms in words: "fit_filter − serve_all", "True − False (KEY, policy P)"."""
+    compare = exp["compare"]
+    return f"{compare['a']} − {compare['b']}" + (
+        f" ({compare['on']}, policy {compare['policy']})" if compare["on"] != "policy" else ""
+    )
+
+
+def check_claims(exp: dict, columns: Collection[str]) -> None:
+    """Raise ConfigError naming the first claim of `experiment.expect` that cannot be judged.
+
+    A claim has a `metric` (one of `columns`, those of the sweep's runs table) and one of
+    `CHECKS`; `at` and the checks other than `sign` need the experiment's `x` among `columns`.
+    `clientsim-experiment run` checks the claims before anything runs, `report` before judging.
+    """
+    runs = set(columns)
+    for i, claim in enumerate(exp.get("expect") or []):
+        where = f"experiment.expect[{i}]"
+        kinds = [k for k in CHECKS if k in claim] if isinstance(claim, dict) else []
+        if len(kinds) != 1:
+            raise ConfigError(where, claim, f"one of {', '.join(CHECKS)} (and a metric)")
+        if claim.get("metric") not in runs:
+            raise ConfigError(f"{where}.metric", claim.get("metric"),
+                              f"allowed: {', '.join(m for m in METRICS if m in runs)}")  # fmt: skip
+        if (kinds[0] != "sign" or "at" in claim) and exp.get("x") not in runs:
+            raise ConfigError("experiment.x", exp.get("x"), f"a swept key, for the claim "
+                              f"{where} ({kinds[0]}{', at' if 'at' in claim else ''})")  # fmt: skip
+
+
+def sweep_report(sweep_dir: Path) -> str:
+    """A sweep's paired table and its claims' verdicts, as text; nothing is written.
+
+    What `clientsim-experiment report DIR` prints: the claims are those the sweep ran with
+    (its manifest's experiment, `experiment.expect`), judged by `verdicts` as in
+    docs/RESULTS.md; the table is `paired_section`'s (a factorial's: `factorial_section`).
+
+    Raises:
+        UserError: `sweep_dir` holds no finished experiment's sweep (no manifest.json).
+        ConfigError: a claim that cannot be judged (`check_claims`).
+    """
+    if not (sweep_dir / "manifest.json").is_file():
+        raise UserError(f"{sweep_dir}: no manifest.json: not the directory of a finished "
+                        "sweep of clientsim-experiment run")  # fmt: skip
+    manifest = analysis.load_manifest(sweep_dir)
+    exp, runs = manifest["experiment"], analysis.load_runs(sweep_dir)
+    check_claims(exp, runs.columns)
+    n_runs = runs[["point", "seed"]].drop_duplicates().shape[0]
+    lines = [
+        f"{exp['name']} ({exp['hypothesis']}): {exp['question']}",
+        f"{sweep_dir}: {len(manifest['points'])} design points × {exp['seeds']} seeds = "
+        f"{n_runs} runs ({manifest['failed']} failed)", "",
+    ]  # fmt: skip
+    if exp.get("factorial"):
+        lines += [factorial_section(runs, exp), ""]
+    elif "paired" in (exp.get("figures") or ["paired"]):
+        lines += [f"Paired differences {arms_text(exp)}, per design point (mean over seeds):",
+                  "", paired_section(runs, exp)]  # fmt: skip
+    found = verdicts(runs, exp)
+    if not found:
+        return "\n".join([*lines, "No claims to judge (experiment.expect is empty)."]) + "\n"
+    table = pd.DataFrame(found, columns=VERDICT_COLUMNS)
+    lines += ["Verdicts (experiment.expect, as the sweep ran it):", "", markdown_table(table),
+              "What the model finds: " + finding_sentence(exp, found)]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def finding_sentence(exp: dict, found: list[dict]) -> str:

@@ -4,6 +4,9 @@
     clientsim-experiment run strategy                 # in parallel on this machine (joblib)
     clientsim-experiment run strategy --smoke         # a tiny version in seconds
     clientsim-experiment run threshold --launcher submitit_slurm --partition cpu --time 60
+    clientsim-experiment run path/to/mine.yaml --smoke  # an experiment of one's own
+    clientsim-experiment list --experiments DIR       # with one's own, DIR/NAME.yaml
+    clientsim-experiment report results/strategy/<timestamp>  # its claims judged
 
 `run NAME` is `clientsim -m +experiment=NAME` with the seeds split into chunks (one job per
 design point and chunk), a launcher chosen by a flag, and the sweep directory
@@ -11,7 +14,9 @@ design point and chunk), a launcher chosen by a flag, and the sweep directory
 The whole design is checked before anything runs (`sim.sweeps.experiment.prepare`): an error
 is one line and exit code 2. Ctrl-C (or SIGTERM) stops the workers and says how many runs
 are kept (exit 130, or 143); a job that dies ends the sweep with one line. With
-`--config-dir DIR` the configs (and experiments, `DIR/experiment/`) are read from a copy.
+`--config-dir DIR` the configs (and experiments, `DIR/experiment/`) are read from a copy;
+an experiment of one's own (a file, or `--experiments DIR`) is composed beside the built-in
+ones (`sim.sweeps.own`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from sim.cli import clientsim
 from sim.cli.common import Parser, fail, parse_with_overrides, run_command
 from sim.config.compose import CONFIG_DIR, first_line
@@ -33,7 +40,9 @@ from sim.sweeps.collect import kept_runs
 from sim.sweeps.directory import typed
 from sim.sweeps.experiment import LAUNCHERS, overview, prepare
 from sim.sweeps.jobs import mark_submitter
+from sim.sweeps.own import is_path, overlay, own_files
 from sim.sweeps.slurm import submission
+from sim.sweeps.tables import METRICS
 
 PROG = "clientsim-experiment"
 
@@ -47,10 +56,16 @@ def parser() -> Parser:
     configs = Parser(add_help=False)
     configs.add_argument("--config-dir", help="read the configs (and DIR/experiment/) from "
                          "DIR, e.g. a copy of configs/ (default: the package's)")  # fmt: skip
+    configs.add_argument("--experiments", action="append", default=[], metavar="DIR",
+                         help="also one's own experiments DIR/NAME.yaml (repeatable)")  # fmt: skip
     sub.add_parser("list", help="every experiment, its question and its size", parents=[configs])
+    v = sub.add_parser("report", help="a finished sweep's claims judged and its paired table "
+                       "(nothing written)")  # fmt: skip
+    v.add_argument("dir", help="the sweep's directory (clientsim-experiment run --dir DIR)")
     r = sub.add_parser("run", help="run (or resume, with --dir) one experiment's sweep",
                        parents=[configs])  # fmt: skip
-    r.add_argument("name", help="an experiment of `clientsim-experiment list`")
+    r.add_argument("name", help="an experiment of `clientsim-experiment list`, or the path "
+                   "of an experiment's .yaml file of one's own")  # fmt: skip
     r.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment.seeds=5")
     r.add_argument("--smoke", action="store_true",
                    help="300 clients, 26 weeks, 2 seeds, each axis at its ends")  # fmt: skip
@@ -85,29 +100,50 @@ def _experiment(argv: list[str]) -> int:
     args = parse_with_overrides(parser(), argv)
     if args.command != "run" and args.overrides:
         raise UserError(f"unrecognized arguments: {' '.join(args.overrides)}")
-    config_dir = Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR
-    if args.command == "list":
-        show_list(config_dir)
+    if args.command == "report":
+        from sim.analysis.report import sweep_report  # matplotlib: only when reporting
+
+        print(sweep_report(Path(args.dir)), end="")
         return 0
-    with typed([PROG, *argv]):  # the manifest's command: pasted into a shell, it reruns
-        return run(args, config_dir)
+    config_dir = Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR
+    own = own_files(args.name if args.command == "run" else None, args.experiments)
+    with overlay(own, config_dir) as configs:
+        if args.command == "list":
+            show_list(configs, own)
+            return 0
+        if is_path(args.name):
+            args.name = Path(args.name).stem
+        with typed([PROG, *argv]):  # the manifest's command: pasted into a shell, it reruns
+            return run(args, configs)
 
 
-def show_list(config_dir: Path = CONFIG_DIR) -> None:
-    """Print every experiment: name, hypothesis, size and question (or why it cannot run)."""
-    print(f"{'experiment':<14} {'H':<4} {'points':>6} {'seeds':>5} {'runs':>5}  question")
+def show_list(config_dir: Path = CONFIG_DIR, own: dict[str, Path] | None = None) -> None:
+    """Print every experiment: name, hypothesis, size and question (or why it cannot run).
+
+    An experiment of one's own (`own`, by name) is marked `own` and followed by its file;
+    the others are `built-in`.
+    """
+    own = own or {}
+    print(f"{'experiment':<14} {'H':<4} {'points':>6} {'seeds':>5} {'runs':>5} {'from':<8}  "
+          "question")  # fmt: skip
     for name, cfg, points, error in overview(config_dir):
+        where = f"own: {own[name]}" if name in own else ""
         if cfg is None:
-            print(f"{name:<14} error: {error}")
+            print(f"{name:<14} error: {error}" + (f"  ({where})" if where else ""))
             continue
         exp = cfg.experiment
         print(f"{name:<14} {exp.hypothesis:<4} {points:>6} {exp.seeds:>5} "
-              f"{points * exp.seeds:>5}  {exp.question}")  # fmt: skip
+              f"{points * exp.seeds:>5} {'own' if where else 'built-in':<8}  {exp.question}"
+              + (f"  ({own[name]})" if where else ""))  # fmt: skip
 
 
 def run(args, config_dir: Path = CONFIG_DIR) -> int:
     """Run (or resume) an experiment's sweep; return non-zero if any run failed."""
+    from sim.analysis.report import check_claims  # matplotlib: only when running
+
     sweep = prepare(args, config_dir)
+    swept = {o.partition("=")[0] for point in sweep.points for o in point}
+    check_claims(OmegaConf.to_container(sweep.cfg.experiment), [*METRICS, *swept])
     print(f"{PROG}: {args.name} ({sweep.cfg.experiment.hypothesis}): {len(sweep.points)} "
           f"design points x {sweep.cfg.experiment.seeds} seeds = {sweep.total} runs in "
           f"{len(sweep.points) * sweep.chunks} jobs ({args.launcher}) -> {sweep.where}",

@@ -98,7 +98,8 @@ def design(
 def _experiment(name: str, fixed: list[str], config_dir: Path) -> DictConfig:
     """The experiment's config with the overrides `fixed`; ConfigError naming what is wrong."""
     if name not in names(config_dir):
-        raise ConfigError("experiment", name, f"allowed: {', '.join(names(config_dir))}")
+        allowed = ", ".join(names(config_dir))
+        raise ConfigError("experiment", name, f"allowed: {allowed}, or the path of a .yaml file")
     try:
         return compose([f"+experiment={name}", *fixed], config_dir, return_hydra_config=True)
     except Exception:
@@ -118,6 +119,7 @@ def _check_file(name: str, config_dir: Path) -> None:
             and not line.startswith(("full_key", "object_type", "reference_type"))
         )  # fmt: skip
         path = config_dir / "experiment" / f"{name}.yaml"
+        path = path.resolve() if path.is_symlink() else path  # an own file: where it is
         raise ConfigError("experiment", str(path), reason or first_line(error)) from None
 
 
