@@ -304,6 +304,7 @@ def test_list_shows_every_experiment_with_its_size(capsys):
     out = capsys.readouterr().out
     for name in EXPERIMENTS:
         assert f"\n{name} " in out
+    assert " error: " not in out  # a swept config group (robustness's structure) is composed
 
 
 def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, capsys):

@@ -191,8 +191,10 @@ def check_design(
     for key in ("seeds", "chunk_size"):
         if exp[key] < 1:
             raise ConfigError(f"experiment.{key}", exp[key], "must be an integer >= 1")
-    base = _without_hydra(_composed([f"+experiment={name}", *fixed], config_dir))
-    configs = [_point(base, name, fixed, point, config_dir) for point in points]
+    composed = _composed([f"+experiment={name}", *fixed], config_dir)
+    groups = set(composed.hydra.runtime.choices)  # config groups, e.g. structure, market/...
+    base = _without_hydra(composed)
+    configs = [_point(base, name, fixed, point, config_dir, groups) for point in points]
     hashes = [config_hash(config) for config in configs]
     for metric in exp.metrics:
         if metric not in METRICS:
@@ -203,10 +205,15 @@ def check_design(
     return cfg, points, hashes
 
 
-def _point(base: DictConfig, name: str, fixed: list[str], point: list[str], config_dir: Path):
-    """One design point's config, validated (and its seeds in range); ConfigError."""
+def _point(
+    base: DictConfig, name: str, fixed: list[str], point: list[str], config_dir: Path, groups
+):
+    """One design point's config, validated (and its seeds in range); ConfigError.
+
+    `groups`: the names of the config groups (a choice of one is composed, not set).
+    """
     parsed = OverridesParser.create().parse_overrides(point)
-    if any("/" in o.get_key_element() for o in parsed):  # a group choice: compose it
+    if any(o.get_key_element().lstrip("+~") in groups for o in parsed):  # compose it
         candidate = _without_hydra(_composed([f"+experiment={name}", *fixed, *point], config_dir))
     else:
         candidate = base.copy()  # a plain value: cheaper to set on the composed config
@@ -416,9 +423,15 @@ def overview(config_dir: Path = CONFIG_DIR) -> list[tuple[str, DictConfig | None
 
 
 def _check_axes(cfg: DictConfig, points: list[list[str]]) -> None:
-    """Every plain swept key exists and takes each of its values (cheap: nothing composed)."""
+    """Every plain swept key exists and takes each of its values (cheap: nothing composed).
+
+    A choice of a config group (`structure=before`, `market/policy_mix=half_half`) is not a
+    plain key: `check_design` composes those.
+    """
+    groups = set(cfg.hydra.runtime.choices)
     trial = _without_hydra(cfg.copy())
-    values = {o for point in points for o in point if "/" not in o.partition("=")[0]}
+    values = {o for point in points for o in point
+              if o.partition("=")[0].lstrip("+~") not in groups}  # fmt: skip
     for override in OverridesParser.create().parse_overrides(sorted(values)):
         key, value = override.get_key_element(), override.value()
         try:
