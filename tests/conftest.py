@@ -158,9 +158,10 @@ def is_slow(item: pytest.Item) -> bool:
 #: The files that take longest, longest first: run first, so that with `pytest -n 2 --dist
 #: loadfile` no long file starts last while the other worker idles (about 30 s on 2 cores).
 LONGEST_FIRST = (
-    "test_slurm.py", "test_sweep.py", "test_sweep_safety.py", "test_output.py", "test_cli.py",
-    "test_tutorial.py", "test_layout.py", "test_app_browser.py", "test_model.py",
-    "test_engines.py", "test_stylised_facts.py", "test_docking.py", "test_sensitivity.py",
+    "test_slurm.py", "test_sweep.py", "test_sweep_safety.py", "test_sweep_runs.py",
+    "test_output.py", "test_cli.py", "test_tutorial.py", "test_layout.py", "test_app_browser.py",
+    "test_model.py", "test_engines.py", "test_stylised_facts.py", "test_docking.py",
+    "test_sensitivity.py",
 )  # fmt: skip
 
 
