@@ -45,12 +45,12 @@ results: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || "$$(sh scripts/find-python)" -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench,explore]'
 	@touch $(STAMP)
 
 # The browser view's extra (Solara and its bundled JavaScript), kept out of the core install.
 $(VIZ_STAMP): $(STAMP)
-	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench,viz]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,bench,explore,viz]'
 	@touch $(VIZ_STAMP)
 
 clean:

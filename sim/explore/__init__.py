@@ -1,0 +1,1 @@
+"""Answers with their uncertainty: verdicts over the plausible set, and where filtering pays."""
