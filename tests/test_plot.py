@@ -143,10 +143,41 @@ def test_a_comparison_of_parameter_values_draws_points_and_no_crossover(referral
     assert names == {"paired.csv", "paired.png", "profit.png"}
 
 
-def test_profit_figure_keeps_at_most_nine_panels(threshold_sweep):
+def test_profit_figure_has_a_panel_for_every_design_point_in_order(threshold_sweep):
     steps = analysis.load_steps(threshold_sweep)
     figure = plot.profit_figure(steps, THRESHOLD_EXPERIMENT)
-    assert sum(ax.get_visible() for ax in figure.axes) == 9
+    titles = [ax.get_title().replace("\n", " ") for ax in figure.axes if ax.get_visible()]
+    expected = [f"fit_filter.threshold={t}, fit_filter.prepayment={p}"
+                for p in (False, True) for t in (0.1, 0.2, 0.3, 0.4, 0.5)]  # fmt: skip
+    assert titles == expected  # all ten, False before True, thresholds rising
+
+
+def test_the_paired_figure_draws_every_design_point(threshold_sweep):
+    table = plot.paired_table(analysis.load_runs(threshold_sweep), THRESHOLD_EXPERIMENT)
+    figure = plot.paired_figure(table, THRESHOLD_EXPERIMENT)
+    for ax in figure.axes:
+        drawn = [(line.get_label(), x) for line in ax.get_lines() for x in line.get_xdata()
+                 if line.get_label().startswith("fit_filter.prepayment")]  # fmt: skip
+        assert sorted(drawn) == sorted(
+            (f"fit_filter.prepayment={p}", t) for p in (False, True)
+            for t in (0.1, 0.2, 0.3, 0.4, 0.5)
+        )  # fmt: skip
+
+
+def test_share_ticks_read_as_shares_and_money_in_thousands():
+    from sim.analysis.figure_style import number_ticks
+
+    ticks = number_ticks()
+    assert [ticks(x) for x in (0.1, 0.25, 13, 1500, 1_250_000)] == ["0.1", "0.25", "13", "1.5k",
+                                                                    "1.25M"]  # fmt: skip
+
+
+def test_points_of_a_categorical_sweep_are_drawn_false_before_true(tmp_path):
+    experiment = {**THRESHOLD_EXPERIMENT, "x": PREPAYMENT, "group": None}
+    sweep = write_sweep(tmp_path / "prepay", experiment, [{PREPAYMENT: True}, {PREPAYMENT: False}])
+    table = plot.paired_table(analysis.load_runs(sweep), experiment).iloc[::-1]  # True first
+    ax = plot.paired_figure(table, experiment).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["False", "True"]
 
 
 def test_every_figure_colours_a_policy_the_same_way():

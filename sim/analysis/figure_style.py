@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, FuncFormatter
 from PIL import Image
 
 POLICY_COLOURS = {
@@ -40,6 +41,29 @@ def short_key(key: str) -> str:
 def point_label(values: dict) -> str:
     """Swept values as ``key=value, ...`` with short keys (a legend entry, a panel title)."""
     return ", ".join(f"{short_key(key)}={value}" for key, value in values.items())
+
+
+_ENG = EngFormatter(sep="")
+
+
+def _number(x: float, position=None) -> str:
+    """A tick: 1.25M or 250k from a thousand up, else the plain number (0.1, not 100m)."""
+    return _ENG.format_eng(x) if abs(x) >= 1000 else f"{x:.4g}"
+
+
+def number_ticks() -> FuncFormatter:
+    """The tick formatter of every quantity axis: money in k and M, shares and weeks as they are."""
+    return FuncFormatter(_number)
+
+
+def design_order(design: pd.DataFrame, x: str | None = None) -> pd.DataFrame:
+    """Design points in one order for every figure: by their swept values (False before True).
+
+    The other keys first and `x` (an experiment's x axis) last, so that x rises within each
+    value of the others.
+    """
+    keys = [k for k in design.columns if k != x] + [k for k in design.columns if k == x]
+    return design.sort_values(keys, kind="stable") if keys else design
 
 
 def categorical_ticks(ax, design: pd.DataFrame) -> None:

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter
 from scipy import stats
 
 from sim.analysis import decompose, factorial
@@ -37,6 +36,8 @@ from sim.analysis.figure_style import (
     DPI,
     POLICY_COLOURS,
     categorical_ticks,
+    design_order,
+    number_ticks,
     point_label,
     policy_colour,
     save_figure,
@@ -48,7 +49,6 @@ from sim.errors import UserError
 from sim.runs.output import unwritable
 from sim.runs.owned import not_ours, record_outputs
 
-MAX_PANELS = 9
 PROFIT_LABEL = "mean cumulative profit per business (currency units)"
 
 
@@ -113,6 +113,7 @@ def _sequence(n: int) -> list:
 
 def _draw_points(ax, table: pd.DataFrame, colour) -> None:
     keys = _by_columns(table)
+    table = table.loc[design_order(table[keys]).index]
     error = [table["mean_diff"] - table["ci_low"], table["ci_high"] - table["mean_diff"]]
     ax.errorbar(range(len(table)), table["mean_diff"], yerr=error, fmt="o", color=colour, capsize=4)
     categorical_ticks(ax, table[keys])
@@ -126,7 +127,7 @@ def _paired_panel(ax, rows: pd.DataFrame, metric: str, experiment: dict) -> None
     else:
         _draw_points(ax, rows, _arm_colour(experiment))
     ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
-    ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.yaxis.set_major_formatter(number_ticks())
     ax.set_ylabel(_ylabel(metric))
     ax.set_title(metric, fontsize="medium")
 
@@ -166,12 +167,11 @@ def _spread_over_seeds(steps: pd.DataFrame) -> pd.DataFrame:
     return summary.assign(low=low, high=high).reset_index()
 
 
-def _panels(points: list) -> list:
-    """At most MAX_PANELS design points, evenly spaced."""
-    if len(points) <= MAX_PANELS:
-        return points
-    at = np.unique(np.linspace(0, len(points) - 1, MAX_PANELS).round().astype(int))
-    return [points[i] for i in at]
+def _point_order(steps: pd.DataFrame, experiment: dict) -> list[int]:
+    """Every design point of the sweep, ordered by its swept values (`design_order`)."""
+    swept = analysis.swept_columns(steps)
+    design = steps[["point", *swept]].drop_duplicates("point").set_index("point").sort_index()
+    return design_order(design, experiment.get("x")).index.tolist()
 
 
 def _policies(names) -> list[str]:
@@ -180,10 +180,13 @@ def _policies(names) -> list[str]:
 
 
 def profit_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
-    """Mean cumulative profit per policy over the weeks, one panel per design point."""
-    points = _panels(sorted(steps["point"].unique().tolist()))
+    """Mean cumulative profit per policy over the weeks, one panel per design point.
+
+    Every design point has its panel, in the order of its swept values.
+    """
+    points = _point_order(steps, experiment)
     labels = _point_labels(steps)
-    cols = min(3, len(points))
+    cols = min(4 if len(points) > 9 else 3, len(points))
     rows = -(-len(points) // cols)
     size = (max(3.8 * cols, 6.4), max(2.7 * rows + 1.0, 4.6))
     fig = Figure(figsize=size, dpi=DPI, layout="constrained")
@@ -197,7 +200,7 @@ def profit_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
             ax.plot(line["step"], line["mean"], color=colour, label=policy, linewidth=1.2)
         ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
         ax.set_title(textwrap.fill(labels[point], 45), fontsize="small")
-        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.yaxis.set_major_formatter(number_ticks())
     for ax in axes[len(points) :]:
         ax.set_visible(False)
     fig.supxlabel("week", fontsize="medium")
@@ -216,7 +219,7 @@ def crossover_figure(steps: pd.DataFrame, experiment: dict) -> Figure:
     """Crossover week of policy a over policy b per seed, one strip per design point."""
     _, a, b, _ = _comparison(experiment)
     weeks = analysis.crossover_weeks(steps, a, b)
-    points = sorted(weeks["point"].unique().tolist())
+    points = [p for p in _point_order(steps, experiment) if p in set(weeks["point"])]
     fig = Figure(figsize=(max(7.5, 0.9 * len(points) + 2), 4.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     jitter = np.random.default_rng(0)

@@ -10,10 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter
 
 from sim.analysis import stats as analysis
-from sim.analysis.figure_style import DPI, FALLBACK_COLOURS, categorical_ticks, point_label, title
+from sim.analysis.figure_style import (
+    DPI,
+    FALLBACK_COLOURS,
+    categorical_ticks,
+    design_order,
+    number_ticks,
+    point_label,
+    title,
+)
 
 PART_COLOURS = {"quality": "#228833", "volume": "#4477aa", "capacity": "#ccbb44",
                 "exits": "#aa3377"}  # fmt: skip
@@ -26,6 +33,7 @@ def decomposition_figure(table: pd.DataFrame, experiment: dict) -> Figure:
     interval, the gap as a black diamond with its own; the bars add up to the diamond.
     """
     keys = list(table.columns[: list(table.columns).index("a")])
+    table = table.loc[design_order(table[keys]).index] if keys else table
     points = table[keys].drop_duplicates() if keys else pd.DataFrame(index=[0])
     fig = Figure(figsize=(max(6.4, 1.6 * len(points) + 2), 4.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
@@ -41,7 +49,7 @@ def decomposition_figure(table: pd.DataFrame, experiment: dict) -> Figure:
                 capsize=5, label="gap")  # fmt: skip
     categorical_ticks(ax, points.reset_index(drop=True)[keys] if keys else points.iloc[:, :0])
     ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
-    ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.yaxis.set_major_formatter(number_ticks())
     ax.set_ylabel("gap in profit per business (currency units)")
     ax.legend(fontsize="small")
     a, b = table["a"].iloc[0], table["b"].iloc[0]
@@ -76,7 +84,7 @@ def effects_figure(table: pd.DataFrame, experiment: dict) -> Figure:
                         color=FALLBACK_COLOURS[i % len(FALLBACK_COLOURS)],
                         label=point_label(values) or "all")  # fmt: skip
         ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_major_formatter(number_ticks())
         ax.set_title(metric, fontsize="medium")
         ax.set_xlabel("effect on the gap (metric units)")
     axes[0].set_yticks(range(len(terms)), terms)
