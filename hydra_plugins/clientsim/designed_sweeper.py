@@ -1,5 +1,8 @@
 """`hydra/sweeper=designed`: Hydra's basic sweep of a design that was checked before it starts.
 
+A sampled design (`sample`: `sim.sweeps.sampling`) is crossed with the product of `params`,
+as `sim.sweeps.experiment.design` forms it.
+
 `clientsim-experiment run` validates every design point (`sim.sweeps.experiment.check_design`)
 before the sweep starts, and every job validates its own config where it runs. Hydra's basic
 sweeper would also compose every job's config in the submitting process before the first job
@@ -23,14 +26,17 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from sim.sweeps.sampling import sample_overrides
+
 
 @dataclass
 class DesignedSweeperConf:
-    """The sweeper's settings: those of Hydra's basic sweeper."""
+    """The sweeper's settings: those of Hydra's basic sweeper, and a sampled design."""
 
     _target_: str = "hydra_plugins.clientsim.designed_sweeper.DesignedSweeper"
     max_batch_size: int | None = None
     params: dict[str, str] | None = None
+    sample: dict[str, Any] | None = None
 
 
 ConfigStore.instance().store(
@@ -60,9 +66,12 @@ def job_overrides(overrides: list[str], config_loader=None) -> list[list[str]]:
 class DesignedSweeper(Sweeper):
     """Launch the product of `params` and the command line's sweeps, batch after batch."""
 
-    def __init__(self, max_batch_size: int | None = None, params: dict | None = None) -> None:
+    def __init__(
+        self, max_batch_size: int | None = None, params: dict | None = None, sample=None
+    ) -> None:
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
+        self.sample = sample
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher = None
@@ -80,6 +89,8 @@ class DesignedSweeper(Sweeper):
         """Launch every job; a failed job's error is raised (as by the basic sweeper)."""
         params = [f"{key}={value}" for key, value in self.params.items()]
         jobs = job_overrides([*params, *arguments], self.hydra_context.config_loader)
+        sampled = sample_overrides(self.sample)
+        jobs = [[*job, *more] for job in jobs for more in sampled]
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")

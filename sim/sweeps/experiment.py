@@ -40,6 +40,7 @@ from sim.sweeps.points import (
     config_hash,
     n_chunks,
 )
+from sim.sweeps.sampling import sample_overrides
 from sim.sweeps.slurm import signal_delay
 from sim.sweeps.tables import METRICS
 
@@ -78,8 +79,9 @@ def design(
 
     A design point is the list of overrides of one job, before the seeds are chunked:
     the cartesian product of the experiment's `hydra.sweeper.params` and of any sweep in
-    `overrides` (a value list `key=a,b`), as Hydra's basic sweeper forms it. Raises
-    ConfigError (one line) for a file or an override that cannot be read.
+    `overrides` (a value list `key=a,b`), as Hydra's basic sweeper forms it, crossed with
+    the sampled points of `hydra.sweeper.sample` if it has one (`sim.sweeps.sampling`).
+    Raises ConfigError (one line) for a file or an override that cannot be read.
     """
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
@@ -92,7 +94,13 @@ def design(
     # a value given for one of the experiment's axes replaces that axis (as Hydra's sweeper)
     fixed = [o.input_line for o in parsed
              if not o.is_sweep_override() and o.get_key_element() not in axes]  # fmt: skip
-    return cfg, fixed, [list(point) for point in product(*axes.values())]
+    sampled = sample_overrides(cfg.hydra.sweeper.get("sample"))
+    both = {o.partition("=")[0] for o in sampled[0]} & set(axes)
+    if both:
+        key = sorted(both)[0]
+        raise ConfigError(f"hydra.sweeper.sample.ranges.{key}", key, "is swept too (params or "
+                          "the command line): sample it or sweep it")  # fmt: skip
+    return cfg, fixed, [[*grid, *more] for grid in product(*axes.values()) for more in sampled]
 
 
 def _experiment(name: str, fixed: list[str], config_dir: Path) -> DictConfig:
@@ -100,6 +108,7 @@ def _experiment(name: str, fixed: list[str], config_dir: Path) -> DictConfig:
     if name not in names(config_dir):
         allowed = ", ".join(names(config_dir))
         raise ConfigError("experiment", name, f"allowed: {allowed}, or the path of a .yaml file")
+    register_sweeper()  # an experiment may choose it (a sampled design: hydra.sweeper.sample)
     try:
         return compose([f"+experiment={name}", *fixed], config_dir, return_hydra_config=True)
     except Exception:
@@ -134,7 +143,7 @@ def _parses(override: str) -> bool:
 def _axes(cfg: DictConfig, parsed) -> dict[str, list[str]]:
     """Every swept key and its `key=value` overrides: the experiment's, then the command's."""
     swept = {}
-    for key, text in cfg.hydra.sweeper.params.items():
+    for key, text in (cfg.hydra.sweeper.params or {}).items():
         if key in NOT_THE_POINT or key.startswith("experiment"):  # the sweep's own keys
             raise ConfigError(f"hydra.sweeper.params.{key}", text, "cannot be swept: it says "
                               "how the runs are made, not what a design point is")  # fmt: skip
@@ -155,8 +164,8 @@ def smoke_axes(name: str, config_dir: Path = CONFIG_DIR) -> list[str]:
     """
     cfg = _experiment(name, [], config_dir)
     held = list(cfg.experiment.factorial or {})[SMOKE_FACTORS:]
-    axes = []
-    for key, text in cfg.hydra.sweeper.params.items():
+    axes = ["hydra.sweeper.sample.n=2"] if cfg.hydra.sweeper.get("sample") else []
+    for key, text in (cfg.hydra.sweeper.params or {}).items():
         values = _values(key, text)
         kept = [values[0]] if key in held else [values[0], values[-1]]
         axes.append(f"{key}={','.join(dict.fromkeys(kept))}")
