@@ -4,6 +4,7 @@ start a process: tests/test_sweep_runs.py).
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -202,6 +203,7 @@ def test_list_shows_every_experiment_with_its_size(capsys):
     for name in EXPERIMENTS:
         assert f"\n{name} " in out
     assert " error: " not in out  # a swept config group (robustness's structure) is composed
+    assert re.search(r"^strategy .* about \d+ (s|min) ", out, re.M)  # its time, estimated
 
 
 def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, capsys):
@@ -243,3 +245,43 @@ def test_seeds_are_batched_by_experiment_batch_within_a_memory_bound():
     assert batches(cfg, [3, 4]) == [[3], [4]]
     cfg.engine, cfg.market.n_clients = "agents", 300
     assert batches(cfg, [3, 4]) == [[3], [4]]
+
+
+def test_a_batch_is_one_progress_line_and_the_time_left_never_falls_to_nothing_early(
+    tmp_path, capsys
+):
+    args = ["run", "hard_sell", "--dir", str(tmp_path / "s"), "--launcher", "basic",
+            "market.n_clients=200", "steps=12", "experiment.seeds=4",
+            "experiment.batch=2"]  # fmt: skip
+    assert experiment_main(args) == 0
+    out = capsys.readouterr().out
+    first, *_ = out.splitlines()
+    assert "4 runs" in first and "at measured per-run costs" in first
+    progress = [line for line in out.splitlines() if "runs done" in line]
+    assert [line.split(",")[0] for line in progress] == [
+        "clientsim-experiment: 2/4 runs done",
+        "clientsim-experiment: 4/4 runs done",
+    ]
+
+
+def test_the_time_left_is_the_average_since_the_start_times_the_runs_to_go(tmp_path, capsys):
+    import time
+
+    from sim.sweeps.jobs import Progress
+
+    progress = Progress(tmp_path, {"id": "s1", "t0": time.time() - 20.0}, total=8)
+    progress.done("p0", [0], "skipped")  # stored before: costs nothing, does not count
+    progress.done("p0", [1, 2], "ok")  # a batch of two after 20 s: 10 s a run, 5 to go
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("clientsim-experiment: 3/8 runs done, 00:20 elapsed, about 00:50")
+
+
+def test_the_estimate_grows_with_the_runs_and_shrinks_with_the_cores():
+    from sim.sweeps.estimate import duration, sweep_seconds
+
+    one = sweep_seconds(100, 10, 1, clients=5000, weeks=260)
+    assert sweep_seconds(200, 10, 1, clients=5000, weeks=260) > one
+    assert sweep_seconds(100, 10, 2, clients=5000, weeks=260) == pytest.approx(one / 2)
+    assert sweep_seconds(0, 10, 2, clients=5000, weeks=260) == 0
+    expected = ["about 1 s", "about 40 s", "about 12 min", "about 2.5 h"]
+    assert [duration(s) for s in (0.2, 40, 700, 9000)] == expected

@@ -65,7 +65,8 @@ def test_a_failed_run_is_recorded_and_a_rerun_completes_only_what_is_missing(tmp
 def test_a_killed_sweep_keeps_finished_runs_and_leaves_no_table_that_looks_complete(tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["run", "hard_sell", "--launcher", "basic", "--dir", str(sweep_dir),
-            "experiment.seeds=20", "market.n_clients=300", "steps=60"]  # fmt: skip
+            "experiment.seeds=20", "experiment.batch=1", "market.n_clients=300",
+            "steps=60"]  # fmt: skip
     code = "from sim.cli.experiment import main; raise SystemExit(main())"
     command = [sys.executable, "-c", code, *args]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)

@@ -37,10 +37,12 @@ from sim.cli.common import Parser, fail, parse_with_overrides, run_command
 from sim.config.compose import CONFIG_DIR, first_line
 from sim.errors import UserError
 from sim.sweeps.collect import kept_runs
-from sim.sweeps.directory import typed
+from sim.sweeps.directory import SWEEP_FILE, typed
+from sim.sweeps.estimate import duration, sweep_seconds
 from sim.sweeps.experiment import LAUNCHERS, overview, prepare
 from sim.sweeps.jobs import mark_submitter
 from sim.sweeps.own import is_path, overlay, own_files
+from sim.sweeps.points import n_chunks
 from sim.sweeps.slurm import submission
 from sim.sweeps.tables import METRICS
 
@@ -124,17 +126,40 @@ def show_list(config_dir: Path = CONFIG_DIR, own: dict[str, Path] | None = None)
     the others are `built-in`.
     """
     own = own or {}
-    print(f"{'experiment':<14} {'H':<4} {'points':>6} {'seeds':>5} {'runs':>5} {'from':<8}  "
-          "question")  # fmt: skip
+    cores = os.cpu_count() or 1
+    print(f"{'experiment':<14} {'H':<4} {'points':>6} {'seeds':>5} {'runs':>5} "
+          f"{'time':>13} {'from':<8}  question")  # fmt: skip
     for name, cfg, points, error in overview(config_dir):
         where = f"own: {own[name]}" if name in own else ""
         if cfg is None:
             print(f"{name:<14} error: {error}" + (f"  ({where})" if where else ""))
             continue
         exp = cfg.experiment
+        time = duration(estimate(cfg, points, cores))
         print(f"{name:<14} {exp.hypothesis:<4} {points:>6} {exp.seeds:>5} "
-              f"{points * exp.seeds:>5} {'own' if where else 'built-in':<8}  {exp.question}"
-              + (f"  ({own[name]})" if where else ""))  # fmt: skip
+              f"{points * exp.seeds:>5} {time:>13} {'own' if where else 'built-in':<8}  "
+              f"{exp.question}" + (f"  ({own[name]})" if where else ""))  # fmt: skip
+    print(
+        f"(time: on {cores} cores with joblib, from per-run costs measured on a 2-core "
+        "machine (sim/sweeps/estimate.py); yours may differ)"
+    )
+
+
+def estimate(cfg, points: int, parallel: int, done: int = 0) -> float:
+    """Wall seconds of an experiment's sweep of `points` design points, `done` runs kept."""
+    jobs = points * n_chunks(cfg)
+    runs = points * cfg.experiment.seeds - done
+    return sweep_seconds(runs, jobs, parallel, clients=cfg.market.n_clients, weeks=cfg.steps,
+                         engine=cfg.engine)  # fmt: skip
+
+
+def _parallel(args) -> int:
+    """How many jobs run at once: joblib's --jobs (the cores), one for basic, the array's."""
+    if args.launcher == "basic":
+        return 1
+    if args.launcher == "submitit_slurm":
+        return args.array_parallelism
+    return args.jobs or os.cpu_count() or 1
 
 
 def run(args, config_dir: Path = CONFIG_DIR) -> int:
@@ -144,10 +169,13 @@ def run(args, config_dir: Path = CONFIG_DIR) -> int:
     sweep = prepare(args, config_dir)
     swept = {o.partition("=")[0] for point in sweep.points for o in point}
     check_claims(OmegaConf.to_container(sweep.cfg.experiment), [*METRICS, *swept])
+    kept = kept_runs(sweep.sweep_dir) if (sweep.sweep_dir / SWEEP_FILE).exists() else 0
+    left = estimate(sweep.cfg, len(sweep.points), _parallel(args), kept)
+    resumed = f"{kept} kept, " if kept else ""
     print(f"{PROG}: {args.name} ({sweep.cfg.experiment.hypothesis}): {len(sweep.points)} "
           f"design points x {sweep.cfg.experiment.seeds} seeds = {sweep.total} runs in "
-          f"{len(sweep.points) * sweep.chunks} jobs ({args.launcher}) -> {sweep.where}",
-          flush=True)  # fmt: skip
+          f"{len(sweep.points) * sweep.chunks} jobs ({args.launcher}) -> {sweep.where}; "
+          f"{resumed}{duration(left)} at measured per-run costs", flush=True)  # fmt: skip
     again = "the same command" if args.dir else (
         f"the same command with --dir {shlex.quote(sweep.where)}")  # fmt: skip
     rerun = f"rerun {again} to finish"

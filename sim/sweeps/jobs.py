@@ -169,11 +169,11 @@ class Progress:
         self.dir = sweep_dir / ".progress"
         self.sweep, self.total = sweep, total
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._first: float | None = None  # when the sweep's first run was done
 
-    def done(self, point_hash: str, seed: int, status: str) -> None:
-        """Mark one run done and print where the sweep stands."""
-        (self.dir / f"{self.sweep['id']}.{point_hash}.{seed}.{status}").touch()
+    def done(self, point_hash: str, seeds: list[int], status: str) -> None:
+        """Mark runs done (a batch's seeds finish together) and print one line for them."""
+        for seed in seeds:
+            (self.dir / f"{self.sweep['id']}.{point_hash}.{seed}.{status}").touch()
         marks = list(self.dir.glob(f"{self.sweep['id']}.*"))
         failed = sum(m.suffix == ".failed" for m in marks)
         elapsed = time.time() - self.sweep["t0"]
@@ -186,15 +186,15 @@ class Progress:
         print(line + (f" ({failed} failed)" if failed else ""), flush=True)
 
     def _rate(self, marks: list[Path]) -> float:
-        """Seconds a run, timed from the first run done (so the start-up does not count).
+        """Seconds a run: the time since the sweep began over the runs it has run.
 
-        The first mark's time is looked up once (it never changes), not every run.
+        Seeds stepped as one batch finish together, so a rate timed between runs would read
+        zero inside a batch and the estimate would fall to nothing until the next one; the
+        average since the start counts each batch's time once (its start-up too, so early
+        lines err long). Runs skipped as already stored cost nothing and do not count.
         """
-        if len(marks) < 2:
-            return time.time() - self.sweep["t0"]
-        if self._first is None:
-            self._first = min(m.stat().st_mtime for m in marks)
-        return max(time.time() - self._first, 0.0) / (len(marks) - 1)
+        ran = sum(m.suffix != ".skipped" for m in marks)
+        return (time.time() - self.sweep["t0"]) / max(ran, 1)
 
 
 #: The process that launches a sweep's jobs, as `<pid>@<host>` (set by `mark_submitter`).
@@ -264,14 +264,16 @@ def _run_point(cfg: DictConfig, hc, sweep_dir: Path, sweep: dict) -> dict:
     progress = Progress(sweep_dir, sweep, cfg.experiment.total_runs)
     record = {"sweep": sweep["id"], "job": hc.job.num, "point_hash": point_hash, "runs": {},
               "seconds": {}, "pid": os.getpid()}  # fmt: skip
-    todo = []
+    todo, skipped = [], []
     for seed in seeds(cfg):
         if complete(seed_run_dir(point_dir, seed)):  # from an earlier sweep into DIR
             record["runs"][str(seed)] = "skipped"
-            progress.done(point_hash, seed, "skipped")
+            skipped.append(seed)
         else:
             _discard(seed_run_dir(point_dir, seed))
             todo.append(seed)
+    if skipped:
+        progress.done(point_hash, skipped, "skipped")
     for batch in batches(cfg, todo):
         if len(batch) > 1:
             try:
@@ -282,7 +284,7 @@ def _run_point(cfg: DictConfig, hc, sweep_dir: Path, sweep: dict) -> dict:
                 for seed in batch:
                     _seed_failure(point_dir, seed).unlink(missing_ok=True)
                     record["seconds"][str(seed)], record["runs"][str(seed)] = seconds, "ok"
-                    progress.done(point_hash, seed, "ok")
+                progress.done(point_hash, batch, "ok")
                 continue
         for seed in batch:
             if complete(seed_run_dir(point_dir, seed)):  # stored by the batch before it failed
@@ -290,6 +292,6 @@ def _run_point(cfg: DictConfig, hc, sweep_dir: Path, sweep: dict) -> dict:
             else:
                 status = _run_alone(cfg, seed, point_dir, record)
             record["runs"][str(seed)] = status
-            progress.done(point_hash, seed, status)
+            progress.done(point_hash, [seed], status)
     write_json(sweep_dir / "jobs" / f"{hc.job.num}.json", record)
     return record

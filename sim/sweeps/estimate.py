@@ -1,0 +1,48 @@
+"""How long a sweep will take, from per-run costs measured by `benchmarks/engines.py`.
+
+A run of `n` clients over `w` weeks costs about ``w × (WEEK + CLIENT_WEEK × n)`` seconds of
+stepping in a batch of ten seeds (the vectorized engine's default), plus ``RUN`` seconds to
+record and write it; each job adds ``JOB`` seconds of start-up (a process, imports, composing
+its config). The sum is divided among the jobs that run at once. The constants were measured
+on a 2-core machine on 2026-12-06 (the default run: 0.33 s of stepping a run in a batch of
+ten, and 1.37 ms + 0.21 µs × clients a week alone); a faster or busier machine differs, so
+the figure is printed as "about".
+"""
+
+from __future__ import annotations
+
+#: seconds a week of one run costs in a batch of ten, besides its clients (a share of the
+#: business side's fixed cost per week)
+WEEK = 0.23e-3
+#: seconds a client-week costs (the marginal cost at 100,000 clients, benchmarks/engines.py)
+CLIENT_WEEK = 0.21e-6
+#: seconds to record a run and write its files
+RUN = 0.15
+#: seconds a job spends starting (a process, importing clientsim, composing its config)
+JOB = 4.0
+#: the agents engine (a Mesa agent per client) is this many times slower a client-week
+AGENTS_FACTOR = 8.0
+
+
+def run_seconds(clients: int, weeks: int, engine: str = "vectorized") -> float:
+    """Seconds one run of `clients` × `weeks` costs in a sweep (stepping, recording)."""
+    factor = AGENTS_FACTOR if engine == "agents" else 1.0
+    return weeks * (WEEK + CLIENT_WEEK * clients * factor) + RUN
+
+
+def sweep_seconds(runs: int, jobs: int, parallel: int, *, clients: int, weeks: int,
+                  engine: str = "vectorized") -> float:  # fmt: skip
+    """Wall seconds of `runs` runs in `jobs` jobs, `parallel` of them at once."""
+    if runs <= 0:
+        return 0.0
+    work = runs * run_seconds(clients, weeks, engine) + jobs * JOB
+    return work / max(1, min(parallel, jobs))
+
+
+def duration(seconds: float) -> str:
+    """``about 40 s``, ``about 12 min``, ``about 2.5 h``: the size of a wait, not a promise."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h"
