@@ -44,7 +44,8 @@ def parser() -> Parser:
                epilog=__doc__.split("\n", 2)[2],
                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--space", nargs="+", metavar="KEY=LOW:HIGH",
-                   help=f"the conditions sampled (default: {' '.join(DEFAULT_SPACE)})")  # fmt: skip
+                   help=f"the conditions sampled (default: {' '.join(DEFAULT_SPACE)}); "
+                   "it takes the words after it: give overrides before it or after --")  # fmt: skip
     p.add_argument("--samples", type=positive, help=f"markets sampled (default "
                    f"{DEFAULTS['samples']})")  # fmt: skip
     p.add_argument("--seeds", type=positive, help=f"seeds per market (default {DEFAULTS['seeds']})")

@@ -69,7 +69,8 @@ def parse_space(texts: Sequence[str], base: DictConfig) -> list[Dimension]:
     for text in texts:
         parsed = parse_parameter(text)
         if parsed is None:
-            raise UserError(f"--space {text!r}: expected KEY=LOW:HIGH, e.g. {DEFAULT_SPACE[0]}")
+            raise UserError(f"--space {text!r}: expected KEY=LOW:HIGH, e.g. {DEFAULT_SPACE[0]} "
+                            "(an override goes before --space or after --)")  # fmt: skip
         key, low, high = parsed
         current = OmegaConf.select(base, key, default=None)
         if current is None or isinstance(current, DictConfig | bool):
