@@ -7,6 +7,7 @@ import pytest
 
 from sim.cli.explore import main
 from sim.explore import boxes as bx
+from sim.explore import files
 from sim.explore import space as sp
 from sim.explore.map import explore
 from sim.validation import sensitivity as sa
@@ -126,6 +127,15 @@ def test_smoke_writes_every_file_with_the_documented_columns(smoke_out):
     assert manifest["settings"]["clients"] == 300 and "ema_workbench" in manifest["versions"]
     assert "Where filtering pays" in (smoke_out / "summary.md").read_text()
     assert (smoke_out / "map.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_the_written_map_reads_back_and_gives_the_same_summary(smoke_out):
+    found = files.read(smoke_out)
+    assert found.conditions == CONDITIONS and found.parameters == []
+    assert files.markdown(found) == (smoke_out / "summary.md").read_text()
+    pays = found.points["pays"].mean()
+    assert f"In {pays:.0%} of the sampled markets" in files.markdown(found)
 
 
 @pytest.mark.parametrize(

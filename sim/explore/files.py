@@ -8,6 +8,7 @@ that clientsim did not write is never replaced (`sim.runs.owned`); nothing is de
 
 from __future__ import annotations
 
+import json
 import platform
 from importlib.metadata import version
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from sim.analysis.markdown import markdown_table
+from sim.errors import UserError
+from sim.explore.boxes import BOX_COLUMNS
 from sim.explore.figure import label, map_figure
 from sim.explore.map import A, B, Map
 from sim.runs.owned import record_outputs
@@ -46,6 +49,22 @@ def write(
     paths = [samples, points, boxes, manifest, summary, figure]
     record_outputs(paths)
     return paths
+
+
+def read(out: Path) -> Map:
+    """The map `write` wrote into `out`, read back (its settings hold the command).
+
+    Raises:
+        UserError: a file of the map is missing.
+    """
+    missing = [p.name for p in outputs(out)[:-1] if not p.is_file()]
+    if missing:
+        raise UserError(f"{out}: no {missing[0]}; is it a clientsim-explore --out folder?")
+    manifest = json.loads((out / "manifest.json").read_text())
+    boxes = pd.read_csv(out / "boxes.csv").astype(BOX_COLUMNS)
+    settings = {**manifest["settings"], "command": manifest["command"]}
+    return Map(pd.read_parquet(out / "samples.parquet"), pd.read_parquet(out / "points.parquet"),
+               boxes, manifest["conditions"], manifest["parameters"], settings)  # fmt: skip
 
 
 def title(found: Map) -> str:
@@ -85,9 +104,14 @@ def boxes_table(boxes: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(found: Map, *, command: str | None = None) -> str:
-    """The map as markdown: the share of the space that pays, the boxes, the command."""
+    """The map as markdown: the share of the space that pays, the boxes, the command.
+
+    `command`: the command that made it (default: the one `read` found in its manifest).
+    """
     s = found.settings
+    command = command or s.get("command")
     pays = int(found.points["pays"].sum())
+    gap = found.points["gap_mean"]
     lines = [
         f"**Where filtering pays.** In {found.share_pays:.0%} of the sampled markets ({pays} of "
         f"{len(found.points)}; {s['seeds']} seeds each, {s['clients']:,} clients, {s['weeks']} "
@@ -95,8 +119,13 @@ def markdown(found: Map, *, command: str | None = None) -> str:
         f"the horizon (mean over seeds of the paired gap; an exited business's cumulative "
         f"profit is frozen at its exit and counts).",
         "",
+        f"The mean gap per market: median {gap.median():,.0f}, from {gap.min():,.0f} to "
+        f"{gap.max():,.0f} (currency units).",
+        "",
         "Space: "
-        + ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in s["space"].items())
+        + ", ".join(
+            f"{k} in [{s['space'][k][0]:g}, {s['space'][k][1]:g}]" for k in found.conditions
+        )
         + (
             f"; a plausible vector per sample ({len(found.parameters)} parameters)."
             if found.parameters
