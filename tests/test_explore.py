@@ -75,8 +75,11 @@ def test_a_plausible_set_gives_each_sample_a_drawn_vector_and_the_space_wins(tmp
         },
     }
     write_plausible(table, meta, tmp_path / "set")
-    found = explore(None, samples=2, seeds=1, plausible=load_plausible(tmp_path / "set"), **TINY)
+    found = explore(None, samples=4, seeds=1, plausible=load_plausible(tmp_path / "set"),
+                    find="loses", **TINY)  # fmt: skip
     assert found.parameters == ["market.service.difficulty_hours"]
+    losing = int((~found.points["pays"]).sum())
+    assert found.boxes.empty or found.boxes["hits"].max() <= losing
     assert set(found.points["market.service.difficulty_hours"]) == {0.7, 2.5}
     assert found.points["clients.wom.p_positive"].between(0.1, 0.4).all()
 
@@ -156,6 +159,7 @@ def test_the_written_map_reads_back_and_gives_the_same_summary(smoke_out):
         (["--space", "market.price=50:100", "market.demand_supply_ratio=0:2"], "invalid config"),
         (["--axes", "market.demand_supply_ratio", "market.price"], "--axes market.price"),
         (["--threshold", "1.5"], "--threshold"),
+        (["--find", "wins"], "--find"),
     ],
 )
 def test_wrong_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, argv, says):

@@ -26,7 +26,7 @@ from sim.errors import UserError
 from sim.explore import files
 from sim.explore.boxes import MAX_BOXES, THRESHOLD
 from sim.explore.figure import DEFAULT_AXES
-from sim.explore.map import explore
+from sim.explore.map import FIND, explore
 from sim.explore.space import DEFAULT_SPACE
 from sim.progress import Progress
 from sim.runs.owned import check_writable, refuse_foreign
@@ -63,6 +63,9 @@ def parser() -> Parser:
                    "space's first two keys)")  # fmt: skip
     p.add_argument("--threshold", type=float, default=THRESHOLD,
                    help=f"least density of a box (default {THRESHOLD})")  # fmt: skip
+    p.add_argument("--find", choices=list(FIND), default="pays",
+                   help="PRIM's boxes hold the markets where filtering pays (default) or "
+                   "loses: the informative side when it pays almost everywhere")  # fmt: skip
     p.add_argument("--boxes", type=positive, default=MAX_BOXES,
                    help=f"at most this many boxes (default {MAX_BOXES})")  # fmt: skip
     p.add_argument("--format", choices=["png", "svg"], default="png", help="the figure's format")
@@ -129,7 +132,7 @@ def _explore(argv: list[str]) -> None:
           f"{args.jobs} at a time -> {args.out}", flush=True)  # fmt: skip
     found = explore(space, **sizes, plausible=plausible, sample_seed=args.sample_seed,
                     jobs=args.jobs, progress=Progress(PROG), overrides=args.overrides,
-                    threshold=args.threshold, max_boxes=args.boxes)  # fmt: skip
+                    threshold=args.threshold, max_boxes=args.boxes, find=args.find)  # fmt: skip
     command = " ".join([PROG, *map(shlex.quote, argv)])
     paths = files.write(found, args.out, axes=axes, command=command,
                         figure_format=args.format)  # fmt: skip

@@ -27,7 +27,7 @@ WHOLE = "(whole space)"  # the dimension of a box that restricts none
 BOX_COLUMNS = {
     "box": "int64", "dimension": "string", "low": "float64", "high": "float64",
     "coverage": "float64", "density": "float64", "mass": "float64", "n": "int64",
-    "pays": "int64", "dense": "bool",
+    "hits": "int64", "dense": "bool",
 }  # fmt: skip
 
 
@@ -44,7 +44,7 @@ def find_boxes(
     Args:
         x: the conditions, one row per sample (numbers; an integer column is peeled as a
             float one: ema_workbench 3.0 fails pasting an integer column).
-        y: whether filtering pays in each sample (bool).
+        y: whether each sample has the outcome sought (bool: filtering pays, or loses).
         threshold: the least density of a chosen box.
         max_boxes: at most this many successive boxes.
         spans: key -> (low, high) of the sampled space: a box's end that PRIM left at the
@@ -52,8 +52,8 @@ def find_boxes(
 
     Returns:
         One row per box (numbered from 1) and dimension it restricts, with the box's bounds
-        on it (inclusive) and the box's coverage, density, mass, samples ``n``, paying
-        samples ``pays`` and ``dense`` (density >= threshold); a box that restricts
+        on it (inclusive) and the box's coverage, density, mass, samples ``n``, samples
+        with the outcome ``hits`` and ``dense`` (density >= threshold); a box that restricts
         nothing has one row, `WHOLE`, bounds NaN.
     """
     y = np.asarray(y, dtype=bool)
@@ -104,7 +104,7 @@ def _rows(number: int, limits: pd.DataFrame, stats: pd.Series, dense: bool) -> l
     """The table's rows of box `number`: its `limits` on the dimensions it restricts."""
     common = {"box": number, "dense": dense, "coverage": stats["coverage"],
               "density": stats["density"], "mass": stats["mass"], "n": int(stats["n"]),
-              "pays": int(stats["k"])}  # fmt: skip
+              "hits": int(stats["k"])}  # fmt: skip
     if limits.columns.empty:
         return [{**common, "dimension": WHOLE, "low": np.nan, "high": np.nan}]
     return [

@@ -74,7 +74,8 @@ def title(found: Map) -> str:
     return (f"Where does filtering pay? P({A} beats {B} in cumulative profit per business, "
             f"week {s['weeks']}){over}\n{s['samples']} markets x {s['seeds']} seeds, "
             f"{s['clients']:,} clients; "
-            f"rectangles: PRIM boxes (dashed: density < {s['threshold']})")  # fmt: skip
+            f"rectangles: PRIM boxes where it {s.get('find', 'pays')} "
+            f"(dashed: density < {s['threshold']})")  # fmt: skip
 
 
 def _manifest(found: Map, command: str, axes) -> dict:
@@ -98,7 +99,7 @@ def boxes_table(boxes: pd.DataFrame) -> pd.DataFrame:
     shown = boxes.assign(dimension=boxes["dimension"].map(label),
                          bounds=[f"{lo:.3g} – {hi:.3g}" if pd.notna(lo) else "any"
                                  for lo, hi in zip(boxes["low"], boxes["high"], strict=True)],
-                         samples=[f"{k} of {n}" for k, n in zip(boxes["pays"], boxes["n"],
+                         samples=[f"{k} of {n}" for k, n in zip(boxes["hits"], boxes["n"],
                                                                 strict=True)])  # fmt: skip
     return shown[["box", "dimension", "bounds", "coverage", "density", "mass", "samples"]]
 
@@ -112,6 +113,7 @@ def markdown(found: Map, *, command: str | None = None) -> str:
     command = command or s.get("command")
     pays = int(found.points["pays"].sum())
     gap = found.points["gap_mean"]
+    verb = s.get("find", "pays")
     lines = [
         f"**Where filtering pays.** In {found.share_pays:.0%} of the sampled markets ({pays} of "
         f"{len(found.points)}; {s['seeds']} seeds each, {s['clients']:,} clients, {s['weeks']} "
@@ -132,13 +134,14 @@ def markdown(found: Map, *, command: str | None = None) -> str:
             else "; the model's defaults otherwise."
         ),  # fmt: skip
         "",
-        f"PRIM's boxes (the highest-coverage box of each peeling trajectory with density >= "
-        f"{s['threshold']}; coverage: share of all paying samples in the box, density: share of "
-        f"the box's samples that pay, mass: the box's share of all samples):",
+        f"PRIM's boxes of the markets where filtering {verb} (the highest-coverage box of each "
+        f"peeling trajectory with density >= {s['threshold']}; coverage: share of all such "
+        f"markets in the box, density: share of the box's markets where it {verb}, mass: the "
+        f"box's share of all markets):",
         "",
     ]
     if found.boxes.empty:
-        lines.append("No box: filtering pays in no sample.")
+        lines.append(f"No box: filtering {verb} in no market.")
     else:
         formats = {"coverage": ".2f", "density": ".2f", "mass": ".2f"}
         lines.append(markdown_table(boxes_table(found.boxes), formats).rstrip("\n"))
