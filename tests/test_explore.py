@@ -75,11 +75,14 @@ def test_a_plausible_set_gives_each_sample_a_drawn_vector_and_the_space_wins(tmp
         },
     }
     write_plausible(table, meta, tmp_path / "set")
-    found = explore(None, samples=4, seeds=1, plausible=load_plausible(tmp_path / "set"),
-                    find="loses", **TINY)  # fmt: skip
+    found = explore(None, samples=4, seeds=1, plausible=load_plausible(tmp_path / "set"), **TINY)
     assert found.parameters == ["market.service.difficulty_hours"]
-    losing = int((~found.points["pays"]).sum())
-    assert found.boxes.empty or found.boxes["hits"].max() <= losing
+    for outcome, count in (
+        ("pays", found.points["pays"].sum()),
+        ("loses", (~found.points["pays"]).sum()),
+    ):
+        boxes = found.boxes[found.boxes["outcome"] == outcome]
+        assert boxes.empty == (count == 0) and (boxes["hits"] <= count).all()
     assert set(found.points["market.service.difficulty_hours"]) == {0.7, 2.5}
     assert found.points["clients.wom.p_positive"].between(0.1, 0.4).all()
 
@@ -98,6 +101,17 @@ def test_prim_recovers_a_known_box_from_uniform_points():
     assert first.loc["x1", "high"] == 1.0 and first.loc["x2", "low"] == 0.0
     assert first.loc["x2", "high"] == pytest.approx(0.3, abs=0.1)
     assert first["density"].iloc[0] >= bx.THRESHOLD and first["coverage"].iloc[0] > 0.8
+
+
+def test_prim_reports_an_integer_dimension_in_whole_numbers_and_both_outcomes():
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.random(300), "k": rng.integers(1, 10, 300)})
+    pays = ((x["k"] >= 6) & (x["a"] < 0.5)).to_numpy()
+    found = bx.outcome_boxes(x, pays, spans={"a": (0.0, 1.0), "k": (1, 9)})
+    first = found[(found["outcome"] == "pays") & (found["box"] == 1)].set_index("dimension")
+    assert (first.loc["k", "low"], first.loc["k", "high"]) == (6.0, 9.0)
+    assert set(found["outcome"]) == {"pays", "loses"}
+    assert list(found.dtypes.astype(str)) == list(bx.BOX_COLUMNS.values())
 
 
 def test_prim_reports_the_whole_space_when_all_pay_and_no_box_when_none():
@@ -159,7 +173,6 @@ def test_the_written_map_reads_back_and_gives_the_same_summary(smoke_out):
         (["--space", "market.price=50:100", "market.demand_supply_ratio=0:2"], "invalid config"),
         (["--axes", "market.demand_supply_ratio", "market.price"], "--axes market.price"),
         (["--threshold", "1.5"], "--threshold"),
-        (["--find", "wins"], "--find"),
     ],
 )
 def test_wrong_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, argv, says):

@@ -24,9 +24,9 @@ from pathlib import Path
 from sim.cli.common import Parser, parse_with_overrides, positive, run_command
 from sim.errors import UserError
 from sim.explore import files
-from sim.explore.boxes import MAX_BOXES, THRESHOLD
+from sim.explore.boxes import MAX_BOXES, OUTCOMES, THRESHOLD
 from sim.explore.figure import DEFAULT_AXES
-from sim.explore.map import FIND, explore
+from sim.explore.map import explore
 from sim.explore.space import DEFAULT_SPACE
 from sim.progress import Progress
 from sim.runs.owned import check_writable, refuse_foreign
@@ -63,9 +63,6 @@ def parser() -> Parser:
                    "space's first two keys)")  # fmt: skip
     p.add_argument("--threshold", type=float, default=THRESHOLD,
                    help=f"least density of a box (default {THRESHOLD})")  # fmt: skip
-    p.add_argument("--find", choices=list(FIND), default="pays",
-                   help="PRIM's boxes hold the markets where filtering pays (default) or "
-                   "loses: the informative side when it pays almost everywhere")  # fmt: skip
     p.add_argument("--boxes", type=positive, default=MAX_BOXES,
                    help=f"at most this many boxes (default {MAX_BOXES})")  # fmt: skip
     p.add_argument("--format", choices=["png", "svg"], default="png", help="the figure's format")
@@ -132,12 +129,13 @@ def _explore(argv: list[str]) -> None:
           f"{args.jobs} at a time -> {args.out}", flush=True)  # fmt: skip
     found = explore(space, **sizes, plausible=plausible, sample_seed=args.sample_seed,
                     jobs=args.jobs, progress=Progress(PROG), overrides=args.overrides,
-                    threshold=args.threshold, max_boxes=args.boxes, find=args.find)  # fmt: skip
+                    threshold=args.threshold, max_boxes=args.boxes)  # fmt: skip
     command = " ".join([PROG, *map(shlex.quote, argv)])
     paths = files.write(found, args.out, axes=axes, command=command,
                         figure_format=args.format)  # fmt: skip
-    print(f"{PROG}: filtering pays in {found.share_pays:.0%} of the markets; "
-          f"{found.boxes['box'].nunique()} box(es)")  # fmt: skip
+    boxes = found.boxes.groupby("outcome")["box"].nunique().reindex(OUTCOMES, fill_value=0)
+    print(f"{PROG}: filtering pays in {found.share_pays:.0%} of the markets; boxes where it "
+          f"pays: {boxes['pays']}, where it loses: {boxes['loses']}")  # fmt: skip
     print(f"{PROG}: wrote {', '.join(p.name for p in paths)} in {args.out}")
 
 

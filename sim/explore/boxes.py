@@ -23,12 +23,24 @@ import pandas as pd
 THRESHOLD = 0.8
 MAX_BOXES = 3
 WHOLE = "(whole space)"  # the dimension of a box that restricts none
+OUTCOMES = ("pays", "loses")  # boxes of the markets where filtering pays, and where it loses
 #: The boxes table: one row per box and restricted dimension (its stats repeated).
 BOX_COLUMNS = {
-    "box": "int64", "dimension": "string", "low": "float64", "high": "float64",
+    "outcome": "string", "box": "int64", "dimension": "string", "low": "float64", "high": "float64",
     "coverage": "float64", "density": "float64", "mass": "float64", "n": "int64",
     "hits": "int64", "dense": "bool",
 }  # fmt: skip
+
+
+def outcome_boxes(x: pd.DataFrame, pays: np.ndarray, **options) -> pd.DataFrame:
+    """`find_boxes` of the markets where filtering pays, then of those where it loses.
+
+    `outcome` says which; `options` are `find_boxes`'s.
+    """
+    pays = np.asarray(pays, dtype=bool)
+    tables = [find_boxes(x, pays == (outcome == "pays"), **options).assign(outcome=outcome)
+              for outcome in OUTCOMES]  # fmt: skip
+    return pd.concat(tables, ignore_index=True)[list(BOX_COLUMNS)].astype(BOX_COLUMNS)
 
 
 def find_boxes(
@@ -51,12 +63,14 @@ def find_boxes(
             samples' extreme value is reported as the space's end.
 
     Returns:
-        One row per box (numbered from 1) and dimension it restricts, with the box's bounds
-        on it (inclusive) and the box's coverage, density, mass, samples ``n``, samples
-        with the outcome ``hits`` and ``dense`` (density >= threshold); a box that restricts
-        nothing has one row, `WHOLE`, bounds NaN.
+        The columns of `BOX_COLUMNS` but ``outcome``: one row per box (numbered from 1) and
+        dimension it restricts, with the box's bounds on it (inclusive; an integer column's
+        rounded inward to integers) and the box's coverage, density, mass, samples ``n``,
+        samples with the outcome ``hits`` and ``dense`` (density >= threshold); a box that
+        restricts nothing has one row, `WHOLE`, bounds NaN.
     """
     y = np.asarray(y, dtype=bool)
+    integer = [c for c in x if pd.api.types.is_integer_dtype(x[c])]
     rows: list[dict] = []
     if y.any():
         prim = _prim(x.reset_index(drop=True).astype("float64"), y)
@@ -75,10 +89,13 @@ def find_boxes(
             limits = box.box_lims[chosen]
             restricted = [c for c in limits if not np.array_equal(limits[c], prim.box_init[c])]
             limits = _widened(limits, prim.box_init, spans or {})
+            limits[integer] = np.vstack([np.ceil(limits[integer].iloc[0]),
+                                         np.floor(limits[integer].iloc[1])])  # fmt: skip
             rows += _rows(number, limits[restricted], stats, dense)
             if not dense:
                 break
-    return pd.DataFrame(rows, columns=list(BOX_COLUMNS)).astype(BOX_COLUMNS)
+    columns = {k: v for k, v in BOX_COLUMNS.items() if k != "outcome"}
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
 
 def _choose(trajectory: pd.DataFrame, threshold: float) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ LABELS = {
 }
 DEFAULT_AXES = ("market.demand_supply_ratio", "market.policy_mix.fit_filter")
 MAX_BINS = 10
-BOX_COLOURS = ("black", "#aa3377", "#ccbb44")  # box 1, 2, 3: visible on red, white and blue
+#: Boxes 1, 2, 3 of each outcome: visible on red, white and blue.
+BOX_COLOURS = {"pays": ("black", "#aa3377", "#882255"), "loses": ("#ddcc77", "#44bb99", "#ee8866")}
 EMPTY = "#dddddd"  # a bin without samples
 
 
@@ -79,9 +81,9 @@ def map_figure(points, boxes, axes, path: Path, *, title: str, spans: dict) -> N
         what = "pays" if pays else "does not pay"
         ax.scatter(shown[ax_x], shown[ax_y], s=10, marker=marker, linewidths=0.8, color="black",
                    label=f"sample where filtering {what}")  # fmt: skip
-    half = [0.5 * pd.api.types.is_integer_dtype(points[k]) for k in axes]
-    for number, box in boxes.groupby("box"):
-        _draw_box(ax, number, box, (ex, ey), (ax_x, ax_y), half)
+    integer = [pd.api.types.is_integer_dtype(points[k]) for k in axes]
+    for (outcome, number), box in boxes.groupby(["outcome", "box"], sort=False):
+        _draw_box(ax, f"{outcome} box {number}", box, (ex, ey), (ax_x, ax_y), integer)
     ax.set_xlim(ex[0], ex[-1])
     ax.set_ylim(ey[0], ey[-1])
     ax.set_xlabel(label(ax_x))
@@ -93,21 +95,24 @@ def map_figure(points, boxes, axes, path: Path, *, title: str, spans: dict) -> N
     save_figure(fig, path.parent, path.stem, [path.suffix.lstrip(".")])
 
 
-def _draw_box(ax, number: int, box: pd.DataFrame, grid, axes, half) -> None:
-    """Box `number`'s projection on the two axes (a dimension it leaves free: the full span).
+def _draw_box(ax, name: str, box: pd.DataFrame, grid, axes, integer) -> None:
+    """A box's projection on the two axes (a dimension it leaves free: the full span).
 
-    An integer axis's bounds are widened by `half` (0.5) to its bins' edges.
+    On an integer axis the box spans the bins of the integers inside its bounds.
     """
     bounds = box.set_index("dimension")
     corners = []
-    for key, edge, h in zip(axes, grid, half, strict=True):
-        low = bounds.loc[key, "low"] - h if key in bounds.index else edge[0]
-        high = bounds.loc[key, "high"] + h if key in bounds.index else edge[-1]
+    for key, edge, whole in zip(axes, grid, integer, strict=True):
+        low = bounds.loc[key, "low"] if key in bounds.index else edge[0]
+        high = bounds.loc[key, "high"] if key in bounds.index else edge[-1]
+        if whole and key in bounds.index:
+            low, high = math.ceil(low) - 0.5, math.floor(high) + 0.5
         corners.append((max(low, edge[0]), min(high, edge[-1])))
     (x0, x1), (y0, y1) = corners
     first = box.iloc[0]
-    colour = BOX_COLOURS[(number - 1) % len(BOX_COLOURS)]
-    what = f"box {number}: density {first['density']:.2f}, coverage {first['coverage']:.2f}"
+    colours = BOX_COLOURS[first["outcome"]]
+    colour = colours[(first["box"] - 1) % len(colours)]
+    what = f"{name}: density {first['density']:.2f}, coverage {first['coverage']:.2f}"
     ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, linewidth=2,
                            edgecolor=colour, linestyle="-" if first["dense"] else "--",
                            label=what))  # fmt: skip

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sim.analysis.markdown import markdown_table
 from sim.errors import UserError
-from sim.explore.boxes import BOX_COLUMNS
+from sim.explore.boxes import BOX_COLUMNS, OUTCOMES
 from sim.explore.figure import label, map_figure
 from sim.explore.map import A, B, Map
 from sim.runs.owned import record_outputs
@@ -74,7 +74,7 @@ def title(found: Map) -> str:
     return (f"Where does filtering pay? P({A} beats {B} in cumulative profit per business, "
             f"week {s['weeks']}){over}\n{s['samples']} markets x {s['seeds']} seeds, "
             f"{s['clients']:,} clients; "
-            f"rectangles: PRIM boxes where it {s.get('find', 'pays')} "
+            f"rectangles: PRIM boxes where it pays or loses "
             f"(dashed: density < {s['threshold']})")  # fmt: skip
 
 
@@ -113,7 +113,6 @@ def markdown(found: Map, *, command: str | None = None) -> str:
     command = command or s.get("command")
     pays = int(found.points["pays"].sum())
     gap = found.points["gap_mean"]
-    verb = s.get("find", "pays")
     lines = [
         f"**Where filtering pays.** In {found.share_pays:.0%} of the sampled markets ({pays} of "
         f"{len(found.points)}; {s['seeds']} seeds each, {s['clients']:,} clients, {s['weeks']} "
@@ -134,18 +133,20 @@ def markdown(found: Map, *, command: str | None = None) -> str:
             else "; the model's defaults otherwise."
         ),  # fmt: skip
         "",
-        f"PRIM's boxes of the markets where filtering {verb} (the highest-coverage box of each "
-        f"peeling trajectory with density >= {s['threshold']}; coverage: share of all such "
-        f"markets in the box, density: share of the box's markets where it {verb}, mass: the "
-        f"box's share of all markets):",
-        "",
+        f"PRIM's boxes of the markets where filtering pays, and of those where it loses (the "
+        f"highest-coverage box of each peeling trajectory with density >= {s['threshold']}; "
+        f"coverage: share of all markets of that outcome inside the box, density: share of the "
+        f"box's markets with it, mass: the box's share of all markets):",
     ]
-    if found.boxes.empty:
-        lines.append(f"No box: filtering {verb} in no market.")
-    else:
+    for outcome in OUTCOMES:
+        boxes = found.boxes[found.boxes["outcome"] == outcome]
+        lines += ["", f"Where filtering {outcome}:", ""]
+        if boxes.empty:
+            lines.append(f"No box: filtering {outcome} in no market.")
+            continue
         formats = {"coverage": ".2f", "density": ".2f", "mass": ".2f"}
-        lines.append(markdown_table(boxes_table(found.boxes), formats).rstrip("\n"))
-        if not found.boxes["dense"].all():
+        lines.append(markdown_table(boxes_table(boxes), formats).rstrip("\n"))
+        if not boxes["dense"].all():
             lines += ["", f"No box reaches density {s['threshold']}: the densest is shown."]
     if command:
         lines += ["", f"Made by `{command}`."]

@@ -16,9 +16,8 @@ of the run's summary (`sim.runs.summary.summarize`, the value a sweep's runs.par
 and experiment strategy's verdict compares). It counts profit, not survival: a business that
 exited keeps its cumulative profit frozen at its exit (no profit or loss after it) and counts
 in its policy's mean like any other. A sample **pays** when its mean gap over the seeds is
-positive. PRIM (`sim.explore.boxes`) then finds the boxes of conditions where it pays (or,
-with ``find="loses"``, where it does not: the informative side when it pays almost
-everywhere).
+positive. PRIM (`sim.explore.boxes`) then finds the boxes of conditions where it pays, and
+those where it loses (the informative side when it pays almost everywhere).
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import pandas as pd
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
 
-from sim.errors import UserError
 from sim.explore import boxes as prim_boxes
 from sim.explore import space as sp
 from sim.runs.run import simulate, simulate_batch
@@ -42,7 +40,6 @@ from sim.validation import sensitivity as sa
 from sim.validation.plausible import PlausibleSet
 
 A, B = sa.A, sa.B  # the gap is A − B, paired within a run
-FIND = ("pays", "loses")  # what PRIM's boxes hold: markets where filtering pays, or not
 METRIC = "profit_horizon"  # each policy's mean cumulative profit per business at the horizon
 
 
@@ -91,7 +88,6 @@ def explore(
     overrides: Sequence[str] = (),
     threshold: float = prim_boxes.THRESHOLD,
     max_boxes: int = prim_boxes.MAX_BOXES,
-    find: str = "pays",
 ) -> Map:
     """Sample the space, run every sample's paired comparison, find PRIM's boxes.
 
@@ -109,13 +105,10 @@ def explore(
         overrides: Hydra overrides of the base market.
         threshold: the least density of a box PRIM reports (`sim.explore.boxes`).
         max_boxes: at most this many successive boxes.
-        find: the outcome PRIM's boxes hold: ``pays`` (mean gap > 0) or ``loses`` (not).
 
     Raises:
         UserError: a space or override the config refuses (nothing runs).
     """
-    if find not in FIND:
-        raise UserError(f"find={find!r}: must be one of {', '.join(FIND)}")
     base = sa.base_config(overrides, clients=clients, weeks=weeks)
     dims = sp.parse_space(space or sp.DEFAULT_SPACE, base)
     conditions = sp.sample(dims, samples, sample_seed)
@@ -131,8 +124,7 @@ def explore(
     points = _points_table(design, gaps)
     x = points[list(design.columns)]
     spans = {d.key: (d.low, d.high) for d in dims}
-    sought = points["pays"].to_numpy() == (find == "pays")
-    found = prim_boxes.find_boxes(x, sought, threshold=threshold,
+    found = prim_boxes.outcome_boxes(x, points["pays"].to_numpy(), threshold=threshold,
                                   max_boxes=max_boxes, spans=spans)  # fmt: skip
     settings = {
         "space": {d.key: [d.low, d.high] for d in dims},
@@ -141,7 +133,7 @@ def explore(
         "clients": int(base.market.n_clients), "weeks": int(base.steps),
         "overrides": [*sa.STUDY_BASE, *overrides],
         "plausible": None if plausible is None else plausible.meta.get("method", "given"),
-        "threshold": threshold, "max_boxes": max_boxes, "find": find,
+        "threshold": threshold, "max_boxes": max_boxes,
         "metric": f"{METRIC} {A} − {B}",
     }  # fmt: skip
     return Map(table, points, found, list(conditions.columns), list(drawn.columns), settings)
