@@ -28,7 +28,7 @@ OUTCOMES = ("pays", "loses")  # boxes of the markets where filtering pays, and w
 BOX_COLUMNS = {
     "outcome": "string", "box": "int64", "dimension": "string", "low": "float64", "high": "float64",
     "coverage": "float64", "density": "float64", "mass": "float64", "n": "int64",
-    "hits": "int64", "dense": "bool",
+    "hits": "int64", "dense": "bool", "quasi_p": "float64",
 }  # fmt: skip
 
 
@@ -66,8 +66,10 @@ def find_boxes(
         The columns of `BOX_COLUMNS` but ``outcome``: one row per box (numbered from 1) and
         dimension it restricts, with the box's bounds on it (inclusive; an integer column's
         rounded inward to integers) and the box's coverage, density, mass, samples ``n``,
-        samples with the outcome ``hits`` and ``dense`` (density >= threshold); a box that
-        restricts nothing has one row, `WHOLE`, bounds NaN.
+        samples with the outcome ``hits``, ``dense`` (density >= threshold) and ``quasi_p``
+        (Bryant and Lempert's 2010 one-sided binomial test of the restriction, the larger of
+        its ends': above 0.05, the restriction may be chance); a box that restricts nothing
+        has one row, `WHOLE`, bounds NaN.
     """
     y = np.asarray(y, dtype=bool)
     integer = [c for c in x if pd.api.types.is_integer_dtype(x[c])]
@@ -91,7 +93,7 @@ def find_boxes(
             limits = _widened(limits, prim.box_init, spans or {})
             limits[integer] = np.vstack([np.ceil(limits[integer].iloc[0]),
                                          np.floor(limits[integer].iloc[1])])  # fmt: skip
-            rows += _rows(number, limits[restricted], stats, dense)
+            rows += _rows(number, limits[restricted], stats, dense, box.p_values[chosen])
             if not dense:
                 break
     columns = {k: v for k, v in BOX_COLUMNS.items() if k != "outcome"}
@@ -117,19 +119,24 @@ def _widened(limits: pd.DataFrame, box_init: pd.DataFrame, spans: dict) -> pd.Da
     return limits
 
 
-def _rows(number: int, limits: pd.DataFrame, stats: pd.Series, dense: bool) -> list[dict]:
-    """The table's rows of box `number`: its `limits` on the dimensions it restricts."""
+def _rows(number: int, limits: pd.DataFrame, stats, dense: bool, quasi_p: dict) -> list[dict]:
+    """The table's rows of box `number`: its `limits` on the dimensions it restricts.
+
+    `quasi_p`: dimension -> PRIM's quasi-p values of its two ends (-1: an end not restricted);
+    a row gets the larger of its restricted ends'.
+    """
     common = {"box": number, "dense": dense, "coverage": stats["coverage"],
               "density": stats["density"], "mass": stats["mass"], "n": int(stats["n"]),
               "hits": int(stats["k"])}  # fmt: skip
     if limits.columns.empty:
-        return [{**common, "dimension": WHOLE, "low": np.nan, "high": np.nan}]
+        return [{**common, "dimension": WHOLE, "low": np.nan, "high": np.nan, "quasi_p": np.nan}]
     return [
         {
             **common,
             "dimension": c,
             "low": float(limits[c].iloc[0]),
             "high": float(limits[c].iloc[1]),
+            "quasi_p": max((float(p) for p in quasi_p.get(c, []) if p >= 0), default=np.nan),
         }
         for c in limits
     ]

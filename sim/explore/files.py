@@ -101,7 +101,8 @@ def boxes_table(boxes: pd.DataFrame) -> pd.DataFrame:
                                  for lo, hi in zip(boxes["low"], boxes["high"], strict=True)],
                          samples=[f"{k} of {n}" for k, n in zip(boxes["hits"], boxes["n"],
                                                                 strict=True)])  # fmt: skip
-    return shown[["box", "dimension", "bounds", "coverage", "density", "mass", "samples"]]
+    return shown[["box", "dimension", "bounds", "quasi_p", "coverage", "density", "mass",
+                  "samples"]]  # fmt: skip
 
 
 def markdown(found: Map, *, command: str | None = None) -> str:
@@ -136,7 +137,8 @@ def markdown(found: Map, *, command: str | None = None) -> str:
         f"PRIM's boxes of the markets where filtering pays, and of those where it loses (the "
         f"highest-coverage box of each peeling trajectory with density >= {s['threshold']}; "
         f"coverage: share of all markets of that outcome inside the box, density: share of the "
-        f"box's markets with it, mass: the box's share of all markets):",
+        f"box's markets with it, mass: the box's share of all markets; quasi_p: PRIM's test of a "
+        f"dimension's restriction, above 0.05 it may be chance):",
     ]
     for outcome in OUTCOMES:
         boxes = found.boxes[found.boxes["outcome"] == outcome]
@@ -144,7 +146,7 @@ def markdown(found: Map, *, command: str | None = None) -> str:
         if boxes.empty:
             lines.append(f"No box: filtering {outcome} in no market.")
             continue
-        formats = {"coverage": ".2f", "density": ".2f", "mass": ".2f"}
+        formats = {"coverage": ".2f", "density": ".2f", "mass": ".2f", "quasi_p": ".2g"}
         lines.append(markdown_table(boxes_table(boxes), formats).rstrip("\n"))
         if not boxes["dense"].all():
             lines += ["", f"No box reaches density {s['threshold']}: the densest is shown."]
