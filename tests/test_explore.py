@@ -9,6 +9,7 @@ from sim.cli.explore import main
 from sim.explore import boxes as bx
 from sim.explore import files
 from sim.explore import space as sp
+from sim.explore.figure import map_figure, probability_grid
 from sim.explore.map import explore
 from sim.validation import sensitivity as sa
 from sim.validation.plausible import load_plausible, write_plausible
@@ -189,3 +190,16 @@ def test_a_foreign_file_in_out_is_refused_and_left_untouched(tmp_path, capsys):
     assert "would replace" in capsys.readouterr().err
     assert (tmp_path / "summary.md").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.md"]
+
+
+def test_the_figure_draws_the_share_that_pays_and_the_boxes_as_svg(tmp_path):
+    points = pd.DataFrame({"d": [0.6, 0.7, 1.5, 1.9], "k": [1, 2, 8, 9],
+                           "pays": [False, False, True, True]})  # fmt: skip
+    x = points[["d", "k"]]
+    boxes = bx.outcome_boxes(x, points["pays"].to_numpy(), spans={"d": (0.5, 2.0), "k": (1, 9)})
+    path = tmp_path / "map.svg"
+    map_figure(points, boxes, ("d", "k"), path, title="a test map", spans={"d": (0.5, 2.0)})
+    text = path.read_text()
+    assert text.startswith("<?xml") and "a test map" in text and "pays box 1" in text
+    _, _, share = probability_grid(points, "d", "k", {"d": (0.5, 2.0), "k": (1, 9)})
+    assert share.shape == (2, 9) and np.nanmax(share) == 1.0 and np.nanmin(share) == 0.0
