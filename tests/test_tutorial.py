@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,13 @@ BIN = Path(sys.executable).parent
 
 def blocks() -> list[tuple[str, str]]:
     """The tutorial's fenced blocks, in order: (language, code)."""
-    return re.findall(r"```(sh|python)\n(.*?)```", TUTORIAL.read_text(), re.S)
+    return re.findall(r"```(sh|python|yaml)\n(.*?)```", TUTORIAL.read_text(), re.S)
+
+
+def saved_as(code: str) -> str:
+    """The file name the tutorial tells the reader to save a YAML block as."""
+    text = TUTORIAL.read_text()
+    return re.findall(r"save it as\s+`([^`]+)`", text[: text.index(code)])[-1]
 
 
 SMALL = "market.n_clients=500 steps=26 progress=false"
@@ -40,13 +47,17 @@ def shell_line(line: str) -> str | None:
 def test_the_tutorial_has_every_step():
     text = "\n".join(code for _, code in blocks())
     for command in ("make run", "clientsim ", "make app", "clientsim-experiment run strategy",
-                    "read_parquet", "paired", "clientsim-plot"):  # fmt: skip
+                    "read_parquet", "paired", "clientsim-plot", "clientsim-experiment report",
+                    "where.yaml"):  # fmt: skip
         assert command in text
 
 
 def test_every_tutorial_command_runs(tmp_path):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     for language, code in blocks():
+        if language == "yaml":  # the reader saves it
+            (tmp_path / saved_as(code)).write_text(code)
+            continue
         if language == "python":
             result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                                     capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -64,6 +75,9 @@ def test_every_tutorial_command_runs(tmp_path):
             assert result.returncode == 0, f"{line}: {result.stderr[-2000:]}"
     figures = tmp_path / "results" / "tutorial" / "strategy" / "figures"
     assert (figures / "profit.png").is_file() and (figures / "paired.png").is_file()
+    assert (tmp_path / "results" / "tutorial" / "one" / "figures" / "whale.png").is_file()
+    sampled = pd.read_parquet(tmp_path / "results" / "tutorial" / "where" / "runs.parquet")
+    assert sampled["market.demand_supply_ratio"].nunique() == 2  # --smoke: two of the samples
 
 
 def sliders() -> dict[str, tuple]:
