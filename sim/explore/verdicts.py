@@ -359,6 +359,8 @@ def summary_table(
                                                               found["vectors"], strict=True)],
         "most sensitive to (Spearman)": found["sensitive"].replace("", "—"),
     })  # fmt: skip
+    if defaults is None:
+        words = words.drop(columns=["at the defaults"])
     return words.drop(columns=["where"]) if (words["where"] == "").all() else words
 
 
@@ -436,14 +438,14 @@ def results_section(tables: dict[str, pd.DataFrame], command: str) -> str:
         "calibration. Here each headline experiment's design ran again at parameter vectors",
         "drawn by weight from the plausible set (`sim.validation.plausible`: vectors whose",
         "stylised facts are consistent with the targets), each vector's values set on every",
-        "design point, with a few seeds each (`sim.explore.verdicts`; "
-        f"`{command}`). A sign claim holds in a vector when the mean gap over its seeds lies",
-        "on the predicted side (at every design point, for the claim's own row); a trend claim",
-        "when the mean of the per-seed slopes has the predicted sign; for `instruments`, an",
-        "instrument's main effect on the gap holds when positive. The share of vectors where",
-        "it holds has a 95% Clopper–Pearson interval, which reflects the vectors sampled (how",
-        "well they pin the share of the set), not the set's own uncertainty. *supported in",
-        "vector* counts the vectors whose own verdict, on their few seeds, is supported.", "",
+        "design point, with a few seeds each (`sim.explore.verdicts`, run by",
+        f"`{command}`). A sign claim holds in a vector when the mean gap over its seeds",
+        "lies on the predicted side (at every design point, for the claim's own row); a trend",
+        "claim when the mean of the per-seed slopes has the predicted sign; for `instruments`,",
+        "an instrument's main effect on the gap holds when positive. The share of vectors",
+        "where it holds has a 95% Clopper–Pearson interval, which reflects the vectors sampled",
+        "(how well they pin the share of the set), not the set's own uncertainty. *supported",
+        "in vector* counts the vectors whose own verdict, on their few seeds, is supported.", "",
     ]  # fmt: skip
     for name, table in tables.items():
         parameters = parameters_of(table)
