@@ -69,8 +69,9 @@ def _report(argv: list[str]) -> int:
     if found is not None:
         run_plausible(found, args, [n for n in chosen if n in verdicts.HEADLINE], jobs)
     tables = plausible_tables(args.plausible, args.plausible_seeds)
+    chosen_set = f" --plausible-set {args.plausible_set}" if args.plausible_set else ""
     command = (f"python -m sim.cli.report --run --plausible {args.plausible} "
-               f"--plausible-seeds {args.plausible_seeds}")  # fmt: skip
+               f"--plausible-seeds {args.plausible_seeds}{chosen_set}")  # fmt: skip
     plausible = verdicts.findings_column(tables) if tables else None
     section = verdicts.results_section(tables, command) if tables else ""
     every = by_hypothesis(names())  # every experiment, whichever ran now

@@ -95,7 +95,8 @@ def record_draw(out: Path, vectors: list[dict[str, float]]) -> None:
         same = before.shape == drawn.shape and list(before) == list(drawn)
         if not same or not np.allclose(before.to_numpy(float), drawn.to_numpy(float)):
             raise UserError(f"--dir {out}: holds other plausible vectors ({DRAWN}); give the "
-                            "same set, --vectors and --draw-seed, or another --dir")  # fmt: skip
+                            "same set, --vectors and --draw-seed, another --dir, or remove "
+                            "that folder")  # fmt: skip
         return
     refuse_foreign([file], f"--dir {out}")
     out.mkdir(parents=True, exist_ok=True)
