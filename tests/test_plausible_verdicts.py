@@ -116,6 +116,24 @@ def test_a_trend_claim_holds_where_the_mean_slope_over_seeds_has_its_sign():
     assert up["holds"] and not down["holds"]
 
 
+def test_a_factorial_without_claims_gives_each_instruments_main_effect_on_the_gap():
+    threshold, diagnosis = "policies.fit_filter.threshold", "policies.fit_filter.diagnosis"
+    rows = []
+    for point, (t, d) in enumerate([(0.55, True), (0.55, False), (0.0, True), (0.0, False)]):
+        for seed in (0, 1):
+            gap = (4.0 if d else -4.0) + seed  # diagnosis adds 8; the screen adds nothing
+            for policy, profit in (("fit_filter", gap), ("serve_all", 0.0)):
+                rows.append({"point": point, "seed": seed, "policy": policy, "status": "ok",
+                             threshold: t, diagnosis: d, "profit_horizon": profit})  # fmt: skip
+    exp = {**EXPERIMENT, "expect": [], "metrics": ["profit_horizon"],
+           "factorial": {threshold: 0.55, diagnosis: True}}  # fmt: skip
+    found = {r["claim"]: r for r in verdicts.claim_rows(pd.DataFrame(rows), exp)}
+    assert found["diagnosis adds to fit_filter − serve_all"]["value"] == 8.0
+    assert found["diagnosis adds to fit_filter − serve_all"]["holds"]
+    assert found["threshold adds to fit_filter − serve_all"]["value"] == 0.0
+    assert not found["threshold adds to fit_filter − serve_all"]["holds"]
+
+
 def test_the_same_draw_seed_draws_the_same_vectors_and_another_is_refused(tmp_path):
     found = tiny_set(tmp_path / "set")
     assert found.draw(3, seed=7) == found.draw(3, seed=7)
