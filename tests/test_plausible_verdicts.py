@@ -183,15 +183,16 @@ def test_a_tiny_run_over_two_vectors_writes_the_table_and_the_text(tmp_path, cap
 
 
 @pytest.mark.parametrize(
-    ("main", "args"),
+    ("main", "args", "named"),
     [
-        (experiment_main, ["plausible", "strategy", "--vectors", "0"]),
-        (experiment_main, ["plausible", "strategy", "--vectors", "many"]),
-        (report_main, ["--plausible", "-1"]),
+        (experiment_main, ["plausible", "strategy", "--vectors", "0"], "--vectors"),
+        (experiment_main, ["plausible", "strategy", "--vectors", "many"], "--vectors"),
+        (report_main, ["--plausible", "-1"], "--plausible -1"),
+        # checked before any experiment runs
+        (report_main, ["--run", "--plausible-set", "/no/such/set"], "--plausible 0"),
     ],
 )
-def test_a_wrong_number_of_vectors_exits_2_with_one_line(main, args, capsys):
+def test_a_wrong_number_of_vectors_or_set_exits_2_with_one_line(main, args, named, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1
-    assert "not allowed" in err or ">= 0" in err
+    assert len(err.strip().splitlines()) == 1 and named in err

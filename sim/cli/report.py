@@ -60,7 +60,7 @@ def _report(argv: list[str]) -> int:
         raise UserError(f"--plausible {args.plausible}: a number of vectors >= 0 (0: none)")
     chosen = args.only or names()
     jobs = ["--jobs", str(args.jobs)] if args.jobs else []
-    found = load_plausible(args.plausible_set) if args.run and args.plausible else None
+    found = plausible_set(args.plausible_set) if args.run and args.plausible else None
     for name in chosen if args.run else []:
         sweep_dir = RESULTS_DIR / name / SWEEP_NAME
         code = experiment.main(["run", name, "--dir", str(sweep_dir), *jobs])
@@ -78,6 +78,14 @@ def _report(argv: list[str]) -> int:
     print(write_results(every, draw=plot_sweep, plausible=plausible, plausible_section=section))
     print(json.dumps({"experiments": chosen, "plausible": sorted(tables)}))
     return 0
+
+
+def plausible_set(path: str | None) -> PlausibleSet:
+    """The plausible set at `path` (None: the shipped one); a UserError says how to skip it."""
+    try:
+        return load_plausible(path)
+    except UserError as error:
+        raise UserError(f"{error} (--plausible 0: no runs over the plausible set)") from None
 
 
 def plausible_dir(name: str, vectors: int, seeds: int) -> Path:
