@@ -169,8 +169,13 @@ def test_a_tiny_run_over_two_vectors_writes_the_table_and_the_text(tmp_path, cap
     # the vector's values reached its sweep: its manifest's command sets them
     assert "clients.wom.p_positive=" in (out / "vector-1" / "manifest.json").read_text()
     assert "holds in (share [95% CI])" in printed and "| 2 × 2 |" in printed
+    assert printed.count("design points x") == 2  # a sweep per vector
     assert "(2 seeds)" in printed  # a verdict at the defaults beside the shares
     assert (out / verdicts.SHARES).is_file()
+    # again: every vector's sweep finished with these overrides, so none is launched
+    assert experiment_main(args) == 0
+    assert "design points x" not in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_parquet(out / verdicts.GAPS), table)
 
     column = verdicts.findings_column({"strategy": table})
     section = verdicts.results_section({"strategy": table}, "make results")

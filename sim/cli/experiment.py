@@ -205,7 +205,10 @@ def plausible(args, root: Path = Path("results")) -> int:
     launch = ["--launcher", args.launcher, *(["--jobs", str(args.jobs)] if args.jobs else [])]
 
     def run_sweep(where: Path, overrides: list[str]) -> int:
-        return main(["run", args.name, "--dir", str(where), *launch, *overrides])
+        code = main(["run", args.name, "--dir", str(where), *launch, *overrides])
+        if code:  # the sweep said why (interrupted, a job died, a failed run)
+            raise SystemExit(code)
+        return code
 
     table, swept = verdicts.run_vectors(
         args.name, found, vectors=args.vectors, seeds=args.seeds, seed=args.draw_seed,

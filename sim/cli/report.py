@@ -98,7 +98,10 @@ def run_plausible(found: PlausibleSet, args, chosen: list[str], jobs: list[str])
     for name in chosen:
 
         def run_sweep(where: Path, overrides: list[str], name: str = name) -> int:
-            return experiment.main(["run", name, "--dir", str(where), *jobs, *overrides])
+            code = experiment.main(["run", name, "--dir", str(where), *jobs, *overrides])
+            if code:  # the sweep said why
+                raise SystemExit(code)
+            return code
 
         verdicts.run_vectors(name, found, vectors=args.plausible, seeds=args.plausible_seeds,
                              seed=0, out=plausible_dir(name, args.plausible,

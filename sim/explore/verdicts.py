@@ -28,6 +28,7 @@ each parameter, largest |rho| first).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,6 +83,19 @@ def swept_keys(name: str, overrides: list[str]) -> set[str]:
     return {o.partition("=")[0].lstrip("+~") for point in points for o in point}
 
 
+def finished(sweep_dir: Path, overrides: list[str]) -> bool:
+    """Whether `sweep_dir` holds a sweep that ended without a failed run, with `overrides` last.
+
+    Its manifest's command (as typed) ends with them, so a rerun would launch nothing new.
+    """
+    file = sweep_dir / "manifest.json"
+    if not file.is_file():
+        return False
+    manifest = analysis.load_manifest(sweep_dir)
+    typed = shlex.split(manifest.get("command", ""))
+    return manifest.get("failed") == 0 and typed[len(typed) - len(overrides) :] == overrides
+
+
 def record_draw(out: Path, vectors: list[dict[str, float]]) -> None:
     """Write the drawn vectors into `out`, or check they are those already there.
 
@@ -117,7 +131,8 @@ def run_vectors(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Run the experiment at `vectors` plausible vectors, `seeds` seeds each; their gaps.
 
-    Each vector's sweep is ``out/vector-i`` (resumed if it is there). Writes ``out/GAPS``
+    Each vector's sweep is ``out/vector-i``: resumed if it is there, skipped if it finished
+    without a failure with the same overrides (`finished`). Writes ``out/GAPS``
     (`vector_gaps`) and ``out/SHARES`` (`shares`, with the sensitivity). Returns the gaps and
     the keys of the set the experiment sweeps itself (left at the design's values).
 
@@ -129,7 +144,10 @@ def run_vectors(
     swept = swept_keys(name, fixed) & set(plausible.parameters)
     record_draw(out, drawn)
     for index, vector in enumerate(drawn):
-        code = run_sweep(vector_dir(out, index), [*fixed, *overrides_of(vector, swept)])
+        given = [*fixed, *overrides_of(vector, swept)]
+        if finished(vector_dir(out, index), given):
+            continue
+        code = run_sweep(vector_dir(out, index), given)
         if code:
             raise UserError(f"the sweep of vector {index} ended with exit code {code}; rerun "
                             f"the same command to resume")  # fmt: skip
