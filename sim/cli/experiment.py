@@ -102,11 +102,14 @@ def plausible_parser(sub) -> None:
     p.add_argument("name", help="an experiment of `clientsim-experiment list`, e.g. strategy")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every vector's sweep, "
                    "e.g. market.n_clients=1000")  # fmt: skip
-    p.add_argument("--vectors", type=positive, default=20,
+    p.add_argument("--vectors", type=positive, default=20, metavar="N",
                    help="vectors drawn from the set, by weight (default 20)")  # fmt: skip
-    p.add_argument("--seeds", type=positive, default=4, help="seeds per vector (default 4)")
-    p.add_argument("--set", help="the plausible set's folder (default: the shipped one)")
-    p.add_argument("--draw-seed", type=int, default=0, help="seed of the draw (default 0)")
+    p.add_argument("--seeds", type=positive, default=4, metavar="S",
+                   help="seeds per vector (default 4)")  # fmt: skip
+    p.add_argument("--set", metavar="PATH",
+                   help="the plausible set's folder (default: the shipped one)")  # fmt: skip
+    p.add_argument("--draw-seed", type=int, default=0, metavar="K",
+                   help="seed of the draw (default 0)")  # fmt: skip
     p.add_argument("--dir", help="output folder, resumed (default results/NAME/plausible/"
                    "NxS-drawK/): a sweep per vector in DIR/vector-i/")  # fmt: skip
     p.add_argument("--launcher", choices=("basic", "joblib"), default="joblib",
@@ -194,6 +197,8 @@ def plausible(args, root: Path = Path("results")) -> int:
     from sim.explore import verdicts
     from sim.validation.plausible import load_plausible
 
+    if args.draw_seed < 0:
+        raise UserError(f"--draw-seed {args.draw_seed}: must be an integer >= 0")
     found = load_plausible(args.set)
     out = Path(args.dir) if args.dir else verdicts.default_dir(
         root, args.name, args.vectors, args.seeds, args.draw_seed)  # fmt: skip
