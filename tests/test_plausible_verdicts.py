@@ -144,6 +144,7 @@ def test_the_same_draw_seed_draws_the_same_vectors_and_another_is_refused(tmp_pa
         verdicts.record_draw(out, found.draw(3, seed=8))
 
 
+@pytest.mark.slow  # four tiny sweeps: about 10 s on a quiet machine
 def test_a_tiny_run_over_two_vectors_writes_the_table_and_the_text(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the verdict at the defaults: results/strategy/make-results
     defaults = tmp_path / "results" / "strategy" / SWEEP_NAME
