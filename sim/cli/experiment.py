@@ -41,7 +41,7 @@ from sim.config.compose import CONFIG_DIR, first_line
 from sim.errors import UserError
 from sim.sweeps.collect import kept_runs
 from sim.sweeps.directory import typed
-from sim.sweeps.experiment import LAUNCHERS, overview, prepare
+from sim.sweeps.experiment import LAUNCHERS, names, overview, prepare
 from sim.sweeps.jobs import mark_submitter
 from sim.sweeps.own import is_path, overlay, own_files
 from sim.sweeps.slurm import submission
@@ -194,11 +194,14 @@ def run(args, config_dir: Path = CONFIG_DIR) -> int:
 
 def plausible(args, root: Path = Path("results")) -> int:
     """Run an experiment over vectors of the plausible set; print each claim's share."""
+    from sim.analysis.report import SWEEP_NAME
     from sim.explore import verdicts
     from sim.validation.plausible import load_plausible
 
     if args.draw_seed < 0:
         raise UserError(f"--draw-seed {args.draw_seed}: must be an integer >= 0")
+    if args.name not in names():
+        raise UserError(f"experiment {args.name!r}: allowed: {', '.join(names())}")
     found = load_plausible(args.set)
     out = Path(args.dir) if args.dir else verdicts.default_dir(
         root, args.name, args.vectors, args.seeds, args.draw_seed)  # fmt: skip
@@ -207,6 +210,9 @@ def plausible(args, root: Path = Path("results")) -> int:
         f"(draw seed {args.draw_seed}, set {args.set or 'shipped'}) -> {out}",
         flush=True,
     )
+    if args.vectors > len(found.table):  # `PlausibleSet.draw`: with replacement, repeats
+        print(f"{PROG}: the set holds {len(found.table)} vectors; {args.vectors} are drawn with "
+              "replacement, so some repeat", flush=True)  # fmt: skip
     launch = ["--launcher", args.launcher, *(["--jobs", str(args.jobs)] if args.jobs else [])]
 
     def run_sweep(where: Path, overrides: list[str]) -> int:
@@ -218,7 +224,7 @@ def plausible(args, root: Path = Path("results")) -> int:
     table, swept = verdicts.run_vectors(
         args.name, found, vectors=args.vectors, seeds=args.seeds, seed=args.draw_seed,
         out=out, overrides=args.overrides, run_sweep=run_sweep)  # fmt: skip
-    defaults = verdicts.defaults_verdicts(root / args.name / "make-results")
+    defaults = verdicts.defaults_verdicts(root / args.name / SWEEP_NAME)
     print(verdicts.text(table, found.parameters, defaults, swept))
     print(f"{PROG}: written {out / verdicts.GAPS}, {out / verdicts.SHARES}")
     return 0
