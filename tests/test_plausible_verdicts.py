@@ -1,5 +1,6 @@
 """Every headline verdict as a probability over the plausible set (sim.explore.verdicts)."""
 
+import json
 import re
 
 import numpy as np
@@ -177,6 +178,9 @@ def test_a_tiny_run_over_two_vectors_writes_the_table_and_the_text(tmp_path, cap
     assert experiment_main(args) == 0
     assert "design points x" not in capsys.readouterr().out
     pd.testing.assert_frame_equal(pd.read_parquet(out / verdicts.GAPS), table)
+    given = json.loads((out / verdicts.DONE).read_text())["0"]["overrides"]
+    assert verdicts.finished(out, 0, given)
+    assert not verdicts.finished(out, 0, [*given[:-1], "clients.reviews.floor=0.1"])
 
     column = verdicts.findings_column({"strategy": table})
     section = verdicts.results_section({"strategy": table}, "make results")

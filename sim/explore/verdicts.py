@@ -28,7 +28,7 @@ each parameter, largest |rho| first).
 
 from __future__ import annotations
 
-import shlex
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,8 +41,9 @@ from sim.analysis import stats as analysis
 from sim.analysis.markdown import markdown_table
 from sim.errors import UserError
 from sim.runs.owned import record_outputs, refuse_foreign
-from sim.runs.record import write_parquet
+from sim.runs.record import write_json, write_parquet
 from sim.sweeps.experiment import design
+from sim.sweeps.points import code_hash
 from sim.validation.plausible import PlausibleSet
 
 #: The experiments whose verdicts are the headline answers (H1, H11, H3, H1 taken apart).
@@ -50,6 +51,7 @@ HEADLINE = ("strategy", "mix", "market", "instruments")
 GAPS = "vector_gaps.parquet"  # one row per vector, claim and design point
 SHARES = "plausible_verdicts.csv"  # one row per claim and design point, over the vectors
 DRAWN = "vectors.parquet"  # the drawn vectors, so that a resumed folder holds the same ones
+DONE = "finished.json"  # the vectors whose sweep ended without a failure (`finished`)
 EVERY_POINT = ""  # the ``point`` of a claim's own row (not one design point's)
 TOP = 3  # parameters named as the most sensitive
 MIN_VECTORS = 5  # fewer vectors give no rank correlation worth naming
@@ -83,17 +85,27 @@ def swept_keys(name: str, overrides: list[str]) -> set[str]:
     return {o.partition("=")[0].lstrip("+~") for point in points for o in point}
 
 
-def finished(sweep_dir: Path, overrides: list[str]) -> bool:
-    """Whether `sweep_dir` holds a sweep that ended without a failed run, with `overrides` last.
+def finished(out: Path, index: int, overrides: list[str]) -> bool:
+    """Whether vector `index`'s sweep ended without a failed run, with these overrides and code.
 
-    Its manifest's command (as typed) ends with them, so a rerun would launch nothing new.
+    `DONE` notes each sweep that ended so, with `sim.sweeps.points.code_hash`: a changed model
+    runs it again (its design points' hashes change too, so the sweep redoes its runs).
     """
-    file = sweep_dir / "manifest.json"
-    if not file.is_file():
+    manifest = vector_dir(out, index) / "manifest.json"
+    if not (manifest.is_file() and (out / DONE).is_file()):
         return False
-    manifest = analysis.load_manifest(sweep_dir)
-    typed = shlex.split(manifest.get("command", ""))
-    return manifest.get("failed") == 0 and typed[len(typed) - len(overrides) :] == overrides
+    noted = json.loads((out / DONE).read_text()).get(str(index))
+    return noted == {"overrides": overrides, "code": code_hash()}
+
+
+def note_finished(out: Path, index: int, overrides: list[str]) -> None:
+    """Note in `DONE` that vector `index`'s sweep ended without a failure (`finished`)."""
+    file = out / DONE
+    noted = json.loads(file.read_text()) if file.is_file() else {}
+    noted[str(index)] = {"overrides": overrides, "code": code_hash()}
+    refuse_foreign([file], f"--dir {out}")
+    write_json(file, noted)
+    record_outputs([file])
 
 
 def record_draw(out: Path, vectors: list[dict[str, float]]) -> None:
@@ -132,7 +144,7 @@ def run_vectors(
     """Run the experiment at `vectors` plausible vectors, `seeds` seeds each; their gaps.
 
     Each vector's sweep is ``out/vector-i``: resumed if it is there, skipped if it finished
-    without a failure with the same overrides (`finished`). Writes ``out/GAPS``
+    without a failure with the same overrides and code (`finished`). Writes ``out/GAPS``
     (`vector_gaps`) and ``out/SHARES`` (`shares`, with the sensitivity). Returns the gaps and
     the keys of the set the experiment sweeps itself (left at the design's values).
 
@@ -145,12 +157,13 @@ def run_vectors(
     record_draw(out, drawn)
     for index, vector in enumerate(drawn):
         given = [*fixed, *overrides_of(vector, swept)]
-        if finished(vector_dir(out, index), given):
+        if finished(out, index, given):
             continue
         code = run_sweep(vector_dir(out, index), given)
         if code:
             raise UserError(f"the sweep of vector {index} ended with exit code {code}; rerun "
                             f"the same command to resume")  # fmt: skip
+        note_finished(out, index, given)
     table = vector_gaps([vector_dir(out, i) for i in range(vectors)], drawn)
     write_outputs(out, table, plausible.parameters)
     return table, sorted(swept)
