@@ -38,9 +38,13 @@ bench-sweep: $(STAMP)
 	$(VENV)/bin/python benchmarks/sweep.py $(ARGS)
 
 # Every experiment at full size (resumed from results/<name>/make-results/), its figures,
-# and docs/RESULTS.md with docs/figures/. About 10 minutes on 2 cores.
+# and docs/RESULTS.md with docs/figures/; the headline experiments also at PLAUSIBLE vectors
+# of the plausible set, PLAUSIBLE_SEEDS seeds each (results/<name>/plausible/; 0: none).
+PLAUSIBLE ?= 20
+PLAUSIBLE_SEEDS ?= 4
 results: $(STAMP)
-	$(VENV)/bin/python -m sim.cli.report --run $(ARGS)
+	$(VENV)/bin/python -m sim.cli.report --run --plausible $(PLAUSIBLE) \
+		--plausible-seeds $(PLAUSIBLE_SEEDS) $(ARGS)
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || "$$(sh scripts/find-python)" -m venv $(VENV)

@@ -482,12 +482,22 @@ def _p_text(found: dict) -> str:
     return f"p {found['p']:.2g}, Holm {found['p_holm']:.2g}; "
 
 
-def write_results(names: list[str], *, root: Path = RESULTS_DIR,
-                  out: Path = DOCS / "RESULTS.md", draw: Draw = plot_dir) -> Path:  # fmt: skip
+def write_results(
+    names: list[str],
+    *,
+    root: Path = RESULTS_DIR,
+    out: Path = DOCS / "RESULTS.md",
+    draw: Draw = plot_dir,
+    plausible: pd.DataFrame | None = None,
+    plausible_section: str = "",
+) -> Path:
     """Write docs/RESULTS.md (and docs/figures/) from `root`/<name>/make-results/.
 
     `draw(sweep_dir, formats=...)` writes each sweep's figures (a docking's too:
-    `sim.validation.docking_figures.plot_sweep`).
+    `sim.validation.docking_figures.plot_sweep`). `plausible` (columns ``experiment``,
+    ``metric``, ``claim``, ``where`` and ``plausible markets``: in what share of plausible
+    markets a claim holds, `sim.explore.verdicts`) is set beside the verdicts it names, and
+    `plausible_section` (markdown) follows the findings.
     """
     figures = out.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -498,6 +508,8 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
         found += rows
         labels[f"{rows[0]['hypothesis']} {name}"] = root / name / SWEEP_NAME
     summary = pd.DataFrame(found, columns=["hypothesis", "experiment", *VERDICT_COLUMNS])
+    if plausible is not None and len(plausible):
+        summary = _beside_verdict(summary, plausible)
     head = [
         "# Results", "",
         "Every experiment of `experiments/` at full size (5,000 clients, 260 weeks), paired by",
@@ -535,9 +547,20 @@ def write_results(names: list[str], *, root: Path = RESULTS_DIR,
         "the other is on), seed by seed with paired 95% t intervals (`sim.analysis.factorial`).",
         "",
         "## Findings", "", markdown_table(summary), "", shared_runs_note(labels), "",
+        *([plausible_section, ""] if plausible_section else []),
     ]  # fmt: skip
     out.write_text("\n".join([*head, *sections]))
     return out
+
+
+def _beside_verdict(summary: pd.DataFrame, plausible: pd.DataFrame) -> pd.DataFrame:
+    """The findings with the column ``plausible markets`` after ``verdict`` ("—" where none)."""
+    keys = ["experiment", "metric", "claim", "where"]
+    merged = summary.merge(plausible[[*keys, "plausible markets"]], on=keys, how="left")
+    merged["plausible markets"] = merged["plausible markets"].fillna("—")
+    columns = list(summary.columns)
+    columns.insert(columns.index("verdict") + 1, "plausible markets")
+    return merged[columns]
 
 
 def by_hypothesis(chosen: list[str]) -> list[str]:

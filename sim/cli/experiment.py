@@ -7,6 +7,7 @@
     clientsim-experiment run path/to/mine.yaml --smoke  # an experiment of one's own
     clientsim-experiment list --experiments DIR       # with one's own, DIR/NAME.yaml
     clientsim-experiment report results/strategy/<timestamp>  # its claims judged
+    clientsim-experiment plausible strategy --vectors 20 --seeds 4  # over plausible markets
 
 `run NAME` is `clientsim -m +experiment=NAME` with the seeds split into chunks (one job per
 design point and chunk), a launcher chosen by a flag, and the sweep directory
@@ -16,7 +17,9 @@ is one line and exit code 2. Ctrl-C (or SIGTERM) stops the workers and says how 
 are kept (exit 130, or 143); a job that dies ends the sweep with one line. With
 `--config-dir DIR` the configs (and experiments, `DIR/experiment/`) are read from a copy;
 an experiment of one's own (a file, or `--experiments DIR`) is composed beside the built-in
-ones (`sim.sweeps.own`).
+ones (`sim.sweeps.own`). `plausible NAME` runs the design at N vectors of the plausible set
+(one sweep each, resumed) and says in what share of them each claim holds
+(`sim.explore.verdicts`).
 """
 
 from __future__ import annotations
@@ -33,13 +36,13 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from sim.cli import clientsim
-from sim.cli.common import Parser, fail, parse_with_overrides, run_command
+from sim.cli.common import Parser, fail, parse_with_overrides, positive, run_command
 from sim.config.compose import CONFIG_DIR, first_line
 from sim.errors import UserError
 from sim.sweeps.collect import kept_runs
 from sim.sweeps.directory import SWEEP_FILE, typed
 from sim.sweeps.estimate import duration, sweep_seconds
-from sim.sweeps.experiment import LAUNCHERS, overview, prepare
+from sim.sweeps.experiment import LAUNCHERS, names, overview, prepare
 from sim.sweeps.jobs import mark_submitter
 from sim.sweeps.own import is_path, overlay, own_files
 from sim.sweeps.points import n_chunks
@@ -64,6 +67,7 @@ def parser() -> Parser:
     v = sub.add_parser("report", help="a finished sweep's claims judged and its paired table "
                        "(nothing written)")  # fmt: skip
     v.add_argument("dir", help="the sweep's directory (clientsim-experiment run --dir DIR)")
+    plausible_parser(sub)
     r = sub.add_parser("run", help="run (or resume, with --dir) one experiment's sweep",
                        parents=[configs])  # fmt: skip
     r.add_argument("name", help="an experiment of `clientsim-experiment list`, or the path "
@@ -93,6 +97,28 @@ def parser() -> Parser:
     return p
 
 
+def plausible_parser(sub) -> None:
+    """The subcommand `plausible`: an experiment's claims over vectors of the plausible set."""
+    p = sub.add_parser("plausible", help="in what share of plausible markets each claim holds: "
+                       "the design at N vectors of the plausible set, S seeds each")  # fmt: skip
+    p.add_argument("name", help="an experiment of `clientsim-experiment list`, e.g. strategy")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for every vector's sweep, "
+                   "e.g. market.n_clients=1000")  # fmt: skip
+    p.add_argument("--vectors", type=positive, default=20, metavar="N",
+                   help="vectors drawn from the set, by weight (default 20)")  # fmt: skip
+    p.add_argument("--seeds", type=positive, default=4, metavar="S",
+                   help="seeds per vector (default 4)")  # fmt: skip
+    p.add_argument("--set", metavar="PATH",
+                   help="the plausible set's folder (default: the shipped one)")  # fmt: skip
+    p.add_argument("--draw-seed", type=int, default=0, metavar="K",
+                   help="seed of the draw (default 0)")  # fmt: skip
+    p.add_argument("--dir", help="output folder, resumed (default results/NAME/plausible/"
+                   "NxS-drawK/): a sweep per vector in DIR/vector-i/")  # fmt: skip
+    p.add_argument("--launcher", choices=("basic", "joblib"), default="joblib",
+                   help="each sweep's Hydra launcher (default joblib)")  # fmt: skip
+    p.add_argument("--jobs", type=positive, help="joblib: parallel jobs (default: the cores)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `clientsim-experiment`; returns the exit code."""
     return run_command(PROG, _experiment, argv)
@@ -100,13 +126,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _experiment(argv: list[str]) -> int:
     args = parse_with_overrides(parser(), argv)
-    if args.command != "run" and args.overrides:
+    if args.command not in ("run", "plausible") and args.overrides:
         raise UserError(f"unrecognized arguments: {' '.join(args.overrides)}")
     if args.command == "report":
         from sim.analysis.report import sweep_report  # matplotlib: only when reporting
 
         print(sweep_report(Path(args.dir)), end="")
         return 0
+    if args.command == "plausible":
+        return plausible(args)
     config_dir = Path(args.config_dir).absolute() if args.config_dir else CONFIG_DIR
     own = own_files(args.name if args.command == "run" else None, args.experiments)
     with overlay(own, config_dir) as configs:
@@ -190,6 +218,44 @@ def run(args, config_dir: Path = CONFIG_DIR) -> int:
     if code == 0:
         print(f"{PROG}: done; figures: clientsim-plot {shlex.quote(sweep.where)}")
     return code
+
+
+def plausible(args, root: Path = Path("results")) -> int:
+    """Run an experiment over vectors of the plausible set; print each claim's share."""
+    from sim.analysis.report import SWEEP_NAME
+    from sim.explore import verdicts
+    from sim.validation.plausible import load_plausible
+
+    if args.draw_seed < 0:
+        raise UserError(f"--draw-seed {args.draw_seed}: must be an integer >= 0")
+    if args.name not in names():
+        raise UserError(f"experiment {args.name!r}: allowed: {', '.join(names())}")
+    found = load_plausible(args.set)
+    out = Path(args.dir) if args.dir else verdicts.default_dir(
+        root, args.name, args.vectors, args.seeds, args.draw_seed)  # fmt: skip
+    print(
+        f"{PROG}: {args.name} at {args.vectors} plausible vectors x {args.seeds} seeds "
+        f"(draw seed {args.draw_seed}, set {args.set or 'shipped'}) -> {out}",
+        flush=True,
+    )
+    if args.vectors > len(found.table):  # `PlausibleSet.draw`: with replacement, repeats
+        print(f"{PROG}: the set holds {len(found.table)} vectors; {args.vectors} are drawn with "
+              "replacement, so some repeat", flush=True)  # fmt: skip
+    launch = ["--launcher", args.launcher, *(["--jobs", str(args.jobs)] if args.jobs else [])]
+
+    def run_sweep(where: Path, overrides: list[str]) -> int:
+        code = main(["run", args.name, "--dir", str(where), *launch, *overrides])
+        if code:  # the sweep said why (interrupted, a job died, a failed run)
+            raise SystemExit(code)
+        return code
+
+    table, swept = verdicts.run_vectors(
+        args.name, found, vectors=args.vectors, seeds=args.seeds, seed=args.draw_seed,
+        out=out, overrides=args.overrides, run_sweep=run_sweep)  # fmt: skip
+    defaults = verdicts.defaults_verdicts(root / args.name / SWEEP_NAME)
+    print(verdicts.text(table, found.parameters, defaults, swept))
+    print(f"{PROG}: written {out / verdicts.GAPS}, {out / verdicts.SHARES}")
+    return 0
 
 
 class SweepInterrupted(BaseException):

@@ -3,21 +3,32 @@
     python -m sim.cli.report --run              # run (or resume) every experiment, then write
     python -m sim.cli.report                    # write docs/RESULTS.md from the last runs
     python -m sim.cli.report --run --only mix   # one experiment
+    python -m sim.cli.report --run --plausible 0  # no runs over the plausible set
 
 The front end of `sim.analysis.report.write_results`: each experiment runs as
 `clientsim-experiment run NAME --dir results/NAME/make-results` (resumed by a rerun), then
-every claim is judged and docs/RESULTS.md written.
+every claim is judged and docs/RESULTS.md written. The headline experiments also run at
+`--plausible` vectors of the plausible set, `--plausible-seeds` seeds each, as
+`clientsim-experiment plausible NAME` does (`sim.explore.verdicts`, resumed from
+results/NAME/plausible/NxS-draw0/); beside each of their verdicts, the share of plausible
+markets where the claim holds. Without `--run`, those already run at that size are shown.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pandas as pd
 
 from sim.analysis.report import RESULTS_DIR, SWEEP_NAME, by_hypothesis, write_results
 from sim.cli import experiment
 from sim.cli.common import Parser, positive, run_command
+from sim.errors import UserError
+from sim.explore import verdicts
 from sim.sweeps.experiment import names
 from sim.validation.docking_figures import plot_sweep
+from sim.validation.plausible import PlausibleSet, load_plausible
 
 PROG = "python -m sim.cli.report"
 
@@ -28,6 +39,13 @@ def parser() -> Parser:
     p.add_argument("--run", action="store_true", help="run (or resume) the experiments first")
     p.add_argument("--only", nargs="*", help="run these experiments only")
     p.add_argument("--jobs", type=positive, help="parallel jobs (default: the cores)")
+    p.add_argument("--plausible", type=int, default=20, metavar="N",
+                   help="the headline experiments also at N vectors of the plausible set "
+                   "(default 20; 0: not)")  # fmt: skip
+    p.add_argument("--plausible-seeds", type=positive, default=4, metavar="S",
+                   help="seeds per plausible vector (default 4)")  # fmt: skip
+    p.add_argument("--plausible-set", metavar="PATH",
+                   help="the plausible set's folder (default: the shipped one)")  # fmt: skip
     return p
 
 
@@ -38,17 +56,67 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if args.plausible < 0:
+        raise UserError(f"--plausible {args.plausible}: a number of vectors >= 0 (0: none)")
     chosen = args.only or names()
+    jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+    found = plausible_set(args.plausible_set) if args.run and args.plausible else None
     for name in chosen if args.run else []:
         sweep_dir = RESULTS_DIR / name / SWEEP_NAME
-        jobs = ["--jobs", str(args.jobs)] if args.jobs else []
         code = experiment.main(["run", name, "--dir", str(sweep_dir), *jobs])
         if code:
             return code
-    # every experiment, whichever ran now
-    print(write_results(by_hypothesis(names()), draw=plot_sweep))
-    print(json.dumps({"experiments": chosen}))
+    if found is not None:
+        run_plausible(found, args, [n for n in chosen if n in verdicts.HEADLINE], jobs)
+    tables = plausible_tables(args.plausible, args.plausible_seeds)
+    chosen_set = f" --plausible-set {args.plausible_set}" if args.plausible_set else ""
+    command = (f"python -m sim.cli.report --run --plausible {args.plausible} "
+               f"--plausible-seeds {args.plausible_seeds}{chosen_set}")  # fmt: skip
+    plausible = verdicts.findings_column(tables) if tables else None
+    section = verdicts.results_section(tables, command) if tables else ""
+    every = by_hypothesis(names())  # every experiment, whichever ran now
+    print(write_results(every, draw=plot_sweep, plausible=plausible, plausible_section=section))
+    print(json.dumps({"experiments": chosen, "plausible": sorted(tables)}))
     return 0
+
+
+def plausible_set(path: str | None) -> PlausibleSet:
+    """The plausible set at `path` (None: the shipped one); a UserError says how to skip it."""
+    try:
+        return load_plausible(path)
+    except UserError as error:
+        raise UserError(f"{error} (--plausible 0: no runs over the plausible set)") from None
+
+
+def plausible_dir(name: str, vectors: int, seeds: int) -> Path:
+    """Where `make results` keeps an experiment's runs over the plausible set."""
+    return verdicts.default_dir(RESULTS_DIR, name, vectors, seeds, 0)
+
+
+def run_plausible(found: PlausibleSet, args, chosen: list[str], jobs: list[str]) -> None:
+    """Run (or resume) each of `chosen` at `args.plausible` vectors of the set `found`."""
+    for name in chosen:
+
+        def run_sweep(where: Path, overrides: list[str], name: str = name) -> int:
+            code = experiment.main(["run", name, "--dir", str(where), *jobs, *overrides])
+            if code:  # the sweep said why
+                raise SystemExit(code)
+            return code
+
+        verdicts.run_vectors(name, found, vectors=args.plausible, seeds=args.plausible_seeds,
+                             seed=0, out=plausible_dir(name, args.plausible,
+                                                       args.plausible_seeds),
+                             overrides=[], run_sweep=run_sweep)  # fmt: skip
+
+
+def plausible_tables(vectors: int, seeds: int) -> dict[str, pd.DataFrame]:
+    """The per-vector gaps of each headline experiment run over the plausible set at this size."""
+    if not vectors:
+        return {}
+    files = {
+        name: plausible_dir(name, vectors, seeds) / verdicts.GAPS for name in verdicts.HEADLINE
+    }
+    return {name: pd.read_parquet(file) for name, file in files.items() if file.is_file()}
 
 
 if __name__ == "__main__":
