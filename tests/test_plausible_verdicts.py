@@ -200,9 +200,19 @@ def test_a_tiny_run_over_two_vectors_writes_the_table_and_the_text(tmp_path, cap
         (report_main, ["--plausible", "-1"], "--plausible -1"),
         # checked before any experiment runs
         (report_main, ["--run", "--plausible-set", "/no/such/set"], "--plausible 0"),
+        (report_main, ["--plausible-size", "instruments=8"], "--plausible-size instruments=8"),
+        (report_main, ["--plausible-size", "nosuch=8x2"], "NAME one of strategy"),
     ],
 )
 def test_a_wrong_number_of_vectors_or_set_exits_2_with_one_line(main, args, named, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and named in err
+
+
+def test_an_experiment_can_run_at_its_own_size_over_the_plausible_set():
+    from sim.cli.report import parser, sizes
+
+    args = parser().parse_args(["--plausible", "20", "--plausible-seeds", "4",
+                                "--plausible-size", "instruments=8x2", "market=0x4"])  # fmt: skip
+    assert sizes(args) == {"strategy": (20, 4), "mix": (20, 4), "instruments": (8, 2)}

@@ -46,7 +46,27 @@ def parser() -> Parser:
                    help="seeds per plausible vector (default 4)")  # fmt: skip
     p.add_argument("--plausible-set", metavar="PATH",
                    help="the plausible set's folder (default: the shipped one)")  # fmt: skip
+    p.add_argument("--plausible-size", nargs="*", default=[], metavar="NAME=NxS",
+                   help="an experiment at N vectors x S seeds instead, e.g. instruments=8x2 "
+                   "(its 64 cells make it the costly one)")  # fmt: skip
     return p
+
+
+def sizes(args) -> dict[str, tuple[int, int]]:
+    """Each headline experiment's (vectors, seeds) over the plausible set (none at 0 vectors).
+
+    --plausible-size's, else --plausible and --plausible-seeds; UserError on a malformed size.
+    """
+    found = {name: (args.plausible, args.plausible_seeds) for name in verdicts.HEADLINE}
+    for text in args.plausible_size:
+        name, _, size = text.partition("=")
+        vectors, _, seeds = size.partition("x")
+        if name not in found or not (vectors.isdigit() and seeds.isdigit() and int(seeds)):
+            allowed = ", ".join(verdicts.HEADLINE)
+            raise UserError(f"--plausible-size {text}: NAME=NxS with NAME one of {allowed} "
+                            "and S >= 1, e.g. instruments=8x2")  # fmt: skip
+        found[name] = (int(vectors), int(seeds))
+    return {name: size for name, size in found.items() if size[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,16 +80,19 @@ def _report(argv: list[str]) -> int:
         raise UserError(f"--plausible {args.plausible}: a number of vectors >= 0 (0: none)")
     chosen = args.only or names()
     jobs = ["--jobs", str(args.jobs)] if args.jobs else []
-    found = plausible_set(args.plausible_set) if args.run and args.plausible else None
+    found = plausible_set(args.plausible_set) if args.run and sizes(args) else None
     for name in chosen if args.run else []:
         sweep_dir = RESULTS_DIR / name / SWEEP_NAME
         code = experiment.main(["run", name, "--dir", str(sweep_dir), *jobs])
         if code:
             return code
+    size = sizes(args)
     if found is not None:
-        run_plausible(found, args, [n for n in chosen if n in verdicts.HEADLINE], jobs)
-    tables = plausible_tables(args.plausible, args.plausible_seeds)
+        run_plausible(found, size, [n for n in chosen if n in size], jobs)
+    tables = plausible_tables(size)
     chosen_set = f" --plausible-set {args.plausible_set}" if args.plausible_set else ""
+    if args.plausible_size:
+        chosen_set += " --plausible-size " + " ".join(args.plausible_size)
     command = (f"python -m sim.cli.report --run --plausible {args.plausible} "
                f"--plausible-seeds {args.plausible_seeds}{chosen_set}")  # fmt: skip
     plausible = verdicts.findings_column(tables) if tables else None
@@ -93,9 +116,12 @@ def plausible_dir(name: str, vectors: int, seeds: int) -> Path:
     return verdicts.default_dir(RESULTS_DIR, name, vectors, seeds, 0)
 
 
-def run_plausible(found: PlausibleSet, args, chosen: list[str], jobs: list[str]) -> None:
-    """Run (or resume) each of `chosen` at `args.plausible` vectors of the set `found`."""
+def run_plausible(
+    found: PlausibleSet, size: dict[str, tuple[int, int]], chosen: list[str], jobs: list[str]
+) -> None:
+    """Run (or resume) each of `chosen` at its `size` (vectors, seeds) of the set `found`."""
     for name in chosen:
+        vectors, seeds = size[name]
 
         def run_sweep(where: Path, overrides: list[str], name: str = name) -> int:
             code = experiment.main(["run", name, "--dir", str(where), *jobs, *overrides])
@@ -103,19 +129,14 @@ def run_plausible(found: PlausibleSet, args, chosen: list[str], jobs: list[str])
                 raise SystemExit(code)
             return code
 
-        verdicts.run_vectors(name, found, vectors=args.plausible, seeds=args.plausible_seeds,
-                             seed=0, out=plausible_dir(name, args.plausible,
-                                                       args.plausible_seeds),
-                             overrides=[], run_sweep=run_sweep)  # fmt: skip
+        verdicts.run_vectors(name, found, vectors=vectors, seeds=seeds, seed=0,
+                             out=plausible_dir(name, vectors, seeds), overrides=[],
+                             run_sweep=run_sweep)  # fmt: skip
 
 
-def plausible_tables(vectors: int, seeds: int) -> dict[str, pd.DataFrame]:
-    """The per-vector gaps of each headline experiment run over the plausible set at this size."""
-    if not vectors:
-        return {}
-    files = {
-        name: plausible_dir(name, vectors, seeds) / verdicts.GAPS for name in verdicts.HEADLINE
-    }
+def plausible_tables(size: dict[str, tuple[int, int]]) -> dict[str, pd.DataFrame]:
+    """The per-vector gaps of each headline experiment run over the plausible set at its size."""
+    files = {name: plausible_dir(name, *size[name]) / verdicts.GAPS for name in size}
     return {name: pd.read_parquet(file) for name, file in files.items() if file.is_file()}
 
 
