@@ -74,7 +74,8 @@ def morris(study: Study, *, trajectories: int, levels: int, figure: Path | None 
     text = morris_markdown(table, study, made) + positive_markdown(chance, "Morris's points")
     figure = figure or study.out / "morris.png"
     written = _write(study, "morris", (table, chance), x, y, text)
-    write_atomic(figure, lambda tmp: morris_figure(table, study.base.steps, tmp))
+    binary = {p.name for p in study.params if p.binary}
+    write_atomic(figure, lambda tmp: morris_figure(table, study.base.steps, tmp, binary=binary))
     record_outputs([*written, figure])
     return table, chance
 
@@ -213,14 +214,19 @@ def sobol_markdown(table: pd.DataFrame, study: Study, made: str) -> str:
 # --- the figure -------------------------------------------------------------------------
 
 
-def morris_figure(table: pd.DataFrame, weeks: int, path: Path) -> None:
+#: The figure labels the parameters with the largest mu* in each panel, this many.
+LABELLED = 12
+
+
+def morris_figure(table: pd.DataFrame, weeks: int, path: Path, *, binary=frozenset()) -> None:
     """mu* against sigma, one panel per output (SALib's `covariance_plot`), points labelled.
 
     In thousands of currency units. Points far right matter most; points above the line
     sigma = mu* act through interactions or non-linearly (their effects change with the
-    other parameters).
+    other parameters). The `LABELLED` largest mu* of each panel are labelled; the parameters
+    named in `binary` (switches, the composition) are drawn as red squares.
     """
-    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    fig = Figure(figsize=(12, 5.6), layout="constrained")
     axes = fig.subplots(1, 2)
     when = {"week_13": f"at week {SHORT_RUN_WEEK}", "horizon": f"at the horizon (week {weeks})"}
     for ax, (output, rows) in zip(axes, table.groupby("output", sort=False), strict=True):
@@ -229,15 +235,23 @@ def morris_figure(table: pd.DataFrame, weeks: int, path: Path) -> None:
         covariance_plot(ax, si, unit="(thousand currency units)")
         ax.errorbar(si["mu_star"], si["sigma"], xerr=si["mu_star_conf"], fmt="none",
                     ecolor="grey", elinewidth=0.8)  # fmt: skip
+        on = np.isin(si["names"], sorted(binary))
+        ax.scatter(si["mu_star"][on], si["sigma"][on], marker="s", c="tab:red", zorder=3)
         right, top = ax.get_xlim()[1], ax.get_ylim()[1]
-        for name, xy, text in _labels(si["names"], si["mu_star"] / right, si["sigma"] / top):
+        shown = np.argsort(-si["mu_star"], kind="stable")[:LABELLED]
+        names = [si["names"][i] for i in shown]
+        xs, ys = si["mu_star"][shown] / right, si["sigma"][shown] / top
+        for name, xy, text in _labels(names, xs, ys):
             ax.annotate(name, xy, xytext=text, xycoords="axes fraction", fontsize=8,
-                        textcoords="axes fraction",
+                        textcoords="axes fraction", color="tab:red" if name in binary else "k",
                         arrowprops=_LEADER if xy != text else None)  # fmt: skip
         ax.set_title(f"gap {when[str(output)]}")
         ax.set_ylabel("σ of the elementary effects (thousand currency units)")
     fig.suptitle(f"Morris screening of the paired profit gap {sa.A} − {sa.B} "
-                 "(mean cumulative profit per business)")  # fmt: skip
+                 "(mean cumulative profit per business)\n"
+                 f"labelled: the {LABELLED} largest μ* of each panel; red squares: binary "
+                 "factors (a structural switch, the market's composition), on above 0.5",
+                 fontsize=11)  # fmt: skip
     fig.savefig(path, dpi=110, format="png")
 
 
