@@ -17,7 +17,7 @@ from sim.config.schema import UNIT
 from sim.runs.summary import SHORT_RUN_WEEK
 from sim.validation import sensitivity as sa
 
-TINY = ["--clients", "300", "--weeks", "26", "--jobs", "1"]
+TINY = ["--clients", "300", "--weeks", "26", "--jobs", "1", "--seeds", "2"]
 TINY_OVERRIDES = ["market.n_clients=300", "steps=26", "progress=false"]
 BY_NAME = {p.name: p for p in sa.PARAMETERS}
 
@@ -34,7 +34,9 @@ def base():
 
 
 def hydra_lines(overrides: dict) -> list[str]:
-    return [f"{key}={value}" for key, value in overrides.items()]
+    """Hydra's command line of `overrides`: a `group/name` key chooses an option."""
+    text = {True: "true", False: "false"}
+    return [f"{k}={text[v] if isinstance(v, bool) else v}" for k, v in overrides.items()]
 
 
 def schema_range(key: str):
@@ -61,7 +63,9 @@ def test_the_issues_parameters_are_declared_and_enabled():
 def test_declared_bounds_lie_in_the_keys_declared_range(param):
     lo, hi = param.bounds
     assert lo < hi
-    allowed = UNIT if param.map == "mix_share" else schema_range(param.key)
+    binary = param.map in ("switch", "choice")
+    assert not binary or param.bounds == (0.0, 1.0)
+    allowed = UNIT if param.map == "mix_share" or binary else schema_range(param.key)
     assert lo in allowed and hi in allowed
 
 
@@ -90,13 +94,17 @@ def test_difficult_share_keeps_segment_shares_summing_to_one(share, base):
     assert shares["partner"] / shares["standard"] == pytest.approx(old["partner"] / old["standard"])
 
 
-def test_a_sample_config_is_what_hydra_composes_from_its_overrides(base):
+@pytest.mark.parametrize("four", [False, True], ids=["two_policies", "four_policies"])
+def test_a_sample_config_is_what_hydra_composes_from_its_overrides(base, four):
     params = [p for p in sa.PARAMETERS if p.enabled]
-    row = sa.morris_x(params, trajectories=2, levels=4)[3]
+    x = sa.morris_x(params, trajectories=2, levels=4)
+    column = [p.name for p in params].index("four_policies")
+    row = next(r for r in x if (r[column] > sa.CUT) == four)
     ours = sa.sample_config(base, params, row)
     theirs = study_base(*hydra_lines(sa.overrides_of(params, row, base)))
     validate(theirs)
     assert OmegaConf.to_container(ours) == OmegaConf.to_container(theirs)
+    assert ("picky" in ours.market.policy_mix) == four
 
 
 def test_a_parameter_whose_key_is_absent_is_skipped_and_named(base, monkeypatch):
@@ -164,6 +172,12 @@ def test_morris_writes_its_table_figure_and_samples(morris_dir):
         assert rows.sort_values("rank")["mu_star"].is_monotonic_decreasing
     samples = pd.read_parquet(morris_dir / "morris_samples.parquet")
     assert len(samples) == 2 * 4
+    chance = pd.read_parquet(morris_dir / "morris_positive.parquet")
+    assert dict(chance.dtypes.astype(str)) == {
+        k: "string" if v == "string" else v for k, v in sa.POSITIVE_COLUMNS.items()
+    }
+    assert (chance["factor"] == "all").sum() == len(sa.OUTPUTS)  # no binary factor varied
+    assert (chance["points"] == 8).all() and (chance["runs"] == 16).all()
     assert {"gap_week_13", "gap_horizon", "gap_horizon_sd", "overrides"} <= set(samples)
     assert samples["gap_horizon"].notna().all()
     assert "| output | rank | parameter |" in (morris_dir / "morris.md").read_text()

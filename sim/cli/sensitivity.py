@@ -4,10 +4,14 @@
     clientsim-sensitivity sobol [--samples N] [--params a,b,c] [overrides...]
 
 `morris` writes morris.parquet and morris.md (mu, mu*, sigma, mu*_conf, rank per parameter and
-output), morris.png (mu* against sigma) and morris_samples.parquet into `--out`; `sobol` takes
-the top three parameters by mu* from `--out`/morris.parquet (or `--params`) and writes
-sobol.parquet, sobol.md and sobol_samples.parquet. Overrides (Hydra syntax) change the base
-market, e.g. `engine=agents market.price=120`. A bad value exits with code 2 and one line.
+output), morris.png (mu* against sigma), morris_samples.parquet and morris_positive.parquet
+(P(gap > 0) with its 95% interval, over all points and with each switch off and on) into
+`--out`; `sobol` takes the top three parameters by mu* from `--out`/morris.parquet (or
+`--params`) and writes sobol.parquet, sobol.md, sobol_samples.parquet and
+sobol_positive.parquet. Both print P(gap > 0). The structural switches and the market's
+composition are binary factors: on above 0.5 of their [0, 1] sample. Overrides (Hydra
+syntax) change the base market, e.g. `engine=agents market.price=120`. A bad value exits with
+code 2 and one line.
 
 Files in `--out` replace only files clientsim wrote there (listed with their SHA-256 in
 `--out`/.clientsim-outputs.json); a file of the same name that it did not write (or that was
@@ -85,10 +89,10 @@ def _names(text: str) -> list[str]:
 def parser() -> Parser:
     """The command line of `clientsim-sensitivity`."""
     table = "\n".join(
-        f"  {p.name:<17} {p.key} in [{p.bounds[0]:g}, {p.bounds[1]:g}]"
+        f"  {p.name:<25} {p.key}" + (" " if p.binary else " in ") + files.bounds_text(p)
         + ("" if p.enabled else "  (disabled)")
         for p in sa.PARAMETERS
-    )
+    )  # fmt: skip
     p = Parser(prog=PROG, description=__doc__.split("\n")[0].replace("`", ""),
                formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog=f"Parameters (sim/validation/sensitivity.yaml):\n{table}")  # fmt: skip
@@ -96,8 +100,9 @@ def parser() -> Parser:
     common.add_argument(
         "--seeds",
         type=_integer(1),
-        default=1,
-        help="seeds per sample, the same for every sample (default 1)",
+        default=5,
+        help="seeds per sample, the same for every sample; the gap of a sample is their "
+        "mean (default 5)",
     )
     common.add_argument(
         "--clients", type=_integer(2), help="market.n_clients (default: the config's)"
@@ -182,18 +187,33 @@ def _sensitivity(argv: list[str]) -> None:
         samples = args.trajectories * (len(params) + 1)
         print(f"{PROG}: morris: {len(params)} parameters, {study.runs(samples)}, {args.jobs} at "
               f"a time -> {args.out}", flush=True)  # fmt: skip
-        table = files.morris(study, trajectories=args.trajectories, levels=args.levels,
-                             figure=args.figure)  # fmt: skip
+        table, chance = files.morris(study, trajectories=args.trajectories,
+                                     levels=args.levels, figure=args.figure)  # fmt: skip
         for output in sa.OUTPUTS:
             print(f"{PROG}: top three by mu* ({output}): {', '.join(sa.top(table, 3, by=output))}")
-        print(f"{PROG}: wrote morris.parquet, morris.md, morris_samples.parquet in {args.out}; "
+        _print_positive(chance)
+        print(f"{PROG}: wrote morris.parquet, morris.md, morris_samples.parquet, "
+              f"morris_positive.parquet in {args.out}; "
               f"figure {args.figure or args.out / 'morris.png'}")  # fmt: skip
     else:
         samples = args.samples * (len(params) + 2)
         print(f"{PROG}: sobol: {len(params)} parameters, {study.runs(samples)}, {args.jobs} at "
               f"a time -> {args.out}", flush=True)  # fmt: skip
-        files.sobol(study, samples=args.samples, source=args.source)
-        print(f"{PROG}: wrote sobol.parquet, sobol.md, sobol_samples.parquet in {args.out}")
+        _, chance = files.sobol(study, samples=args.samples, source=args.source)
+        _print_positive(chance)
+        print(f"{PROG}: wrote sobol.parquet, sobol.md, sobol_samples.parquet, "
+              f"sobol_positive.parquet in {args.out}")  # fmt: skip
+
+
+def _print_positive(chance: pd.DataFrame) -> None:
+    """P(gap > 0) over every point per output, then at the horizon per binary factor."""
+    for output in sa.OUTPUTS:
+        print(f"{PROG}: {files.positive_line(chance, output)}")
+    rows = chance[(chance["output"] == "horizon") & (chance["factor"] != "all")]
+    for factor, levels in rows.groupby("factor", sort=False):
+        shown = ", ".join(f"{r.level} {r.share:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] "
+                          f"({r.points} points)" for r in levels.itertuples())  # fmt: skip
+        print(f"{PROG}: P(gap > 0) horizon, {factor}: {shown}")
 
 
 def _sobol_params(args: argparse.Namespace) -> list[str]:

@@ -14,12 +14,24 @@ The parameters are declared once, in `sim/validation/sensitivity.yaml`: a name, 
 sample sets, its bounds and how a sampled value maps to config overrides (`overrides_of`). The study
 starts from the model's defaults with `market/policy_mix=half_half` (five fit_filter and five
 serve_all businesses: the fit_filter share's midpoint).
+
+Some factors are binary: a structural switch (`map: switch`, docs/ODD.md §10a) applies the keys
+of its option of `configs/structure/` when the sampled value is above 0.5 and nothing below; the
+market's composition (`map: choice`) takes the first of its options below 0.5 and the second
+above. Morris's grid and Saltelli's sample are drawn on [0, 1] as for any factor, then cut at
+0.5 (the usual practice for binary factors). A sample's overrides are made in stages, each on the
+config the earlier ones made (`STAGES`): the composition, then the fit_filter share of it, then
+the values, then the switches, so a switch that is on wins over a factor that sets the same key.
+
+`positive` gives the probability that the gap is positive: the share of points whose seed-mean
+gap is above 0 with its Clopper–Pearson 95% interval, and the share of (point, seed) runs, over
+all points and with each binary factor off and on.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
@@ -32,11 +44,12 @@ from SALib.analyze import morris as morris_analyze
 from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
+from scipy.stats import binomtest
 
 from sim.config.checks import validate
-from sim.config.compose import compose_valid
+from sim.config.compose import CONFIG_DIR, compose_valid
 from sim.config.schema import ConfigError
-from sim.runs.run import simulate
+from sim.runs.run import simulate, simulate_batch
 from sim.runs.summary import SHORT_RUN_WEEK, cumulative_profit
 
 A, B = "fit_filter", "serve_all"  # the gap is A − B, paired within a run
@@ -57,6 +70,14 @@ SOBOL_COLUMNS = {
     "output": "string", "parameter": "string", "S1": "float64", "S1_conf": "float64",
     "ST": "float64", "ST_conf": "float64",
 }  # fmt: skip
+#: P(gap > 0): over all points (factor "all") or with a binary factor off or on.
+POSITIVE_COLUMNS = {
+    "output": "string", "factor": "string", "level": "string", "points": "int64",
+    "positive": "int64", "share": "float64", "ci_low": "float64", "ci_high": "float64",
+    "runs": "int64", "runs_positive": "int64", "run_share": "float64",
+}  # fmt: skip
+#: A binary factor is on above this value of its [0, 1] sample.
+CUT = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,10 +90,19 @@ class Parameter:
     map: str = "value"
     enabled: bool = True
     note: str = ""
+    options: tuple[str, ...] = ()
 
     def overrides(self, x: float, base: DictConfig) -> dict[str, Any]:
-        """The config overrides (key -> value) of the sampled value `x` on `base`."""
+        """The config overrides (key -> value) of the sampled value `x` on `base`.
+
+        A key with a `/` is a config group (`market/policy_mix`), its value an option of it.
+        """
         return MAPS[self.map](self, x, base)
+
+    @property
+    def binary(self) -> bool:
+        """Whether the factor is a switch or a choice of two options (on above `CUT`)."""
+        return self.map in ("switch", "choice")
 
 
 def _value(p: Parameter, x: float, base: DictConfig) -> dict[str, Any]:
@@ -102,7 +132,63 @@ def _segment_share(p: Parameter, x: float, base: DictConfig) -> dict[str, Any]:
     return {p.key: float(x), **scaled}
 
 
-MAPS = {"value": _value, "mix_share": _mix_share, "segment_share": _segment_share}
+def structure_keys(option: str) -> dict[str, Any]:
+    """The keys (dotted, -> value) that `configs/structure/<option>.yaml` sets, read from it.
+
+    Raises:
+        ConfigError: no such option, or one that only lists others (`defaults`).
+    """
+    path = CONFIG_DIR / "structure" / f"{option}.yaml"
+    if not path.is_file():
+        raise ConfigError("structure", option, f"no option {path.name} in {path.parent}")
+    table = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    if "defaults" in table:
+        raise ConfigError("structure", option, "lists other options: not a single switch")
+    return dict(_leaves(table))
+
+
+def _leaves(table: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _switch(p: Parameter, x: float, base: DictConfig) -> dict[str, Any]:
+    """Above CUT, the keys of the structure option `p.key` (`structure/<option>`); else none."""
+    return structure_keys(p.key.split("/", 1)[1]) if x > CUT else {}
+
+
+def _choice(p: Parameter, x: float, base: DictConfig) -> dict[str, Any]:
+    """The config group `p.key` set to `p.options[0]` at or below CUT, `p.options[1]` above."""
+    return {p.key: p.options[1 if x > CUT else 0]}
+
+
+def group_value(key: str, option: str) -> dict[str, Any]:
+    """The contents of option `option` of the config group `key` (e.g. `market/policy_mix`)."""
+    path = CONFIG_DIR / key / f"{option}.yaml"
+    if not path.is_file():
+        raise ConfigError(key, option, f"no option {path.name} in {path.parent}")
+    return OmegaConf.to_container(OmegaConf.load(path))
+
+
+def apply(cfg: DictConfig, overrides: dict[str, Any]) -> None:
+    """Set `overrides` on `cfg` in order; a group key's option replaces the group's node."""
+    for key, value in overrides.items():
+        if "/" in key:
+            OmegaConf.update(cfg, key.replace("/", "."), group_value(key, value), merge=False)
+        else:
+            OmegaConf.update(cfg, key, value, merge=False)
+
+
+MAPS = {
+    "value": _value, "mix_share": _mix_share, "segment_share": _segment_share,
+    "switch": _switch, "choice": _choice,
+}  # fmt: skip
+#: The order in which a sample's overrides are made, each on the config the earlier ones made:
+#: the composition, then the fit_filter share of it, then values, then switches (which win).
+STAGES = {"choice": 0, "mix_share": 1, "value": 2, "segment_share": 2, "switch": 3}
 
 
 def load_parameters() -> tuple[Parameter, ...]:
@@ -117,6 +203,7 @@ def load_parameters() -> tuple[Parameter, ...]:
             e.get("map", "value"),
             e.get("enabled", True),
             e.get("note", ""),
+            tuple(e.get("options", ())),
         )  # fmt: skip
         for name, e in table.items()
     )
@@ -138,11 +225,19 @@ def select(names: Sequence[str] | None, base: DictConfig) -> tuple[list[Paramete
     skipped = [f"{p.name} (disabled: {p.note})" for p in disabled]
     kept = []
     for p in chosen:
-        if OmegaConf.select(base, p.key, default=None) is None:
-            skipped.append(f"{p.name} (no key {p.key} in the composed config)")
+        missing = [k for k in _keys(p) if OmegaConf.select(base, k, default=None) is None]
+        if missing:
+            skipped.append(f"{p.name} (no key {missing[0]} in the composed config)")
         else:
             kept.append(p)
     return kept, skipped
+
+
+def _keys(p: Parameter) -> list[str]:
+    """The config keys `p` sets (a switch: its structure option's)."""
+    if p.map == "switch":
+        return list(structure_keys(p.key.split("/", 1)[1]))
+    return [p.key.replace("/", ".")]
 
 
 def base_config(
@@ -179,12 +274,26 @@ def problem(params: Sequence[Parameter]) -> dict:
     }
 
 
+def _staged(params: Sequence[Parameter], row, base: DictConfig):
+    """The sample's overrides, made stage by stage (`STAGES`), and the config they make."""
+    if len(row) != len(params):
+        raise ValueError(f"{len(row)} values for {len(params)} parameters")
+    cfg, out = base.copy(), {}
+    order = sorted(range(len(params)), key=lambda i: STAGES[params[i].map])
+    for i in order:
+        made = params[i].overrides(float(row[i]), cfg)
+        apply(cfg, made)
+        out |= made
+    return out, cfg
+
+
 def overrides_of(params: Sequence[Parameter], row, base: DictConfig) -> dict[str, Any]:
-    """The overrides (key -> value) of one sample: `row[i]` is the value of `params[i]`."""
-    out: dict[str, Any] = {}
-    for p, x in zip(params, row, strict=True):
-        out |= p.overrides(float(x), base)
-    return out
+    """The overrides (key -> value) of one sample: `row[i]` is the value of `params[i]`.
+
+    In the order of `STAGES`; a key set twice (a switch's key that a value also sets) keeps
+    its first place and its last value. As Hydra overrides they compose the same config.
+    """
+    return _staged(params, row, base)[0]
 
 
 def sample_config(base: DictConfig, params: Sequence[Parameter], row) -> DictConfig:
@@ -193,9 +302,7 @@ def sample_config(base: DictConfig, params: Sequence[Parameter], row) -> DictCon
     Raises:
         ConfigError: a value the schema refuses, or a mix without both compared policies.
     """
-    cfg = base.copy()
-    for key, value in overrides_of(params, row, base).items():
-        OmegaConf.update(cfg, key, value, merge=False)
+    cfg = _staged(params, row, base)[1]
     validate(cfg)
     mix = cfg.market.policy_mix
     for policy in (A, B):
@@ -220,9 +327,20 @@ def run_gap(cfg: DictConfig, seed: int) -> dict[str, float]:
     return paired_gap(recorder.steps_frame())
 
 
-def _task(i: int, k: int, cfg: DictConfig, seed: int) -> tuple[int, int, list[float]]:
-    gap = run_gap(cfg, seed)
-    return i, k, [gap[name] for name in OUTPUTS]
+def run_gaps(cfg: DictConfig, seeds: Sequence[int]) -> list[dict[str, float]]:
+    """The paired gap of `cfg` with each of `seeds`, as `run_gap` gives it seed by seed.
+
+    With the vectorized engine the seeds run as one batched model (`simulate_batch`), whose
+    markets are exactly the runs alone (tests/test_engines.py), in about half the time.
+    """
+    if cfg.engine != "vectorized" or len(seeds) == 1:
+        return [run_gap(cfg, seed) for seed in seeds]
+    _, recorders = simulate_batch(cfg, list(seeds))
+    return [paired_gap(recorder.steps_frame()) for recorder in recorders]
+
+
+def _task(i: int, cfg: DictConfig, seeds: Sequence[int]) -> tuple[int, list[list[float]]]:
+    return i, [[gap[name] for name in OUTPUTS] for gap in run_gaps(cfg, seeds)]
 
 
 def evaluate(
@@ -230,16 +348,19 @@ def evaluate(
 ) -> np.ndarray:
     """The outputs of every sample and seed: shape (samples, seeds, len(OUTPUTS)).
 
-    Runs every (sample, seed) pair, `jobs` at a time (joblib); `progress(done, total)` is
-    called as each run finishes.
+    Every sample runs the same `seeds` (common random numbers: the client-side draws are
+    keyed by seed, stream, week and client, `sim.model.rng`), the samples `jobs` at a time
+    (joblib), the seeds of a sample as one batch (`run_gaps`); `progress(done, total)` is
+    called with the runs done as each sample finishes.
     """
     y = np.full((len(configs), len(seeds), len(OUTPUTS)), np.nan)
-    tasks = [delayed(_task)(i, k, c, s) for i, c in enumerate(configs) for k, s in enumerate(seeds)]
+    tasks = [delayed(_task)(i, c, list(seeds)) for i, c in enumerate(configs)]
     results = Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks)
-    for done, (i, k, values) in enumerate(results, start=1):
-        y[i, k] = values
+    total = len(configs) * len(seeds)
+    for done, (i, values) in enumerate(results, start=1):
+        y[i] = values
         if progress is not None:
-            progress(done, len(tasks))
+            progress(done * len(seeds), total)
     return y
 
 
@@ -292,6 +413,11 @@ def top(morris: pd.DataFrame, n: int = 3, *, by: str = "horizon") -> list[str]:
     return morris[morris["output"] == by].sort_values("rank")["parameter"].head(n).tolist()
 
 
+def hydra_line(key: str, value: Any) -> str:
+    """`key=value` as a Hydra override (booleans lower case: `true`, `false`)."""
+    return f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+
+
 def samples_frame(params, x: np.ndarray, y: np.ndarray, base: DictConfig) -> pd.DataFrame:
     """One row per sample: its parameter values, the overrides they map to, its outputs.
 
@@ -300,10 +426,57 @@ def samples_frame(params, x: np.ndarray, y: np.ndarray, base: DictConfig) -> pd.
     """
     frame = pd.DataFrame(x, columns=[p.name for p in params]).astype("float64")
     frame.insert(0, "sample", np.arange(len(x), dtype=np.int64))
-    lines = [" ".join(f"{k}={v}" for k, v in overrides_of(params, r, base).items()) for r in x]
+    lines = [
+        " ".join(hydra_line(k, v) for k, v in overrides_of(params, r, base).items()) for r in x
+    ]
     frame["overrides"] = pd.array(lines, dtype="string")
     sd = y.std(axis=1, ddof=1) if y.shape[1] > 1 else np.full(y[:, 0].shape, np.nan)
     for j, name in enumerate(OUTPUTS):
         frame[f"gap_{name}"] = y[:, :, j].mean(axis=1)
         frame[f"gap_{name}_sd"] = sd[:, j]
     return frame
+
+
+def positive_share(gaps: np.ndarray) -> dict[str, float | int]:
+    """P(gap > 0) over points: `gaps` is (points, seeds) of one output.
+
+    A point counts as positive when its mean over the seeds is above 0; `ci_low`, `ci_high`
+    are the Clopper–Pearson 95% interval of that share (points taken as independent draws,
+    which Morris's trajectories are only roughly). `run_share` is the share of the single
+    (point, seed) runs whose gap is above 0.
+
+    Raises:
+        ValueError: no point.
+    """
+    gaps = np.asarray(gaps, dtype=float)
+    if gaps.ndim != 2 or len(gaps) == 0:
+        raise ValueError(f"gaps must be (points, seeds) with a point, not {gaps.shape}")
+    n, k = len(gaps), int((gaps.mean(axis=1) > 0).sum())
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    runs, runs_positive = gaps.size, int((gaps > 0).sum())
+    return {
+        "points": n, "positive": k, "share": k / n, "ci_low": float(ci.low),
+        "ci_high": float(ci.high), "runs": runs, "runs_positive": runs_positive,
+        "run_share": runs_positive / runs,
+    }  # fmt: skip
+
+
+def positive(params: Sequence[Parameter], x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """P(gap > 0) per output: over every point, then with each binary factor off and on.
+
+    `x` is the sample (points, parameters) on its bounds, `y` `evaluate`'s (points, seeds,
+    outputs). A level with no point has no row.
+    """
+    rows = []
+    for j, output in enumerate(OUTPUTS):
+        rows.append({"output": output, "factor": "all", "level": "all",
+                     **positive_share(y[:, :, j])})  # fmt: skip
+        for i, p in enumerate(params):
+            if not p.binary:
+                continue
+            on = x[:, i] > CUT
+            for level, where in (("off", ~on), ("on", on)):
+                if where.any():
+                    rows.append({"output": output, "factor": p.name, "level": level,
+                                 **positive_share(y[where, :, j])})  # fmt: skip
+    return pd.DataFrame(rows)[list(POSITIVE_COLUMNS)].astype(POSITIVE_COLUMNS)
