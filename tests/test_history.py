@@ -29,6 +29,9 @@ def test_distance_is_the_largest_excess_in_seed_sds_and_a_binary_fact_must_hold(
                           "j": [1.0, 1.0, 1.0, 0.0]})  # fmt: skip
     got = history.distance(facts, targets, {"a": 0.1, "b": 0.5})
     np.testing.assert_allclose(got, [0.0, 3.0, 2.0, np.inf])
+    bound = history.binding(facts, targets, {"a": 0.1, "b": 0.5})  # beyond 2 s.d. rules out
+    assert bound == {"a": {"outside": 1, "alone": 1}, "b": {"outside": 0, "alone": 0},
+                     "j": {"outside": 1, "alone": 1}}  # fmt: skip
 
 
 def test_an_emulator_finds_the_seed_noise_of_a_known_function():
@@ -63,6 +66,8 @@ def test_a_tiny_history_match_writes_a_readable_set_the_same_for_the_same_seed(t
     assert found.facts == ["whale_flatter_fit_filter"] and (table["distance"] <= 2.0).all()
     meta = found.meta
     assert [w["runs"] for w in meta["waves"]] == [5, 5] and meta["size"] == len(table)
+    assert sum(w["kept"] for w in meta["waves"]) == len(table)
+    assert meta["binding"]["whale_flatter_fit_filter"]["outside"] == meta["runs"] - len(table)
     assert meta["command"].startswith("clientsim-calibrate --waves 2")
     assert len(found.draw(3, seed=0)) == 3
     printed = capsys.readouterr().out

@@ -76,18 +76,33 @@ def implausibility(mean: np.ndarray, sd: np.ndarray, target: Target) -> np.ndarr
     return excess(mean, target.low, target.high) / np.asarray(sd, dtype=float)
 
 
-def distance(facts: pd.DataFrame, targets: dict[str, Target], seed_sd: dict[str, float]):
-    """Per run: the largest excess of a fact outside its range in seed s.d. (0 inside every one).
+def excesses(facts: pd.DataFrame, targets: dict[str, Target], seed_sd: dict[str, float]):
+    """Per run and fact: the excess outside the fact's range in seed s.d. (0 inside).
 
     A fact without a seed s.d. (a 0/1 fact, not emulated) must be inside its range: any
     excess is infinite, as is a fact that could not be measured (NaN).
     """
-    worst = np.zeros(len(facts))
+    out = {}
     for name, target in targets.items():
         gap = excess(facts[name].to_numpy(float), target.low, target.high)
-        scaled = gap / seed_sd[name] if name in seed_sd else np.where(gap > 0, np.inf, 0.0)
-        worst = np.maximum(worst, scaled)
-    return worst
+        out[name] = gap / seed_sd[name] if name in seed_sd else np.where(gap > 0, np.inf, 0.0)
+    return pd.DataFrame(out, index=facts.index)
+
+
+def distance(facts: pd.DataFrame, targets: dict[str, Target], seed_sd: dict[str, float]):
+    """Per run: the largest excess of a fact outside its range in seed s.d. (0 inside every one)."""
+    return excesses(facts, targets, seed_sd).max(axis=1).to_numpy()
+
+
+def binding(facts: pd.DataFrame, targets: dict[str, Target], seed_sd: dict[str, float]) -> dict:
+    """Per fact: the runs outside its tolerance (range ± KEEP s.d.), and those it alone rules out.
+
+    The facts that rule out most runs alone are the ones that bound the plausible set.
+    """
+    out = excesses(facts, targets, seed_sd) > KEEP
+    alone = out.sum(axis=1) == 1
+    return {name: {"outside": int(out[name].sum()), "alone": int((out[name] & alone).sum())}
+            for name in targets}  # fmt: skip
 
 
 # ---- emulators ---------------------------------------------------------------------------------
@@ -317,6 +332,7 @@ def _result(runs, facts, emulators, space, targets, summaries, final_left):
             "s.d. (0/1 facts exactly inside)",
         },  # fmt: skip
         "waves": summaries,
+        "binding": binding(facts, targets, seed_sd),
         "space_left": final_left,
         "size": len(table),
         "runs": len(runs),
@@ -345,15 +361,22 @@ def wave_line(summary: dict) -> str:
 
 
 def report(table: pd.DataFrame, meta: dict) -> str:
-    """Per fact: range, seed s.d., min–max over the set; per parameter: searched vs the set's."""
+    """The set's table: per fact and per parameter.
+
+    Per fact: its range, seed s.d., min–max over the set, the runs outside its tolerance and
+    those it alone rules out; per parameter: the range searched and the set's.
+    """
     lines = [f"plausible set: {meta['size']} of {meta['runs']} runs; space left after the last "
              f"wave {meta['space_left']:.2%}",
-             f"{'fact':<26} {'range':>9} {'seed sd':>8} {'set min':>9} {'set max':>9}"]  # fmt: skip
+             f"{'fact':<26} {'range':>9} {'seed sd':>8} {'set min':>9} {'set max':>9} "
+             f"{'runs out':>8} {'alone':>6}"]  # fmt: skip
     for name, t in meta["targets"].items():
         x = table[FACT_PREFIX + name]
         sd = "—" if t["seed_sd"] is None else f"{t['seed_sd']:.3g}"
         low, high = (f"{v:.3g}" if len(x) else "—" for v in (x.min(), x.max()))
-        lines.append(f"{name:<26} {t['range']:>9} {sd:>8} {low:>9} {high:>9}")
+        bound = meta["binding"][name]
+        lines.append(f"{name:<26} {t['range']:>9} {sd:>8} {low:>9} {high:>9} "
+                     f"{bound['outside']:>8} {bound['alone']:>6}")  # fmt: skip
     lines.append(f"{'parameter':<41} {'searched':>13} {'in the set':>13}")
     for key, (lo, hi) in meta["parameters"].items():
         x = table[key]
