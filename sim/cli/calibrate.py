@@ -16,8 +16,8 @@ from sim.errors import UserError
 from sim.progress import Progress
 from sim.runs.owned import check_out, check_writable, refuse_foreign
 from sim.validation import history
-from sim.validation.calibrate import calibrate, report, write_proposal
-from sim.validation.plausible import META, TABLE, write_plausible
+from sim.validation.calibrate import calibrate, parse_parameter, report, write_proposal
+from sim.validation.plausible import META, TABLE, load_plausible, write_plausible
 
 PROG = "clientsim-calibrate"
 DEFAULT_OUT = Path("calibration.yaml")
@@ -66,6 +66,22 @@ def parser() -> Parser:
     )
     p.add_argument("--facts", help="with --plausible: the calibrated facts to match, "
                    "comma-separated (default: every one)")  # fmt: skip
+    p.add_argument(
+        "--confirm",
+        type=int,
+        default=3,
+        metavar="N",
+        help="with --plausible: rerun the set's vectors at N new seeds and keep those "
+        "whose mean facts meet the targets (%(default)s; 0: not confirmed)",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="SET",
+        help="with --plausible: run no waves; confirm the plausible set in the "
+        "folder SET (at its size and overrides) and write the confirmed set to DIR",
+    )
     return p
 
 
@@ -80,8 +96,8 @@ def _calibrate(argv: list[str]) -> None:
         raise UserError("--samples must be at least 1 and --jobs not 0")
     if args.plausible is not None:
         return _plausible(args, argv)
-    if args.waves is not None or args.facts is not None:
-        raise UserError("--waves and --facts go with --plausible")
+    if args.waves is not None or args.facts is not None or args.source is not None:
+        raise UserError("--waves, --facts and --from go with --plausible")
     if args.out is None:  # not named: it must not replace a user's file
         args.out = DEFAULT_OUT
         refuse_foreign([args.out], f"--out {args.out} (the default)")
@@ -99,8 +115,8 @@ def _calibrate(argv: list[str]) -> None:
 def _plausible(args, argv: list[str]) -> None:
     """History matching: the waves' lines, the set's table, both files in args.plausible."""
     waves = 3 if args.waves is None else args.waves
-    if waves < 1 or args.candidates < 1:
-        raise UserError("--waves and --candidates must be at least 1")
+    if waves < 1 or args.candidates < 1 or args.confirm < 0:
+        raise UserError("--waves and --candidates must be at least 1, --confirm at least 0")
     if args.out is not None or any(a == "--seeds" or a.startswith("--seeds=") for a in argv):
         raise UserError("--out and --seeds do not go with --plausible (each run has its own seed)")
     folder = args.plausible
@@ -108,24 +124,52 @@ def _plausible(args, argv: list[str]) -> None:
         raise UserError(f"--plausible {folder}: not a directory")
     check_writable(folder, folder, "--plausible")
     refuse_foreign([folder / TABLE, folder / META], f"--plausible {folder}")
+    command = " ".join([PROG, *argv])
+    if args.source is not None:
+        table, meta = _confirm_set(args, command)
+    else:
+        table, meta = _history_match(args, waves, command)
+    print(history.report(table, meta))
+    write_plausible(table, meta, folder)
+    print(f"{PROG}: plausible set ({meta['size']} vectors) written to {folder}", file=sys.stderr)
+
+
+def _history_match(args, waves: int, command: str):
     facts = None if args.facts is None else [f.strip() for f in args.facts.split(",") if f.strip()]
     table, meta = history.history_match(
         args.overrides, waves=waves, samples=args.samples, clients=args.clients,
         weeks=args.weeks, jobs=args.jobs, sample_seed=args.sample_seed,
-        candidates=args.candidates, facts=facts,
-        progress=lambda wave: Progress(f"{PROG}: wave {wave}"),
+        candidates=args.candidates, facts=facts, confirm_seeds=args.confirm,
+        progress=lambda stage: Progress(f"{PROG}: {stage}"),
         on_wave=lambda summary: print(history.wave_line(summary), flush=True),
     )  # fmt: skip
     meta["settings"] = {
         "waves": waves, "samples_per_wave": args.samples, "clients": args.clients,
         "weeks": args.weeks, "seeds": "one per run: the n-th run overall has seed n",
         "sample_seed": args.sample_seed, "candidates": args.candidates,
-        "overrides": [o for o in args.overrides if "=" in o and ":" not in o.partition("=")[2]],
+        "confirm": args.confirm,
+        "overrides": [o for o in args.overrides if parse_parameter(o) is None],
     }  # fmt: skip
-    meta["command"] = " ".join([PROG, *argv])
-    print(history.report(table, meta))
-    write_plausible(table, meta, folder)
-    print(f"{PROG}: plausible set ({meta['size']} vectors) written to {folder}", file=sys.stderr)
+    meta["command"] = command
+    return table, meta
+
+
+def _confirm_set(args, command: str):
+    """Confirm the set in --from at new seeds, at the size and overrides it was made with."""
+    if args.confirm < 1:
+        raise UserError("--from needs --confirm of at least 1")
+    found = load_plausible(args.source)
+    settings, first = found.meta.get("settings", {}), int(found.meta.get("runs", 0))
+    earlier = found.meta.get("confirmation", {}).get("seeds", [])
+    first = max([first, *(s + 1 for s in earlier)])  # new seeds: no run so far shares one
+    table, meta = history.confirm(
+        found.table, found.meta, seeds=list(range(first, first + args.confirm)),
+        clients=settings.get("clients", args.clients), weeks=settings.get("weeks", args.weeks),
+        overrides=settings.get("overrides", []), jobs=args.jobs,
+        progress=Progress(f"{PROG}: confirmation"),
+    )  # fmt: skip
+    meta["confirmation"]["command"] = command
+    return table, meta
 
 
 if __name__ == "__main__":

@@ -27,6 +27,12 @@ that fact's seed s.d., each with weight 1/n. Runs of every wave are pooled: the 
 are uniform over the region it was drawn from, and a wave's region contains the plausible
 one, so the kept runs of each wave are uniform over the plausible region, and so are they
 pooled. Facts that are 0/1 (the J shape) are not emulated; they must hold in the run itself.
+
+A run kept on one seed may owe its place to luck, and the emulators' white noise is one
+average over the space (a ratio's seed noise grows with it). So the kept vectors are then
+confirmed (`confirm`): rerun at a few new seeds, their facts become the means over those
+runs, the seed s.d. is re-measured from these replicates, and a vector stays if every mean
+lies within range ± `keep` standard errors.
 """
 
 from __future__ import annotations
@@ -206,7 +212,8 @@ def history_match(
     sample_seed: int = 0,
     candidates: int = CANDIDATES,
     facts: list[str] | None = None,
-    progress: Callable[[int], Callable[[int, int], None]] | None = None,
+    confirm_seeds: int = 0,
+    progress: Callable[[str], Callable[[int, int], None]] | None = None,
     on_wave: Callable[[dict], None] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Run the waves; return the plausible set's table and description (`plausible.py`).
@@ -224,7 +231,10 @@ def history_match(
             model's seed of the n-th run overall is n.
         candidates: Latin hypercube candidates each wave's emulators screen.
         facts: the calibrated facts to match (default: every one; a test matches fewer).
-        progress: given a wave's number, the callable its runs report (done, total) to.
+        confirm_seeds: rerun the set's vectors at this many new seeds and keep those whose
+            mean facts meet the targets (`confirm`; 0: not confirmed).
+        progress: given a stage ("wave 1", ..., "confirmation"), the callable its runs
+            report (done, total) to.
         on_wave: called with each wave's summary once it is run and the emulators refitted.
 
     Raises:
@@ -258,7 +268,7 @@ def history_match(
             targets, overrides=base, seeds=[], clients=clients, weeks=weeks, jobs=jobs,
             variants=[as_variant(row, integer) for _, row in points.iterrows()],
             own_seeds=list(range(start, start + len(points))),
-            progress=None if progress is None else progress(wave),
+            progress=None if progress is None else progress(f"wave {wave}"),
         )  # fmt: skip
         wide = _wide(values, list(targets))
         check = _emulator_check(emulators[-1], points, wide, space) if emulators else {}
@@ -271,7 +281,15 @@ def history_match(
             on_wave(_kept(summaries[-1], runs, facts, targets, emulators[-1]))
     last = latin_hypercube(space, candidates, sample_seed + 1000 * (waves + 1))
     final_left = float(screen(emulators, targets, _unit(last, space)).mean())
-    return _result(runs, facts, emulators[-1], space, targets, summaries, final_left)
+    table, meta = _result(runs, facts, emulators[-1], space, targets, summaries, final_left)
+    if confirm_seeds and len(table):
+        first = meta["runs"]  # the next seeds: no run of the waves shares one
+        table, meta = confirm(
+            table, meta, seeds=list(range(first, first + confirm_seeds)), clients=clients,
+            weeks=weeks, overrides=base, jobs=jobs,
+            progress=None if progress is None else progress("confirmation"),
+        )  # fmt: skip
+    return table, meta
 
 
 def _fit_all(runs, facts, space, targets, seed) -> dict[str, Emulator]:
@@ -370,11 +388,19 @@ def report(table: pd.DataFrame, meta: dict) -> str:
              f"wave {meta['space_left']:.2%}",
              f"{'fact':<26} {'range':>9} {'seed sd':>8} {'set min':>9} {'set max':>9} "
              f"{'runs out':>8} {'alone':>6}"]  # fmt: skip
+    confirmed = meta.get("confirmation")
+    if confirmed is not None:
+        lines.insert(
+            1,
+            f"confirmed at seeds {confirmed['seeds']}: {confirmed['kept']} of "
+            f"{confirmed['vectors']} vectors kept (facts: their means over those seeds)",
+        )
+    binds = (confirmed or meta)["binding"]
     for name, t in meta["targets"].items():
         x = table[FACT_PREFIX + name]
         sd = "—" if t["seed_sd"] is None else f"{t['seed_sd']:.3g}"
         low, high = (f"{v:.3g}" if len(x) else "—" for v in (x.min(), x.max()))
-        bound = meta["binding"][name]
+        bound = binds[name]
         lines.append(f"{name:<26} {t['range']:>9} {sd:>8} {low:>9} {high:>9} "
                      f"{bound['outside']:>8} {bound['alone']:>6}")  # fmt: skip
     lines.append(f"{'parameter':<41} {'searched':>13} {'in the set':>13}")
@@ -383,3 +409,62 @@ def report(table: pd.DataFrame, meta: dict) -> str:
         inside = f"{x.min():.3g}–{x.max():.3g}" if len(x) else "—"
         lines.append(f"{key:<41} {f'{lo:.3g}–{hi:.3g}':>13} {inside:>13}")
     return "\n".join(lines)
+
+
+# ---- confirmation on replicate seeds ------------------------------------------------------------
+
+
+def confirm(
+    table: pd.DataFrame,
+    meta: dict,
+    *,
+    seeds: list[int],
+    clients: int,
+    weeks: int,
+    overrides: list[str],
+    jobs: int = -1,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """Rerun every vector of a set at `seeds`; keep those whose mean facts meet the targets.
+
+    A vector enters the set on one run, which its luck may have carried inside a range (and
+    the emulators' white noise is an average over the space: the seed noise of a ratio grows
+    with it). Here each vector runs again at the same new seeds; its facts become their means
+    over those runs alone (its first run was chosen for landing inside, so it would bias
+    them), each fact's seed s.d. is re-measured as the pooled s.d. within vectors, and a
+    vector is kept when every mean lies within range ± KEEP standard errors (seed s.d. /
+    sqrt(len(seeds))) and every run of a 0/1 fact holds.
+    """
+    targets = matched_targets(list(meta["targets"]))
+    params = list(meta["parameters"])
+    variants = [{k: float(row[k]) for k in params} for _, row in table.iterrows()]
+    values, _ = measure(
+        targets, overrides=overrides, seeds=seeds, clients=clients, weeks=weeks, jobs=jobs,
+        variants=variants, progress=progress,
+    )  # fmt: skip
+    runs = values.set_index(["variant", "seed", "fact"])["value"].unstack("fact")[list(targets)]
+    means = runs.groupby(level="variant").mean()
+    emulated = [n for n, t in meta["targets"].items() if t["seed_sd"] is not None]
+    seed_sd = {n: float(np.sqrt(runs[n].groupby(level="variant").var().mean())) for n in emulated}
+    error = {n: sd / np.sqrt(len(seeds)) for n, sd in seed_sd.items()}
+    dist = distance(means, targets, error)  # a 0/1 fact's mean is 1 only if every run holds
+    kept = dist <= KEEP
+    out = table.iloc[np.flatnonzero(kept)][params].reset_index(drop=True)
+    out.insert(0, "vector", np.arange(len(out), dtype="int64"))
+    out["distance"] = dist[kept]
+    out["weight"] = 1.0 / len(out) if len(out) else []
+    for name in targets:
+        out[FACT_PREFIX + name] = means.loc[kept, name].to_numpy(float)
+    confirmed = {**meta, "size": len(out)}
+    confirmed["targets"] = {
+        name: {**_target_meta(t, error.get(name)), "seed_sd": seed_sd.get(name),
+               "seed_sd_emulator": meta["targets"][name]["seed_sd"]}
+        for name, t in targets.items()
+    }  # fmt: skip
+    confirmed["confirmation"] = {
+        "seeds": list(seeds), "vectors": len(table), "kept": len(out),
+        "rule": f"mean over the confirmation seeds within range +- {KEEP} standard errors "
+        "(pooled within-vector seed s.d. / sqrt(seeds)); 0/1 facts hold in every run",
+        "binding": binding(means, targets, error),
+    }  # fmt: skip
+    return out, confirmed
