@@ -58,11 +58,12 @@ def distances(values: pd.DataFrame, targets: dict[str, Target]) -> pd.DataFrame:
     return means
 
 
-def _variant(point: pd.Series, integer: set[str]) -> dict:
+def as_variant(point: pd.Series, integer: set[str]) -> dict:
+    """A sample as config values (the keys in `integer` rounded to int)."""
     return {k: int(round(v)) if k in integer else float(v) for k, v in point.items()}
 
 
-def _space(overrides: list[str], defaults) -> dict[str, tuple[float, float]]:
+def search_space(overrides: list[str], defaults) -> dict[str, tuple[float, float]]:
     """The search space from the overrides (else the targets file's), its ends checked."""
     given = {p[0]: p[1:] for p in map(parse_parameter, overrides) if p is not None}
     space = given or {k: (lo, hi) for k, (lo, hi, _) in calibration_parameters().items()}
@@ -102,11 +103,11 @@ def calibrate(
     base = [o for o in overrides if parse_parameter(o) is None]
     size = [f"market.n_clients={clients}", f"steps={weeks}"]
     defaults = compose_valid([*base, *size])
-    space = _space(overrides, defaults)
+    space = search_space(overrides, defaults)
     integer = {k for k in space if isinstance(OmegaConf.select(defaults, k), int)}
     points = latin_hypercube(space, samples, sample_seed)
     points[list(integer)] = points[list(integer)].round()
-    variants = [{}, *(_variant(row, integer) for _, row in points.iterrows())]
+    variants = [{}, *(as_variant(row, integer) for _, row in points.iterrows())]
     values, _ = measure(
         targets, overrides=base, seeds=range(seeds), clients=clients, weeks=weeks, jobs=jobs,
         variants=variants, progress=progress,

@@ -84,24 +84,32 @@ def measure(
     weeks: int,
     jobs: int = -1,
     variants: list[dict] | None = None,
+    own_seeds: list[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The facts `names` over seeds: (one row per variant, seed and fact; the whale curves).
 
     Only the markets the facts need are run. Each variant is a dict of config keys set last
-    (``clientsim-calibrate``'s samples; default one variant, none). All runs of all variants
-    go to one pool; `progress(done, total)` is called as each run finishes.
+    (``clientsim-calibrate``'s samples; default one variant, none). Every variant runs on
+    every seed of `seeds` (common random numbers), unless `own_seeds` gives each variant its
+    own one seed (its markets share it; an emulator's design points then do not share their
+    luck, `sim.validation.history`), when `seeds` is ignored. All runs of all variants go to
+    one pool; `progress(done, total)` is called as each run finishes.
     """
-    names, seeds = list(names), list(seeds)
+    names = list(names)
     variants = [{}] if variants is None else variants
+    if own_seeds is not None and len(own_seeds) != len(variants):
+        raise ValueError(f"{len(own_seeds)} own seeds for {len(variants)} variants")
+    shared = list(seeds)
+    seeds_of = [shared if own_seeds is None else [own_seeds[v]] for v in range(len(variants))]
     by_market = needed(names)
     markets = market_configs(overrides, clients=clients, weeks=weeks, markets=by_market)
-    tasks = [(v, m, seed) for v in range(len(variants)) for m in by_market for seed in seeds]
+    tasks = [(v, m, seed) for v in range(len(variants)) for m in by_market for seed in seeds_of[v]]
     calls = [
         delayed(_tagged)(v, m, seed, configure(markets[m], variants[v], seed), by_market[m])
         for v, m, seed in tasks
     ]
-    measured = {(v, seed): {} for v in range(len(variants)) for seed in seeds}
+    measured = {(v, seed): {} for v in range(len(variants)) for seed in seeds_of[v]}
     whale = []
     results = Parallel(n_jobs=jobs, return_as="generator_unordered")(calls)
     for done, (v, market, seed, values, curve) in enumerate(results, 1):

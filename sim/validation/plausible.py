@@ -8,10 +8,11 @@ calibration's uncertainty rather than one best point's. Two files in one folder:
   per calibrated parameter (its dotted config key, e.g. ``clients.reviews.floor``),
   ``distance`` (float64: the largest standardised excess of a simulated fact outside its
   target range, 0 inside every range), ``weight`` (float64, summing to 1), and one
-  ``fact:<name>`` float64 column per calibrated fact (its simulated value).
+  ``fact:<name>`` float64 column per calibrated fact (its simulated value; in a confirmed set,
+  its mean over the confirmation's seeds, and the excess is in standard errors).
 - ``plausible.yaml``: ``method``, ``parameters`` (key -> [low, high] searched), ``targets``
-  (name -> range, tolerance, seed s.d.), ``settings``, ``command`` and a summary of the
-  waves.
+  (name -> range, tolerance, seed s.d.), ``settings``, ``command``, a summary of the
+  waves, and ``confirmation`` (the seeds, the vectors rerun and kept) when confirmed.
 
 A small set made at the default size ships with the package (``sim/validation/plausible/``);
 `load_plausible()` without a path reads it.
