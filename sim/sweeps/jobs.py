@@ -177,24 +177,27 @@ class Progress:
         marks = list(self.dir.glob(f"{self.sweep['id']}.*"))
         failed = sum(m.suffix == ".failed" for m in marks)
         elapsed = time.time() - self.sweep["t0"]
+        kept = sum(m.suffix == ".skipped" for m in marks)
         line = f"clientsim-experiment: {len(marks)}"
-        if self.total:
-            left = self._rate(marks) * max(self.total - len(marks), 0)
+        rate = self._rate(len(marks) - kept)
+        if self.total and rate is not None:
+            left = rate * max(self.total - len(marks), 0)
             line += f"/{self.total} runs done, {_clock(elapsed)} elapsed, about {_clock(left)} left"
         else:
-            line += f" runs done, {_clock(elapsed)} elapsed"
-        print(line + (f" ({failed} failed)" if failed else ""), flush=True)
+            line += f"/{self.total or '?'} runs done, {_clock(elapsed)} elapsed"
+        notes = [f"{kept} kept from before"] * bool(kept) + [f"{failed} failed"] * bool(failed)
+        print(line + (f" ({', '.join(notes)})" if notes else ""), flush=True)
 
-    def _rate(self, marks: list[Path]) -> float:
-        """Seconds a run: the time since the sweep began over the runs it has run.
+    def _rate(self, ran: int) -> float | None:
+        """Seconds a run: the time since the sweep began over the `ran` runs it has run.
 
         Seeds stepped as one batch finish together, so a rate timed between runs would read
         zero inside a batch and the estimate would fall to nothing until the next one; the
         average since the start counts each batch's time once (its start-up too, so early
-        lines err long). Runs skipped as already stored cost nothing and do not count.
+        lines err long). Runs kept from an earlier sweep cost nothing and do not count; with
+        none run yet there is no rate (None).
         """
-        ran = sum(m.suffix != ".skipped" for m in marks)
-        return (time.time() - self.sweep["t0"]) / max(ran, 1)
+        return (time.time() - self.sweep["t0"]) / ran if ran else None
 
 
 #: The process that launches a sweep's jobs, as `<pid>@<host>` (set by `mark_submitter`).
