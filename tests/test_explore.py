@@ -203,3 +203,13 @@ def test_the_figure_draws_the_share_that_pays_and_the_boxes_as_svg(tmp_path):
     assert text.startswith("<?xml") and "a test map" in text and "pays box 1" in text
     _, _, share = probability_grid(points, "d", "k", {"d": (0.5, 2.0), "k": (1, 9)})
     assert share.shape == (2, 9) and np.nanmax(share) == 1.0 and np.nanmin(share) == 0.0
+
+
+def test_results_md_gets_the_maps_section_and_figure(smoke_out, tmp_path):
+    from sim.cli.report import map_section
+
+    text = map_section(smoke_out, figures=tmp_path / "figures")
+    assert text.startswith("## Where does filtering pay? A map")
+    assert "Where filtering pays:" in text and "figures/explore-map.png" in text
+    assert (tmp_path / "figures" / "explore-map.png").stat().st_size > 0
+    assert map_section(tmp_path / "no-map", figures=tmp_path / "figures") == ""

@@ -490,6 +490,7 @@ def write_results(
     draw: Draw = plot_dir,
     plausible: pd.DataFrame | None = None,
     plausible_section: str = "",
+    map_section: str = "",
 ) -> Path:
     """Write docs/RESULTS.md (and docs/figures/) from `root`/<name>/make-results/.
 
@@ -497,7 +498,8 @@ def write_results(
     `sim.validation.docking_figures.plot_sweep`). `plausible` (columns ``experiment``,
     ``metric``, ``claim``, ``where`` and ``plausible markets``: in what share of plausible
     markets a claim holds, `sim.explore.verdicts`) is set beside the verdicts it names, and
-    `plausible_section` (markdown) follows the findings.
+    `plausible_section` (markdown) follows the findings; then `map_section` (markdown: where
+    filtering pays, `clientsim-explore`).
     """
     figures = out.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -548,6 +550,7 @@ def write_results(
         "",
         "## Findings", "", markdown_table(summary), "", shared_runs_note(labels), "",
         *([plausible_section, ""] if plausible_section else []),
+        *([map_section, ""] if map_section else []),
     ]  # fmt: skip
     out.write_text("\n".join([*head, *sections]))
     return out

@@ -17,15 +17,17 @@ markets where the claim holds. Without `--run`, those already run at that size a
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from sim.analysis.report import RESULTS_DIR, SWEEP_NAME, by_hypothesis, write_results
+from sim.analysis.report import DOCS, RESULTS_DIR, SWEEP_NAME, by_hypothesis, write_results
 from sim.cli import experiment
 from sim.cli.common import Parser, positive, run_command
 from sim.errors import UserError
-from sim.explore import verdicts
+from sim.explore import files, verdicts
+from sim.runs.owned import record_outputs, refuse_foreign
 from sim.sweeps.experiment import names
 from sim.validation.docking_figures import plot_sweep
 from sim.validation.plausible import PlausibleSet, load_plausible
@@ -46,6 +48,9 @@ def parser() -> Parser:
                    help="seeds per plausible vector (default 4)")  # fmt: skip
     p.add_argument("--plausible-set", metavar="PATH",
                    help="the plausible set's folder (default: the shipped one)")  # fmt: skip
+    p.add_argument("--map", type=Path, default=RESULTS_DIR / "explore", metavar="DIR",
+                   help="the clientsim-explore map set after the findings (default: "
+                   "results/explore; none there: no map)")  # fmt: skip
     p.add_argument("--plausible-size", nargs="*", default=[], metavar="NAME=NxS",
                    help="an experiment at N vectors x S seeds instead, e.g. instruments=8x2 "
                    "(its 64 cells make it the costly one)")  # fmt: skip
@@ -98,9 +103,35 @@ def _report(argv: list[str]) -> int:
     plausible = verdicts.findings_column(tables) if tables else None
     section = verdicts.results_section(tables, command) if tables else ""
     every = by_hypothesis(names())  # every experiment, whichever ran now
-    print(write_results(every, draw=plot_sweep, plausible=plausible, plausible_section=section))
+    print(write_results(every, draw=plot_sweep, plausible=plausible, plausible_section=section,
+                        map_section=map_section(args.map)))  # fmt: skip
     print(json.dumps({"experiments": chosen, "plausible": sorted(tables)}))
     return 0
+
+
+def map_section(folder: Path, figures: Path = DOCS / "figures") -> str:
+    """RESULTS.md's section on where filtering pays, from a clientsim-explore folder ("" if none).
+
+    The map's figure is copied to `figures`/explore-map.png (replaced only if clientsim
+    wrote it).
+    """
+    if not (folder / "points.parquet").is_file():
+        return ""
+    found = files.read(folder)
+    figure = figures / "explore-map.png"
+    refuse_foreign([figure], str(figure))
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / "map.png", figure)
+    record_outputs([figure])
+    return "\n".join([
+        "## Where does filtering pay? A map", "",
+        "`clientsim-explore` samples market conditions (a Latin hypercube) and, with each, a "
+        "parameter vector of the plausible set, runs fit_filter against serve_all in the same "
+        "market over common seeds, and finds with PRIM (ema_workbench) the boxes of conditions "
+        "where filtering pays, and where it loses (docs/EXPLORE.md).", "",
+        files.markdown(found).rstrip("\n"), "",
+        "![Where filtering pays](figures/explore-map.png)",
+    ])  # fmt: skip
 
 
 def plausible_set(path: str | None) -> PlausibleSet:
