@@ -2,11 +2,13 @@
 
 A run of `n` clients over `w` weeks costs about ``w × (WEEK + CLIENT_WEEK × n)`` seconds of
 stepping in a batch of ten seeds (the vectorized engine's default), plus ``RUN`` seconds to
-record and write it; each job adds ``JOB`` seconds of start-up (a process, imports, composing
-its config). The sum is divided among the jobs that run at once. The constants were measured
-on a 2-core machine on 2026-12-06 (the default run: 0.33 s of stepping a run in a batch of
-ten, and 1.37 ms + 0.21 µs × clients a week alone); a faster or busier machine differs, so
-the figure is printed as "about".
+record and write it; each job adds ``JOB`` seconds (composing its config, reading and
+writing its point), and the sweep ``START`` seconds (starting the workers, importing). The
+sum is divided among the jobs that run at once. The constants were measured on a 2-core
+machine on 2026-12-06 (the default run: 0.33 s of stepping a run in a batch of ten, and
+1.37 ms + 0.21 µs × clients a week alone; instruments' 64 design points × 2 seeds at the
+default size in 47 s with joblib on both cores); a faster or busier machine differs, so the
+figure is printed as "about".
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ WEEK = 0.23e-3
 CLIENT_WEEK = 0.21e-6
 #: seconds to record a run and write its files
 RUN = 0.15
-#: seconds a job spends starting (a process, importing clientsim, composing its config)
-JOB = 4.0
+#: seconds a job costs besides its runs (composing its config, reading and writing its point)
+JOB = 0.5
+#: seconds a sweep spends starting (the workers' processes, importing clientsim and Hydra)
+START = 3.0
 #: the agents engine (a Mesa agent per client) is this many times slower a client-week
 AGENTS_FACTOR = 8.0
 
@@ -36,7 +40,7 @@ def sweep_seconds(runs: int, jobs: int, parallel: int, *, clients: int, weeks: i
     if runs <= 0:
         return 0.0
     work = runs * run_seconds(clients, weeks, engine) + jobs * JOB
-    return work / max(1, min(parallel, jobs))
+    return START + work / max(1, min(parallel, jobs))
 
 
 def duration(seconds: float) -> str:
