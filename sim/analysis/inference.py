@@ -302,3 +302,9 @@ def shared_runs(points: pd.DataFrame) -> pd.DataFrame:
                      for experiment, where in by.index]  # fmt: skip
             rows.append({"design": design, "experiments": names, "seeds": seeds})
     return pd.DataFrame(rows, columns=["design", "experiments", "seeds"])
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact interval of a share of `k` in `n` (Clopper–Pearson), e.g. P(gap > 0)."""
+    interval = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
+    return float(interval.low), float(interval.high)

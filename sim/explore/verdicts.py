@@ -302,14 +302,6 @@ def effect_rows(runs: pd.DataFrame, exp: dict) -> list[dict]:
 # --- over the vectors ---------------------------------------------------------------------
 
 
-def clopper_pearson(k: int, n: int) -> tuple[float, float]:
-    """The exact 95% interval of a share of k in n (Clopper–Pearson)."""
-    from scipy.stats import binomtest
-
-    interval = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-    return float(interval.low), float(interval.high)
-
-
 def shares(table: pd.DataFrame) -> pd.DataFrame:
     """Per claim and point: in how many vectors it holds, the share and its 95% interval.
 
@@ -321,7 +313,7 @@ def shares(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, part in table.groupby(KEYS, sort=False):
         k, n = int(part["holds"].sum()), len(part)
-        low, high = clopper_pearson(k, n)
+        low, high = inference.clopper_pearson(k, n)
         rows.append({**dict(zip(KEYS, key, strict=True)), "vectors": n, "holds": k,
                      "share": k / n, "low": low, "high": high,
                      "supported": int((part["verdict"] == "supported").sum()),

@@ -44,8 +44,8 @@ from SALib.analyze import morris as morris_analyze
 from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
-from scipy.stats import binomtest
 
+from sim.analysis.inference import clopper_pearson
 from sim.config.checks import validate
 from sim.config.compose import CONFIG_DIR, compose_valid
 from sim.config.schema import ConfigError
@@ -452,11 +452,11 @@ def positive_share(gaps: np.ndarray) -> dict[str, float | int]:
     if gaps.ndim != 2 or len(gaps) == 0:
         raise ValueError(f"gaps must be (points, seeds) with a point, not {gaps.shape}")
     n, k = len(gaps), int((gaps.mean(axis=1) > 0).sum())
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    low, high = clopper_pearson(k, n)
     runs, runs_positive = gaps.size, int((gaps > 0).sum())
     return {
-        "points": n, "positive": k, "share": k / n, "ci_low": float(ci.low),
-        "ci_high": float(ci.high), "runs": runs, "runs_positive": runs_positive,
+        "points": n, "positive": k, "share": k / n, "ci_low": low,
+        "ci_high": high, "runs": runs, "runs_positive": runs_positive,
         "run_share": runs_positive / runs,
     }  # fmt: skip
 
