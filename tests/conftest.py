@@ -108,11 +108,19 @@ SLOW = {
         "test_sobol_takes_morris_top_three_and_writes_its_indices",
     },
     "test_state.py": {"test_a_phase_written_once_runs_alike_in_both_engines"},
+    "test_history.py": {
+        "test_a_tiny_history_match_writes_a_readable_set_the_same_for_the_same_seed"
+    },
+    "test_sensitivity_factors.py": {
+        "test_a_tiny_morris_runs_with_the_new_factors_and_prints_p_gap"
+    },
+    "test_sampling.py": {"test_the_readme_sampled_design_runs_and_records_each_samples_values"},
     "test_sweep.py": {"test_list_shows_every_experiment_with_its_size"},
 }
 
 #: Module-scoped fixtures that run simulations or sweeps: a test that uses one is slow too.
-SLOW_FIXTURES = {"smoke_dirs", "facts_table", "bass_run", "morris_dir", "two_sweeps", "plain_sweep"}
+SLOW_FIXTURES = {"smoke_dirs", "facts_table", "bass_run", "morris_dir", "two_sweeps", "plain_sweep",
+                 "smoke_out", "run_dir"}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
