@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from sim.cli import calibrate as calibrate_cli
-from sim.validation import history
+from sim.validation import emulator as em
 from sim.validation.facts import Target, calibration_parameters, load_targets
 from sim.validation.plausible import FACT_PREFIX, load_plausible
 
@@ -16,10 +16,10 @@ def _target(low, high):
 def test_implausibility_is_zero_inside_the_range_and_the_excess_over_the_sd_outside():
     mean = np.array([0.7, 0.6, 0.9, 0.5, np.nan])
     sd = np.array([0.1, 0.1, 0.05, 0.2, 1.0])
-    got = history.implausibility(mean, sd, _target(0.6, 0.8))
+    got = em.implausibility(mean, sd, _target(0.6, 0.8))
     np.testing.assert_allclose(got, [0.0, 0.0, 2.0, 0.5, np.inf])
     # an open bound: only the floor counts
-    np.testing.assert_allclose(history.implausibility(mean[:4], sd[:4], _target(0.65, None)),
+    np.testing.assert_allclose(em.implausibility(mean[:4], sd[:4], _target(0.65, None)),
                                [0.0, 0.5, 0.0, 0.75])  # fmt: skip
 
 
@@ -27,9 +27,9 @@ def test_distance_is_the_largest_excess_in_seed_sds_and_a_binary_fact_must_hold(
     targets = {"a": _target(0.0, 1.0), "b": _target(2.0, None), "j": _target(1, 1)}
     facts = pd.DataFrame({"a": [0.5, 1.3, 0.5, 0.5], "b": [2.5, 2.5, 1.0, 3.0],
                           "j": [1.0, 1.0, 1.0, 0.0]})  # fmt: skip
-    got = history.distance(facts, targets, {"a": 0.1, "b": 0.5})
+    got = em.distance(facts, targets, {"a": 0.1, "b": 0.5})
     np.testing.assert_allclose(got, [0.0, 3.0, 2.0, np.inf])
-    bound = history.binding(facts, targets, {"a": 0.1, "b": 0.5})  # beyond 2 s.d. rules out
+    bound = em.binding(facts, targets, {"a": 0.1, "b": 0.5})  # beyond 2 s.d. rules out
     assert bound == {"a": {"outside": 1, "alone": 1}, "b": {"outside": 0, "alone": 0},
                      "j": {"outside": 1, "alone": 1}}  # fmt: skip
 
@@ -38,7 +38,7 @@ def test_an_emulator_finds_the_seed_noise_of_a_known_function():
     rng = np.random.default_rng(1)
     unit = rng.random((120, 2))
     values = 3.0 * unit[:, 0] + rng.normal(0.0, 0.2, 120)  # the second input does nothing
-    emulator = history.fit_emulator("f", unit, values, seed=0)
+    emulator = em.fit_emulator("f", unit, values, seed=0)
     assert 0.14 < emulator.seed_sd < 0.28
     mean, sd = emulator.predict(np.array([[0.5, 0.1], [0.5, 0.9]]))
     np.testing.assert_allclose(mean, [1.5, 1.5], atol=0.15)
