@@ -39,12 +39,16 @@ bench-sweep: $(STAMP)
 
 # Every experiment at full size (resumed from results/<name>/make-results/), its figures,
 # and docs/RESULTS.md with docs/figures/; the headline experiments also at PLAUSIBLE vectors
-# of the plausible set, PLAUSIBLE_SEEDS seeds each (results/<name>/plausible/; 0: none).
-PLAUSIBLE ?= 20
+# of the plausible set (the shipped one has 15: each once), PLAUSIBLE_SEEDS seeds each, and
+# instruments' 64 cells at PLAUSIBLE_INSTRUMENTS (results/<name>/plausible/; 0: none); the map
+# of results/explore (clientsim-explore) if there is one. About 30 minutes on 2 cores.
+PLAUSIBLE ?= 15
 PLAUSIBLE_SEEDS ?= 4
+PLAUSIBLE_INSTRUMENTS ?= 15x2
 results: $(STAMP)
 	$(VENV)/bin/python -m sim.cli.report --run --plausible $(PLAUSIBLE) \
-		--plausible-seeds $(PLAUSIBLE_SEEDS) $(ARGS)
+		--plausible-seeds $(PLAUSIBLE_SEEDS) \
+		--plausible-size instruments=$(PLAUSIBLE_INSTRUMENTS) $(ARGS)
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || "$$(sh scripts/find-python)" -m venv $(VENV)

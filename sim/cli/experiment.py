@@ -7,7 +7,7 @@
     clientsim-experiment run path/to/mine.yaml --smoke  # an experiment of one's own
     clientsim-experiment list --experiments DIR       # with one's own, DIR/NAME.yaml
     clientsim-experiment report results/strategy/<timestamp>  # its claims judged
-    clientsim-experiment plausible strategy --vectors 20 --seeds 4  # over plausible markets
+    clientsim-experiment plausible strategy --vectors 15 --seeds 4  # over plausible markets
 
 `run NAME` is `clientsim -m +experiment=NAME` with the seeds split into chunks (one job per
 design point and chunk), a launcher chosen by a flag, and the sweep directory
@@ -104,8 +104,9 @@ def plausible_parser(sub) -> None:
     p.add_argument("name", help="an experiment of `clientsim-experiment list`, e.g. strategy")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every vector's sweep, "
                    "e.g. market.n_clients=1000")  # fmt: skip
-    p.add_argument("--vectors", type=positive, default=20, metavar="N",
-                   help="vectors drawn from the set, by weight (default 20)")  # fmt: skip
+    p.add_argument("--vectors", type=positive, default=15, metavar="N",
+                   help="vectors drawn from the set by weight, without replacement while "
+                   "they last (default 15: each of the shipped set's once)")  # fmt: skip
     p.add_argument("--seeds", type=positive, default=4, metavar="S",
                    help="seeds per vector (default 4)")  # fmt: skip
     p.add_argument("--set", metavar="PATH",
