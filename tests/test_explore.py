@@ -209,7 +209,7 @@ def test_results_md_gets_the_maps_section_and_figure(smoke_out, tmp_path):
     from sim.cli.report import map_section
 
     text = map_section(smoke_out, figures=tmp_path / "figures")
-    assert text.startswith("## Where does filtering pay? A map")
-    assert "Where filtering pays:" in text and "figures/explore-map.png" in text
-    assert (tmp_path / "figures" / "explore-map.png").stat().st_size > 0
+    assert text.startswith("## Where does filtering pay? A map over market.demand_supply_ratio")
+    assert "Where filtering pays:" in text and f"figures/{smoke_out.name}.png" in text
+    assert (tmp_path / "figures" / f"{smoke_out.name}.png").stat().st_size > 0
     assert map_section(tmp_path / "no-map", figures=tmp_path / "figures") == ""

@@ -48,9 +48,9 @@ def parser() -> Parser:
                    help="seeds per plausible vector (default 4)")  # fmt: skip
     p.add_argument("--plausible-set", metavar="PATH",
                    help="the plausible set's folder (default: the shipped one)")  # fmt: skip
-    p.add_argument("--map", type=Path, default=RESULTS_DIR / "explore", metavar="DIR",
-                   help="the clientsim-explore map set after the findings (default: "
-                   "results/explore; none there: no map)")  # fmt: skip
+    p.add_argument("--map", type=Path, nargs="*", metavar="DIR",
+                   help="the clientsim-explore maps set after the findings (default: every "
+                   "results/explore*/ folder that holds one, by name)")  # fmt: skip
     p.add_argument("--plausible-size", nargs="*", default=[], metavar="NAME=NxS",
                    help="an experiment at N vectors x S seeds instead, e.g. instruments=8x2 "
                    "(its 64 cells make it the costly one)")  # fmt: skip
@@ -104,33 +104,43 @@ def _report(argv: list[str]) -> int:
     section = verdicts.results_section(tables, command) if tables else ""
     every = by_hypothesis(names())  # every experiment, whichever ran now
     print(write_results(every, draw=plot_sweep, plausible=plausible, plausible_section=section,
-                        map_section=map_section(args.map)))  # fmt: skip
+                        map_section=maps_section(args.map)))  # fmt: skip
     print(json.dumps({"experiments": chosen, "plausible": sorted(tables)}))
     return 0
+
+
+def maps_section(folders: list[Path] | None, figures: Path = DOCS / "figures") -> str:
+    """RESULTS.md's maps: of `folders`, or of every results/explore*/ holding one."""
+    if folders is None:
+        folders = sorted(RESULTS_DIR.glob("explore*"))
+    found = [text for folder in folders if (text := map_section(folder, figures))]
+    return "\n\n".join(found)
 
 
 def map_section(folder: Path, figures: Path = DOCS / "figures") -> str:
     """RESULTS.md's section on where filtering pays, from a clientsim-explore folder ("" if none).
 
-    The map's figure is copied to `figures`/explore-map.png (replaced only if clientsim
+    The map's figure is copied to `figures`/<folder's name>.png (replaced only if clientsim
     wrote it).
     """
     if not (folder / "points.parquet").is_file():
         return ""
     found = files.read(folder)
-    figure = figures / "explore-map.png"
+    figure = figures / f"{folder.name}.png"
     refuse_foreign([figure], str(figure))
     figure.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(folder / "map.png", figure)
     record_outputs([figure])
+    space = ", ".join(found.conditions)
     return "\n".join([
-        "## Where does filtering pay? A map", "",
-        "`clientsim-explore` samples market conditions (a Latin hypercube) and, with each, a "
-        "parameter vector of the plausible set, runs fit_filter against serve_all in the same "
-        "market over common seeds, and finds with PRIM (ema_workbench) the boxes of conditions "
-        "where filtering pays, and where it loses (docs/EXPLORE.md).", "",
+        f"## Where does filtering pay? A map over {space}", "",
+        "`clientsim-explore` samples market conditions (a Latin hypercube)"
+        + (", with each a parameter vector of the plausible set," if found.parameters else ",")
+        + " runs fit_filter against serve_all in the same market over common seeds, and finds "
+        "with PRIM (ema_workbench) the boxes of conditions where filtering pays, and where it "
+        "loses (docs/EXPLORE.md).", "",
         files.markdown(found).rstrip("\n"), "",
-        "![Where filtering pays](figures/explore-map.png)",
+        f"![Where filtering pays](figures/{figure.name})",
     ])  # fmt: skip
 
 
