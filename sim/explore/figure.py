@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,9 @@ def map_figure(points, boxes, axes, path: Path, *, title: str, spans: dict) -> N
     ax.set_ylabel(label(ax_y))
     ax.set_title("grey: no sample in the bin", fontsize="small")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2)
-    fig.suptitle(title, fontsize="medium")
+    width = int(fig.get_figwidth() * 12)  # characters of a medium font per inch, about
+    lines = [textwrap.fill(line, width) for line in title.splitlines()]
+    fig.suptitle("\n".join(lines), fontsize="medium")
     fig.tight_layout()
     save_figure(fig, path.parent, path.stem, [path.suffix.lstrip(".")])
 
