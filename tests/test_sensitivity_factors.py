@@ -5,26 +5,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
+from test_sensitivity import study_base  # the tiny study's base config
 
 from sim.cli.sensitivity import main, parser
-from sim.config.compose import compose
 from sim.config.schema import ConfigError
 from sim.runs.run import build_model
 from sim.validation import sensitivity as sa
 
-TINY_OVERRIDES = ["market.n_clients=300", "steps=26", "progress=false"]
 BY_NAME = {p.name: p for p in sa.PARAMETERS}
 SWITCHES = [p for p in sa.PARAMETERS if p.map == "switch"]
 ISSUE_23_SWITCHES = {
     "refusal_ends_relationship", "fixed_capacity", "free_prepayment", "costless_bad_jobs",
     "careless_order", "even_demand", "fickle_clients",
 }  # fmt: skip
-
-
-def study_base(*overrides: str):
-    cfg = compose([*sa.STUDY_BASE, *TINY_OVERRIDES, *overrides])
-    OmegaConf.resolve(cfg)
-    return cfg
 
 
 @pytest.fixture(scope="module")
