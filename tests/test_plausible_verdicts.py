@@ -11,7 +11,7 @@ from sim.analysis.report import SWEEP_NAME, write_results
 from sim.cli.experiment import main as experiment_main
 from sim.cli.report import main as report_main
 from sim.errors import UserError
-from sim.explore import verdicts
+from sim.explore import verdict_text, verdicts
 from sim.validation.plausible import load_plausible, write_plausible
 
 #: Three calibrated parameters, in their calibration ranges (sim/validation/targets.yaml).
@@ -164,7 +164,7 @@ def test_a_tiny_run_over_two_vectors_writes_the_table_and_the_text(tmp_path, cap
     table = pd.read_parquet(out / verdicts.GAPS)
     # 2 vectors × 2 claims × (the claim + its 3 design points)
     assert len(table) == 16 and set(table["seeds"]) == {2}
-    assert verdicts.parameters_of(table) == list(PARAMETERS)
+    assert verdict_text.parameters_of(table) == list(PARAMETERS)
     drawn = pd.DataFrame(found.draw(2, seed=0))
     for index, vector in table.groupby("vector"):
         assert np.allclose(vector[list(PARAMETERS)].to_numpy(), drawn.iloc[index].to_numpy())
@@ -182,8 +182,8 @@ def test_a_tiny_run_over_two_vectors_writes_the_table_and_the_text(tmp_path, cap
     assert verdicts.finished(out, 0, given)
     assert not verdicts.finished(out, 0, [*given[:-1], "clients.reviews.floor=0.1"])
 
-    column = verdicts.findings_column({"strategy": table})
-    section = verdicts.results_section({"strategy": table}, "make results")
+    column = verdict_text.findings_column({"strategy": table})
+    section = verdict_text.results_section({"strategy": table}, "make results")
     results = write_results(["strategy"], root=tmp_path / "results", out=tmp_path / "RESULTS.md",
                             plausible=column, plausible_section=section)  # fmt: skip
     findings = [line for line in results.read_text().splitlines() if "| profit_horizon |" in line]

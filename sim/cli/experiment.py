@@ -224,7 +224,7 @@ def run(args, config_dir: Path = CONFIG_DIR) -> int:
 def plausible(args, root: Path = Path("results")) -> int:
     """Run an experiment over vectors of the plausible set; print each claim's share."""
     from sim.analysis.report import SWEEP_NAME
-    from sim.explore import verdicts
+    from sim.explore import verdict_text, verdicts
     from sim.validation.plausible import load_plausible
 
     if args.draw_seed < 0:
@@ -253,8 +253,8 @@ def plausible(args, root: Path = Path("results")) -> int:
     table, swept = verdicts.run_vectors(
         args.name, found, vectors=args.vectors, seeds=args.seeds, seed=args.draw_seed,
         out=out, overrides=args.overrides, run_sweep=run_sweep)  # fmt: skip
-    defaults = verdicts.defaults_verdicts(root / args.name / SWEEP_NAME)
-    print(verdicts.text(table, found.parameters, defaults, swept))
+    defaults = verdict_text.defaults_verdicts(root / args.name / SWEEP_NAME)
+    print(verdict_text.text(table, found.parameters, defaults, swept))
     print(f"{PROG}: written {out / verdicts.GAPS}, {out / verdicts.SHARES}")
     return 0
 

@@ -26,7 +26,7 @@ from sim.analysis.report import DOCS, RESULTS_DIR, SWEEP_NAME, by_hypothesis, wr
 from sim.cli import experiment
 from sim.cli.common import Parser, positive, run_command
 from sim.errors import UserError
-from sim.explore import files, verdicts
+from sim.explore import files, verdict_text, verdicts
 from sim.runs.owned import record_outputs, refuse_foreign
 from sim.sweeps.experiment import names
 from sim.validation.docking_figures import plot_sweep
@@ -100,8 +100,8 @@ def _report(argv: list[str]) -> int:
         chosen_set += " --plausible-size " + " ".join(args.plausible_size)
     command = (f"python -m sim.cli.report --run --plausible {args.plausible} "
                f"--plausible-seeds {args.plausible_seeds}{chosen_set}")  # fmt: skip
-    plausible = verdicts.findings_column(tables) if tables else None
-    section = verdicts.results_section(tables, command) if tables else ""
+    plausible = verdict_text.findings_column(tables) if tables else None
+    section = verdict_text.results_section(tables, command) if tables else ""
     every = by_hypothesis(names())  # every experiment, whichever ran now
     print(write_results(every, draw=plot_sweep, plausible=plausible, plausible_section=section,
                         map_section=maps_section(args.map)))  # fmt: skip
