@@ -31,6 +31,7 @@ from sim.runs.owned import record_outputs, refuse_foreign
 from sim.sweeps.experiment import names
 from sim.validation.docking_figures import plot_sweep
 from sim.validation.plausible import PlausibleSet, load_plausible
+from sim.validation.sensitivity import STUDY_BASE
 
 PROG = "python -m sim.cli.report"
 
@@ -132,8 +133,10 @@ def map_section(folder: Path, figures: Path = DOCS / "figures") -> str:
     shutil.copyfile(folder / "map.png", figure)
     record_outputs([figure])
     space = ", ".join(found.conditions)
+    base = [o for o in found.settings.get("overrides", []) if o not in STUDY_BASE]
+    given = f" (with {', '.join(base)})" if base else ""
     return "\n".join([
-        f"## Where does filtering pay? A map over {space}", "",
+        f"## Where does filtering pay? A map over {space}{given}", "",
         "`clientsim-explore` samples market conditions (a Latin hypercube)"
         + (", with each a parameter vector of the plausible set," if found.parameters else ",")
         + " runs fit_filter against serve_all in the same market over common seeds, and finds "
