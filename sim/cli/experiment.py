@@ -48,6 +48,8 @@ from sim.sweeps.own import is_path, overlay, own_files
 from sim.sweeps.points import n_chunks
 from sim.sweeps.slurm import submission
 from sim.sweeps.tables import METRICS
+from sim.validation.plausible import SEEDS as DRAWN_SEEDS
+from sim.validation.plausible import VECTORS as DRAWN_VECTORS
 
 PROG = "clientsim-experiment"
 
@@ -104,11 +106,11 @@ def plausible_parser(sub) -> None:
     p.add_argument("name", help="an experiment of `clientsim-experiment list`, e.g. strategy")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every vector's sweep, "
                    "e.g. market.n_clients=1000")  # fmt: skip
-    p.add_argument("--vectors", type=positive, default=15, metavar="N",
+    p.add_argument("--vectors", type=positive, default=DRAWN_VECTORS, metavar="N",
                    help="vectors drawn from the set by weight, without replacement while "
-                   "they last (default 15: each of the shipped set's once)")  # fmt: skip
-    p.add_argument("--seeds", type=positive, default=4, metavar="S",
-                   help="seeds per vector (default 4)")  # fmt: skip
+                   "they last (default %(default)s: each of the shipped set's once)")  # fmt: skip
+    p.add_argument("--seeds", type=positive, default=DRAWN_SEEDS, metavar="S",
+                   help="seeds per vector (default %(default)s)")  # fmt: skip
     p.add_argument("--set", metavar="PATH",
                    help="the plausible set's folder (default: the shipped one)")  # fmt: skip
     p.add_argument("--draw-seed", type=int, default=0, metavar="K",

@@ -30,6 +30,8 @@ from sim.explore import files, verdict_text, verdicts
 from sim.runs.owned import record_outputs, refuse_foreign
 from sim.sweeps.experiment import names
 from sim.validation.docking_figures import plot_sweep
+from sim.validation.plausible import SEEDS as DRAWN_SEEDS
+from sim.validation.plausible import VECTORS as DRAWN_VECTORS
 from sim.validation.plausible import PlausibleSet, load_plausible
 from sim.validation.sensitivity import STUDY_BASE
 
@@ -42,11 +44,11 @@ def parser() -> Parser:
     p.add_argument("--run", action="store_true", help="run (or resume) the experiments first")
     p.add_argument("--only", nargs="*", help="run these experiments only")
     p.add_argument("--jobs", type=positive, help="parallel jobs (default: the cores)")
-    p.add_argument("--plausible", type=int, default=15, metavar="N",
+    p.add_argument("--plausible", type=int, default=DRAWN_VECTORS, metavar="N",
                    help="the headline experiments also at N vectors of the plausible set "
-                   "(default 15, each vector of the shipped set once; 0: not)")  # fmt: skip
-    p.add_argument("--plausible-seeds", type=positive, default=4, metavar="S",
-                   help="seeds per plausible vector (default 4)")  # fmt: skip
+                   "(default %(default)s: each of the shipped set's once; 0: not)")  # fmt: skip
+    p.add_argument("--plausible-seeds", type=positive, default=DRAWN_SEEDS, metavar="S",
+                   help="seeds per plausible vector (default %(default)s)")  # fmt: skip
     p.add_argument("--plausible-set", metavar="PATH",
                    help="the plausible set's folder (default: the shipped one)")  # fmt: skip
     p.add_argument("--map", type=Path, nargs="*", metavar="DIR",

@@ -36,6 +36,10 @@ TABLE = "plausible.parquet"
 META = "plausible.yaml"
 FACT_PREFIX = "fact:"
 COLUMNS = ("vector", "distance", "weight")
+#: An answer over the set, by default: this many vectors (each of the shipped set's once) ...
+VECTORS = 15
+#: ... at this many seeds each (`clientsim-experiment plausible`, `make results`)
+SEEDS = 4
 
 
 def shipped() -> Path:
