@@ -50,6 +50,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S12 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(12)
 _TO_UNIT = 2.0**-52  # 52 bits: (2**52 - 1 + 0.5) * 2**-52 < 1 exactly
+ONE_MARKET = 1 << 62  # clients per market of a single run, for `Streams.kernel_keys`
 
 
 def stream_id(name: str) -> int:
@@ -196,6 +197,13 @@ class Streams:
         """Uniforms in the open interval (0, 1), one per broadcast (week, id, slot)."""
         return _to_unit(self.bits(stream, week, ids, slot))
 
+    def kernel_keys(self, stream: str) -> tuple[np.ndarray, int]:
+        """The stream's key per market and the clients per market, for `sim.model.kernels`.
+
+        One market: every id is in market 0.
+        """
+        return np.array([self._keys[stream]], dtype=np.uint64), ONE_MARKET
+
     def normal(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Standard normals by Box-Muller from the uniforms of slots 2*slot and 2*slot+1."""
         slot2 = 2 * np.asarray(slot, dtype=np.int64)
@@ -268,6 +276,10 @@ class BatchStreams(Streams):
         else:
             base = self._base(keys.take(market), week, slot)
         return _mix(base + _u64(local) * _GOLDEN)
+
+    def kernel_keys(self, stream: str) -> tuple[np.ndarray, int]:
+        """The stream's key per market and the clients per market (`Streams.kernel_keys`)."""
+        return self._keys[stream], self.n
 
     def uniforms(self, week: int, ids, draws) -> np.ndarray:
         """`Streams.uniforms` of each client's own market, for the clients' local ids."""

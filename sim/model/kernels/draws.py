@@ -1,0 +1,54 @@
+"""The primitives of the kernels: counter-based draws identical to `sim.model.rng.Streams`.
+
+`uniform(keys, n, week, slot, client)` equals ``Streams.uniform(stream, week, client, slot)``
+of the client's own market, where ``keys, n = streams.kernel_keys(stream)``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+M1 = np.uint64(0xBF58476D1CE4E5B9)
+M2 = np.uint64(0x94D049BB133111EB)
+TO_UNIT = 2.0**-52  # as `sim.model.rng._TO_UNIT`
+
+
+@numba.njit(cache=True, inline="always")
+def mix(z: np.uint64) -> np.uint64:
+    """The SplitMix64 finalizer of `sim.model.rng._mix` on one 64-bit word (wrapping)."""
+    z = z ^ (z >> np.uint64(30))
+    z = z * M1
+    z = z ^ (z >> np.uint64(27))
+    z = z * M2
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True, inline="always")
+def unit(bits: np.uint64) -> float:
+    """A uniform in (0, 1) from a hash: its top 52 bits, centred (`sim.model.rng._to_unit`)."""
+    return (np.float64(bits >> np.uint64(12)) + 0.5) * TO_UNIT
+
+
+@numba.njit(cache=True, inline="always")
+def base(key: np.uint64, week: int, slot: int) -> np.uint64:
+    """The key of (stream, week, slot) that every client's hash starts from (`Streams._base`)."""
+    w = np.uint64(week) * GOLDEN
+    return mix(key ^ mix(w ^ mix(np.uint64(slot) + GOLDEN)))
+
+
+@numba.njit(cache=True, inline="always")
+def uniform(keys: np.ndarray, n: int, week: int, slot: int, client: int) -> float:
+    """``Streams.uniform(stream, week, client, slot)`` of the client's own market.
+
+    Args:
+        keys: the stream's key per market (`Streams.kernel_keys`).
+        n: clients per market (ids ``r * n + i`` are client ``i`` of market ``r``).
+        week: the week (or the count that keys the draw).
+        slot: the draw's slot.
+        client: the client's id (in the batch).
+    """
+    market = client // n
+    local = client - market * n
+    return unit(mix(base(keys[market], week, slot) + np.uint64(local) * GOLDEN))
