@@ -84,7 +84,11 @@ def starsim_sir(n: int, steps: int) -> float:
 
 
 RUNNERS = {"numpy": numpy_boltzmann, "mesa": mesa_boltzmann, "starsim": starsim_sir}
-NAMES = {"numpy": "numpy Boltzmann", "mesa": "Mesa Boltzmann", "starsim": "Starsim SIR (6 contacts)"}
+NAMES = {
+    "numpy": "numpy Boltzmann",
+    "mesa": "Mesa Boltzmann",
+    "starsim": "Starsim SIR (6 contacts)",
+}
 
 
 def measure(anchor: str, n: int, steps: int) -> dict:
@@ -117,7 +121,8 @@ def line(r: dict) -> str:
     """One anchor as a line of the benchmark's table."""
     rate = r["agent_steps_per_s"]
     text = f"{rate:>15,.0f}" if rate else f"{'not installed':>15}"
-    return f"{NAMES[r['anchor']]:<26} {r['agents']:>9,} agents x {r['steps']:>3}: {text} agent-steps/s"
+    size = f"{r['agents']:>9,} agents x {r['steps']:>3}"
+    return f"{NAMES[r['anchor']]:<26} {size}: {text} agent-steps/s"
 
 
 def main() -> None:
