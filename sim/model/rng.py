@@ -21,6 +21,8 @@ import hashlib
 
 import numpy as np
 
+from sim.model.kernels import draws
+
 STREAMS: tuple[str, ...] = (
     "traits",
     "network",
@@ -131,6 +133,7 @@ class Streams:
         if seed is None or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
+        self.per_market = ONE_MARKET  # clients per market: ids are in market id // per_market
         self._cache: dict[tuple, np.uint64] = {}
         self._keys = {name: self._key(name) for name in STREAMS}
 
@@ -180,21 +183,47 @@ class Streams:
             )
         return base
 
+    def week_bases(self, stream: str, week: int, slot: int) -> np.ndarray:
+        """The key of (stream, week, slot) of each market (one here), for `kernels.draws`."""
+        return np.array([self._week_base(stream, week, slot)], dtype=np.uint64)
+
     def uniforms(self, week: int, ids, draws) -> np.ndarray:
         """Several draws for the same clients at once: one row per (stream, slot) of `draws`.
 
-        Row k equals ``uniform(*draws[k][:1], week, ids, draws[k][1])`` exactly; one hash
-        over a 2-D array costs a fraction of k separate calls on small arrays.
+        Row k equals ``uniform(*draws[k][:1], week, ids, draws[k][1])`` exactly, computed
+        in one compiled pass over the clients (`sim.model.kernels.draws.uniforms_from`).
         """
-        base = np.array([self._week_base(s, week, slot) for s, slot in draws], dtype=np.uint64)
-        return _to_unit(_mix(base[:, None] + _u64(ids) * _GOLDEN))
+        bases = np.stack([self.week_bases(s, week, slot) for s, slot in draws])
+        return _kernel_draws(bases, self.per_market, ids)
 
     @staticmethod
     def _base(key, week, slot) -> np.ndarray:
         return _mix(key ^ _mix(_u64(week) * _GOLDEN ^ _mix(_u64(slot) + _GOLDEN)))
 
     def uniform(self, stream: str, week, ids, slot=0) -> np.ndarray:
-        """Uniforms in the open interval (0, 1), one per broadcast (week, id, slot)."""
+        """Uniforms in the open interval (0, 1), one per broadcast (week, id, slot).
+
+        A 1-D array of ids, with one week and slot, or one of them per id from a small range,
+        is drawn in one compiled pass (`sim.model.kernels.draws`); other shapes broadcast
+        through `bits`.
+        """
+        ids = np.asarray(ids)
+        if ids.ndim == 1 and ids.dtype.kind in "iu":
+            one_week = isinstance(week, int | np.integer)
+            one_slot = isinstance(slot, int | np.integer)
+            if one_week and one_slot:
+                bases = self.week_bases(stream, week, slot)[None]
+                return _kernel_draws(bases, self.per_market, ids)[0]
+            varying = slot if one_week else week
+            if (one_week or one_slot) and np.shape(varying) == ids.shape and _small_slots(varying):
+                # few distinct keys (a slot per neighbour, a need's count): each hashed once
+                index = np.asarray(varying).astype(np.int64, copy=False)
+                every = np.arange(int(index.max()) + 1)[None, :]
+                keys = self.kernel_keys(stream)[0][:, None]
+                table = self._base(keys, week, every) if one_week else self._base(keys, every, slot)
+                bases = np.ascontiguousarray(table.T)  # (keys, markets)
+                clients = ids.astype(np.int64, copy=False)
+                return draws.uniforms_tabled(bases, self.per_market, index, clients)
         return _to_unit(self.bits(stream, week, ids, slot))
 
     def kernel_keys(self, stream: str) -> tuple[np.ndarray, int]:
@@ -202,7 +231,7 @@ class Streams:
 
         One market: every id is in market 0.
         """
-        return np.array([self._keys[stream]], dtype=np.uint64), ONE_MARKET
+        return np.array([self._keys[stream]], dtype=np.uint64), self.per_market
 
     def normal(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """Standard normals by Box-Muller from the uniforms of slots 2*slot and 2*slot+1."""
@@ -227,6 +256,7 @@ class BatchStreams(Streams):
     def __init__(self, seeds, n: int) -> None:
         self.members = [Streams(seed) for seed in seeds]
         self.seed, self.n = self.members[0].seed, int(n)
+        self.per_market = self.n
         self._cache = {}
         self._keys = {
             name: np.array([m._keys[name] for m in self.members], dtype=np.uint64)
@@ -279,13 +309,16 @@ class BatchStreams(Streams):
 
     def kernel_keys(self, stream: str) -> tuple[np.ndarray, int]:
         """The stream's key per market and the clients per market (`Streams.kernel_keys`)."""
-        return self._keys[stream], self.n
+        return self._keys[stream], self.per_market
 
-    def uniforms(self, week: int, ids, draws) -> np.ndarray:
-        """`Streams.uniforms` of each client's own market, for the clients' local ids."""
-        market, local = self._split(ids)
-        base = np.array([self._week_bases(s, week, slot) for s, slot in draws], dtype=np.uint64)
-        return _to_unit(_mix(base.take(market, axis=1) + _u64(local) * _GOLDEN))
+    def week_bases(self, stream: str, week: int, slot: int) -> np.ndarray:
+        """The key of (stream, week, slot) of each market (`Streams.week_bases`)."""
+        return self._week_bases(stream, week, slot)
+
+
+def _kernel_draws(bases: np.ndarray, n: int, ids) -> np.ndarray:
+    """`draws.uniforms_from` for ids of any integer dtype (as int64)."""
+    return draws.uniforms_from(bases, n, np.asarray(ids).astype(np.int64, copy=False))
 
 
 def box_muller(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:

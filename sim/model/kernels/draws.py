@@ -52,3 +52,52 @@ def uniform(keys: np.ndarray, n: int, week: int, slot: int, client: int) -> floa
     market = client // n
     local = client - market * n
     return unit(mix(base(keys[market], week, slot) + np.uint64(local) * GOLDEN))
+
+
+@numba.njit(cache=True)
+def uniforms_from(bases: np.ndarray, n: int, clients: np.ndarray) -> np.ndarray:
+    """Rows of uniforms of `clients`, one row per key of (stream, week, slot) in `bases`.
+
+    Args:
+        bases: shape (rows, markets): each row's key per market (`Streams.week_bases`).
+        n: clients per market.
+        clients: the clients' ids (in the batch).
+
+    Returns:
+        shape (rows, len(clients)): ``out[k, i]`` is draw k of client i.
+    """
+    out = np.empty((bases.shape[0], clients.size))
+    if bases.shape[1] == 1:  # one market: no division
+        for k in range(bases.shape[0]):
+            key = bases[k, 0]
+            for i in range(clients.size):
+                out[k, i] = unit(mix(key + np.uint64(clients[i]) * GOLDEN))
+        return out
+    for i in range(clients.size):
+        market = clients[i] // n
+        local = np.uint64(clients[i] - market * n) * GOLDEN
+        for k in range(bases.shape[0]):
+            out[k, i] = unit(mix(bases[k, market] + local))
+    return out
+
+
+@numba.njit(cache=True)
+def uniforms_tabled(
+    bases: np.ndarray, n: int, index: np.ndarray, clients: np.ndarray
+) -> np.ndarray:
+    """A uniform per client from a table of keys: client i draws with ``bases[index[i]]``.
+
+    For draws whose week or slot differs by client but takes few values (a slot per
+    neighbour, a need's count): each (week, slot) key is hashed once, into `bases`, shape
+    (keys, markets).
+    """
+    out = np.empty(clients.size)
+    if bases.shape[1] == 1:  # one market: no division
+        for i in range(clients.size):
+            out[i] = unit(mix(bases[index[i], 0] + np.uint64(clients[i]) * GOLDEN))
+        return out
+    for i in range(clients.size):
+        market = clients[i] // n
+        local = np.uint64(clients[i] - market * n) * GOLDEN
+        out[i] = unit(mix(bases[index[i], market] + local))
+    return out
