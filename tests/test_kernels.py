@@ -36,3 +36,28 @@ def test_a_kernel_draws_each_batch_member_from_its_own_market():
     for r, seed in enumerate([5, 0, 31]):
         alone = Streams(seed).uniform("wom", 12, np.arange(n), 6)
         assert np.array_equal(drawn[r * n : (r + 1) * n], alone)
+
+
+# --- scatter (VectorizedModel.apply) ---
+def test_put_sets_and_adds_as_numpy_does_for_distinct_ids():
+    from sim.model.kernels import scatter
+
+    column = np.array([1.5, 2.0, 3.0, 4.0])
+    scatter.put(column, np.array([3, 0]), np.array([0.25, 0.5]), True)
+    assert column.tolist() == [2.0, 2.0, 3.0, 4.25]
+    scatter.put(column, np.array([1, 2]), np.array([7.0]), False)  # one value for all
+    assert column.tolist() == [2.0, 7.0, 7.0, 4.25]
+    counts = np.array([32767, 0], dtype=np.int16)
+    scatter.put(counts, np.array([0, 1]), np.array([True, True]).astype(np.int16), True)
+    assert counts.tolist() == (np.array([32767, 0], dtype=np.int16) + np.int16(1)).tolist()
+
+
+def test_put_pairs_writes_each_clients_own_business():
+    from sim.model.kernels import scatter
+
+    matrix = np.zeros((3, 4))
+    scatter.put_pairs(matrix, np.array([0, 2]), np.array([3, 1]), np.array([1.0, 2.0]), True)
+    scatter.put_pairs(matrix, np.array([0, 1]), np.array([3]), np.array([0.5, 0.25]), True)
+    expected = np.zeros((3, 4))
+    expected[0, 3], expected[2, 1], expected[1, 3] = 1.5, 2.0, 0.25
+    assert np.array_equal(matrix, expected)

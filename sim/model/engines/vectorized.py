@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.model import phases, state
+from sim.model.kernels import scatter
 from sim.model.market import MarketModel
 from sim.model.state import Field
 
@@ -240,29 +241,31 @@ class VectorizedModel(MarketModel):
         )
 
     def apply(self, updates: state.Updates) -> None:
-        """`MarketModel.apply` with the fields' arrays indexed directly (for speed).
+        """`MarketModel.apply` with the fields' arrays written directly (for speed).
 
-        The same writes in the same order: an added amount is read, added and written back
-        (a pair field's at its flat index, client * B + business; the clients of a change are
-        distinct: `np.add.at`, twice as fast, adds the same where the amounts have the field's
-        dtype); a `Tally` goes through the shared method.
+        The same writes in the same order, each in one compiled pass (`kernels.scatter`): an
+        added amount is read, added and written back (the clients of a change are distinct);
+        values are cast to the field's dtype first, as numpy's assignment casts them. A
+        `Tally` goes through the shared method.
         """
-        s, p, n_b = self.s, self.p, self.n_businesses
+        s, p = self.s, self.p
         for change in updates:
             if type(change) is not state.Change:
                 super().apply(state.Updates((change,)))
                 continue
             name, ids, values, add, business = change
+            if len(ids) == 0:
+                continue
+            ids = np.asarray(ids).astype(np.int64, copy=False)
             if name in state.PAIR_NAMES:
-                column, ids = p[name].reshape(-1), ids * n_b + business
+                column = p[name]
+                business = np.asarray(business).astype(np.int64, copy=False).reshape(-1)
+                values = np.asarray(values).astype(column.dtype, copy=False).reshape(-1)
+                scatter.put_pairs(column, ids, business, values, add)
             else:
                 column = s[name]
-            if not add:
-                column[ids] = values
-            elif getattr(values, "dtype", None) == column.dtype:
-                np.add.at(column, ids, values)
-            else:
-                column[ids] = column[ids] + values
+                values = np.asarray(values).astype(column.dtype, copy=False).reshape(-1)
+                scatter.put(column, ids, values, add)
 
     def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
         """Field `name` of the clients `ids` (see `MarketModel.read`)."""
