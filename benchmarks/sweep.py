@@ -19,7 +19,7 @@ the same stepping time.
 
 `--against DIR` runs the same sweep with the checkout in DIR (another commit, with its own
 `.venv`) right after, and prints both rows and the projected wall time of 1,000 default runs
-(the target: 5 minutes on 2 cores), so the two are measured on the same machine state.
+(the target: 2 minutes on 2 cores), so the two are measured on the same machine state.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main() -> None:
           f"{args.jobs} workers ({os.cpu_count()} cores)")  # fmt: skip
     print(table(rows, args.jobs))
     print("(1,000 runs min: the wall time of 1,000 such runs at the measured rate; "
-          "target 5 minutes for default runs on 2 cores)")  # fmt: skip
+          "target 2 minutes for default runs on 2 cores)")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
