@@ -53,6 +53,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S12 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(12)
 _TO_UNIT = 2.0**-52  # 52 bits: (2**52 - 1 + 0.5) * 2**-52 < 1 exactly
 ONE_MARKET = 1 << 62  # clients per market of a single run, for `Streams.kernel_keys`
+WEEK_BLOCK = 64  # weeks whose keys `Streams.week_bases` hashes at once
 
 
 def stream_id(name: str) -> int:
@@ -71,22 +72,6 @@ def _mix(z: np.ndarray) -> np.ndarray:
     z *= _M2
     z ^= z >> _S31
     return z
-
-
-_G, _MASK = 0x9E3779B97F4A7C15, (1 << 64) - 1
-
-
-def _mix_int(z: int) -> int:
-    """`_mix` on one Python int (two's complement wrap to 64 bits)."""
-    z &= _MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
-
-
-def _week_key(week: int, slot: int) -> int:
-    """The part of a key that (week, slot) make, hashed with Python ints as `Streams._base`."""
-    return _mix_int((int(week) * _G) & _MASK ^ _mix_int(int(slot) + _G))
 
 
 def _few_distinct(slot) -> bool:
@@ -134,7 +119,7 @@ class Streams:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
         self.per_market = ONE_MARKET  # clients per market: ids are in market id // per_market
-        self._cache: dict[tuple, np.uint64] = {}
+        self._tables: dict[tuple, np.ndarray] = {}
         self._keys = {name: self._key(name) for name in STREAMS}
 
     def _key(self, name: str) -> np.uint64:
@@ -170,22 +155,24 @@ class Streams:
         return _mix(base + _u64(ids) * _GOLDEN)
 
     def _week_base(self, stream: str, week: int, slot: int) -> np.uint64:
-        """The key of (stream, week, slot), remembered for the week.
-
-        Hashed once with Python ints: the same arithmetic as `_base`.
-        """
-        base = self._cache.get((stream, week, slot))
-        if base is None:
-            if len(self._cache) > 4096:
-                self._cache.clear()
-            base = self._cache[stream, week, slot] = np.uint64(
-                _mix_int(int(self._keys[stream]) ^ _week_key(week, slot))
-            )
-        return base
+        """The key of (stream, week, slot) (`week_bases` of the one market)."""
+        return self.week_bases(stream, week, slot)[0]
 
     def week_bases(self, stream: str, week: int, slot: int) -> np.ndarray:
-        """The key of (stream, week, slot) of each market (one here), for `kernels.draws`."""
-        return np.array([self._week_base(stream, week, slot)], dtype=np.uint64)
+        """The key of (stream, week, slot) of each market, shape (markets,), for the kernels.
+
+        Looked up in a table of the keys of `WEEK_BLOCK` weeks, hashed at once (`_base`) the
+        first time one of them is asked for.
+        """
+        block, row = divmod(int(week), WEEK_BLOCK)
+        table = self._tables.get((stream, slot, block))
+        if table is None:
+            if len(self._tables) > 4096:
+                self._tables.clear()
+            weeks = np.arange(block * WEEK_BLOCK, (block + 1) * WEEK_BLOCK)
+            keys = self.kernel_keys(stream)[0]
+            table = self._tables[stream, slot, block] = self._base(keys, weeks[:, None], slot)
+        return table[row]
 
     def uniforms(self, week: int, ids, draws) -> np.ndarray:
         """Several draws for the same clients at once: one row per (stream, slot) of `draws`.
@@ -257,7 +244,7 @@ class BatchStreams(Streams):
         self.members = [Streams(seed) for seed in seeds]
         self.seed, self.n = self.members[0].seed, int(n)
         self.per_market = self.n
-        self._cache = {}
+        self._tables = {}
         self._keys = {
             name: np.array([m._keys[name] for m in self.members], dtype=np.uint64)
             for name in STREAMS
@@ -276,27 +263,12 @@ class BatchStreams(Streams):
         market = ids // self.n
         return market, ids - market * self.n
 
-    def _week_bases(self, stream: str, week: int, slot: int) -> np.ndarray:
-        """Each market's key of (stream, week, slot) (`Streams._week_base`), remembered.
-
-        The (week, slot) part is hashed once, then the markets' keys in one numpy call: the
-        same arithmetic as `Streams._week_base`.
-        """
-        bases = self._cache.get((stream, week, slot))
-        if bases is None:
-            if len(self._cache) > 4096:
-                self._cache.clear()
-            bases = self._cache[stream, week, slot] = _mix(
-                self._keys[stream] ^ np.uint64(_week_key(week, slot))
-            )
-        return bases
-
     def bits(self, stream: str, week, ids, slot=0) -> np.ndarray:
         """`Streams.bits` of each client's own market, for the clients' local ids."""
         market, local = self._split(ids)
         keys = self._keys[stream]
         if isinstance(week, int | np.integer) and isinstance(slot, int | np.integer):
-            base = self._week_bases(stream, week, slot).take(market)
+            base = self.week_bases(stream, week, slot).take(market)
         elif isinstance(week, int | np.integer) and _small_slots(slot):
             # one week: hash each market's possible slots once and look them up
             slot = np.asarray(slot, dtype=np.int64)
@@ -310,10 +282,6 @@ class BatchStreams(Streams):
     def kernel_keys(self, stream: str) -> tuple[np.ndarray, int]:
         """The stream's key per market and the clients per market (`Streams.kernel_keys`)."""
         return self._keys[stream], self.per_market
-
-    def week_bases(self, stream: str, week: int, slot: int) -> np.ndarray:
-        """The key of (stream, week, slot) of each market (`Streams.week_bases`)."""
-        return self._week_bases(stream, week, slot)
 
 
 def _kernel_draws(bases: np.ndarray, n: int, ids) -> np.ndarray:
