@@ -63,6 +63,7 @@ def test_a_run_without_a_batch_is_charged_its_run_alone():
     assert alone[BATCHED] == pytest.approx(260 * (6e-3 + 2.6e-7 * 5_000))
 
 
+@pytest.mark.subprocess
 def test_the_startup_is_measured_with_a_cold_and_a_warm_cache():
     measured = bench.startup_in_subprocess()
     for side in ("cold", "warm"):
