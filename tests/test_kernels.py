@@ -84,8 +84,8 @@ def market(n_ids=60, n_b=6, markets=1, seed=3, shift=True):
 def kernel_choice(inputs):
     """The kernels' picks and open weeks, the noise taken in numpy between them."""
     args = {k: v for k, v in inputs.items() if k != "streams"}
-    start, business, utility, u, picked, opens = choice.candidates(**args)
-    choice.pick(start, business, utility, mechanics.gumbel(u), COEF.noise, picked)
+    choosers, start, business, utility, u, picked, opens = choice.candidates(**args)
+    choice.pick(choosers, start, business, utility, mechanics.gumbel(u), COEF.noise, picked)
     return picked, opens
 
 

@@ -179,7 +179,7 @@ def choose(
     rows = ids if rows is None else rows
     reputation, queue, active = business_state
     pop, choice = world.population, world.clients.choice
-    start, business, utility, u, picked, opens = choice_kernels.candidates(
+    choosers, start, business, utility, u, picked, opens = choice_kernels.candidates(
         ids, rows, week, provider, declined_by, look_from, pair["known_week"],
         pair["blocked_until"], alignment, pair["credit"], pair["credit_week"], pair["warning"],
         pair["warning_week"], world.decay_powers(week + 1), pop["patience"],
@@ -189,7 +189,9 @@ def choose(
         np.array([getattr(choice, name) for name in choice_kernels.COEFFICIENTS], dtype=float),
         *world.streams.kernel_keys("choice"),
     )  # fmt: skip
-    choice_kernels.pick(start, business, utility, mechanics.gumbel(u), choice.noise, picked)
+    choice_kernels.pick(
+        choosers, start, business, utility, mechanics.gumbel(u), choice.noise, picked
+    )
     return picked, opens
 
 
