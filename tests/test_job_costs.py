@@ -18,7 +18,7 @@ from test_business import applicants, business
 from test_model import run
 
 from sim.config.compose import compose
-from sim.model import phases
+from sim.model import phases, state
 from sim.model.engines.vectorized import VectorizedModel
 
 SELLERS = "market.demand_supply_ratio=2"  # queues: late and abandoned jobs
@@ -40,11 +40,12 @@ def totals(*overrides: str):
 def prepaying_share(beta_prepay: float) -> float:
     """Share of clients choosing among every business who pick one that requires prepayment."""
     m = model(f"clients.choice.beta_prepay={beta_prepay}")
-    n, n_b = len(m.population), m.n_businesses
-    ids = np.arange(n)
-    row, b = np.repeat(ids, n_b), np.tile(np.arange(n_b), n)
-    zeros, align = np.zeros(len(row)), phases.pairs(m.decider_alignment, row, b)
-    picks = phases.choose(m.world, ids, row, b, 3, align, zeros, zeros, m.business_state())
+    n, n_b = len(m.population), m.n_businesses  # every business open to all, no stories heard
+    none, pair = np.full(n, -1, dtype=np.int16), state.arrays(state.PAIR, (n, n_b))
+    picks, _ = phases.choose(
+        m.world, np.arange(n), 3, none, np.zeros(n, np.uint64), np.zeros(n, np.int32), pair,
+        m.decider_alignment, m.business_state(),
+    )  # fmt: skip
     return float(m.world.prepayment[picks].mean())
 
 

@@ -61,3 +61,147 @@ def test_put_pairs_writes_each_clients_own_business():
     expected = np.zeros((3, 4))
     expected[0, 3], expected[2, 1], expected[1, 3] = 1.5, 2.0, 0.25
     assert np.array_equal(matrix, expected)
+
+
+# --- choice ---
+from types import SimpleNamespace  # noqa: E402
+
+from sim.model import mechanics, phases  # noqa: E402
+from sim.model.kernels import choice  # noqa: E402
+
+COEF = SimpleNamespace(beta_reputation=1.5, reference_rating=3.5, beta_alignment=2.0,
+                       beta_price=1.0, beta_wait=-0.5, beta_prepay=-0.3, noise=1.0)  # fmt: skip
+
+
+def market(n_ids=60, n_b=6, markets=1, seed=3, shift=True):
+    """A random choice problem: every input of `choice.candidates`, by name."""
+    rng = np.random.default_rng(seed)
+    n = n_ids // markets
+    streams = Streams(11) if markets == 1 else BatchStreams(list(range(markets)), n)
+    keys, per_market = streams.kernel_keys("choice")
+    return dict(
+        ids=np.arange(n_ids, dtype=np.int64), rows=np.arange(n_ids, dtype=np.int64), week=9,
+        provider=rng.integers(-3, n_b, n_ids).clip(-1).astype(np.int16),
+        declined_by=rng.integers(0, 1 << n_b, n_ids).astype(np.uint64)
+        * (rng.random(n_ids) < 0.3),
+        look_from=rng.integers(0, 12, n_ids).astype(np.int32),
+        known_week=rng.integers(0, 14, (n_ids, n_b)).astype(np.int16),
+        blocked_until=(rng.integers(0, 14, (n_ids, n_b)) * (rng.random((n_ids, n_b)) < 0.2))
+        .astype(np.int16),
+        alignment=rng.random((n_ids, n_b)),
+        credit=rng.random((n_ids, n_b)),
+        credit_week=np.where(rng.random((n_ids, n_b)) < 0.3, rng.integers(0, 10, (n_ids, n_b)), -1)
+        .astype(np.int16),
+        warning=rng.random((n_ids, n_b)),
+        warning_week=np.where(rng.random((n_ids, n_b)) < 0.3, rng.integers(0, 10, (n_ids, n_b)),
+                              -1).astype(np.int16),  # fmt: skip
+        powers=mechanics.decayed(1.0, np.arange(12), 0.9),
+        patience=rng.uniform(0.5, 4.0, n_ids), budget=rng.uniform(0.5, 2.0, n_ids),
+        reputation=rng.uniform(1, 5, n_b * markets), queue=rng.uniform(0, 3, n_b * markets),
+        active=rng.random(n_b * markets) < 0.85, price_ratio=rng.uniform(0.7, 1.4, n_b),
+        prepayment=(rng.random(n_b) < 0.5).astype(float),
+        shift=rng.uniform(-0.5, 0.5, n_b) if shift else np.zeros(n_b), tailored=shift,
+        coef=np.array([getattr(COEF, name) for name in choice.COEFFICIENTS]),
+        keys=keys, n=per_market, streams=streams,
+    )  # fmt: skip
+
+
+def kernel_choice(inputs):
+    """The kernels' picks and open weeks, the noise taken in numpy between them."""
+    args = {k: v for k, v in inputs.items() if k != "streams"}
+    choosers, start, business, utility, u, picked, opens = choice.candidates(**args)
+    choice.pick(choosers, start, business, utility, mechanics.gumbel(u), COEF.noise, picked)
+    return picked, opens
+
+
+def numpy_choice(inputs):
+    """The rule in numpy, client by client: `choice_utility`, `gumbel`, `np.argmax`."""
+    d = SimpleNamespace(**inputs)
+    n_b, markets = d.known_week.shape[1], len(d.keys)
+    picks, opens = [], []
+    for i, client in enumerate(d.ids):
+        bits = (int(d.declined_by[i]) >> np.arange(n_b)) & 1 == 1
+        if d.provider[i] >= 0 and not bits[d.provider[i]]:
+            picks.append(d.provider[i]), opens.append(d.week)
+            continue
+        if d.look_from[i] > d.week:
+            picks.append(-1), opens.append(d.look_from[i])
+            continue
+        firm = np.arange(n_b) * markets + client // d.n
+        open_from = np.where(d.active[firm], np.maximum(d.known_week[i], d.blocked_until[i]),
+                             phases.NEVER)  # fmt: skip
+        eligible = (open_from <= d.week) & ~bits
+        candidate = eligible & ~(d.queue[firm] > d.patience[client])
+        align = (
+            mechanics.tailored_alignment(d.alignment[i], d.shift) if d.tailored else d.alignment[i]
+        )
+        world = SimpleNamespace(decay_powers=lambda _: d.powers)
+        u = d.streams.uniform("choice", d.week, np.full(n_b, client), np.arange(n_b))
+        utility = mechanics.choice_utility(
+            d.reputation[firm], align, d.price_ratio, d.budget[client],
+            phases.standing(world, d.credit[i], d.credit_week[i], d.week),
+            phases.standing(world, d.warning[i], d.warning_week[i], d.week),
+            d.queue[firm], mechanics.gumbel(u), COEF, d.prepayment,
+        )  # fmt: skip
+        table = np.where(candidate, utility, -np.inf)
+        picks.append(table.argmax() if candidate.any() else -1)
+        opens.append(d.week if eligible.any() else open_from.min())
+    return np.array(picks), np.array(opens)
+
+
+@pytest.mark.parametrize("markets, shift", [(1, True), (1, False), (3, True)])
+def test_the_choice_kernels_pick_as_the_numpy_rule_draw_for_draw(markets, shift):
+    inputs = market(n_ids=300, markets=markets, shift=shift)
+    picked, opens = kernel_choice(inputs)
+    expected_picks, expected_opens = numpy_choice(inputs)
+    np.testing.assert_array_equal(picked, expected_picks)
+    np.testing.assert_array_equal(opens, expected_opens)
+    assert ((picked >= 0) & (inputs["provider"] != picked)).sum() > 50  # many chose by logit
+
+
+def one_client(n_b=3, **state):
+    """One client (id 5, patience 2) to whom every business is open, with `state` changed."""
+    inputs = market(n_ids=6, n_b=n_b, shift=False)
+    inputs.update(ids=np.array([5]), rows=np.array([0]), provider=np.array([-1], np.int16),
+                  declined_by=np.zeros(1, np.uint64), look_from=np.zeros(1, np.int32),
+                  known_week=np.zeros((1, n_b), np.int16),
+                  blocked_until=np.zeros((1, n_b), np.int16),
+                  credit_week=np.full((1, n_b), -1, np.int16),
+                  warning_week=np.full((1, n_b), -1, np.int16),
+                  active=np.ones(n_b, bool), queue=np.zeros(n_b),
+                  patience=np.full(6, 2.0))  # fmt: skip
+    inputs.update(state)
+    picked, opens = kernel_choice(inputs)
+    return picked[0], opens[0]
+
+
+def test_a_returning_client_goes_to_its_provider_unless_it_declined_the_job():
+    assert one_client(provider=np.array([2], np.int16))[0] == 2
+    assert one_client(provider=np.array([2], np.int16), look_from=np.array([50], np.int32))[0] == 2
+    only_0 = dict(declined_by=np.array([0b110], np.uint64))  # businesses 1 and 2 declined it
+    assert one_client(provider=np.array([2], np.int16), **only_0)[0] == 0
+
+
+def test_a_client_chooses_only_among_open_businesses_it_does_not_balk_at():
+    known = np.array([[0, 20, 3]], np.int16)  # business 1 is known from week 20
+    assert one_client(known_week=known, declined_by=np.array([0b100], np.uint64)) == (0, 9)
+    blocked = np.array([[12, 0, 0]], np.int16)  # business 0 blocked until week 12
+    assert one_client(known_week=known, blocked_until=blocked, active=np.array([1, 1, 0], bool),
+                      ) == (-1, 12)  # fmt: skip
+    # it balks at a queue longer than its patience (2 weeks), but could choose
+    assert one_client(known_week=known, queue=np.array([2.5, 0.0, 2.5])) == (-1, 9)
+    assert one_client(known_week=known, queue=np.array([2.0, 0.0, 2.5])) == (0, 9)
+
+
+def test_a_client_with_no_business_ever_open_or_not_looked_at_picks_none():
+    assert one_client(active=np.zeros(3, bool)) == (-1, phases.NEVER)
+    assert one_client(look_from=np.array([30], np.int32)) == (-1, 30)
+
+
+def test_a_strong_credit_or_warning_decides_the_choice():
+    credit, since = np.array([[0.0, 0.0, 50.0]]), np.array([[-1, -1, 9]], np.int16)
+    assert one_client(credit=credit, credit_week=since)[0] == 2
+    warned = dict(
+        warning=np.array([[50.0, 50.0, 0.0]]), warning_week=np.array([[0, 0, -1]], np.int16)
+    )
+    assert one_client(**warned)[0] == 2

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sim.model import phases
+from sim.model import phases, state
 from sim.model.intake import Applicants, Intake
 
 
@@ -17,13 +17,34 @@ def model():
     return VectorizedModel(compose(["market.n_clients=50", "steps=4"]))
 
 
-def _choose(model, ids, row, business, credit=None):
-    n = len(row)
-    credit = np.zeros(n) if credit is None else np.asarray(credit, dtype=float)
-    return phases.choose(
-        model.world, np.array(ids), np.array(row, dtype=np.int64), np.array(business), 3,
-        np.full(n, 0.5), credit, np.zeros(n), model.business_state(),
+def _choose(model, ids, row, business, credit=None, firms=None):
+    """`phases.choose` of clients `ids` (none returning) to whom only the pairs (row, business)
+    are open, each with decider alignment 0.5 and the given credit, heard this week (3)."""
+    n, n_b = len(ids), model.n_businesses
+    pair = state.arrays(state.PAIR, (n, n_b))
+    pair["known_week"][:] = phases.NEVER
+    pair["known_week"][row, business] = 0
+    if credit is not None:
+        pair["credit"][row, business] = credit
+        pair["credit_week"][row, business] = 3
+    picks, _ = phases.choose(
+        model.world, np.array(ids), 3, np.full(n, -1, dtype=np.int16), np.zeros(n, np.uint64),
+        np.zeros(n, np.int32), pair, np.full((n, n_b), 0.5), firms or model.business_state(),
+        rows=np.arange(n),
     )  # fmt: skip
+    return picks
+
+
+def _everyone_chooses(model):
+    """`phases.choose` of every client with every business open, no stories heard."""
+    n, n_b = len(model.population), model.n_businesses
+    none = np.full(n, -1, dtype=np.int16)
+    picks, _ = phases.choose(
+        model.world, np.arange(n), 3, none, np.zeros(n, np.uint64), np.zeros(n, np.int32),
+        state.arrays(state.PAIR, (n, n_b)), model.decider_alignment,
+        model.business_state(),
+    )  # fmt: skip
+    return picks
 
 
 def test_a_client_with_one_candidate_picks_it_and_one_with_none_picks_nothing(model):
@@ -53,12 +74,7 @@ def test_a_business_serving_the_decider_wins_more_choices_than_one_serving_the_u
             f"market.n_clients={n}", "steps=4", "clients.buying_centre.enabled=true",
             f"policies.fit_filter.serves={serves}",
         ]))  # fmt: skip
-        n_b, ids = model.n_businesses, np.arange(n)
-        row, business = np.repeat(ids, n_b), np.tile(np.arange(n_b), n)
-        zeros, align = np.zeros(len(row)), phases.pairs(model.decider_alignment, row, business)
-        picks = phases.choose(
-            model.world, ids, row, business, 3, align, zeros, zeros, model.business_state()
-        )
+        picks = _everyone_chooses(model)
         won[serves] = np.isin(picks, [b.index for b in model.businesses
                                       if b.policy.name == "fit_filter"]).sum()  # fmt: skip
     # the pitch: +/- 0.25 of utility on average (tailoring 0.5), so about e^0.25 = 1.28 times
@@ -133,15 +149,11 @@ def test_a_pair_remembers_the_highest_id_teller_of_the_weeks_referrals():
 
 
 def test_a_client_balks_at_a_queue_longer_than_its_patience(model):
-    world = model.world
-    patience = world.population["patience"][[7, 8]]
-    state = model.business_state()
-    queue = state[1].copy()
+    patience = model.world.population["patience"][[7, 8]]
+    firms = model.business_state()
+    queue = firms[1].copy()
     queue[[3, 5]] = patience[0] + 1.0, 0.0  # business 3's queue is too long for client 7
-    picks = phases.choose(
-        world, np.array([7, 8]), np.array([0, 1]), np.array([3, 5]), 3,
-        np.full(2, 0.5), np.zeros(2), np.zeros(2), (state[0], queue, state[2]),
-    )  # fmt: skip
+    picks = _choose(model, [7, 8], [0, 1], [3, 5], firms=(firms[0], queue, firms[2]))
     np.testing.assert_array_equal(picks, [-1, 5])
 
 
@@ -160,24 +172,6 @@ def test_a_job_is_abandoned_past_patience_unless_prepaid_and_prepaid_clients_sta
     job["need_week"][2] = 10  # a need of this week has waited one week only
     leaves = phases.abandons(world, ids, 10, job)
     np.testing.assert_array_equal(leaves, [True, prepaid_leave, patience[2] < 1])
-
-
-def test_a_job_goes_back_to_its_provider_unless_the_provider_declined_it():
-    provider = np.array([-1, 3, 3, 63])
-    declined_by = np.array([0, 0, 1 << 3, 1 << 63], dtype=np.uint64)
-    np.testing.assert_array_equal(
-        phases.returns_to_provider(provider, declined_by), [False, True, False, False]
-    )
-
-
-def test_a_job_is_not_taken_again_to_a_business_that_declined_it():
-    open_from = np.array([[0, 0, 0], [0, 5, 0]])
-    declined_by = np.array([0b010, 0b001], dtype=np.uint64)
-    np.testing.assert_array_equal(
-        phases.may_choose(open_from, 3, declined_by), [[True, False, True], [False, False, True]]
-    )
-    # the agents engine asks for one client at a time, with its job's bits as a Python int
-    np.testing.assert_array_equal(phases.may_choose(open_from[1], 3, 0b001), [False, False, True])
 
 
 def test_a_declined_job_is_remembered_for_declined_job_memory_weeks(model):

@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.model import mechanics, state
 from sim.model.intake import Applicants, Intake
+from sim.model.kernels import choice as choice_kernels
 from sim.model.rng import box_muller
 from sim.model.state import Updates
 from sim.model.world import World
@@ -134,93 +135,64 @@ def standing(world: World, amount, since_week, week: int) -> np.ndarray:
     return np.where(since_week >= 0, amount * powers[week - since_week], 0.0)
 
 
-def declined_job(declined_by, business) -> np.ndarray:
-    """Job-level refusal memory: mask of whether `business` declined the open job already.
-
-    `declined_by` holds each job's decliners as bits (`sim.model.state.JOB`: bit b for
-    business b); `business` is an index (>= 0) per job, or broadcast against them.
-    """
-    bit = np.left_shift(np.uint64(1), np.asarray(business, dtype=np.uint64))
-    return (np.asarray(declined_by, dtype=np.uint64) & bit) != 0
-
-
-def returns_to_provider(provider, declined_by) -> np.ndarray:
-    """Phase 3: mask of the clients with an unplaced job who take it to their provider.
-
-    A returning client (`provider` >= 0) applies straight to its provider, unless the
-    provider declined this job (`declined_job`): then it chooses among the others.
-    """
-    return (provider >= 0) & ~declined_job(declined_by, np.maximum(provider, 0))
-
-
-def may_choose(open_from_week, week: int, declined_by) -> np.ndarray:
-    """Phase 3: mask of the businesses a client may choose for its job this week.
-
-    Open to it by `week` (`open_from_week`, from `open_from`: the last axis is the
-    businesses), and not one that already declined this job (`declined_job`;
-    `declined_by`: one per client, or a client's own).
-    """
-    eligible = open_from_week <= week
-    declined_by = np.asarray(declined_by)
-    businesses = np.arange(open_from_week.shape[-1])
-    if declined_by.ndim == 0:  # one client's own
-        if declined_by:
-            eligible &= ~declined_job(declined_by, businesses)
-        return eligible
-    rows = np.flatnonzero(declined_by)  # only with `ends_relationship` off somewhere
-    if len(rows):  # only the rows of jobs declined already
-        eligible[rows] &= ~declined_job(declined_by.take(rows)[:, None], businesses)
-    return eligible
-
-
-def open_from(known_week, blocked_until, active) -> np.ndarray:
-    """Phase 3, who may be chosen: the week from which each business is open to a client.
-
-    A client may choose a business it knows (`known_week`) that has not declined it, nor been
-    left by it, within its memory of that (`blocked_until`), while the business is active
-    (`active`, one flag per business, the last axis); never (`NEVER`) otherwise. A business
-    that declined the open job itself is left out by `may_choose`.
-    """
-    return np.where(active, np.maximum(known_week, blocked_until), NEVER)
+#: The pair fields (`sim.model.state.PAIR`) that choice reads, by `choose`'s `pair`.
+CHOICE_PAIR_FIELDS = ("known_week", "blocked_until", "credit", "credit_week", "warning",
+                      "warning_week")  # fmt: skip
 
 
 def choose(
-    world: World, ids, row, business, week: int, align, credit, warning, business_state, firm=None
-):
-    """Phase 3: the business each of the clients `ids` picks by logit; -1 if it has none.
+    world: World, ids, week: int, provider, declined_by, look_from, pair, alignment,
+    business_state, rows=None,
+):  # fmt: skip
+    """Phase 3: the business each of the clients `ids` with an unplaced job applies to.
 
-    The candidates are pairs: client `ids[row[i]]` may choose business `business[i]`, with
-    decider alignment `align[i]` and standing `credit[i]` and `warning[i]`.
-    `business_state` is `MarketModel.business_state()` at the start of the phase. A client
-    balks at a business whose queue (weeks of backlog) is longer than its patience: it is
-    not a candidate. Ties go to the lowest business index (argmax). A business that serves
-    one role of the buying centre tilts the alignment the decider perceives
-    (`mechanics.tailored_alignment`). `firm`: the entry of each candidate's business in
-    `business_state` (`MarketModel.firm`; default `business`, one market).
+    A client with a provider goes back to it, unless the provider declined this very job
+    (bit b of the job's `declined_by`). Any other chooses by logit, -1 if it has no
+    candidate: it may choose a business it knows (`known_week`) that has not declined it,
+    nor been left by it, within its memory of that (`blocked_until`), while the business is
+    active, and that has not declined the job. It balks at a business whose queue (weeks of
+    backlog) is longer than its patience: not a candidate. Among its candidates it picks
+    the highest utility (`mechanics.choice_utility`, with Gumbel noise), ties to the lowest
+    business index; a business that serves one role of the buying centre tilts the
+    alignment the decider perceives (`mechanics.tailored_alignment`). Two passes
+    (`sim.model.kernels.choice`), the noise taken between them.
+
+    Args:
+        world: the run's fixed inputs.
+        ids: the clients' ids (int64): their traits and draws; each in its own market.
+        week: this week.
+        provider: each row's provider (int16, -1: none).
+        declined_by: each row's job's decliners (uint64, bit b for business b).
+        look_from: each row's lower bound (int32) on the first week a business may be open to
+            it: a client with a later one is not looked at (0: no bound known).
+        pair: the pair matrices of `CHOICE_PAIR_FIELDS`, shape (rows, businesses).
+        alignment: the deciders' alignment with each business, shape (rows, businesses).
+        business_state: `MarketModel.business_state()` at the start of the phase (one entry
+            per `firms` entry: business b of market r is entry ``b * R + r``).
+        rows: each client's row in the per-row arrays, `pair` and `alignment` (default `ids`).
+
+    Returns:
+        The business each applies to (-1: none), and a lower bound on the first week some
+        business is open to it: this week if it applies or could, else the first week one
+        opens (`NEVER`: none will), or its `look_from` if it was not looked at.
     """
-    pop, pair_ids = world.population, ids.take(row)
-    firm = business if firm is None else firm
-    rep, queue = business_state[0].take(firm), business_state[1].take(firm)
-
-    def by_pair(trait: str) -> np.ndarray:  # (the clients' traits, then their pairs': local reads)
-        return pop[trait].take(ids).take(row)
-
-    balks = queue > by_pair("patience")
-    if world.decider_shift.any():  # a business that serves one role courts or neglects it
-        align = mechanics.tailored_alignment(align, world.decider_shift.take(business))
-    u = world.streams.uniform("choice", week, pair_ids, business)
-    choice = world.clients.choice
-    prepay = world.prepayment.take(business) if choice.beta_prepay else 0.0
-    utility = mechanics.choice_utility(
-        rep, align, world.price_ratio[business], by_pair("payer_budget"),
-        credit, warning, queue, mechanics.gumbel(u), choice, prepay,
+    rows = ids if rows is None else rows
+    reputation, queue, active = business_state
+    pop, choice = world.population, world.clients.choice
+    choosers, start, business, utility, u, picked, opens = choice_kernels.candidates(
+        ids, rows, week, provider, declined_by, look_from, pair["known_week"],
+        pair["blocked_until"], alignment, pair["credit"], pair["credit_week"], pair["warning"],
+        pair["warning_week"], world.decay_powers(week + 1), pop["patience"],
+        pop["payer_budget"], reputation, queue, active, world.price_ratio,
+        np.ascontiguousarray(world.prepayment), np.ascontiguousarray(world.decider_shift),
+        bool(world.decider_shift.any()),
+        np.array([getattr(choice, name) for name in choice_kernels.COEFFICIENTS], dtype=float),
+        *world.streams.kernel_keys("choice"),
     )  # fmt: skip
-    n_b = world.n_businesses
-    table = np.full(len(ids) * n_b, -np.inf)
-    table[row * n_b + business] = np.where(balks, -np.inf, utility)
-    has_candidate = np.zeros(len(ids), dtype=bool)
-    has_candidate[row[~balks]] = True
-    return np.where(has_candidate, table.reshape(len(ids), n_b).argmax(axis=1), -1)
+    choice_kernels.pick(
+        choosers, start, business, utility, mechanics.gumbel(u), choice.noise, picked
+    )
+    return picked, opens
 
 
 def applicants(
@@ -477,7 +449,7 @@ def blocked_until(world: World, week: int, ends_relationship=True):
     A client declined in `week` by a refusal that ends the relationship
     (`Intake.ends_relationship`), or leaving its provider then, does not choose that business
     again for `clients.decline_memory` weeks; one whose job was declined but who was kept,
-    for `clients.declined_job_memory` weeks (that job never goes back: `declined_job`).
+    for `clients.declined_job_memory` weeks (that job never goes back: `choose`).
     """
     clients = world.clients
     if ends_relationship is True:
@@ -605,7 +577,7 @@ def intake_outcome(
     business again for a while (`blocked_until`). A refusal that ends the relationship
     (`Intake.ends_relationship`) costs a returning client its provider; any other declines
     the job only: the client keeps its provider, and the job is not taken to that business
-    again (`declined_job`: its bit is added; it is not set, since a business is never
+    again (`choose`: its bit is added; it is not set, since a business is never
     applied to twice for one job). One declined by a screen may reform
     (`reformed_difficulty`). An accepted job gets its provider, terms and work, and any
     prepayment is spent; a referred client's first acceptance credits its referrer

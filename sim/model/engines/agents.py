@@ -20,6 +20,9 @@ from sim.model.intake import Applicants, Intake
 from sim.model.market import MarketModel
 from sim.model.state import Job
 
+ROW = np.zeros(1, dtype=np.int64)  # a client's own pair arrays, as the one row of a matrix
+ANY_WEEK = np.zeros(1, dtype=np.int32)  # its `look_from` for `phases.choose`: it always looks
+
 
 class Client(mesa.Agent):
     """A client: its traits live in `model.population`, its state (`sim.model.state`) here.
@@ -48,8 +51,6 @@ class Client(mesa.Agent):
             return
         if phases.out_of_patience(self.model.world, self.ids, week - self.job.need_week)[0]:
             self.give_up()
-        elif phases.returns_to_provider(self.provider, self.job.declined_by):
-            self.apply_to(self.provider)  # a returning client goes back to its provider
         else:
             self.apply_to(self.choose_business(week))
 
@@ -65,20 +66,19 @@ class Client(mesa.Agent):
         self.model.apply(phases.give_up(self.ids))
 
     def choose_business(self, week: int) -> int:
-        """Phase 3: a business it knows, by logit (-1: none, or it balks at every queue)."""
-        world, business_state = self.model.world, self.model.business_state_now
-        open_from = phases.open_from(self.known_week, self.blocked_until, business_state[2])
-        business = np.flatnonzero(phases.may_choose(open_from, week, self.job.declined_by))
-        if len(business) == 0:
-            return -1
-        return int(
-            phases.choose(
-                world, self.ids, np.zeros(len(business), dtype=np.int64), business, week,
-                self.model.decider_alignment[self.index, business],
-                self.standing(week, "credit")[business], self.standing(week, "warning")[business],
-                business_state,
-            )[0]
+        """Phase 3: its provider, or a business it knows by logit (-1: none, or it balks).
+
+        It goes back to its provider unless the provider declined this job.
+        """
+        model = self.model
+        picked, _ = phases.choose(
+            model.world, self.ids, week, np.array([self.provider], dtype=np.int16),
+            np.array([self.job.declined_by], dtype=np.uint64), ANY_WEEK,
+            {name: getattr(self, name)[None] for name in phases.CHOICE_PAIR_FIELDS},
+            model.decider_alignment[self.index : self.index + 1], model.business_state_now,
+            rows=ROW,
         )  # fmt: skip
+        return int(picked[0])
 
     def apply_to(self, business: int) -> None:
         """Join the applicants of `business` this week (none if -1)."""

@@ -77,56 +77,25 @@ class VectorizedModel(MarketModel):
         return value
 
     def choose(self, week: int) -> None:
-        """Phase 3: returning clients apply to their provider, the others choose by logit.
+        """Phase 3: clients past their patience give up; the others apply (`phases.choose`).
 
-        Only the pairs a client may choose are scored, and only clients who may have one
-        are looked at (`look_from`): early on most clients know no business at all, and
-        later many know only businesses that refused them. A client whose provider declined
-        its job chooses among the others (`phases.returns_to_provider`).
+        Only the clients who may have a business open to them are looked at (`look_from`):
+        early on most clients know no business at all, and later many know only businesses
+        that refused them; a client found with none keeps a later `look_from`.
         """
-        s, p, n_b = self.s, self.p, self.n_businesses
-        waiting = s["job_open"] & (s["job_provider"] < 0)
-        unplaced = np.flatnonzero(waiting)
-        waited = week - s["job_need_week"][unplaced]
-        gone = phases.out_of_patience(self.world, unplaced, waited)
+        s = self.s
+        unplaced = np.flatnonzero(s["job_open"] & (s["job_provider"] < 0))
+        gone = phases.out_of_patience(self.world, unplaced, week - s["job_need_week"][unplaced])
         self.apply(phases.give_up(unplaced[gone]))
-        unplaced = unplaced[~gone]
-        returning = phases.returns_to_provider(
-            s["provider"][unplaced], s["job_declined_by"][unplaced]
-        )
-        back = unplaced[returning]
-        s["applied_to"][:] = -1
-        s["applied_to"][back] = s["provider"][back]
-        others = unplaced[~returning]  # ascending, as `unplaced`
-        ids = others[s["look_from"][others] <= week]
-        state = self.business_state()
-        # (rows are gathered with take: several times faster than fancy indexing)
-        active = state[2]
-        if self.replicas > 1:  # each client sees its own market's businesses
-            active = active.reshape(n_b, self.replicas).T.take(ids // self.n_clients, axis=0)
-        open_from = phases.open_from(
-            p["known_week"].take(ids, 0), p["blocked_until"].take(ids, 0), active
-        )
-        eligible = phases.may_choose(open_from, week, s["job_declined_by"].take(ids))
-        stuck = ~eligible.any(axis=1)  # (`look_from` stays a lower bound for the next job)
-        s["look_from"][ids[stuck]] = open_from[stuck].min(axis=1)
-        # pairs the clients may choose, by position in their gathered rows (row-major);
-        # reading the clients' rows, then the pairs in them, beats reading pairs directly
-        local = np.flatnonzero(eligible)  # (2-D np.nonzero is several times slower)
-        row = local // n_b
-        business = local - row * n_b
-        clients = ids.take(row)
-        flat = clients * n_b + business
-
-        def in_rows(matrix: np.ndarray) -> np.ndarray:
-            return matrix.take(ids, 0).reshape(-1).take(local)
-
-        s["applied_to"][ids] = phases.choose(
-            self.world, ids, row, business, week, in_rows(self.decider_alignment),
-            self._standing("credit", flat, week, in_rows(p["credit_week"])),
-            self._standing("warning", flat, week, in_rows(p["warning_week"])), state,
-            self.firm(clients, business),
+        ids = unplaced[~gone]
+        picked, opens = phases.choose(
+            self.world, ids, week, s["provider"], s["job_declined_by"], s["look_from"], self.p,
+            self.decider_alignment, self.business_state(),
         )  # fmt: skip
+        s["applied_to"][:] = -1
+        s["applied_to"][ids] = picked
+        stuck = opens > week  # (`look_from` stays a lower bound for the next job)
+        s["look_from"][ids[stuck]] = opens[stuck]
 
     def screen_and_quote(self, week: int) -> None:
         """Phases 4-5: the businesses take their applicants (sorted by business, then id).
