@@ -36,3 +36,87 @@ def test_a_kernel_draws_each_batch_member_from_its_own_market():
     for r, seed in enumerate([5, 0, 31]):
         alone = Streams(seed).uniform("wom", 12, np.arange(n), 6)
         assert np.array_equal(drawn[r * n : (r + 1) * n], alone)
+
+
+# --- wom ---
+from sim.model.kernels import wom  # noqa: E402
+
+#: A network of four clients in CSR form: 0 - 1, 0 - 2, 0 - 3, 1 - 2.
+INDPTR = np.array([0, 3, 5, 7, 8], dtype=np.int64)
+INDICES = np.array([1, 2, 3, 0, 2, 0, 1, 0], dtype=np.int32)
+NONE = np.empty(0)
+
+
+def told_by(p_tell, story=1, week=3, alignment=NONE, strength=NONE, reach=NONE, seed=7):
+    """Who tellers 0 and 2 tell, with one probability for both, about business 1."""
+    keys, n = Streams(seed).kernel_keys("wom")
+    tellers = np.array([0, 2], dtype=np.int64)
+    return wom.told(
+        INDPTR, INDICES, tellers, np.full(2, float(p_tell)), keys, n, week,
+        np.ones(2, dtype=np.int64), np.full(2, story, dtype=np.int64), alignment, strength, reach,
+    )  # fmt: skip
+
+
+def test_a_sure_teller_tells_every_neighbour_in_network_order_and_an_unsure_one_none():
+    owner, neighbour = told_by(1.0)
+    np.testing.assert_array_equal(owner, [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(neighbour, [1, 2, 3, 0, 1])
+    assert [len(a) for a in told_by(0.0)] == [0, 0]
+
+
+def test_neighbour_k_is_told_when_the_uniform_of_slot_k_is_below_the_probability():
+    streams = Streams(7)
+    for p in (0.2, 0.5, 0.8):
+        expected = [
+            (i, int(INDICES[INDPTR[t] + k]))
+            for i, t in enumerate([0, 2])
+            for k in range(INDPTR[t + 1] - INDPTR[t])
+            if streams.uniform("wom", 3, np.array([t]), k)[0] < p
+        ]
+        owner, neighbour = told_by(p)
+        assert list(zip(owner.tolist(), neighbour.tolist(), strict=True)) == expected
+
+
+def test_a_strong_culture_tells_only_aligned_neighbours_and_reach_only_scales_referrals():
+    alignment = np.zeros((4, 2))
+    alignment[[1, 3], 1] = 1.0  # clients 1 and 3 share business 1's values
+    # culture strength 1: affinity 0 for the others, 2 for 1 and 3 (so told at p 1/2)
+    owner, neighbour = told_by(0.5, alignment=alignment.reshape(-1), strength=np.array([0, 1.0]))
+    np.testing.assert_array_equal(neighbour, [1, 3, 1])
+    reach = np.array([0.0, 1.0, 0.0, 1.0])  # referrals reach clients 1 and 3 only
+    np.testing.assert_array_equal(told_by(1.0, reach=reach)[1], [1, 3, 1])
+    np.testing.assert_array_equal(told_by(1.0, story=-1, reach=reach)[1], [1, 2, 3, 0, 1])
+
+
+def test_a_batch_tells_as_each_market_alone():
+    n, seeds = 4, [7, 11]
+    keys, per_market = BatchStreams(seeds, n).kernel_keys("wom")
+    indptr = np.concatenate([INDPTR, INDPTR[1:] + INDPTR[-1]])
+    indices = np.concatenate([INDICES, INDICES + n]).astype(np.int32)
+    tellers = np.array([0, 2, 4, 6], dtype=np.int64)
+    owner, neighbour = wom.told(
+        indptr, indices, tellers, np.full(4, 0.5), keys, per_market, 3,
+        np.ones(4, dtype=np.int64), np.ones(4, dtype=np.int64), NONE, NONE, NONE,
+    )  # fmt: skip
+    for r, seed in enumerate(seeds):
+        mine = owner // 2 == r
+        alone = told_by(0.5, seed=seed)
+        np.testing.assert_array_equal(owner[mine] - 2 * r, alone[0])
+        np.testing.assert_array_equal(neighbour[mine] - n * r, alone[1])
+
+
+def test_a_story_heard_decays_the_standing_once_then_adds_per_story():
+    powers = 0.5 ** np.arange(10.0)
+    known_week = np.array([9, 2, 9], dtype=np.int16)
+    value = np.array([8.0, 8.0, 8.0])
+    since = np.array([-1, 3, 4], dtype=np.int16)
+    wom.hear(known_week, value, since, np.array([2, 0, 2, 1]), 1.5, 6, powers)
+    np.testing.assert_array_equal(known_week, [6, 2, 6])
+    np.testing.assert_array_equal(value, [1.5, 8.0 / 8 + 1.5, 8.0 / 4 + 1.5 + 1.5])
+    np.testing.assert_array_equal(since, [6, 6, 6])
+
+
+def test_a_pair_told_this_week_remembers_its_highest_teller_only():
+    referrer = np.array([9, 9, 9], dtype=np.int32)
+    wom.remember(referrer, np.array([2, 0, 2]), np.array([4, 1, 3]))
+    np.testing.assert_array_equal(referrer, [1, 9, 4])

@@ -1,0 +1,112 @@
+"""Kernels of phase 8, word of mouth: who is told a story, what hearing it does to a pair.
+
+`told` draws, teller by teller and neighbour by neighbour (the tellers' CSR lists), which
+neighbours hear each story; `hear` adds the stories heard to the pairs' standing in place
+and `remember` sets the pairs' referrers in place. `sim.model.phases` (`tell_neighbours`,
+`hear_stories`, `remember_referrers`) calls them for both engines.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from sim.model.kernels import draws
+
+
+@numba.njit(cache=True)
+def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignment, strength,
+         reach):  # fmt: skip
+    """Which neighbours each teller tells: (teller index, neighbour) of each story told.
+
+    Neighbour k of teller i (k-th in its CSR list) is told if the uniform of stream "wom",
+    slot k, is below its probability: `p_tell[i]`, times the culture affinity of business
+    `about[i]` with the neighbour's decider (``1 - c + 2 c a``, `mechanics.culture_affinity`)
+    when `strength` is given, times the neighbour's `reach` for a referral (`story[i]` > 0)
+    when `reach` is given; the products in the order of the numpy rule.
+
+    Args:
+        indptr: the network's CSR row starts (`World.indptr`, int64).
+        indices: the network's neighbours, by client (`World.indices`).
+        tellers: the tellers' client ids (int64).
+        p_tell: each teller's probability of telling a neighbour (float64).
+        keys: the "wom" stream's key per market (`Streams.kernel_keys`).
+        n: clients per market (`Streams.kernel_keys`).
+        week: the week (keys the draws).
+        about: the business each teller's story is about (int64).
+        story: each teller's story, +1 referral or -1 warning (int64).
+        alignment: the clients' decider alignment, flat over (client, business) pairs
+            (float64; read only with `strength`).
+        strength: each business's culture strength (float64), or empty: culture off.
+        reach: each client's referral reach (float64), or empty: matching off.
+
+    Returns:
+        (owner, neighbour): the index in `tellers` and the client id of each story told, by
+        teller, then neighbour, in CSR order (int64).
+    """
+    cultured, matched = len(strength) > 0, len(reach) > 0
+    n_b = len(strength)
+    total, widest = 0, 0
+    for i in range(len(tellers)):
+        degree = indptr[tellers[i] + 1] - indptr[tellers[i]]
+        total, widest = total + degree, max(widest, degree)
+    # `draws.base` of each market and slot, computed up to the widest teller of the market
+    bases, filled = np.empty((len(keys), widest), np.uint64), np.zeros(len(keys), np.int64)
+    owner, neighbour = np.empty(total, np.int64), np.empty(total, np.int64)
+    k = 0
+    for i in range(len(tellers)):
+        teller, b = tellers[i], about[i]
+        start, market = indptr[teller], teller // n
+        degree = indptr[teller + 1] - start
+        for slot in range(filled[market], degree):
+            bases[market, slot] = draws.base(keys[market], week, slot)
+        filled[market] = max(filled[market], degree)
+        local = np.uint64(teller - market * n) * draws.GOLDEN
+        for slot in range(degree):
+            heard_by = np.int64(indices[start + slot])
+            p = p_tell[i]
+            if cultured:
+                c = strength[b]
+                p = p * (1.0 - c + 2.0 * c * alignment[heard_by * n_b + b])
+            if matched and story[i] > 0:
+                p = p * reach[heard_by]
+            if draws.unit(draws.mix(bases[market, slot] + local)) < p:  # `draws.uniform`
+                owner[k], neighbour[k] = i, heard_by
+                k += 1
+    return owner[:k], neighbour[:k]
+
+
+@numba.njit(cache=True)
+def hear(known_week, value, since, flat, amount, week, powers):
+    """Stories of one sign heard, in place, story by story.
+
+    Each pair of `flat` knows its business by `week`; its standing is decayed to `week` (once:
+    a repeat decays by ``powers[0] == 1``) and gains `amount` per story, in order.
+
+    Args:
+        known_week: the first week each pair knows its business (flat over pairs).
+        value: the credit (or warning) of each pair (flat over pairs).
+        since: the week each pair's `value` was last set (-1: never; it then starts from 0).
+        flat: the pair of each story heard (repeats add up, in order).
+        amount: the credit one story adds.
+        week: this week.
+        powers: the decay's powers by age in weeks (`World.decay_powers`).
+    """
+    for i in range(len(flat)):
+        f = flat[i]
+        known_week[f] = min(known_week[f], week)
+        if since[f] >= 0:
+            value[f] = value[f] * powers[week - since[f]]
+        else:
+            value[f] = 0.0
+        since[f] = week
+        value[f] += amount
+
+
+@numba.njit(cache=True)
+def remember(referrer, pair, teller):
+    """Each pair of `pair` remembers the highest of the `teller`s who told it, in place."""
+    for i in range(len(pair)):
+        referrer[pair[i]] = -1
+    for i in range(len(pair)):
+        referrer[pair[i]] = max(referrer[pair[i]], teller[i])
