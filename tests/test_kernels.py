@@ -105,15 +105,19 @@ def test_a_batch_tells_as_each_market_alone():
         np.testing.assert_array_equal(neighbour[mine] - n * r, alone[1])
 
 
-def test_a_story_heard_decays_the_standing_once_then_adds_per_story():
+def test_a_story_heard_decays_its_standing_once_then_adds_per_story():
     powers = 0.5 ** np.arange(10.0)
     known_week = np.array([9, 2, 9], dtype=np.int16)
-    value = np.array([8.0, 8.0, 8.0])
-    since = np.array([-1, 3, 4], dtype=np.int16)
-    wom.hear(known_week, value, since, np.array([2, 0, 2, 1]), 1.5, 6, powers)
+    credit, credit_week = np.full(3, 8.0), np.array([3, 4, -1], dtype=np.int16)
+    warning, warning_week = np.full(3, 8.0), np.array([-1, 5, 1], dtype=np.int16)
+    flat, story = np.array([2, 1, 0, 2, 0]), np.array([1, -1, 1, 1, -1])
+    wom.hear(known_week, credit, credit_week, warning, warning_week, flat, story,
+             np.array([1.5, 3.0]), 6, powers)  # fmt: skip
     np.testing.assert_array_equal(known_week, [6, 2, 6])
-    np.testing.assert_array_equal(value, [1.5, 8.0 / 8 + 1.5, 8.0 / 4 + 1.5 + 1.5])
-    np.testing.assert_array_equal(since, [6, 6, 6])
+    np.testing.assert_array_equal(credit, [8.0 / 8 + 1.5, 8.0, 1.5 + 1.5])
+    np.testing.assert_array_equal(credit_week, [6, 4, 6])
+    np.testing.assert_array_equal(warning, [3.0, 8.0 / 2 + 3.0, 8.0])
+    np.testing.assert_array_equal(warning_week, [6, 6, 1])
 
 
 def test_a_pair_told_this_week_remembers_its_highest_teller_only():

@@ -515,16 +515,28 @@ def remember_referrers(referrer: np.ndarray, pair: np.ndarray, teller: np.ndarra
     wom.remember(referrer, pair, np.asarray(teller, dtype=np.int64))
 
 
-def hear_stories(world: World, known_week, value, since, flat, amount: float, week: int) -> None:
-    """Phase 8, a story heard: the pair knows the business and its standing gains `amount`.
+#: The pair fields a story heard changes (`hear_stories`), in the order it takes them.
+HEARD = ("known_week", "credit", "credit_week", "warning", "warning_week")
 
-    The arrays are flat over pairs and changed in place: `known_week` (the first week the
-    client knows the business), `value` and `since` (a credit or warning and the week it was
-    last set); `flat` holds the pair of each story told this week (repeats add up). The
-    standing is decayed to `week` before the stories are added. The single writer of these
-    fields in phase 8 for both engines (`sim.model.kernels.wom.hear`, story by story).
+
+def hear_stories(
+    world: World, known_week, credit, credit_week, warning, warning_week, flat, story, week: int
+) -> None:
+    """Phase 8, stories heard: each pair knows the business and its standing gains a story.
+
+    The arrays are flat over pairs and changed in place (the fields of `HEARD`):
+    `known_week` (the first week the client knows the business), the credit and warning
+    and the weeks they were last set; `flat` holds the pair of each story told this week
+    and `story` its sign (+1 a referral: credit, -1 a warning; repeats add up,
+    `story_weight` each). A standing is decayed to `week` before its stories are added.
+    The single writer of these fields in phase 8 for both engines
+    (`sim.model.kernels.wom.hear`, story by story).
     """
-    wom.hear(known_week, value, since, flat, amount, week, world.decay_powers(week + 1))
+    amounts = np.array([story_weight(world, 1), story_weight(world, -1)])
+    wom.hear(
+        known_week, credit, credit_week, warning, warning_week, flat,
+        np.asarray(story, dtype=np.int64), amounts, week, world.decay_powers(week + 1),
+    )  # fmt: skip
 
 
 def story_weight(world: World, story: int) -> float:
@@ -686,14 +698,17 @@ def settle(
     )
 
 
-def stories_told(tellers, teller, story: int) -> Updates:
-    """Phase 8: the stories of sign `story` (+1 referral, -1 warning) that `tellers` told.
+def stories_told(tellers, teller, story) -> Updates:
+    """Phase 8: the stories (`story`: +1 referral, -1 warning, each) that `tellers` told.
 
     `teller` holds, for each story told, its teller's index in `tellers`. Each story counts
     in the market's tally; a referral also counts for its teller (`referrals_made`).
     """
-    told = tellers.take(teller)
-    if story < 0:
-        return Updates().count("wom_negative", told)
-    counts = np.bincount(teller, minlength=len(tellers))
-    return Updates().count("wom_positive", told).add("referrals_made", tellers, counts)
+    told, referral = tellers.take(teller), story > 0
+    counts = np.bincount(teller[referral], minlength=len(tellers))
+    return (
+        Updates()
+        .count("wom_positive", told, referral)
+        .count("wom_negative", told, ~referral)
+        .add("referrals_made", tellers, counts)
+    )

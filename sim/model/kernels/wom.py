@@ -76,31 +76,45 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
     return owner[:k], neighbour[:k]
 
 
-@numba.njit(cache=True)
-def hear(known_week, value, since, flat, amount, week, powers):
-    """Stories of one sign heard, in place, story by story.
+@numba.njit(cache=True, inline="always")
+def _add(value, since, f, amount, week, powers):
+    """Pair `f`'s credit (or warning) decayed to `week` (0 if never set), plus `amount`."""
+    if since[f] >= 0:
+        value[f] = value[f] * powers[week - since[f]]
+    else:
+        value[f] = 0.0
+    since[f] = week
+    value[f] += amount
 
-    Each pair of `flat` knows its business by `week`; its standing is decayed to `week` (once:
-    a repeat decays by ``powers[0] == 1``) and gains `amount` per story, in order.
+
+@numba.njit(cache=True)
+def hear(known_week, credit, credit_week, warning, warning_week, flat, story, amounts, week,
+         powers):  # fmt: skip
+    """Stories heard, in place, story by story (referrals and warnings in one pass).
+
+    Each pair of `flat` knows its business by `week`; its credit (a referral, `story` > 0) or
+    warning is decayed to `week` (once: a repeat decays by ``powers[0] == 1``) and gains the
+    story's amount, story after story in order (as `np.add.at`).
 
     Args:
         known_week: the first week each pair knows its business (flat over pairs).
-        value: the credit (or warning) of each pair (flat over pairs).
-        since: the week each pair's `value` was last set (-1: never; it then starts from 0).
-        flat: the pair of each story heard (repeats add up, in order).
-        amount: the credit one story adds.
+        credit: the referral credit of each pair (flat over pairs).
+        credit_week: the week each pair's credit was last set (-1: never; it starts from 0).
+        warning: the warnings of each pair (flat over pairs).
+        warning_week: the week each pair's warning was last set (as `credit_week`).
+        flat: the pair of each story heard.
+        story: each story's sign (+1 referral, -1 warning).
+        amounts: what a referral and what a warning adds (`phases.story_weight`).
         week: this week.
         powers: the decay's powers by age in weeks (`World.decay_powers`).
     """
     for i in range(len(flat)):
         f = flat[i]
         known_week[f] = min(known_week[f], week)
-        if since[f] >= 0:
-            value[f] = value[f] * powers[week - since[f]]
+        if story[i] > 0:
+            _add(credit, credit_week, f, amounts[0], week, powers)
         else:
-            value[f] = 0.0
-        since[f] = week
-        value[f] += amount
+            _add(warning, warning_week, f, amounts[1], week, powers)
 
 
 @numba.njit(cache=True)
