@@ -78,13 +78,13 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
 
 @numba.njit(cache=True, inline="always")
 def _add(value, since, f, amount, week, powers):
-    """Pair `f`'s credit (or warning) decayed to `week` (0 if never set), plus `amount`."""
-    if since[f] >= 0:
-        value[f] = value[f] * powers[week - since[f]]
-    else:
-        value[f] = 0.0
+    """Pair `f`'s credit (or warning) decayed to `week` (0 if never set), plus `amount`.
+
+    The age of an unset pair (``week + 1``) is looked up too, then discarded (no branch).
+    """
+    decayed = value[f] * powers[week - since[f]]
+    value[f] = (decayed if since[f] >= 0 else 0.0) + amount
     since[f] = week
-    value[f] += amount
 
 
 @numba.njit(cache=True)
