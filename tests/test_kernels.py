@@ -54,6 +54,7 @@ def told_by(p_tell, story=1, week=3, alignment=NONE, strength=NONE, reach=NONE, 
     return wom.told(
         INDPTR, INDICES, tellers, np.full(2, float(p_tell)), keys, n, week,
         np.ones(2, dtype=np.int64), np.full(2, story, dtype=np.int64), alignment, strength, reach,
+        reach.max(initial=0.0),
     )  # fmt: skip
 
 
@@ -64,16 +65,17 @@ def test_a_sure_teller_tells_every_neighbour_in_network_order_and_an_unsure_one_
     assert [len(a) for a in told_by(0.0)] == [0, 0]
 
 
-def test_neighbour_k_is_told_when_the_uniform_of_slot_k_is_below_the_probability():
-    streams = Streams(7)
-    for p in (0.2, 0.5, 0.8):
+@pytest.mark.parametrize("reach", [NONE, np.array([0.3, 1.7, 0.9, 1.2])])
+def test_neighbour_k_is_told_when_the_uniform_of_slot_k_is_below_the_probability(reach):
+    streams, scale = Streams(7), reach if len(reach) else np.ones(4)
+    for p in (0.2, 0.4, 0.5, 0.8):
         expected = [
-            (i, int(INDICES[INDPTR[t] + k]))
+            (i, int(h))
             for i, t in enumerate([0, 2])
-            for k in range(INDPTR[t + 1] - INDPTR[t])
-            if streams.uniform("wom", 3, np.array([t]), k)[0] < p
+            for k, h in enumerate(INDICES[INDPTR[t] : INDPTR[t + 1]])
+            if streams.uniform("wom", 3, np.array([t]), k)[0] < p * scale[h]
         ]
-        owner, neighbour = told_by(p)
+        owner, neighbour = told_by(p, reach=reach)
         assert list(zip(owner.tolist(), neighbour.tolist(), strict=True)) == expected
 
 
@@ -96,7 +98,7 @@ def test_a_batch_tells_as_each_market_alone():
     tellers = np.array([0, 2, 4, 6], dtype=np.int64)
     owner, neighbour = wom.told(
         indptr, indices, tellers, np.full(4, 0.5), keys, per_market, 3,
-        np.ones(4, dtype=np.int64), np.ones(4, dtype=np.int64), NONE, NONE, NONE,
+        np.ones(4, dtype=np.int64), np.ones(4, dtype=np.int64), NONE, NONE, NONE, 0.0,
     )  # fmt: skip
     for r, seed in enumerate(seeds):
         mine = owner // 2 == r
