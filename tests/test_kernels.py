@@ -54,6 +54,7 @@ def told_by(p_tell, story=1, week=3, alignment=NONE, strength=NONE, reach=NONE, 
     return wom.told(
         INDPTR, INDICES, tellers, np.full(2, float(p_tell)), keys, n, week,
         np.ones(2, dtype=np.int64), np.full(2, story, dtype=np.int64), alignment, strength, reach,
+        reach.max(initial=0.0),
     )  # fmt: skip
 
 
@@ -97,7 +98,7 @@ def test_a_batch_tells_as_each_market_alone():
     tellers = np.array([0, 2, 4, 6], dtype=np.int64)
     owner, neighbour = wom.told(
         indptr, indices, tellers, np.full(4, 0.5), keys, per_market, 3,
-        np.ones(4, dtype=np.int64), np.ones(4, dtype=np.int64), NONE, NONE, NONE,
+        np.ones(4, dtype=np.int64), np.ones(4, dtype=np.int64), NONE, NONE, NONE, 0.0,
     )  # fmt: skip
     for r, seed in enumerate(seeds):
         mine = owner // 2 == r

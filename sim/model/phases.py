@@ -455,6 +455,7 @@ def tell_neighbours(
         np.asarray(about, dtype=np.int64), np.asarray(story, dtype=np.int64),
         world.decider_alignment.reshape(-1) if cultured else none,
         world.culture_strength if cultured else none, none if reach is None else reach,
+        0.0 if reach is None else reach.max(),
     )  # fmt: skip
 
 

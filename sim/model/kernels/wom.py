@@ -16,16 +16,16 @@ from sim.model.kernels import draws
 
 @numba.njit(cache=True)
 def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignment, strength,
-         reach):  # fmt: skip
+         reach, reach_max):  # fmt: skip
     """Which neighbours each teller tells: (teller index, neighbour) of each story told.
 
     Neighbour k of teller i (k-th in its CSR list) is told if the uniform of stream "wom",
     slot k, is below its probability: `p_tell[i]`, times the culture affinity of business
     `about[i]` with the neighbour's decider (``1 - c + 2 c a``, `mechanics.culture_affinity`)
     when `strength` is given, times the neighbour's `reach` for a referral (`story[i]` > 0)
-    when `reach` is given; the products in the order of the numpy rule. Without branches on
-    the draws (a story is written, then kept if told), so that the CPU keeps many of the
-    neighbours' reads (cache misses, mostly) in flight.
+    when `reach` is given; the products in the order of the numpy rule. A referral's draw at
+    or above its probability times `reach_max` fails whatever the neighbour's reach (products
+    round monotonically), so that reach is not read (a cache miss saved).
 
     Args:
         indptr: the network's CSR row starts (`World.indptr`, int64).
@@ -41,6 +41,7 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
             (float64; read only with `strength`).
         strength: each business's culture strength (float64), or empty: culture off.
         reach: each client's referral reach (float64), or empty: matching off.
+        reach_max: the largest of `reach` (or any number, without `reach`).
 
     Returns:
         (owner, neighbour): the index in `tellers` and the client id of each story told, by
@@ -72,9 +73,12 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
                 c = strength[b]
                 p = p * (1.0 - c + 2.0 * c * alignment[heard_by * n_b + b])
             if matched and story[i] > 0:
+                if u >= p * reach_max:
+                    continue
                 p = p * reach[heard_by]
-            owner[k], neighbour[k] = i, heard_by
-            k += u < p
+            if u < p:
+                owner[k], neighbour[k] = i, heard_by
+                k += 1
     return owner[:k], neighbour[:k]
 
 
