@@ -79,6 +79,30 @@ def test_neighbour_k_is_told_when_the_uniform_of_slot_k_is_below_the_probability
         assert list(zip(owner.tolist(), neighbour.tolist(), strict=True)) == expected
 
 
+def test_many_tellers_tell_as_the_draws_say():
+    rng, n = np.random.default_rng(3), 60  # more tellers than the kernel fetches ahead
+    degree = rng.integers(0, 9, n)
+    indptr = np.concatenate([[0], np.cumsum(degree)]).astype(np.int64)
+    indices = rng.integers(0, n, indptr[-1]).astype(np.int32)
+    tellers, reach = np.arange(0, n, 2, dtype=np.int64), rng.uniform(0.0, 2.0, n)
+    p, story = rng.uniform(0.0, 1.0, len(tellers)), np.where(rng.random(len(tellers)) < 0.5, 1, -1)
+    scaled = np.where(story[:, None] > 0, p[:, None] * reach, p[:, None])  # (teller, neighbour)
+    streams = Streams(5)
+    keys, per_market = streams.kernel_keys("wom")
+    expected = [
+        (i, int(h))
+        for i, t in enumerate(tellers)
+        for k, h in enumerate(indices[indptr[t] : indptr[t + 1]])
+        if streams.uniform("wom", 9, np.array([t]), k)[0] < scaled[i, h]
+    ]
+    owner, neighbour = wom.told(
+        indptr, indices, tellers, p, keys, per_market, 9, np.zeros(len(tellers), np.int64),
+        story.astype(np.int64), NONE, NONE, reach, reach.max(),
+    )  # fmt: skip
+    assert list(zip(owner.tolist(), neighbour.tolist(), strict=True)) == expected
+    assert 0 < len(expected) < indptr[tellers + 1].sum() - indptr[tellers].sum()  # some, not all
+
+
 def test_a_strong_culture_tells_only_aligned_neighbours_and_reach_only_scales_referrals():
     alignment = np.zeros((4, 2))
     alignment[[1, 3], 1] = 1.0  # clients 1 and 3 share business 1's values
