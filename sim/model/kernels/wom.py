@@ -14,8 +14,11 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from sim.model import mechanics
 from sim.model.kernels import draws
 
+#: `mechanics.culture_affinity` compiled: the very formula, in the same order of operations.
+_affinity = numba.njit(cache=True, inline="always")(mechanics.culture_affinity)
 AHEAD = 16  # tellers between a teller's neighbour list fetched ahead and its own turn
 
 
@@ -47,12 +50,12 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
 
     Neighbour k of teller i (k-th in its CSR list) is told if the uniform of stream "wom",
     slot k, is below its probability: `p_tell[i]`, times the culture affinity of business
-    `about[i]` with the neighbour's decider (``1 - c + 2 c a``, `mechanics.culture_affinity`)
-    when `strength` is given, times the neighbour's `reach` for a referral (`story[i]` > 0)
-    when `reach` is given; the products in the order of the numpy rule. A referral's draw at
-    or above its probability times `reach_max` fails whatever the neighbour's reach (products
-    round monotonically), so that reach is not read (a cache miss saved). The neighbour list
-    of the teller `AHEAD` places on is fetched while this one's are drawn (`_prefetch`).
+    `about[i]` with the neighbour's decider (`mechanics.culture_affinity`) when `strength`
+    is given, times the neighbour's `reach` for a referral (`story[i]` > 0) when `reach` is
+    given; the products in the order of the numpy rule. A referral's draw at or above its
+    probability times `reach_max` fails whatever the neighbour's reach (products round
+    monotonically), so that reach is not read (a cache miss saved). The neighbour list of
+    the teller `AHEAD` places on is fetched while this one's are drawn (`_prefetch`).
 
     Args:
         indptr: the network's CSR row starts (`World.indptr`, int64).
@@ -99,8 +102,7 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
             u = draws.unit(draws.mix(bases[market, slot] + local))  # `draws.uniform`
             p = p_tell[i]
             if cultured:
-                c = strength[b]
-                p = p * (1.0 - c + 2.0 * c * alignment[heard_by * n_b + b])
+                p = p * _affinity(alignment[heard_by * n_b + b], strength[b])
             if matched and story[i] > 0:
                 if u >= p * reach_max:
                     continue
