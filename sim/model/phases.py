@@ -19,6 +19,7 @@ import numpy as np
 from sim.model import mechanics, state
 from sim.model.intake import Applicants, Intake
 from sim.model.kernels import choice as choice_kernels
+from sim.model.kernels import wom
 from sim.model.rng import box_muller
 from sim.model.state import Updates
 from sim.model.world import World
@@ -414,27 +415,20 @@ def tell_neighbours(
     neighbours of like values more: the probability is scaled by the culture's affinity with
     the neighbour's decider (`mechanics.culture_affinity`; 1 at culture strength 0). A
     referral (`story` +1) reaches a neighbour who fits more (`World.referral_reach`, from
-    `wom.matching`; 1 at matching 0): the referrer knows its friends.
+    `wom.matching`; 1 at matching 0): the referrer knows its friends. One pass over the
+    tellers' neighbours (`sim.model.kernels.wom.told`).
     """
-    starts = world.indptr.take(tellers)
-    counts = world.indptr.take(tellers + 1) - starts
-    ends = np.cumsum(counts)
-    owner = np.repeat(np.arange(len(tellers)), counts)
-    slot = np.arange(ends[-1] if len(ends) else 0) - (ends - counts).take(owner)
-    p = p_tell.take(owner)
-    cultured, matched = world.culture_strength.any(), world.referral_reach is not None
-    if cultured or matched:
-        heard_by = world.indices.take(starts.take(owner) + slot)
-    if cultured:
-        business = np.asarray(about).take(owner)
-        align = pairs(world.decider_alignment, heard_by, business)
-        p = p * mechanics.culture_affinity(align, world.culture_strength.take(business))
-    if matched:
-        p = np.where(np.asarray(story).take(owner) > 0, p * world.referral_reach.take(heard_by), p)
-    told = np.flatnonzero(world.streams.uniform("wom", week, tellers.take(owner), slot) < p)
-    owner = owner.take(told)
-    neighbour = world.indices.take(starts.take(owner) + slot.take(told))
-    return owner, neighbour.astype(np.int64)
+    keys, n = world.streams.kernel_keys("wom")
+    none = np.empty(0)
+    cultured, reach = world.culture_strength.any(), world.referral_reach
+    return wom.told(
+        world.indptr, world.indices, np.asarray(tellers, dtype=np.int64),
+        np.asarray(p_tell, dtype=np.float64), keys, n, week,
+        np.asarray(about, dtype=np.int64), np.asarray(story, dtype=np.int64),
+        world.decider_alignment.reshape(-1) if cultured else none,
+        world.culture_strength if cultured else none, none if reach is None else reach,
+        0.0 if reach is None else reach.max(),
+    )  # fmt: skip
 
 
 def difficult(world: World, difficulty) -> np.ndarray:
@@ -491,22 +485,31 @@ def remember_referrers(referrer: np.ndarray, pair: np.ndarray, teller: np.ndarra
         pair: the index in `referrer` of the pair told each of this week's referrals.
         teller: the client who told it.
     """
-    referrer[pair] = -1
-    np.maximum.at(referrer, pair, teller.astype(referrer.dtype))
+    wom.remember(referrer, pair, np.asarray(teller, dtype=np.int64))
 
 
-def hear_stories(world: World, known_week, value, since, flat, amount: float, week: int) -> None:
-    """Phase 8, a story heard: the pair knows the business and its standing gains `amount`.
+#: The pair fields a story heard changes (`hear_stories`), in the order it takes them.
+HEARD = ("known_week", "credit", "credit_week", "warning", "warning_week")
 
-    The arrays are flat over pairs and changed in place: `known_week` (the first week the
-    client knows the business), `value` and `since` (a credit or warning and the week it was
-    last set); `flat` holds the pair of each story told this week (repeats add up). The
-    standing is decayed to `week` before the stories are added.
+
+def hear_stories(
+    world: World, known_week, credit, credit_week, warning, warning_week, flat, story, week: int
+) -> None:
+    """Phase 8, stories heard: each pair knows the business and its standing gains a story.
+
+    The arrays are flat over pairs and changed in place (the fields of `HEARD`):
+    `known_week` (the first week the client knows the business), the credit and warning
+    and the weeks they were last set; `flat` holds the pair of each story told this week
+    and `story` its sign (+1 a referral: credit, -1 a warning; repeats add up,
+    `story_weight` each). A standing is decayed to `week` before its stories are added.
+    The single writer of these fields in phase 8 for both engines
+    (`sim.model.kernels.wom.hear`, story by story).
     """
-    known_week[flat] = np.minimum(known_week.take(flat), week)
-    value[flat] = standing(world, value.take(flat), since.take(flat), week)  # repeats agree
-    since[flat] = week
-    np.add.at(value, flat, amount)
+    amounts = np.array([story_weight(world, 1), story_weight(world, -1)])
+    wom.hear(
+        known_week, credit, credit_week, warning, warning_week, flat,
+        np.asarray(story, dtype=np.int64), amounts, week, world.decay_powers(week + 1),
+    )  # fmt: skip
 
 
 def story_weight(world: World, story: int) -> float:
@@ -514,8 +517,8 @@ def story_weight(world: World, story: int) -> float:
 
     A warning weighs `wom.negativity_bias` times a referral.
     """
-    wom = world.clients.wom
-    return wom.credit if story > 0 else wom.credit * wom.negativity_bias
+    cfg = world.clients.wom
+    return cfg.credit if story > 0 else cfg.credit * cfg.negativity_bias
 
 
 def release(clients, job_provider, provider, business: int) -> Updates:
@@ -668,14 +671,17 @@ def settle(
     )
 
 
-def stories_told(tellers, teller, story: int) -> Updates:
-    """Phase 8: the stories of sign `story` (+1 referral, -1 warning) that `tellers` told.
+def stories_told(tellers, teller, story) -> Updates:
+    """Phase 8: the stories (`story`: +1 referral, -1 warning, each) that `tellers` told.
 
     `teller` holds, for each story told, its teller's index in `tellers`. Each story counts
     in the market's tally; a referral also counts for its teller (`referrals_made`).
     """
-    told = tellers.take(teller)
-    if story < 0:
-        return Updates().count("wom_negative", told)
-    counts = np.bincount(teller, minlength=len(tellers))
-    return Updates().count("wom_positive", told).add("referrals_made", tellers, counts)
+    told, referral = tellers.take(teller), story > 0
+    counts = np.bincount(teller[referral], minlength=len(tellers))
+    return (
+        Updates()
+        .count("wom_positive", told, referral)
+        .count("wom_negative", told, ~referral)
+        .add("referrals_made", tellers, counts)
+    )

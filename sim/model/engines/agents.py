@@ -136,19 +136,16 @@ class Client(mesa.Agent):
         told = np.zeros(model.n_businesses, dtype=np.int64)
         told[business] = len(neighbours)
         model.firms.book(**{"referrals_made" if story > 0 else "warnings_made": told})
-        model.apply(phases.stories_told(self.ids, np.zeros(len(neighbours), np.int64), story))
+        each = np.zeros(len(neighbours), np.int64), np.full(len(neighbours), story)
+        model.apply(phases.stories_told(self.ids, *each))
         if story < 0:
             return []
         return [(neighbour, business, self.index) for neighbour in neighbours.tolist()]
 
     def hear(self, business: int, story: int, week: int) -> None:
         """Phase 8: a neighbour's story about `business` (+1 referral, -1 warning)."""
-        kind, world = "credit" if story > 0 else "warning", self.model.world
-        value, since = getattr(self, kind), getattr(self, f"{kind}_week")
-        phases.hear_stories(
-            world, self.known_week, value, since, np.array([business]),
-            phases.story_weight(world, story), week,
-        )  # fmt: skip
+        pair = (getattr(self, name) for name in phases.HEARD)
+        phases.hear_stories(self.model.world, *pair, np.array([business]), np.array([story]), week)
 
 
 class AgentsModel(MarketModel):

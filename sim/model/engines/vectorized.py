@@ -183,22 +183,21 @@ class VectorizedModel(MarketModel):
         )
 
     def _word_of_mouth(self, tellers, p_tell, story, about, week: int) -> None:
+        """Phase 8: `tellers` tell their `story` (+1, -1) about business `about` to neighbours."""
         owner, neighbour = phases.tell_neighbours(self.world, tellers, p_tell, week, about, story)
-        n_b = self.n_businesses
-        for sign, kind in ((1, "credit"), (-1, "warning")):
-            amount = phases.story_weight(self.world, sign)
-            pick = story[owner] == sign
-            told = neighbour[pick]
-            self.s["look_from"][told] = np.minimum(self.s["look_from"][told], week)
-            flat = told * n_b + about[owner[pick]]
-            p = {name: self.p[name].reshape(-1) for name in ("known_week", kind, f"{kind}_week")}
-            phases.hear_stories(self.world, *p.values(), flat, amount, week)
-            counter = "referrals_made" if sign > 0 else "warnings_made"
-            speakers = tellers[owner[pick]]
-            self.firms.book(**{counter: self.firms.total(self.firm(speakers, about[owner[pick]]))})
-            self.apply(phases.stories_told(tellers, owner[pick], sign))
-            if sign > 0:
-                phases.remember_referrers(self.p["referrer"].reshape(-1), flat, speakers)
+        look_from = self.s["look_from"]
+        look_from[neighbour] = np.minimum(look_from.take(neighbour), week)
+        heard, business = story.take(owner), about.take(owner)
+        flat = neighbour * self.n_businesses + business
+        pair = {name: self.p[name].reshape(-1) for name in phases.HEARD}
+        phases.hear_stories(self.world, *pair.values(), flat, heard, week)
+        referral, speakers = heard > 0, tellers.take(owner)
+        firm = self.firm(speakers, business)
+        total = self.firms.total
+        self.firms.book(referrals_made=total(firm[referral]), warnings_made=total(firm[~referral]))
+        self.apply(phases.stories_told(tellers, owner, heard))
+        referrer = self.p["referrer"].reshape(-1)
+        phases.remember_referrers(referrer, flat[referral], speakers[referral])
 
     def counts(self) -> tuple:
         """Clients with an unplaced job, with an open job, and ever served (per market)."""
