@@ -101,7 +101,7 @@ def market(n_ids=60, n_b=6, markets=1, seed=3, shift=True):
         active=rng.random(n_b * markets) < 0.85, price_ratio=rng.uniform(0.7, 1.4, n_b),
         prepayment=(rng.random(n_b) < 0.5).astype(float),
         shift=rng.uniform(-0.5, 0.5, n_b) if shift else np.zeros(n_b), tailored=shift,
-        coef=np.array([getattr(COEF, name) for name in choice.COEFFICIENTS]),
+        coef=choice.Coefficients.of(COEF),
         keys=keys, n=per_market, streams=streams,
     )  # fmt: skip
 
@@ -319,3 +319,26 @@ def test_a_pair_told_this_week_remembers_its_highest_teller_only():
     referrer = np.array([9, 9, 9], dtype=np.int32)
     wom.remember(referrer, np.array([2, 0, 2]), np.array([4, 1, 3]))
     np.testing.assert_array_equal(referrer, [1, 9, 4])
+
+
+# --- cache ---
+def test_the_kernels_cache_is_named_by_their_sources_so_an_edit_compiles_afresh(
+    tmp_path, monkeypatch
+):
+    import sim.model.kernels as kernels
+
+    source = tmp_path / "draws.py"
+    source.write_text("x = 1\n")
+    monkeypatch.setattr(kernels, "SOURCES", (source,))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    before = kernels.cache_dir()
+    assert before.parent == tmp_path / "cache" / "clientsim"
+    source.write_text("x = 2\n")  # a primitive the kernels inline changes
+    assert kernels.cache_dir() != before
+
+
+def test_the_kernels_sources_include_the_formulas_they_compile():
+    import sim.model.kernels as kernels
+
+    names = {path.name for path in kernels.SOURCES}
+    assert {"mechanics.py", "draws.py", "choice.py", "wom.py"} <= names

@@ -69,9 +69,8 @@ def choice_utility(
     `price_ratio` is the business's price over the market price; `queue_weeks` its backlog over
     its capacity; `noise` standard Gumbel variates, scaled by `choice.noise`; `prepay` 1 for a
     business that requires prepayment, weighted by `choice.beta_prepay` (<= 0: it deters).
-    The model adds the same terms in the same order in compiled passes
-    (`sim.model.kernels.choice`: the noise last, in `pick`), checked against this function
-    in tests/test_kernels.py.
+    Written with arithmetic only, so the choice kernel compiles this very function
+    (`sim.model.kernels.choice`, with the noise added last, by `pick`).
     """
     return (
         choice.beta_reputation * (reputation - choice.reference_rating)

@@ -187,7 +187,7 @@ def choose(
         pop["payer_budget"], reputation, queue, active, world.price_ratio,
         np.ascontiguousarray(world.prepayment), np.ascontiguousarray(world.decider_shift),
         bool(world.decider_shift.any()),
-        np.array([getattr(choice, name) for name in choice_kernels.COEFFICIENTS], dtype=float),
+        choice_kernels.Coefficients.of(choice),
         *world.streams.kernel_keys("choice"),
     )  # fmt: skip
     choice_kernels.pick(

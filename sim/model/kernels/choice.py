@@ -5,7 +5,7 @@ pass over the clients' own fields), then reads each chooser's row of every pair 
 which businesses are open to it, which of those it does not balk at (its candidates), each
 candidate's logit utility (`sim.model.mechanics.choice_utility`, its terms added in the
 same order) but for the noise, and the uniform of the noise. The rows of the choosers a few
-places ahead are prefetched (`prefetch`): they lie far apart, and waiting for memory is most
+places ahead are prefetched (`draws.prefetch`): they lie far apart, and waiting for memory is most
 of the pass. Numpy turns the uniforms into Gumbel noise (a log of a log: no transcendental
 in a kernel). `pick` adds the noise and keeps each chooser's best, ties to the lowest
 business index (`np.argmax`'s rule), reading only the candidates.
@@ -18,47 +18,37 @@ each client in its own market (``id // n``).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
+from sim.model import mechanics
 from sim.model.kernels import draws
 from sim.model.state import NEVER
 
-AHEAD = 8  # choosers ahead whose rows `candidates` asks the memory for (`prefetch`)
-
-#: The coefficients of `candidates`, in the order of its `coef` array (`sim.config.schema.Choice`).
-COEFFICIENTS = ("beta_reputation", "reference_rating", "beta_alignment", "beta_price",
-                "beta_wait", "beta_prepay")  # fmt: skip
+AHEAD = 8  # choosers ahead whose rows `candidates` asks the memory for (`draws.prefetch`)
 
 
-@intrinsic
-def prefetch(typingctx, array, row, column):
-    """Ask the CPU to bring ``array[row, column]`` (``array[row]`` if 1-d) into its caches.
+class Coefficients(NamedTuple):
+    """The choice coefficients `mechanics.choice_utility` reads (`sim.config.schema.Choice`)."""
 
-    A hint (LLVM's ``llvm.prefetch``: a read, kept in all cache levels); it changes no result.
-    The choosers' rows lie far apart in memory; asking for the next choosers' rows while
-    one is scored overlaps the waits for memory.
-    """
+    beta_reputation: float
+    reference_rating: float
+    beta_alignment: float
+    beta_price: float
+    beta_wait: float
+    beta_prepay: float
+    noise: float
 
-    def codegen(context, builder, signature, args):
-        kind = signature.args[0]
-        data = context.make_array(kind)(context, builder, args[0])
-        index = [context.cast(builder, args[1], signature.args[1], types.intp)]
-        if kind.ndim == 2:
-            index.append(context.cast(builder, args[2], signature.args[2], types.intp))
-        address = cgutils.get_item_pointer(context, builder, kind, data, index, wraparound=False)
-        byte = builder.bitcast(address, ir.IntType(8).as_pointer())
-        i32 = ir.IntType(32)
-        hint = ir.FunctionType(ir.VoidType(), [byte.type, i32, i32, i32])
-        function = cgutils.get_or_insert_function(builder.module, hint, "llvm.prefetch")
-        builder.call(function, [byte, i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
+    @classmethod
+    def of(cls, choice) -> Coefficients:
+        """The coefficients of the `clients.choice` config, as floats."""
+        return cls(*(float(getattr(choice, name)) for name in cls._fields))
 
-    return types.void(array, row, column), codegen
+
+#: `mechanics.choice_utility` compiled: the very formula, its terms in the same order.
+_utility = numba.njit(cache=True, inline="always")(mechanics.choice_utility)
 
 
 @numba.njit(cache=True)
@@ -103,7 +93,7 @@ def candidates(ids, rows, week, provider, declined_by, look_from, known_week, bl
         prepayment: 1 for each business that requires prepayment, else 0.
         shift: the alignment tilt each business gives the decider.
         tailored: whether any business tilts alignment.
-        coef: the choice coefficients in the order of `COEFFICIENTS`.
+        coef: the choice coefficients (`Coefficients`).
         keys: the ``"choice"`` stream's key per market (`Streams.kernel_keys`).
         n: clients per market (`Streams.kernel_keys`).
 
@@ -118,24 +108,16 @@ def candidates(ids, rows, week, provider, declined_by, look_from, known_week, bl
             if one is eligible (or it goes back), else the first week one is open (`NEVER`
             if none ever is), or its `look_from` if it was not looked at.
     """
-    beta_rep, reference, beta_align, beta_price = coef[0], coef[1], coef[2], coef[3]
-    beta_wait, beta_prepay = coef[4], coef[5]
     n_b, markets = known_week.shape[1], len(keys)
     # what depends on the business alone, once per business of each market
     bases = np.empty((markets, n_b), dtype=np.uint64)  # the draw's key
     is_active = np.empty((markets, n_b), dtype=np.bool_)
     queue_of = np.empty((markets, n_b))  # (weeks)
-    fame, wait_term = np.empty((markets, n_b)), np.empty((markets, n_b))  # utility terms
     for r in range(markets):
         for b in range(n_b):
             bases[r, b] = draws.base(keys[r], week, b)
             firm = b * markets + r
             is_active[r, b], queue_of[r, b] = active[firm], queue[firm]
-            fame[r, b] = beta_rep * (reputation[firm] - reference)
-            wait_term[r, b] = beta_wait * queue[firm]
-    price_term, prepay_term = np.empty(n_b), np.empty(n_b)
-    for b in range(n_b):
-        price_term[b], prepay_term[b] = beta_price * price_ratio[b], beta_prepay * prepayment[b]
     picked = np.full(len(ids), -1, dtype=np.int64)
     opens = np.full(len(ids), week, dtype=np.int64)
     choosers = np.empty(len(ids), dtype=np.int64)
@@ -158,12 +140,12 @@ def candidates(ids, rows, week, provider, declined_by, look_from, known_week, bl
         if j + AHEAD < c:  # the rows of a chooser further on, read while this one is scored
             later, later_row = ids[choosers[j + AHEAD]], rows[choosers[j + AHEAD]]
             for matrix in (known_week, blocked_until, credit_week, warning_week):
-                prefetch(matrix, later_row, 0)
+                draws.prefetch(matrix, later_row, 0)
             for b in range(0, n_b, 8):  # (8 floats a cache line)
                 for matrix in (alignment, credit, warning):
-                    prefetch(matrix, later_row, b)
-            prefetch(patience, later, 0)
-            prefetch(budget, later, 0)
+                    draws.prefetch(matrix, later_row, b)
+            draws.prefetch(patience, later, 0)
+            draws.prefetch(budget, later, 0)
         i = choosers[j]
         start[j] = m
         client, row = ids[i], rows[i]
@@ -195,15 +177,10 @@ def candidates(ids, rows, week, provider, declined_by, look_from, known_week, bl
             heard = credit[row, b] * powers[week - since] if since >= 0 else 0.0
             since = warning_week[row, b]
             warned = warning[row, b] * powers[week - since] if since >= 0 else 0.0
-            utility[k] = (
-                fame[market, b]
-                + beta_align * align
-                - price_term[b] / spend
-                + heard
-                - warned
-                + wait_term[market, b]
-                + prepay_term[b]
-            )
+            firm = b * markets + market
+            # the noise is added by `pick` (x + 0.0 is x: the same sum as with the noise here)
+            utility[k] = _utility(reputation[firm], align, price_ratio[b], spend, heard, warned,
+                                  queue[firm], 0.0, coef, prepayment[b])  # fmt: skip
             u[k] = draws.unit(draws.mix(bases[market, b] + local))
     start[c] = m
     return choosers[:c], start, business[:m], utility[:m], u[:m], picked, opens

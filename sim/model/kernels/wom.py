@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
 from sim.model import mechanics
 from sim.model.kernels import draws
@@ -20,27 +17,6 @@ from sim.model.kernels import draws
 #: `mechanics.culture_affinity` compiled: the very formula, in the same order of operations.
 _affinity = numba.njit(cache=True, inline="always")(mechanics.culture_affinity)
 AHEAD = 16  # tellers between a teller's neighbour list fetched ahead and its own turn
-
-
-@intrinsic
-def _prefetch(typingctx, array, index):
-    """Ask the CPU to fetch ``array[index]`` into its caches now (``llvm.prefetch``).
-
-    A hint only: nothing is read into the kernel and no value changes. It lets the reads of
-    later tellers' neighbour lists (cache misses, mostly) run while this teller's draws do.
-    """
-
-    def codegen(context, builder, signature, args):
-        kind = signature.args[0]
-        view = context.make_array(kind)(context, builder, args[0])
-        address = cgutils.get_item_pointer(context, builder, kind, view, [args[1]])
-        byte, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        hint = ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32])
-        fetch = cgutils.get_or_insert_function(builder.module, hint, "llvm.prefetch.p0")
-        builder.call(fetch, [builder.bitcast(address, byte), i32(0), i32(3), i32(1)])  # read
-        return context.get_dummy_value()
-
-    return types.void(array, index), codegen
 
 
 @numba.njit(cache=True)
@@ -55,7 +31,7 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
     given; the products in the order of the numpy rule. A referral's draw at or above its
     probability times `reach_max` fails whatever the neighbour's reach (products round
     monotonically), so that reach is not read (a cache miss saved). The neighbour list of
-    the teller `AHEAD` places on is fetched while this one's are drawn (`_prefetch`).
+    the teller `AHEAD` places on is fetched while this one's are drawn (`draws.prefetch`).
 
     Args:
         indptr: the network's CSR row starts (`World.indptr`, int64).
@@ -90,7 +66,7 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
     for i in range(len(tellers)):
         teller, b = tellers[i], about[i]
         if i + AHEAD < len(tellers):
-            _prefetch(indices, indptr[tellers[i + AHEAD]])
+            draws.prefetch(indices, indptr[tellers[i + AHEAD]], 0)
         start, market = indptr[teller], teller // n
         degree = indptr[teller + 1] - start
         for slot in range(filled[market], degree):
