@@ -47,8 +47,9 @@ class Coefficients(NamedTuple):
         return cls(*(float(getattr(choice, name)) for name in cls._fields))
 
 
-#: `mechanics.choice_utility` compiled: the very formula, its terms in the same order.
+#: `mechanics.choice_utility` and `mechanics.tailored_alignment` compiled: the very formulas.
 _utility = numba.njit(cache=True, inline="always")(mechanics.choice_utility)
+_tailored = numba.njit(cache=True, inline="always")(mechanics.tailored_alignment)
 
 
 @numba.njit(cache=True)
@@ -170,9 +171,8 @@ def candidates(ids, rows, week, provider, declined_by, look_from, known_week, bl
         for k in range(start[j], m):
             b = business[k]
             align = alignment[row, b]
-            if tailored:
-                s = shift[b]
-                align = align + s * (1.0 - align) if s >= 0 else align * (1.0 + s)
+            if tailored:  # (the formula returns a 0-d array here: `item` is its number)
+                align = _tailored(align, shift[b]).item()
             since = credit_week[row, b]
             heard = credit[row, b] * powers[week - since] if since >= 0 else 0.0
             since = warning_week[row, b]
