@@ -36,3 +36,62 @@ def test_a_kernel_draws_each_batch_member_from_its_own_market():
     for r, seed in enumerate([5, 0, 31]):
         alone = Streams(seed).uniform("wom", 12, np.arange(n), 6)
         assert np.array_equal(drawn[r * n : (r + 1) * n], alone)
+
+
+# --- intake and service (phases 4-6) ---
+from sim.model.kernels import service  # noqa: E402
+
+
+def test_a_queue_is_served_first_come_up_to_its_capacity():
+    one = np.zeros(3, dtype=np.int64)
+    np.testing.assert_array_equal(
+        service.first_come(one, np.array([5.0, 3.0, 4.0]), np.array([7.0])), [5.0, 2.0, 0.0]
+    )
+    np.testing.assert_array_equal(
+        service.first_come(one[:2], np.array([5.0, 3.0]), np.array([0.0])), [0.0, 0.0]
+    )
+    assert service.first_come(one[:0], np.zeros(0), np.array([10.0])).size == 0
+
+
+@pytest.mark.parametrize("queues", [[5, 0, 7, 1], [0, 0, 3000, 1]])
+def test_each_queue_is_served_bit_for_bit_as_numpy_serves_it_alone(queues):
+    rng = np.random.default_rng(3)
+    business = np.repeat(np.arange(len(queues)), queues)
+    remaining = rng.uniform(0.1, 20, len(business))
+    capacity = rng.uniform(0, 60, len(queues))
+    worked = service.first_come(business, remaining, capacity)
+    for b in range(len(queues)):
+        mine = remaining[business == b]  # each queue's own running sums (np.cumsum), in order
+        alone = np.clip(capacity[b] - (np.cumsum(mine) - mine), 0.0, mine)
+        np.testing.assert_array_equal(worked[business == b], alone)
+        assert worked[business == b].sum() <= capacity[b] * (1 + 1e-12)
+
+
+def test_overtime_goes_to_the_unfinished_jobs_due_in_queue_order():
+    business = np.array([0, 0, 0, 1], dtype=np.int64)
+    remaining = np.array([4.0, 6.0, 5.0, 3.0])
+    due = np.array([False, True, True, True])
+    worked, hours, difficult, rush, backlog = service.serve(
+        business, remaining, np.array([8.0, 1.0]), np.array([True, True, False, False]), due,
+        np.array([3.0, 0.0]),  # business 1 works no overtime
+    )  # fmt: skip
+    # business 0: 4 + 4 hours in capacity, then 2 of overtime finish job 1, 1 goes to job 2
+    np.testing.assert_array_equal(worked, [4.0, 6.0, 1.0, 1.0])
+    np.testing.assert_array_equal(hours, [8.0, 1.0])
+    np.testing.assert_array_equal(difficult, [8.0, 0.0])
+    np.testing.assert_array_equal(rush, [3.0, 0.0])
+    np.testing.assert_array_equal(backlog, [4.0, 2.0])
+
+
+def test_numba_floor_division_of_hours_is_numpys():
+    @numba.njit
+    def floor_divide(a, b):
+        out = np.empty(len(a))
+        for i in range(len(a)):
+            out[i] = a[i] // b[i]
+        return out
+
+    rng = np.random.default_rng(4)
+    hours = np.concatenate([rng.random(200_000) * 500, np.arange(0.0, 200.0, 0.1)])
+    per = rng.choice([0.5, 0.25, 0.3, 0.1, 0.7, 1 / 3], len(hours))
+    np.testing.assert_array_equal(floor_divide(hours, per), hours // per)

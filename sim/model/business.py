@@ -18,11 +18,16 @@ import mesa
 import numpy as np
 
 from sim.model import mechanics
-from sim.model.intake import ACCEPTED, Applicants, Intake, Refusal
+from sim.model.intake import Applicants, Intake
+from sim.model.kernels import intake as intake_kernel
+from sim.model.kernels import service as service_kernel
 from sim.model.ledger import COUNTERS
-from sim.model.policies import Policy
+from sim.model.policies import HABITS, Policy
 
-_DTYPES = {float: np.float64, int: np.int64, bool: np.bool_}
+#: The counters of each type, in the order of `COUNTERS`: rows of one array per type.
+_FLOAT_COUNTERS = [name for name, kind in COUNTERS.items() if kind is float]
+_INT_COUNTERS = [name for name, kind in COUNTERS.items() if kind is int]
+assert len(_FLOAT_COUNTERS) + len(_INT_COUNTERS) == len(COUNTERS), "a counter of another type"
 
 
 class Firms:
@@ -97,8 +102,24 @@ class Firms:
         self.n_reviews = np.zeros(n, dtype=np.int64)
         self.costs = np.zeros(n)  # last week's
         self.profit = np.zeros(n)  # last week's
-        for name, kind in COUNTERS.items():  # this week's counters, as the ledger declares
-            setattr(self, name, np.zeros(n, dtype=_DTYPES[kind]))
+        # this week's counters, as the ledger declares: each a row of one array per type,
+        # so the week starts with two resets and a kernel's totals are booked at once
+        self._floats = np.zeros((len(_FLOAT_COUNTERS), n))
+        self._ints = np.zeros((len(_INT_COUNTERS), n), dtype=np.int64)
+        for rows, names in ((self._floats, _FLOAT_COUNTERS), (self._ints, _INT_COUNTERS)):
+            for row, name in zip(rows, names, strict=True):
+                setattr(self, name, row)
+        self._intake_floats = [_FLOAT_COUNTERS.index(c) for c in intake_kernel.FLOAT_TOTALS]
+        self._intake_ints = [_INT_COUNTERS.index(c) for c in intake_kernel.INT_TOTALS]
+        self._service_floats = [_FLOAT_COUNTERS.index(c) for c in service_kernel.TOTALS]
+        # each business's policy habits, as the intake kernel reads them (`HABITS`)
+        self.habits = tuple(
+            np.array([getattr(p, name) for p in policies], dtype=kind).reshape(n)
+            for name, kind in HABITS.items()
+        )
+        self._screening_groups = [g for g in self.groups if g[0].screens]
+        self._edges = np.arange(n + 1)  # the first row of each business, and the end
+        self._no_hours = np.zeros(n)  # no overtime
         self.on_intake: list[Callable[[Applicants, Intake], None]] = []
         # capacity that adjusts (docs/ODD.md §7.9): off, capacity and fixed cost never move
         self._capacity_rule = market.capacity if market.capacity.adjust else None
@@ -137,96 +158,49 @@ class Firms:
         if self._capacity_rule is not None:
             self.capacity[:] = self.planned_capacity
             self.fixed_cost = self.cfg.market.salary * self.capacity + self.cfg.market.ad_spend
-        for name in COUNTERS:
-            getattr(self, name)[:] = 0
+        self._floats[:] = 0.0
+        self._ints[:] = 0
         self.rating_weight *= self._decay
         self.rating_sum *= self._decay
 
     def take(self, a: Applicants) -> Intake:
         """Screen, diagnose, quote and accept or decline the week's applicants (phases 4-5).
 
-        `a` holds the applicants of every business, sorted by business then id; each
-        policy acts once, on the applicants of all its businesses (`_take_for`).
+        `a` holds the applicants of every business, sorted by business then id. Each
+        policy's screen judges the applicants of all its businesses at once (`_judged_fit`);
+        then every business applies its policy's habits to its own applicants, in the order
+        of `sim.model.policies.Policy`, and counts the decisions
+        (`sim.model.kernels.intake.take`).
         """
-        bounds = np.searchsorted(a.business, np.arange(self.n + 1))
-        intake = Intake.concatenate(
-            [self._take_for(policy, a[bounds[first] : bounds[end]])
-             for policy, first, end in self.groups]
+        decisions, floats, ints = intake_kernel.take(
+            a.business, a.new, a.referred, a.would_reform, self._judged_fit(a), a.true_hours,
+            a.stated_hours, a.deadline, a.prepay_ok, a.upsell_u, a.work_per_billed_hour,
+            mechanics.rework_hours(a.true_hours, a.stated_hours, True, self.cfg.market.service),
+            a.difficulty, a.signals[:, 2], self.habits, self.backlog_hours, self.capacity,
+            self.price, self.screening_hours, self.diagnosis_hours,
         )  # fmt: skip
-        self._count_intake(a, intake)
+        self._floats[self._intake_floats] += floats
+        self._ints[self._intake_ints] += ints
+        intake = Intake(*decisions)
         for watch in self.on_intake:
             watch(a, intake)
         return intake
 
-    def _take_for(self, policy: Policy, a: Applicants) -> Intake:
-        """The intake of the businesses of `policy`, whose applicants are `a`.
+    def _judged_fit(self, a: Applicants) -> np.ndarray:
+        """Mask of the applicants each policy's screen judges fit (`Policy.screen`).
 
-        Each step is the policy's, in this order: a careful business turns newcomers away
-        while full (`Policy.turns_away`); new applicants are screened; returning clients are
-        not, but the diagnosis cap, deadline test and prepayment apply to every job. A
-        careful business tests the deadline before diagnosing, on the stated size
-        (`Policy.estimate`), and again on the quote, and asks for prepayment before
-        diagnosing too. Each declined applicant's reason is the
-        first check it failed (`sim.model.intake.Refusal`). Only applicants who did not pass
-        the screen (declined by it, or turned away unscreened for lack of hours) may reform;
-        those turned away while full, or who passed it and were declined later (no hours to
-        diagnose, deadline, prepayment), do not. A refusal ends the relationship if the
-        policy says so (`ends_relationship`) or if it is the screen's.
+        Each policy that screens judges all the applicants of its businesses in one call
+        (whether they are screened, and whether a returning client's verdict is read, is
+        the business's to decide); the others' are never read.
         """
-        b, reason = a.business, np.zeros(len(a.ids), dtype=np.int8)
-        full = policy.turns_away(a, self.backlog_hours[b], self.capacity[b])
-        screened, passed = policy.screen_new(a, self.capacity[b], full)
-        self.book(screening_hours=self.total(b[screened]) * policy.screening_hours)
-        reforms = ~passed & ~full & a.would_reform  # before the diagnosis cap changes `passed`
-        reason[~passed] = np.where(screened[~passed], Refusal.SCREEN, Refusal.FULL)
-        billed, misfit, extras = policy.quote(a)
-        hours_left = (self.capacity - self.screening_hours)[b]
-        if policy.careful_order:  # queue, deadline and terms before any diagnosis hour
-            backlog, hours = self.backlog_hours[b], np.maximum(hours_left, 0.0)
-            on_time = policy.meets_deadline(backlog, policy.estimate(a), a.deadline, hours)
-            passed = _decline(passed, on_time, Refusal.DEADLINE, reason)
-            # its terms are known before the job is diagnosed: whom its prepayment refuses
-            agrees, _ = policy.prepay(passed, a.prepay_ok, policy.estimate(a), self.price[b])
-            passed = _decline(passed, agrees, Refusal.PREPAYMENT, reason)
-        kept, diagnosed = policy.diagnose(passed, hours_left, b)
-        passed = _decline(passed, kept, Refusal.FULL, reason)
-        self.book(diagnosis_hours=self.total(b[diagnosed]) * policy.diagnosis_hours)
-        overhead = screened * policy.screening_hours + diagnosed * policy.diagnosis_hours
-        on_time = policy.meets_deadline(
-            self.backlog_hours[b], billed, a.deadline, self.capacity_left[b]
-        )
-        accepted = _decline(passed, on_time, Refusal.DEADLINE, reason)
-        taken, prepaid = policy.prepay(accepted, a.prepay_ok, billed, self.price[b])
-        accepted = _decline(accepted, taken, Refusal.PREPAYMENT, reason)
-        ends = (reason != ACCEPTED) & (policy.ends_relationship | (reason == Refusal.SCREEN))
-        work_hours = billed * a.work_per_billed_hour
-        if self.cfg.market.service.rework_share > 0:  # unbilled: a misdiagnosis done again
-            work_hours = work_hours + mechanics.rework_hours(
-                a.true_hours, a.stated_hours, misfit, self.cfg.market.service
-            )
-        return Intake(accepted, overhead, billed, misfit, extras, reforms=reforms,
-                      work_hours=work_hours, prepaid=prepaid, reason=reason,
-                      ends_relationship=ends)  # fmt: skip
-
-    def _count_intake(self, a: Applicants, intake: Intake) -> None:
-        acc, b = intake.accepted, a.business
-        taken, new = b[acc], acc & a.new
-        # applicants per business and reason (`ACCEPTED` or a `Refusal`), in one count
-        reasons = 1 + max(Refusal)
-        counted = np.bincount(b * reasons + intake.reason, minlength=self.n * reasons)
-        by_reason = counted.reshape(self.n, reasons)
-        self.book(
-            applicants=by_reason.sum(axis=1),
-            accepted=by_reason[:, ACCEPTED],
-            accepted_hours=self.total(taken, intake.work_hours[acc]),
-            declined=by_reason.sum(axis=1) - by_reason[:, ACCEPTED],
-            acquisitions=self.total(b[new]),
-            referral_acquisitions=self.total(b[new & a.referred]),
-            accepted_difficulty_sum=self.total(taken, a.difficulty[acc]),
-            accepted_alignment_sum=self.total(taken, a.signals[acc, 2]),
-            revenue=self.total(b, intake.prepaid),
-        )
-        self.book(**{f"declined_{r.name.lower()}": by_reason[:, r] for r in Refusal})
+        passes = np.ones(len(a.ids), dtype=bool)
+        if self._screening_groups:
+            bounds = np.searchsorted(a.business, self._edges)
+            for policy, first, end in self._screening_groups:
+                rows = slice(bounds[first], bounds[end])
+                observed = policy.observe(a.signals[rows], a.screening_noise[rows])
+                passes[rows] = policy.screen(observed)
+        return passes
 
     def serve(self, business, remaining_hours, difficult, due=None) -> np.ndarray:
         """Phase 6: each business works its backlog up to capacity; hours worked per job.
@@ -234,7 +208,8 @@ class Firms:
         With `service.rush_share` > 0 a business then works overtime, up to that share of its
         capacity, on the jobs still unfinished that are due this week or overdue (`due`), in
         the same order: rush hours, each paid `service.rush_premium` x (`wage` + `salary`),
-        the whole pay of an hour of capacity at an overtime premium.
+        the whole pay of an hour of capacity at an overtime premium
+        (`sim.model.kernels.service.serve`).
 
         Args:
             business: the business of each job (rows sorted by business).
@@ -242,24 +217,16 @@ class Firms:
             difficult: mask of the jobs of difficult clients (`sim.model.phases.difficult`).
             due: mask of the jobs due this week or overdue (`sim.model.phases.due`; None: none).
         """
-        worked = mechanics.allocate_capacity(
-            remaining_hours, self.capacity_left[business], business, self.n
+        rush_share = self.cfg.market.service.rush_share
+        if due is None or rush_share <= 0:
+            due, rush_capacity = difficult, self._no_hours  # (`due` is then never read)
+        else:
+            rush_capacity = rush_share * self.capacity
+        worked, *hours, backlog = service_kernel.serve(
+            business, remaining_hours, self.capacity_left, difficult, due, rush_capacity
         )
-        self.book(hours_worked=self.total(business, worked),
-                  difficult_hours=self.total(business[difficult], worked[difficult]))  # fmt: skip
-        service = self.cfg.market.service
-        if service.rush_share > 0 and due is not None:
-            # only the unfinished jobs due: the others would add 0 hours to each queue's sums
-            late = np.flatnonzero(due & (worked < remaining_hours))
-            on = business.take(late)
-            rush = np.zeros(len(worked))
-            rush[late] = mechanics.allocate_capacity(
-                (remaining_hours - worked).take(late), service.rush_share * self.capacity[on],
-                on, self.n,
-            )  # fmt: skip
-            self.book(rush_hours=self.total(business, rush))
-            worked = worked + rush
-        self.backlog_hours[:] = self.total(business, remaining_hours - worked)
+        self._floats[self._service_floats] += hours
+        self.backlog_hours[:] = backlog
         return worked
 
     def record_reviews(self, count, stars) -> None:
@@ -319,15 +286,6 @@ class Firms:
             self.planned_capacity - self.capacity, market.salary + market.wage, rule
         )
         self.book(hiring_cost=hiring, layoff_cost=layoff)
-
-
-def _decline(running, kept, reason_code: int, reason: np.ndarray) -> np.ndarray:
-    """Applicants still in the running after a check: `running & kept`.
-
-    Those it declines (in the running, not kept) get `reason_code` in `reason` (in place).
-    """
-    reason[running & ~kept] = reason_code
-    return running & kept
 
 
 class Entry:

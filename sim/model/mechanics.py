@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from sim.config.registry import WEEKS_PER_YEAR
@@ -146,10 +147,14 @@ def fit_score(signals, weights):
     return signals @ weights / weights.sum()
 
 
-def projected_finish_weeks(backlog_hours, job_hours, capacity_hours):
-    """Weeks until a new job would be finished behind the current backlog."""
-    capacity = np.maximum(capacity_hours, 1e-9)
-    return (backlog_hours + job_hours) / capacity
+@numba.njit(cache=True)
+def projected_finish_weeks(backlog_hours: float, job_hours: float, capacity_hours: float) -> float:
+    """Weeks until a new job would be finished behind the current backlog.
+
+    Compiled, for the intake's kernel (`sim.model.kernels.intake`): scalars only. A
+    capacity of 0 counts as 1e-9 hours a week: the job is never finished in time.
+    """
+    return (backlog_hours + job_hours) / max(capacity_hours, 1e-9)
 
 
 def conflict_probability(difficulty, service: Any):
@@ -189,55 +194,6 @@ def invoice_share(abandoned, failed, disputed, payment: Any):
     """
     kept = np.where(disputed, 1.0 - payment.dispute_share, 1.0)
     return np.where(np.asarray(abandoned) | np.asarray(failed), 0.0, kept)
-
-
-def running_count(mask, business):
-    """Per row, how many rows of its business, up to and including it, are in `mask`.
-
-    The rows are sorted by business (`business`, one per row); counts are exact integers.
-    """
-    mask = np.asarray(mask)
-    count = np.cumsum(mask)
-    first = np.ones(len(count), dtype=bool)  # the first row of each business
-    np.not_equal(business[1:], business[:-1], out=first[1:])
-    # the count before a business's first row, carried forward (counts never fall)
-    return count - np.maximum.accumulate(np.where(first, count - mask, 0))
-
-
-def queue_cumsum(values, business, n_businesses: int):
-    """Per row, the sum of `values` of its business's rows up to and including it.
-
-    The rows are sorted by business. Each business's sum runs over its own rows only, in
-    order, so a queue's sums do not depend on the other queues (exactly those of
-    ``np.cumsum`` of the queue alone): the queues are laid out as the rows of one 2-D array.
-    """
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    lengths = np.bincount(business, minlength=n_businesses)
-    width = int(lengths.max(initial=0))
-    starts = np.cumsum(lengths) - lengths
-    position = np.arange(n) - starts.take(business)
-    if n_businesses * width > 4 * n + 4096:  # a few long queues: one cumsum each
-        out = np.empty(n)
-        for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-            out[start : start + length] = np.cumsum(values[start : start + length])
-        return out
-    grid = np.zeros((n_businesses, width))
-    grid[business, position] = values
-    return grid.cumsum(axis=1)[business, position]
-
-
-def allocate_capacity(remaining_hours, capacity_hours, business=None, n_businesses: int = 1):
-    """First come, first served: hours worked on each job of each queue, given in order.
-
-    `capacity_hours` is the hours each job's business has (one per job, or for all); the
-    jobs are sorted by `business` (default: one queue).
-    """
-    remaining = np.asarray(remaining_hours, dtype=float)
-    if business is None:
-        business = np.zeros(len(remaining), dtype=np.int64)
-    before = queue_cumsum(remaining, business, n_businesses) - remaining
-    return np.clip(capacity_hours - before, 0.0, remaining)
 
 
 def payment_fraction(u_full, u_partial, pay_reliability, payment: Any):

@@ -1,0 +1,231 @@
+"""Phases 4-5 compiled: every business's intake of its applicants, in one pass (`take`).
+
+The applicants come sorted by business (each business's rows next to each other, in the
+order it considers them). `take` applies each business's policy habits to its own rows, in
+the order of `sim.model.policies.Policy` (docs/ODD.md §7.4), and counts the decisions for
+the ledger. What a policy's screen sees and judges (`Policy.screen`: a weighted score,
+a matrix product that numpy's BLAS computes with fused multiply-adds) is decided before, in
+numpy; everything after it is comparisons and +, -, *, / in the order of the numpy rules it
+replaced, so no result moves by a bit.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from sim.model.mechanics import projected_finish_weeks
+
+# the reasons of `sim.model.intake.Refusal` (a kernel cannot read an IntEnum)
+ACCEPTED, SCREEN, FULL, DEADLINE, PREPAYMENT = 0, 1, 2, 3, 4
+#: The per-business sums `take` returns, rows of its float and int totals, in this order.
+FLOAT_TOTALS = ("screening_hours", "diagnosis_hours", "accepted_hours",
+                "accepted_difficulty_sum", "accepted_alignment_sum", "revenue")  # fmt: skip
+INT_TOTALS = (
+    "applicants", "accepted", "declined", "acquisitions", "referral_acquisitions",
+    "declined_screen", "declined_full", "declined_deadline", "declined_prepayment",
+)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def with_extras(billed_hours: float, extras: bool, upsell_share: float) -> float:
+    """The billed hours of a job sold with extras: `upsell_share` more (unchanged without)."""
+    return billed_hours * (1.0 + upsell_share) if extras else billed_hours
+
+
+@numba.njit(cache=True)
+def take(
+    business, new, referred, would_reform, passes_screen, true_hours, stated_hours, deadline,
+    prepay_ok, upsell_u, work_per_billed_hour, rework_hours, difficulty, alignment,
+    habits, backlog_hours, capacity, price, screened_hours, diagnosed_hours,
+):  # fmt: skip
+    """The intake of every business: decisions per applicant, and per-business totals.
+
+    Per applicant, the arrays of `sim.model.intake.Applicants` (`business`: an entry of the
+    per-business arrays, sorted; `alignment`: column 2 of the signals), with
+    `passes_screen`, whether its policy's screen judges it fit (`Policy.screen`; read only
+    for a newcomer to a business that screens), and `rework_hours`, the unbilled rework its
+    job would need if quoted on a wrong stated size (`mechanics.rework_hours`). Per
+    business: `habits`, its policy's knobs (`sim.model.policies.HABITS`, in that order),
+    its backlog at the start of the week (`backlog_hours`), `capacity` (hours this week),
+    `price` (per billed hour) and the screening and diagnosis hours booked so far
+    (`screened_hours`, `diagnosed_hours`).
+
+    Returns:
+        The `Intake` fields (accepted, overhead hours, billed hours, misfit, extras,
+        reforms, work hours, prepaid money, reason, ends relationship) and the totals per
+        business of `FLOAT_TOTALS` and `INT_TOTALS` (rows), summed in the order of the rows.
+    """
+    (
+        careful_order, full_weeks, screens, screening_hours, diagnosis, diagnosis_hours,
+        decline_impossible, prepayment, upsell_rate, upsell_share, ends_relationship,
+    ) = habits  # fmt: skip
+    n, n_b = len(business), len(capacity)
+    accepted = np.zeros(n, dtype=np.bool_)
+    overhead = np.zeros(n)
+    billed = np.empty(n)
+    misfit = np.zeros(n, dtype=np.bool_)
+    extras = np.zeros(n, dtype=np.bool_)
+    reforms = np.zeros(n, dtype=np.bool_)
+    work_hours = np.empty(n)
+    prepaid = np.zeros(n)
+    reason = np.zeros(n, dtype=np.int8)
+    ends = np.zeros(n, dtype=np.bool_)
+    floats = np.zeros((len(FLOAT_TOTALS), n_b))
+    ints = np.zeros((len(INT_TOTALS), n_b), dtype=np.int64)
+    screened = np.zeros(n, dtype=np.bool_)
+    diagnosed = np.zeros(n, dtype=np.bool_)
+    passed = np.zeros(n, dtype=np.bool_)
+    first = 0
+    while first < n:
+        b, end = business[first], first + 1
+        while end < n and business[end] == b:
+            end += 1
+        # screening: hours booked before anything else is decided
+        n_screened = _screen(
+            first, end, new, would_reform, passes_screen, careful_order[b] and
+            backlog_hours[b] >= full_weeks[b] * capacity[b], screens[b], screening_hours[b],
+            capacity[b], screened, passed, reforms, reason,
+        )  # fmt: skip
+        floats[0, b] = n_screened * screening_hours[b]
+        hours_left = capacity[b] - (screened_hours[b] + floats[0, b])
+        if careful_order[b]:  # queue, deadline and terms before any diagnosis hour
+            _check_terms(
+                first, end, max(hours_left, 0.0), backlog_hours[b], stated_hours, upsell_u,
+                deadline, prepay_ok, decline_impossible[b], prepayment[b], upsell_rate[b],
+                upsell_share[b], passed, reason,
+            )  # fmt: skip
+        n_diagnosed = 0
+        if diagnosis[b] and diagnosis_hours[b] > 0:
+            n_diagnosed = _diagnose(
+                first, end, max(hours_left, 0.0) // diagnosis_hours[b], passed, diagnosed, reason
+            )
+        floats[1, b] = n_diagnosed * diagnosis_hours[b]
+        capacity_left = max(
+            capacity[b] - (screened_hours[b] + floats[0, b]) - (diagnosed_hours[b] + floats[1, b]),
+            0.0,
+        )
+        for i in range(first, end):
+            overhead[i] = (screening_hours[b] if screened[i] else 0.0) + (
+                diagnosis_hours[b] if diagnosed[i] else 0.0
+            )
+            # the quote: a diagnosis quotes the true need, else the stated size (a misfit)
+            quoted = true_hours[i] if diagnosis[b] else stated_hours[i]
+            misfit[i] = not diagnosis[b] and stated_hours[i] != true_hours[i]
+            extras[i] = upsell_u[i] < upsell_rate[b]
+            billed[i] = with_extras(quoted, extras[i], upsell_share[b])
+            taken = passed[i]
+            finish = projected_finish_weeks(backlog_hours[b], billed[i], capacity_left)
+            if taken and decline_impossible[b] and not finish <= deadline[i]:
+                reason[i], taken = DEADLINE, False
+            if taken and prepayment[b]:
+                if prepay_ok[i]:
+                    prepaid[i] = billed[i] * price[b]
+                else:
+                    reason[i], taken = PREPAYMENT, False
+            accepted[i] = taken
+            ends[i] = reason[i] != ACCEPTED and (ends_relationship[b] or reason[i] == SCREEN)
+            work_hours[i] = billed[i] * work_per_billed_hour[i]
+            if misfit[i]:
+                work_hours[i] = work_hours[i] + rework_hours[i]
+            _count(i, b, accepted, new, referred, work_hours, difficulty, alignment, prepaid,
+                   reason, floats, ints)  # fmt: skip
+        first = end
+    return (
+        (accepted, overhead, billed, misfit, extras, reforms, work_hours, prepaid, reason, ends),
+        floats,
+        ints,
+    )
+
+
+@numba.njit(cache=True)
+def _screen(first, end, new, would_reform, passes_screen, full, screens, screening_hours,
+            capacity, screened, passed, reforms, reason) -> int:  # fmt: skip
+    """One business's screen of its rows `first:end`; returns how many it screened.
+
+    A careful business that is `full` turns newcomers away unscreened; a business that
+    screens screens the others while it has hours (`capacity` // `screening_hours`, in row
+    order) and turns the rest away unscreened. Returning clients pass. Only applicants who
+    did not pass the screen (declined by it, or turned away unscreened for lack of hours)
+    may reform.
+    """
+    considered_so_far, n_screened = 0, 0
+    room = capacity // screening_hours if screens and screening_hours > 0 else 0.0
+    for i in range(first, end):
+        turned_away = full and new[i]
+        considered = new[i] and not turned_away
+        if not screens:
+            screened[i], passed[i] = False, considered or not new[i]
+        else:
+            screened[i] = considered
+            if screening_hours > 0:
+                if considered:
+                    considered_so_far += 1
+                screened[i] = considered and considered_so_far <= room
+            passed[i] = (passes_screen[i] and screened[i]) or not new[i]
+        reforms[i] = not passed[i] and not turned_away and would_reform[i]
+        if not passed[i]:
+            reason[i] = SCREEN if screened[i] else FULL
+        if screened[i]:
+            n_screened += 1
+    return n_screened
+
+
+@numba.njit(cache=True)
+def _check_terms(
+    first, end, hours, backlog_hours, stated_hours, upsell_u, deadline, prepay_ok,
+    decline_impossible, prepayment, upsell_rate, upsell_share, passed, reason,
+):  # fmt: skip
+    """A careful business's checks before diagnosing, on the stated size (with any extras).
+
+    It declines a job whose deadline it cannot meet behind its backlog with the `hours`
+    left after screening, then a client who will not prepay.
+    """
+    for i in range(first, end):
+        if not passed[i]:
+            continue
+        estimate = with_extras(stated_hours[i], upsell_u[i] < upsell_rate, upsell_share)
+        if (
+            decline_impossible
+            and not projected_finish_weeks(backlog_hours, estimate, hours) <= deadline[i]
+        ):
+            reason[i], passed[i] = DEADLINE, False
+        elif prepayment and not prepay_ok[i]:
+            reason[i], passed[i] = PREPAYMENT, False
+
+
+@numba.njit(cache=True)
+def _diagnose(first, end, room, passed, diagnosed, reason) -> int:
+    """The diagnosis cap: the first `room` applicants still in the running are diagnosed.
+
+    The rest are turned away undiagnosed (FULL): capacity holds. Returns how many it diagnosed.
+    """
+    n_diagnosed = 0
+    for i in range(first, end):
+        if passed[i]:
+            if n_diagnosed + 1 <= room:
+                n_diagnosed += 1
+                diagnosed[i] = True
+            else:
+                reason[i], passed[i] = FULL, False
+    return n_diagnosed
+
+
+@numba.njit(cache=True)
+def _count(i, b, accepted, new, referred, work_hours, difficulty, alignment, prepaid, reason,
+           floats, ints) -> None:  # fmt: skip
+    """Add applicant `i` to its business `b`'s totals (`FLOAT_TOTALS`, `INT_TOTALS`)."""
+    ints[0, b] += 1
+    if accepted[i]:
+        ints[1, b] += 1
+        if new[i]:
+            ints[3, b] += 1
+            if referred[i]:
+                ints[4, b] += 1
+        floats[2, b] += work_hours[i]
+        floats[3, b] += difficulty[i]
+        floats[4, b] += alignment[i]
+    else:
+        ints[2, b] += 1
+        ints[4 + reason[i], b] += 1  # declined_<reason>
+    floats[5, b] += prepaid[i]

@@ -1,0 +1,85 @@
+"""Phase 6 compiled: each business works its queue first come, first served (`serve`).
+
+One sequential pass over the jobs, sorted by business and, within a business, in queue
+order: a queue's running sums are exactly those of ``np.cumsum`` over that queue alone, and
+each business's totals are summed in the order of its jobs (as ``np.bincount``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: The per-business hours `serve` returns after the hours per job (the backlog comes last).
+TOTALS = ("hours_worked", "difficult_hours", "rush_hours")
+
+
+@numba.njit(cache=True, inline="always")
+def _clip(hours: float, most: float) -> float:
+    """``np.clip(hours, 0.0, most)``, as numpy computes it (max, then min)."""
+    hours = hours if hours > 0.0 else 0.0
+    return hours if hours < most else most
+
+
+@numba.njit(cache=True)
+def first_come(business, remaining_hours, capacity_hours):
+    """Hours worked on each job: each business's `capacity_hours` go to its jobs in order.
+
+    A job gets what is left of its business's hours after the jobs before it in its queue
+    asked for theirs, at most its `remaining_hours` (`business`: sorted; `capacity_hours`:
+    one per business).
+    """
+    worked = np.empty(len(business))
+    asked = 0.0  # the hours asked so far in the current queue, the job's own included
+    for i in range(len(business)):
+        if i == 0 or business[i] != business[i - 1]:
+            asked = 0.0
+        asked += remaining_hours[i]
+        worked[i] = _clip(capacity_hours[business[i]] - (asked - remaining_hours[i]),
+                          remaining_hours[i])  # fmt: skip
+    return worked
+
+
+@numba.njit(cache=True)
+def serve(business, remaining_hours, capacity_left, difficult, due, rush_capacity):
+    """Phase 6: hours worked on each job, and each business's hours and backlog.
+
+    Each business works its queue first come, first served with `capacity_left` hours
+    (`first_come`); then, with `rush_capacity` hours of overtime (a business's; all 0: none),
+    the jobs still unfinished that are `due`, in the same order.
+
+    Args:
+        business: the business of each job (an entry of the per-business arrays), sorted.
+        remaining_hours: work hours left of each job, each queue in first-come order.
+        capacity_left: hours each business has for service this week.
+        difficult: mask of the jobs of difficult clients.
+        due: mask of the jobs due this week or overdue (read only with overtime).
+        rush_capacity: overtime hours each business may work on the due jobs.
+
+    Returns:
+        Hours worked per job (overtime included), and per business: hours worked in
+        capacity, of them on difficult jobs, overtime hours, and the backlog left (hours).
+    """
+    n_b = len(capacity_left)
+    worked = first_come(business, remaining_hours, capacity_left)
+    late = np.zeros(len(business), dtype=np.bool_)
+    for i in range(len(business)):
+        late[i] = rush_capacity[business[i]] > 0 and due[i] and worked[i] < remaining_hours[i]
+    rows = np.flatnonzero(late)
+    rush = first_come(
+        business[rows], remaining_hours[rows] - worked[rows], rush_capacity
+    )  # the unfinished jobs due, in their queues' order
+    hours_worked, difficult_hours = np.zeros(n_b), np.zeros(n_b)
+    rush_hours, backlog = np.zeros(n_b), np.zeros(n_b)
+    for i in range(len(business)):
+        b = business[i]
+        hours_worked[b] += worked[i]
+        if difficult[i]:
+            difficult_hours[b] += worked[i]
+    for k in range(len(rows)):
+        i = rows[k]
+        rush_hours[business[i]] += rush[k]
+        worked[i] = worked[i] + rush[k]
+    for i in range(len(business)):
+        backlog[business[i]] += remaining_hours[i] - worked[i]
+    return worked, hours_worked, difficult_hours, rush_hours, backlog
