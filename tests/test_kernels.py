@@ -71,10 +71,12 @@ def test_overtime_goes_to_the_unfinished_jobs_due_in_queue_order():
     business = np.array([0, 0, 0, 1], dtype=np.int64)
     remaining = np.array([4.0, 6.0, 5.0, 3.0])
     due = np.array([False, True, True, True])
-    worked, hours, difficult, rush, backlog = service.serve(
+    counters, backlog, worked = np.zeros((3, 2)), np.full(2, 99.0), np.empty(4)
+    service.serve(
         business, remaining, np.array([8.0, 1.0]), np.array([True, True, False, False]), due,
-        np.array([3.0, 0.0]),  # business 1 works no overtime
-    )  # fmt: skip
+        np.array([3.0, 0.0]), counters, np.array([0, 1, 2]), backlog, worked,
+    )  # business 1 works no overtime  # fmt: skip
+    hours, difficult, rush = counters
     # business 0: 4 + 4 hours in capacity, then 2 of overtime finish job 1, 1 goes to job 2
     np.testing.assert_array_equal(worked, [4.0, 6.0, 1.0, 1.0])
     np.testing.assert_array_equal(hours, [8.0, 1.0])

@@ -109,9 +109,14 @@ class Firms:
         for rows, names in ((self._floats, _FLOAT_COUNTERS), (self._ints, _INT_COUNTERS)):
             for row, name in zip(rows, names, strict=True):
                 setattr(self, name, row)
-        self._intake_floats = [_FLOAT_COUNTERS.index(c) for c in intake_kernel.FLOAT_TOTALS]
-        self._intake_ints = [_INT_COUNTERS.index(c) for c in intake_kernel.INT_TOTALS]
-        self._service_floats = [_FLOAT_COUNTERS.index(c) for c in service_kernel.TOTALS]
+        self._intake_floats, self._intake_ints, self._service_floats = (
+            np.array([names.index(c) for c in totals], dtype=np.int64)
+            for names, totals in (
+                (_FLOAT_COUNTERS, intake_kernel.FLOAT_TOTALS),
+                (_INT_COUNTERS, intake_kernel.INT_TOTALS),
+                (_FLOAT_COUNTERS, service_kernel.TOTALS),
+            )
+        )
         # each business's policy habits, as the intake kernel reads them (`HABITS`)
         self.habits = tuple(
             np.array([getattr(p, name) for p in policies], dtype=kind).reshape(n)
@@ -172,16 +177,20 @@ class Firms:
         of `sim.model.policies.Policy`, and counts the decisions
         (`sim.model.kernels.intake.take`).
         """
-        decisions, floats, ints = intake_kernel.take(
+        n = len(a.ids)
+        numbers, flags, reason = np.empty((4, n)), np.empty((5, n), bool), np.empty(n, np.int8)
+        intake_kernel.take(
             a.business, a.new, a.referred, a.would_reform, self._judged_fit(a), a.true_hours,
             a.stated_hours, a.deadline, a.prepay_ok, a.upsell_u, a.work_per_billed_hour,
             mechanics.rework_hours(a.true_hours, a.stated_hours, True, self.cfg.market.service),
             a.difficulty, a.signals[:, 2], self.habits, self.backlog_hours, self.capacity,
-            self.price, self.screening_hours, self.diagnosis_hours,
+            self.price, self._floats, self._intake_floats, self._ints, self._intake_ints,
+            numbers, flags, reason,
         )  # fmt: skip
-        self._floats[self._intake_floats] += floats
-        self._ints[self._intake_ints] += ints
-        intake = Intake(*decisions)
+        overhead, billed, work_hours, prepaid = numbers
+        accepted, misfit, extras, reforms, ends = flags
+        intake = Intake(accepted, overhead, billed, misfit, extras, reforms, work_hours, prepaid,
+                        reason, ends)  # fmt: skip
         for watch in self.on_intake:
             watch(a, intake)
         return intake
@@ -222,11 +231,11 @@ class Firms:
             due, rush_capacity = difficult, self._no_hours  # (`due` is then never read)
         else:
             rush_capacity = rush_share * self.capacity
-        worked, *hours, backlog = service_kernel.serve(
-            business, remaining_hours, self.capacity_left, difficult, due, rush_capacity
-        )
-        self._floats[self._service_floats] += hours
-        self.backlog_hours[:] = backlog
+        worked = np.empty(len(business))
+        service_kernel.serve(
+            business, remaining_hours, self.capacity_left, difficult, due, rush_capacity,
+            self._floats, self._service_floats, self.backlog_hours, worked,
+        )  # fmt: skip
         return worked
 
     def record_reviews(self, count, stars) -> None:

@@ -27,7 +27,7 @@ INT_TOTALS = (
 )  # fmt: skip
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def with_extras(billed_hours: float, extras: bool, upsell_share: float) -> float:
     """The billed hours of a job sold with extras: `upsell_share` more (unchanged without)."""
     return billed_hours * (1.0 + upsell_share) if extras else billed_hours
@@ -37,7 +37,8 @@ def with_extras(billed_hours: float, extras: bool, upsell_share: float) -> float
 def take(
     business, new, referred, would_reform, passes_screen, true_hours, stated_hours, deadline,
     prepay_ok, upsell_u, work_per_billed_hour, rework_hours, difficulty, alignment,
-    habits, backlog_hours, capacity, price, screened_hours, diagnosed_hours,
+    habits, backlog_hours, capacity, price, float_counters, float_rows, int_counters, int_rows,
+    numbers, flags, reason,
 ):  # fmt: skip
     """The intake of every business: decisions per applicant, and per-business totals.
 
@@ -47,30 +48,30 @@ def take(
     for a newcomer to a business that screens), and `rework_hours`, the unbilled rework its
     job would need if quoted on a wrong stated size (`mechanics.rework_hours`). Per
     business: `habits`, its policy's knobs (`sim.model.policies.HABITS`, in that order),
-    its backlog at the start of the week (`backlog_hours`), `capacity` (hours this week),
-    `price` (per billed hour) and the screening and diagnosis hours booked so far
-    (`screened_hours`, `diagnosed_hours`).
+    its backlog at the start of the week (`backlog_hours`), `capacity` (hours this week) and
+    `price` (per billed hour). The businesses' counters (`Firms`: rows of `float_counters`
+    and `int_counters`) gain their totals of `FLOAT_TOTALS` and `INT_TOTALS` (at rows
+    `float_rows`, `int_rows`), each summed in the order of the applicants then added, as
+    `Firms.book` adds; this kernel is their one writer at intake, for both engines.
 
-    Returns:
-        The `Intake` fields (accepted, overhead hours, billed hours, misfit, extras,
-        reforms, work hours, prepaid money, reason, ends relationship) and the totals per
-        business of `FLOAT_TOTALS` and `INT_TOTALS` (rows), summed in the order of the rows.
+    The decisions are written into the `Intake` fields given: `numbers` (4, n) rows
+    overhead hours, billed hours, work hours and prepaid money; `flags` (5, n) rows
+    accepted, misfit, extras, reforms and ends relationship; `reason` (int8). (Arrays a
+    kernel allocates and returns would carry the dtype its disk cache unpickled, which is not
+    numpy's own float64: `np.add.at` then takes a path 20 times slower.)
     """
     (
         careful_order, full_weeks, screens, screening_hours, diagnosis, diagnosis_hours,
         decline_impossible, prepayment, upsell_rate, upsell_share, ends_relationship,
     ) = habits  # fmt: skip
     n, n_b = len(business), len(capacity)
-    accepted = np.zeros(n, dtype=np.bool_)
-    overhead = np.zeros(n)
-    billed = np.empty(n)
-    misfit = np.zeros(n, dtype=np.bool_)
-    extras = np.zeros(n, dtype=np.bool_)
-    reforms = np.zeros(n, dtype=np.bool_)
-    work_hours = np.empty(n)
-    prepaid = np.zeros(n)
-    reason = np.zeros(n, dtype=np.int8)
-    ends = np.zeros(n, dtype=np.bool_)
+    numbers[:] = 0.0
+    overhead, billed, work_hours, prepaid = numbers[0], numbers[1], numbers[2], numbers[3]
+    flags[:] = False
+    accepted, misfit, extras, reforms, ends = flags[0], flags[1], flags[2], flags[3], flags[4]
+    reason[:] = ACCEPTED
+    screened_hours = float_counters[float_rows[0]]  # booked before this intake
+    diagnosed_hours = float_counters[float_rows[1]]
     floats = np.zeros((len(FLOAT_TOTALS), n_b))
     ints = np.zeros((len(INT_TOTALS), n_b), dtype=np.int64)
     screened = np.zeros(n, dtype=np.bool_)
@@ -105,6 +106,10 @@ def take(
             capacity[b] - (screened_hours[b] + floats[0, b]) - (diagnosed_hours[b] + floats[1, b]),
             0.0,
         )
+        # this business's totals, summed in the order of its rows (as `np.bincount`)
+        accepted_hours, difficulty_sum, alignment_sum, revenue = 0.0, 0.0, 0.0, 0.0
+        n_accepted, n_new, n_referred = 0, 0, 0
+        declined = np.zeros(PREPAYMENT + 1, dtype=np.int64)  # by reason
         for i in range(first, end):
             overhead[i] = (screening_hours[b] if screened[i] else 0.0) + (
                 diagnosis_hours[b] if diagnosed[i] else 0.0
@@ -128,14 +133,27 @@ def take(
             work_hours[i] = billed[i] * work_per_billed_hour[i]
             if misfit[i]:
                 work_hours[i] = work_hours[i] + rework_hours[i]
-            _count(i, b, accepted, new, referred, work_hours, difficulty, alignment, prepaid,
-                   reason, floats, ints)  # fmt: skip
+            if taken:
+                n_accepted += 1
+                n_new += new[i]
+                n_referred += new[i] and referred[i]
+                accepted_hours += work_hours[i]
+                difficulty_sum += difficulty[i]
+                alignment_sum += alignment[i]
+            else:
+                declined[reason[i]] += 1
+            revenue += prepaid[i]
+        ints[0, b], ints[1, b], ints[2, b] = end - first, n_accepted, end - first - n_accepted
+        ints[3, b], ints[4, b] = n_new, n_referred
+        floats[2, b], floats[3, b], floats[4, b] = accepted_hours, difficulty_sum, alignment_sum
+        floats[5, b] = revenue
+        for r in range(SCREEN, PREPAYMENT + 1):
+            ints[4 + r, b] = declined[r]  # declined_<reason>
         first = end
-    return (
-        (accepted, overhead, billed, misfit, extras, reforms, work_hours, prepaid, reason, ends),
-        floats,
-        ints,
-    )
+    for k in range(len(float_rows)):
+        float_counters[float_rows[k]] += floats[k]
+    for k in range(len(int_rows)):
+        int_counters[int_rows[k]] += ints[k]
 
 
 @numba.njit(cache=True)
@@ -209,23 +227,3 @@ def _diagnose(first, end, room, passed, diagnosed, reason) -> int:
             else:
                 reason[i], passed[i] = FULL, False
     return n_diagnosed
-
-
-@numba.njit(cache=True)
-def _count(i, b, accepted, new, referred, work_hours, difficulty, alignment, prepaid, reason,
-           floats, ints) -> None:  # fmt: skip
-    """Add applicant `i` to its business `b`'s totals (`FLOAT_TOTALS`, `INT_TOTALS`)."""
-    ints[0, b] += 1
-    if accepted[i]:
-        ints[1, b] += 1
-        if new[i]:
-            ints[3, b] += 1
-            if referred[i]:
-                ints[4, b] += 1
-        floats[2, b] += work_hours[i]
-        floats[3, b] += difficulty[i]
-        floats[4, b] += alignment[i]
-    else:
-        ints[2, b] += 1
-        ints[4 + reason[i], b] += 1  # declined_<reason>
-    floats[5, b] += prepaid[i]

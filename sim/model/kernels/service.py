@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: The per-business hours `serve` returns after the hours per job (the backlog comes last).
+#: The per-business hours `serve` books (`Firms` counters), in the order of its rows.
 TOTALS = ("hours_worked", "difficult_hours", "rush_hours")
 
 
@@ -41,7 +41,10 @@ def first_come(business, remaining_hours, capacity_hours):
 
 
 @numba.njit(cache=True)
-def serve(business, remaining_hours, capacity_left, difficult, due, rush_capacity):
+def serve(
+    business, remaining_hours, capacity_left, difficult, due, rush_capacity, float_counters,
+    counter_rows, backlog_hours, worked,
+):  # fmt: skip
     """Phase 6: hours worked on each job, and each business's hours and backlog.
 
     Each business works its queue first come, first served with `capacity_left` hours
@@ -55,31 +58,39 @@ def serve(business, remaining_hours, capacity_left, difficult, due, rush_capacit
         difficult: mask of the jobs of difficult clients.
         due: mask of the jobs due this week or overdue (read only with overtime).
         rush_capacity: overtime hours each business may work on the due jobs.
+        float_counters: the businesses' counters (`Firms`), rows of one array.
+        counter_rows: the rows of `TOTALS` in it, which gain each business's hours worked
+            in capacity, of them on difficult jobs, and overtime hours (each summed in the
+            order of the jobs, then added).
+        backlog_hours: each business's backlog, set to the work left after service (hours).
+        worked: set to the hours worked on each job, overtime included (an array of the
+            caller's: `sim.model.kernels.intake.take` says why).
 
-    Returns:
-        Hours worked per job (overtime included), and per business: hours worked in
-        capacity, of them on difficult jobs, overtime hours, and the backlog left (hours).
+    This kernel is the one writer of these counters and of the backlog at service, for
+    both engines.
     """
     n_b = len(capacity_left)
-    worked = first_come(business, remaining_hours, capacity_left)
+    worked[:] = first_come(business, remaining_hours, capacity_left)
     late = np.zeros(len(business), dtype=np.bool_)
     for i in range(len(business)):
         late[i] = rush_capacity[business[i]] > 0 and due[i] and worked[i] < remaining_hours[i]
-    rows = np.flatnonzero(late)
+    late_rows = np.flatnonzero(late)
     rush = first_come(
-        business[rows], remaining_hours[rows] - worked[rows], rush_capacity
+        business[late_rows], remaining_hours[late_rows] - worked[late_rows], rush_capacity
     )  # the unfinished jobs due, in their queues' order
-    hours_worked, difficult_hours = np.zeros(n_b), np.zeros(n_b)
-    rush_hours, backlog = np.zeros(n_b), np.zeros(n_b)
+    hours = np.zeros((len(TOTALS), n_b))
+    hours_worked, difficult_hours, rush_hours = hours[0], hours[1], hours[2]
+    backlog_hours[:] = 0.0
     for i in range(len(business)):
         b = business[i]
         hours_worked[b] += worked[i]
         if difficult[i]:
             difficult_hours[b] += worked[i]
-    for k in range(len(rows)):
-        i = rows[k]
+    for k in range(len(late_rows)):
+        i = late_rows[k]
         rush_hours[business[i]] += rush[k]
         worked[i] = worked[i] + rush[k]
     for i in range(len(business)):
-        backlog[business[i]] += remaining_hours[i] - worked[i]
-    return worked, hours_worked, difficult_hours, rush_hours, backlog
+        backlog_hours[business[i]] += remaining_hours[i] - worked[i]
+    for k in range(len(counter_rows)):
+        float_counters[counter_rows[k]] += hours[k]
