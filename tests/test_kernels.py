@@ -97,3 +97,36 @@ def test_numba_floor_division_of_hours_is_numpys():
     hours = np.concatenate([rng.random(200_000) * 500, np.arange(0.0, 200.0, 0.1)])
     per = rng.choice([0.5, 0.25, 0.3, 0.1, 0.7, 1 / 3], len(hours))
     np.testing.assert_array_equal(floor_divide(hours, per), hours // per)
+
+
+def test_applicants_read_their_signals_and_draw_what_streams_draw():
+    from sim.model.kernels import intake
+
+    streams, week = BatchStreams([3, 8], 50), 17
+    ids = np.array([2, 7, 49, 50, 88], dtype=np.int64)  # markets 0, 0, 0, 1, 1
+    business = np.array([1, 0, 2, 2, 0], dtype=np.int64)
+    difficulty = np.array([0.2, 0.9, 0.5, 0.7, 0.0])
+    drawn = np.array([True, False, True, False, True])
+    align = np.random.default_rng(5).random((100, 3))
+    pay, unrealistic = np.linspace(0, 1, 100), np.linspace(1, 0, 100)
+    signals, upsell, conflict = np.empty((5, 4)), np.empty(5), np.empty(5, dtype=bool)
+    reform, noise = np.empty(5, dtype=bool), np.empty((8, 3))
+    keys = np.stack(
+        [streams.kernel_keys(s)[0] for s in ("service", "upsell", "reform", "screening")]
+    )
+    intake.applicants(
+        ids, business, difficulty, np.full(5, 0.5), drawn, week, keys, 50, pay, unrealistic,
+        align, 0.3, 0.6, signals, upsell, conflict, reform, noise,
+    )  # fmt: skip
+    np.testing.assert_array_equal(
+        signals,
+        np.column_stack([1 - difficulty, pay[ids], align[ids, business], 1 - unrealistic[ids]]),
+    )
+    np.testing.assert_array_equal(upsell, streams.uniform("upsell", week, ids))
+    np.testing.assert_array_equal(conflict, streams.uniform("service", week, ids) < 0.5)
+    expected = (difficulty > 0.3) & (streams.uniform("reform", week, ids) < 0.6)
+    np.testing.assert_array_equal(reform, expected)
+    for slot in range(8):
+        np.testing.assert_array_equal(
+            noise[slot], streams.uniform("screening", week, ids[drawn], slot)
+        )

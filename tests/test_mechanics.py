@@ -408,11 +408,6 @@ def test_choice_utility_at_reference_rating_exact_value(cfg):
 # --- Screening signals -------------------------------------------------------------------------
 
 
-def test_fit_signals_are_respect_payment_alignment_realism():
-    signals = m.fit_signals(np.array([0.2]), np.array([0.9]), np.array([0.6]), np.array([0.1]))
-    np.testing.assert_allclose(signals, [[0.8, 0.9, 0.6, 0.9]])
-
-
 def test_fit_score_is_the_weighted_mean_ignoring_zero_weights():
     signals = np.array([[0.8, 0.9, 0.6, 0.9], [0.2, 0.4, 0.0, 1.0]])
     np.testing.assert_allclose(m.fit_score(signals, [1, 1, 1, 1]), [0.8, 0.4])

@@ -104,15 +104,10 @@ def tailored_alignment(align, shift):
     return np.where(shift >= 0, align + shift * (1.0 - align), align * (1.0 + shift))
 
 
-def fit_signals(difficulty, pay_reliability, align, unrealistic):
-    """The four observable signals of fit, columns: respect, payment, alignment, realism."""
-    return np.stack([1.0 - difficulty, pay_reliability, align, 1.0 - unrealistic], axis=-1)
-
-
 def culture_signals(signals, strength, column: int = 2):
     """Fit signals as a business of culture strength c judges them: each leans toward alignment.
 
-    Every signal s becomes (1 − c)·s + c·alignment (column `column` of `fit_signals`, itself
+    Every signal s becomes (1 − c)·s + c·alignment (column `column` of the fit signals, itself
     unchanged), so a weighted-mean score becomes (1 − c)·score + c·alignment: culture takes a
     share c of every judgement. At c = 0 the signals are unchanged.
     """

@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.model import mechanics, state
 from sim.model.intake import Applicants, Intake
+from sim.model.kernels import intake as intake_kernel
 from sim.model.rng import box_muller
 from sim.model.state import Updates
 from sim.model.world import World
@@ -107,8 +108,9 @@ class Jobs:
 #: slot); a normal takes slots 2k and 2k + 1 of its stream (`Streams.normal`).
 OPEN_DRAWS = (("size", 0), ("size", 1), ("misdiagnosis", 0), ("misdiagnosis", 1),
               ("deadline", 0))  # fmt: skip
-INTAKE_DRAWS = (("service", 0), ("upsell", 0), ("reform", 0))
-SCREENING_DRAWS = tuple(("screening", slot) for slot in range(8))  # 4 normals
+#: The streams of the applicants' draws (`sim.model.kernels.intake.applicants`): slot 0 of
+#: the first three, slots 0-7 of screening (4 normals).
+INTAKE_STREAMS = ("service", "upsell", "reform", "screening")
 FINISH_DRAWS = (("payment", 0), ("payment", 1), ("satisfaction", 0), ("satisfaction", 1),
                 ("retention", 0), ("review", 0))  # fmt: skip
 
@@ -240,28 +242,27 @@ def applicants(
     only by a policy that screens), the uniforms of upselling, whether a job ends in conflict
     and whether the client would reform if a screen declined it.
     """
-    pop, streams, clients, service = (
-        world.population,
-        world.streams,
-        world.clients,
-        world.market.service,
-    )
-    u = streams.uniforms(week, ids, INTAKE_DRAWS)
-    conflict = u[0] < mechanics.conflict_probability(difficulty, service)
-    noise = np.zeros((4, len(ids)))  # filled by rows, read as (applicants, 4)
+    pop, streams, service = world.population, world.streams, world.market.service
+    n = len(ids)
     drawn = new if screened is None else screened
-    u_noise = streams.uniforms(week, ids[drawn], SCREENING_DRAWS)  # normal k: slots 2k, 2k + 1
-    noise[:, drawn] = box_muller(u_noise[0::2], u_noise[1::2])
+    signals, upsell_u, conflict = np.empty((n, 4)), np.empty(n), np.empty(n, dtype=bool)
+    would_reform, noise_u = np.empty(n, dtype=bool), np.empty((8, np.count_nonzero(drawn)))
+    keys = [streams.kernel_keys(stream) for stream in INTAKE_STREAMS]
+    reform = world.clients.reform
+    intake_kernel.applicants(
+        ids, np.asarray(business, dtype=np.int64), difficulty,
+        mechanics.conflict_probability(difficulty, service), drawn, week,
+        np.stack([key for key, _ in keys]), keys[0][1], pop["pay_reliability"],
+        pop["unrealistic"], world.decider_alignment, reform.min_difficulty, reform.prob,
+        signals, upsell_u, conflict, would_reform, noise_u,
+    )  # fmt: skip
+    noise = np.zeros((4, n))  # filled by rows, read as (applicants, 4)
+    noise[:, drawn] = box_muller(noise_u[0::2], noise_u[1::2])  # normal k: slots 2k, 2k + 1
     return Applicants(
-        ids, business if firm is None else firm, new, referred, difficulty,
-        mechanics.fit_signals(
-            difficulty, pop["pay_reliability"][ids], pairs(world.decider_alignment, ids, business),
-            pop["unrealistic"][ids],
-        ),
+        ids, business if firm is None else firm, new, referred, difficulty, signals,
         job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids],
-        np.ascontiguousarray(noise.T),
-        u[1], mechanics.work_per_billed_hour(difficulty, conflict, service),
-        (difficulty > clients.reform.min_difficulty) & (u[2] < clients.reform.prob),
+        np.ascontiguousarray(noise.T), upsell_u,
+        mechanics.work_per_billed_hour(difficulty, conflict, service), would_reform,
     )  # fmt: skip
 
 

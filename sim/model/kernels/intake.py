@@ -1,5 +1,6 @@
-"""Phases 4-5 compiled: every business's intake of its applicants, in one pass (`take`).
+"""Phases 4-5 compiled: the applicants' draws and signals, and every business's intake.
 
+`applicants` draws the applicants' random numbers and reads their fit signals, one pass.
 The applicants come sorted by business (each business's rows next to each other, in the
 order it considers them). `take` applies each business's policy habits to its own rows, in
 the order of `sim.model.policies.Policy` (docs/ODD.md §7.4), and counts the decisions for
@@ -14,6 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from sim.model.kernels.draws import uniform
 from sim.model.mechanics import projected_finish_weeks
 
 # the reasons of `sim.model.intake.Refusal` (a kernel cannot read an IntEnum)
@@ -227,3 +229,43 @@ def _diagnose(first, end, room, passed, diagnosed, reason) -> int:
             else:
                 reason[i], passed[i] = FULL, False
     return n_diagnosed
+
+
+@numba.njit(cache=True)
+def applicants(
+    ids, business, difficulty, conflict_probability, drawn, week, keys, n, pay_reliability,
+    unrealistic, decider_alignment, reform_above, reform_probability,
+    signals, upsell_u, conflict, would_reform, noise_u,
+):  # fmt: skip
+    """The applicants' fit signals and random numbers, keyed by client id and week.
+
+    Each applicant `ids[i]`, applying to business `business[i]` (of its market) with
+    `difficulty[i]`, gets its four fit signals in a row of `signals` (n, 4): respect
+    1 − difficulty, payment (its `pay_reliability`), alignment (its decider's with the
+    business, `decider_alignment` (clients, businesses)) and realism 1 − `unrealistic`; the
+    uniform of its upselling (`upsell_u`); whether its job ends in conflict (`conflict`,
+    with probability `conflict_probability[i]`); and whether it would reform if a screen
+    declined it (`would_reform`: difficulty above `reform_above`, with probability
+    `reform_probability`). The applicants in `drawn` get the eight uniforms of their
+    screening noise, slots 0-7, as columns of `noise_u` (8, drawn): Box-Muller turns them
+    into normals outside (a log and a cosine: numpy's). `keys` holds the keys of the streams
+    service, upsell, reform and screening (`Streams.kernel_keys`, rows), `n` the clients
+    per market. Draw for draw, those of `Streams.uniforms` (`sim.model.phases`).
+    """
+    service, upsell, reform, screening = keys[0], keys[1], keys[2], keys[3]
+    k = 0
+    for i in range(len(ids)):
+        client = ids[i]
+        signals[i, 0] = 1.0 - difficulty[i]
+        signals[i, 1] = pay_reliability[client]
+        signals[i, 2] = decider_alignment[client, business[i]]
+        signals[i, 3] = 1.0 - unrealistic[client]
+        conflict[i] = uniform(service, n, week, 0, client) < conflict_probability[i]
+        upsell_u[i] = uniform(upsell, n, week, 0, client)
+        would_reform[i] = difficulty[i] > reform_above and (
+            uniform(reform, n, week, 0, client) < reform_probability
+        )
+        if drawn[i]:
+            for slot in range(8):
+                noise_u[slot, k] = uniform(screening, n, week, slot, client)
+            k += 1
