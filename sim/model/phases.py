@@ -616,10 +616,11 @@ def intake_outcome(
     declined, reformed, started = ~accepted, intake.reforms, a.ids[accepted]
     job_only = declined & ~ends  # the job is declined, the client kept
     first = credits_referrer(accepted, a.referred, referred_by, ever_served)
+    spent = intake.overhead_hours > 0  # (adding no hours changes nothing)
     return (
         Updates()
-        .add("hours", ids, intake.overhead_hours)
-        .add("hours_at", ids, intake.overhead_hours, business)
+        .add("hours", ids[spent], intake.overhead_hours[spent])
+        .add("hours_at", ids[spent], intake.overhead_hours[spent], business[spent])
         .set(
             "blocked_until",
             ids[declined],
@@ -650,8 +651,13 @@ def intake_outcome(
 def served(ids, remaining, worked, provider) -> Updates:
     """Phase 6: the jobs of the clients `ids` (`remaining` hours of work) got `worked` hours.
 
-    `provider`: the business of each job, which spent those hours.
+    `provider`: the business of each job (or of all), which spent those hours. Only the
+    jobs worked on change: a job that got no hours is left as it was.
     """
+    some = np.flatnonzero(worked > 0)
+    ids, remaining, worked = ids[some], remaining[some], worked[some]
+    provider = np.asarray(provider)  # one per job, or one for all
+    provider = provider[some] if provider.ndim else provider
     return (
         Updates()
         .set("job_remaining", ids, remaining - worked)

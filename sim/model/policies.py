@@ -106,6 +106,8 @@ class Policy:
         (`mechanics.culture_signals`; unchanged at culture strength 0).
         """
         observed = signals + self.screening_noise * noise
+        if self.culture_strength == 0:  # (culture_signals would add zeros)
+            return observed
         return mechanics.culture_signals(observed, self.culture_strength)
 
     def screen(self, observed_signals: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from sim.model.kernels.draws import uniform
+from sim.model.kernels.draws import GOLDEN, base, mix, unit
 from sim.model.mechanics import projected_finish_weeks
 
 # the reasons of `sim.model.intake.Refusal` (a kernel cannot read an IntEnum)
@@ -252,20 +252,29 @@ def applicants(
     service, upsell, reform and screening (`Streams.kernel_keys`, rows), `n` the clients
     per market. Draw for draw, those of `Streams.uniforms` (`sim.model.phases`).
     """
-    service, upsell, reform, screening = keys[0], keys[1], keys[2], keys[3]
+    # each market's key of (stream, week, slot), hashed once: rows service, upsell, reform,
+    # then the 8 slots of screening (`draws.uniform` hashes it for every draw)
+    bases = np.empty((11, keys.shape[1]), dtype=np.uint64)
+    for market in range(keys.shape[1]):
+        for row in range(3):
+            bases[row, market] = base(keys[row, market], week, 0)
+        for slot in range(8):
+            bases[3 + slot, market] = base(keys[3, market], week, slot)
     k = 0
     for i in range(len(ids)):
         client = ids[i]
+        market = client // n
+        hashed = np.uint64(client - market * n) * GOLDEN  # as `draws.uniform`
         signals[i, 0] = 1.0 - difficulty[i]
         signals[i, 1] = pay_reliability[client]
         signals[i, 2] = decider_alignment[client, business[i]]
         signals[i, 3] = 1.0 - unrealistic[client]
-        conflict[i] = uniform(service, n, week, 0, client) < conflict_probability[i]
-        upsell_u[i] = uniform(upsell, n, week, 0, client)
+        conflict[i] = unit(mix(bases[0, market] + hashed)) < conflict_probability[i]
+        upsell_u[i] = unit(mix(bases[1, market] + hashed))
         would_reform[i] = difficulty[i] > reform_above and (
-            uniform(reform, n, week, 0, client) < reform_probability
+            unit(mix(bases[2, market] + hashed)) < reform_probability
         )
         if drawn[i]:
             for slot in range(8):
-                noise_u[slot, k] = uniform(screening, n, week, slot, client)
+                noise_u[slot, k] = unit(mix(bases[3 + slot, market] + hashed))
             k += 1
