@@ -12,6 +12,7 @@ Random numbers are keyed by client id, so a decision does not depend on who else
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -247,23 +248,29 @@ def applicants(
     drawn = new if screened is None else screened
     signals, upsell_u, conflict = np.empty((n, 4)), np.empty(n), np.empty(n, dtype=bool)
     would_reform, noise_u = np.empty(n, dtype=bool), np.empty((8, np.count_nonzero(drawn)))
-    keys = [streams.kernel_keys(stream) for stream in INTAKE_STREAMS]
     reform = world.clients.reform
     intake_kernel.applicants(
         ids, np.asarray(business, dtype=np.int64), difficulty,
         mechanics.conflict_probability(difficulty, service), drawn, week,
-        np.stack([key for key, _ in keys]), keys[0][1], pop["pay_reliability"],
-        pop["unrealistic"], world.decider_alignment, reform.min_difficulty, reform.prob,
+        *_intake_keys(streams), pop["pay_reliability"], pop["unrealistic"],
+        world.decider_alignment, reform.min_difficulty, reform.prob,
         signals, upsell_u, conflict, would_reform, noise_u,
     )  # fmt: skip
-    noise = np.zeros((4, n))  # filled by rows, read as (applicants, 4)
-    noise[:, drawn] = box_muller(noise_u[0::2], noise_u[1::2])  # normal k: slots 2k, 2k + 1
+    noise = np.zeros((n, 4))
+    noise[drawn] = box_muller(noise_u[0::2], noise_u[1::2]).T  # normal k: slots 2k, 2k + 1
     return Applicants(
         ids, business if firm is None else firm, new, referred, difficulty, signals,
         job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids],
-        np.ascontiguousarray(noise.T), upsell_u,
+        noise, upsell_u,
         mechanics.work_per_billed_hour(difficulty, conflict, service), would_reform,
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)
+def _intake_keys(streams) -> tuple[np.ndarray, int]:
+    """The keys of `INTAKE_STREAMS` (rows, one column per market) and the clients per market."""
+    keys = [streams.kernel_keys(stream) for stream in INTAKE_STREAMS]
+    return np.stack([key for key, _ in keys]), keys[0][1]
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.model import phases, state
+from sim.model.kernels import service
 from sim.model.market import MarketModel
 from sim.model.state import Field
 
@@ -164,22 +165,26 @@ class VectorizedModel(MarketModel):
         )  # fmt: skip
 
     def serve(self, week: int) -> None:
-        """Phase 6: each business works its backlog first come, first served (ties by id)."""
+        """Phase 6: each business works its backlog first come, first served (ties by id).
+
+        The queues are gathered in one pass (`sim.model.kernels.service.queues`).
+        """
         s = self.s
-        ids = np.flatnonzero(s["job_provider"] >= 0)  # ascending: ties stay in id order
-        span = week + 1  # accept weeks lie in [0, week]
-        firm = self.firm(ids, s["job_provider"].take(ids).astype(np.int64))
-        accept = s["job_accept_week"].take(ids)
-        key = firm * span + accept
-        if span * self.firms.n <= np.iinfo(np.uint16).max:
-            key = key.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
-        order = np.argsort(key, kind="stable")
-        ids, firm, accept = ids[order], firm[order], accept[order]
-        remaining = s["job_remaining"].take(ids)
-        hard = phases.difficult(self.world, s["difficulty"].take(ids))
-        due = phases.due(self.world, week, accept, s["job_deadline"].take(ids))
+        n = np.count_nonzero(s["job_provider"] >= 0)
+        ids, firm, provider = (np.empty(n, dtype=np.int64) for _ in range(3))
+        remaining, difficulty = np.empty(n), np.empty(n)
+        accept, deadline = (
+            np.empty(n, dtype=s[f"job_{f}"].dtype) for f in ("accept_week", "deadline")
+        )
+        service.queues(
+            s["job_provider"], s["job_accept_week"], s["job_remaining"], s["difficulty"],
+            s["job_deadline"], self.replicas, self.n_clients, week + 1, ids, firm, provider,
+            remaining, difficulty, accept, deadline,
+        )  # fmt: skip
+        hard = phases.difficult(self.world, difficulty)
+        due = phases.due(self.world, week, accept, deadline)
         worked = self.firms.serve(firm, remaining, hard, due)
-        self.apply(phases.served(ids, remaining, worked, s["job_provider"][ids]))
+        self.apply(phases.served(ids, remaining, worked, provider))
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""

@@ -94,3 +94,40 @@ def serve(
         backlog_hours[business[i]] += remaining_hours[i] - worked[i]
     for k in range(len(counter_rows)):
         float_counters[counter_rows[k]] += hours[k]
+
+
+@numba.njit(cache=True)
+def queues(
+    job_provider, job_accept_week, job_remaining, difficulty, job_deadline, replicas, n_clients,
+    span, ids, firm, provider, remaining, difficult_of, accept_week, deadline,
+):  # fmt: skip
+    """The vectorized engine's queues: every open job with a provider, in service order.
+
+    Sorted by business (its entry in `Firms`: ``provider * replicas + market``), then
+    acceptance week (< `span`), then client id: a stable counting sort, the order of
+    ``np.argsort(key, kind="stable")``. Fills the caller's arrays, one entry per job (as
+    many as clients with ``job_provider >= 0``): the client `ids`, `firm`, `provider`, and
+    the jobs' `remaining` hours, clients' difficulty (`difficult_of`), `accept_week` and
+    `deadline`, read from the clients' state arrays (``job_`` + name, `difficulty`).
+    """
+    n_firms = 0
+    for i in range(len(job_provider)):
+        if job_provider[i] >= 0:
+            n_firms = max(n_firms, (job_provider[i] + 1) * replicas)
+    n_keys = n_firms * span
+    starts = np.zeros(n_keys + 1, dtype=np.int64)
+    for i in range(len(job_provider)):
+        if job_provider[i] >= 0:
+            entry = job_provider[i] * replicas + i // n_clients
+            starts[entry * span + job_accept_week[i] + 1] += 1
+    for key in range(n_keys):
+        starts[key + 1] += starts[key]
+    for i in range(len(job_provider)):  # in id order: ties stay in id order
+        if job_provider[i] >= 0:
+            entry = job_provider[i] * replicas + i // n_clients
+            key = entry * span + job_accept_week[i]
+            row = starts[key]
+            starts[key] += 1
+            ids[row], firm[row], provider[row] = i, entry, job_provider[i]
+            remaining[row], difficult_of[row] = job_remaining[i], difficulty[i]
+            accept_week[row], deadline[row] = job_accept_week[i], job_deadline[i]
