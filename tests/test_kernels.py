@@ -130,3 +130,23 @@ def test_applicants_read_their_signals_and_draw_what_streams_draw():
         np.testing.assert_array_equal(
             noise[slot], streams.uniform("screening", week, ids[drawn], slot)
         )
+
+
+def test_queues_are_gathered_by_business_then_acceptance_week_then_id():
+    # two markets of 4 clients, two businesses: entry provider * 2 + market
+    provider = np.array([1, -1, 0, 1, 0, 0, -1, 1], dtype=np.int16)
+    accept = np.array([3, 0, 2, 1, 2, 0, 0, 1], dtype=np.int32)
+    remaining = np.arange(8, dtype=float)
+    n = np.count_nonzero(provider >= 0)
+    ids, firm, business = (np.empty(n, dtype=np.int64) for _ in range(3))
+    hours, difficulty, weeks, deadline = np.empty(n), np.empty(n), *np.empty((2, n), np.int32)
+    service.queues(
+        provider, accept, remaining, remaining / 10, accept + 4, 2, 4, 4, ids, firm, business,
+        hours, difficulty, weeks, deadline,
+    )  # fmt: skip
+    np.testing.assert_array_equal(ids, [2, 5, 4, 3, 0, 7])
+    np.testing.assert_array_equal(firm, [0, 1, 1, 2, 2, 3])
+    np.testing.assert_array_equal(business, provider[ids])
+    np.testing.assert_array_equal(weeks, accept[ids])
+    np.testing.assert_array_equal(hours, remaining[ids])
+    np.testing.assert_array_equal(deadline, accept[ids] + 4)
