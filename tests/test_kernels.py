@@ -150,3 +150,30 @@ def test_queues_are_gathered_by_business_then_acceptance_week_then_id():
     np.testing.assert_array_equal(weeks, accept[ids])
     np.testing.assert_array_equal(hours, remaining[ids])
     np.testing.assert_array_equal(deadline, accept[ids] + 4)
+
+
+def test_applications_are_gathered_by_business_then_id():
+    from sim.model.kernels import intake
+
+    # two markets of 3 clients, two businesses (entry business * 2 + market); business 1 screens
+    applied = np.array([1, 0, -1, 1, 1, 0], dtype=np.int16)
+    provider = np.array([1, -1, 0, -1, 1, 0], dtype=np.int16)
+    values = np.arange(6, dtype=float)
+    n = 5
+    ints, floats, flags = np.empty((5, n), np.int64), np.empty((3, n)), np.empty((3, n), bool)
+    deadline = np.empty(n, np.int32)
+    intake.applications(
+        applied, provider, values, values + 10, np.arange(6, dtype=np.int32), values / 10,
+        np.arange(6, dtype=np.int32) - 3, np.array([0, -1, 0, -1, 5, -1], dtype=np.int32),
+        np.array([False, False, True, True]), 2, 3, 2, ints, floats, flags, deadline,
+    )  # fmt: skip
+    ids, entry, business, flat, referred_by = ints
+    np.testing.assert_array_equal(ids, [1, 5, 0, 3, 4])
+    np.testing.assert_array_equal(entry, [0, 1, 2, 3, 3])
+    np.testing.assert_array_equal(flat, ids * 2 + business)
+    np.testing.assert_array_equal(referred_by, ids - 3)
+    np.testing.assert_array_equal(floats[1], ids + 10.0)
+    np.testing.assert_array_equal(flags[0], [True, False, False, True, False])  # new
+    np.testing.assert_array_equal(flags[1], [False, False, False, True, False])  # screened
+    np.testing.assert_array_equal(flags[2], [False, False, True, False, True])  # ever served
+    np.testing.assert_array_equal(deadline, ids)

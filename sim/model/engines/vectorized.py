@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.model import phases, state
-from sim.model.kernels import service
+from sim.model.kernels import intake, service
 from sim.model.market import MarketModel
 from sim.model.state import Field
 
@@ -131,38 +131,39 @@ class VectorizedModel(MarketModel):
     def screen_and_quote(self, week: int) -> None:
         """Phases 4-5: the businesses take their applicants (sorted by business, then id).
 
-        The applicants of all businesses are gathered at once, taken at once
+        The applicants of all businesses are gathered in one pass
+        (`sim.model.kernels.intake.applications`), taken at once
         (`sim.model.business.Firms.take`), and the decisions stored at once.
         """
         s, p, n_b = self.s, self.p, self.n_businesses
-        applied = s["applied_to"]
-        ids = np.flatnonzero(applied >= 0)
-        firm = self.firm(ids, applied[ids].astype(np.int64))
-        key = firm.astype(np.uint16) if self.firms.n <= np.iinfo(np.uint16).max else firm
-        order = np.argsort(key, kind="stable")  # (16-bit keys: a radix sort)
-        ids, firm = ids[order], firm[order]
-        b = applied[ids].astype(np.int64)
-        new = s["provider"].take(ids) != b
-        credit = np.zeros(len(ids))  # read for new applicants only (`fresh_referrals`)
+        n = np.count_nonzero(s["applied_to"] >= 0)
+        ints, floats, flags = np.empty((5, n), np.int64), np.empty((3, n)), np.empty((3, n), bool)
+        job = {"true_hours": floats[0], "stated_hours": floats[1]}
+        job["deadline"] = np.empty(n, dtype=s["job_deadline"].dtype)
+        intake.applications(
+            s["applied_to"], s["provider"], s["job_true_hours"], s["job_stated_hours"],
+            s["job_deadline"], s["difficulty"], s["referred_by"], s["first_job_week"],
+            self.firms.screens, self.replicas, self.n_clients, n_b, ints, floats, flags,
+            job["deadline"],
+        )  # fmt: skip
+        ids, firm, b, flat, referred_by = ints
+        new, screened, ever_served = flags  # (no noise is drawn for the unscreened)
+        credit = np.zeros(n)  # read for new applicants only (`fresh_referrals`)
         newcomers = np.flatnonzero(new)
-        credit[newcomers] = self._standing("credit", (ids * n_b + b).take(newcomers), week)
-        job = {f: s[f"job_{f}"].take(ids) for f in phases.INTAKE_JOB_FIELDS}
-        difficulty = s["difficulty"].take(ids)
+        credit[newcomers] = self._standing("credit", flat.take(newcomers), week)
         referred = phases.fresh_referrals(self.world, new, credit)
         # a referrer is read only for a referred applicant (`credits_referrer`)
-        referrer, rows = np.full(len(ids), -1, dtype=p["referrer"].dtype), np.flatnonzero(referred)
-        referrer[rows] = phases.pairs(p["referrer"], ids.take(rows), b.take(rows))
-        screened = new & self.firms.screens.take(firm)  # (no noise drawn for the others)
+        referrer, rows = np.full(n, -1, dtype=p["referrer"].dtype), np.flatnonzero(referred)
+        referrer[rows] = p["referrer"].reshape(-1).take(flat.take(rows))
         everyone = phases.applicants(
-            self.world, ids, b, week, new, referred, difficulty, job, firm, screened
+            self.world, ids, b, week, new, referred, floats[2], job, firm, screened
         )
-        intake = self.firms.take(everyone)
+        decisions = self.firms.take(everyone)
         self.apply(
             phases.intake_outcome(
-                self.world, everyone, b, intake, week, s["referred_by"].take(ids),
-                s["first_job_week"].take(ids) >= 0, referrer,
+                self.world, everyone, b, decisions, week, referred_by, ever_served, referrer
             )
-        )  # fmt: skip
+        )
 
     def serve(self, week: int) -> None:
         """Phase 6: each business works its backlog first come, first served (ties by id).

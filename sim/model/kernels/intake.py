@@ -278,3 +278,43 @@ def applicants(
             for slot in range(8):
                 noise_u[slot, k] = unit(mix(bases[3 + slot, market] + hashed))
             k += 1
+
+
+@numba.njit(cache=True)
+def applications(
+    applied_to, provider, job_true_hours, job_stated_hours, job_deadline, difficulty,
+    referred_by, first_job_week, screens, replicas, n_clients, n_businesses,
+    ints, floats, flags, deadline,
+):  # fmt: skip
+    """The vectorized engine's applicants: every client with ``applied_to >= 0``, gathered.
+
+    Sorted by business (its entry in `Firms`: ``applied_to * replicas + market``), then
+    client id: a stable counting sort, the order of ``np.argsort(entry, kind="stable")``.
+    Fills the caller's arrays, one column per applicant: `ints` rows client id, entry,
+    business (of its market), pair index ``id * n_businesses + business`` and
+    `referred_by`; `floats` rows its job's true and stated hours and its difficulty;
+    `flags` rows new (the business is not its provider), screened (new, to a business
+    that `screens`) and ever served (a first job done, `first_job_week` >= 0); and its
+    job's `deadline`.
+    """
+    starts = np.zeros(len(screens) + 1, dtype=np.int64)
+    for i in range(len(applied_to)):
+        if applied_to[i] >= 0:
+            starts[applied_to[i] * replicas + i // n_clients + 1] += 1
+    for entry in range(len(screens)):
+        starts[entry + 1] += starts[entry]
+    for i in range(len(applied_to)):  # in id order: ties stay in id order
+        business = applied_to[i]
+        if business < 0:
+            continue
+        entry = business * replicas + i // n_clients
+        row = starts[entry]
+        starts[entry] += 1
+        ints[0, row], ints[1, row], ints[2, row] = i, entry, business
+        ints[3, row], ints[4, row] = i * n_businesses + business, referred_by[i]
+        floats[0, row], floats[1, row] = job_true_hours[i], job_stated_hours[i]
+        floats[2, row] = difficulty[i]
+        flags[0, row] = provider[i] != business
+        flags[1, row] = flags[0, row] and screens[entry]
+        flags[2, row] = first_job_week[i] >= 0
+        deadline[row] = job_deadline[i]
