@@ -177,3 +177,22 @@ def test_applications_are_gathered_by_business_then_id():
     np.testing.assert_array_equal(flags[1], [False, False, False, True, False])  # screened
     np.testing.assert_array_equal(flags[2], [False, False, True, False, True])  # ever served
     np.testing.assert_array_equal(deadline, ids)
+
+
+def test_compiled_capacity_plans_are_the_numpy_formulas_bit_for_bit():
+    from sim.model import mechanics as m
+
+    rng = np.random.default_rng(6)
+    capacity, expected, backlog, start = (rng.uniform(0, 80, 2000) for _ in range(4))
+    target = 1.0 * expected  # target_backlog_weeks 1, adjust_weeks 13, shares 0.25 and 4
+    desired = np.maximum(expected + (backlog - target) / 13, 0.0)
+    numpy_plan = np.clip(capacity + (desired - capacity) / 13, 0.25 * start, 4.0 * start)
+    compiled = [m.adjusted_capacity(*x, 1.0, 13.0, 0.25, 4.0)
+                for x in zip(capacity, expected, backlog, start, strict=True)]  # fmt: skip
+    np.testing.assert_array_equal(compiled, numpy_plan)
+    change = capacity - start
+    hiring, layoff = zip(
+        *(m.capacity_change_costs(c, 50.0, 12.0, 4.0) for c in change), strict=True
+    )
+    np.testing.assert_array_equal(hiring, 12.0 * 50.0 * np.maximum(change, 0.0))
+    np.testing.assert_array_equal(layoff, 4.0 * 50.0 * np.maximum(-change, 0.0))

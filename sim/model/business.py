@@ -19,6 +19,7 @@ import numpy as np
 
 from sim.model import mechanics
 from sim.model.intake import Applicants, Intake
+from sim.model.kernels import accounts as accounts_kernel
 from sim.model.kernels import intake as intake_kernel
 from sim.model.kernels import service as service_kernel
 from sim.model.ledger import COUNTERS
@@ -117,6 +118,9 @@ class Firms:
                 (_FLOAT_COUNTERS, service_kernel.TOTALS),
             )
         )
+        self._accounts_floats = np.array(
+            [_FLOAT_COUNTERS.index(c) for c in accounts_kernel.COUNTERS], dtype=np.int64
+        )
         # each business's policy habits, as the intake kernel reads them (`HABITS`)
         self.habits = tuple(
             np.array([getattr(p, name) for p in policies], dtype=kind).reshape(n)
@@ -128,6 +132,15 @@ class Firms:
         self.on_intake: list[Callable[[Applicants, Intake], None]] = []
         # capacity that adjusts (docs/ODD.md §7.9): off, capacity and fixed cost never move
         self._capacity_rule = market.capacity if market.capacity.adjust else None
+        rule = market.capacity  # its terms, as `sim.model.kernels.accounts.close` reads them
+        self._capacity_terms = np.array([
+            float(rule.adjust), rule.demand_weeks, rule.target_backlog_weeks, rule.adjust_weeks,
+            rule.min_share, rule.max_share, rule.hire_cost_weeks, rule.layoff_cost_weeks,
+        ], dtype=float)  # fmt: skip
+        # an hour's wage; the pay of an hour of capacity worked; an hour of overtime (0: none)
+        rush_pay = (market.wage + market.salary) * market.service.rush_premium
+        self._pay = np.array([market.wage, market.salary + market.wage,
+                              rush_pay if market.service.rush_share > 0 else 0.0])  # fmt: skip
         self.expected_hours = self.capacity.copy()  # smoothed load: starts as planned
         self.planned_capacity = self.capacity.copy()  # next week's, set at the week's close
         self._decay = mechanics.weekly_decay(cfg.clients.reviews.half_life)
@@ -247,54 +260,24 @@ class Firms:
     def close_accounts(self) -> np.ndarray:
         """Book the week's costs and profit of the active businesses; return those that exit.
 
-        With capacity that adjusts, each active business first plans next week's capacity
-        (`plan_capacity`); hiring or layoff costs are costs of this week.
-        """
-        market, active = self.cfg.market, self.active
-        if self._capacity_rule is not None:
-            self.plan_capacity(self._capacity_rule)
-        worked = self.hours_worked + self.screening_hours + self.diagnosis_hours
-        wages = market.wage * worked
-        if market.service.rush_share > 0:  # overtime: an hour's whole pay, at a premium
-            rush_pay = (market.wage + market.salary) * market.service.rush_premium
-            wages = wages + rush_pay * self.rush_hours
-        changing = self.hiring_cost + self.layoff_cost  # 0 unless capacity adjusts
-        self.costs[:] = np.where(active, wages + self.fixed_cost + changing, 0.0)
-        # the cost of capacity: salaries, ads, hiring and layoffs (wages are the hours')
-        self.book(fixed_costs=np.where(active, self.fixed_cost + changing, 0.0))
-        self.profit[:] = np.where(active, self.revenue - self.costs, 0.0)
-        self.cash += self.profit  # +0 for a business that has exited
-        below = active & (self.cash < -self.credit_limit)
-        self.weeks_below[:] = np.where(active, np.where(below, self.weeks_below + 1, 0),
-                                       self.weeks_below)  # fmt: skip
-        exits = np.flatnonzero(active & (self.weeks_below >= market.exit_after))
-        self.active[exits] = False
-        return exits
-
-    def plan_capacity(self, rule) -> None:
-        """Next week's capacity of each active business, and this week's cost of the change.
-
+        With capacity that adjusts, each active business first plans next week's capacity:
         Sterman's capacity acquisition (2000, ch. 19): the week's load (accepted work,
-        screening and diagnosis hours) is smoothed into `expected_hours`; capacity moves toward
-        that plus the correction of the backlog toward its target (`mechanics.adjusted_capacity`),
-        paying to hire or lay off (`mechanics.capacity_change_costs`). Salaries follow from next
-        week (`start_week`); the credit limit stays that of the starting fixed cost.
-
-        Args:
-            rule: the `market.capacity` config.
+        screening and diagnosis hours) is smoothed into `expected_hours`; capacity moves
+        toward that plus the correction of the backlog toward its target
+        (`mechanics.adjusted_capacity`), paying to hire or lay off
+        (`mechanics.capacity_change_costs`), costs of this week. Salaries follow from next
+        week (`start_week`); the credit limit stays that of the starting fixed cost. In one
+        compiled pass over the businesses (`sim.model.kernels.accounts.close`).
         """
-        market, active = self.cfg.market, self.active
-        load = self.accepted_hours + self.screening_hours + self.diagnosis_hours
-        expected = mechanics.smoothed(self.expected_hours, load, rule.demand_weeks)
-        self.expected_hours[:] = np.where(active, expected, self.expected_hours)
-        planned = mechanics.adjusted_capacity(
-            self.capacity, self.expected_hours, self.backlog_hours, self.start_capacity, rule
-        )
-        self.planned_capacity[:] = np.where(active, planned, self.capacity)
-        hiring, layoff = mechanics.capacity_change_costs(
-            self.planned_capacity - self.capacity, market.salary + market.wage, rule
-        )
-        self.book(hiring_cost=hiring, layoff_cost=layoff)
+        exiting = np.empty(self.n, dtype=bool)
+        accounts_kernel.close(
+            self.active, self.capacity, self.start_capacity, self.expected_hours,
+            self.planned_capacity, self.backlog_hours, self.fixed_cost, self.credit_limit,
+            self.cash, self.weeks_below, self.costs, self.profit, self._floats,
+            self._accounts_floats, exiting, self._capacity_terms, self._pay,
+            self.cfg.market.exit_after,
+        )  # fmt: skip
+        return np.flatnonzero(exiting)
 
 
 class Entry:

@@ -318,16 +318,21 @@ def capacity_per_business(demand_hours, demand_supply_ratio, n_businesses):
     return demand_hours / (demand_supply_ratio * n_businesses)
 
 
-def smoothed(expected, actual, weeks):
+@numba.njit(cache=True)
+def smoothed(expected: float, actual: float, weeks: float) -> float:
     """First-order exponential smoothing: `expected` moves 1/`weeks` of the way to `actual`.
 
     Sterman (2000, ch. 11 and 19) forms expected orders this way (SMOOTH); one step is a
-    week, so `weeks` >= 1 keeps it stable.
+    week, so `weeks` >= 1 keeps it stable. Compiled, for `sim.model.kernels.accounts`.
     """
     return expected + (actual - expected) / weeks
 
 
-def adjusted_capacity(capacity, expected_hours, backlog_hours, start_capacity, rule: Any):
+@numba.njit(cache=True)
+def adjusted_capacity(
+    capacity: float, expected_hours: float, backlog_hours: float, start_capacity: float,
+    target_backlog_weeks: float, adjust_weeks: float, min_share: float, max_share: float,
+) -> float:  # fmt: skip
     """Next week's capacity (hours a week): a first-order move toward desired capacity.
 
     After Sterman's capacity acquisition (2000, ch. 19): desired capacity is the expected
@@ -338,29 +343,42 @@ def adjusted_capacity(capacity, expected_hours, backlog_hours, start_capacity, r
         desired = max(expected + (backlog - target_backlog_weeks * expected) / adjust_weeks, 0)
         next    = clip(capacity + (desired - capacity) / adjust_weeks, floor, ceiling)
 
+    Compiled, for `sim.model.kernels.accounts`: one business at a time, the comparisons
+    as numpy's ``maximum`` and ``clip`` make them.
+
     Args:
         capacity: this week's capacity (hours a week).
         expected_hours: smoothed hours a week of accepted work and overhead (`smoothed`).
         backlog_hours: accepted work not yet done (hours).
-        start_capacity: each business's starting capacity (hours a week).
-        rule: the `market.capacity` config (weeks and shares).
+        start_capacity: the business's starting capacity (hours a week).
+        target_backlog_weeks: the backlog aimed at, in weeks of the expected load.
+        adjust_weeks: the weeks over which capacity closes its gap (and the backlog's).
+        min_share: the floor, as a share of the starting capacity.
+        max_share: the ceiling, as a share of the starting capacity.
     """
-    target = rule.target_backlog_weeks * expected_hours
-    desired = np.maximum(expected_hours + (backlog_hours - target) / rule.adjust_weeks, 0.0)
-    moved = capacity + (desired - capacity) / rule.adjust_weeks
-    return np.clip(moved, rule.min_share * start_capacity, rule.max_share * start_capacity)
+    target = target_backlog_weeks * expected_hours
+    desired = expected_hours + (backlog_hours - target) / adjust_weeks
+    desired = desired if desired >= 0.0 else 0.0
+    moved = capacity + (desired - capacity) / adjust_weeks
+    floor, ceiling = min_share * start_capacity, max_share * start_capacity
+    moved = moved if moved > floor else floor
+    return moved if moved < ceiling else ceiling
 
 
-def capacity_change_costs(change_hours, weekly_pay, rule: Any):
+@numba.njit(cache=True)
+def capacity_change_costs(
+    change_hours: float, weekly_pay: float, hire_cost_weeks: float, layoff_cost_weeks: float
+) -> tuple[float, float]:
     """Hiring and layoff costs (cu) of a change of capacity (hours a week): (hiring, layoff).
 
     Each hour of weekly capacity added costs `hire_cost_weeks` weeks of its pay, each hour
     shed `layoff_cost_weeks` weeks; `weekly_pay` is the pay of an hour of weekly capacity
     that is worked (salary + wage, cu a week), as labour economics measures hiring costs.
+    Compiled, for `sim.model.kernels.accounts`.
     """
-    hiring = rule.hire_cost_weeks * weekly_pay * np.maximum(change_hours, 0.0)
-    layoff = rule.layoff_cost_weeks * weekly_pay * np.maximum(-change_hours, 0.0)
-    return hiring, layoff
+    added = change_hours if change_hours >= 0.0 else 0.0
+    shed = -change_hours if -change_hours >= 0.0 else 0.0
+    return hire_cost_weeks * weekly_pay * added, layoff_cost_weeks * weekly_pay * shed
 
 
 def crossover_week(cumulative_a, cumulative_b):
