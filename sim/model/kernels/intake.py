@@ -298,23 +298,25 @@ def applications(
     job's `deadline`.
     """
     starts = np.zeros(len(screens) + 1, dtype=np.int64)
-    for i in range(len(applied_to)):
-        if applied_to[i] >= 0:
-            starts[applied_to[i] * replicas + i // n_clients + 1] += 1
+    for market in range(replicas):  # (client i of market r: i // n_clients == r)
+        for i in range(market * n_clients, (market + 1) * n_clients):
+            if applied_to[i] >= 0:
+                starts[applied_to[i] * replicas + market + 1] += 1
     for entry in range(len(screens)):
         starts[entry + 1] += starts[entry]
-    for i in range(len(applied_to)):  # in id order: ties stay in id order
-        business = applied_to[i]
-        if business < 0:
-            continue
-        entry = business * replicas + i // n_clients
-        row = starts[entry]
-        starts[entry] += 1
-        ints[0, row], ints[1, row], ints[2, row] = i, entry, business
-        ints[3, row], ints[4, row] = i * n_businesses + business, referred_by[i]
-        floats[0, row], floats[1, row] = job_true_hours[i], job_stated_hours[i]
-        floats[2, row] = difficulty[i]
-        flags[0, row] = provider[i] != business
-        flags[1, row] = flags[0, row] and screens[entry]
-        flags[2, row] = first_job_week[i] >= 0
-        deadline[row] = job_deadline[i]
+    for market in range(replicas):  # in id order: ties stay in id order
+        for i in range(market * n_clients, (market + 1) * n_clients):
+            business = applied_to[i]
+            if business < 0:
+                continue
+            entry = business * replicas + market
+            row = starts[entry]
+            starts[entry] += 1
+            ints[0, row], ints[1, row], ints[2, row] = i, entry, business
+            ints[3, row], ints[4, row] = i * n_businesses + business, referred_by[i]
+            floats[0, row], floats[1, row] = job_true_hours[i], job_stated_hours[i]
+            floats[2, row] = difficulty[i]
+            flags[0, row] = provider[i] != business
+            flags[1, row] = flags[0, row] and screens[entry]
+            flags[2, row] = first_job_week[i] >= 0
+            deadline[row] = job_deadline[i]

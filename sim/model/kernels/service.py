@@ -112,19 +112,19 @@ def queues(
     """
     n_firms = 0
     for i in range(len(job_provider)):
-        if job_provider[i] >= 0:
-            n_firms = max(n_firms, (job_provider[i] + 1) * replicas)
-    n_keys = n_firms * span
-    starts = np.zeros(n_keys + 1, dtype=np.int64)
-    for i in range(len(job_provider)):
-        if job_provider[i] >= 0:
-            entry = job_provider[i] * replicas + i // n_clients
-            starts[entry * span + job_accept_week[i] + 1] += 1
-    for key in range(n_keys):
+        n_firms = max(n_firms, (job_provider[i] + 1) * replicas)
+    starts = np.zeros(n_firms * span + 1, dtype=np.int64)
+    for market in range(replicas):  # (client i of market r: i // n_clients == r)
+        for i in range(market * n_clients, (market + 1) * n_clients):
+            if job_provider[i] >= 0:
+                starts[(job_provider[i] * replicas + market) * span + job_accept_week[i] + 1] += 1
+    for key in range(n_firms * span):
         starts[key + 1] += starts[key]
-    for i in range(len(job_provider)):  # in id order: ties stay in id order
-        if job_provider[i] >= 0:
-            entry = job_provider[i] * replicas + i // n_clients
+    for market in range(replicas):  # in id order: ties stay in id order
+        for i in range(market * n_clients, (market + 1) * n_clients):
+            if job_provider[i] < 0:
+                continue
+            entry = job_provider[i] * replicas + market
             key = entry * span + job_accept_week[i]
             row = starts[key]
             starts[key] += 1
