@@ -620,7 +620,10 @@ def intake_outcome(
     (`credits_referrer`).
     """
     ids, accepted, ends = a.ids, intake.accepted, intake.ends_relationship
-    declined, reformed, started = ~accepted, intake.reforms, a.ids[accepted]
+    declined, reformed = ~accepted, intake.reforms
+    taken = np.flatnonzero(accepted)
+    started, at, prepaid = ids.take(taken), business.take(taken), intake.prepaid.take(taken)
+    paid = np.flatnonzero(prepaid > 0)  # (spending nothing changes nothing)
     job_only = declined & ~ends  # the job is declined, the client kept
     first = credits_referrer(accepted, a.referred, referred_by, ever_served)
     spent = intake.overhead_hours > 0  # (adding no hours changes nothing)
@@ -642,15 +645,15 @@ def intake_outcome(
         )  # fmt: skip
         .set("difficulty", ids[reformed], reformed_difficulty(world, a.difficulty[reformed]))
         .set("reformed", ids[reformed], True)
-        .set("job_provider", started, business[accepted])
+        .set("job_provider", started, at)
         .set("job_accept_week", started, week)
-        .set("job_billed", started, intake.billed[accepted])
-        .set("job_misfit", started, intake.misfit[accepted])
-        .set("job_extras", started, intake.extras[accepted])
-        .set("job_remaining", started, intake.work_hours[accepted])
-        .set("job_prepaid", started, intake.prepaid[accepted] > 0)
-        .add("spend", started, intake.prepaid[accepted])
-        .add("spend_at", started, intake.prepaid[accepted], business[accepted])
+        .set("job_billed", started, intake.billed.take(taken))
+        .set("job_misfit", started, intake.misfit.take(taken))
+        .set("job_extras", started, intake.extras.take(taken))
+        .set("job_remaining", started, intake.work_hours.take(taken))
+        .set("job_prepaid", started, prepaid > 0)
+        .add("spend", started.take(paid), prepaid.take(paid))
+        .add("spend_at", started.take(paid), prepaid.take(paid), at.take(paid))
         .set("referred_by", ids[first], referrer[first])
     )
 
