@@ -626,11 +626,12 @@ def intake_outcome(
     paid = np.flatnonzero(prepaid > 0)  # (spending nothing changes nothing)
     job_only = declined & ~ends  # the job is declined, the client kept
     first = credits_referrer(accepted, a.referred, referred_by, ever_served)
-    spent = intake.overhead_hours > 0  # (adding no hours changes nothing)
+    spent = np.flatnonzero(intake.overhead_hours > 0)  # (adding no hours changes nothing)
+    assessed, hours = ids.take(spent), intake.overhead_hours.take(spent)
     return (
         Updates()
-        .add("hours", ids[spent], intake.overhead_hours[spent])
-        .add("hours_at", ids[spent], intake.overhead_hours[spent], business[spent])
+        .add("hours", assessed, hours)
+        .add("hours_at", assessed, hours, business.take(spent))
         .set(
             "blocked_until",
             ids[declined],
