@@ -79,42 +79,42 @@ def test_a_business_that_does_not_screen_reforms_nobody(model):
 
 
 def test_the_diagnosis_cap_never_spends_more_hours_than_are_left(model):
-    policy = business(model, 100.0).policies[0]
-    passed = np.ones(10, dtype=bool)
-    business_of = np.zeros(10, dtype=np.int64)
-    kept, diagnosed = policy.diagnose(passed, np.full(10, 2.2), business_of)  # room for 4
-    assert diagnosed.sum() * policy.diagnosis_hours <= 2.2
-    np.testing.assert_array_equal(kept, [True] * 4 + [False] * 6)
+    taker = business(model, 2.2)  # returning clients, not screened: room for 4 diagnoses
+    intake = taker.take(applicants([0.9] * 10, new=False))
+    assert taker.diagnosis_hours[0] == 2.0 <= 2.2
+    np.testing.assert_array_equal(intake.accepted, [True] * 4 + [False] * 6)
+    np.testing.assert_array_equal(intake.reason, [ACCEPTED] * 4 + [Refusal.FULL] * 6)
+    np.testing.assert_array_equal(intake.overhead_hours, [0.5] * 4 + [0.0] * 6)
 
 
 def test_prepayment_refuses_only_clients_who_will_not_prepay(model):
-    policy = business(model, 100.0, prepayment=True).policies[0]
-    accepted, prepaid = policy.prepay(
-        np.array([True, True, False]), np.array([True, False, True]), np.full(3, 8.0), 10.0
-    )
-    np.testing.assert_array_equal(accepted, [True, False, False])
-    np.testing.assert_array_equal(prepaid, [80.0, 0.0, 0.0])
+    taker = business(model, 100.0, prepayment=True)
+    a = applicants([0.9, 0.9, 0.2])
+    a.prepay_ok[1] = False
+    intake = taker.take(a)
+    np.testing.assert_array_equal(intake.accepted, [True, False, False])
+    np.testing.assert_array_equal(intake.reason, [ACCEPTED, Refusal.PREPAYMENT, Refusal.SCREEN])
+    np.testing.assert_array_equal(intake.prepaid, [8.0 * taker.price[0], 0.0, 0.0])
+    assert taker.revenue[0] == 8.0 * taker.price[0]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class HalfDepositPolicy(Policy):
-    """A new habit as a subclass: half the quote is paid on acceptance, nobody is refused."""
+class RespectOnlyPolicy(Policy):
+    """A new screen as a subclass: only respect counts, whatever the weights say."""
 
-    def prepay(self, accepted, prepay_ok, billed_hours, price):
-        """Take a deposit of half the quote from every accepted client."""
-        return accepted, np.where(accepted, 0.5 * billed_hours * price, 0.0)
+    def screen(self, observed_signals):
+        """Accept the applicants whose observed respect reaches the threshold."""
+        return observed_signals[:, 0] >= self.threshold
 
 
-def test_a_new_habit_is_a_policy_subclass_the_business_applies_unchanged(model):
-    base = business(model, 100.0, prepayment=True).policies[0]
-    deposit = HalfDepositPolicy(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
-    taker = firms(model, [deposit], 100.0)
-    a = applicants([0.9, 0.9, 0.9])
-    a.prepay_ok[:] = False  # would be refused under full prepayment
-    intake = taker.take(a)
-    assert intake.accepted.all()
-    np.testing.assert_array_equal(intake.prepaid, 0.5 * intake.billed * taker.price[0])
-    assert taker.revenue[0] == float(intake.prepaid.sum())
+def test_a_new_screen_is_a_policy_subclass_the_business_applies_unchanged(model):
+    base = business(model, 100.0).policies[0]
+    respect = RespectOnlyPolicy(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    a = applicants([0.9, 0.2, 0.2])
+    a.signals[1, 0] = 0.9  # respectful, unfit on every other signal
+    intake = firms(model, [respect], 100.0).take(a)
+    np.testing.assert_array_equal(intake.accepted, [True, True, False])
+    np.testing.assert_array_equal(intake.reason, [ACCEPTED, ACCEPTED, Refusal.SCREEN])
 
 
 def test_each_business_screens_within_its_own_hours(model):

@@ -114,50 +114,6 @@ def test_a_job_takes_at_least_its_billed_hours(cfg, rng):
     assert np.all(per_billed_hour >= 1.0)
 
 
-def test_allocate_capacity_never_exceeds_capacity_and_serves_in_order(rng):
-    for _ in range(200):
-        remaining = rng.uniform(0.1, 20, rng.integers(1, 15))
-        capacity = rng.uniform(0, 1.2 * remaining.sum())
-        worked = m.allocate_capacity(remaining, capacity)
-        assert worked.sum() <= capacity * (1 + 1e-12)
-        assert np.all((worked >= 0) & (worked <= remaining))
-        started = np.flatnonzero(worked > 0)
-        if started.size:
-            last = started[-1]
-            np.testing.assert_array_equal(worked[:last], remaining[:last])
-            assert np.all(worked[last + 1 :] == 0)
-            # the queue stops early only when the capacity is used up
-            assert worked[last] == remaining[last] or worked.sum() == pytest.approx(capacity)
-
-
-def test_allocate_capacity_exact_cases():
-    np.testing.assert_array_equal(m.allocate_capacity([5.0, 3.0, 4.0], 7.0), [5.0, 2.0, 0.0])
-    np.testing.assert_array_equal(m.allocate_capacity([5.0, 3.0], 100.0), [5.0, 3.0])
-    np.testing.assert_array_equal(m.allocate_capacity([5.0, 3.0], 0.0), [0.0, 0.0])
-    assert m.allocate_capacity([], 10.0).size == 0
-
-
-@pytest.mark.parametrize("queues", [[5, 0, 7, 1], [0, 0, 3000, 1]])  # grid, one long queue
-def test_each_queue_is_allocated_as_if_alone(rng, queues):
-    business = np.repeat(np.arange(len(queues)), queues)
-    remaining = rng.uniform(0.1, 20, len(business))
-    capacity = rng.uniform(0, 60, len(queues))
-    worked = m.allocate_capacity(remaining, capacity[business], business, len(queues))
-    sums = m.queue_cumsum(remaining, business, len(queues))
-    for b in range(len(queues)):
-        mine = business == b  # bit for bit: each queue's own sums, in order
-        np.testing.assert_array_equal(sums[mine], np.cumsum(remaining[mine]))
-        alone = m.allocate_capacity(remaining[mine], capacity[b])
-        np.testing.assert_array_equal(worked[mine], alone)
-
-
-def test_running_count_restarts_at_each_business():
-    business = np.array([0, 0, 0, 2, 2, 5])
-    mask = np.array([True, False, True, True, True, False])
-    np.testing.assert_array_equal(m.running_count(mask, business), [1, 1, 2, 1, 2, 0])
-    assert m.running_count(np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)).size == 0
-
-
 def test_projected_finish_counts_the_backlog_and_survives_zero_capacity():
     assert m.projected_finish_weeks(30.0, 10.0, 20.0) == 2.0
     assert np.isfinite(m.projected_finish_weeks(30.0, 10.0, 0.0))
@@ -450,11 +406,6 @@ def test_choice_utility_at_reference_rating_exact_value(cfg):
 
 
 # --- Screening signals -------------------------------------------------------------------------
-
-
-def test_fit_signals_are_respect_payment_alignment_realism():
-    signals = m.fit_signals(np.array([0.2]), np.array([0.9]), np.array([0.6]), np.array([0.1]))
-    np.testing.assert_allclose(signals, [[0.8, 0.9, 0.6, 0.9]])
 
 
 def test_fit_score_is_the_weighted_mean_ignoring_zero_weights():

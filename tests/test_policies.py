@@ -12,7 +12,6 @@ import pytest
 
 from sim.config.compose import compose
 from sim.config.registry import CRITERIA
-from sim.model.intake import Applicants
 from sim.model.policies import POLICY_KINDS, MustHavePolicy, Policy, make_policy
 
 CFG = compose([])
@@ -195,23 +194,13 @@ def test_unknown_and_missing_criteria_weigh_zero():
     np.testing.assert_array_equal(policy.screen(signals), [True, False])
 
 
-def new_applicants(signals: np.ndarray, noise: np.ndarray) -> Applicants:
-    """New applicants with these true signals and standard-normal screening errors."""
-    n = len(signals)
-    ones, no = np.ones(n), np.zeros(n, dtype=bool)
-    return Applicants(
-        np.arange(n), np.zeros(n, dtype=np.int64), ~no, no, 1 - signals[:, 0], signals,
-        8 * ones, 8 * ones, 4 * ones, ~no, noise, ones, ones, no,
-    )  # fmt: skip
-
-
 def test_a_strong_culture_accepts_more_aligned_applicants():
     _, signals = applicants(5000, seed=5)
     noise = np.random.default_rng(6).normal(size=signals.shape)
     mean_alignment = []
     for strength in (0.0, 0.5, 1.0):
         policy = make_policy("x", knobs_of("fit_filter", culture_strength=strength))
-        _, passed = policy.screen_new(new_applicants(signals, noise), capacity=1e9)
+        passed = policy.screen(policy.observe(signals, noise))
         assert 0 < passed.sum() < passed.size
         mean_alignment.append(signals[passed, 2].mean())
     assert mean_alignment[0] < mean_alignment[1] < mean_alignment[2]
@@ -223,7 +212,7 @@ def test_without_a_culture_the_screen_judges_the_signals_as_observed():
     for name in SCREENING:
         policy = POLICIES[name]
         assert policy.culture_strength == 0.0
-        _, passed = policy.screen_new(new_applicants(signals, noise), capacity=1e9)
+        passed = policy.screen(policy.observe(signals, noise))
         expected = policy.screen(signals + policy.screening_noise * noise)
         np.testing.assert_array_equal(passed, expected)
 
@@ -233,5 +222,5 @@ def test_in_a_must_have_screen_a_strong_culture_lets_alignment_make_up_for_a_sho
     for strength, expected in ((0.0, [False, False]), (0.5, [True, False])):
         knobs = knobs_of("fit_filter", kind="must_have", culture_strength=strength)
         policy = make_policy("x", knobs)
-        _, passed = policy.screen_new(new_applicants(signals, np.zeros((2, 4))), capacity=1e9)
+        passed = policy.screen(policy.observe(signals, np.zeros((2, 4))))
         np.testing.assert_array_equal(passed, expected)

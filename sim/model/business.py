@@ -18,11 +18,17 @@ import mesa
 import numpy as np
 
 from sim.model import mechanics
-from sim.model.intake import ACCEPTED, Applicants, Intake, Refusal
+from sim.model.intake import Applicants, Intake
+from sim.model.kernels import accounts as accounts_kernel
+from sim.model.kernels import intake as intake_kernel
+from sim.model.kernels import service as service_kernel
 from sim.model.ledger import COUNTERS
-from sim.model.policies import Policy
+from sim.model.policies import HABITS, Policy
 
-_DTYPES = {float: np.float64, int: np.int64, bool: np.bool_}
+#: The counters of each type, in the order of `COUNTERS`: rows of one array per type.
+_FLOAT_COUNTERS = [name for name, kind in COUNTERS.items() if kind is float]
+_INT_COUNTERS = [name for name, kind in COUNTERS.items() if kind is int]
+assert len(_FLOAT_COUNTERS) + len(_INT_COUNTERS) == len(COUNTERS), "a counter of another type"
 
 
 class Firms:
@@ -97,11 +103,44 @@ class Firms:
         self.n_reviews = np.zeros(n, dtype=np.int64)
         self.costs = np.zeros(n)  # last week's
         self.profit = np.zeros(n)  # last week's
-        for name, kind in COUNTERS.items():  # this week's counters, as the ledger declares
-            setattr(self, name, np.zeros(n, dtype=_DTYPES[kind]))
+        # this week's counters, as the ledger declares: each a row of one array per type,
+        # so the week starts with two resets and a kernel's totals are booked at once
+        self._floats = np.zeros((len(_FLOAT_COUNTERS), n))
+        self._ints = np.zeros((len(_INT_COUNTERS), n), dtype=np.int64)
+        for rows, names in ((self._floats, _FLOAT_COUNTERS), (self._ints, _INT_COUNTERS)):
+            for row, name in zip(rows, names, strict=True):
+                setattr(self, name, row)
+        self._intake_floats, self._intake_ints, self._service_floats = (
+            np.array([names.index(c) for c in totals], dtype=np.int64)
+            for names, totals in (
+                (_FLOAT_COUNTERS, intake_kernel.FLOAT_TOTALS),
+                (_INT_COUNTERS, intake_kernel.INT_TOTALS),
+                (_FLOAT_COUNTERS, service_kernel.TOTALS),
+            )
+        )
+        self._accounts_floats = np.array(
+            [_FLOAT_COUNTERS.index(c) for c in accounts_kernel.COUNTERS], dtype=np.int64
+        )
+        # each business's policy habits, as the intake kernel reads them (`HABITS`)
+        self.habits = tuple(
+            np.array([getattr(p, name) for p in policies], dtype=kind).reshape(n)
+            for name, kind in HABITS.items()
+        )
+        self._screening_groups = [g for g in self.groups if g[0].screens]
+        self._edges = np.arange(n + 1)  # the first row of each business, and the end
+        self._no_hours = np.zeros(n)  # no overtime
         self.on_intake: list[Callable[[Applicants, Intake], None]] = []
         # capacity that adjusts (docs/ODD.md §7.9): off, capacity and fixed cost never move
         self._capacity_rule = market.capacity if market.capacity.adjust else None
+        rule = market.capacity  # its terms, as `sim.model.kernels.accounts.close` reads them
+        self._capacity_terms = np.array([
+            float(rule.adjust), rule.demand_weeks, rule.target_backlog_weeks, rule.adjust_weeks,
+            rule.min_share, rule.max_share, rule.hire_cost_weeks, rule.layoff_cost_weeks,
+        ], dtype=float)  # fmt: skip
+        # an hour's wage; the pay of an hour of capacity worked; an hour of overtime (0: none)
+        rush_pay = (market.wage + market.salary) * market.service.rush_premium
+        self._pay = np.array([market.wage, market.salary + market.wage,
+                              rush_pay if market.service.rush_share > 0 else 0.0])  # fmt: skip
         self.expected_hours = self.capacity.copy()  # smoothed load: starts as planned
         self.planned_capacity = self.capacity.copy()  # next week's, set at the week's close
         self._decay = mechanics.weekly_decay(cfg.clients.reviews.half_life)
@@ -137,96 +176,53 @@ class Firms:
         if self._capacity_rule is not None:
             self.capacity[:] = self.planned_capacity
             self.fixed_cost = self.cfg.market.salary * self.capacity + self.cfg.market.ad_spend
-        for name in COUNTERS:
-            getattr(self, name)[:] = 0
+        self._floats[:] = 0.0
+        self._ints[:] = 0
         self.rating_weight *= self._decay
         self.rating_sum *= self._decay
 
     def take(self, a: Applicants) -> Intake:
         """Screen, diagnose, quote and accept or decline the week's applicants (phases 4-5).
 
-        `a` holds the applicants of every business, sorted by business then id; each
-        policy acts once, on the applicants of all its businesses (`_take_for`).
+        `a` holds the applicants of every business, sorted by business then id. Each
+        policy's screen judges the applicants of all its businesses at once (`_judged_fit`);
+        then every business applies its policy's habits to its own applicants, in the order
+        of `sim.model.policies.Policy`, and counts the decisions
+        (`sim.model.kernels.intake.take`).
         """
-        bounds = np.searchsorted(a.business, np.arange(self.n + 1))
-        intake = Intake.concatenate(
-            [self._take_for(policy, a[bounds[first] : bounds[end]])
-             for policy, first, end in self.groups]
+        n = len(a.ids)
+        numbers, flags, reason = np.empty((4, n)), np.empty((5, n), bool), np.empty(n, np.int8)
+        intake_kernel.take(
+            a.business, a.new, a.referred, a.would_reform, self._judged_fit(a), a.true_hours,
+            a.stated_hours, a.deadline, a.prepay_ok, a.upsell_u, a.work_per_billed_hour,
+            mechanics.rework_hours(a.true_hours, a.stated_hours, True, self.cfg.market.service),
+            a.difficulty, a.signals[:, 2], self.habits, self.backlog_hours, self.capacity,
+            self.price, self._floats, self._intake_floats, self._ints, self._intake_ints,
+            numbers, flags, reason,
         )  # fmt: skip
-        self._count_intake(a, intake)
+        overhead, billed, work_hours, prepaid = numbers
+        accepted, misfit, extras, reforms, ends = flags
+        intake = Intake(accepted, overhead, billed, misfit, extras, reforms, work_hours, prepaid,
+                        reason, ends)  # fmt: skip
         for watch in self.on_intake:
             watch(a, intake)
         return intake
 
-    def _take_for(self, policy: Policy, a: Applicants) -> Intake:
-        """The intake of the businesses of `policy`, whose applicants are `a`.
+    def _judged_fit(self, a: Applicants) -> np.ndarray:
+        """Mask of the applicants each policy's screen judges fit (`Policy.screen`).
 
-        Each step is the policy's, in this order: a careful business turns newcomers away
-        while full (`Policy.turns_away`); new applicants are screened; returning clients are
-        not, but the diagnosis cap, deadline test and prepayment apply to every job. A
-        careful business tests the deadline before diagnosing, on the stated size
-        (`Policy.estimate`), and again on the quote, and asks for prepayment before
-        diagnosing too. Each declined applicant's reason is the
-        first check it failed (`sim.model.intake.Refusal`). Only applicants who did not pass
-        the screen (declined by it, or turned away unscreened for lack of hours) may reform;
-        those turned away while full, or who passed it and were declined later (no hours to
-        diagnose, deadline, prepayment), do not. A refusal ends the relationship if the
-        policy says so (`ends_relationship`) or if it is the screen's.
+        Each policy that screens judges all the applicants of its businesses in one call
+        (whether they are screened, and whether a returning client's verdict is read, is
+        the business's to decide); the others' are never read.
         """
-        b, reason = a.business, np.zeros(len(a.ids), dtype=np.int8)
-        full = policy.turns_away(a, self.backlog_hours[b], self.capacity[b])
-        screened, passed = policy.screen_new(a, self.capacity[b], full)
-        self.book(screening_hours=self.total(b[screened]) * policy.screening_hours)
-        reforms = ~passed & ~full & a.would_reform  # before the diagnosis cap changes `passed`
-        reason[~passed] = np.where(screened[~passed], Refusal.SCREEN, Refusal.FULL)
-        billed, misfit, extras = policy.quote(a)
-        hours_left = (self.capacity - self.screening_hours)[b]
-        if policy.careful_order:  # queue, deadline and terms before any diagnosis hour
-            backlog, hours = self.backlog_hours[b], np.maximum(hours_left, 0.0)
-            on_time = policy.meets_deadline(backlog, policy.estimate(a), a.deadline, hours)
-            passed = _decline(passed, on_time, Refusal.DEADLINE, reason)
-            # its terms are known before the job is diagnosed: whom its prepayment refuses
-            agrees, _ = policy.prepay(passed, a.prepay_ok, policy.estimate(a), self.price[b])
-            passed = _decline(passed, agrees, Refusal.PREPAYMENT, reason)
-        kept, diagnosed = policy.diagnose(passed, hours_left, b)
-        passed = _decline(passed, kept, Refusal.FULL, reason)
-        self.book(diagnosis_hours=self.total(b[diagnosed]) * policy.diagnosis_hours)
-        overhead = screened * policy.screening_hours + diagnosed * policy.diagnosis_hours
-        on_time = policy.meets_deadline(
-            self.backlog_hours[b], billed, a.deadline, self.capacity_left[b]
-        )
-        accepted = _decline(passed, on_time, Refusal.DEADLINE, reason)
-        taken, prepaid = policy.prepay(accepted, a.prepay_ok, billed, self.price[b])
-        accepted = _decline(accepted, taken, Refusal.PREPAYMENT, reason)
-        ends = (reason != ACCEPTED) & (policy.ends_relationship | (reason == Refusal.SCREEN))
-        work_hours = billed * a.work_per_billed_hour
-        if self.cfg.market.service.rework_share > 0:  # unbilled: a misdiagnosis done again
-            work_hours = work_hours + mechanics.rework_hours(
-                a.true_hours, a.stated_hours, misfit, self.cfg.market.service
-            )
-        return Intake(accepted, overhead, billed, misfit, extras, reforms=reforms,
-                      work_hours=work_hours, prepaid=prepaid, reason=reason,
-                      ends_relationship=ends)  # fmt: skip
-
-    def _count_intake(self, a: Applicants, intake: Intake) -> None:
-        acc, b = intake.accepted, a.business
-        taken, new = b[acc], acc & a.new
-        # applicants per business and reason (`ACCEPTED` or a `Refusal`), in one count
-        reasons = 1 + max(Refusal)
-        counted = np.bincount(b * reasons + intake.reason, minlength=self.n * reasons)
-        by_reason = counted.reshape(self.n, reasons)
-        self.book(
-            applicants=by_reason.sum(axis=1),
-            accepted=by_reason[:, ACCEPTED],
-            accepted_hours=self.total(taken, intake.work_hours[acc]),
-            declined=by_reason.sum(axis=1) - by_reason[:, ACCEPTED],
-            acquisitions=self.total(b[new]),
-            referral_acquisitions=self.total(b[new & a.referred]),
-            accepted_difficulty_sum=self.total(taken, a.difficulty[acc]),
-            accepted_alignment_sum=self.total(taken, a.signals[acc, 2]),
-            revenue=self.total(b, intake.prepaid),
-        )
-        self.book(**{f"declined_{r.name.lower()}": by_reason[:, r] for r in Refusal})
+        passes = np.ones(len(a.ids), dtype=bool)
+        if self._screening_groups:
+            bounds = np.searchsorted(a.business, self._edges)
+            for policy, first, end in self._screening_groups:
+                rows = slice(bounds[first], bounds[end])
+                observed = policy.observe(a.signals[rows], a.screening_noise[rows])
+                passes[rows] = policy.screen(observed)
+        return passes
 
     def serve(self, business, remaining_hours, difficult, due=None) -> np.ndarray:
         """Phase 6: each business works its backlog up to capacity; hours worked per job.
@@ -234,7 +230,8 @@ class Firms:
         With `service.rush_share` > 0 a business then works overtime, up to that share of its
         capacity, on the jobs still unfinished that are due this week or overdue (`due`), in
         the same order: rush hours, each paid `service.rush_premium` x (`wage` + `salary`),
-        the whole pay of an hour of capacity at an overtime premium.
+        the whole pay of an hour of capacity at an overtime premium
+        (`sim.model.kernels.service.serve`).
 
         Args:
             business: the business of each job (rows sorted by business).
@@ -242,24 +239,16 @@ class Firms:
             difficult: mask of the jobs of difficult clients (`sim.model.phases.difficult`).
             due: mask of the jobs due this week or overdue (`sim.model.phases.due`; None: none).
         """
-        worked = mechanics.allocate_capacity(
-            remaining_hours, self.capacity_left[business], business, self.n
-        )
-        self.book(hours_worked=self.total(business, worked),
-                  difficult_hours=self.total(business[difficult], worked[difficult]))  # fmt: skip
-        service = self.cfg.market.service
-        if service.rush_share > 0 and due is not None:
-            # only the unfinished jobs due: the others would add 0 hours to each queue's sums
-            late = np.flatnonzero(due & (worked < remaining_hours))
-            on = business.take(late)
-            rush = np.zeros(len(worked))
-            rush[late] = mechanics.allocate_capacity(
-                (remaining_hours - worked).take(late), service.rush_share * self.capacity[on],
-                on, self.n,
-            )  # fmt: skip
-            self.book(rush_hours=self.total(business, rush))
-            worked = worked + rush
-        self.backlog_hours[:] = self.total(business, remaining_hours - worked)
+        rush_share = self.cfg.market.service.rush_share
+        if due is None or rush_share <= 0:
+            due, rush_capacity = difficult, self._no_hours  # (`due` is then never read)
+        else:
+            rush_capacity = rush_share * self.capacity
+        worked = np.empty(len(business))
+        service_kernel.serve(
+            business, remaining_hours, self.capacity_left, difficult, due, rush_capacity,
+            self._floats, self._service_floats, self.backlog_hours, worked,
+        )  # fmt: skip
         return worked
 
     def record_reviews(self, count, stars) -> None:
@@ -271,63 +260,24 @@ class Firms:
     def close_accounts(self) -> np.ndarray:
         """Book the week's costs and profit of the active businesses; return those that exit.
 
-        With capacity that adjusts, each active business first plans next week's capacity
-        (`plan_capacity`); hiring or layoff costs are costs of this week.
-        """
-        market, active = self.cfg.market, self.active
-        if self._capacity_rule is not None:
-            self.plan_capacity(self._capacity_rule)
-        worked = self.hours_worked + self.screening_hours + self.diagnosis_hours
-        wages = market.wage * worked
-        if market.service.rush_share > 0:  # overtime: an hour's whole pay, at a premium
-            rush_pay = (market.wage + market.salary) * market.service.rush_premium
-            wages = wages + rush_pay * self.rush_hours
-        changing = self.hiring_cost + self.layoff_cost  # 0 unless capacity adjusts
-        self.costs[:] = np.where(active, wages + self.fixed_cost + changing, 0.0)
-        # the cost of capacity: salaries, ads, hiring and layoffs (wages are the hours')
-        self.book(fixed_costs=np.where(active, self.fixed_cost + changing, 0.0))
-        self.profit[:] = np.where(active, self.revenue - self.costs, 0.0)
-        self.cash += self.profit  # +0 for a business that has exited
-        below = active & (self.cash < -self.credit_limit)
-        self.weeks_below[:] = np.where(active, np.where(below, self.weeks_below + 1, 0),
-                                       self.weeks_below)  # fmt: skip
-        exits = np.flatnonzero(active & (self.weeks_below >= market.exit_after))
-        self.active[exits] = False
-        return exits
-
-    def plan_capacity(self, rule) -> None:
-        """Next week's capacity of each active business, and this week's cost of the change.
-
+        With capacity that adjusts, each active business first plans next week's capacity:
         Sterman's capacity acquisition (2000, ch. 19): the week's load (accepted work,
-        screening and diagnosis hours) is smoothed into `expected_hours`; capacity moves toward
-        that plus the correction of the backlog toward its target (`mechanics.adjusted_capacity`),
-        paying to hire or lay off (`mechanics.capacity_change_costs`). Salaries follow from next
-        week (`start_week`); the credit limit stays that of the starting fixed cost.
-
-        Args:
-            rule: the `market.capacity` config.
+        screening and diagnosis hours) is smoothed into `expected_hours`; capacity moves
+        toward that plus the correction of the backlog toward its target
+        (`mechanics.adjusted_capacity`), paying to hire or lay off
+        (`mechanics.capacity_change_costs`), costs of this week. Salaries follow from next
+        week (`start_week`); the credit limit stays that of the starting fixed cost. In one
+        compiled pass over the businesses (`sim.model.kernels.accounts.close`).
         """
-        market, active = self.cfg.market, self.active
-        load = self.accepted_hours + self.screening_hours + self.diagnosis_hours
-        expected = mechanics.smoothed(self.expected_hours, load, rule.demand_weeks)
-        self.expected_hours[:] = np.where(active, expected, self.expected_hours)
-        planned = mechanics.adjusted_capacity(
-            self.capacity, self.expected_hours, self.backlog_hours, self.start_capacity, rule
-        )
-        self.planned_capacity[:] = np.where(active, planned, self.capacity)
-        hiring, layoff = mechanics.capacity_change_costs(
-            self.planned_capacity - self.capacity, market.salary + market.wage, rule
-        )
-        self.book(hiring_cost=hiring, layoff_cost=layoff)
-
-
-def _decline(running, kept, reason_code: int, reason: np.ndarray) -> np.ndarray:
-    """Applicants still in the running after a check: `running & kept`.
-
-    Those it declines (in the running, not kept) get `reason_code` in `reason` (in place).
-    """
-    reason[running & ~kept] = reason_code
-    return running & kept
+        exiting = np.empty(self.n, dtype=bool)
+        accounts_kernel.close(
+            self.active, self.capacity, self.start_capacity, self.expected_hours,
+            self.planned_capacity, self.backlog_hours, self.fixed_cost, self.credit_limit,
+            self.cash, self.weeks_below, self.costs, self.profit, self._floats,
+            self._accounts_floats, exiting, self._capacity_terms, self._pay,
+            self.cfg.market.exit_after,
+        )  # fmt: skip
+        return np.flatnonzero(exiting)
 
 
 class Entry:

@@ -44,7 +44,7 @@ class Applicants:
     new: np.ndarray  # not a returning client: screened, and an acquisition if accepted
     referred: np.ndarray  # carries a fresh referral credit for this business
     difficulty: np.ndarray
-    signals: np.ndarray  # (n, 4) true fit signals, see `mechanics.fit_signals`
+    signals: np.ndarray  # (n, 4) true fit signals (`sim.model.kernels.intake.applicants`)
     true_hours: np.ndarray
     stated_hours: np.ndarray
     deadline: np.ndarray

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from sim.config.registry import WEEKS_PER_YEAR
@@ -105,15 +106,10 @@ def tailored_alignment(align, shift):
     return np.where(shift >= 0, align + shift * (1.0 - align), align * (1.0 + shift))
 
 
-def fit_signals(difficulty, pay_reliability, align, unrealistic):
-    """The four observable signals of fit, columns: respect, payment, alignment, realism."""
-    return np.stack([1.0 - difficulty, pay_reliability, align, 1.0 - unrealistic], axis=-1)
-
-
 def culture_signals(signals, strength, column: int = 2):
     """Fit signals as a business of culture strength c judges them: each leans toward alignment.
 
-    Every signal s becomes (1 − c)·s + c·alignment (column `column` of `fit_signals`, itself
+    Every signal s becomes (1 − c)·s + c·alignment (column `column` of the fit signals, itself
     unchanged), so a weighted-mean score becomes (1 − c)·score + c·alignment: culture takes a
     share c of every judgement. At c = 0 the signals are unchanged.
     """
@@ -148,10 +144,14 @@ def fit_score(signals, weights):
     return signals @ weights / weights.sum()
 
 
-def projected_finish_weeks(backlog_hours, job_hours, capacity_hours):
-    """Weeks until a new job would be finished behind the current backlog."""
-    capacity = np.maximum(capacity_hours, 1e-9)
-    return (backlog_hours + job_hours) / capacity
+@numba.njit(cache=True)
+def projected_finish_weeks(backlog_hours: float, job_hours: float, capacity_hours: float) -> float:
+    """Weeks until a new job would be finished behind the current backlog.
+
+    Compiled, for the intake's kernel (`sim.model.kernels.intake`): scalars only. A
+    capacity of 0 counts as 1e-9 hours a week: the job is never finished in time.
+    """
+    return (backlog_hours + job_hours) / max(capacity_hours, 1e-9)
 
 
 def conflict_probability(difficulty, service: Any):
@@ -191,55 +191,6 @@ def invoice_share(abandoned, failed, disputed, payment: Any):
     """
     kept = np.where(disputed, 1.0 - payment.dispute_share, 1.0)
     return np.where(np.asarray(abandoned) | np.asarray(failed), 0.0, kept)
-
-
-def running_count(mask, business):
-    """Per row, how many rows of its business, up to and including it, are in `mask`.
-
-    The rows are sorted by business (`business`, one per row); counts are exact integers.
-    """
-    mask = np.asarray(mask)
-    count = np.cumsum(mask)
-    first = np.ones(len(count), dtype=bool)  # the first row of each business
-    np.not_equal(business[1:], business[:-1], out=first[1:])
-    # the count before a business's first row, carried forward (counts never fall)
-    return count - np.maximum.accumulate(np.where(first, count - mask, 0))
-
-
-def queue_cumsum(values, business, n_businesses: int):
-    """Per row, the sum of `values` of its business's rows up to and including it.
-
-    The rows are sorted by business. Each business's sum runs over its own rows only, in
-    order, so a queue's sums do not depend on the other queues (exactly those of
-    ``np.cumsum`` of the queue alone): the queues are laid out as the rows of one 2-D array.
-    """
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    lengths = np.bincount(business, minlength=n_businesses)
-    width = int(lengths.max(initial=0))
-    starts = np.cumsum(lengths) - lengths
-    position = np.arange(n) - starts.take(business)
-    if n_businesses * width > 4 * n + 4096:  # a few long queues: one cumsum each
-        out = np.empty(n)
-        for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-            out[start : start + length] = np.cumsum(values[start : start + length])
-        return out
-    grid = np.zeros((n_businesses, width))
-    grid[business, position] = values
-    return grid.cumsum(axis=1)[business, position]
-
-
-def allocate_capacity(remaining_hours, capacity_hours, business=None, n_businesses: int = 1):
-    """First come, first served: hours worked on each job of each queue, given in order.
-
-    `capacity_hours` is the hours each job's business has (one per job, or for all); the
-    jobs are sorted by `business` (default: one queue).
-    """
-    remaining = np.asarray(remaining_hours, dtype=float)
-    if business is None:
-        business = np.zeros(len(remaining), dtype=np.int64)
-    before = queue_cumsum(remaining, business, n_businesses) - remaining
-    return np.clip(capacity_hours - before, 0.0, remaining)
 
 
 def payment_fraction(u_full, u_partial, pay_reliability, payment: Any):
@@ -369,16 +320,21 @@ def capacity_per_business(demand_hours, demand_supply_ratio, n_businesses):
     return demand_hours / (demand_supply_ratio * n_businesses)
 
 
-def smoothed(expected, actual, weeks):
+@numba.njit(cache=True)
+def smoothed(expected: float, actual: float, weeks: float) -> float:
     """First-order exponential smoothing: `expected` moves 1/`weeks` of the way to `actual`.
 
     Sterman (2000, ch. 11 and 19) forms expected orders this way (SMOOTH); one step is a
-    week, so `weeks` >= 1 keeps it stable.
+    week, so `weeks` >= 1 keeps it stable. Compiled, for `sim.model.kernels.accounts`.
     """
     return expected + (actual - expected) / weeks
 
 
-def adjusted_capacity(capacity, expected_hours, backlog_hours, start_capacity, rule: Any):
+@numba.njit(cache=True)
+def adjusted_capacity(
+    capacity: float, expected_hours: float, backlog_hours: float, start_capacity: float,
+    target_backlog_weeks: float, adjust_weeks: float, min_share: float, max_share: float,
+) -> float:  # fmt: skip
     """Next week's capacity (hours a week): a first-order move toward desired capacity.
 
     After Sterman's capacity acquisition (2000, ch. 19): desired capacity is the expected
@@ -389,29 +345,42 @@ def adjusted_capacity(capacity, expected_hours, backlog_hours, start_capacity, r
         desired = max(expected + (backlog - target_backlog_weeks * expected) / adjust_weeks, 0)
         next    = clip(capacity + (desired - capacity) / adjust_weeks, floor, ceiling)
 
+    Compiled, for `sim.model.kernels.accounts`: one business at a time, the comparisons
+    as numpy's ``maximum`` and ``clip`` make them.
+
     Args:
         capacity: this week's capacity (hours a week).
         expected_hours: smoothed hours a week of accepted work and overhead (`smoothed`).
         backlog_hours: accepted work not yet done (hours).
-        start_capacity: each business's starting capacity (hours a week).
-        rule: the `market.capacity` config (weeks and shares).
+        start_capacity: the business's starting capacity (hours a week).
+        target_backlog_weeks: the backlog aimed at, in weeks of the expected load.
+        adjust_weeks: the weeks over which capacity closes its gap (and the backlog's).
+        min_share: the floor, as a share of the starting capacity.
+        max_share: the ceiling, as a share of the starting capacity.
     """
-    target = rule.target_backlog_weeks * expected_hours
-    desired = np.maximum(expected_hours + (backlog_hours - target) / rule.adjust_weeks, 0.0)
-    moved = capacity + (desired - capacity) / rule.adjust_weeks
-    return np.clip(moved, rule.min_share * start_capacity, rule.max_share * start_capacity)
+    target = target_backlog_weeks * expected_hours
+    desired = expected_hours + (backlog_hours - target) / adjust_weeks
+    desired = desired if desired >= 0.0 else 0.0
+    moved = capacity + (desired - capacity) / adjust_weeks
+    floor, ceiling = min_share * start_capacity, max_share * start_capacity
+    moved = moved if moved > floor else floor
+    return moved if moved < ceiling else ceiling
 
 
-def capacity_change_costs(change_hours, weekly_pay, rule: Any):
+@numba.njit(cache=True)
+def capacity_change_costs(
+    change_hours: float, weekly_pay: float, hire_cost_weeks: float, layoff_cost_weeks: float
+) -> tuple[float, float]:
     """Hiring and layoff costs (cu) of a change of capacity (hours a week): (hiring, layoff).
 
     Each hour of weekly capacity added costs `hire_cost_weeks` weeks of its pay, each hour
     shed `layoff_cost_weeks` weeks; `weekly_pay` is the pay of an hour of weekly capacity
     that is worked (salary + wage, cu a week), as labour economics measures hiring costs.
+    Compiled, for `sim.model.kernels.accounts`.
     """
-    hiring = rule.hire_cost_weeks * weekly_pay * np.maximum(change_hours, 0.0)
-    layoff = rule.layoff_cost_weeks * weekly_pay * np.maximum(-change_hours, 0.0)
-    return hiring, layoff
+    added = change_hours if change_hours >= 0.0 else 0.0
+    shed = -change_hours if -change_hours >= 0.0 else 0.0
+    return hire_cost_weeks * weekly_pay * added, layoff_cost_weeks * weekly_pay * shed
 
 
 def crossover_week(cumulative_a, cumulative_b):

@@ -12,6 +12,7 @@ Random numbers are keyed by client id, so a decision does not depend on who else
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from sim.model import mechanics, state
 from sim.model.intake import Applicants, Intake
 from sim.model.kernels import choice as choice_kernels
+from sim.model.kernels import intake as intake_kernel
 from sim.model.kernels import wom
 from sim.model.rng import box_muller
 from sim.model.state import Updates
@@ -109,8 +111,9 @@ class Jobs:
 #: slot); a normal takes slots 2k and 2k + 1 of its stream (`Streams.normal`).
 OPEN_DRAWS = (("size", 0), ("size", 1), ("misdiagnosis", 0), ("misdiagnosis", 1),
               ("deadline", 0))  # fmt: skip
-INTAKE_DRAWS = (("service", 0), ("upsell", 0), ("reform", 0))
-SCREENING_DRAWS = tuple(("screening", slot) for slot in range(8))  # 4 normals
+#: The streams of the applicants' draws (`sim.model.kernels.intake.applicants`): slot 0 of
+#: the first three, slots 0-7 of screening (4 normals).
+INTAKE_STREAMS = ("service", "upsell", "reform", "screening")
 FINISH_DRAWS = (("payment", 0), ("payment", 1), ("satisfaction", 0), ("satisfaction", 1),
                 ("retention", 0), ("review", 0))  # fmt: skip
 
@@ -213,29 +216,34 @@ def applicants(
     only by a policy that screens), the uniforms of upselling, whether a job ends in conflict
     and whether the client would reform if a screen declined it.
     """
-    pop, streams, clients, service = (
-        world.population,
-        world.streams,
-        world.clients,
-        world.market.service,
-    )
-    u = streams.uniforms(week, ids, INTAKE_DRAWS)
-    conflict = u[0] < mechanics.conflict_probability(difficulty, service)
-    noise = np.zeros((4, len(ids)))  # filled by rows, read as (applicants, 4)
+    pop, streams, service = world.population, world.streams, world.market.service
+    n = len(ids)
     drawn = new if screened is None else screened
-    u_noise = streams.uniforms(week, ids[drawn], SCREENING_DRAWS)  # normal k: slots 2k, 2k + 1
-    noise[:, drawn] = box_muller(u_noise[0::2], u_noise[1::2])
-    return Applicants(
-        ids, business if firm is None else firm, new, referred, difficulty,
-        mechanics.fit_signals(
-            difficulty, pop["pay_reliability"][ids], pairs(world.decider_alignment, ids, business),
-            pop["unrealistic"][ids],
-        ),
-        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids],
-        np.ascontiguousarray(noise.T),
-        u[1], mechanics.work_per_billed_hour(difficulty, conflict, service),
-        (difficulty > clients.reform.min_difficulty) & (u[2] < clients.reform.prob),
+    signals, upsell_u, conflict = np.empty((n, 4)), np.empty(n), np.empty(n, dtype=bool)
+    would_reform, noise_u = np.empty(n, dtype=bool), np.empty((8, np.count_nonzero(drawn)))
+    reform = world.clients.reform
+    intake_kernel.applicants(
+        ids, np.asarray(business, dtype=np.int64), difficulty,
+        mechanics.conflict_probability(difficulty, service), drawn, week,
+        *_intake_keys(streams), pop["pay_reliability"], pop["unrealistic"],
+        world.decider_alignment, reform.min_difficulty, reform.prob,
+        signals, upsell_u, conflict, would_reform, noise_u,
     )  # fmt: skip
+    noise = np.zeros((n, 4))
+    noise[drawn] = box_muller(noise_u[0::2], noise_u[1::2]).T  # normal k: slots 2k, 2k + 1
+    return Applicants(
+        ids, business if firm is None else firm, new, referred, difficulty, signals,
+        job["true_hours"], job["stated_hours"], job["deadline"], pop["prepay_ok"][ids],
+        noise, upsell_u,
+        mechanics.work_per_billed_hour(difficulty, conflict, service), would_reform,
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)
+def _intake_keys(streams) -> tuple[np.ndarray, int]:
+    """The keys of `INTAKE_STREAMS` (rows, one column per market) and the clients per market."""
+    keys = [streams.kernel_keys(stream) for stream in INTAKE_STREAMS]
+    return np.stack([key for key, _ in keys]), keys[0][1]
 
 
 @dataclass(slots=True)
@@ -587,13 +595,18 @@ def intake_outcome(
     (`credits_referrer`).
     """
     ids, accepted, ends = a.ids, intake.accepted, intake.ends_relationship
-    declined, reformed, started = ~accepted, intake.reforms, a.ids[accepted]
+    declined, reformed = ~accepted, intake.reforms
+    taken = np.flatnonzero(accepted)
+    started, at, prepaid = ids.take(taken), business.take(taken), intake.prepaid.take(taken)
+    paid = np.flatnonzero(prepaid > 0)  # (spending nothing changes nothing)
     job_only = declined & ~ends  # the job is declined, the client kept
     first = credits_referrer(accepted, a.referred, referred_by, ever_served)
+    spent = np.flatnonzero(intake.overhead_hours > 0)  # (adding no hours changes nothing)
+    assessed, hours = ids.take(spent), intake.overhead_hours.take(spent)
     return (
         Updates()
-        .add("hours", ids, intake.overhead_hours)
-        .add("hours_at", ids, intake.overhead_hours, business)
+        .add("hours", assessed, hours)
+        .add("hours_at", assessed, hours, business.take(spent))
         .set(
             "blocked_until",
             ids[declined],
@@ -608,15 +621,15 @@ def intake_outcome(
         )  # fmt: skip
         .set("difficulty", ids[reformed], reformed_difficulty(world, a.difficulty[reformed]))
         .set("reformed", ids[reformed], True)
-        .set("job_provider", started, business[accepted])
+        .set("job_provider", started, at)
         .set("job_accept_week", started, week)
-        .set("job_billed", started, intake.billed[accepted])
-        .set("job_misfit", started, intake.misfit[accepted])
-        .set("job_extras", started, intake.extras[accepted])
-        .set("job_remaining", started, intake.work_hours[accepted])
-        .set("job_prepaid", started, intake.prepaid[accepted] > 0)
-        .add("spend", started, intake.prepaid[accepted])
-        .add("spend_at", started, intake.prepaid[accepted], business[accepted])
+        .set("job_billed", started, intake.billed.take(taken))
+        .set("job_misfit", started, intake.misfit.take(taken))
+        .set("job_extras", started, intake.extras.take(taken))
+        .set("job_remaining", started, intake.work_hours.take(taken))
+        .set("job_prepaid", started, prepaid > 0)
+        .add("spend", started.take(paid), prepaid.take(paid))
+        .add("spend_at", started.take(paid), prepaid.take(paid), at.take(paid))
         .set("referred_by", ids[first], referrer[first])
     )
 
@@ -624,8 +637,13 @@ def intake_outcome(
 def served(ids, remaining, worked, provider) -> Updates:
     """Phase 6: the jobs of the clients `ids` (`remaining` hours of work) got `worked` hours.
 
-    `provider`: the business of each job, which spent those hours.
+    `provider`: the business of each job (or of all), which spent those hours. Only the
+    jobs worked on change: a job that got no hours is left as it was.
     """
+    some = np.flatnonzero(worked > 0)
+    ids, remaining, worked = ids[some], remaining[some], worked[some]
+    provider = np.asarray(provider)  # one per job, or one for all
+    provider = provider[some] if provider.ndim else provider
     return (
         Updates()
         .set("job_remaining", ids, remaining - worked)

@@ -1,11 +1,11 @@
 """Client-selection policies: a screen plus service habits, behind one small interface.
 
-A policy's behaviour is its methods: which newcomers it turns away while full
-(`turns_away`), which new applicants it screens and accepts (`screen_new`, `screen`), how it
-quotes (`quote`, and `estimate` before a diagnosis), the diagnosis cap (`diagnose`), the
-deadline test (`meets_deadline`) and prepayment (`prepay`); its knobs are its fields.
-Neither the engines nor `sim.model.business` branch on a policy's name or flags. A new habit is a
-new preset in `configs/policies/` or a new subclass registered in `POLICY_KINDS`.
+A policy's screen is its methods: what it sees of an applicant (`observe`) and whom it
+judges fit (`screen`; a new kind of screen is a subclass registered in `POLICY_KINDS`).
+Its habits at intake are its knobs (`HABITS`), which every business applies to its
+applicants in the order `Policy` states (`sim.model.kernels.intake.take`, compiled). Neither
+the engines nor `sim.model.business` branch on a policy's name. A new habit is a new preset
+in `configs/policies/`, or a new knob of `Policy` read by the intake.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import numpy as np
 from sim.config import registry
 from sim.config.registry import CRITERIA
 from sim.model import mechanics
-from sim.model.intake import Applicants
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +48,29 @@ class Policy:
             blocked `clients.decline_memory` weeks and loses it as provider); if not, only its
             screen's refusal of a newcomer does, and any other refusal declines the job only.
         careful_order: whether it checks the queue and the deadline before diagnosing and
-            turns newcomers away unscreened while full (`turns_away`).
+            turns newcomers away unscreened while full.
         full_weeks: the backlog, in weeks of its capacity, at which a careful business is full.
+
+    What a business of this policy does with the week's applicants, in this order
+    (docs/ODD.md §7.4; each declined applicant's reason is the first check it failed,
+    `sim.model.intake.Refusal`):
+
+    1. While full (careful order: a backlog of `full_weeks` weeks of capacity), it turns
+       newcomers away unscreened (FULL).
+    2. It screens the other newcomers, `screening_hours` each, in id order while it has
+       hours, turning the rest away unscreened (FULL); its `screen` declines the unfit
+       (SCREEN). Returning clients are not screened. Only those who did not pass the screen
+       (declined by it, or turned away unscreened for lack of hours) may reform.
+    3. Careful order: on the stated size (with any extras), it declines a job whose
+       deadline it cannot meet behind its backlog (DEADLINE, if `decline_impossible`), then
+       a client who will not prepay (PREPAYMENT, if `prepayment`).
+    4. With `diagnosis`, it diagnoses the rest, `diagnosis_hours` each, while it has hours
+       left (FULL beyond), and quotes the true need; without, it quotes the stated size (a
+       misfit if wrong). Extras are sold with probability `upsell_rate`, `upsell_share` more.
+    5. It declines a job whose deadline it cannot meet with the hours left (DEADLINE, if
+       `decline_impossible`), then a client who will not prepay; a prepaid job is paid on
+       acceptance (PREPAYMENT, if `prepayment`).
+    6. A refusal ends the relationship if `ends_relationship`, or if it is the screen's.
     """
 
     kind: ClassVar[str] = "threshold"
@@ -78,83 +98,17 @@ class Policy:
         """Whether new applicants are screened (and cost screening hours)."""
         return self.threshold > 0
 
-    def turns_away(self, a: Applicants, backlog_hours, capacity) -> np.ndarray:
-        """Mask of the newcomers a careful business turns away unscreened: it is full.
+    def observe(self, signals, noise) -> np.ndarray:
+        """The fit signals (n, 4) as its screen sees them, judged through its culture.
 
-        Full: a backlog (`backlog_hours`, at the start of the week) of at least `full_weeks`
-        weeks of its `capacity` (hours a week; both per applicant's business). No hours are
-        spent on them. A business that is not careful considers every newcomer.
+        Each signal is observed with an error of s.d. `screening_noise` (`noise`: standard
+        normals, (n, 4)) and leans toward alignment by its culture strength
+        (`mechanics.culture_signals`; unchanged at culture strength 0).
         """
-        if not self.careful_order:
-            return np.zeros(len(a.ids), dtype=bool)
-        return a.new & (backlog_hours >= self.full_weeks * capacity)
-
-    def screen_new(self, a: Applicants, capacity, turned_away=None) -> tuple[np.ndarray, ...]:
-        """Screen the new applicants: masks of those screened and of those who passed.
-
-        `a` holds the applicants of one or more businesses of this policy (sorted by
-        business, then id), `capacity` each applicant's business's hours. Returning clients
-        are not screened and pass; newcomers `turned_away` (`turns_away`) are not screened
-        and do not pass. A business too busy to screen every new applicant
-        (`capacity` hours used up) turns the rest away unscreened, in id order, so capacity
-        is never exceeded: they have not passed the screen either. The
-        signals are judged through the policy's culture (`mechanics.culture_signals`;
-        unchanged at culture strength 0).
-        """
-        considered = a.new if turned_away is None else a.new & ~turned_away
-        if not self.screens:
-            return np.zeros(len(a.ids), dtype=bool), considered | ~a.new
-        screened = considered.copy()
-        if self.screening_hours > 0:
-            screened &= mechanics.running_count(considered, a.business) <= (
-                capacity // self.screening_hours
-            )
-        observed = a.signals + self.screening_noise * a.screening_noise
-        passed = self.screen(mechanics.culture_signals(observed, self.culture_strength))
-        return screened, (passed & screened) | ~a.new
-
-    def quote(self, a: Applicants) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Billed hours, misfit and extras of the jobs: a diagnosis quotes the true need."""
-        if self.diagnosis:
-            billed, misfit = a.true_hours, np.zeros(len(a.ids), dtype=bool)
-        else:
-            billed, misfit = a.stated_hours, a.stated_hours != a.true_hours
-        extras = a.upsell_u < self.upsell_rate
-        return self._with_extras(billed, extras), misfit, extras
-
-    def estimate(self, a: Applicants) -> np.ndarray:
-        """The billed hours it can know before a diagnosis: the stated size, with any extras."""
-        return self._with_extras(a.stated_hours, a.upsell_u < self.upsell_rate)
-
-    def _with_extras(self, billed, extras) -> np.ndarray:
-        return np.where(extras, billed * (1.0 + self.upsell_share), billed)
-
-    def diagnose(self, passed, hours_left, business) -> tuple[np.ndarray, np.ndarray]:
-        """The diagnosis cap: (applicants still in the running, mask of diagnoses that cost hours).
-
-        `hours_left`: each applicant's business's hours after screening; `business`: the
-        businesses, sorted. A business out of hours turns the rest away undiagnosed (in id
-        order): capacity holds.
-        """
-        if not (self.diagnosis and self.diagnosis_hours > 0):
-            return passed, np.zeros(len(passed), dtype=bool)
-        room = np.maximum(hours_left, 0.0) // self.diagnosis_hours
-        diagnosed = passed & (mechanics.running_count(passed, business) <= room)
-        return diagnosed, diagnosed
-
-    def meets_deadline(self, backlog_hours, billed_hours, deadline_weeks, capacity_left):
-        """Mask of jobs it takes on their deadline: all, unless it declines impossible jobs."""
-        if not self.decline_impossible:
-            return np.ones(len(billed_hours), dtype=bool)
-        finish = mechanics.projected_finish_weeks(backlog_hours, billed_hours, capacity_left)
-        return finish <= deadline_weeks
-
-    def prepay(self, accepted, prepay_ok, billed_hours, price):
-        """Prepayment: (accepted jobs, money paid on acceptance), refusing who will not prepay."""
-        if not self.prepayment:
-            return accepted, np.zeros(len(accepted))
-        accepted = accepted & prepay_ok
-        return accepted, np.where(accepted, billed_hours * price, 0.0)
+        observed = signals + self.screening_noise * noise
+        if self.culture_strength == 0:  # (culture_signals would add zeros)
+            return observed
+        return mechanics.culture_signals(observed, self.culture_strength)
 
     def screen(self, observed_signals: np.ndarray) -> np.ndarray:
         """Accept the applicants whose observed weighted fit reaches the threshold.
@@ -190,6 +144,15 @@ class MustHavePolicy(Policy):
         required = np.asarray(self.criteria) > 0
         return np.all(observed_signals[:, required] >= self.threshold, axis=1)
 
+
+#: The knobs of its habits every business applies at intake (`sim.model.kernels.intake`), and
+#: their dtypes: one array per knob, one entry per business (`sim.model.business.Firms`).
+HABITS: dict[str, type] = {
+    "careful_order": np.bool_, "full_weeks": np.float64, "screens": np.bool_,
+    "screening_hours": np.float64, "diagnosis": np.bool_, "diagnosis_hours": np.float64,
+    "decline_impossible": np.bool_, "prepayment": np.bool_, "upsell_rate": np.float64,
+    "upsell_share": np.float64, "ends_relationship": np.bool_,
+}  # fmt: skip
 
 POLICY_KINDS: dict[str, type[Policy]] = {cls.kind: cls for cls in (Policy, MustHavePolicy)}
 assert tuple(POLICY_KINDS) == registry.POLICY_KINDS, "register every kind in sim.config.registry"

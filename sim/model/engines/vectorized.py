@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.model import phases, state
-from sim.model.kernels import scatter
+from sim.model.kernels import intake, scatter, service
 from sim.model.market import MarketModel
 from sim.model.state import Field
 
@@ -100,56 +100,61 @@ class VectorizedModel(MarketModel):
     def screen_and_quote(self, week: int) -> None:
         """Phases 4-5: the businesses take their applicants (sorted by business, then id).
 
-        The applicants of all businesses are gathered at once, taken at once
+        The applicants of all businesses are gathered in one pass
+        (`sim.model.kernels.intake.applications`), taken at once
         (`sim.model.business.Firms.take`), and the decisions stored at once.
         """
         s, p, n_b = self.s, self.p, self.n_businesses
-        applied = s["applied_to"]
-        ids = np.flatnonzero(applied >= 0)
-        firm = self.firm(ids, applied[ids].astype(np.int64))
-        key = firm.astype(np.uint16) if self.firms.n <= np.iinfo(np.uint16).max else firm
-        order = np.argsort(key, kind="stable")  # (16-bit keys: a radix sort)
-        ids, firm = ids[order], firm[order]
-        b = applied[ids].astype(np.int64)
-        new = s["provider"].take(ids) != b
-        credit = np.zeros(len(ids))  # read for new applicants only (`fresh_referrals`)
+        n = np.count_nonzero(s["applied_to"] >= 0)
+        ints, floats, flags = np.empty((5, n), np.int64), np.empty((3, n)), np.empty((3, n), bool)
+        job = {"true_hours": floats[0], "stated_hours": floats[1]}
+        job["deadline"] = np.empty(n, dtype=s["job_deadline"].dtype)
+        intake.applications(
+            s["applied_to"], s["provider"], s["job_true_hours"], s["job_stated_hours"],
+            s["job_deadline"], s["difficulty"], s["referred_by"], s["first_job_week"],
+            self.firms.screens, self.replicas, self.n_clients, n_b, ints, floats, flags,
+            job["deadline"],
+        )  # fmt: skip
+        ids, firm, b, flat, referred_by = ints
+        new, screened, ever_served = flags  # (no noise is drawn for the unscreened)
+        credit = np.zeros(n)  # read for new applicants only (`fresh_referrals`)
         newcomers = np.flatnonzero(new)
-        credit[newcomers] = self._standing("credit", (ids * n_b + b).take(newcomers), week)
-        job = {f: s[f"job_{f}"].take(ids) for f in phases.INTAKE_JOB_FIELDS}
-        difficulty = s["difficulty"].take(ids)
+        credit[newcomers] = self._standing("credit", flat.take(newcomers), week)
         referred = phases.fresh_referrals(self.world, new, credit)
         # a referrer is read only for a referred applicant (`credits_referrer`)
-        referrer, rows = np.full(len(ids), -1, dtype=p["referrer"].dtype), np.flatnonzero(referred)
-        referrer[rows] = phases.pairs(p["referrer"], ids.take(rows), b.take(rows))
-        screened = new & self.firms.screens.take(firm)  # (no noise drawn for the others)
+        referrer, rows = np.full(n, -1, dtype=p["referrer"].dtype), np.flatnonzero(referred)
+        referrer[rows] = p["referrer"].reshape(-1).take(flat.take(rows))
         everyone = phases.applicants(
-            self.world, ids, b, week, new, referred, difficulty, job, firm, screened
+            self.world, ids, b, week, new, referred, floats[2], job, firm, screened
         )
-        intake = self.firms.take(everyone)
+        decisions = self.firms.take(everyone)
         self.apply(
             phases.intake_outcome(
-                self.world, everyone, b, intake, week, s["referred_by"].take(ids),
-                s["first_job_week"].take(ids) >= 0, referrer,
+                self.world, everyone, b, decisions, week, referred_by, ever_served, referrer
             )
-        )  # fmt: skip
+        )
 
     def serve(self, week: int) -> None:
-        """Phase 6: each business works its backlog first come, first served (ties by id)."""
+        """Phase 6: each business works its backlog first come, first served (ties by id).
+
+        The queues are gathered in one pass (`sim.model.kernels.service.queues`).
+        """
         s = self.s
-        ids = np.flatnonzero(s["job_provider"] >= 0)  # ascending: ties stay in id order
-        span = week + 1  # accept weeks lie in [0, week]
-        firm = self.firm(ids, s["job_provider"].take(ids).astype(np.int64))
-        accept = s["job_accept_week"].take(ids)
-        key = firm * span + accept
-        if span * self.firms.n <= np.iinfo(np.uint16).max:
-            key = key.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
-        order = np.argsort(key, kind="stable")
-        ids, firm, accept = ids[order], firm[order], accept[order]
-        remaining = s["job_remaining"].take(ids)
-        hard = phases.difficult(self.world, s["difficulty"].take(ids))
-        due = phases.due(self.world, week, accept, s["job_deadline"].take(ids))
+        n = np.count_nonzero(s["job_provider"] >= 0)
+        ids, firm, provider = (np.empty(n, dtype=np.int64) for _ in range(3))
+        remaining, difficulty = np.empty(n), np.empty(n)
+        accept, deadline = (
+            np.empty(n, dtype=s[f"job_{f}"].dtype) for f in ("accept_week", "deadline")
+        )
+        service.queues(
+            s["job_provider"], s["job_accept_week"], s["job_remaining"], s["difficulty"],
+            s["job_deadline"], self.replicas, self.n_clients, week + 1, ids, firm, provider,
+            remaining, difficulty, accept, deadline,
+        )  # fmt: skip
+        hard = phases.difficult(self.world, difficulty)
+        due = phases.due(self.world, week, accept, deadline)
         worked = self.firms.serve(firm, remaining, hard, due)
-        self.apply(phases.served(ids, remaining, worked, s["job_provider"][ids]))
+        self.apply(phases.served(ids, remaining, worked, provider))
 
     def complete(self, week: int) -> None:
         """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
