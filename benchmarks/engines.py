@@ -235,7 +235,10 @@ def targets_report(new: dict, old: dict | None) -> str:
     }  # fmt: skip
     for name, (limit, unit) in TARGETS.items():
         now, before = figures["new"][name], figures.get("old", {}).get(name, float("nan"))
-        verdict = "met" if now <= limit else f"missed by {now / limit:.1f}x"
+        verdict = (
+            "not measured" if now != now else "met" if now <= limit
+            else f"missed by {now / limit:.1f}x"
+        )  # fmt: skip
         lines.append(f"{name:<52} {limit:>6.2f} {unit:<2} {before:>9.3f} {now:>9.3f}  {verdict}")
     lines.append(f"(marginal cost as a multiple of one numpy Boltzmann agent-step, "
                  f"{1e9 / rate:.1f} ns in this run)")  # fmt: skip
