@@ -10,8 +10,10 @@ Markers (registered in pyproject.toml), so that `make test-fast` can leave out t
 Under pytest-xdist, `make test` runs `-n auto --dist loadfile`: a module's tests stay on one
 worker, so that a module-scoped fixture (a sweep, the facts table, a Bass run) is built once and
 the tests marked `slurm` (one node; they queue, hold and cancel jobs) run one after another.
-(`--dist loadgroup` with `xdist_group` marks would split finer, but with pytest 9.2 and
-pytest-xdist 3.8 it ignores the marks: pytest-dev/pytest-xdist#1386.)
+The modules run in the order of LONGEST_FIRST (xdist would order them by their number of
+tests), and the tests of the modules in APART are shared out one by one
+(`pytest_xdist_make_scheduler` below; `--dist loadgroup` with `xdist_group` marks would do it,
+but with pytest 9.2 and pytest-xdist 3.8 it ignores the marks: pytest-dev/pytest-xdist#1386).
 """
 
 import inspect
@@ -171,6 +173,28 @@ LONGEST_FIRST = (
     "test_model.py", "test_engines.py", "test_stylised_facts.py", "test_docking.py",
     "test_sensitivity.py",
 )  # fmt: skip
+
+
+#: Modules of slow tests that share no module-scoped fixture: under `--dist loadfile` each of
+#: their tests goes to whichever worker is free, not the whole module to one worker.
+APART = {"test_tutorial.py", "test_sweep_runs.py", "test_layout.py", "test_history.py",
+         "test_plausible_verdicts.py", "test_own_experiment.py"}  # fmt: skip
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, when it is installed
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadfile` in the order of LONGEST_FIRST, each test of an APART module apart."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if Path(module).name in APART else module
+
+    config.option.loadscopereorder = False  # keep the collection's order (LONGEST_FIRST)
+    return Scheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -122,9 +122,11 @@ def test_installed_clientsim_runs_and_lists_experiments_from_another_directory(t
     for name in expected:
         assert name in listed.stdout
 
+    # in this process (Hydra's basic launcher): a fresh install compiles the model's kernels
+    # once, not in every worker; the local launchers are tests/test_sweep_runs.py's
     sweep = subprocess.run(
-        [env_dir / "bin" / "clientsim-experiment", "run", "referrals", "--smoke", "--dir", "sweep"],
-        cwd=elsewhere, env=env, capture_output=True, text=True,
+        [env_dir / "bin" / "clientsim-experiment", "run", "referrals", "--smoke", "--launcher",
+         "basic", "--dir", "sweep"], cwd=elsewhere, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert sweep.returncode == 0, sweep.stderr
     assert (elsewhere / "sweep" / "runs.parquet").is_file()

@@ -65,13 +65,13 @@ def test_a_failed_run_is_recorded_and_a_rerun_completes_only_what_is_missing(tmp
 def test_a_killed_sweep_keeps_finished_runs_and_leaves_no_table_that_looks_complete(tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["run", "hard_sell", "--launcher", "basic", "--dir", str(sweep_dir),
-            "experiment.seeds=20", "experiment.batch=1", "market.n_clients=300",
+            "experiment.seeds=8", "experiment.batch=1", "market.n_clients=300",
             "steps=60"]  # fmt: skip
     code = "from sim.cli.experiment import main; raise SystemExit(main())"
     command = [sys.executable, "-c", code, *args]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     for line in process.stdout:
-        if "2/20 runs done" in line:
+        if "2/8 runs done" in line:
             break
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -83,7 +83,7 @@ def test_a_killed_sweep_keeps_finished_runs_and_leaves_no_table_that_looks_compl
     resumed = run_experiment(args, tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     runs = pd.read_parquet(sweep_dir / "runs.parquet")
-    assert sorted(runs["seed"].unique()) == list(range(20)) and (runs["status"] == "ok").all()
+    assert sorted(runs["seed"].unique()) == list(range(8)) and (runs["status"] == "ok").all()
     assert not list((sweep_dir / "points").glob("*/.seed-*.tmp"))
     assert time.time() - started < 120
 

@@ -324,7 +324,7 @@ def test_a_factor_swept_without_its_on_level_is_refused(here, tmp_path):
 
 LONG = ["run", "hard_sell", "--launcher", "joblib", "--jobs", "2", "experiment.seeds=40",
         "experiment.chunk_size=2", "experiment.batch=1", "market.n_clients=300",
-        "steps=120"]  # fmt: skip
+        "steps=60"]  # fmt: skip
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -2,7 +2,9 @@
 
 `make run` is what the Makefile runs (`clientsim`); `make app` starts `clientsim-app`, which
 tests/test_app_browser.py starts the same way and drives in Chromium (not started twice here);
-`source .venv/bin/activate` is the test's PATH, which puts this venv's commands first. A plain
+`source .venv/bin/activate` is the test's PATH, which puts this venv's commands first. The
+commands run in chains, each in a directory of its own (an experiment's sweep, then what reads
+it; each plain run alone), so that `pytest -n` shares them between workers. A plain
 `clientsim` run is given a small market (SMALL): the test checks that the command runs, not the
 default run's numbers.
 """
@@ -52,32 +54,61 @@ def test_the_tutorial_has_every_step():
         assert command in text
 
 
-def test_every_tutorial_command_runs(tmp_path):
+def chains() -> dict[str, list[tuple[str, str]]]:
+    """The tutorial's steps to run, (language, code) in order, by the results they share.
+
+    A step belongs to the chain of the first `results/tutorial/NAME` it names (an experiment's
+    sweep, then its analysis, figures and report), else it is a chain of its own (a plain run).
+    Each chain runs on its own, so that `pytest -n` runs them side by side.
+    """
+    found: dict[str, list[tuple[str, str]]] = {}
+    for language, code in blocks():
+        lines = [code] if language == "python" else code.splitlines()
+        for line in filter(None, map(str.strip, lines)):
+            if language == "yaml" or line == "make app" or shell_line(line) is None:
+                continue  # a file the reader saves; tests/test_app_browser.py drives the app
+            named = re.search(r"results/tutorial/(\w+)", line)
+            found.setdefault(named.group(1) if named else line, []).append((language, line))
+    return found
+
+
+#: What each experiment's chain leaves in results/tutorial/NAME/, as the tutorial says.
+LEFT = {
+    "strategy": ("figures/profit.png", "figures/paired.png"),
+    "one": ("figures/whale.png",),
+    "where": ("runs.parquet",),
+}
+
+
+def test_the_chains_hold_every_step_and_leave_what_the_tutorial_shows():
+    steps = [step for chain in chains().values() for step in chain]
+    shell = [line for language, code in blocks() if language == "sh" for line in code.splitlines()]
+    runs = [line for line in map(str.strip, shell) if line and shell_line(line) is not None]
+    assert len(steps) == len(runs) - runs.count("make app") + 1  # + the python block
+    assert set(LEFT) <= set(chains())
+
+
+@pytest.mark.parametrize("chain", list(chains()))
+def test_every_tutorial_command_runs(tmp_path, chain):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     for language, code in blocks():
         if language == "yaml":  # the reader saves it
             (tmp_path / saved_as(code)).write_text(code)
-            continue
+    for language, code in chains()[chain]:
         if language == "python":
             result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                                     capture_output=True, text=True, timeout=120)  # fmt: skip
             assert result.returncode == 0, result.stderr
             assert "fit_filter" in result.stdout and "ci_low" in result.stdout
             continue
-        for line in filter(None, map(str.strip, code.splitlines())):
-            if line == "make app":  # tests/test_app_browser.py serves and drives it
-                continue
-            command = shell_line(line)
-            if command is None:
-                continue
-            result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env,
-                                    capture_output=True, text=True, timeout=300)  # fmt: skip
-            assert result.returncode == 0, f"{line}: {result.stderr[-2000:]}"
-    figures = tmp_path / "results" / "tutorial" / "strategy" / "figures"
-    assert (figures / "profit.png").is_file() and (figures / "paired.png").is_file()
-    assert (tmp_path / "results" / "tutorial" / "one" / "figures" / "whale.png").is_file()
-    sampled = pd.read_parquet(tmp_path / "results" / "tutorial" / "where" / "runs.parquet")
-    assert sampled["market.demand_supply_ratio"].nunique() == 2  # --smoke: two of the samples
+        result = subprocess.run(["bash", "-c", shell_line(code)], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert result.returncode == 0, f"{code}: {result.stderr[-2000:]}"
+    for name in LEFT.get(chain, ()):
+        assert (tmp_path / "results" / "tutorial" / chain / name).is_file()
+    if chain == "where":
+        sampled = pd.read_parquet(tmp_path / "results" / "tutorial" / "where" / "runs.parquet")
+        assert sampled["market.demand_supply_ratio"].nunique() == 2  # --smoke: two samples
 
 
 def sliders() -> dict[str, tuple]:

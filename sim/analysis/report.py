@@ -15,7 +15,7 @@ written by hand, so a change of the model refreshes them.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +24,11 @@ from omegaconf import OmegaConf
 
 from sim.analysis import decompose, factorial, inference
 from sim.analysis import stats as analysis
+from sim.analysis.expect import KINDS, check_claims
 from sim.analysis.figures import paired_table, plot_dir
 from sim.analysis.markdown import cell, markdown_table
 from sim.analysis.shared_runs import shared_runs_note
 from sim.config.compose import compose
-from sim.config.schema import ConfigError
 from sim.errors import UserError
 from sim.runs.record import METRICS
 
@@ -177,8 +177,7 @@ def check_larger_at(g: pd.DataFrame, claim: dict, x: str) -> dict:
             f"[{low:,.4g}, {high:,.4g}]"}  # fmt: skip
 
 
-CHECKS = {"sign": check_sign, "trend": check_trend, "shape": check_shape,
-          "larger_at": check_larger_at}  # fmt: skip
+CHECKS = dict(zip(KINDS, (check_sign, check_trend, check_shape, check_larger_at), strict=True))
 
 #: The columns of a verdict row (after its experiment's and hypothesis's).
 VERDICT_COLUMNS = ["metric", "claim", "where", "verdict", "p", "p_holm", "p_bh", "survives",
@@ -404,27 +403,6 @@ def arms_text(exp: dict) -> str:
     return f"{compare['a']} − {compare['b']}" + (
         f" ({compare['on']}, policy {compare['policy']})" if compare["on"] != "policy" else ""
     )
-
-
-def check_claims(exp: dict, columns: Collection[str]) -> None:
-    """Raise ConfigError naming the first claim of `experiment.expect` that cannot be judged.
-
-    A claim has a `metric` (one of `columns`, those of the sweep's runs table) and one of
-    `CHECKS`; `at` and the checks other than `sign` need the experiment's `x` among `columns`.
-    `clientsim-experiment run` checks the claims before anything runs, `report` before judging.
-    """
-    runs = set(columns)
-    for i, claim in enumerate(exp.get("expect") or []):
-        where = f"experiment.expect[{i}]"
-        kinds = [k for k in CHECKS if k in claim] if isinstance(claim, dict) else []
-        if len(kinds) != 1:
-            raise ConfigError(where, claim, f"one of {', '.join(CHECKS)} (and a metric)")
-        if claim.get("metric") not in runs:
-            raise ConfigError(f"{where}.metric", claim.get("metric"),
-                              f"allowed: {', '.join(m for m in METRICS if m in runs)}")  # fmt: skip
-        if (kinds[0] != "sign" or "at" in claim) and exp.get("x") not in runs:
-            raise ConfigError("experiment.x", exp.get("x"), f"a swept key, for the claim "
-                              f"{where} ({kinds[0]}{', at' if 'at' in claim else ''})")  # fmt: skip
 
 
 def sweep_report(sweep_dir: Path) -> str:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from sim.analysis.expect import check_claims
 from sim.cli import clientsim
 from sim.cli.common import Parser, fail, parse_with_overrides, positive, run_command
 from sim.config.compose import CONFIG_DIR, first_line
@@ -195,8 +196,6 @@ def _parallel(args) -> int:
 
 def run(args, config_dir: Path = CONFIG_DIR) -> int:
     """Run (or resume) an experiment's sweep; return non-zero if any run failed."""
-    from sim.analysis.report import check_claims  # matplotlib: only when running
-
     sweep = prepare(args, config_dir)
     swept = {o.partition("=")[0] for point in sweep.points for o in point}
     check_claims(OmegaConf.to_container(sweep.cfg.experiment), [*METRICS, *swept])

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from sim.config.schema import ConfigError
 
@@ -71,6 +70,8 @@ def _count(plain: dict, key: str, default: int | None, low: int) -> int:
 def unit_sample(method: str, n: int, d: int, seed: int) -> np.ndarray:
     """`n` points in the unit cube of `d` dimensions: a Latin hypercube or uniform draws."""
     if method == "lhs":
+        from scipy.stats import qmc  # about 0.4 s to import: only for a sampled design
+
         return qmc.LatinHypercube(d=d, rng=np.random.default_rng(seed)).random(n)
     return np.random.default_rng(seed).random((n, d))
 
