@@ -125,6 +125,26 @@ SLOW_FIXTURES = {"smoke_dirs", "facts_table", "bass_run", "morris_dir", "two_swe
                  "smoke_out", "run_dir"}  # fmt: skip
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the model's numba kernels once, before any worker or console script runs.
+
+    While the disk cache (`sim.model.kernels.cache_dir`) is empty, every process that runs a
+    model compiles them on its own (about 15 s each): the workers of pytest-xdist and the
+    first console scripts would, side by side. Tiny markets of both engines and a batch
+    call every kernel; with a warm cache this takes a fraction of a second.
+    """
+    if hasattr(config, "workerinput"):  # a worker of pytest-xdist: its controller did it
+        return
+    from sim.config.compose import compose
+    from sim.model.engines import engine_class
+
+    for engine, seeds in (("vectorized", None), ("vectorized", [0, 1]), ("agents", None)):
+        cfg = compose([f"engine={engine}", "market.n_clients=200", "steps=3"])
+        model = engine_class(engine)(cfg) if seeds is None else engine_class(engine)(cfg, seeds)
+        for _ in range(3):
+            model.step()
+
+
 @pytest.fixture(scope="session")
 def small_overrides() -> list[str]:
     """Overrides for a run small enough for a test: 300 clients, 8 weeks, no progress bar."""

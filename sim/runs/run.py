@@ -7,6 +7,7 @@ not write: the run is written into a hidden staging directory and published whol
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from sim.model import kernels
 from sim.model.engines import engine_class
 from sim.progress import Progress
 from sim.runs.output import claimed, target_path
@@ -27,6 +29,12 @@ from sim.runs.record import (
     write_parquet,
 )
 from sim.runs.summary import summarize, whale_summary
+
+#: Said before a run whose model has no compiled kernels yet (`sim.model.kernels.compiled`).
+COMPILING = (
+    "clientsim: compiling the model's kernels (numba), once after an install or an update: "
+    "about 15 s"
+)
 
 
 def build_model(cfg: DictConfig, seeds=None):
@@ -44,6 +52,8 @@ def simulate(cfg: DictConfig, *, progress: bool = False, observe: Callable | Non
     every 15 s when stderr is a log file (no carriage returns). `recorder.step_seconds` is
     the time spent in the model's steps alone (what a sweep's overhead is measured against).
     """
+    if progress and not kernels.compiled():
+        print(COMPILING, file=sys.stderr, flush=True)
     model = build_model(cfg)
     recorder = Recorder()
     recorder.step_seconds = 0.0

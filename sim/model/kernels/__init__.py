@@ -46,3 +46,8 @@ def cache_dir() -> Path:
 
 if not os.environ.get("NUMBA_CACHE_DIR"):
     numba.config.CACHE_DIR = str(cache_dir())
+
+
+def compiled() -> bool:
+    """Whether the kernels' cache exists: some run compiled this version of them already."""
+    return Path(numba.config.CACHE_DIR or cache_dir()).is_dir()
