@@ -44,10 +44,21 @@ def cache_dir() -> Path:
     return Path(home) / "clientsim" / f"numba-{digest.hexdigest()[:16]}"
 
 
-if not os.environ.get("NUMBA_CACHE_DIR"):
+def _use_cache_dir() -> None:
+    """Point numba at `cache_dir()`, unless the user chose a directory or it cannot be made."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+    except OSError:  # (a read-only home: numba's own places, beside the sources)
+        return
     numba.config.CACHE_DIR = str(cache_dir())
 
 
+_use_cache_dir()
+
+
 def compiled() -> bool:
-    """Whether the kernels' cache exists: some run compiled this version of them already."""
-    return Path(numba.config.CACHE_DIR or cache_dir()).is_dir()
+    """Whether some run compiled this version of the kernels already (its cache has files)."""
+    where = Path(numba.config.CACHE_DIR or cache_dir())
+    return where.is_dir() and any(where.iterdir())
