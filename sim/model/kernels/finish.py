@@ -1,0 +1,244 @@
+"""Phases 7-8 compiled: closing jobs judged in one pass (`sim.model.phases.finish_jobs`).
+
+`judge` walks the closing jobs once: each one's failure and dispute (drawn here), its
+payment, refund, satisfaction, the satisfaction it is judged by, its story and its stars,
+its billed and rework hours. Every formula is `sim.model.mechanics`' own, compiled for
+scalars by `scalar`: numpy's ``where``, ``clip`` and ``asarray`` read element by element,
+which is what they do on arrays, so no value moves by a bit. What needs a transcendental
+(the noise's log and cosine, retention's exp, the review's cube) stays in numpy, before and
+after the pass (`finish_jobs`).
+"""
+
+from __future__ import annotations
+
+import types
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numba.core import types as numba_types
+from numba.extending import overload_method
+
+from sim.model import mechanics
+from sim.model.kernels import draws
+
+
+@numba.njit(inline="always")
+def _where(condition, if_true, if_false):
+    """``np.where`` of one element."""
+    return if_true if condition else if_false
+
+
+@numba.njit(inline="always")
+def _clip(x, low, high):
+    """``np.clip`` of one element, as numpy's: NaN stays NaN, -0.0 stays -0.0 within bounds."""
+    x = low if x < low else x
+    return high if x > high else x
+
+
+@numba.njit(inline="always")
+def _asarray(x):
+    """``np.asarray`` of one element: the element."""
+    return x
+
+
+@overload_method(numba_types.Float, "astype")
+def _astype(x, dtype):
+    """``x.astype(kind)`` of a float scalar (numpy's scalars have it; numba's do not)."""
+    kind = dtype.instance_type
+
+    def impl(x, dtype):
+        return kind(x)
+
+    return impl
+
+
+#: numpy as a compiled formula of `scalar` reads it: its functions of one element.
+_ELEMENTS = types.ModuleType("numpy_of_one_element")
+vars(_ELEMENTS).update(
+    {name: getattr(np, name) for name in ("maximum", "minimum", "ceil", "abs", "int64")},
+    where=_where, clip=_clip, asarray=_asarray,
+)  # fmt: skip
+
+
+def scalar(formula):
+    """A formula of `sim.model.mechanics` compiled for scalars, inlined where it is called.
+
+    The very function (its code), reading numpy's ``where``, ``clip`` and ``asarray`` as
+    functions of one element: on arrays numpy applies them element by element, so the
+    compiled formula gives each element's value bit for bit. (Not cached on its own: it is
+    compiled into the kernels that call it, which are.)
+    """
+    code = types.FunctionType(
+        formula.__code__, {**formula.__globals__, "np": _ELEMENTS}, formula.__name__,
+        formula.__defaults__, formula.__closure__,
+    )  # fmt: skip
+    return numba.njit(inline="always")(code)
+
+
+_invoice_share = scalar(mechanics.invoice_share)
+_payment_fraction = scalar(mechanics.payment_fraction)
+_tailored = scalar(mechanics.tailored_alignment)
+_satisfaction = scalar(mechanics.satisfaction)
+_abandoned_satisfaction = scalar(mechanics.abandoned_satisfaction)
+_judged_satisfaction = scalar(mechanics.judged_satisfaction)
+_tell_probability = scalar(mechanics.tell_probability)
+_rating = scalar(mechanics.rating)
+_rework_hours = scalar(mechanics.rework_hours)
+
+
+class Satisfaction(NamedTuple):
+    """The coefficients `mechanics.satisfaction` reads (`clients.satisfaction`)."""
+
+    baseline: float
+    alignment: float
+    wait: float
+    wait_grace: float
+    price: float
+    misfit: float
+    extras: float
+    late: float
+    failed: float
+    difficulty: float
+    noise: float
+
+
+class Payment(NamedTuple):
+    """The terms `mechanics.invoice_share` and `payment_fraction` read (`market.payment`)."""
+
+    partial_prob: float
+    partial_share: float
+    dispute_share: float
+
+
+class Wom(NamedTuple):
+    """The thresholds and probabilities `mechanics.tell_probability` reads (`clients.wom`)."""
+
+    positive: float
+    negative: float
+    p_positive: float
+    p_negative: float
+
+
+class Patience(NamedTuple):
+    """What `mechanics.abandoned_satisfaction` reads (`clients.patience`)."""
+
+    penalty: float
+
+
+class Service(NamedTuple):
+    """What `mechanics.rework_hours` reads (`market.service`)."""
+
+    rework_share: float
+
+
+def terms(kind, section):
+    """The fields of `kind` (a NamedTuple above) read from a config `section`, as floats."""
+    return kind(*(float(getattr(section, name)) for name in kind._fields))
+
+
+#: The rows of `judge`'s `numbers`, in order (the `Outcome` fields they become).
+NUMBERS = ("paid", "unpaid", "satisfaction", "tell_probability", "refund", "billed", "rework",
+           "judged")  # fmt: skip
+
+
+@numba.njit(cache=True)
+def judge(
+    ids, week, provider, billed, prepaid, accept_week, deadline, need_week, misfit, extras,
+    true_hours, stated_hours, first_job, difficulty, abandoned, held, holds, u_full, u_partial,
+    noise, pay_reliability, payer_budget, talkativeness, user_alignment, user_shift, tailored,
+    prices, price_ratio, overpromise, sat, memory, payment, patience, wom, talks, service,
+    failure, failure_keys, dispute, dispute_keys, n, numbers, stars, story, failed, disputed,
+):  # fmt: skip
+    """Each closing job judged: money, failure, dispute, satisfaction, story, stars, hours.
+
+    The rules of `sim.model.phases.finish_jobs` and `disputes_and_failures`, job by job in
+    their order, each formula `sim.model.mechanics`' own (`scalar`).
+
+    Args:
+        ids: the clients' ids (int64): their traits and draws.
+        week: this week.
+        provider: each job's business (its index in the per-business arrays).
+        billed: the jobs' billed hours.
+        prepaid: mask of the jobs paid in advance.
+        accept_week: the week each job was accepted.
+        deadline: each job's deadline (weeks after acceptance; 0: impossible).
+        need_week: the week each job's need arrived.
+        misfit: mask of the jobs quoted on a wrong stated size.
+        extras: mask of the jobs sold with extras.
+        true_hours: the jobs' true size (hours).
+        stated_hours: the jobs' stated size (hours).
+        first_job: mask of the clients' first jobs with the business.
+        difficulty: the clients' difficulty.
+        abandoned: mask of the jobs whose clients left the queue.
+        held: the satisfaction each client holds of its provider (read if `holds`).
+        holds: whether `held` is given (else each judges this job alone).
+        u_full: the uniforms of full payment (``payment``, slot 0).
+        u_partial: the uniforms of partial payment (``payment``, slot 1).
+        noise: the standard normals of satisfaction.
+        pay_reliability: each client's reliability as a payer, by id.
+        payer_budget: each client's payer's budget, by id.
+        talkativeness: each client's talkativeness, by id.
+        user_alignment: each client's user's alignment with each business, by id (clients,
+            businesses).
+        user_shift: how each business tilts its users' alignment (read if `tailored`).
+        tailored: whether any business tilts it.
+        prices: each business's price per billed hour.
+        price_ratio: each business's price over the market price.
+        overpromise: each business's unmet ad promise on a first job.
+        sat: the terms of `mechanics.satisfaction` (`Satisfaction`).
+        memory: the weight of the satisfaction held (`mechanics.judged_satisfaction`).
+        payment: the terms of payment (`Payment`).
+        patience: the terms of a client who leaves the queue (`Patience`).
+        wom: the terms of stories (`Wom`).
+        talks: whether clients tell stories (`wom.enabled`); else no story, probability 0.
+        service: the terms of rework (`Service`).
+        failure: P(an impossible job fails); 0 draws nothing.
+        failure_keys: the ``"failure"`` stream's key per market (`Streams.kernel_keys`).
+        dispute: P(a late job that did not fail is disputed); 0 draws nothing.
+        dispute_keys: the ``"dispute"`` stream's key per market.
+        n: clients per market (`Streams.kernel_keys`).
+        numbers: set, rows of `NUMBERS`, shape (8, jobs).
+        stars: set to each job's rating were it reviewed (`mechanics.rating`).
+        story: set to each story's sign (+1, -1, 0: none).
+        failed: set to the mask of the failed jobs.
+        disputed: set to the mask of the disputed jobs.
+    """
+    paid, unpaid, satisfied, p_tell = numbers[0], numbers[1], numbers[2], numbers[3]
+    refund, billed_hours, rework, judged = numbers[4], numbers[5], numbers[6], numbers[7]
+    for i in range(len(ids)):
+        client, b, left = ids[i], provider[i], abandoned[i]
+        quote = billed[i] * prices[b]
+        late = (week - accept_week[i] + 1) > deadline[i]
+        failing = False  # an impossible job may fail, a late one that did not be disputed
+        if failure > 0 and not left and deadline[i] == 0:
+            failing = draws.uniform(failure_keys, n, week, 0, client) < failure
+        disputing = False
+        if dispute > 0 and not left and late and not failing:
+            disputing = draws.uniform(dispute_keys, n, week, 0, client) < dispute
+        failed[i], disputed[i] = failing, disputing
+        invoice = _invoice_share(left, failing, disputing, payment) * quote
+        fraction = _payment_fraction(u_full[i], u_partial[i], pay_reliability[client], payment)
+        fraction = 0.0 if prepaid[i] else fraction
+        unpaid[i] = 0.0 if prepaid[i] else (1.0 - fraction) * invoice
+        refund[i] = quote - invoice if prepaid[i] else 0.0
+        paid[i] = fraction * invoice
+        align = user_alignment[client, b]
+        if tailored:  # a business that serves one role courts or neglects it
+            align = _tailored(align, user_shift[b])
+        s = _satisfaction(
+            align, week - need_week[i], price_ratio[b], payer_budget[client],
+            misfit[i] and not left, extras[i] and not left, late,
+            overpromise[b] if first_job[i] else 0.0, difficulty[i], noise[i], sat, failing,
+        )  # fmt: skip
+        if left:
+            s = _abandoned_satisfaction(s, patience)
+        satisfied[i] = s
+        judged[i] = _judged_satisfaction(s, held[i] if holds else s, first_job[i], memory)
+        p_tell[i], story[i] = 0.0, 0
+        if talks:
+            p_tell[i], story[i] = _tell_probability(talkativeness[client], s, wom)
+        stars[i] = _rating(s)
+        billed_hours[i] = 0.0 if left else billed[i]
+        rework[i] = _rework_hours(true_hours[i], stated_hours[i], misfit[i] and not left,
+                                  service)  # fmt: skip
