@@ -137,6 +137,7 @@ def terms(kind, section):
     return kind(*(float(getattr(section, name)) for name in kind._fields))
 
 
+AHEAD = 8  # jobs ahead whose clients' rows `judge` asks the memory for (`draws.prefetch`)
 #: The rows of `judge`'s `numbers`, in order (the `Outcome` fields they become).
 NUMBERS = ("paid", "unpaid", "satisfaction", "tell_probability", "refund", "billed", "rework",
            "judged")  # fmt: skip
@@ -207,6 +208,11 @@ def judge(
     paid, unpaid, satisfied, p_tell = numbers[0], numbers[1], numbers[2], numbers[3]
     refund, billed_hours, rework, judged = numbers[4], numbers[5], numbers[6], numbers[7]
     for i in range(len(ids)):
+        if i + AHEAD < len(ids):  # a client's row further on, read while this one is judged
+            later = ids[i + AHEAD]
+            draws.prefetch(user_alignment, later, provider[i + AHEAD])
+            for trait in (pay_reliability, payer_budget, talkativeness):
+                draws.prefetch(trait, later, 0)
         client, b, left = ids[i], provider[i], abandoned[i]
         quote = billed[i] * prices[b]
         late = (week - accept_week[i] + 1) > deadline[i]
