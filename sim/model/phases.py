@@ -361,22 +361,19 @@ def book_outcomes(firms, count, provider, out: Outcome) -> None:
     `firms` are the market's businesses (`sim.model.business.Firms`), `provider` their entries,
     `count` counts the jobs in masks in the market's tallies (`MarketModel.count_clients`
     of the jobs' clients). Sums run in the order of the jobs (by client id) in both engines,
-    so they agree exactly.
+    so they agree exactly: one compiled pass (`sim.model.kernels.finish.totals`).
     """
     reviewed, done = out.rating > 0, ~out.abandoned
-    total = firms.total
-    firms.book(
-        revenue=total(provider, out.paid - out.refund), unpaid=total(provider, out.unpaid),
-        completed=total(provider[done]), abandoned=total(provider[out.abandoned]),
-        satisfaction_sum=total(provider, np.where(done, out.satisfaction, 0.0)),  # completed
-        retained=total(provider[out.retained]),
-        # issue 23, jobs: refunds are negative revenue, booked in the week they happen
-        refunds=total(provider, out.refund), disputes=total(provider[out.disputed]),
-        failed=total(provider[out.failed]), billed_hours=total(provider, out.billed),
-        rework_hours=total(provider, out.rework),
+    floats = np.empty((len(finish.FLOAT_TOTALS), firms.n))
+    ints = np.empty((len(finish.INT_TOTALS), firms.n), dtype=np.int64)
+    finish.totals(
+        provider, out.paid, out.refund, out.unpaid, out.satisfaction, out.billed, out.rework,
+        out.rating, out.abandoned, out.retained, out.disputed, out.failed, floats, ints,
     )  # fmt: skip
-    stars = total(provider, np.where(reviewed, out.rating, 0))
-    firms.record_reviews(total(provider[reviewed]), stars)
+    # (issue 23, jobs: refunds are negative revenue, booked in the week they happen)
+    names, rows = finish.FLOAT_TOTALS[:-1] + finish.INT_TOTALS[:-1], (*floats[:-1], *ints[:-1])
+    firms.book(**dict(zip(names, rows, strict=True)))
+    firms.record_reviews(ints[-1], floats[-1])  # the reviews and their stars
     count(
         completed=done,
         abandoned=out.abandoned,

@@ -248,3 +248,61 @@ def judge(
         billed_hours[i] = 0.0 if left else billed[i]
         rework[i] = _rework_hours(true_hours[i], stated_hours[i], misfit[i] and not left,
                                   service)  # fmt: skip
+
+
+#: The per-business sums `totals` makes, rows of its float and int arrays, in this order:
+#: the `Firms` counters (`sim.model.ledger.COUNTERS`) they are booked to, and the reviews'
+#: stars and count (`Firms.record_reviews`).
+FLOAT_TOTALS = ("revenue", "unpaid", "satisfaction_sum", "refunds", "billed_hours",
+                "rework_hours", "stars")  # fmt: skip
+INT_TOTALS = ("completed", "abandoned", "retained", "disputes", "failed", "reviews")
+
+
+@numba.njit(cache=True)
+def totals(
+    firm, paid, refund, unpaid, satisfaction, billed, rework, rating, abandoned, retained,
+    disputed, failed, floats, ints,
+):  # fmt: skip
+    """Each business's sums of its closed jobs (`sim.model.phases.book_outcomes`).
+
+    One pass over the jobs, in their order: each sum runs as ``np.bincount`` runs it (a
+    job's amount added to its business's running sum, from 0). Revenue is what was paid
+    less the refunds; satisfaction and the count of completed jobs are of the jobs not
+    abandoned; stars and the count of reviews of the jobs reviewed (rating > 0).
+
+    Args:
+        firm: each job's business (its entry in the per-business arrays).
+        paid: the money each client paid.
+        refund: the money each was refunded.
+        unpaid: the money each owes.
+        satisfaction: each client's satisfaction with its job.
+        billed: each job's billed hours (0 if abandoned).
+        rework: each job's unbilled rework hours.
+        rating: each job's review's stars (0: none posted).
+        abandoned: mask of the jobs whose clients left the queue.
+        retained: mask of the clients who stay.
+        disputed: mask of the disputed jobs.
+        failed: mask of the failed jobs.
+        floats: set to the sums of `FLOAT_TOTALS`, shape (7, businesses).
+        ints: set to the counts of `INT_TOTALS`, shape (6, businesses).
+    """
+    floats[:] = 0.0
+    ints[:] = 0
+    for i in range(len(firm)):
+        b = firm[i]
+        floats[0, b] += paid[i] - refund[i]
+        floats[1, b] += unpaid[i]
+        floats[3, b] += refund[i]
+        floats[4, b] += billed[i]
+        floats[5, b] += rework[i]
+        if abandoned[i]:
+            ints[1, b] += 1
+        else:
+            floats[2, b] += satisfaction[i]
+            ints[0, b] += 1
+        if rating[i] > 0:
+            floats[6, b] += rating[i]
+            ints[5, b] += 1
+        ints[2, b] += retained[i]
+        ints[3, b] += disputed[i]
+        ints[4, b] += failed[i]
