@@ -282,15 +282,18 @@ def out_of_patience(world: World, ids, weeks_waited) -> np.ndarray:
 def abandons(world: World, ids, week: int, job: dict) -> np.ndarray:
     """Phase 6: mask of the unfinished jobs whose clients leave the queue after service.
 
-    A client leaves when its job has waited past its patience, unless it prepaid (walking
-    away would forfeit the money) and `patience.prepaid_leave` is off; with it on, a prepaid
+    A client leaves when its job has waited past its patience, unless it prepaid and
+    `patience.prepaid_leave` is off (`mechanics.leaves_queue`); with it on, a prepaid
     client leaves too and is refunded (`finish_jobs`). `job` holds the jobs' `need_week`
-    and `prepaid`.
+    and `prepaid`. (The vectorized engine finds its closing jobs with the same formula:
+    `sim.model.kernels.finish.closing`.)
     """
-    impatient = out_of_patience(world, ids, week - job["need_week"] + 1)
-    if world.clients.patience.prepaid_leave:
-        return impatient
-    return ~job["prepaid"] & impatient
+    out = np.empty(len(ids), dtype=bool)
+    finish.leaving(
+        week - np.asarray(job["need_week"], dtype=np.int64) + 1, world.population["patience"][ids],
+        job["prepaid"], bool(world.clients.patience.prepaid_leave), out,
+    )  # fmt: skip
+    return out
 
 
 def due(world: World, week: int, accept_week, deadline):
@@ -304,12 +307,15 @@ def due(world: World, week: int, accept_week, deadline):
 
 
 def finish_jobs(
-    world: World, ids, week: int, provider, job: dict, first_job, difficulty, abandoned,
-    held=None,
+    world: World, ids, week: int, provider, job: dict, kept, difficulty, abandoned, held=None,
+    rows=None,
 ) -> Outcome:  # fmt: skip
     """Phases 7-8 for jobs just finished, or `abandoned` (see `abandons`).
 
-    `provider`: business index; `job`: arrays by name (`FINISH_JOB_FIELDS`). A client who
+    `provider`: each job's business index; `job`: arrays by name (`FINISH_JOB_FIELDS`);
+    `kept`: each client's provider (a job at another business is its first there);
+    `difficulty`: the clients'. These and `held` are per row: client ``ids[i]``'s is row
+    ``rows[i]`` (default: row i). A client who
     left the queue pays nothing (nothing was invoiced; a prepaid one is refunded), judges
     the business as if the job ended now, with no misfit or extras but the patience
     penalty, and does not stay. An impossible job (deadline 0) not abandoned fails with
@@ -332,9 +338,9 @@ def finish_jobs(
     failed, disputed = np.empty(n, bool), np.empty(n, bool)
     sat, tailored = clients.satisfaction, bool(world.user_shift.any())
     finish.judge(
-        ids, week, provider, job["billed"], job["prepaid"], job["accept_week"],
-        job["deadline"], job["need_week"], job["misfit"], job["extras"], job["true_hours"],
-        job["stated_hours"], first_job, difficulty, abandoned,
+        ids, np.arange(n) if rows is None else rows, week, provider, job["billed"],
+        job["prepaid"], job["accept_week"], job["deadline"], job["need_week"], job["misfit"],
+        job["extras"], job["true_hours"], job["stated_hours"], kept, difficulty, abandoned,
         np.empty(0) if held is None else held, held is not None, u[0], u[1], noise,
         pop["pay_reliability"], pop["payer_budget"], pop["influencer_talkativeness"],
         world.user_alignment, world.user_shift, tailored, world.prices, world.price_ratio,

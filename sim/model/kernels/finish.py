@@ -56,7 +56,8 @@ def _astype(x, dtype):
 #: numpy as a compiled formula of `scalar` reads it: its functions of one element.
 _ELEMENTS = types.ModuleType("numpy_of_one_element")
 vars(_ELEMENTS).update(
-    {name: getattr(np, name) for name in ("maximum", "minimum", "ceil", "abs", "int64")},
+    {name: getattr(np, name)
+     for name in ("maximum", "minimum", "ceil", "abs", "int64", "logical_not")},
     where=_where, clip=_clip, asarray=_asarray,
 )  # fmt: skip
 
@@ -85,6 +86,7 @@ _judged_satisfaction = scalar(mechanics.judged_satisfaction)
 _tell_probability = scalar(mechanics.tell_probability)
 _rating = scalar(mechanics.rating)
 _rework_hours = scalar(mechanics.rework_hours)
+_leaves_queue = scalar(mechanics.leaves_queue)
 
 
 class Satisfaction(NamedTuple):
@@ -145,19 +147,21 @@ NUMBERS = ("paid", "unpaid", "satisfaction", "tell_probability", "refund", "bill
 
 @numba.njit(cache=True)
 def judge(
-    ids, week, provider, billed, prepaid, accept_week, deadline, need_week, misfit, extras,
-    true_hours, stated_hours, first_job, difficulty, abandoned, held, holds, u_full, u_partial,
+    ids, rows, week, provider, billed, prepaid, accept_week, deadline, need_week, misfit,
+    extras, true_hours, stated_hours, kept, difficulty, abandoned, held, holds, u_full, u_partial,
     noise, pay_reliability, payer_budget, talkativeness, user_alignment, user_shift, tailored,
     prices, price_ratio, overpromise, sat, memory, payment, patience, wom, talks, service,
     failure, failure_keys, dispute, dispute_keys, n, numbers, stars, story, failed, disputed,
 ):  # fmt: skip
     """Each closing job judged: money, failure, dispute, satisfaction, story, stars, hours.
 
-    The rules of `sim.model.phases.finish_jobs` and `disputes_and_failures`, job by job in
-    their order, each formula `sim.model.mechanics`' own (`scalar`).
+    The rules of `sim.model.phases.finish_jobs`, job by job in their order, each formula
+    `sim.model.mechanics`' own (`scalar`). Job i is client ``ids[i]``'s: its state is row
+    ``rows[i]`` of the per-row arrays (from `billed` to `held`), its traits entry ``ids[i]``.
 
     Args:
         ids: the clients' ids (int64): their traits and draws.
+        rows: each job's row in the per-row arrays.
         week: this week.
         provider: each job's business (its index in the per-business arrays).
         billed: the jobs' billed hours.
@@ -169,9 +173,10 @@ def judge(
         extras: mask of the jobs sold with extras.
         true_hours: the jobs' true size (hours).
         stated_hours: the jobs' stated size (hours).
-        first_job: mask of the clients' first jobs with the business.
+        kept: each client's provider (-1: none): a job at another business is its first
+            there.
         difficulty: the clients' difficulty.
-        abandoned: mask of the jobs whose clients left the queue.
+        abandoned: mask of the jobs whose clients left the queue (one per job).
         held: the satisfaction each client holds of its provider (read if `holds`).
         holds: whether `held` is given (else each judges this job alone).
         u_full: the uniforms of full payment (``payment``, slot 0).
@@ -211,13 +216,15 @@ def judge(
         if i + AHEAD < len(ids):  # a client's row further on, read while this one is judged
             later = ids[i + AHEAD]
             draws.prefetch(user_alignment, later, provider[i + AHEAD])
+            for field in (billed, true_hours, stated_hours, difficulty):
+                draws.prefetch(field, rows[i + AHEAD], 0)
             for trait in (pay_reliability, payer_budget, talkativeness):
                 draws.prefetch(trait, later, 0)
-        client, b, left = ids[i], provider[i], abandoned[i]
-        quote = billed[i] * prices[b]
-        late = (week - accept_week[i] + 1) > deadline[i]
+        client, b, left, row = ids[i], provider[i], abandoned[i], rows[i]
+        quote = billed[row] * prices[b]
+        late = (week - accept_week[row] + 1) > deadline[row]
         failing = False  # an impossible job may fail, a late one that did not be disputed
-        if failure > 0 and not left and deadline[i] == 0:
+        if failure > 0 and not left and deadline[row] == 0:
             failing = draws.uniform(failure_keys, n, week, 0, client) < failure
         disputing = False
         if dispute > 0 and not left and late and not failing:
@@ -225,28 +232,29 @@ def judge(
         failed[i], disputed[i] = failing, disputing
         invoice = _invoice_share(left, failing, disputing, payment) * quote
         fraction = _payment_fraction(u_full[i], u_partial[i], pay_reliability[client], payment)
-        fraction = 0.0 if prepaid[i] else fraction
-        unpaid[i] = 0.0 if prepaid[i] else (1.0 - fraction) * invoice
-        refund[i] = quote - invoice if prepaid[i] else 0.0
+        fraction = 0.0 if prepaid[row] else fraction
+        unpaid[i] = 0.0 if prepaid[row] else (1.0 - fraction) * invoice
+        refund[i] = quote - invoice if prepaid[row] else 0.0
         paid[i] = fraction * invoice
         align = user_alignment[client, b]
         if tailored:  # a business that serves one role courts or neglects it
             align = _tailored(align, user_shift[b])
+        first_job = kept[row] != b
         s = _satisfaction(
-            align, week - need_week[i], price_ratio[b], payer_budget[client],
-            misfit[i] and not left, extras[i] and not left, late,
-            overpromise[b] if first_job[i] else 0.0, difficulty[i], noise[i], sat, failing,
+            align, week - need_week[row], price_ratio[b], payer_budget[client],
+            misfit[row] and not left, extras[row] and not left, late,
+            overpromise[b] if first_job else 0.0, difficulty[row], noise[i], sat, failing,
         )  # fmt: skip
         if left:
             s = _abandoned_satisfaction(s, patience)
         satisfied[i] = s
-        judged[i] = _judged_satisfaction(s, held[i] if holds else s, first_job[i], memory)
+        judged[i] = _judged_satisfaction(s, held[row] if holds else s, first_job, memory)
         p_tell[i], story[i] = 0.0, 0
         if talks:
             p_tell[i], story[i] = _tell_probability(talkativeness[client], s, wom)
         stars[i] = _rating(s)
-        billed_hours[i] = 0.0 if left else billed[i]
-        rework[i] = _rework_hours(true_hours[i], stated_hours[i], misfit[i] and not left,
+        billed_hours[i] = 0.0 if left else billed[row]
+        rework[i] = _rework_hours(true_hours[row], stated_hours[row], misfit[row] and not left,
                                   service)  # fmt: skip
 
 
@@ -306,3 +314,38 @@ def totals(
         ints[2, b] += retained[i]
         ints[3, b] += disputed[i]
         ints[4, b] += failed[i]
+
+
+@numba.njit(cache=True)
+def leaving(weeks_waited, patience, prepaid, prepaid_leave, out):
+    """Set `out` to the mask of the clients who leave the queue (`mechanics.leaves_queue`)."""
+    for i in range(len(out)):
+        out[i] = _leaves_queue(weeks_waited[i], patience[i], prepaid[i], prepaid_leave)
+
+
+@numba.njit(cache=True)
+def closing(
+    job_provider, job_remaining, job_need_week, job_prepaid, patience, week, prepaid_leave, ids,
+    provider, abandoned,
+):  # fmt: skip
+    """The vectorized engine's closing jobs: those finished and those their clients leave.
+
+    One pass over the clients' state arrays (``job_`` + name; `patience` by id): a job
+    with a provider closes when no work is left on it, or when its client leaves the queue
+    after service (`mechanics.leaves_queue`; it has waited ``week - need week + 1`` weeks).
+    Fills the first entries of the caller's arrays (one entry per client will do), in id
+    order: the clients' `ids`, their jobs' `provider` and whether they were `abandoned`.
+
+    Returns:
+        The number of closing jobs.
+    """
+    k = 0
+    for i in range(len(job_provider)):
+        if job_provider[i] < 0:
+            continue
+        done = job_remaining[i] <= 0.0
+        if done or _leaves_queue(week - job_need_week[i] + 1, patience[i], job_prepaid[i],
+                                 prepaid_leave):  # fmt: skip
+            ids[k], provider[k], abandoned[k] = i, job_provider[i], not done
+            k += 1
+    return k
