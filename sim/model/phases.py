@@ -315,17 +315,16 @@ def finish_jobs(
     `provider`: each job's business index; `job`: arrays by name (`FINISH_JOB_FIELDS`);
     `kept`: each client's provider (a job at another business is its first there);
     `difficulty`: the clients'. These and `held` are per row: client ``ids[i]``'s is row
-    ``rows[i]`` (default: row i). A client who
-    left the queue pays nothing (nothing was invoiced; a prepaid one is refunded), judges
-    the business as if the job ended now, with no misfit or extras but the patience
-    penalty, and does not stay. An impossible job (deadline 0) not abandoned fails with
-    probability `jobs.impossible_failure`; a late one that did not fail is disputed with
-    probability `payment.dispute_late` (each draw from its own stream, `failure` and
-    `dispute`, keyed by client and week; a probability of 0 draws nothing, and only the
-    jobs it may touch draw). A failed job is owed nothing, a disputed one only part
-    (`mechanics.invoice_share`): a postpaid client pays its `payment_fraction` of what it
-    owes, a prepaid one is refunded the rest of its quote. Whether it stays is decided on
-    the satisfaction it holds of the business after this job
+    ``rows[i]`` (default: row i). A client who left the queue pays nothing (nothing was
+    invoiced; a prepaid one is refunded), judges the business as if the job ended now, with
+    no misfit or extras but the patience penalty, and does not stay. An impossible job
+    (deadline 0) not abandoned fails with probability `jobs.impossible_failure`; a late one
+    that did not fail is disputed with probability `payment.dispute_late` (each draw from
+    its own stream, `failure` and `dispute`, keyed by client and week; a probability of 0
+    draws nothing, and only the jobs it may touch draw). A failed job is owed nothing, a
+    disputed one only part (`mechanics.invoice_share`): a postpaid client pays its
+    `payment_fraction` of what it owes, a prepaid one is refunded the rest of its quote.
+    Whether it stays is decided on the satisfaction it holds of the business after this job
     (`mechanics.judged_satisfaction`; `held`: its `provider_satisfaction`, None: none held).
     One compiled pass over the jobs (`sim.model.kernels.finish.judge`) between the numpy
     steps that need a transcendental: the noise, retention and the review.
@@ -337,6 +336,12 @@ def finish_jobs(
     numbers, stars, story = np.empty((len(finish.NUMBERS), n)), np.empty(n, int), np.empty(n, int)
     failed, disputed = np.empty(n, bool), np.empty(n, bool)
     sat, tailored = clients.satisfaction, bool(world.user_shift.any())
+    terms = (
+        finish.terms(finish.Satisfaction, sat), float(sat.memory),
+        finish.terms(finish.Payment, market.payment),
+        finish.terms(finish.Patience, clients.patience), finish.terms(finish.Wom, clients.wom),
+        bool(clients.wom.enabled), finish.terms(finish.Service, market.service),
+    )  # fmt: skip
     finish.judge(
         ids, np.arange(n) if rows is None else rows, week, provider, job["billed"],
         job["prepaid"], job["accept_week"], job["deadline"], job["need_week"], job["misfit"],
@@ -344,10 +349,7 @@ def finish_jobs(
         np.empty(0) if held is None else held, held is not None, u[0], u[1], noise,
         pop["pay_reliability"], pop["payer_budget"], pop["influencer_talkativeness"],
         world.user_alignment, world.user_shift, tailored, world.prices, world.price_ratio,
-        world.overpromise, finish.terms(finish.Satisfaction, sat), float(sat.memory),
-        finish.terms(finish.Payment, market.payment), finish.terms(finish.Patience,
-        clients.patience), finish.terms(finish.Wom, clients.wom), bool(clients.wom.enabled),
-        finish.terms(finish.Service, market.service), float(market.jobs.impossible_failure),
+        world.overpromise, *terms, float(market.jobs.impossible_failure),
         world.streams.kernel_keys("failure")[0], float(market.payment.dispute_late),
         *world.streams.kernel_keys("dispute"), numbers, stars, story, failed, disputed,
     )  # fmt: skip
@@ -646,11 +648,11 @@ def settle(
     done, left = ~out.abandoned, ~out.retained
     sent_here = (kept_provider >= 0) & (kept_provider != provider)  # a job its own declined
     after = np.where(sent_here, kept_provider, np.where(out.retained, provider, -1))
-    stays = out.retained & ~sent_here
+    stays, spent = out.retained & ~sent_here, out.paid - out.refund
     return (
         Updates()
-        .add("spend", ids, out.paid - out.refund)
-        .add("spend_at", ids, out.paid - out.refund, provider)
+        .add("spend", ids, spent)
+        .add("spend_at", ids, spent, provider)
         .add("unpaid", ids, out.unpaid)
         .add("jobs_done", ids, done)
         .add("jobs_at", ids, done, provider)
