@@ -75,9 +75,9 @@ def finish(m: VectorizedModel, deadline: int, abandoned=False):
         "misfit": np.zeros(n, bool), "extras": np.zeros(n, bool),
         "true_hours": np.full(n, 10.0), "stated_hours": np.full(n, 10.0),
     }  # fmt: skip
-    provider, first = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    provider = np.zeros(n, dtype=np.int64)  # each client's own provider: not a first job
     out = phases.finish_jobs(
-        m.world, ids, 5, provider, job, first, np.full(n, 0.3), np.full(n, abandoned)
+        m.world, ids, 5, provider, job, provider, np.full(n, 0.3), np.full(n, abandoned)
     )
     return out, job["prepaid"], 10.0 * m.world.prices[0]
 

@@ -502,3 +502,160 @@ def test_compiled_capacity_plans_are_the_numpy_formulas_bit_for_bit():
     )
     np.testing.assert_array_equal(hiring, 12.0 * 50.0 * np.maximum(change, 0.0))
     np.testing.assert_array_equal(layoff, 4.0 * 50.0 * np.maximum(-change, 0.0))
+
+
+# --- finish (phases 7-8) ---
+from sim.model.kernels import finish  # noqa: E402
+
+SAT = SimpleNamespace(
+    baseline=0.9, alignment=0.3, wait=0.05, wait_grace=1.0, price=0.5, misfit=0.35, extras=0.2,
+    late=0.2, failed=0.5, difficulty=0.4, noise=0.12,
+)  # fmt: skip
+PAY = SimpleNamespace(partial_prob=0.6, partial_share=0.5, dispute_share=0.5)
+WOM = SimpleNamespace(positive=0.7, negative=0.35, p_positive=0.22, p_negative=0.29)
+
+
+@numba.njit
+def judged_one_by_one(x, flags, sat, pay, wom, patience, service):
+    out = np.empty((12, len(x)))
+    for i in range(len(x)):
+        a, b, c = flags[i, 0], flags[i, 1], flags[i, 2]
+        s = finish._satisfaction(x[i], 3 * x[i], 1.2, 0.9, a, b, c, 0.1 * x[i], x[i], 4 * x[i] - 2,
+                                 sat, a and b)  # fmt: skip
+        out[0, i], out[1, i] = s, finish._abandoned_satisfaction(s, patience)
+        out[2, i] = finish._invoice_share(a, b, c, pay)
+        out[3, i] = finish._payment_fraction(x[i], 1 - x[i], 0.5, pay)
+        out[4, i], out[5, i] = finish._tell_probability(0.5, s, wom)
+        out[6, i] = finish._rating(s)
+        out[7, i] = finish._rework_hours(10.0, 20 * x[i], a, service)
+        out[8, i] = finish._judged_satisfaction(s, x[i], a, 0.9)
+        out[9, i] = finish._tailored(x[i], 0.4 * (c - 0.5))
+        out[10, i] = finish._leaves_queue(int(20 * x[i]), 8.5, a, b)
+        out[11, i] = finish._judged_satisfaction(s, x[i], a, 0.0)
+    return out
+
+
+def test_the_compiled_formulas_of_the_finish_are_mechanics_bit_for_bit():
+    rng = np.random.default_rng(26)
+    x, flags = rng.random(5_000), rng.random((5_000, 3)) < 0.5
+    a, b, c = flags.T
+    patience, service = SimpleNamespace(penalty=0.3), SimpleNamespace(rework_share=0.5)
+    got = judged_one_by_one(
+        x, flags, finish.terms(finish.Satisfaction, SAT), finish.terms(finish.Payment, PAY),
+        finish.terms(finish.Wom, WOM), finish.terms(finish.Patience, patience),
+        finish.terms(finish.Service, service),
+    )  # fmt: skip
+    s = mechanics.satisfaction(x, 3 * x, 1.2, 0.9, a, b, c, 0.1 * x, x, 4 * x - 2, SAT, a & b)
+    p, sign = mechanics.tell_probability(0.5, s, WOM)
+    expected = [
+        s, mechanics.abandoned_satisfaction(s, patience), mechanics.invoice_share(a, b, c, PAY),
+        mechanics.payment_fraction(x, 1 - x, 0.5, PAY), p, sign, mechanics.rating(s),
+        mechanics.rework_hours(10.0, 20 * x, a, service),
+        mechanics.judged_satisfaction(s, x, a, 0.9),
+        mechanics.tailored_alignment(x, 0.4 * (c - 0.5)),
+        mechanics.leaves_queue((20 * x).astype(int), 8.5, a, b),
+        mechanics.judged_satisfaction(s, x, a, 0.0),
+    ]  # fmt: skip
+    assert (s == 0).any() and ((s > 0) & (s < 1)).any()  # clipped at 0, and within
+    for row, values in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(row, values)
+
+
+def judge_jobs(world_terms, *, prepaid, abandoned, deadline, week=5, failure=0.0, dispute=0.0):
+    """Three jobs of 10 billed hours at business 0 (price 2), accepted in week 0, judged."""
+    n = 3
+    ids, kept = np.arange(n), np.zeros(n, dtype=np.int64)
+    numbers, stars, story = np.empty((8, n)), np.empty(n, np.int64), np.empty(n, np.int64)
+    failed, disputed = np.empty(n, bool), np.empty(n, bool)
+    keys, per_market = Streams(3).kernel_keys("failure")
+    finish.judge(
+        ids, ids, week, np.zeros(n, np.int64), np.full(n, 10.0), np.full(n, prepaid),
+        np.zeros(n, np.int32), np.full(n, deadline, np.int32), np.zeros(n, np.int32),
+        np.zeros(n, bool), np.zeros(n, bool), np.full(n, 12.0), np.full(n, 10.0), kept,
+        np.full(n, 0.2), np.full(n, abandoned), np.empty(0), False, np.full(n, 0.1),
+        np.full(n, 0.9), np.zeros(n), np.full(n, 0.9), np.ones(n), np.full(n, 0.5),
+        np.full((n, 1), 0.5), np.zeros(1), False, np.array([2.0]), np.array([1.0]),
+        np.array([0.1]), *world_terms, failure, keys, dispute, keys, per_market, numbers,
+        stars, story, failed, disputed,
+    )  # fmt: skip
+    return dict(zip(finish.NUMBERS, numbers, strict=True)), failed, disputed
+
+
+TERMS = (
+    finish.terms(finish.Satisfaction, SAT), 0.9, finish.terms(finish.Payment, PAY),
+    finish.Patience(0.3), finish.terms(finish.Wom, WOM), True, finish.Service(0.5),
+)  # fmt: skip
+
+
+def test_a_job_done_on_time_is_paid_in_full_and_its_rework_counted():
+    out, failed, disputed = judge_jobs(TERMS, prepaid=False, abandoned=False, deadline=10)
+    np.testing.assert_array_equal(out["paid"], 20.0)  # u_full 0.1 < reliability 0.9
+    np.testing.assert_array_equal(out["unpaid"], 0.0)
+    np.testing.assert_array_equal(out["billed"], 10.0)
+    np.testing.assert_array_equal(out["rework"], 0.0)  # no misfit
+    assert not failed.any() and not disputed.any()
+
+
+def test_an_abandoned_prepaid_job_is_refunded_its_quote_and_judged_with_the_penalty():
+    kept, _, _ = judge_jobs(TERMS, prepaid=True, abandoned=False, deadline=10)
+    left, _, _ = judge_jobs(TERMS, prepaid=True, abandoned=True, deadline=10)
+    np.testing.assert_array_equal(left["refund"], 20.0)
+    np.testing.assert_array_equal(left["paid"], 0.0)
+    np.testing.assert_array_equal(left["billed"], 0.0)
+    np.testing.assert_array_equal(left["satisfaction"], np.maximum(kept["satisfaction"] - 0.3, 0))
+    _, failed, _ = judge_jobs(TERMS, prepaid=True, abandoned=True, deadline=0, failure=1.0)
+    assert not failed.any()  # an abandoned job does not fail
+
+
+def test_impossible_jobs_fail_and_late_ones_are_disputed_when_sure_to():
+    out, failed, disputed = judge_jobs(TERMS, prepaid=False, abandoned=False, deadline=0,
+                                       failure=1.0, dispute=1.0)  # fmt: skip
+    assert failed.all() and not disputed.any()  # a failed job is not disputed
+    np.testing.assert_array_equal(out["paid"], 0.0)
+    late, failed, disputed = judge_jobs(TERMS, prepaid=True, abandoned=False, deadline=2,
+                                        dispute=1.0)  # fmt: skip
+    assert disputed.all() and not failed.any()
+    np.testing.assert_array_equal(late["refund"], 10.0)  # dispute_share of the quote
+
+
+def test_the_business_totals_are_bincounts_in_job_order():
+    rng = np.random.default_rng(7)
+    n, n_b = 3_000, 6
+    firm = rng.integers(0, n_b, n)
+    paid, refund, unpaid, s, billed, rework = rng.random((6, n)) * [[1e3], [10], [50], [1], [9],
+                                                                       [3]]  # fmt: skip
+    rating = rng.integers(0, 6, n)
+    abandoned, retained, disputed, failed = rng.random((4, n)) < 0.3
+    floats, ints = np.empty((7, n_b)), np.empty((6, n_b), np.int64)
+    finish.totals(firm, paid, refund, unpaid, s, billed, rework, rating, abandoned, retained,
+                  disputed, failed, floats, ints)  # fmt: skip
+
+    def total(mask=None, weights=None):
+        rows = slice(None) if mask is None else mask
+        w = None if weights is None else weights[rows]
+        return np.bincount(firm[rows], weights=w, minlength=n_b)
+
+    done, reviewed = ~abandoned, rating > 0
+    expected_floats = [total(None, paid - refund), total(None, unpaid),
+                       total(None, np.where(done, s, 0.0)), total(None, refund),
+                       total(None, billed), total(None, rework),
+                       total(None, np.where(reviewed, rating, 0))]  # fmt: skip
+    expected_ints = [total(done), total(abandoned), total(retained), total(disputed),
+                     total(failed), total(reviewed)]  # fmt: skip
+    np.testing.assert_array_equal(floats, expected_floats)
+    np.testing.assert_array_equal(ints, expected_ints)
+
+
+def test_the_closing_jobs_are_the_finished_and_those_left_in_id_order():
+    provider = np.array([-1, 2, 0, 1, 3, 0], np.int16)
+    remaining = np.array([0.0, 0.0, 5.0, 5.0, 5.0, -1.0])
+    need_week = np.array([0, 9, 0, 9, 0, 0], np.int32)  # waited 10, 1, 10, 1, 10, 10 weeks
+    prepaid = np.array([False, False, False, False, True, True])
+    patience = np.full(6, 5.0)
+    for leave, closes in ((False, [1, 2, 5]), (True, [1, 2, 4, 5])):
+        ids, firm, abandoned = np.empty(6, np.int64), np.empty(6, np.int64), np.empty(6, bool)
+        k = finish.closing(provider, remaining, need_week, prepaid, patience, 9, leave, ids, firm,
+                           abandoned)  # fmt: skip
+        np.testing.assert_array_equal(ids[:k], closes)
+        np.testing.assert_array_equal(firm[:k], provider[closes])
+        np.testing.assert_array_equal(abandoned[:k], remaining[closes] > 0)

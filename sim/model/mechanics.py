@@ -234,6 +234,15 @@ def satisfaction(
     return np.clip(s, 0.0, 1.0)
 
 
+def leaves_queue(weeks_waited, patience, prepaid, prepaid_leave: bool):
+    """Whether a client leaves the queue of a business that has not finished its job.
+
+    It leaves when its job has waited longer than its `patience` (weeks), unless it prepaid
+    (walking away would forfeit the money) and prepaid clients stay (`prepaid_leave` off).
+    """
+    return (weeks_waited > patience) & (prepaid_leave | np.logical_not(prepaid))
+
+
 def abandoned_satisfaction(s, patience: Any):
     """Satisfaction of a client who leaves a queue: S as if judged now, minus the penalty."""
     return np.clip(np.asarray(s) - patience.penalty, 0.0, 1.0)

@@ -20,8 +20,8 @@ import numpy as np
 from sim.model import mechanics, state
 from sim.model.intake import Applicants, Intake
 from sim.model.kernels import choice as choice_kernels
+from sim.model.kernels import finish, wom
 from sim.model.kernels import intake as intake_kernel
-from sim.model.kernels import wom
 from sim.model.rng import box_muller
 from sim.model.state import Updates
 from sim.model.world import World
@@ -282,15 +282,18 @@ def out_of_patience(world: World, ids, weeks_waited) -> np.ndarray:
 def abandons(world: World, ids, week: int, job: dict) -> np.ndarray:
     """Phase 6: mask of the unfinished jobs whose clients leave the queue after service.
 
-    A client leaves when its job has waited past its patience, unless it prepaid (walking
-    away would forfeit the money) and `patience.prepaid_leave` is off; with it on, a prepaid
+    A client leaves when its job has waited past its patience, unless it prepaid and
+    `patience.prepaid_leave` is off (`mechanics.leaves_queue`); with it on, a prepaid
     client leaves too and is refunded (`finish_jobs`). `job` holds the jobs' `need_week`
-    and `prepaid`.
+    and `prepaid`. (The vectorized engine finds its closing jobs with the same formula:
+    `sim.model.kernels.finish.closing`.)
     """
-    impatient = out_of_patience(world, ids, week - job["need_week"] + 1)
-    if world.clients.patience.prepaid_leave:
-        return impatient
-    return ~job["prepaid"] & impatient
+    out = np.empty(len(ids), dtype=bool)
+    finish.leaving(
+        week - np.asarray(job["need_week"], dtype=np.int64) + 1, world.population["patience"][ids],
+        job["prepaid"], bool(world.clients.patience.prepaid_leave), out,
+    )  # fmt: skip
+    return out
 
 
 def due(world: World, week: int, accept_week, deadline):
@@ -303,82 +306,60 @@ def due(world: World, week: int, accept_week, deadline):
     return mechanics.due(week, accept_week, deadline)
 
 
-def disputes_and_failures(world: World, ids, week: int, late, impossible, closed):
-    """Phase 7: masks of the `closed` (not abandoned) jobs that fail and that are disputed.
-
-    An impossible job (`impossible`: deadline 0) fails with probability
-    `jobs.impossible_failure`; a late job that did not fail is disputed with probability
-    `payment.dispute_late`. Each draw has its own stream (`failure`, `dispute`), keyed by
-    client and week; a probability of 0 draws nothing, and only the jobs it may touch draw.
-    """
-    failure, dispute = world.market.jobs.impossible_failure, world.market.payment.dispute_late
-    failed = np.zeros(len(ids), dtype=bool)
-    if failure > 0:
-        at_risk = np.flatnonzero(closed & impossible)
-        failed[at_risk] = world.streams.uniform("failure", week, ids.take(at_risk)) < failure
-    disputed = np.zeros(len(ids), dtype=bool)
-    if dispute > 0:
-        at_risk = np.flatnonzero(closed & late & ~failed)
-        disputed[at_risk] = world.streams.uniform("dispute", week, ids.take(at_risk)) < dispute
-    return failed, disputed
-
-
 def finish_jobs(
-    world: World, ids, week: int, provider, job: dict, first_job, difficulty, abandoned,
-    held=None,
+    world: World, ids, week: int, provider, job: dict, kept, difficulty, abandoned, held=None,
+    rows=None,
 ) -> Outcome:  # fmt: skip
     """Phases 7-8 for jobs just finished, or `abandoned` (see `abandons`).
 
-    `provider`: business index; `job`: arrays by name. A client who left the queue pays
-    nothing (nothing was invoiced; a prepaid one is refunded), judges the business as if
-    the job ended now, with no misfit or extras but the patience penalty, and does not stay.
-    A failed impossible job is owed nothing, a disputed late one only part
-    (`disputes_and_failures`, `mechanics.invoice_share`): a postpaid client pays its
+    `provider`: each job's business index; `job`: arrays by name (`FINISH_JOB_FIELDS`);
+    `kept`: each client's provider (a job at another business is its first there);
+    `difficulty`: the clients'. These and `held` are per row: client ``ids[i]``'s is row
+    ``rows[i]`` (default: row i). A client who left the queue pays nothing (nothing was
+    invoiced; a prepaid one is refunded), judges the business as if the job ended now, with
+    no misfit or extras but the patience penalty, and does not stay. An impossible job
+    (deadline 0) not abandoned fails with probability `jobs.impossible_failure`; a late one
+    that did not fail is disputed with probability `payment.dispute_late` (each draw from
+    its own stream, `failure` and `dispute`, keyed by client and week; a probability of 0
+    draws nothing, and only the jobs it may touch draw). A failed job is owed nothing, a
+    disputed one only part (`mechanics.invoice_share`): a postpaid client pays its
     `payment_fraction` of what it owes, a prepaid one is refunded the rest of its quote.
     Whether it stays is decided on the satisfaction it holds of the business after this job
     (`mechanics.judged_satisfaction`; `held`: its `provider_satisfaction`, None: none held).
+    One compiled pass over the jobs (`sim.model.kernels.finish.judge`) between the numpy
+    steps that need a transcendental: the noise, retention and the review.
     """
-    pop, clients = world.population, world.clients
+    pop, clients, market = world.population, world.clients, world.market
+    n = len(ids)
     u = world.streams.uniforms(week, ids, FINISH_DRAWS)
-    prepaid, quote = job["prepaid"], job["billed"] * world.prices[provider]
-    late = (week - job["accept_week"] + 1) > job["deadline"]
-    failed, disputed = disputes_and_failures(
-        world, ids, week, late, job["deadline"] == 0, ~abandoned
-    )
-    invoice = mechanics.invoice_share(abandoned, failed, disputed, world.market.payment) * quote
-    sat = clients.satisfaction
-    fraction = mechanics.payment_fraction(u[0], u[1], pop["pay_reliability"][ids],
-                                          world.market.payment)  # fmt: skip
-    fraction = np.where(prepaid, 0.0, fraction)
-    unpaid = np.where(prepaid, 0.0, (1.0 - fraction) * invoice)
-    refund = np.where(prepaid, quote - invoice, 0.0)
-    user_alignment = pairs(world.user_alignment, ids, provider)
-    if world.user_shift.any():  # a business that serves one role courts or neglects it
-        user_alignment = mechanics.tailored_alignment(user_alignment, world.user_shift[provider])
-    s = mechanics.satisfaction(
-        user_alignment,
-        week - job["need_week"], world.price_ratio[provider], pop["payer_budget"][ids],
-        job["misfit"] & ~abandoned, job["extras"] & ~abandoned, late,
-        np.where(first_job, world.overpromise[provider], 0.0), difficulty,
-        box_muller(u[2], u[3]), sat, failed,
+    noise = box_muller(u[2], u[3])
+    numbers, stars, story = np.empty((len(finish.NUMBERS), n)), np.empty(n, int), np.empty(n, int)
+    failed, disputed = np.empty(n, bool), np.empty(n, bool)
+    sat, tailored = clients.satisfaction, bool(world.user_shift.any())
+    terms = (
+        finish.terms(finish.Satisfaction, sat), float(sat.memory),
+        finish.terms(finish.Payment, market.payment),
+        finish.terms(finish.Patience, clients.patience), finish.terms(finish.Wom, clients.wom),
+        bool(clients.wom.enabled), finish.terms(finish.Service, market.service),
     )  # fmt: skip
-    s = np.where(abandoned, mechanics.abandoned_satisfaction(s, clients.patience), s)
-    held = s if held is None else held
-    judged = mechanics.judged_satisfaction(s, held, first_job, sat.memory)
+    finish.judge(
+        ids, np.arange(n) if rows is None else rows, week, provider, job["billed"],
+        job["prepaid"], job["accept_week"], job["deadline"], job["need_week"], job["misfit"],
+        job["extras"], job["true_hours"], job["stated_hours"], kept, difficulty, abandoned,
+        np.empty(0) if held is None else held, held is not None, u[0], u[1], noise,
+        pop["pay_reliability"], pop["payer_budget"], pop["influencer_talkativeness"],
+        world.user_alignment, world.user_shift, tailored, world.prices, world.price_ratio,
+        world.overpromise, *terms, float(market.jobs.impossible_failure),
+        world.streams.kernel_keys("failure")[0], float(market.payment.dispute_late),
+        *world.streams.kernel_keys("dispute"), numbers, stars, story, failed, disputed,
+    )  # fmt: skip
+    paid, unpaid, s, p_tell, refund, billed, rework, judged = numbers
     retained = u[4] < mechanics.retention_probability(judged, sat)
     retained &= ~abandoned
-    reviews = clients.reviews
-    posts = u[5] < mechanics.review_probability(s, pop["review_propensity"][ids], reviews)
-    p_tell, story = mechanics.tell_probability(pop["influencer_talkativeness"][ids], s, clients.wom)
-    if not clients.wom.enabled:
-        p_tell, story = np.zeros_like(p_tell), np.zeros_like(story)
-    done = ~abandoned
+    posts = u[5] < mechanics.review_probability(s, pop["review_propensity"][ids], clients.reviews)
     return Outcome(
-        fraction * invoice, unpaid, s, retained, np.where(posts, mechanics.rating(s), 0),
-        p_tell, story, abandoned, refund, disputed, failed, np.where(done, job["billed"], 0.0),
-        mechanics.rework_hours(job["true_hours"], job["stated_hours"], job["misfit"] & done,
-                               world.market.service),
-        judged,
+        paid, unpaid, s, retained, np.where(posts, stars, 0), p_tell, story, abandoned, refund,
+        disputed, failed, billed, rework, judged,
     )  # fmt: skip
 
 
@@ -388,22 +369,19 @@ def book_outcomes(firms, count, provider, out: Outcome) -> None:
     `firms` are the market's businesses (`sim.model.business.Firms`), `provider` their entries,
     `count` counts the jobs in masks in the market's tallies (`MarketModel.count_clients`
     of the jobs' clients). Sums run in the order of the jobs (by client id) in both engines,
-    so they agree exactly.
+    so they agree exactly: one compiled pass (`sim.model.kernels.finish.totals`).
     """
     reviewed, done = out.rating > 0, ~out.abandoned
-    total = firms.total
-    firms.book(
-        revenue=total(provider, out.paid - out.refund), unpaid=total(provider, out.unpaid),
-        completed=total(provider[done]), abandoned=total(provider[out.abandoned]),
-        satisfaction_sum=total(provider, np.where(done, out.satisfaction, 0.0)),  # completed
-        retained=total(provider[out.retained]),
-        # issue 23, jobs: refunds are negative revenue, booked in the week they happen
-        refunds=total(provider, out.refund), disputes=total(provider[out.disputed]),
-        failed=total(provider[out.failed]), billed_hours=total(provider, out.billed),
-        rework_hours=total(provider, out.rework),
+    floats = np.empty((len(finish.FLOAT_TOTALS), firms.n))
+    ints = np.empty((len(finish.INT_TOTALS), firms.n), dtype=np.int64)
+    finish.totals(
+        provider, out.paid, out.refund, out.unpaid, out.satisfaction, out.billed, out.rework,
+        out.rating, out.abandoned, out.retained, out.disputed, out.failed, floats, ints,
     )  # fmt: skip
-    stars = total(provider, np.where(reviewed, out.rating, 0))
-    firms.record_reviews(total(provider[reviewed]), stars)
+    # (issue 23, jobs: refunds are negative revenue, booked in the week they happen)
+    names, rows = finish.FLOAT_TOTALS[:-1] + finish.INT_TOTALS[:-1], (*floats[:-1], *ints[:-1])
+    firms.book(**dict(zip(names, rows, strict=True)))
+    firms.record_reviews(ints[-1], floats[-1])  # the reviews and their stars
     count(
         completed=done,
         abandoned=out.abandoned,
@@ -670,11 +648,11 @@ def settle(
     done, left = ~out.abandoned, ~out.retained
     sent_here = (kept_provider >= 0) & (kept_provider != provider)  # a job its own declined
     after = np.where(sent_here, kept_provider, np.where(out.retained, provider, -1))
-    stays = out.retained & ~sent_here
+    stays, spent = out.retained & ~sent_here, out.paid - out.refund
     return (
         Updates()
-        .add("spend", ids, out.paid - out.refund)
-        .add("spend_at", ids, out.paid - out.refund, provider)
+        .add("spend", ids, spent)
+        .add("spend_at", ids, spent, provider)
         .add("unpaid", ids, out.unpaid)
         .add("jobs_done", ids, done)
         .add("jobs_at", ids, done, provider)

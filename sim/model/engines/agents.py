@@ -225,11 +225,11 @@ class AgentsModel(MarketModel):
         ids, abandoned = ids[closing], ~finished[closing]
         job = {f: values[closing] for f, values in job.items()}
         provider = np.array([c.job.provider for c in done], dtype=np.int64)
-        first = np.array([c.provider != c.job.provider for c in done], dtype=bool)
+        kept = np.array([c.provider for c in done], dtype=state.BY_NAME["provider"].dtype)
         difficulty = np.array([c.difficulty for c in done])
         held = np.array([c.provider_satisfaction for c in done], dtype=np.float64)
         out = phases.finish_jobs(
-            self.world, ids, week, provider, job, first, difficulty, abandoned, held
+            self.world, ids, week, provider, job, kept, difficulty, abandoned, held
         )
         phases.book_outcomes(self.firms, lambda **m: self.count_clients(ids, **m), provider, out)
         for i, client in enumerate(done):

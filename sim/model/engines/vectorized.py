@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.model import phases, state
-from sim.model.kernels import intake, scatter, service
+from sim.model.kernels import finish, intake, scatter, service
 from sim.model.market import MarketModel
 from sim.model.state import Field
 
@@ -157,19 +157,23 @@ class VectorizedModel(MarketModel):
         self.apply(phases.served(ids, remaining, worked, provider))
 
     def complete(self, week: int) -> None:
-        """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth."""
-        s = self.s
-        serving = np.flatnonzero(s["job_provider"] >= 0)
-        waiting = {f: s[f"job_{f}"].take(serving) for f in ("need_week", "prepaid")}
-        done = s["job_remaining"].take(serving) <= 0.0
-        closing = done | phases.abandons(self.world, serving, week, waiting)
-        ids, abandoned = serving[closing], ~done[closing]
-        job = {f: s[f"job_{f}"].take(ids) for f in phases.FINISH_JOB_FIELDS}  # the closing only
-        provider = s["job_provider"].take(ids).astype(np.int64)
-        first = s["provider"].take(ids) != provider
+        """Phases 7-8: finished jobs are paid and judged; reviews and word of mouth.
+
+        The closing jobs are found in one pass (`sim.model.kernels.finish.closing`), and
+        judged reading their state by row (`phases.finish_jobs`).
+        """
+        s, n = self.s, len(self.s["job_provider"])
+        ids, provider, abandoned = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, bool)
+        k = finish.closing(
+            s["job_provider"], s["job_remaining"], s["job_need_week"], s["job_prepaid"],
+            self.population["patience"], week, bool(self.world.clients.patience.prepaid_leave),
+            ids, provider, abandoned,
+        )  # fmt: skip
+        ids, provider, abandoned = ids[:k], provider[:k], abandoned[:k]
+        job = {f: s[f"job_{f}"] for f in phases.FINISH_JOB_FIELDS}  # read by row (the ids)
         out = phases.finish_jobs(
-            self.world, ids, week, provider, job, first, s["difficulty"].take(ids), abandoned,
-            s["provider_satisfaction"].take(ids),
+            self.world, ids, week, provider, job, s["provider"], s["difficulty"], abandoned,
+            s["provider_satisfaction"], rows=ids,
         )  # fmt: skip
         phases.book_outcomes(
             self.firms, lambda **m: self.count_clients(ids, **m), self.firm(ids, provider), out
