@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 from sim.model import mechanics
-from sim.model.kernels import draws
+from sim.model.kernels import draws, formulas
 from sim.model.state import NEVER
 
 AHEAD = 8  # choosers ahead whose rows `candidates` asks the memory for (`draws.prefetch`)
@@ -48,8 +48,8 @@ class Coefficients(NamedTuple):
 
 
 #: `mechanics.choice_utility` and `mechanics.tailored_alignment` compiled: the very formulas.
-_utility = numba.njit(cache=True, inline="always")(mechanics.choice_utility)
-_tailored = numba.njit(cache=True, inline="always")(mechanics.tailored_alignment)
+_utility = formulas.scalar(mechanics.choice_utility)
+_tailored = formulas.scalar(mechanics.tailored_alignment)
 
 
 @numba.njit(cache=True)
@@ -171,8 +171,8 @@ def candidates(ids, rows, week, provider, declined_by, look_from, known_week, bl
         for k in range(start[j], m):
             b = business[k]
             align = alignment[row, b]
-            if tailored:  # (the formula returns a 0-d array here: `item` is its number)
-                align = _tailored(align, shift[b]).item()
+            if tailored:
+                align = _tailored(align, shift[b])
             since = credit_week[row, b]
             heard = credit[row, b] * powers[week - since] if since >= 0 else 0.0
             since = warning_week[row, b]

@@ -3,7 +3,7 @@
 `judge` walks the closing jobs once: each one's failure and dispute (drawn here), its
 payment, refund, satisfaction, the satisfaction it is judged by, its story and its stars,
 its billed and rework hours. Every formula is `sim.model.mechanics`' own, compiled for
-scalars by `scalar`: numpy's ``where``, ``clip`` and ``asarray`` read element by element,
+scalars by `formulas.scalar`: numpy's ``where``, ``clip`` and ``asarray`` read element by element,
 which is what they do on arrays, so no value moves by a bit. What needs a transcendental
 (the noise's log and cosine, retention's exp, the review's cube) stays in numpy, before and
 after the pass (`finish_jobs`).
@@ -11,82 +11,23 @@ after the pass (`finish_jobs`).
 
 from __future__ import annotations
 
-import types
 from typing import NamedTuple
 
 import numba
-import numpy as np
-from numba.core import types as numba_types
-from numba.extending import overload_method
 
 from sim.model import mechanics
-from sim.model.kernels import draws
+from sim.model.kernels import draws, formulas
 
-
-@numba.njit(inline="always")
-def _where(condition, if_true, if_false):
-    """``np.where`` of one element."""
-    return if_true if condition else if_false
-
-
-@numba.njit(inline="always")
-def _clip(x, low, high):
-    """``np.clip`` of one element, as numpy's: NaN stays NaN, -0.0 stays -0.0 within bounds."""
-    x = low if x < low else x
-    return high if x > high else x
-
-
-@numba.njit(inline="always")
-def _asarray(x):
-    """``np.asarray`` of one element: the element."""
-    return x
-
-
-@overload_method(numba_types.Float, "astype")
-def _astype(x, dtype):
-    """``x.astype(kind)`` of a float scalar (numpy's scalars have it; numba's do not)."""
-    kind = dtype.instance_type
-
-    def impl(x, dtype):
-        return kind(x)
-
-    return impl
-
-
-#: numpy as a compiled formula of `scalar` reads it: its functions of one element.
-_ELEMENTS = types.ModuleType("numpy_of_one_element")
-vars(_ELEMENTS).update(
-    {name: getattr(np, name)
-     for name in ("maximum", "minimum", "ceil", "abs", "int64", "logical_not")},
-    where=_where, clip=_clip, asarray=_asarray,
-)  # fmt: skip
-
-
-def scalar(formula):
-    """A formula of `sim.model.mechanics` compiled for scalars, inlined where it is called.
-
-    The very function (its code), reading numpy's ``where``, ``clip`` and ``asarray`` as
-    functions of one element: on arrays numpy applies them element by element, so the
-    compiled formula gives each element's value bit for bit. (Not cached on its own: it is
-    compiled into the kernels that call it, which are.)
-    """
-    code = types.FunctionType(
-        formula.__code__, {**formula.__globals__, "np": _ELEMENTS}, formula.__name__,
-        formula.__defaults__, formula.__closure__,
-    )  # fmt: skip
-    return numba.njit(inline="always")(code)
-
-
-_invoice_share = scalar(mechanics.invoice_share)
-_payment_fraction = scalar(mechanics.payment_fraction)
-_tailored = scalar(mechanics.tailored_alignment)
-_satisfaction = scalar(mechanics.satisfaction)
-_abandoned_satisfaction = scalar(mechanics.abandoned_satisfaction)
-_judged_satisfaction = scalar(mechanics.judged_satisfaction)
-_tell_probability = scalar(mechanics.tell_probability)
-_rating = scalar(mechanics.rating)
-_rework_hours = scalar(mechanics.rework_hours)
-_leaves_queue = scalar(mechanics.leaves_queue)
+_invoice_share = formulas.scalar(mechanics.invoice_share)
+_payment_fraction = formulas.scalar(mechanics.payment_fraction)
+_tailored = formulas.scalar(mechanics.tailored_alignment)
+_satisfaction = formulas.scalar(mechanics.satisfaction)
+_abandoned_satisfaction = formulas.scalar(mechanics.abandoned_satisfaction)
+_judged_satisfaction = formulas.scalar(mechanics.judged_satisfaction)
+_tell_probability = formulas.scalar(mechanics.tell_probability)
+_rating = formulas.scalar(mechanics.rating)
+_rework_hours = formulas.scalar(mechanics.rework_hours)
+_leaves_queue = formulas.scalar(mechanics.leaves_queue)
 
 
 class Satisfaction(NamedTuple):
