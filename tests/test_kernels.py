@@ -502,3 +502,29 @@ def test_compiled_capacity_plans_are_the_numpy_formulas_bit_for_bit():
     )
     np.testing.assert_array_equal(hiring, 12.0 * 50.0 * np.maximum(change, 0.0))
     np.testing.assert_array_equal(layoff, 4.0 * 50.0 * np.maximum(-change, 0.0))
+
+
+# --- needs ---
+from sim.model.kernels import needs  # noqa: E402
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_needs_draw_the_uniforms_the_streams_draw(batch):
+    n = 1_000
+    streams = BatchStreams([3, 9, 4], n) if batch else Streams(3)
+    ids = np.sort(np.random.default_rng(2).choice(3 * n if batch else n, 300, replace=False))
+    count = np.random.default_rng(3).integers(1, 40, len(ids)).astype(np.int32)
+    opening = ids[::3]
+    gap_u, job_u = np.empty(len(ids)), np.empty((len(phases.OPEN_DRAWS), len(opening)))
+    needs.draw(ids, count, opening, 17, *phases._need_keys(streams), gap_u, job_u)
+    np.testing.assert_array_equal(gap_u, streams.uniform("need", count, ids))
+    np.testing.assert_array_equal(job_u, streams.uniforms(17, opening, phases.OPEN_DRAWS))
+
+
+def test_one_count_keys_every_arriving_need_and_no_job_draws_nothing():
+    streams, ids = Streams(5), np.array([4, 2, 9])
+    gap_u, job_u = np.empty(3), np.empty((len(phases.OPEN_DRAWS), 0))
+    opening = np.empty(0, dtype=np.int64)
+    needs.draw(ids, np.array([7], dtype=np.int32), opening, 0, *phases._need_keys(streams), gap_u,
+               job_u)  # fmt: skip
+    np.testing.assert_array_equal(gap_u, streams.uniform("need", 7, ids))

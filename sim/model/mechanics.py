@@ -22,10 +22,19 @@ def need_probability(need_rate):
 
 def geometric_weeks(u, p):
     """Weeks (>= 1) until the first success of a weekly Bernoulli(p), by inversion of u."""
-    p = np.asarray(p, dtype=float)
+    with np.errstate(divide="ignore"):  # log(1 - p) = -inf at p = 1: always the first week
+        log_q = np.log1p(-np.asarray(p, dtype=float))
+    return geometric_weeks_of_logs(np.log(u), log_q)
+
+
+def geometric_weeks_of_logs(log_u, log_q):
+    """`geometric_weeks` from log u and log(1 - p): floor(log u / log(1 - p)) + 1 weeks.
+
+    Never (2**30 weeks) where p = 0 (log(1 - p) = 0: not below 0, as it is for any p > 0).
+    """
     with np.errstate(divide="ignore"):
-        weeks = np.floor(np.log(u) / np.log1p(-p)) + 1.0
-    return np.where(p > 0, np.minimum(weeks, 2**30), 2**30).astype(np.int64)
+        weeks = np.floor(log_u / log_q) + 1.0
+    return np.where(log_q < 0, np.minimum(weeks, 2**30), 2**30).astype(np.int64)
 
 
 def job_size(z, scale, jobs: Any):
