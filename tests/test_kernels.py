@@ -528,3 +528,37 @@ def test_one_count_keys_every_arriving_need_and_no_job_draws_nothing():
     needs.draw(ids, np.array([7], dtype=np.int32), opening, 0, *phases._need_keys(streams), gap_u,
                job_u)  # fmt: skip
     np.testing.assert_array_equal(gap_u, streams.uniform("need", 7, ids))
+
+
+def test_jobs_are_sized_and_dated_as_the_numpy_formulas_bit_for_bit():
+    jobs = SimpleNamespace(median_hours=12.5, sigma=0.8, misdiagnosed_low=0.3,
+                           misdiagnosed_high=0.9, deadline_weeks=6)  # fmt: skip
+    rng = np.random.default_rng(8)
+    n, ids = 500, np.sort(rng.choice(2000, 500, replace=False))
+    scale, misdiagnosis, unrealistic = rng.lognormal(0, 1, 2000), rng.random(2000), rng.random(2000)
+    u, z = rng.random((len(phases.OPEN_DRAWS), n)), rng.standard_normal(n)
+    true, stated, deadline = np.empty(n), np.empty(n), np.empty(n, dtype=np.int32)
+    needs.open_jobs(ids, mechanics.size_factor(z, jobs), u, scale, misdiagnosis, unrealistic,
+                    needs.JobTerms.of(jobs), true, stated, deadline)  # fmt: skip
+    expected = mechanics.job_size(z, scale[ids], jobs)
+    np.testing.assert_array_equal(true, expected)
+    wrong = u[2] < misdiagnosis[ids]
+    np.testing.assert_array_equal(stated, mechanics.stated_size(expected, wrong, u[3], jobs))
+    np.testing.assert_array_equal(deadline, np.where(u[4] < unrealistic[ids], 0, 6))
+    assert 0 < wrong.sum() < n and 0 < (deadline == 0).sum() < n
+
+
+def test_a_sure_misdiagnosis_states_the_share_and_a_sure_impossible_job_has_deadline_0():
+    jobs = needs.JobTerms(10.0, 0.5, 0.5, 4)
+    true, stated, deadline = np.empty(2), np.empty(2), np.empty(2, dtype=np.int32)
+    u = np.full((len(phases.OPEN_DRAWS), 2), 0.5)
+    scale, misdiagnosis, unrealistic = (
+        np.array([1.0, 3.0]),
+        np.array([1.0, 0.0]),
+        np.array([0.0, 1.0]),
+    )
+    needs.open_jobs(np.array([0, 1]), np.array([1.0, 2.0]), u, scale, misdiagnosis, unrealistic,
+                    jobs, true, stated, deadline)  # fmt: skip
+    np.testing.assert_array_equal(true, [10.0, 60.0])  # scale x median x factor
+    np.testing.assert_array_equal(stated, [5.0, 60.0])  # the first misdiagnosed: half
+    np.testing.assert_array_equal(deadline, [4, 0])

@@ -43,13 +43,27 @@ def job_size(z, scale, jobs: Any):
     `z` is a standard normal; the lognormal has median `jobs.median_hours` and log s.d.
     `jobs.sigma`.
     """
-    return scale * (jobs.median_hours * np.exp(jobs.sigma * z))
+    return scaled_size(size_factor(z, jobs), scale, jobs)
+
+
+def size_factor(z, jobs: Any):
+    """The lognormal factor exp(sigma z) of a job's size (`job_size`), from a standard normal."""
+    return np.exp(jobs.sigma * z)
+
+
+def scaled_size(factor, scale, jobs: Any):
+    """`job_size` from its lognormal `factor` (`size_factor`): `scale` x median hours x factor."""
+    return scale * (jobs.median_hours * factor)
 
 
 def stated_size(true_hours, misdiagnosed, u, jobs: Any):
     """The size the client asks for: true, or with misdiagnosis true x U(low, high)."""
-    share = jobs.misdiagnosed_low + (jobs.misdiagnosed_high - jobs.misdiagnosed_low) * u
-    return np.where(misdiagnosed, true_hours * share, true_hours)
+    return np.where(misdiagnosed, true_hours * misdiagnosed_share(u, jobs), true_hours)
+
+
+def misdiagnosed_share(u, jobs: Any):
+    """The share of its true size a misdiagnosed job is stated as (`stated_size`): U(low, high)."""
+    return jobs.misdiagnosed_low + (jobs.misdiagnosed_high - jobs.misdiagnosed_low) * u
 
 
 def ad_reach(reach, honesty, ads: Any):

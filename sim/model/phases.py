@@ -123,13 +123,20 @@ FINISH_DRAWS = (("payment", 0), ("payment", 1), ("satisfaction", 0), ("satisfact
 
 
 def open_jobs(world: World, ids: np.ndarray, u: np.ndarray) -> Jobs:
-    """Phase 1: the jobs of clients whose need arrived this week, from their `OPEN_DRAWS` `u`."""
+    """Phase 1: the jobs of clients whose need arrived this week, from their `OPEN_DRAWS` `u`.
+
+    Sized (`mechanics.job_size`, `stated_size`), and dated, in one pass
+    (`sim.model.kernels.needs.open_jobs`) once numpy has drawn their lognormal factors.
+    """
     pop, cfg = world.population, world.market.jobs
-    true = mechanics.job_size(box_muller(u[0], u[1]), pop["scale"][ids], cfg)
-    wrong = u[2] < pop["misdiagnosis"][ids]
-    stated = mechanics.stated_size(true, wrong, u[3], cfg)
-    impossible = u[4] < pop["unrealistic"][ids]
-    return Jobs(true, stated, np.where(impossible, 0, cfg.deadline_weeks))
+    factor = mechanics.size_factor(box_muller(u[0], u[1]), cfg)
+    n = len(ids)
+    jobs = Jobs(np.empty(n), np.empty(n), np.empty(n, dtype=state.BY_NAME["job_deadline"].dtype))
+    needs.open_jobs(
+        ids, factor, u, pop["scale"], pop["misdiagnosis"], pop["unrealistic"],
+        needs.JobTerms.of(cfg), jobs.true_hours, jobs.stated_hours, jobs.deadline,
+    )  # fmt: skip
+    return jobs
 
 
 def standing(world: World, amount, since_week, week: int) -> np.ndarray:

@@ -1,16 +1,21 @@
-"""Phase 1 (needs) drawn in one pass over the clients whose need arrives (`phases.need_arrives`).
+"""Phase 1 (needs) in two passes over the clients whose need arrives (`phases.need_arrives`).
 
-Each arriving client draws the uniform of its next need's gap, keyed by its count of needs
-(`phases.need_gap`); each that opens a job also draws that job's uniforms (`phases.OPEN_DRAWS`,
-keyed by the week). Numpy turns them into weeks and sizes (logs, Box-Muller, a lognormal: no
-transcendental in a kernel). Draw for draw, these are `sim.model.rng.Streams.uniform`'s.
+`draw`: each arriving client draws the uniform of its next need's gap, keyed by its count of
+needs (`phases.need_gap`); each that opens a job also draws that job's uniforms
+(`phases.OPEN_DRAWS`, keyed by the week). Draw for draw, these are
+`sim.model.rng.Streams.uniform`'s. Numpy turns them into logs, normals (Box-Muller) and the
+jobs' lognormal size factors: no transcendental in a kernel. `open_jobs` then sizes the
+jobs (`sim.model.mechanics.scaled_size`, `stated_size`, compiled) and sets their deadlines.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
+from sim.model import mechanics
 from sim.model.kernels import draws
 
 
@@ -53,3 +58,52 @@ def draw(ids, count, opening, week, need_keys, job_keys, slots, n, gap_u, job_u)
             job_bases[r] = draws.base(job_keys[d, r], week, slots[d])
         for j in range(opening.size):
             job_u[d, j] = _uniform(job_bases, n, opening[j])
+
+
+class JobTerms(NamedTuple):
+    """The terms of `sim.config.schema.Jobs` the formulas read: sizes (hours), deadline (weeks)."""
+
+    median_hours: float
+    misdiagnosed_low: float
+    misdiagnosed_high: float
+    deadline_weeks: int
+
+    @classmethod
+    def of(cls, jobs) -> JobTerms:
+        """The terms of the `market.jobs` config."""
+        return cls(float(jobs.median_hours), float(jobs.misdiagnosed_low),
+                   float(jobs.misdiagnosed_high), int(jobs.deadline_weeks))  # fmt: skip
+
+
+#: `mechanics.scaled_size` and `mechanics.misdiagnosed_share` compiled: the very formulas.
+_scaled = numba.njit(cache=True, inline="always")(mechanics.scaled_size)
+_share = numba.njit(cache=True, inline="always")(mechanics.misdiagnosed_share)
+
+
+@numba.njit(cache=True)
+def open_jobs(ids, factor, u, scale, misdiagnosis, unrealistic, terms, true, stated, deadline):
+    """The sizes and deadlines of the jobs the clients `ids` open, in place.
+
+    A job's true size is the client's `scale` x the median x its lognormal `factor`; a
+    misdiagnosed one (row 2 of its uniforms `u` below the client's `misdiagnosis`) is stated
+    as a share of it (row 3); an impossible one (row 4 below the client's `unrealistic`) has
+    deadline 0, any other `terms.deadline_weeks`.
+
+    Args:
+        ids: the clients' ids (int64): their rows of the traits.
+        factor: each job's size factor (`mechanics.size_factor`).
+        u: the jobs' uniforms of `phases.OPEN_DRAWS`, shape (draws, len(ids)).
+        scale: every client's size (trait).
+        misdiagnosis: every client's probability of misdiagnosing its job (trait).
+        unrealistic: every client's probability of asking for an impossible deadline (trait).
+        terms: `JobTerms`.
+        true: out: the jobs' true sizes (hours).
+        stated: out: their stated sizes (hours).
+        deadline: out: their deadlines (weeks; 0 impossible).
+    """
+    for j in range(ids.size):
+        client = ids[j]
+        true[j] = _scaled(factor[j], scale[client], terms)
+        wrong = u[2, j] < misdiagnosis[client]  # `mechanics.stated_size`
+        stated[j] = true[j] * _share(u[3, j], terms) if wrong else true[j]
+        deadline[j] = 0 if u[4, j] < unrealistic[client] else terms.deadline_weeks
