@@ -562,3 +562,12 @@ def test_a_sure_misdiagnosis_states_the_share_and_a_sure_impossible_job_has_dead
     np.testing.assert_array_equal(true, [10.0, 60.0])  # scale x median x factor
     np.testing.assert_array_equal(stated, [5.0, 60.0])  # the first misdiagnosed: half
     np.testing.assert_array_equal(deadline, [4, 0])
+
+
+def test_needs_are_counted_per_market():
+    job_open = np.array([True, True, False, True, False, True])
+    job_provider = np.array([-1, 2, -1, 0, 1, -1], dtype=np.int16)
+    first_job_week = np.array([-1, 3, 5, -1, -1, 0], dtype=np.int32)
+    out = np.zeros((3, 2), dtype=np.int64)
+    needs.counts(job_open, job_provider, first_job_week, 3, out)  # markets of 3 clients
+    np.testing.assert_array_equal(out, [[1, 1], [2, 2], [2, 1]])  # unplaced, open, served

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.model import phases, state
-from sim.model.kernels import intake, scatter, service
+from sim.model.kernels import intake, needs, scatter, service
 from sim.model.market import MarketModel
 from sim.model.state import Field
 
@@ -205,13 +205,13 @@ class VectorizedModel(MarketModel):
         phases.remember_referrers(referrer, flat[referral], speakers[referral])
 
     def counts(self) -> tuple:
-        """Clients with an unplaced job, with an open job, and ever served (per market)."""
-        s = self.s
-        return (
-            self.per_market(s["job_open"] & (s["job_provider"] < 0)),
-            self.per_market(s["job_open"]),
-            self.per_market(s["first_job_week"] >= 0),
-        )
+        """Clients with an unplaced job, with an open job, and ever served (per market).
+
+        Counted in one pass (`sim.model.kernels.needs.counts`): ints for one market.
+        """
+        s, out = self.s, np.zeros((3, self.replicas), dtype=np.int64)
+        needs.counts(s["job_open"], s["job_provider"], s["first_job_week"], self.n_clients, out)
+        return tuple(out[:, 0].tolist()) if self.replicas == 1 else tuple(out)
 
     def apply(self, updates: state.Updates) -> None:
         """`MarketModel.apply` with the fields' arrays written directly (for speed).

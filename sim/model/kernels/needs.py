@@ -107,3 +107,22 @@ def open_jobs(ids, factor, u, scale, misdiagnosis, unrealistic, terms, true, sta
         wrong = u[2, j] < misdiagnosis[client]  # `mechanics.stated_size`
         stated[j] = true[j] * _share(u[3, j], terms) if wrong else true[j]
         deadline[j] = 0 if u[4, j] < unrealistic[client] else terms.deadline_weeks
+
+
+@numba.njit(cache=True)
+def counts(job_open, job_provider, first_job_week, n, out):
+    """The market's counts of needs, in one pass over the clients, into `out` (shape (3, markets)).
+
+    Per market (clients ``r * n`` to ``(r + 1) * n - 1``): row 0 the clients with an unplaced
+    job (open, no provider), row 1 those with an open job, row 2 those ever served (a first
+    job done: `first_job_week` >= 0).
+    """
+    for r in range(out.shape[1]):
+        market = slice(r * n, (r + 1) * n)  # (a loop from 0 over slices is vectorised)
+        open_, provider, first = job_open[market], job_provider[market], first_job_week[market]
+        unplaced, with_job, served = np.int64(0), np.int64(0), np.int64(0)
+        for i in range(open_.size):
+            with_job += open_[i]
+            unplaced += open_[i] & (provider[i] < 0)
+            served += first[i] >= 0
+        out[0, r], out[1, r], out[2, r] = unplaced, with_job, served
