@@ -5,7 +5,8 @@ needs (`phases.need_gap`); each that opens a job also draws that job's uniforms
 (`phases.OPEN_DRAWS`, keyed by the week). Draw for draw, these are
 `sim.model.rng.Streams.uniform`'s. Numpy turns them into logs, normals (Box-Muller) and the
 jobs' lognormal size factors: no transcendental in a kernel. `open_jobs` then sizes the
-jobs (`sim.model.mechanics.scaled_size`, `stated_size`, compiled) and sets their deadlines.
+jobs (`sim.model.mechanics.scaled_size` and `misdiagnosed_share`, compiled) and sets their
+deadlines. `counts` counts the market's needs at the end of the week (phase 9).
 """
 
 from __future__ import annotations
