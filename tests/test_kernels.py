@@ -659,3 +659,72 @@ def test_the_closing_jobs_are_the_finished_and_those_left_in_id_order():
         np.testing.assert_array_equal(ids[:k], closes)
         np.testing.assert_array_equal(firm[:k], provider[closes])
         np.testing.assert_array_equal(abandoned[:k], remaining[closes] > 0)
+
+
+# --- needs ---
+from sim.model.kernels import needs  # noqa: E402
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_needs_draw_the_uniforms_the_streams_draw(batch):
+    n = 1_000
+    streams = BatchStreams([3, 9, 4], n) if batch else Streams(3)
+    ids = np.sort(np.random.default_rng(2).choice(3 * n if batch else n, 300, replace=False))
+    count = np.random.default_rng(3).integers(1, 40, len(ids)).astype(np.int32)
+    opening = ids[::3]
+    gap_u, job_u = np.empty(len(ids)), np.empty((len(phases.OPEN_DRAWS), len(opening)))
+    needs.draw(ids, count, opening, 17, *phases._need_keys(streams), gap_u, job_u)
+    np.testing.assert_array_equal(gap_u, streams.uniform("need", count, ids))
+    np.testing.assert_array_equal(job_u, streams.uniforms(17, opening, phases.OPEN_DRAWS))
+
+
+def test_one_count_keys_every_arriving_need_and_no_job_draws_nothing():
+    streams, ids = Streams(5), np.array([4, 2, 9])
+    gap_u, job_u = np.empty(3), np.empty((len(phases.OPEN_DRAWS), 0))
+    opening = np.empty(0, dtype=np.int64)
+    needs.draw(ids, np.array([7], dtype=np.int32), opening, 0, *phases._need_keys(streams), gap_u,
+               job_u)  # fmt: skip
+    np.testing.assert_array_equal(gap_u, streams.uniform("need", 7, ids))
+
+
+def test_jobs_are_sized_and_dated_as_the_numpy_formulas_bit_for_bit():
+    jobs = SimpleNamespace(median_hours=12.5, sigma=0.8, misdiagnosed_low=0.3,
+                           misdiagnosed_high=0.9, deadline_weeks=6)  # fmt: skip
+    rng = np.random.default_rng(8)
+    n, ids = 500, np.sort(rng.choice(2000, 500, replace=False))
+    scale, misdiagnosis, unrealistic = rng.lognormal(0, 1, 2000), rng.random(2000), rng.random(2000)
+    u, z = rng.random((len(phases.OPEN_DRAWS), n)), rng.standard_normal(n)
+    true, stated, deadline = np.empty(n), np.empty(n), np.empty(n, dtype=np.int32)
+    needs.open_jobs(ids, mechanics.size_factor(z, jobs), u, scale, misdiagnosis, unrealistic,
+                    needs.JobTerms.of(jobs), true, stated, deadline)  # fmt: skip
+    expected = mechanics.job_size(z, scale[ids], jobs)
+    np.testing.assert_array_equal(true, expected)
+    wrong = u[2] < misdiagnosis[ids]
+    np.testing.assert_array_equal(stated, mechanics.stated_size(expected, wrong, u[3], jobs))
+    np.testing.assert_array_equal(deadline, np.where(u[4] < unrealistic[ids], 0, 6))
+    assert 0 < wrong.sum() < n and 0 < (deadline == 0).sum() < n
+
+
+def test_a_sure_misdiagnosis_states_the_share_and_a_sure_impossible_job_has_deadline_0():
+    jobs = needs.JobTerms(10.0, 0.5, 0.5, 4)
+    true, stated, deadline = np.empty(2), np.empty(2), np.empty(2, dtype=np.int32)
+    u = np.full((len(phases.OPEN_DRAWS), 2), 0.5)
+    scale, misdiagnosis, unrealistic = (
+        np.array([1.0, 3.0]),
+        np.array([1.0, 0.0]),
+        np.array([0.0, 1.0]),
+    )
+    needs.open_jobs(np.array([0, 1]), np.array([1.0, 2.0]), u, scale, misdiagnosis, unrealistic,
+                    jobs, true, stated, deadline)  # fmt: skip
+    np.testing.assert_array_equal(true, [10.0, 60.0])  # scale x median x factor
+    np.testing.assert_array_equal(stated, [5.0, 60.0])  # the first misdiagnosed: half
+    np.testing.assert_array_equal(deadline, [4, 0])
+
+
+def test_needs_are_counted_per_market():
+    job_open = np.array([True, True, False, True, False, True])
+    job_provider = np.array([-1, 2, -1, 0, 1, -1], dtype=np.int16)
+    first_job_week = np.array([-1, 3, 5, -1, -1, 0], dtype=np.int32)
+    out = np.zeros((3, 2), dtype=np.int64)
+    needs.counts(job_open, job_provider, first_job_week, 3, out)  # markets of 3 clients
+    np.testing.assert_array_equal(out, [[1, 1], [2, 2], [2, 1]])  # unplaced, open, served

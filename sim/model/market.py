@@ -29,6 +29,9 @@ from sim.model.world import World
 # Mesa logs every step at INFO; Hydra's run log would drown in it.
 logging.getLogger("MESA").setLevel(logging.WARNING)
 
+#: A week's market tallies before anything is counted (one market).
+_NO_TALLY = {name: kind() for name, kind in TALLIES.items()}
+
 
 class MarketModel(mesa.Model):
     """One market, or several stepped as one: clients with needs, businesses with policies.
@@ -143,9 +146,10 @@ class MarketModel(mesa.Model):
         """Advance one week: the phases of `sim.model.phases.STEP`, in order."""
         week = self.week
         if self.replicas == 1:
-            self.tally = {name: kind() for name, kind in TALLIES.items()}
-        else:  # one count per market
-            self.tally = {name: np.zeros(self.replicas, dtype=np.int64) for name in TALLIES}
+            self.tally = _NO_TALLY.copy()
+        else:  # one count per market: a row each
+            rows = np.zeros((len(TALLIES), self.replicas), dtype=np.int64)
+            self.tally = dict(zip(TALLIES, rows, strict=True))
         for phase in phases.STEP:
             if isinstance(phase, str):
                 getattr(self, phase)(week)
@@ -179,8 +183,9 @@ class MarketModel(mesa.Model):
         Each client counts in its own market's tally.
         """
         if self.replicas == 1:
-            self.count(**{k: len(ids) if m is None else np.count_nonzero(m)
-                          for k, m in masks.items()})  # fmt: skip
+            for name, mask in masks.items():
+                n = len(ids) if mask is None else np.count_nonzero(mask)
+                self.tally[name] += TALLIES[name](n)
             return
         market = np.asarray(ids) // self.n_clients
         for name, mask in masks.items():

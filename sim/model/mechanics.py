@@ -22,10 +22,19 @@ def need_probability(need_rate):
 
 def geometric_weeks(u, p):
     """Weeks (>= 1) until the first success of a weekly Bernoulli(p), by inversion of u."""
-    p = np.asarray(p, dtype=float)
+    with np.errstate(divide="ignore"):  # log(1 - p) = -inf at p = 1: always the first week
+        log_q = np.log1p(-np.asarray(p, dtype=float))
+    return geometric_weeks_of_logs(np.log(u), log_q)
+
+
+def geometric_weeks_of_logs(log_u, log_q):
+    """`geometric_weeks` from log u and log(1 - p): floor(log u / log(1 - p)) + 1 weeks.
+
+    Never (2**30 weeks) where p = 0 (log(1 - p) = 0: not below 0, as it is for any p > 0).
+    """
     with np.errstate(divide="ignore"):
-        weeks = np.floor(np.log(u) / np.log1p(-p)) + 1.0
-    return np.where(p > 0, np.minimum(weeks, 2**30), 2**30).astype(np.int64)
+        weeks = np.floor(log_u / log_q) + 1.0
+    return np.where(log_q < 0, np.minimum(weeks, 2**30), 2**30).astype(np.int64)
 
 
 def job_size(z, scale, jobs: Any):
@@ -34,13 +43,27 @@ def job_size(z, scale, jobs: Any):
     `z` is a standard normal; the lognormal has median `jobs.median_hours` and log s.d.
     `jobs.sigma`.
     """
-    return scale * (jobs.median_hours * np.exp(jobs.sigma * z))
+    return scaled_size(size_factor(z, jobs), scale, jobs)
+
+
+def size_factor(z, jobs: Any):
+    """The lognormal factor exp(sigma z) of a job's size (`job_size`), from a standard normal."""
+    return np.exp(jobs.sigma * z)
+
+
+def scaled_size(factor, scale, jobs: Any):
+    """`job_size` from its lognormal `factor` (`size_factor`): `scale` x median hours x factor."""
+    return scale * (jobs.median_hours * factor)
 
 
 def stated_size(true_hours, misdiagnosed, u, jobs: Any):
     """The size the client asks for: true, or with misdiagnosis true x U(low, high)."""
-    share = jobs.misdiagnosed_low + (jobs.misdiagnosed_high - jobs.misdiagnosed_low) * u
-    return np.where(misdiagnosed, true_hours * share, true_hours)
+    return np.where(misdiagnosed, true_hours * misdiagnosed_share(u, jobs), true_hours)
+
+
+def misdiagnosed_share(u, jobs: Any):
+    """The share of its true size a misdiagnosed job is stated as (`stated_size`): U(low, high)."""
+    return jobs.misdiagnosed_low + (jobs.misdiagnosed_high - jobs.misdiagnosed_low) * u
 
 
 def ad_reach(reach, honesty, ads: Any):

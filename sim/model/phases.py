@@ -20,7 +20,7 @@ import numpy as np
 from sim.model import mechanics, state
 from sim.model.intake import Applicants, Intake
 from sim.model.kernels import choice as choice_kernels
-from sim.model.kernels import finish, wom
+from sim.model.kernels import finish, needs, wom
 from sim.model.kernels import intake as intake_kernel
 from sim.model.rng import box_muller
 from sim.model.state import Updates
@@ -66,11 +66,15 @@ def pairs(matrix: np.ndarray, ids, business) -> np.ndarray:
     return matrix.reshape(-1).take(ids * matrix.shape[1] + business)
 
 
-def need_gap(world: World, ids: np.ndarray, arrivals) -> np.ndarray:
-    """Weeks until each client's next need; the k-th need is keyed by k (exogenous arrivals)."""
-    u = world.streams.uniform("need", arrivals, ids)
-    p = mechanics.need_probability(world.population["need_rate"][ids])
-    return mechanics.geometric_weeks(u, p)
+def need_gap(world: World, ids: np.ndarray, arrivals, u=None) -> np.ndarray:
+    """Weeks until each client's next need; the k-th need is keyed by k (exogenous arrivals).
+
+    `u`: the needs' uniforms, if drawn already (`sim.model.kernels.needs.draw`). A geometric
+    number of weeks of the client's need probability (`World.log_no_need`).
+    """
+    if u is None:
+        u = world.streams.uniform("need", arrivals, ids)
+    return mechanics.geometric_weeks_of_logs(np.log(u), world.log_no_need().take(ids))
 
 
 def ad_weeks(world: World, ids: np.ndarray) -> np.ndarray:
@@ -118,15 +122,21 @@ FINISH_DRAWS = (("payment", 0), ("payment", 1), ("satisfaction", 0), ("satisfact
                 ("retention", 0), ("review", 0))  # fmt: skip
 
 
-def open_jobs(world: World, ids: np.ndarray, week: int) -> Jobs:
-    """Phase 1: the jobs of clients whose need arrived this week."""
+def open_jobs(world: World, ids: np.ndarray, u: np.ndarray) -> Jobs:
+    """Phase 1: the jobs of clients whose need arrived this week, from their `OPEN_DRAWS` `u`.
+
+    Sized (`mechanics.job_size`, `stated_size`), and dated, in one pass
+    (`sim.model.kernels.needs.open_jobs`) once numpy has drawn their lognormal factors.
+    """
     pop, cfg = world.population, world.market.jobs
-    u = world.streams.uniforms(week, ids, OPEN_DRAWS)
-    true = mechanics.job_size(box_muller(u[0], u[1]), pop["scale"][ids], cfg)
-    wrong = u[2] < pop["misdiagnosis"][ids]
-    stated = mechanics.stated_size(true, wrong, u[3], cfg)
-    impossible = u[4] < pop["unrealistic"][ids]
-    return Jobs(true, stated, np.where(impossible, 0, cfg.deadline_weeks))
+    factor = mechanics.size_factor(box_muller(u[0], u[1]), cfg)
+    n = len(ids)
+    jobs = Jobs(np.empty(n), np.empty(n), np.empty(n, dtype=state.BY_NAME["job_deadline"].dtype))
+    needs.open_jobs(
+        ids, factor, u, pop["scale"], pop["misdiagnosis"], pop["unrealistic"],
+        needs.JobTerms.of(cfg), jobs.true_hours, jobs.stated_hours, jobs.deadline,
+    )  # fmt: skip
+    return jobs
 
 
 def standing(world: World, amount, since_week, week: int) -> np.ndarray:
@@ -530,15 +540,18 @@ def need_arrives(world: World, ids, arrivals, has_job, week: int) -> Updates:
 
     `arrivals` counts their needs so far (one per client, or one for all). Each counts the
     need and draws when its next one comes (`need_gap`); a client with no open job
-    (`has_job`) opens one (`open_jobs`) and counts as a new need.
+    (`has_job`) opens one (`open_jobs`) and counts as a new need. Their uniforms are drawn
+    in one pass (`sim.model.kernels.needs.draw`).
     """
-    arrivals = arrivals + 1
+    count = np.atleast_1d(np.asarray(arrivals, dtype=np.int32)) + 1
     opening = ids[~has_job]
-    jobs = open_jobs(world, opening, week)
+    u, job_u = np.empty(len(ids)), np.empty((len(OPEN_DRAWS), len(opening)))
+    needs.draw(ids, count, opening, week, *_need_keys(world.streams), u, job_u)
+    jobs = open_jobs(world, opening, job_u)
     return (
         Updates()
-        .set("need_arrivals", ids, arrivals)
-        .add("next_need", ids, need_gap(world, ids, arrivals))
+        .set("need_arrivals", ids, count)
+        .add("next_need", ids, need_gap(world, ids, count, u))
         .set("job_open", opening, True)
         .set("job_true_hours", opening, jobs.true_hours)
         .set("job_stated_hours", opening, jobs.stated_hours)
@@ -547,6 +560,14 @@ def need_arrives(world: World, ids, arrivals, has_job, week: int) -> Updates:
         .set("job_declined_by", opening, 0)
         .count("new_needs", opening)
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _need_keys(streams) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The keys of `need` and of `OPEN_DRAWS`' streams, their slots and the clients per market."""
+    need, n = streams.kernel_keys("need")
+    job = np.stack([streams.kernel_keys(stream)[0] for stream, _ in OPEN_DRAWS])
+    return need, job, np.array([slot for _, slot in OPEN_DRAWS], dtype=np.int64), n
 
 
 def give_up(ids) -> Updates:

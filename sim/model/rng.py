@@ -165,6 +165,10 @@ class Streams:
         first time one of them is asked for.
         """
         block, row = divmod(int(week), WEEK_BLOCK)
+        return self._block(stream, slot, block)[row]
+
+    def _block(self, stream: str, slot: int, block: int) -> np.ndarray:
+        """The keys of (stream, week, slot) of the `WEEK_BLOCK` weeks of `block`, per market."""
         table = self._tables.get((stream, slot, block))
         if table is None:
             if len(self._tables) > 4096:
@@ -172,16 +176,21 @@ class Streams:
             weeks = np.arange(block * WEEK_BLOCK, (block + 1) * WEEK_BLOCK)
             keys = self.kernel_keys(stream)[0]
             table = self._tables[stream, slot, block] = self._base(keys, weeks[:, None], slot)
-        return table[row]
+        return table
 
-    def uniforms(self, week: int, ids, draws) -> np.ndarray:
+    def uniforms(self, week: int, ids, draws: tuple) -> np.ndarray:
         """Several draws for the same clients at once: one row per (stream, slot) of `draws`.
 
         Row k equals ``uniform(*draws[k][:1], week, ids, draws[k][1])`` exactly, computed
-        in one compiled pass over the clients (`sim.model.kernels.draws.uniforms_from`).
+        in one compiled pass over the clients (`sim.model.kernels.draws.uniforms_from`). The
+        keys of `draws` (a tuple) are tabulated for `WEEK_BLOCK` weeks at once.
         """
-        bases = np.stack([self.week_bases(s, week, slot) for s, slot in draws])
-        return _kernel_draws(bases, self.per_market, ids)
+        block, row = divmod(int(week), WEEK_BLOCK)
+        table = self._tables.get((draws, block))
+        if table is None:
+            rows = [self._block(stream, slot, block) for stream, slot in draws]
+            table = self._tables[draws, block] = np.stack(rows, axis=1)  # (weeks, rows, markets)
+        return _kernel_draws(table[row], self.per_market, ids)
 
     @staticmethod
     def _base(key, week, slot) -> np.ndarray:

@@ -64,6 +64,7 @@ class World:
     prepayment: np.ndarray
     referral_reach: np.ndarray | None = None
     _decay_powers: np.ndarray = field(default_factory=lambda: np.empty(0))
+    _log_no_need: np.ndarray | None = None
 
     @property
     def n_businesses(self) -> int:
@@ -81,3 +82,14 @@ class World:
             size = max(max_age + 1, 2 * len(self._decay_powers))
             self._decay_powers = mechanics.decayed(1.0, np.arange(size), self.clients.wom.decay)
         return self._decay_powers
+
+    def log_no_need(self) -> np.ndarray:
+        """log(1 - p) of each client's weekly probability p of a need (`phases.need_gap`).
+
+        It never changes in a run: computed once, by the functions `mechanics.geometric_weeks`
+        applies to p, so the weeks are the same.
+        """
+        if self._log_no_need is None:
+            p = mechanics.need_probability(self.population["need_rate"])
+            self._log_no_need = np.log1p(-np.asarray(p, dtype=float))
+        return self._log_no_need

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.model import phases, state
-from sim.model.kernels import finish, intake, scatter, service
+from sim.model.kernels import finish, intake, needs, scatter, service
 from sim.model.market import MarketModel
 from sim.model.state import Field
 
@@ -209,13 +209,13 @@ class VectorizedModel(MarketModel):
         phases.remember_referrers(referrer, flat[referral], speakers[referral])
 
     def counts(self) -> tuple:
-        """Clients with an unplaced job, with an open job, and ever served (per market)."""
-        s = self.s
-        return (
-            self.per_market(s["job_open"] & (s["job_provider"] < 0)),
-            self.per_market(s["job_open"]),
-            self.per_market(s["first_job_week"] >= 0),
-        )
+        """Clients with an unplaced job, with an open job, and ever served (per market).
+
+        Counted in one pass (`sim.model.kernels.needs.counts`): ints for one market.
+        """
+        s, out = self.s, np.zeros((3, self.replicas), dtype=np.int64)
+        needs.counts(s["job_open"], s["job_provider"], s["first_job_week"], self.n_clients, out)
+        return tuple(out[:, 0].tolist()) if self.replicas == 1 else tuple(out)
 
     def apply(self, updates: state.Updates) -> None:
         """`MarketModel.apply` with the fields' arrays written directly (for speed).
@@ -223,26 +223,24 @@ class VectorizedModel(MarketModel):
         The same writes in the same order, each in one compiled pass (`kernels.scatter`): an
         added amount is read, added and written back (the clients of a change are distinct);
         values are cast to the field's dtype first, as numpy's assignment casts them. A
-        `Tally` goes through the shared method.
+        `Tally` is counted as the shared method counts it.
         """
         s, p = self.s, self.p
         for change in updates:
             if type(change) is not state.Change:
-                super().apply(state.Updates((change,)))
+                self.count_clients(change.ids, **{change.name: change.mask})
                 continue
             name, ids, values, add, business = change
             if len(ids) == 0:
                 continue
-            ids = np.asarray(ids).astype(np.int64, copy=False)
+            ids = _flat(ids, _INT64)
             if name in state.PAIR_NAMES:
                 column = p[name]
-                business = np.asarray(business).astype(np.int64, copy=False).reshape(-1)
-                values = np.asarray(values).astype(column.dtype, copy=False).reshape(-1)
-                scatter.put_pairs(column, ids, business, values, add)
+                values = _flat(values, column.dtype)
+                scatter.put_pairs(column, ids, _flat(business, _INT64), values, add)
             else:
                 column = s[name]
-                values = np.asarray(values).astype(column.dtype, copy=False).reshape(-1)
-                scatter.put(column, ids, values, add)
+                scatter.put(column, ids, _flat(values, column.dtype), add)
 
     def read(self, name: str, ids: np.ndarray, business=None) -> np.ndarray:
         """Field `name` of the clients `ids` (see `MarketModel.read`)."""
@@ -256,3 +254,13 @@ class VectorizedModel(MarketModel):
             self.p[name].reshape(-1)[ids * self.n_businesses + business] = values
         else:
             self.s[name][ids] = values
+
+
+_INT64 = np.dtype(np.int64)
+
+
+def _flat(values, dtype: np.dtype) -> np.ndarray:
+    """`values` (an array, or one value for all) as a 1-d array of `dtype`: itself if it is one."""
+    if type(values) is np.ndarray and values.dtype is dtype and values.ndim == 1:
+        return values
+    return np.asarray(values).astype(dtype, copy=False).reshape(-1)
