@@ -36,10 +36,6 @@ CLIENT_COLUMNS = _CLIENT_LAYOUT + tuple(
     if name not in _CLIENT_LAYOUT
 )
 
-
-# The columns every runs / steps table has; any other column is a swept parameter.
-RUN_KEYS = ("experiment", "point", "point_hash", "job", "seed", "policy", "status", "error")
-STEP_KEYS = ("point", "seed", "policy", "step")
 STEP_SERIES = (
     "profit", "cum_profit", "revenue", "cum_revenue", "reputation", "satisfaction",
     "active", "acquisitions", "referral_acquisitions",

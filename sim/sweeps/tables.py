@@ -38,8 +38,6 @@ SWEEP_KEYS = ("experiment", "sweep_hash")
 POINT_KEYS = ("sweep_hash", "point")
 #: runs.parquet's keys: the sweep, the design point (number and hash), the job, the run and
 #: its policy, the run's status and error; any other column but METRICS is a swept parameter.
-#: (They replace `sim.runs.record.RUN_KEYS` and `STEP_KEYS`, left there unchanged: that file
-#: is part of the stored runs' cache key, `sim.sweeps.points.RESULT_CODE`.)
 RUN_TABLE_KEYS = (*SWEEP_KEYS, "point", "point_hash", "job", "seed", "policy", "status", "error")
 #: steps.parquet's keys: the sweep, the design point, the run's seed and policy, the week.
 STEP_TABLE_KEYS = (*SWEEP_KEYS, "point", "point_hash", "seed", "policy", "step")
