@@ -15,6 +15,7 @@ without composing each one first: `check_design` did. The command is
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
 from dataclasses import dataclass
@@ -195,12 +196,16 @@ def check_design(
     (`sim.sweeps.points.config_hash`, the hash each point's jobs compute).
     """
     cfg, fixed, points = design(name, overrides, config_dir)
-    check_experiment_overrides(OverridesParser.create().parse_overrides(list(overrides)))
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    check_experiment_overrides(parsed)
     exp = cfg.experiment
     for key in ("seeds", "chunk_size"):
         if exp[key] < 1:
             raise ConfigError(f"experiment.{key}", exp[key], "must be an integer >= 1")
-    composed = _composed([f"+experiment={name}", *fixed], config_dir)
+    if fixed == [o.input_line for o in parsed if not o.is_sweep_override()]:
+        composed = copy.deepcopy(cfg)  # `design` composed these overrides: not again
+    else:  # a value given for an axis left `fixed`
+        composed = _composed([f"+experiment={name}", *fixed], config_dir)
     groups = set(composed.hydra.runtime.choices)  # config groups, e.g. structure, market/...
     base = _without_hydra(composed)
     configs = [_point(base, name, fixed, point, config_dir, groups) for point in points]
