@@ -10,6 +10,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+import sim.config.compose as compose_module
 from sim.config.checks import leaves, memory_estimate, validate
 from sim.config.compose import CONFIG_DIR, compose
 from sim.config.schema import Config, ConfigError, Range
@@ -64,6 +65,31 @@ def test_a_knob_set_in_the_base_preset_reaches_every_preset_that_does_not_set_it
     assert {name: p.screening_noise for name, p in cfg.policies.items()} == dict.fromkeys(
         ["serve_all", "fit_filter", "picky", "hard_sell"], 0.3
     )
+
+
+def test_a_remembered_config_is_a_fresh_compose_and_an_edited_file_is_read_again(
+    tmp_path, monkeypatch
+):
+    """`compose` remembers configs: a copy of one is what composing again would give."""
+    copy_dir = tmp_path / "configs"
+    shutil.copytree(CONFIG_DIR, copy_dir, symlinks=False, ignore=shutil.ignore_patterns("*.py"))
+    overrides = ["+experiment=hard_sell", "hydra.job.env_copy=[CLIENTSIM_TEST]", "steps=9"]
+    for where, value in (("first", "a"), ("second", "b")):
+        (tmp_path / where).mkdir()
+        monkeypatch.chdir(tmp_path / where)
+        monkeypatch.setenv("CLIENTSIM_TEST", value)
+        remembered = compose(overrides, copy_dir, return_hydra_config=True)
+        compose_module._composed.clear()
+        fresh = compose(overrides, copy_dir, return_hydra_config=True)
+        # as written, not resolved: `${now:...}` in Hydra's directories gives the time
+        assert OmegaConf.to_yaml(remembered) == OmegaConf.to_yaml(fresh)
+        assert fresh.hydra.runtime.cwd == str(tmp_path / where)
+        assert fresh.hydra.job.env_set.CLIENTSIM_TEST == value
+    remembered.steps = 1  # a copy: changing it changes nothing remembered
+    assert compose(overrides, copy_dir).steps == 9
+    market = copy_dir / "market" / "default.yaml"
+    market.write_text(market.read_text().replace("n_clients: 5000", "n_clients: 4999"))
+    assert compose(overrides, copy_dir).market.n_clients == 4999
 
 
 def test_network_option_sets_its_kind():

@@ -69,7 +69,8 @@ def mix(**counts: int) -> list[str]:
 
 def simulate_frames(engine: str, *overrides: str):
     """Run a fresh simulation: (model, steps_df, market_df, clients_df)."""
-    cfg = compose([*BASE, f"engine={engine}", *overrides])
+    cfg = compose([*BASE, *overrides])  # composed once for both engines (`compose` remembers)
+    cfg.engine = engine
     validate(cfg)
     model, recorder = simulate(cfg)
     return model, recorder.steps_frame(), recorder.market_frame(), clients_frame(model)

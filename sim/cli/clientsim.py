@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import os
 import signal
 import sys
@@ -140,8 +141,12 @@ class Plan:
     mode: RunMode | None = None
 
 
-def preflight(argv: list[str]) -> Plan:
-    """Validate the command line before Hydra runs; raise a UserError (one line) if it is bad."""
+def preflight(argv: list[str], swept_checked: bool = False) -> Plan:
+    """Validate the command line before Hydra runs; raise a UserError (one line) if it is bad.
+
+    `swept_checked`: every value of every swept key was validated already (the design points
+    of `clientsim-experiment run`, `sim.sweeps.experiment.check_design`): only the first is.
+    """
     args = _parse_args(argv)
     if args.help or args.hydra_help or args.version or args.shell_completion or args.info:
         return Plan(argv)
@@ -159,7 +164,7 @@ def preflight(argv: list[str]) -> Plan:
         with open_dict(cfg):
             settings = cfg.pop("hydra")
         validate(cfg)
-        if args.multirun:
+        if args.multirun and not swept_checked:
             _check_sweeps(cfg, parsed, config_dir, name)
         if args.cfg:  # --cfg prints the config and runs nothing
             return Plan(argv)
@@ -374,19 +379,22 @@ def summary_table(summary: dict) -> str:
     return text + (f"\nNaN: {'; '.join(notes)}." if notes else "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `clientsim` command; returns the exit code."""
-    return run_command(PROG, _run, argv)
+def main(argv: list[str] | None = None, *, swept_checked: bool = False) -> int:
+    """Entry point of the `clientsim` command; returns the exit code.
+
+    `swept_checked`: the caller validated every swept value (`preflight`).
+    """
+    return run_command(PROG, functools.partial(_run, swept_checked=swept_checked), argv)
 
 
-def _run(argv: list[str]) -> None:
+def _run(argv: list[str], swept_checked: bool = False) -> None:
     register()
     experiment = [a for a in argv if a.lstrip("+").startswith("experiment=")]
     if experiment and not {"-m", "--multirun"} & set(argv):
         name = experiment[-1].partition("=")[2]
         raise UserError(f"{experiment[-1]}: an experiment is a sweep; add -m, or use "
                         f"clientsim-experiment run {name}")  # fmt: skip
-    plan = preflight(argv)
+    plan = preflight(argv, swept_checked)
     sys.argv = [sys.argv[0], *plan.argv]
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # a caller's own handler stays
         signal.signal(signal.SIGTERM, _terminate)

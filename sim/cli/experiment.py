@@ -212,7 +212,7 @@ def run(args, config_dir: Path = CONFIG_DIR) -> int:
     mark_submitter()  # the jobs' processes die with this one (sim.sweeps.jobs.die_with_submitter)
     try:
         with _stoppable(), submission(args, sweep.sweep_dir, sweep.total):
-            code = clientsim.main(sweep.argv)
+            code = clientsim.main(sweep.argv, swept_checked=True)  # by prepare: every point
     except SweepInterrupted as stop:
         fail(PROG, f"{stop}; {kept_runs(sweep.sweep_dir)} runs kept; {rerun}", 128 + stop.signum)
     except Exception as error:  # a job died (killed, out of memory) or could not write
