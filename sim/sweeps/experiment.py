@@ -224,19 +224,25 @@ def _point(
 ):
     """One design point's config, validated (and its seeds in range); ConfigError.
 
-    `groups`: the names of the config groups (a choice of one is composed, not set).
+    `groups`: the names of the config groups. A choice of one is composed (the same choices
+    once: `compose` remembers them); a plain value is set on the composed config, as Hydra
+    sets a command line's values after composing.
     """
     parsed = OverridesParser.create().parse_overrides(point)
-    if any(o.get_key_element().lstrip("+~") in groups for o in parsed):  # compose it
-        candidate = _without_hydra(_composed([f"+experiment={name}", *fixed, *point], config_dir))
+    chosen = [o for o in parsed if o.get_key_element().lstrip("+~") in groups]
+    if any(o.is_add() or o.is_force_add() or o.is_delete() for o in parsed):
+        chosen = parsed  # a key added or deleted: composed, as Hydra would
+    if chosen:
+        choices = [o.input_line for o in chosen]
+        candidate = _without_hydra(_composed([f"+experiment={name}", *fixed, *choices], config_dir))
     else:
-        candidate = base.copy()  # a plain value: cheaper to set on the composed config
-        for override in parsed:
-            key, value = override.get_key_element(), override.value()
-            try:
-                OmegaConf.update(candidate, key, value, merge=False)
-            except Exception as error:  # no such key, or a value of the wrong type
-                raise ConfigError(key, value, first_line(error)) from None
+        candidate = base.copy()
+    for override in (o for o in parsed if o not in chosen):
+        key, value = override.get_key_element(), override.value()
+        try:
+            OmegaConf.update(candidate, key, value, merge=False)
+        except Exception as error:  # no such key, or a value of the wrong type
+            raise ConfigError(key, value, first_line(error)) from None
     validate(candidate)
     check_seeds(candidate)
     return candidate
