@@ -90,6 +90,10 @@ def test_a_remembered_config_is_a_fresh_compose_and_an_edited_file_is_read_again
     market = copy_dir / "market" / "default.yaml"
     market.write_text(market.read_text().replace("n_clients: 5000", "n_clients: 4999"))
     assert compose(overrides, copy_dir).market.n_clients == 4999
+    monkeypatch.setattr(compose_module, "MAX_FILES", 3)  # a large tree is not read
+    compose_module._composed.clear()
+    assert compose(overrides, copy_dir).market.n_clients == 4999
+    assert not compose_module._composed
 
 
 def test_network_option_sets_its_kind():

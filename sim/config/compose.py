@@ -54,13 +54,12 @@ def compose(
     """
     register()
     GlobalHydra.instance().clear()
-    key = (str(config_dir), config_name, tuple(overrides), return_hydra_config)
-    key += (_files(Path(config_dir)),)
+    files = _files(Path(config_dir))
+    if files is None:
+        return _compose(overrides, config_dir, config_name, return_hydra_config)
+    key = (str(config_dir), config_name, tuple(overrides), return_hydra_config, files)
     if key not in _composed:
-        with hydra.initialize_config_dir(str(config_dir), version_base="1.3"):
-            _composed[key] = hydra.compose(
-                config_name, overrides=overrides, return_hydra_config=return_hydra_config
-            )
+        _composed[key] = _compose(overrides, config_dir, config_name, return_hydra_config)
         while len(_composed) > REMEMBERED:
             _composed.pop(next(iter(_composed)))
     _composed[key] = _composed.pop(key)  # the most recently used last
@@ -73,17 +72,35 @@ def compose(
     return cfg
 
 
+def _compose(overrides, config_dir, config_name, return_hydra_config) -> DictConfig:
+    with hydra.initialize_config_dir(str(config_dir), version_base="1.3"):
+        return hydra.compose(
+            config_name, overrides=overrides, return_hydra_config=return_hydra_config
+        )
+
+
 #: How many composed configs `compose` remembers (each a few hundred kB).
 REMEMBERED = 32
+#: A config directory of more files than this is not read to remember its configs.
+MAX_FILES = 2000
 _composed: dict[tuple, DictConfig] = {}
 
 
-def _files(config_dir: Path) -> str:
-    """A digest of every file under `config_dir` (links followed): its names and contents."""
+def _files(config_dir: Path) -> str | None:
+    """A digest of the config files under `config_dir` (links followed): names and contents.
+
+    None (nothing is remembered) for a directory of over `MAX_FILES` files, say a user's
+    `--config-dir` pointed at a large tree: reading it for every compose would cost more
+    than composing.
+    """
     digest = hashlib.blake2b(digest_size=16)
+    seen = 0
     for root, dirs, files in os.walk(config_dir, followlinks=True):
         dirs.sort()
-        for name in sorted(files):
+        seen += len(files) + len(dirs)
+        if seen > MAX_FILES:
+            return None
+        for name in sorted(f for f in files if f.endswith((".yaml", ".yml"))):
             path = Path(root, name)
             digest.update(str(path.relative_to(config_dir)).encode() + b"\0")
             with contextlib.suppress(OSError):  # a dangling link: Hydra will say so
