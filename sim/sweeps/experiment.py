@@ -89,7 +89,7 @@ def design(
     except Exception as error:  # Hydra's grammar: say which override
         bad = next(o for o in overrides if not _parses(o))
         raise ConfigError(bad.partition("=")[0], bad.partition("=")[2], first_line(error)) from None
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    fixed = _plain(parsed)
     cfg = _experiment(name, fixed, config_dir)
     axes = _axes(cfg, parsed)
     # a value given for one of the experiment's axes replaces that axis (as Hydra's sweeper)
@@ -133,6 +133,19 @@ def _check_file(name: str, config_dir: Path) -> None:
         raise ConfigError("experiment", str(path), reason or first_line(error)) from None
 
 
+def _not_swept(overrides: list[str]) -> list[str]:
+    """The overrides that are not sweeps (none, if one does not parse: `design` says which)."""
+    try:
+        return _plain(OverridesParser.create().parse_overrides(overrides))
+    except Exception:
+        return []
+
+
+def _plain(parsed) -> list[str]:
+    """The parsed overrides that are not sweeps, as typed."""
+    return [o.input_line for o in parsed if not o.is_sweep_override()]
+
+
 def _parses(override: str) -> bool:
     try:
         OverridesParser.create().parse_override(override)
@@ -157,13 +170,14 @@ def _axes(cfg: DictConfig, parsed) -> dict[str, list[str]]:
     return {key: [f"{key}={value}" for value in values] for key, values in swept.items()}
 
 
-def smoke_axes(name: str, config_dir: Path = CONFIG_DIR) -> list[str]:
+def smoke_axes(name: str, config_dir: Path = CONFIG_DIR, fixed: list[str] = ()) -> list[str]:
     """Sweep overrides that keep the first and last value of every axis (for --smoke).
 
     A factorial's factors after its first `SMOKE_FACTORS` keep their first value only, so that
-    a smoke run of 2^k cells stays small.
+    a smoke run of 2^k cells stays small. `fixed`: the run's other values (not sweeps), with
+    which the design composes the experiment too (`compose` remembers it).
     """
-    cfg = _experiment(name, [], config_dir)
+    cfg = _experiment(name, list(fixed), config_dir)
     held = list(cfg.experiment.factorial or {})[SMOKE_FACTORS:]
     axes = ["hydra.sweeper.sample.n=2"] if cfg.hydra.sweeper.get("sample") else []
     for key, text in (cfg.hydra.sweeper.params or {}).items():
@@ -202,7 +216,7 @@ def check_design(
     for key in ("seeds", "chunk_size"):
         if exp[key] < 1:
             raise ConfigError(f"experiment.{key}", exp[key], "must be an integer >= 1")
-    if fixed == [o.input_line for o in parsed if not o.is_sweep_override()]:
+    if fixed == _plain(parsed):
         composed = copy.deepcopy(cfg)  # `design` composed these overrides: not again
     else:  # a value given for an axis left `fixed`
         composed = _composed([f"+experiment={name}", *fixed], config_dir)
@@ -386,9 +400,12 @@ def prepare(options: Any, config_dir: Path = CONFIG_DIR) -> Submission:
     the launcher's settings). Raises a UserError (ConfigError, SweepError) with one line.
     """
     check_options(options)
-    smoke = [*SMOKE, *smoke_axes(options.name, config_dir)] if options.smoke else []
-    overrides = [*smoke, *options.overrides]
     launcher = launcher_overrides(options)
+    smoke = []
+    if options.smoke:
+        fixed = _not_swept([*launcher, *SMOKE, *options.overrides])
+        smoke = [*SMOKE, *smoke_axes(options.name, config_dir, fixed)]
+    overrides = [*smoke, *options.overrides]
     cfg, points, hashes = check_design(options.name, [*launcher, *overrides], config_dir)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     where = options.dir or f"results/{options.name}{'-smoke' if options.smoke else ''}/{stamp}"
