@@ -18,6 +18,7 @@ from sim.config.checks import validate
 from sim.config.compose import compose
 from sim.model.intake import Refusal
 from sim.model.ledger import COUNTERS
+from sim.model.market import interruptible
 from sim.runs.record import Recorder, clients_frame, pairs_frame
 from sim.runs.run import build_model, simulate, simulate_batch
 
@@ -729,3 +730,24 @@ def test_a_batch_of_seeds_gives_every_seed_exactly_its_run_alone(overrides):
 def test_a_batch_needs_the_vectorized_engine():
     with pytest.raises(ValueError, match="engine=vectorized"):
         build_model(compose([*BASE, "engine=agents"]), [0, 1])
+
+
+def test_ctrl_c_inside_a_compiled_kernel_is_raised_as_itself():
+    """numba's dispatcher wraps a signal handler's KeyboardInterrupt in SystemErrors (as
+    caught in tests/test_cli.py's Ctrl-C test); the model raises the interrupt itself."""
+
+    def interrupted_in_a_kernel():
+        try:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as interrupt:
+                message = "<function _numba_unpickle> returned a result with an exception set"
+                raise SystemError(message) from interrupt
+        except SystemError as unpickling:
+            message = "CPUDispatcher(<function told>) returned a result with an exception set"
+            raise SystemError(message) from unpickling
+
+    with pytest.raises(KeyboardInterrupt), interruptible():
+        interrupted_in_a_kernel()
+    with pytest.raises(SystemError, match="another"), interruptible():
+        raise SystemError("another")

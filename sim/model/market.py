@@ -10,6 +10,7 @@ one `apply`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import mesa
@@ -31,6 +32,26 @@ logging.getLogger("MESA").setLevel(logging.WARNING)
 
 #: A week's market tallies before anything is counted (one market).
 _NO_TALLY = {name: kind() for name, kind in TALLIES.items()}
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Let Ctrl-C (or a signal handler's exception) inside a compiled kernel pass as itself.
+
+    Python runs a signal's handler at its next check, which can fall inside numba's
+    dispatcher (while it unpickles a kernel's constants); the handler's exception
+    (KeyboardInterrupt) then comes back wrapped in SystemErrors, "... returned a result with
+    an exception set", which Hydra would report as a crash (exit 1), not as the interrupt.
+    """
+    try:
+        yield
+    except SystemError as error:
+        cause = error
+        while isinstance(cause, SystemError) and "with an exception set" in str(cause):
+            cause = cause.__cause__
+        if cause is None or isinstance(cause, SystemError):
+            raise
+        raise cause from None
 
 
 class MarketModel(mesa.Model):
@@ -56,12 +77,13 @@ class MarketModel(mesa.Model):
             self.streams = Streams(self.seeds[0])
         else:
             self.streams = BatchStreams(self.seeds, self.n_clients)
-        markets = [self._draw_market(Streams(seed)) for seed in self.seeds]
-        self.population = concatenate_populations([m[0] for m in markets])
-        self.indptr, self.indices = concatenate_networks([m[1] for m in markets])
-        self._create_businesses(markets)
-        self.tally: dict = {}  # this week's market tallies (`sim.model.ledger.TALLIES`)
-        self.setup_clients()
+        with interruptible():
+            markets = [self._draw_market(Streams(seed)) for seed in self.seeds]
+            self.population = concatenate_populations([m[0] for m in markets])
+            self.indptr, self.indices = concatenate_networks([m[1] for m in markets])
+            self._create_businesses(markets)
+            self.tally: dict = {}  # this week's market tallies (`sim.model.ledger.TALLIES`)
+            self.setup_clients()
 
     def _draw_market(self, streams: Streams):
         """One market's one-off draws: its clients, network, capacity and cultures."""
@@ -150,11 +172,12 @@ class MarketModel(mesa.Model):
         else:  # one count per market: a row each
             rows = np.zeros((len(TALLIES), self.replicas), dtype=np.int64)
             self.tally = dict(zip(TALLIES, rows, strict=True))
-        for phase in phases.STEP:
-            if isinstance(phase, str):
-                getattr(self, phase)(week)
-            else:
-                phase(self, week)
+        with interruptible():
+            for phase in phases.STEP:
+                if isinstance(phase, str):
+                    getattr(self, phase)(week)
+                else:
+                    phase(self, week)
         self.week += 1
 
     def start_week(self, week: int) -> None:
