@@ -18,7 +18,6 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,13 +131,11 @@ class Plan:
     `kind` is "run" or "multirun" for outputs staged and published whole (`out` is the
     target), None for an experiment's sweep directory (`out` is only locked: the sweep
     resumes in place, `sim.sweeps`) or for commands that write nothing (`out` is None).
-    `mode` is the composed `hydra.mode` of a command that runs (None: as its flags say).
     """
 
     argv: list[str]
     out: Path | None = None
     kind: str | None = None
-    mode: RunMode | None = None
 
 
 def preflight(argv: list[str], swept_checked: bool = False) -> Plan:
@@ -168,9 +165,7 @@ def preflight(argv: list[str], swept_checked: bool = False) -> Plan:
             _check_sweeps(cfg, parsed, config_dir, name)
         if args.cfg:  # --cfg prints the config and runs nothing
             return Plan(argv)
-        plan = _staging(args, argv, parsed, cfg, settings)
-        plan.mode = settings.mode
-        return plan
+        return _staging(args, argv, parsed, cfg, settings)
     except UserError:
         raise
     except Exception as error:  # e.g. a sweep syntax error
@@ -300,27 +295,6 @@ def _shown(runtime: Path) -> Path:
     return runtime
 
 
-@contextlib.contextmanager
-def mode_known(plan: Plan) -> Iterator[None]:
-    """Hydra, with the mode the preflight composed: not composing the config once more for it.
-
-    Before a run or a sweep, Hydra composes the whole config only to read `hydra.mode`
-    (`Hydra.get_mode`, about 0.2 s); the preflight has composed the same command line. A
-    command the preflight did not compose (`--help`, `--cfg`, `--info`) is left to Hydra.
-    """
-    from hydra._internal.hydra import Hydra
-
-    if plan.out is None:
-        yield
-        return
-    get_mode = Hydra.get_mode
-    Hydra.get_mode = lambda self, config_name, overrides: plan.mode
-    try:
-        yield
-    finally:
-        Hydra.get_mode = get_mode
-
-
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _app(cfg: DictConfig) -> None:
     from sim.runs.run import write_run
@@ -403,14 +377,12 @@ def _run(argv: list[str], swept_checked: bool = False) -> None:
             with (
                 claimed(plan.out, plan.kind, staging_dir(plan.out)),
                 typed([PROG, *argv]),
-                mode_known(plan),
             ):
                 _app()
         else:
             with (
                 output_lock(plan.out) if plan.out else contextlib.nullcontext(),
                 typed([PROG, *argv]),
-                mode_known(plan),
             ):
                 _app()
     except OutputRefused as error:
