@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.sweeps.slurm import signal_delay
+from sim.sweeps.slurm import JobLost, _ended, signal_delay
 
 SMOKE = ["run", "strategy", "--smoke", "--launcher", "submitit_slurm", "--time", "1",
          "--mem-gb", "1"]  # fmt: skip
@@ -264,3 +264,17 @@ def test_a_submitit_setting_below_one_exits_2_with_one_line(tmp_path, flag):
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-3000:]
     assert result.stderr.startswith(f"clientsim-experiment: invalid config: {flag}=0")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_job_slurm_saw_fail_before_submitit_did_is_named_with_the_error_of_its_log(
+    tmp_path, capsys
+):
+    """The watcher's way to a failed job (`JobLost`) says its error, as submitit's does."""
+    log = tmp_path / ".submitit" / "7_0" / "7_0_0_log.err"
+    log.parent.mkdir(parents=True)
+    log.write_text("Traceback (most recent call last):\n  ...\nMemoryError: no room\n")
+    with pytest.raises(SystemExit) as stop:
+        _ended(JobLost({"7_0": "FAILED"}), tmp_path, {"7"}, slurm=False)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert stop.value.code == 1
+    assert f"Slurm job 7_0 ended FAILED (MemoryError: no room; log: {log})" in line

@@ -395,9 +395,12 @@ def _ended(error: Exception, sweep_dir: Path, ours: set[str], slurm: bool) -> No
         said = [line for line in str(error).splitlines() if "error" in line.lower()]
         _fail(f"sbatch refused the jobs: {said[-1].strip() if said else _first_line(str(error))}",
               2)  # fmt: skip
-    if isinstance(error, JobLost):
+    if isinstance(error, JobLost):  # Slurm's accounts saw it end before submitit did
         job, state = min(error.jobs.items())
-        what = (f"Slurm job {job} ended {state} without its results" if state
+        log = sweep_dir / ".submitit" / job / f"{job}_0_log.err"
+        said = _reason(log.read_text(errors="replace")) if state and log.is_file() else ""
+        what = (f"Slurm job {job} ended {state} ({said}; log: {log})" if said
+                else f"Slurm job {job} ended {state} without its results" if state
                 else f"Slurm job {job} left the queue before it ran (cancelled?)")  # fmt: skip
     else:  # submitit's error names the job's folder, .submitit/<job>/
         found = re.search(r"\.submitit/(\d+(?:_\d+)?)/", str(error))
