@@ -417,7 +417,7 @@ def _ended(error: Exception, sweep_dir: Path, ours: set[str], slurm: bool) -> No
 
 
 def _reason(message: str) -> str:
-    """The most telling line of submitit's error: the job's exception, or its state."""
+    """The most telling line of submitit's error or a job's log: its exception, or its state."""
     lines = [line.strip() for line in message.splitlines()]
     errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b", line)]
     if errors:
