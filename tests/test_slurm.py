@@ -278,3 +278,15 @@ def test_a_job_slurm_saw_fail_before_submitit_did_is_named_with_the_error_of_its
     (line,) = capsys.readouterr().err.splitlines()
     assert stop.value.code == 1
     assert f"Slurm job 7_0 ended FAILED (MemoryError: no room; log: {log})" in line
+
+
+def test_a_log_whose_exception_was_dumped_as_an_object_is_named_by_it(tmp_path, capsys):
+    """An interpreter out of memory may print its exception as an object dump, not raise it."""
+    log = tmp_path / ".submitit" / "7_0" / "7_0_0_log.err"
+    log.parent.mkdir(parents=True)
+    log.write_text("submitit ERROR (2026-12-06 17:10:20,459) - Could not dump error:\n"
+                   "Traceback (most recent call last):\n  ...\nobject type name: MemoryError\n"
+                   "object repr     : MemoryError()\n")  # fmt: skip
+    with pytest.raises(SystemExit):
+        _ended(JobLost({"7_0": "FAILED"}), tmp_path, {"7"}, slurm=False)
+    assert "ended FAILED (object repr     : MemoryError(); log:" in capsys.readouterr().err

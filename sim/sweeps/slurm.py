@@ -422,5 +422,10 @@ def _reason(message: str) -> str:
     errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b", line)]
     if errors:
         return errors[-1]
+    # An interpreter starved of memory may dump the exception as an object ("object repr :
+    # MemoryError()") instead of raising it: the last line naming an exception type tells.
+    named = [line for line in lines if re.search(r"\w(Error|Exception)\b", line)]
+    if named:
+        return named[-1]
     state = re.search(r"\(state: ([^)]*)\)", message)
     return f"state {state.group(1)}" if state else _first_line(message)
