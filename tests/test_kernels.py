@@ -348,15 +348,20 @@ def test_the_kernels_sources_include_the_formulas_they_compile():
 from sim.model.kernels import service  # noqa: E402
 
 
+def first_come(business, remaining, capacity):
+    """`service.first_come` into a new array."""
+    return service.first_come(business, remaining, capacity, np.empty(len(business)))
+
+
 def test_a_queue_is_served_first_come_up_to_its_capacity():
     one = np.zeros(3, dtype=np.int64)
     np.testing.assert_array_equal(
-        service.first_come(one, np.array([5.0, 3.0, 4.0]), np.array([7.0])), [5.0, 2.0, 0.0]
+        first_come(one, np.array([5.0, 3.0, 4.0]), np.array([7.0])), [5.0, 2.0, 0.0]
     )
     np.testing.assert_array_equal(
-        service.first_come(one[:2], np.array([5.0, 3.0]), np.array([0.0])), [0.0, 0.0]
+        first_come(one[:2], np.array([5.0, 3.0]), np.array([0.0])), [0.0, 0.0]
     )
-    assert service.first_come(one[:0], np.zeros(0), np.array([10.0])).size == 0
+    assert first_come(one[:0], np.zeros(0), np.array([10.0])).size == 0
 
 
 @pytest.mark.parametrize("queues", [[5, 0, 7, 1], [0, 0, 3000, 1]])
@@ -365,7 +370,7 @@ def test_each_queue_is_served_bit_for_bit_as_numpy_serves_it_alone(queues):
     business = np.repeat(np.arange(len(queues)), queues)
     remaining = rng.uniform(0.1, 20, len(business))
     capacity = rng.uniform(0, 60, len(queues))
-    worked = service.first_come(business, remaining, capacity)
+    worked = first_come(business, remaining, capacity)
     for b in range(len(queues)):
         mine = remaining[business == b]  # each queue's own running sums (np.cumsum), in order
         alone = np.clip(capacity[b] - (np.cumsum(mine) - mine), 0.0, mine)

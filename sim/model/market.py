@@ -133,14 +133,18 @@ class MarketModel(mesa.Model):
             if pop["user_values"] is pop["decider_values"]
             else aligned("user_values")
         )
-        one = slice(None, None, r)  # market 0's businesses: what does not differ by market
+        def first(values: np.ndarray) -> np.ndarray:
+            """Market 0's businesses' values (what does not differ by market), contiguous:
+            the kernels are compiled once, for contiguous arrays."""
+            return np.ascontiguousarray(values[::r])
+
         self.world = World(
             self.cfg.clients, market, self.streams, pop, self.indptr, self.indices,
-            self.decider_alignment, self.user_alignment, firms.price[one],
-            firms.price[one] / market.price, firms.reach[one], firms.overpromise[one],
-            culture_strength=firms.culture_strength[one],
-            decider_shift=firms.decider_shift[one], user_shift=firms.user_shift[one],
-            prepayment=firms.prepayment[one],
+            self.decider_alignment, self.user_alignment, first(firms.price),
+            first(firms.price) / market.price, first(firms.reach), first(firms.overpromise),
+            culture_strength=first(firms.culture_strength),
+            decider_shift=first(firms.decider_shift), user_shift=first(firms.user_shift),
+            prepayment=first(firms.prepayment),
             referral_reach=self._referral_reach([m[0] for m in markets]),
         )  # fmt: skip
         self.world.decay_powers(self.cfg.steps + 1)  # a run of cfg.steps weeks never grows it

@@ -481,7 +481,7 @@ def remember_referrers(referrer: np.ndarray, pair: np.ndarray, teller: np.ndarra
         pair: the index in `referrer` of the pair told each of this week's referrals.
         teller: the client who told it.
     """
-    wom.remember(referrer, pair, np.asarray(teller, dtype=np.int64))
+    wom.remember(referrer, pair, np.ascontiguousarray(teller, dtype=np.int64))
 
 
 #: The pair fields a story heard changes (`hear_stories`), in the order it takes them.

@@ -182,7 +182,8 @@ class AgentsModel(MarketModel):
         credit = np.array(
             [c.standing(week, "credit")[b] for c, b in zip(clients, business, strict=True)]
         )
-        job = {f: np.array([getattr(c.job, f) for c in clients]) for f in phases.INTAKE_JOB_FIELDS}
+        fields = phases.INTAKE_JOB_FIELDS
+        job = dict(zip(fields, self._job_fields(clients, *fields), strict=True))
         applicants = phases.applicants(
             self.world, ids, business, week, new, phases.fresh_referrals(self.world, new, credit),
             np.array([c.difficulty for c in clients]), job,

@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from sim.model.kernels.draws import GOLDEN, base, mix, unit
+from sim.model.kernels.scatter import add_rows
 from sim.model.mechanics import projected_finish_weeks
 
 # the reasons of `sim.model.intake.Refusal` (a kernel cannot read an IntEnum)
@@ -152,10 +153,8 @@ def take(
         for r in range(SCREEN, PREPAYMENT + 1):
             ints[4 + r, b] = declined[r]  # declined_<reason>
         first = end
-    for k in range(len(float_rows)):
-        float_counters[float_rows[k]] += floats[k]
-    for k in range(len(int_rows)):
-        int_counters[int_rows[k]] += ints[k]
+    add_rows(float_counters, float_rows, floats)
+    add_rows(int_counters, int_rows, ints)
 
 
 @numba.njit(cache=True)

@@ -3,7 +3,8 @@
 `VectorizedModel.apply` writes each `sim.model.state.Change` with these: a set stores the
 values, an add adds them to what is stored (the clients of one change are distinct, so this
 is what ``column[ids] = column[ids] + values`` does, without its temporaries). The values
-come cast to the field's dtype, as numpy's assignment would cast them.
+come cast to the field's dtype, as numpy's assignment would cast them. `add_rows` adds
+the businesses' totals of a phase into their counters.
 """
 
 from __future__ import annotations
@@ -37,3 +38,15 @@ def put_pairs(
             matrix[ids[i], b] += value
         else:
             matrix[ids[i], b] = value
+
+
+@numba.njit(cache=True)
+def add_rows(counters: np.ndarray, rows: np.ndarray, totals: np.ndarray) -> None:
+    """Add ``totals[k]`` to the row ``counters[rows[k]]`` for every k, element by element.
+
+    (A whole-row ``+=`` would make numba compile its error message for rows of different
+    lengths, about a second of the first run's compile.)
+    """
+    for k in range(len(rows)):
+        for j in range(totals.shape[1]):
+            counters[rows[k], j] += totals[k, j]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from sim.model.kernels.scatter import add_rows
+
 #: The per-business hours `serve` books (`Firms` counters), in the order of its rows.
 TOTALS = ("hours_worked", "difficult_hours", "rush_hours")
 
@@ -22,14 +24,13 @@ def _clip(hours: float, most: float) -> float:
 
 
 @numba.njit(cache=True)
-def first_come(business, remaining_hours, capacity_hours):
+def first_come(business, remaining_hours, capacity_hours, worked):
     """Hours worked on each job: each business's `capacity_hours` go to its jobs in order.
 
     A job gets what is left of its business's hours after the jobs before it in its queue
     asked for theirs, at most its `remaining_hours` (`business`: sorted; `capacity_hours`:
-    one per business).
+    one per business). Written into `worked` (one per job), which is returned.
     """
-    worked = np.empty(len(business))
     asked = 0.0  # the hours asked so far in the current queue, the job's own included
     for i in range(len(business)):
         if i == 0 or business[i] != business[i - 1]:
@@ -70,13 +71,14 @@ def serve(
     both engines.
     """
     n_b = len(capacity_left)
-    worked[:] = first_come(business, remaining_hours, capacity_left)
+    first_come(business, remaining_hours, capacity_left, worked)
     late = np.zeros(len(business), dtype=np.bool_)
     for i in range(len(business)):
         late[i] = rush_capacity[business[i]] > 0 and due[i] and worked[i] < remaining_hours[i]
     late_rows = np.flatnonzero(late)
     rush = first_come(
-        business[late_rows], remaining_hours[late_rows] - worked[late_rows], rush_capacity
+        business[late_rows], remaining_hours[late_rows] - worked[late_rows], rush_capacity,
+        np.empty(len(late_rows)),
     )  # the unfinished jobs due, in their queues' order
     hours = np.zeros((len(TOTALS), n_b))
     hours_worked, difficult_hours, rush_hours = hours[0], hours[1], hours[2]
@@ -92,8 +94,7 @@ def serve(
         worked[i] = worked[i] + rush[k]
     for i in range(len(business)):
         backlog_hours[business[i]] += remaining_hours[i] - worked[i]
-    for k in range(len(counter_rows)):
-        float_counters[counter_rows[k]] += hours[k]
+    add_rows(float_counters, counter_rows, hours)
 
 
 @numba.njit(cache=True)
