@@ -133,9 +133,12 @@ class MarketModel(mesa.Model):
             if pop["user_values"] is pop["decider_values"]
             else aligned("user_values")
         )
+
         def first(values: np.ndarray) -> np.ndarray:
-            """Market 0's businesses' values (what does not differ by market), contiguous:
-            the kernels are compiled once, for contiguous arrays."""
+            """Market 0's businesses' values (what does not differ by market), contiguous.
+
+            The kernels are compiled once, for contiguous arrays.
+            """
             return np.ascontiguousarray(values[::r])
 
         self.world = World(

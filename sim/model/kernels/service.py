@@ -76,10 +76,9 @@ def serve(
     for i in range(len(business)):
         late[i] = rush_capacity[business[i]] > 0 and due[i] and worked[i] < remaining_hours[i]
     late_rows = np.flatnonzero(late)
-    rush = first_come(
-        business[late_rows], remaining_hours[late_rows] - worked[late_rows], rush_capacity,
-        np.empty(len(late_rows)),
-    )  # the unfinished jobs due, in their queues' order
+    rush = np.empty(len(late_rows))  # the unfinished jobs due, in their queues' order
+    first_come(business[late_rows], remaining_hours[late_rows] - worked[late_rows],
+               rush_capacity, rush)  # fmt: skip
     hours = np.zeros((len(TOTALS), n_b))
     hours_worked, difficult_hours, rush_hours = hours[0], hours[1], hours[2]
     backlog_hours[:] = 0.0
