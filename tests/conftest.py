@@ -129,7 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Compile the model's numba kernels once, before any worker or console script runs.
 
     While the disk cache (`sim.model.kernels.cache_dir`) is empty, every process that runs a
-    model compiles them on its own (about 15 s each): the workers of pytest-xdist and the
+    model compiles them on its own (about 10 s each): the workers of pytest-xdist and the
     first console scripts would, side by side. Tiny markets of both engines and a batch
     call every kernel; with a warm cache this takes a fraction of a second.
     """

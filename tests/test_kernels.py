@@ -344,6 +344,40 @@ def test_the_kernels_sources_include_the_formulas_they_compile():
     assert {"mechanics.py", "draws.py", "choice.py", "wom.py"} <= names
 
 
+#: Kernels written for any dtype of the field they write: compiled once per dtype.
+PER_DTYPE = {"scatter.put", "scatter.put_pairs", "scatter.add_rows"}
+
+ONE_SIGNATURE = """
+import importlib, pkgutil, numba
+from sim.config.compose import compose
+from sim.model import kernels
+from sim.model.engines import engine_class
+for engine, seeds in (("vectorized", None), ("vectorized", [0, 1]), ("agents", None)):
+    cfg = compose([f"engine={engine}", "market.n_clients=200", "steps=3"])
+    model = engine_class(engine)(cfg) if seeds is None else engine_class(engine)(cfg, seeds)
+    for _ in range(3):
+        model.step()
+for info in pkgutil.iter_modules(kernels.__path__):
+    module = importlib.import_module(f"sim.model.kernels.{info.name}")
+    for name, f in vars(module).items():
+        if isinstance(f, numba.core.registry.CPUDispatcher) and f.__module__ == module.__name__:
+            print(f"{info.name}.{name}", len(f.signatures))
+"""
+
+
+@pytest.mark.slow
+def test_every_kernel_compiles_once_for_both_engines_and_a_batch():
+    """One set of argument types per kernel: each compiled type set is seconds of a first run."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", ONE_SIGNATURE], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    counts = {name: int(n) for name, n in (line.split() for line in done.stdout.splitlines())}
+    assert counts["intake.take"] == counts["finish.judge"] == 1  # called by both engines
+    assert {name for name, n in counts.items() if n > 1} <= PER_DTYPE
+
+
 # --- intake and service (phases 4-6) ---
 from sim.model.kernels import service  # noqa: E402
 

@@ -33,7 +33,7 @@ from sim.runs.summary import summarize, whale_summary
 #: Said before a run whose model has no compiled kernels yet (`sim.model.kernels.compiled`).
 COMPILING = (
     "clientsim: compiling the model's kernels (numba), once after an install or an update: "
-    "about 15 s"
+    "about 10 s"
 )
 
 
