@@ -135,6 +135,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if hasattr(config, "workerinput"):  # a worker of pytest-xdist: its controller did it
         return
+    call_every_kernel()
+
+
+def call_every_kernel() -> None:
+    """Step tiny markets of both engines and a batch: every kernel is called (and compiled)."""
     from sim.config.compose import compose
     from sim.model.engines import engine_class
 

@@ -1,5 +1,9 @@
 """Tests of the compiled kernels' primitives (sim.model.kernels): draws identical to numpy's."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -349,14 +353,9 @@ PER_DTYPE = {"scatter.put", "scatter.put_pairs", "scatter.add_rows"}
 
 ONE_SIGNATURE = """
 import importlib, pkgutil, numba
-from sim.config.compose import compose
+from conftest import call_every_kernel
 from sim.model import kernels
-from sim.model.engines import engine_class
-for engine, seeds in (("vectorized", None), ("vectorized", [0, 1]), ("agents", None)):
-    cfg = compose([f"engine={engine}", "market.n_clients=200", "steps=3"])
-    model = engine_class(engine)(cfg) if seeds is None else engine_class(engine)(cfg, seeds)
-    for _ in range(3):
-        model.step()
+call_every_kernel()
 for info in pkgutil.iter_modules(kernels.__path__):
     module = importlib.import_module(f"sim.model.kernels.{info.name}")
     for name, f in vars(module).items():
@@ -368,11 +367,8 @@ for info in pkgutil.iter_modules(kernels.__path__):
 @pytest.mark.slow
 def test_every_kernel_compiles_once_for_both_engines_and_a_batch():
     """One set of argument types per kernel: each compiled type set is seconds of a first run."""
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-c", ONE_SIGNATURE], capture_output=True, text=True,
-                          check=True)  # fmt: skip
+                          check=True, cwd=Path(__file__).parent)  # fmt: skip
     counts = {name: int(n) for name, n in (line.split() for line in done.stdout.splitlines())}
     assert counts["intake.take"] == counts["finish.judge"] == 1  # called by both engines
     assert {name for name, n in counts.items() if n > 1} <= PER_DTYPE
