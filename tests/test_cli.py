@@ -446,7 +446,7 @@ def test_ctrl_c_exits_130_with_one_line_and_writes_no_results(tmp_path):
     time.sleep(1.0)
     writer.send_signal(signal.SIGINT)
     _, stderr = writer.communicate(timeout=60)
-    assert writer.returncode == 130
+    assert writer.returncode == 130, stderr[-3000:]
     (line,) = stderr.splitlines()
     assert "interrupted" in line
     assert list(tmp_path.iterdir()) == []
