@@ -450,3 +450,24 @@ def test_ctrl_c_exits_130_with_one_line_and_writes_no_results(tmp_path):
     (line,) = stderr.splitlines()
     assert "interrupted" in line
     assert list(tmp_path.iterdir()) == []
+
+
+class Stop(BaseException):
+    pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_signal_whose_exception_python_dropped_is_raised_at_the_next_check():
+    """A handler's raise inside a ctypes callback (llvmlite's, loading a kernel) is dropped."""
+    import ctypes
+    import os
+
+    from sim.runs import signals
+
+    callback = ctypes.CFUNCTYPE(None)(lambda: os.kill(os.getpid(), signal.SIGUSR1))
+    with signals.raising({signal.SIGUSR1: Stop}):
+        callback()  # Python prints "Exception ignored on calling ctypes callback" and goes on
+        with pytest.raises(Stop):
+            signals.check()
+        signals.check()  # raised once
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL

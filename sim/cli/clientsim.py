@@ -18,6 +18,7 @@ import functools
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from sim.config.checks import validate
 from sim.config.compose import CONFIG_DIR, compose_checked, first_line, register
 from sim.config.schema import ConfigError
 from sim.errors import UserError
+from sim.runs import signals
 from sim.runs.output import (
     OutputRefused,
     check_ancestors,
@@ -57,10 +59,6 @@ TERMINATED = 143  # the shell's code for a process ended by SIGTERM (`kill`, a t
 
 class Terminated(BaseException):
     """SIGTERM arrived: unwind like Ctrl-C, so that nothing half-written is left."""
-
-
-def _terminate(signum, frame) -> None:
-    raise Terminated
 
 
 def _is_group(key: str, config_dir: Path) -> bool:
@@ -353,6 +351,22 @@ def summary_table(summary: dict) -> str:
     return text + (f"\nNaN: {'; '.join(notes)}." if notes else "")
 
 
+def _handlers() -> dict[int, type[BaseException]]:
+    """The signals a run stops on (`sim.runs.signals.raising`), each with its exception.
+
+    SIGTERM raises Terminated and SIGINT KeyboardInterrupt; a caller's own handler (or a
+    SIGINT that the shell set to be ignored) stays.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    handlers: dict[int, type[BaseException]] = {}
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        handlers[signal.SIGTERM] = Terminated
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        handlers[signal.SIGINT] = KeyboardInterrupt
+    return handlers
+
+
 def main(argv: list[str] | None = None, *, swept_checked: bool = False) -> int:
     """Entry point of the `clientsim` command; returns the exit code.
 
@@ -370,21 +384,20 @@ def _run(argv: list[str], swept_checked: bool = False) -> None:
                         f"clientsim-experiment run {name}")  # fmt: skip
     plan = preflight(argv, swept_checked)
     sys.argv = [sys.argv[0], *plan.argv]
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # a caller's own handler stays
-        signal.signal(signal.SIGTERM, _terminate)
     try:
-        if plan.kind is not None:
-            with (
-                claimed(plan.out, plan.kind, staging_dir(plan.out)),
-                typed([PROG, *argv]),
-            ):
-                _app()
-        else:
-            with (
-                output_lock(plan.out) if plan.out else contextlib.nullcontext(),
-                typed([PROG, *argv]),
-            ):
-                _app()
+        with signals.raising(_handlers()):
+            if plan.kind is not None:
+                with (
+                    claimed(plan.out, plan.kind, staging_dir(plan.out)),
+                    typed([PROG, *argv]),
+                ):
+                    _app()
+            else:
+                with (
+                    output_lock(plan.out) if plan.out else contextlib.nullcontext(),
+                    typed([PROG, *argv]),
+                ):
+                    _app()
     except OutputRefused as error:
         raise UserError(f"output_dir={plan.out}: {error}") from None
     except OSError as error:

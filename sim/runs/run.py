@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from sim.model import kernels
 from sim.model.engines import engine_class
 from sim.progress import Progress
+from sim.runs import signals
 from sim.runs.output import claimed, target_path
 from sim.runs.record import (
     Recorder,
@@ -62,6 +63,7 @@ def simulate(cfg: DictConfig, *, progress: bool = False, observe: Callable | Non
             started = time.perf_counter()
             model.step()
             recorder.step_seconds += time.perf_counter() - started
+            signals.check()
             recorder.collect(model)
             if observe is not None:
                 observe(model)
@@ -83,6 +85,7 @@ def simulate_batch(cfg: DictConfig, seeds: list[int]):
         started = time.perf_counter()
         model.step()
         seconds += time.perf_counter() - started
+        signals.check()
         Recorder.collect_markets(model, recorders)
     for recorder in recorders:
         recorder.step_seconds = seconds / len(seeds)

@@ -1,0 +1,44 @@
+"""Signals that stop a run even where Python would drop the exception their handler raised.
+
+A signal's handler runs in whatever Python code comes next. When that is a ctypes callback
+(llvmlite's, called while numba loads a kernel from its disk cache) or a finalizer, Python
+prints "Exception ignored ..." and drops the handler's exception: the run would go on and
+finish as if the signal had never come (a Ctrl-C in its first second, about 1 time in 100).
+So a handler installed by `raising` also remembers its exception, and the run's loops call
+`check` after every week, which raises it again if it was dropped.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: The exception a `raising` handler raised last and that no run has raised again since.
+_pending: list[type[BaseException]] = []
+
+
+@contextmanager
+def raising(handlers: dict[int, type[BaseException]]) -> Iterator[None]:
+    """While in the block, signal s raises ``handlers[s]`` (remembered for `check`).
+
+    The handlers it replaces are put back on leaving, and nothing stays remembered.
+    """
+
+    def handler(signum: int, frame) -> None:
+        _pending[:] = [handlers[signum]]
+        raise handlers[signum]
+
+    previous = {signum: signal.signal(signum, handler) for signum in handlers}
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+        _pending.clear()
+
+
+def check() -> None:
+    """Raise the exception of a signal whose handler's raise Python dropped, if there was one."""
+    if _pending:
+        raise _pending.pop()
