@@ -18,7 +18,6 @@ import functools
 import os
 import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -351,22 +350,6 @@ def summary_table(summary: dict) -> str:
     return text + (f"\nNaN: {'; '.join(notes)}." if notes else "")
 
 
-def _handlers() -> dict[int, type[BaseException]]:
-    """The signals a run stops on (`sim.runs.signals.raising`), each with its exception.
-
-    SIGTERM raises Terminated and SIGINT KeyboardInterrupt; a caller's own handler (or a
-    SIGINT that the shell set to be ignored) stays.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    handlers: dict[int, type[BaseException]] = {}
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        handlers[signal.SIGTERM] = Terminated
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        handlers[signal.SIGINT] = KeyboardInterrupt
-    return handlers
-
-
 def main(argv: list[str] | None = None, *, swept_checked: bool = False) -> int:
     """Entry point of the `clientsim` command; returns the exit code.
 
@@ -385,7 +368,9 @@ def _run(argv: list[str], swept_checked: bool = False) -> None:
     plan = preflight(argv, swept_checked)
     sys.argv = [sys.argv[0], *plan.argv]
     try:
-        with signals.raising(_handlers()):
+        # SIGTERM unwinds like Ctrl-C: nothing half-written is left
+        with signals.raising({signal.SIGTERM: lambda _: Terminated(),
+                              signal.SIGINT: lambda _: KeyboardInterrupt()}):  # fmt: skip
             if plan.kind is not None:
                 with (
                     claimed(plan.out, plan.kind, staging_dir(plan.out)),

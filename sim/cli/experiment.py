@@ -28,7 +28,6 @@ import os
 import re
 import shlex
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +39,7 @@ from sim.cli import clientsim
 from sim.cli.common import Parser, fail, parse_with_overrides, positive, run_command
 from sim.config.compose import CONFIG_DIR, first_line
 from sim.errors import UserError
+from sim.runs import signals
 from sim.sweeps.collect import kept_runs
 from sim.sweeps.directory import SWEEP_FILE, typed
 from sim.sweeps.estimate import duration, sweep_seconds
@@ -271,10 +271,6 @@ class SweepInterrupted(BaseException):
         self.signum = signum
 
 
-def _interrupt(signum: int, frame) -> None:
-    raise SweepInterrupted(signum)
-
-
 @contextmanager
 def _stoppable() -> Iterator[None]:
     """While a sweep runs, SIGINT and SIGTERM raise SweepInterrupted.
@@ -283,19 +279,12 @@ def _stoppable() -> Iterator[None]:
     traceback. joblib ends its workers when an exception crosses its wait for results, so none
     outlives the sweep. A SIGINT that the shell set to be ignored stays ignored.
     """
-    signals = [signal.SIGTERM]
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signals.append(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread():
-        signals = []
-    previous = {signum: signal.signal(signum, _interrupt) for signum in signals}
     full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        yield
+        with signals.raising(dict.fromkeys((signal.SIGTERM, signal.SIGINT), SweepInterrupted)):
+            yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         if full_error is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:

@@ -11,31 +11,40 @@ So a handler installed by `raising` also remembers its exception, and the run's 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 #: The exception a `raising` handler raised last and that no run has raised again since.
-_pending: list[type[BaseException]] = []
+_pending: list[BaseException] = []
 
 
 @contextmanager
-def raising(handlers: dict[int, type[BaseException]]) -> Iterator[None]:
-    """While in the block, signal s raises ``handlers[s]`` (remembered for `check`).
+def raising(handlers: dict[int, Callable[[int], BaseException]]) -> Iterator[None]:
+    """While in the block, signal s raises ``handlers[s](s)``, remembered for `check`.
 
-    The handlers it replaces are put back on leaving, and nothing stays remembered.
+    Only a signal with its default handler is taken over, and only in the main thread: a
+    caller's own handler stays, and so does a SIGINT that the shell set to be ignored. The
+    handlers it replaced are put back on leaving, and what it remembered is forgotten.
     """
 
     def handler(signum: int, frame) -> None:
-        _pending[:] = [handlers[signum]]
-        raise handlers[signum]
+        error = handlers[signum](signum)
+        _pending[:] = [error]
+        raise error
 
-    previous = {signum: signal.signal(signum, handler) for signum in handlers}
+    defaults = (signal.SIG_DFL, signal.default_int_handler)
+    ours = [s for s in handlers if signal.getsignal(s) in defaults]
+    if threading.current_thread() is not threading.main_thread():
+        ours = []
+    previous = {signum: signal.signal(signum, handler) for signum in ours}
     try:
         yield
     finally:
         for signum, before in previous.items():
             signal.signal(signum, before)
-        _pending.clear()
+        if previous:
+            _pending.clear()
 
 
 def check() -> None:
