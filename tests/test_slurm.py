@@ -189,13 +189,18 @@ def test_a_cancelled_job_ends_the_sweep_with_one_line_and_the_resume_completes_i
 def test_a_failed_job_ends_the_sweep_with_one_line_naming_it_and_its_error(
     slurm, sweep_dir, tmp_path
 ):
-    starved = "hydra.launcher.setup=['ulimit -v 200000']"  # 200 MB: Python cannot import pandas
+    # job 0's Python cannot start (a broken environment on its node): the same error every
+    # time, where a job starved of memory dies in one of several ways (MemoryError, a
+    # segfault); the others wait, so that they are still live when the sweep ends
+    broken = ("hydra.launcher.setup=['if [ $SLURM_ARRAY_TASK_ID = 0 ]; then export "
+              "PYTHONHOME=/nonexistent; else sleep 60; fi']")  # fmt: skip
     args = [*SMOKE, "--dir", str(sweep_dir), "experiment.seeds=4", "experiment.chunk_size=2",
-            "--array-parallelism", "1", starved]  # fmt: skip
+            "--array-parallelism", "1", broken]  # fmt: skip
     result = experiment(args, tmp_path)
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr[-3000:]
     (array,) = [p.name for p in (sweep_dir / ".submitit").glob("*") if p.name.isdigit()]
-    assert re.search(rf"Slurm job {array}_0 (ended FAILED|failed) \(.*Error", result.stderr)
+    found = rf"Slurm job {array}_0 (ended FAILED|failed) \(.*ModuleNotFoundError"
+    assert re.search(found, result.stderr), result.stderr
     assert "log: " in result.stderr and "cancelled the sweep's other jobs" in result.stderr
     assert not queued(array) and not (sweep_dir / "runs.parquet").exists()
 
