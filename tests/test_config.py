@@ -96,6 +96,58 @@ def test_a_remembered_config_is_a_fresh_compose_and_an_edited_file_is_read_again
     assert not compose_module._composed
 
 
+def _described(node) -> list:
+    """Every node of a config: its path, type, flags and value as written (not resolved)."""
+    rows = []
+    for key in node.keys() if OmegaConf.is_dict(node) else range(len(node)):
+        child = node._get_node(key)
+        flags = (child._get_flag("struct"), child._get_flag("readonly"))
+        rows.append((key, OmegaConf.get_type(child), flags, OmegaConf.is_interpolation(node, key)))
+        if OmegaConf.is_config(child) and not child._is_none() and not child._is_missing():
+            rows.append((key, _described(child)))
+    return rows
+
+
+@pytest.mark.parametrize("hydra", [False, True], ids=["app", "with_hydra"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["market.n_clients=2000", "steps=104"],
+        ["steps=9", "market/network=complete", "market.network.homophily=0.25", "seed=3"],
+        ["policies.fit_filter.threshold=0.7", "market/policy_mix=half_half", "engine=agents"],
+        ["market.network.params={k: 4}", "clients.review_propensity=[0.2,0.1]", "output_dir=x"],
+        ["output_dir=null", "output_dir=${steps}", "docking=bass", "progress=false"],
+        [
+            "+experiment=hard_sell",
+            "steps=9",
+            "hydra.sweep.dir=a b",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=1",
+            "experiment.seeds=2",
+        ],
+        [
+            "seed=1",
+            "hydra.job.config.override_dirname.kv_sep=:",
+            "steps=3",
+            "hydra.job.config.override_dirname.exclude_keys=[seed]",
+            "hydra.job.env_copy=[HOME]",
+        ],
+    ],
+)
+def test_values_set_on_a_remembered_config_are_what_hydra_composes(overrides, hydra):
+    """`compose` composes the group choices and sets the plain values, as Hydra would."""
+    compose_module._composed.clear()
+    by_parts = compose(overrides, return_hydra_config=hydra)
+    whole = compose_module._compose(overrides, CONFIG_DIR, "config", hydra)
+    # as written, not resolved: `${now:...}` in Hydra's directories gives the time
+    assert OmegaConf.to_yaml(by_parts) == OmegaConf.to_yaml(whole)
+    assert _described(by_parts) == _described(whole)
+    assert by_parts._get_flag("struct") and whole._get_flag("struct")
+    assert ("hydra" in by_parts) == hydra
+    chosen = [o for o in overrides if "/" in o.partition("=")[0] or o.startswith(("+", "docking="))]
+    assert [key[2] for key in compose_module._composed] == [tuple(chosen)]
+
+
 def test_network_option_sets_its_kind():
     for option in (o for o in group_options() if o.startswith("market/network=")):
         assert compose([option]).market.network.kind == option.partition("=")[2]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import sim.configs
@@ -51,25 +52,115 @@ def compose(
     checks that a remembered config equals a fresh one). A sweep's checks compose the
     experiment alone, with the command's values and with each option of a swept group,
     some of them more than once, and so do tests.
+
+    The overrides that choose an option of a config group (or add, delete or sweep) are
+    composed, and that config remembered; the plain values, `key=value` of a key the config
+    has, are then set on a copy as Hydra's config loader sets them after composing
+    (`OmegaConf.update`, merged), and recorded as it records them (`hydra.overrides`,
+    `hydra.job.override_dirname`). So commands that differ in values alone (a notebook's
+    `sim.run` of other sizes, a sweep's directory, a test's markets) compose once. A value
+    that cannot be set so is composed with the rest, and Hydra says what is wrong with it.
+    tests/test_config.py checks that the config is what Hydra composes.
     """
     register()
     GlobalHydra.instance().clear()
     files = _files(Path(config_dir))
     if files is None:
         return _compose(overrides, config_dir, config_name, return_hydra_config)
-    key = (str(config_dir), config_name, tuple(overrides), return_hydra_config, files)
-    if key not in _composed:
-        _composed[key] = _compose(overrides, config_dir, config_name, return_hydra_config)
-        while len(_composed) > REMEMBERED:
-            _composed.pop(next(iter(_composed)))
-    _composed[key] = _composed.pop(key)  # the most recently used last
-    cfg = copy.deepcopy(_composed[key])
+    parts = _parts(overrides, config_dir, config_name, files)
+    cfg = None
+    if parts is not None:
+        parsed, chosen, values = parts
+        cfg = _remembered(chosen, config_dir, config_name, True, files)
+        try:
+            for key, value in values:
+                OmegaConf.update(cfg, key, value, merge=True)
+        except Exception:  # no such key, a wrong type: composed whole below, Hydra says so
+            cfg = None
+        else:
+            _record(cfg.hydra, parsed)
+            if not return_hydra_config:
+                with open_dict(cfg):
+                    del cfg["hydra"]
+    if cfg is None:
+        cfg = _remembered(overrides, config_dir, config_name, return_hydra_config, files)
     if return_hydra_config:  # as Hydra's config loader sets them
         with open_dict(cfg.hydra):
             cfg.hydra.runtime.cwd = os.getcwd()
             for name in cfg.hydra.job.env_copy:
                 cfg.hydra.job.env_set[name] = os.environ[name]
     return cfg
+
+
+def _remembered(
+    overrides: list[str], config_dir: Path, config_name: str, return_hydra_config: bool, files
+) -> DictConfig:
+    """A copy of the config of `overrides`, composed once per `files` (their digest)."""
+    key = (str(config_dir), config_name, tuple(overrides), return_hydra_config, files)
+    if key not in _composed:
+        _composed[key] = _compose(overrides, config_dir, config_name, return_hydra_config)
+        while len(_composed) > REMEMBERED:
+            _composed.pop(next(iter(_composed)))
+    _composed[key] = _composed.pop(key)  # the most recently used last
+    return copy.deepcopy(_composed[key])
+
+
+def _parts(overrides: list[str], config_dir: Path, config_name: str, files: str):
+    """The overrides parsed, those to compose, and the plain values `(key, value)` to set after.
+
+    None if there is no plain value (or the overrides do not parse). A plain value is what
+    Hydra's config loader applies after composing: an override of a key that is no config
+    group, and not added (`+`), deleted (`~`), swept or of a package (`@`).
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # Hydra says what is wrong
+        return None
+    groups = _group_names(config_dir, config_name, files)
+    chosen, values = [], []
+    for override in parsed:
+        key = override.key_or_group
+        if (
+            override.is_sweep_override()
+            or override.is_add()
+            or override.is_force_add()
+            or override.is_delete()
+            or override.package is not None
+            or key in groups
+            or key == "hydra"
+        ):
+            chosen.append(override.input_line)
+        else:
+            values.append((key, override.value()))
+    return (parsed, chosen, values) if values else None
+
+
+def _record(settings: DictConfig, parsed) -> None:
+    """Record the overrides in Hydra's settings as its config loader does.
+
+    `hydra.overrides.task` and `.hydra` (the command's overrides, Hydra's apart), and
+    `hydra.job.override_dirname`: the task's overrides sorted, those of
+    `hydra.job.config.override_dirname.exclude_keys` left out, joined with its separators.
+    """
+    task = [o for o in parsed if not o.is_hydra_override()]
+    hydra_own = [o for o in parsed if o.is_hydra_override()]
+    for name, lines in (("task", task), ("hydra", hydra_own)):
+        recorded = settings.overrides[name]
+        del recorded[:]
+        recorded.extend([o.input_line for o in lines])
+    dirname = settings.job.config.override_dirname
+    kept = sorted(o.input_line for o in task if o.key_or_group not in dirname.exclude_keys)
+    settings.job.override_dirname = dirname.item_sep.join(kept).replace("=", dirname.kv_sep)
+
+
+def _group_names(config_dir: Path, config_name: str, files: str) -> frozenset[str]:
+    """Every config group of the config directory (and of the ConfigStore), Hydra's too."""
+    key = (str(config_dir), config_name, files)
+    if key not in _groups_of:
+        with hydra.initialize_config_dir(str(config_dir), version_base="1.3"):
+            loader = GlobalHydra.instance().config_loader()
+            _groups_of[key] = frozenset(_groups(loader, "", hydra=True))
+    return _groups_of[key]
 
 
 def _compose(overrides, config_dir, config_name, return_hydra_config) -> DictConfig:
@@ -79,11 +170,13 @@ def _compose(overrides, config_dir, config_name, return_hydra_config) -> DictCon
         )
 
 
-#: How many composed configs `compose` remembers (each a few hundred kB).
-REMEMBERED = 32
+#: How many composed configs `compose` remembers (each about 350 kB: 64 hold about 22 MB). A
+#: sweep's checks and `clientsim-experiment list` compose a dozen experiments, and their options.
+REMEMBERED = 64
 #: A config directory of more files than this is not read to remember its configs.
 MAX_FILES = 2000
 _composed: dict[tuple, DictConfig] = {}
+_groups_of: dict[tuple, frozenset[str]] = {}
 
 
 def _files(config_dir: Path) -> str | None:
@@ -183,10 +276,10 @@ def config_groups() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _groups(loader, parent: str) -> Iterator[str]:
-    """Every config group below `parent` (Hydra's own `hydra/...` groups left out)."""
+def _groups(loader, parent: str, *, hydra: bool = False) -> Iterator[str]:
+    """Every config group below `parent` (Hydra's own `hydra/...` groups only with `hydra`)."""
     for name in loader.list_groups(parent):
         group = f"{parent}/{name}" if parent else name
-        if group != "hydra":
+        if hydra or group != "hydra":
             yield group
-            yield from _groups(loader, group)
+            yield from _groups(loader, group, hydra=hydra)
