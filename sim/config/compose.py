@@ -64,16 +64,19 @@ def compose(
     """
     register()
     GlobalHydra.instance().clear()
-    files = _files(Path(config_dir))
-    if files is None:
+    tree = _files(Path(config_dir))
+    if tree is None:
         return _compose(overrides, config_dir, config_name, return_hydra_config)
-    parts = _parts(overrides, config_dir, config_name, files)
+    files, groups = tree
+    parts = _parts(overrides, groups)
     cfg = None
     if parts is not None:
         parsed, chosen, values = parts
         cfg = _remembered(chosen, config_dir, config_name, True, files)
         try:
             for key, value in values:
+                if key in cfg.hydra.runtime.choices:  # a group of Hydra's or the ConfigStore's
+                    raise KeyError(key)
                 OmegaConf.update(cfg, key, value, merge=True)
         except Exception:  # no such key, a wrong type: composed whole below, Hydra says so
             cfg = None
@@ -105,18 +108,19 @@ def _remembered(
     return copy.deepcopy(_composed[key])
 
 
-def _parts(overrides: list[str], config_dir: Path, config_name: str, files: str):
+def _parts(overrides: list[str], groups: frozenset[str]):
     """The overrides parsed, those to compose, and the plain values `(key, value)` to set after.
 
     None if there is no plain value (or the overrides do not parse). A plain value is what
     Hydra's config loader applies after composing: an override of a key that is no config
-    group, and not added (`+`), deleted (`~`), swept or of a package (`@`).
+    group, and not added (`+`), deleted (`~`), swept or of a package (`@`). `groups`: the
+    config directory's; Hydra's own are `hydra/...`, and `compose` checks the values against
+    the groups of the config composed (`hydra.runtime.choices`).
     """
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception:  # Hydra says what is wrong
         return None
-    groups = _group_names(config_dir, config_name, files)
     chosen, values = [], []
     for override in parsed:
         key = override.key_or_group
@@ -128,6 +132,7 @@ def _parts(overrides: list[str], config_dir: Path, config_name: str, files: str)
             or override.package is not None
             or key in groups
             or key == "hydra"
+            or key.startswith("hydra/")
         ):
             chosen.append(override.input_line)
         else:
@@ -153,16 +158,6 @@ def _record(settings: DictConfig, parsed) -> None:
     settings.job.override_dirname = dirname.item_sep.join(kept).replace("=", dirname.kv_sep)
 
 
-def _group_names(config_dir: Path, config_name: str, files: str) -> frozenset[str]:
-    """Every config group of the config directory (and of the ConfigStore), Hydra's too."""
-    key = (str(config_dir), config_name, files)
-    if key not in _groups_of:
-        with hydra.initialize_config_dir(str(config_dir), version_base="1.3"):
-            loader = GlobalHydra.instance().config_loader()
-            _groups_of[key] = frozenset(_groups(loader, "", hydra=True))
-    return _groups_of[key]
-
-
 def _compose(overrides, config_dir, config_name, return_hydra_config) -> DictConfig:
     with hydra.initialize_config_dir(str(config_dir), version_base="1.3"):
         return hydra.compose(
@@ -176,29 +171,31 @@ REMEMBERED = 64
 #: A config directory of more files than this is not read to remember its configs.
 MAX_FILES = 2000
 _composed: dict[tuple, DictConfig] = {}
-_groups_of: dict[tuple, frozenset[str]] = {}
 
 
-def _files(config_dir: Path) -> str | None:
-    """A digest of the config files under `config_dir` (links followed): names and contents.
+def _files(config_dir: Path) -> tuple[str, frozenset[str]] | None:
+    """A digest of the config files under `config_dir`, and the directories under it.
 
-    None (nothing is remembered) for a directory of over `MAX_FILES` files, say a user's
-    `--config-dir` pointed at a large tree: reading it for every compose would cost more
-    than composing.
+    The digest is of the files' names and contents (links followed); the directories are
+    the config groups (`clients`, `market/network`...). None (nothing is remembered) for a
+    directory of over `MAX_FILES` files, say a user's `--config-dir` pointed at a large
+    tree: reading it for every compose would cost more than composing.
     """
     digest = hashlib.blake2b(digest_size=16)
     seen = 0
+    groups = set()
     for root, dirs, files in os.walk(config_dir, followlinks=True):
         dirs.sort()
         seen += len(files) + len(dirs)
         if seen > MAX_FILES:
             return None
+        groups.update(Path(root, d).relative_to(config_dir).as_posix() for d in dirs)
         for name in sorted(f for f in files if f.endswith((".yaml", ".yml"))):
             path = Path(root, name)
             digest.update(str(path.relative_to(config_dir)).encode() + b"\0")
             with contextlib.suppress(OSError):  # a dangling link: Hydra will say so
                 digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return digest.hexdigest(), frozenset(groups)
 
 
 def compose_checked(overrides: list[str], config_dir: Path, config_name: str) -> DictConfig:
@@ -276,10 +273,10 @@ def config_groups() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _groups(loader, parent: str, *, hydra: bool = False) -> Iterator[str]:
-    """Every config group below `parent` (Hydra's own `hydra/...` groups only with `hydra`)."""
+def _groups(loader, parent: str) -> Iterator[str]:
+    """Every config group below `parent` (Hydra's own `hydra/...` groups left out)."""
     for name in loader.list_groups(parent):
         group = f"{parent}/{name}" if parent else name
-        if hydra or group != "hydra":
+        if group != "hydra":
             yield group
-            yield from _groups(loader, group, hydra=hydra)
+            yield from _groups(loader, group)
