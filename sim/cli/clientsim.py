@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim.cli.common import INTERRUPTED, fail, run_command
 from sim.config.checks import validate
-from sim.config.compose import CONFIG_DIR, compose_checked, first_line, register
+from sim.config.compose import CONFIG_DIR, compose_checked, first_line, is_group, register
 from sim.config.schema import ConfigError
 from sim.errors import UserError
 from sim.runs import signals
@@ -60,11 +60,6 @@ class Terminated(BaseException):
     """SIGTERM arrived: unwind like Ctrl-C, so that nothing half-written is left."""
 
 
-def _is_group(key: str, config_dir: Path) -> bool:
-    """Whether `key` names a config group (`clients`, `market/network`, `experiment`...)."""
-    return "/" in key or (config_dir / key).is_dir() or key == "experiment"
-
-
 def _check_sweeps(cfg: DictConfig, parsed, config_dir: Path, config_name: str) -> None:
     """Validate every value of every swept key, the other keys at their first value.
 
@@ -80,7 +75,7 @@ def _check_sweeps(cfg: DictConfig, parsed, config_dir: Path, config_name: str) -
         if not o.is_sweep_override():
             continue
         values = list(dict.fromkeys(map(str, o.sweep_string_iterator())))[1:]
-        if _is_group(o.key_or_group, config_dir) or o.is_add() or o.is_force_add():
+        if is_group(o.key_or_group, config_dir) or o.is_add() or o.is_force_add():
             for value in values:
                 combo = [*base[:i], f"{o.get_key_element()}={value}", *base[i + 1 :]]
                 trial = compose_checked(combo, config_dir, config_name)
@@ -91,7 +86,7 @@ def _check_sweeps(cfg: DictConfig, parsed, config_dir: Path, config_name: str) -
         trial = copy.deepcopy(cfg)
         for value in dict.fromkeys(o.sweep_iterator()):
             try:
-                OmegaConf.update(trial, o.key_or_group, value, merge=False)
+                OmegaConf.update(trial, o.key_or_group, value, merge=True)  # as Hydra sets a value
             except Exception as error:  # a wrong type
                 raise ConfigError(o.key_or_group, value, first_line(error)) from None
             validate(trial)

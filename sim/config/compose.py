@@ -64,11 +64,10 @@ def compose(
     """
     register()
     GlobalHydra.instance().clear()
-    tree = _files(Path(config_dir))
-    if tree is None:
+    files = _files(Path(config_dir))
+    if files is None:
         return _compose(overrides, config_dir, config_name, return_hydra_config)
-    files, groups = tree
-    parts = _parts(overrides, groups)
+    parts = _parts(overrides, config_dir)
     cfg = None
     if parts is not None:
         parsed, chosen, values = parts
@@ -108,14 +107,42 @@ def _remembered(
     return copy.deepcopy(_composed[key])
 
 
-def _parts(overrides: list[str], groups: frozenset[str]):
+def is_group(key: str, config_dir: Path = CONFIG_DIR) -> bool:
+    """Whether the override key `key` names a config group, so that it chooses an option.
+
+    A group is a folder of `config_dir` (`clients`, `market/network`...), `experiment` in
+    any config directory (an experiment may come from elsewhere: `+experiment=PATH`), or
+    one of Hydra's own (`hydra/...`). The one rule of what a group is: for composing, for
+    checking a command's sweeps, and for an experiment's design points.
+    """
+    key = key.lstrip("+~")
+    if key in ("experiment", "hydra") or key.startswith("hydra/"):
+        return True
+    return bool(key) and not key.startswith(("/", ".")) and (Path(config_dir) / key).is_dir()
+
+
+def is_composed(override, config_dir: Path = CONFIG_DIR) -> bool:
+    """Whether a parsed override shapes the defaults list, so it must be composed.
+
+    A choice of a config group's option (`is_group`), or an add (`+`), delete (`~`), sweep
+    or package (`@`). Any other override is a plain value, which Hydra's config loader sets
+    on the config after composing (`OmegaConf.update`, merged).
+    """
+    return (
+        override.is_sweep_override()
+        or override.is_add()
+        or override.is_force_add()
+        or override.is_delete()
+        or override.package is not None
+        or is_group(override.key_or_group, config_dir)
+    )
+
+
+def _parts(overrides: list[str], config_dir: Path):
     """The overrides parsed, those to compose, and the plain values `(key, value)` to set after.
 
-    None if there is no plain value (or the overrides do not parse). A plain value is what
-    Hydra's config loader applies after composing: an override of a key that is no config
-    group, and not added (`+`), deleted (`~`), swept or of a package (`@`). `groups`: the
-    config directory's; Hydra's own are `hydra/...`, and `compose` checks the values against
-    the groups of the config composed (`hydra.runtime.choices`).
+    None if there is no plain value (or the overrides do not parse). `compose` checks the
+    values against the groups of the config composed (`hydra.runtime.choices`).
     """
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -123,20 +150,10 @@ def _parts(overrides: list[str], groups: frozenset[str]):
         return None
     chosen, values = [], []
     for override in parsed:
-        key = override.key_or_group
-        if (
-            override.is_sweep_override()
-            or override.is_add()
-            or override.is_force_add()
-            or override.is_delete()
-            or override.package is not None
-            or key in groups
-            or key == "hydra"
-            or key.startswith("hydra/")
-        ):
+        if is_composed(override, config_dir):
             chosen.append(override.input_line)
         else:
-            values.append((key, override.value()))
+            values.append((override.key_or_group, override.value()))
     return (parsed, chosen, values) if values else None
 
 
@@ -173,29 +190,26 @@ MAX_FILES = 2000
 _composed: dict[tuple, DictConfig] = {}
 
 
-def _files(config_dir: Path) -> tuple[str, frozenset[str]] | None:
-    """A digest of the config files under `config_dir`, and the directories under it.
+def _files(config_dir: Path) -> str | None:
+    """A digest of the config files under `config_dir`: their names and contents.
 
-    The digest is of the files' names and contents (links followed); the directories are
-    the config groups (`clients`, `market/network`...). None (nothing is remembered) for a
-    directory of over `MAX_FILES` files, say a user's `--config-dir` pointed at a large
-    tree: reading it for every compose would cost more than composing.
+    Links are followed. None (nothing is remembered) for a directory of over `MAX_FILES`
+    files, say a user's `--config-dir` pointed at a large tree: reading it for every
+    compose would cost more than composing.
     """
     digest = hashlib.blake2b(digest_size=16)
     seen = 0
-    groups = set()
     for root, dirs, files in os.walk(config_dir, followlinks=True):
         dirs.sort()
         seen += len(files) + len(dirs)
         if seen > MAX_FILES:
             return None
-        groups.update(Path(root, d).relative_to(config_dir).as_posix() for d in dirs)
         for name in sorted(f for f in files if f.endswith((".yaml", ".yml"))):
             path = Path(root, name)
             digest.update(str(path.relative_to(config_dir)).encode() + b"\0")
             with contextlib.suppress(OSError):  # a dangling link: Hydra will say so
                 digest.update(path.read_bytes())
-    return digest.hexdigest(), frozenset(groups)
+    return digest.hexdigest()
 
 
 def compose_checked(overrides: list[str], config_dir: Path, config_name: str) -> DictConfig:

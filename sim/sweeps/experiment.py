@@ -29,7 +29,7 @@ from hydra.core.plugins import Plugins
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sim.config.checks import validate
-from sim.config.compose import CONFIG_DIR, compose, compose_checked, first_line
+from sim.config.compose import CONFIG_DIR, compose, compose_checked, first_line, is_group
 from sim.config.schema import ConfigError
 from sim.runs.output import OutputRefused, hydra_quoted, output_lock
 from sim.sweeps.directory import SweepError, check_sweep_dir, plan
@@ -220,9 +220,8 @@ def check_design(
         composed = copy.deepcopy(cfg)  # `design` composed these overrides: not again
     else:  # a value given for an axis left `fixed`
         composed = _composed([f"+experiment={name}", *fixed], config_dir)
-    groups = set(composed.hydra.runtime.choices)  # config groups, e.g. structure, market/...
     base = _without_hydra(composed)
-    configs = [_point(base, name, fixed, point, config_dir, groups) for point in points]
+    configs = [_point(name, fixed, point, config_dir) for point in points]
     hashes = [config_hash(config) for config in configs]
     for metric in exp.metrics:
         if metric not in METRICS:
@@ -233,30 +232,13 @@ def check_design(
     return cfg, points, hashes
 
 
-def _point(
-    base: DictConfig, name: str, fixed: list[str], point: list[str], config_dir: Path, groups
-):
+def _point(name: str, fixed: list[str], point: list[str], config_dir: Path) -> DictConfig:
     """One design point's config, validated (and its seeds in range); ConfigError.
 
-    `groups`: the names of the config groups. A choice of one is composed (the same choices
-    once: `compose` remembers them); a plain value is set on the composed config, as Hydra
-    sets a command line's values after composing.
+    Composed as its job's is: `compose` composes the point's choices of config groups (the
+    same choices once: it remembers them) and sets its plain values after, as Hydra does.
     """
-    parsed = OverridesParser.create().parse_overrides(point)
-    chosen = [o for o in parsed if o.get_key_element().lstrip("+~") in groups]
-    if any(o.is_add() or o.is_force_add() or o.is_delete() for o in parsed):
-        chosen = parsed  # a key added or deleted: composed, as Hydra would
-    if chosen:
-        choices = [o.input_line for o in chosen]
-        candidate = _without_hydra(_composed([f"+experiment={name}", *fixed, *choices], config_dir))
-    else:
-        candidate = base.copy()
-    for override in (o for o in parsed if o not in chosen):
-        key, value = override.get_key_element(), override.value()
-        try:
-            OmegaConf.update(candidate, key, value, merge=False)
-        except Exception as error:  # no such key, or a value of the wrong type
-            raise ConfigError(key, value, first_line(error)) from None
+    candidate = _without_hydra(_composed([f"+experiment={name}", *fixed, *point], config_dir))
     validate(candidate)
     check_seeds(candidate)
     return candidate
@@ -451,7 +433,7 @@ def overview(config_dir: Path = CONFIG_DIR) -> list[tuple[str, DictConfig | None
     for name in names(config_dir):
         try:
             cfg, _, points = design(name, config_dir=config_dir)
-            _check_axes(cfg, points)
+            _check_axes(cfg, points, config_dir)
         except ConfigError as error:
             rows.append((name, None, 0, str(error)))
             continue
@@ -459,19 +441,18 @@ def overview(config_dir: Path = CONFIG_DIR) -> list[tuple[str, DictConfig | None
     return rows
 
 
-def _check_axes(cfg: DictConfig, points: list[list[str]]) -> None:
+def _check_axes(cfg: DictConfig, points: list[list[str]], config_dir: Path) -> None:
     """Every plain swept key exists and takes each of its values (cheap: nothing composed).
 
     A choice of a config group (`structure=before`, `market/policy_mix=half_half`) is not a
     plain key: `check_design` composes those.
     """
-    groups = set(cfg.hydra.runtime.choices)
     trial = _without_hydra(cfg.copy())
     values = {o for point in points for o in point
-              if o.partition("=")[0].lstrip("+~") not in groups}  # fmt: skip
+              if not is_group(o.partition("=")[0], config_dir)}  # fmt: skip
     for override in OverridesParser.create().parse_overrides(sorted(values)):
         key, value = override.get_key_element(), override.value()
         try:
-            OmegaConf.update(trial, key, value, merge=False)
+            OmegaConf.update(trial, key, value, merge=True)  # as Hydra sets a value
         except Exception as error:
             raise ConfigError(key, value, first_line(error)) from None
