@@ -86,7 +86,7 @@ def _check_sweeps(cfg: DictConfig, parsed, config_dir: Path, config_name: str) -
         trial = copy.deepcopy(cfg)
         for value in dict.fromkeys(o.sweep_iterator()):
             try:
-                OmegaConf.update(trial, o.key_or_group, value, merge=True)  # as Hydra sets a value
+                OmegaConf.update(trial, o.key_or_group, value, merge=False)
             except Exception as error:  # a wrong type
                 raise ConfigError(o.key_or_group, value, first_line(error)) from None
             validate(trial)
