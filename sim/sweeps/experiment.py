@@ -453,6 +453,6 @@ def _check_axes(cfg: DictConfig, points: list[list[str]], config_dir: Path) -> N
     for override in OverridesParser.create().parse_overrides(sorted(values)):
         key, value = override.get_key_element(), override.value()
         try:
-            OmegaConf.update(trial, key, value, merge=True)  # as Hydra sets a value
+            OmegaConf.update(trial, key, value, merge=False)
         except Exception as error:
             raise ConfigError(key, value, first_line(error)) from None
