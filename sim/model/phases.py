@@ -88,7 +88,7 @@ def ad_weeks(world: World, ids: np.ndarray) -> np.ndarray:
     out = np.empty((len(ids), world.n_businesses), dtype=state.PAIR_WEEK)
     for start in range(0, len(ids), AD_CHUNK):
         some = ids[start : start + AD_CHUNK]
-        u = world.streams.uniform("ads", 0, some[:, None], np.arange(world.n_businesses))
+        u = world.streams.uniforms(0, some, ad_draws(world.n_businesses)).T  # (clients, B)
         reach = world.reach
         if world.culture_strength.any():
             affinity = mechanics.culture_affinity(
@@ -100,6 +100,12 @@ def ad_weeks(world: World, ids: np.ndarray) -> np.ndarray:
 
 
 AD_CHUNK = 1 << 16  # clients per block of `ad_weeks`
+
+
+@functools.cache
+def ad_draws(n_businesses: int) -> tuple[tuple[str, int], ...]:
+    """The draws of `ad_weeks`: stream `ads`, week 0, slot b for business b (`Streams.uniforms`)."""
+    return tuple(("ads", b) for b in range(n_businesses))
 
 
 @dataclass(slots=True)
