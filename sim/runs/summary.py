@@ -15,13 +15,48 @@ SHORT_RUN_WEEK = 13  # "this quarter": the early horizon of the hypotheses
 
 def cumulative_profit(steps: pd.DataFrame) -> pd.DataFrame:
     """Mean cumulative profit per business, by week (rows) and policy (columns)."""
-    per_policy = steps.groupby(["step", "policy"], observed=True)["profit"].mean()
+    return cumulative(steps, "profit")
+
+
+def cumulative(steps: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The cumulative sum over weeks of the policies' mean per business of `column`.
+
+    By week (rows) and policy (columns, those present, in the order of the categorical).
+    """
+    per_policy = steps.groupby(["step", "policy"], observed=True)[column].mean()
     return per_policy.unstack("policy").cumsum()
 
 
 def _clean(x) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x
+
+
+def policy_rows(steps: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """Each policy of `steps` and the mask of its rows, as `groupby("policy")` gives them.
+
+    The policies present, in the order of the categorical (of the sorted names, if the
+    column is not one). The sums and means of the summaries are taken over these rows, in
+    their order, as pandas takes them (numpy's pairwise sums, NaN as 0 in a sum and not
+    counted in a mean), so every number is the one pandas gives, for a fraction of its cost.
+    """
+    policy = steps["policy"]
+    cat = policy.array if isinstance(policy.dtype, pd.CategoricalDtype) else pd.Categorical(policy)
+    codes = np.asarray(cat.codes)
+    masks = ((name, codes == code) for code, name in enumerate(cat.categories))
+    return [(name, rows) for name, rows in masks if rows.any()]
+
+
+def nan_sum(values: np.ndarray) -> float:
+    """The sum of `values`, NaN counted as 0 (`pandas.Series.sum`)."""
+    nan = np.isnan(values)
+    return (np.where(nan, 0.0, values) if nan.any() else values).sum()
+
+
+def nan_mean(values: np.ndarray) -> float:
+    """The mean of the values of `values` that are not NaN; NaN if none (`Series.mean`)."""
+    counted = values.size - int(np.isnan(values).sum())
+    return nan_sum(values) / float(counted) if counted > 0 else np.nan
 
 
 def summarize(steps: pd.DataFrame, cum: pd.DataFrame | None = None) -> dict:
@@ -38,23 +73,27 @@ def summarize(steps: pd.DataFrame, cum: pd.DataFrame | None = None) -> dict:
     """
     cum = cumulative_profit(steps) if cum is None else cum
     early = cum.iloc[SHORT_RUN_WEEK - 1] if len(cum) >= SHORT_RUN_WEEK else cum.iloc[0] * np.nan
-    last = steps[steps["step"] == steps["step"].max()]
-    finals = dict(tuple(last.groupby("policy", observed=True)))
+    col = {name: steps[name].to_numpy() for name in (
+        "step", "business_id", "active", "reputation", "completed", "retention",
+        "referral_acquisitions", "acquisitions", "accepted", "applicants")}  # fmt: skip
+    last = col["step"] == col["step"].max()
+    active = col["active"].astype(bool)
     policies = {}
-    for policy, group in steps.groupby("policy", observed=True):
-        final = finals[policy]
-        weights = group["completed"]
+    for policy, rows in policy_rows(steps):
+        final = rows & last
+        weights = col["completed"][rows]
+        referrals = col["referral_acquisitions"][rows].sum()
         policies[policy] = {
-            "businesses": int(final["business_id"].nunique()),
+            "businesses": int(np.unique(col["business_id"][final]).size),
             "profit_week_13": _clean(early[policy]),
             "profit_horizon": _clean(cum[policy].iloc[-1]),
-            "reputation": _clean(final.loc[final["active"], "reputation"].mean()),
-            "referral_share": _clean(
-                group["referral_acquisitions"].sum() / max(group["acquisitions"].sum(), 1)
+            "reputation": _clean(nan_mean(col["reputation"][final & active])),
+            "referral_share": _clean(referrals / max(col["acquisitions"][rows].sum(), 1)),
+            "retention": _clean(nan_sum(col["retention"][rows] * weights) / max(weights.sum(), 1)),
+            "acceptance": _clean(
+                col["accepted"][rows].sum() / max(col["applicants"][rows].sum(), 1)
             ),
-            "retention": _clean((group["retention"] * weights).sum() / max(weights.sum(), 1)),
-            "acceptance": _clean(group["accepted"].sum() / max(group["applicants"].sum(), 1)),
-            "survival": _clean(final["active"].mean()),
+            "survival": _clean(nan_mean(active[final].astype(np.float64))),
         }
     crossover = {
         f"{a}_vs_{b}": mechanics.crossover_week(cum[a].to_numpy(), cum[b].to_numpy())
@@ -81,19 +120,24 @@ def gap_factors(steps: pd.DataFrame) -> dict[str, dict[str, float]]:
     the policy, and s its ``survival``. `steps` is one run's steps.parquet (one row per week
     and business).
     """
-    final = steps["step"] == steps["step"].max()
     totals = steps.groupby("business_id")[["profit", "billed_hours", "fixed_costs"]].sum()
-    totals["active"] = steps.loc[final].set_index("business_id")["active"]
-    totals["policy"] = steps.drop_duplicates("business_id").set_index("business_id")["policy"]
+    ids = totals.index.to_numpy()  # sorted
+    business, step = steps["business_id"].to_numpy(), steps["step"].to_numpy()
+    last = step == step.max()
+    active = np.zeros(len(ids), dtype=bool)
+    active[np.searchsorted(ids, business[last])] = steps["active"].to_numpy(dtype=bool)[last]
+    profit, hours_of, fixed_of = (totals[c].to_numpy() for c in totals.columns)
     factors = {}
-    for policy, group in totals.groupby("policy", observed=True):
-        alive = group[group["active"]]
-        hours, fixed, k = alive["billed_hours"].sum(), alive["fixed_costs"].sum(), len(alive)
+    for policy, rows in policy_rows(steps):
+        mine = np.zeros(len(ids), dtype=bool)
+        mine[np.searchsorted(ids, business[rows])] = True
+        alive = mine & active
+        hours, fixed, k = nan_sum(hours_of[alive]), nan_sum(fixed_of[alive]), int(alive.sum())
         factors[policy] = {
-            "margin_per_hour": (alive["profit"].sum() + fixed) / hours if hours > 0 else np.nan,
+            "margin_per_hour": (nan_sum(profit[alive]) + fixed) / hours if hours > 0 else np.nan,
             "billed_hours": hours / k if k else np.nan,
             "fixed_costs": fixed / k if k else np.nan,
-            "exit_losses": group.loc[~group["active"], "profit"].sum() / len(group),
+            "exit_losses": nan_sum(profit[mine & ~active]) / int(mine.sum()),
         }
     return factors
 

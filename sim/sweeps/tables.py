@@ -19,7 +19,15 @@ import pandas as pd
 from sim.model import mechanics
 from sim.runs.record import METRICS as METRIC_UNITS
 from sim.runs.record import STEP_SERIES
-from sim.runs.summary import SHORT_RUN_WEEK, cumulative_profit, gap_factors, summarize
+from sim.runs.summary import (
+    SHORT_RUN_WEEK,
+    cumulative,
+    cumulative_profit,
+    gap_factors,
+    nan_sum,
+    policy_rows,
+    summarize,
+)
 from sim.sweeps.directory import utc_now
 
 METRICS = tuple(METRIC_UNITS)
@@ -46,26 +54,26 @@ _KEY_DTYPES = {"point": "int64", "job": "int64", "seed": "int64", "step": "int64
 }
 
 
-def _weighted(values: pd.Series, weights: pd.Series) -> float:
-    total = weights.sum()
-    return float((values.fillna(0) * weights).sum() / total) if total else float("nan")
-
-
 def run_rows(steps: pd.DataFrame) -> pd.DataFrame:
     """One row per policy of one run: the summary's metrics and a few more (see METRICS)."""
     cum = cumulative_profit(steps)
     summary = summarize(steps, cum)
     factors = gap_factors(steps)
-    revenue = steps.groupby(["step", "policy"], observed=True)["revenue"].mean()
-    revenue = revenue.unstack("policy").cumsum()
+    revenue = cumulative(steps, "revenue")
+    satisfaction, completed = steps["satisfaction"].to_numpy(), steps["completed"].to_numpy()
+    acquisitions, business = steps["acquisitions"].to_numpy(), steps["business_id"].to_numpy()
     rows = []
-    for policy, group in steps.groupby("policy", observed=True):
+    for policy, mine in policy_rows(steps):
         row = {"policy": str(policy), **summary["policies"][policy]}
         early = revenue[policy].iloc[SHORT_RUN_WEEK - 1] if len(revenue) >= SHORT_RUN_WEEK else None
         row["revenue_week_13"] = early
         row["revenue_horizon"] = float(revenue[policy].iloc[-1])
-        row["satisfaction"] = _weighted(group["satisfaction"], group["completed"])
-        row["first_sales"] = group["acquisitions"].sum() / group["business_id"].nunique()
+        weights = completed[mine]  # the mean satisfaction, weighted by completed jobs
+        total = weights.sum()
+        row["satisfaction"] = (
+            float(nan_sum(satisfaction[mine] * weights) / total) if total else np.nan
+        )
+        row["first_sales"] = acquisitions[mine].sum() / np.unique(business[mine]).size
         row["crossover_vs_serve_all"] = (
             mechanics.crossover_week(cum[policy].to_numpy(), cum["serve_all"].to_numpy())
             if "serve_all" in cum and policy != "serve_all"
