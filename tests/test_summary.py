@@ -65,3 +65,33 @@ def test_reputation_in_a_run_with_exits_ignores_the_exited_businesses():
             assert values["reputation"] is None
         else:
             assert values["reputation"] == pytest.approx(active.mean(), rel=1e-12)
+
+
+def test_the_numbers_are_those_of_pandas_groupby_bit_for_bit():
+    """The summaries reduce each policy's rows in numpy: the same sums and means as pandas."""
+    from sim.runs.summary import gap_factors
+    from sim.sweeps.tables import run_rows
+
+    cfg = compose(["market.n_clients=300", "steps=30", "progress=false",
+                   "market.initial_cash_weeks=12", "market.credit_limit_weeks=0",
+                   "market.exit_after=1", "market.demand_supply_ratio=0.7"])  # fmt: skip
+    steps = simulate(cfg)[1].steps_frame()  # fit_filter keeps 2 of 5 businesses: others exit
+    assert steps["retention"].isna().any() and steps["satisfaction"].isna().any()
+    policies, factors = summarize(steps)["policies"], gap_factors(steps)
+    rows = run_rows(steps).set_index("policy")
+    totals = steps.groupby("business_id")[["profit", "billed_hours"]].sum()
+    last = steps[steps["step"] == steps["step"].max()]
+    totals["active"] = last.set_index("business_id")["active"]
+    assert 0 < totals["active"].sum() < len(totals)  # some businesses exited, some did not
+    for policy, group in steps.groupby("policy", observed=True):
+        weights = group["completed"]
+        retention = (group["retention"] * weights).sum() / max(weights.sum(), 1)
+        satisfaction = (group["satisfaction"].fillna(0) * weights).sum() / weights.sum()
+        assert policies[policy]["retention"] == retention
+        assert rows.loc[policy, "satisfaction"] == satisfaction
+        mine = totals.loc[group["business_id"].unique()]
+        alive = mine[mine["active"]]
+        exits = mine.loc[~mine["active"], "profit"].sum() / len(mine)
+        assert factors[policy]["exit_losses"] == exits
+        if len(alive):
+            assert factors[policy]["billed_hours"] == alive["billed_hours"].sum() / len(alive)
