@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -108,18 +110,38 @@ def _check_design(sweep: dict, records: list[dict], sweep_dir: Path) -> None:
 
 
 def _point_runs(point_dir: Path, seed_status: dict[str, str]) -> tuple[list, list, list]:
-    runs, steps, failures = [], [], []
+    """A point's stored runs and steps (one table each, by seed, a `seed` column) and failures."""
+    done, failures = [], []
     for seed_text in sorted(seed_status, key=int):
         seed = int(seed_text)
-        done = seed_run_dir(point_dir, seed)
-        if done.is_dir():
-            runs.append(_read(done / "run.parquet").assign(seed=seed, status="ok"))
-            steps.append(_read(done / "steps.parquet").assign(seed=seed))
+        run_dir = seed_run_dir(point_dir, seed)
+        if run_dir.is_dir():
+            done.append((seed, run_dir))
         else:
-            failed = point_dir / f"{done.name}.failed.json"
+            failed = point_dir / f"{run_dir.name}.failed.json"
             error = json.loads(failed.read_text())["error"] if failed.exists() else "missing"
             failures.append((seed, error, failed))
-    return runs, steps, failures
+    if not done:
+        return [], [], failures
+    runs = _read_seeds([(seed, d / "run.parquet") for seed, d in done]).assign(status="ok")
+    steps = _read_seeds([(seed, d / "steps.parquet") for seed, d in done])
+    return [runs], [steps], failures
+
+
+def _read_seeds(files: list[tuple[int, Path]]) -> pd.DataFrame:
+    """The parquet files of a point's seeds as one table, in order, with a `seed` column.
+
+    Read at once (the files of a point are of one code: one schema); if that fails, one by
+    one, so that the file which does not read back is named.
+    """
+    seeds, paths = zip(*files, strict=True)
+    try:
+        frame = pd.read_parquet([str(path) for path in paths])
+        rows = [pq.read_metadata(path).num_rows for path in paths]
+    except (OSError, ValueError, pa.ArrowException):
+        frames = [_read(path) for path in paths]  # a SweepError naming the file, or:
+        frame, rows = pd.concat(frames, ignore_index=True), [len(f) for f in frames]
+    return frame.assign(seed=np.repeat(np.array(seeds, dtype=np.int64), rows))
 
 
 def collect(sweep_dir: Path, sweep_id: str | None = None) -> dict:

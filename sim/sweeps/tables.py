@@ -176,16 +176,29 @@ def tidy_steps(
 
 def _typed_params(frame: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     for key in params:
-        column = frame[key].dropna()
-        if column.map(type).eq(bool).all() and len(column):
+        values = _distinct(frame[key].dropna())
+        if values and all(type(v) is bool for v in values):
             frame[key] = frame[key].astype("boolean")
-        elif column.map(lambda v: isinstance(v, int) and not isinstance(v, bool)).all():
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             frame[key] = frame[key].astype("Int64")
-        elif column.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool)).all():
+        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             frame[key] = frame[key].astype("float64")
-        else:  # group choices are names; anything else is stored as its JSON text
+        elif all(isinstance(v, str) for v in values) and frame[key].notna().all():
+            frame[key] = frame[key].astype("string")  # names (group choices): as they are
+        else:  # anything else is stored as its JSON text
             frame[key] = frame[key].map(_as_text).astype("string")
     return frame
+
+
+def _distinct(column: pd.Series) -> list:
+    """The values of a swept key's column, each object once, as Python values.
+
+    A column of a numpy dtype holds values of one Python type, so its first stands for all;
+    an object column repeats each point's value object, so those are kept once by identity.
+    """
+    if column.dtype != object:
+        return column.iloc[:1].tolist()
+    return list({id(v): v for v in column.tolist()}.values())
 
 
 def _as_text(value: Any) -> str | None:
