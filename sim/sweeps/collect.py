@@ -131,14 +131,15 @@ def _point_runs(point_dir: Path, seed_status: dict[str, str]) -> tuple[list, lis
 def _read_seeds(files: list[tuple[int, Path]]) -> pd.DataFrame:
     """The parquet files of a point's seeds as one table, in order, with a `seed` column.
 
-    Read at once (the files of a point are of one code: one schema); if that fails, one by
-    one, so that the file which does not read back is named.
+    Read at once (the files of a point are of one code: one schema; pandas hands the list
+    to `pyarrow.parquet.read_table`); if that fails, one by one, so that the file which does
+    not read back is named.
     """
     seeds, paths = zip(*files, strict=True)
     try:
         frame = pd.read_parquet([str(path) for path in paths])
         rows = [pq.read_metadata(path).num_rows for path in paths]
-    except (OSError, ValueError, pa.ArrowException):
+    except (OSError, ValueError, TypeError, pa.ArrowException):
         frames = [_read(path) for path in paths]  # a SweepError naming the file, or:
         frame, rows = pd.concat(frames, ignore_index=True), [len(f) for f in frames]
     return frame.assign(seed=np.repeat(np.array(seeds, dtype=np.int64), rows))
