@@ -126,8 +126,9 @@ class Recorder:
             name: np.concatenate([rows[name] for _, rows in self.steps] or [[]])
             for name in columns if name != "step"
         }  # fmt: skip
-        frame = pd.DataFrame(data, columns=list(columns))
-        return frame.astype({name: dtype for name, (dtype, _) in columns.items()})
+        cast = {name: dtype for name, (dtype, _) in columns.items() if data[name].dtype != dtype}
+        frame = pd.DataFrame(data, columns=list(columns))  # cast: the policy names, mostly
+        return frame.astype(cast) if cast else frame
 
     def market_frame(self) -> pd.DataFrame:
         """market.parquet as a DataFrame."""
