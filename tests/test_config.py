@@ -6,13 +6,17 @@ import shutil
 import typing
 from pathlib import Path
 
+import hydra
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 import sim.config.compose as compose_module
+from hydra_plugins.clientsim.designed_sweeper import job_overrides
 from sim.config.checks import leaves, memory_estimate, validate
-from sim.config.compose import CONFIG_DIR, compose
+from sim.config.compose import CONFIG_DIR, RememberingLoader, compose
 from sim.config.schema import Config, ConfigError, Range
 
 #: A policy preset is placed under `policies`, not chosen as a group: added as a fifth policy.
@@ -146,6 +150,39 @@ def test_values_set_on_a_remembered_config_are_what_hydra_composes(overrides, hy
     assert ("hydra" in by_parts) == hydra
     chosen = [o for o in overrides if "/" in o.partition("=")[0] or o.startswith(("+", "docking="))]
     assert [key[2] for key in compose_module._composed] == [tuple(chosen)]
+
+
+@pytest.mark.parametrize("experiment", ["instruments", "robustness"])
+def test_a_sweeps_jobs_are_composed_as_hydras_loader_composes_them(experiment, monkeypatch):
+    """`RememberingLoader` gives every job of a designed sweep the config Hydra's loader gives."""
+    compose_module.register()
+    GlobalHydra.instance().clear()
+    cfg = compose([f"+experiment={experiment}"], return_hydra_config=True)
+    params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
+    task = [f"+experiment={experiment}", "steps=9", "experiment.seeds=4",
+            "experiment.chunk_size=2", *params, "experiment.chunk=range(0,2)"]  # fmt: skip
+    sweep = ["hydra/sweeper=designed", "hydra.sweep.dir=a b", "hydra/launcher=joblib",
+             "hydra.job.env_copy=[CLIENTSIM_TEST]"]  # fmt: skip
+    monkeypatch.setenv("CLIENTSIM_TEST", "master")
+    with hydra.initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        hydras = GlobalHydra.instance().config_loader()
+        master = hydras.load_configuration(
+            "config", [*task, *sweep, "hydra.mode=MULTIRUN"], RunMode.MULTIRUN
+        )
+        jobs = job_overrides(task)
+        jobs = [*jobs[:2], *jobs[-3:]]  # the first and last points: each has other groups
+        ours = RememberingLoader(hydras)
+        compose_module._composed.clear()
+        for job in [*jobs, jobs[0]]:  # some from memory
+            monkeypatch.setenv("CLIENTSIM_TEST", job[-1])
+            theirs = hydras.load_sweep_config(master, job)
+            mine = ours.load_sweep_config(master, job)
+            assert OmegaConf.to_yaml(mine) == OmegaConf.to_yaml(theirs)  # as written
+            assert _described(mine) == _described(theirs)
+            assert mine.hydra.sweep.dir == "a b" and mine.hydra.overrides.task[-1] == job[-1]
+            assert mine.hydra.job.env_set.CLIENTSIM_TEST == job[-1]  # read for each job
+    groups = {tuple(o for o in job if compose_module.is_group(o.partition("=")[0])) for job in jobs}
+    assert len(compose_module._composed) == len(groups)  # each group choice composed once
 
 
 def test_network_option_sets_its_kind():

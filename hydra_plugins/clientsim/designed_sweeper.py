@@ -7,8 +7,10 @@ as `sim.sweeps.experiment.design` forms it.
 before the sweep starts, and every job validates its own config where it runs. Hydra's basic
 sweeper would also compose every job's config in the submitting process before the first job
 starts (one after another, every core idle); this sweeper launches the same jobs, in the same
-order and with the same job numbers, without that first composition. It is built on Hydra's
-public plugin API (`hydra.plugins.sweeper.Sweeper`, the launcher from `Plugins`).
+order and with the same job numbers, without that first composition, and its launcher
+composes each job's group choices once per process (`sim.config.compose.RememberingLoader`).
+It is built on Hydra's public plugin API (`hydra.plugins.sweeper.Sweeper`, the launcher from
+`Plugins`, `hydra.types.HydraContext`).
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in
@@ -26,6 +28,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from sim.config.compose import RememberingLoader
 from sim.sweeps.sampling import sample_overrides
 
 
@@ -79,7 +82,13 @@ class DesignedSweeper(Sweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        """Take the config and the launcher it names."""
+        """Take the config and the launcher it names.
+
+        The launcher composes each job's config through `RememberingLoader`: the job's group
+        choices once per process, its values set on a copy.
+        """
+        loader = RememberingLoader(hydra_context.config_loader)
+        hydra_context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
         self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config

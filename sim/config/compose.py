@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
+from hydra.core.config_loader import ConfigLoader
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import sim.configs
@@ -73,10 +75,7 @@ def compose(
         parsed, chosen, values = parts
         cfg = _remembered(chosen, config_dir, config_name, True, files)
         try:
-            for key, value in values:
-                if key in cfg.hydra.runtime.choices:  # a group of Hydra's or the ConfigStore's
-                    raise KeyError(key)
-                OmegaConf.update(cfg, key, value, merge=True)
+            _set_values(cfg, values)
         except Exception:  # no such key, a wrong type: composed whole below, Hydra says so
             cfg = None
         else:
@@ -86,11 +85,8 @@ def compose(
                     del cfg["hydra"]
     if cfg is None:
         cfg = _remembered(overrides, config_dir, config_name, return_hydra_config, files)
-    if return_hydra_config:  # as Hydra's config loader sets them
-        with open_dict(cfg.hydra):
-            cfg.hydra.runtime.cwd = os.getcwd()
-            for name in cfg.hydra.job.env_copy:
-                cfg.hydra.job.env_set[name] = os.environ[name]
+    if return_hydra_config:
+        _process_settings(cfg.hydra)
     return cfg
 
 
@@ -99,12 +95,111 @@ def _remembered(
 ) -> DictConfig:
     """A copy of the config of `overrides`, composed once per `files` (their digest)."""
     key = (str(config_dir), config_name, tuple(overrides), return_hydra_config, files)
+    return _remember(key, lambda: _compose(overrides, config_dir, config_name, return_hydra_config))
+
+
+def _remember(key: tuple, make) -> DictConfig:
+    """A copy of the config remembered under `key`, made by `make()` the first time."""
     if key not in _composed:
-        _composed[key] = _compose(overrides, config_dir, config_name, return_hydra_config)
+        _composed[key] = make()
         while len(_composed) > REMEMBERED:
             _composed.pop(next(iter(_composed)))
     _composed[key] = _composed.pop(key)  # the most recently used last
     return copy.deepcopy(_composed[key])
+
+
+def _set_values(cfg: DictConfig, values) -> None:
+    """Set the plain values `(key, value)` on `cfg` as Hydra's config loader sets them.
+
+    Raises KeyError for a key that is a group of Hydra's or the ConfigStore's (it must be
+    composed), and whatever OmegaConf raises for a key or type it refuses.
+    """
+    for key, value in values:
+        if key in cfg.hydra.runtime.choices:
+            raise KeyError(key)
+        OmegaConf.update(cfg, key, value, merge=True)
+
+
+def _process_settings(settings: DictConfig) -> None:
+    """Set the two settings Hydra's config loader reads from the process (cwd, `env_copy`)."""
+    with open_dict(settings):
+        settings.runtime.cwd = os.getcwd()
+        for name in settings.job.env_copy:
+            settings.job.env_set[name] = os.environ[name]
+
+
+class RememberingLoader(ConfigLoader):
+    """Hydra's config loader, with each job of a sweep composed as `compose` composes.
+
+    A launcher composes every job's config (`load_sweep_config`: the sweep's Hydra overrides
+    and the job's), about 0.2 s each. Here the overrides that choose group options are
+    composed by Hydra's loader once per process and remembered; the job's plain values are
+    then set on a copy and the overrides recorded, as that loader does after composing
+    (tests/test_config.py checks that the two give the same config). The designed sweeper
+    (`hydra_plugins/clientsim`) hands it to the launcher, through Hydra's public
+    `HydraContext`; the joblib launcher's workers each remember their own. A sweep whose
+    configs come from more than one directory, a search path set on the command line, or
+    a value that cannot be set so is composed whole by Hydra's loader.
+    """
+
+    def __init__(self, loader: ConfigLoader) -> None:
+        self.loader = loader
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]):
+        """The config of one job of the sweep of `master_config` (see the class)."""
+        cfg = self._remembered_job(master_config, list(sweep_overrides))
+        if cfg is None:
+            return self.loader.load_sweep_config(master_config, sweep_overrides)
+        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
+        return cfg
+
+    def _remembered_job(self, master: DictConfig, sweep_overrides: list[str]):
+        dirs = [Path(s.path) for s in master.hydra.runtime.config_sources if s.schema == "file"]
+        if len(dirs) != 1:
+            return None
+        overrides = [*OmegaConf.to_container(master.hydra.overrides.hydra), *sweep_overrides]
+        parts, files = _parts(overrides, dirs[0]), _files(dirs[0])
+        if parts is None or files is None:
+            return None
+        parsed, chosen, values = parts
+        if any(o.key_or_group == "hydra.searchpath" for o in parsed):
+            return None
+        name = master.hydra.job.config_name
+        sources = tuple((s.provider, s.path) for s in self.loader.get_sources())
+        key = ("sweep job", sources, name, tuple(chosen), files)
+        cfg = _remember(key, lambda: self.loader.load_configuration(name, chosen, RunMode.RUN))
+        try:
+            _set_values(cfg, values)
+        except Exception:  # composed whole, and Hydra says what is wrong
+            return None
+        _record(cfg.hydra, parsed)
+        _process_settings(cfg.hydra)
+        return cfg
+
+    # --- the rest is Hydra's loader's own -----------------------------------------------------
+    def load_configuration(self, *args, **kwargs) -> DictConfig:
+        """Hydra's loader's `load_configuration`."""
+        return self.loader.load_configuration(*args, **kwargs)
+
+    def get_search_path(self):
+        """Hydra's loader's search path."""
+        return self.loader.get_search_path()
+
+    def get_sources(self):
+        """Hydra's loader's config sources."""
+        return self.loader.get_sources()
+
+    def list_groups(self, parent_name: str):
+        """Hydra's loader's `list_groups`."""
+        return self.loader.list_groups(parent_name)
+
+    def get_group_options(self, *args, **kwargs):
+        """Hydra's loader's `get_group_options`."""
+        return self.loader.get_group_options(*args, **kwargs)
+
+    def compute_defaults_list(self, *args, **kwargs):
+        """Hydra's loader's `compute_defaults_list`."""
+        return self.loader.compute_defaults_list(*args, **kwargs)
 
 
 def is_group(key: str, config_dir: Path = CONFIG_DIR) -> bool:
