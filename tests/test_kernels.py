@@ -521,7 +521,7 @@ def test_applications_are_gathered_by_business_then_id():
 
 
 def test_compiled_capacity_plans_are_the_numpy_formulas_bit_for_bit():
-    from sim.model import mechanics as m
+    from sim.model.kernels import accounts as m  # the formulas as the kernel compiles them
 
     rng = np.random.default_rng(6)
     capacity, expected, backlog, start = (rng.uniform(0, 80, 2000) for _ in range(4))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 
 from sim.config.registry import WEEKS_PER_YEAR
@@ -167,11 +166,10 @@ def fit_score(signals, weights):
     return signals @ weights / weights.sum()
 
 
-@numba.njit(cache=True)
 def projected_finish_weeks(backlog_hours: float, job_hours: float, capacity_hours: float) -> float:
     """Weeks until a new job would be finished behind the current backlog.
 
-    Compiled, for the intake's kernel (`sim.model.kernels.intake`): scalars only. A
+    For scalars: compiled into the intake's kernel (`sim.model.kernels.intake`). A
     capacity of 0 counts as 1e-9 hours a week: the job is never finished in time.
     """
     return (backlog_hours + job_hours) / max(capacity_hours, 1e-9)
@@ -352,17 +350,16 @@ def capacity_per_business(demand_hours, demand_supply_ratio, n_businesses):
     return demand_hours / (demand_supply_ratio * n_businesses)
 
 
-@numba.njit(cache=True)
 def smoothed(expected: float, actual: float, weeks: float) -> float:
     """First-order exponential smoothing: `expected` moves 1/`weeks` of the way to `actual`.
 
     Sterman (2000, ch. 11 and 19) forms expected orders this way (SMOOTH); one step is a
-    week, so `weeks` >= 1 keeps it stable. Compiled, for `sim.model.kernels.accounts`.
+    week, so `weeks` >= 1 keeps it stable. For scalars: compiled into
+    `sim.model.kernels.accounts`.
     """
     return expected + (actual - expected) / weeks
 
 
-@numba.njit(cache=True)
 def adjusted_capacity(
     capacity: float, expected_hours: float, backlog_hours: float, start_capacity: float,
     target_backlog_weeks: float, adjust_weeks: float, min_share: float, max_share: float,
@@ -377,8 +374,8 @@ def adjusted_capacity(
         desired = max(expected + (backlog - target_backlog_weeks * expected) / adjust_weeks, 0)
         next    = clip(capacity + (desired - capacity) / adjust_weeks, floor, ceiling)
 
-    Compiled, for `sim.model.kernels.accounts`: one business at a time, the comparisons
-    as numpy's ``maximum`` and ``clip`` make them.
+    For scalars: compiled into `sim.model.kernels.accounts`, one business at a time; the
+    comparisons as numpy's ``maximum`` and ``clip`` make them.
 
     Args:
         capacity: this week's capacity (hours a week).
@@ -399,7 +396,6 @@ def adjusted_capacity(
     return moved if moved < ceiling else ceiling
 
 
-@numba.njit(cache=True)
 def capacity_change_costs(
     change_hours: float, weekly_pay: float, hire_cost_weeks: float, layoff_cost_weeks: float
 ) -> tuple[float, float]:
@@ -408,7 +404,7 @@ def capacity_change_costs(
     Each hour of weekly capacity added costs `hire_cost_weeks` weeks of its pay, each hour
     shed `layoff_cost_weeks` weeks; `weekly_pay` is the pay of an hour of weekly capacity
     that is worked (salary + wage, cu a week), as labour economics measures hiring costs.
-    Compiled, for `sim.model.kernels.accounts`.
+    For scalars: compiled into `sim.model.kernels.accounts`.
     """
     added = change_hours if change_hours >= 0.0 else 0.0
     shed = -change_hours if -change_hours >= 0.0 else 0.0

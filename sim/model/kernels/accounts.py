@@ -3,14 +3,19 @@
 One pass over the businesses (a few dozen): what were some forty numpy calls on arrays of
 a few dozen entries, most of a week's fixed cost at small markets. The formulas are those
 of `sim.model.mechanics` (`smoothed`, `adjusted_capacity`, `capacity_change_costs`,
-compiled), in the same order.
+compiled by `formulas.scalar`), in the same order.
 """
 
 from __future__ import annotations
 
 import numba
 
-from sim.model.mechanics import adjusted_capacity, capacity_change_costs, smoothed
+from sim.model import mechanics
+from sim.model.kernels.formulas import scalar
+
+smoothed = scalar(mechanics.smoothed)
+adjusted_capacity = scalar(mechanics.adjusted_capacity)
+capacity_change_costs = scalar(mechanics.capacity_change_costs)
 
 #: The counters `close` reads or books (`Firms` rows), in this order.
 COUNTERS = ("accepted_hours", "screening_hours", "diagnosis_hours", "hours_worked", "rush_hours",

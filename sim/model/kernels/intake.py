@@ -15,9 +15,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from sim.model import mechanics
 from sim.model.kernels.draws import GOLDEN, base, mix, unit
+from sim.model.kernels.formulas import scalar
 from sim.model.kernels.scatter import add_rows
-from sim.model.mechanics import projected_finish_weeks
+
+projected_finish_weeks = scalar(mechanics.projected_finish_weeks)
 
 # the reasons of `sim.model.intake.Refusal` (a kernel cannot read an IntEnum)
 ACCEPTED, SCREEN, FULL, DEADLINE, PREPAYMENT = 0, 1, 2, 3, 4
