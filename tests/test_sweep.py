@@ -4,6 +4,7 @@ start a process: tests/test_sweep_runs.py).
 """
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -221,6 +222,15 @@ def test_a_long_run_logs_progress_as_lines_when_stderr_is_a_file(monkeypatch, ca
 
 def test_an_experiment_runs_through_the_designed_sweeper_plugin(smoke_dirs):
     assert sweeper(smoke_dirs["hard_sell"]).endswith(".DesignedSweeper")  # no composing first
+
+
+def test_joblib_starts_no_more_workers_than_jobs_and_runs_one_job_in_this_process(tmp_path):
+    sweep_dir = tmp_path / "sweep"  # hard_sell's smoke run: one design point, one job
+    assert experiment_main(["run", "hard_sell", "--smoke", "--launcher", "joblib", "--jobs",
+                            "2", "--dir", str(sweep_dir)]) == 0  # fmt: skip
+    (hydra_yaml,) = sweep_dir.glob("logs/*/0/.hydra/hydra.yaml")
+    assert OmegaConf.load(hydra_yaml).hydra.launcher.n_jobs == 1
+    assert json.loads((sweep_dir / "jobs" / "0.json").read_text())["pid"] == os.getpid()
 
 
 def test_the_designed_sweeper_forms_the_jobs_of_hydras_basic_sweeper():

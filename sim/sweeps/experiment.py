@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -309,14 +310,17 @@ def _check_arms(compare: DictConfig, configs: list[DictConfig]) -> None:
                                   "it businesses or compare other policies")  # fmt: skip
 
 
-def launcher_overrides(args: Any) -> list[str]:
+def launcher_overrides(args: Any, sweep_jobs: int | None = None) -> list[str]:
     """Hydra overrides that choose and set up the launcher; raise ConfigError on a bad flag.
 
     They come before the user's overrides when the design is checked, so that any of the
     launcher's settings (`hydra.launcher.qos=...`, `account`, `constraint`, `setup`...) can
     be set on the command line; a setting the user gives wins over the flag's.
+    `sweep_jobs`: the sweep's jobs, once known. joblib starts no more workers than that (a
+    worker without a job is a process started for nothing), and runs a sweep of one job in
+    this process (joblib's `n_jobs=1`), as Hydra's basic launcher does.
     """
-    jobs = args.jobs or os.cpu_count() or 1
+    jobs = min(args.jobs or os.cpu_count() or 1, sweep_jobs or sys.maxsize)
     if args.launcher == "basic":
         return []
     if args.launcher == "joblib":
@@ -399,6 +403,7 @@ def prepare(options: Any, config_dir: Path = CONFIG_DIR) -> Submission:
     total = len(points) * cfg.experiment.seeds
     sweep_id = uuid.uuid4().hex[:12]
     plan(sweep_id, hashes, cfg.seed, cfg.experiment.seeds)
+    launcher = launcher_overrides(options, len(points) * chunks)
     argv = ["-m", f"+experiment={options.name}", *overrides,
             f"hydra.sweep.dir={hydra_quoted(str(sweep_dir))}", f"experiment.sweep_id={sweep_id}",
             f"experiment.chunk=range(0,{chunks})", f"experiment.total_runs={total}",
