@@ -93,3 +93,20 @@ def size_arguments(parser: argparse.ArgumentParser, seeds: int, clients: int, we
     parser.add_argument(
         "overrides", nargs="*", help="config overrides, e.g. clients.wom.p_negative=0.15"
     )
+
+
+def add_plausible_draw(
+    parser: argparse.ArgumentParser, vectors: str, seeds: str, folder: str, **vectors_option
+) -> None:
+    """The options of a draw from the plausible set (`sim.validation.plausible`).
+
+    `vectors`, `seeds`, `folder`: the options' names for how many vectors (N), the seeds of
+    each (S) and the set's folder; `vectors_option`: the vectors option's `type` and `help`.
+    """
+    from sim.validation.plausible import SEEDS, VECTORS
+
+    parser.add_argument(vectors, default=VECTORS, metavar="N", **vectors_option)
+    parser.add_argument(seeds, type=positive, default=SEEDS, metavar="S",
+                        help="seeds per plausible vector (default %(default)s)")  # fmt: skip
+    parser.add_argument(folder, metavar="PATH",
+                        help="the plausible set's folder (default: the shipped one)")  # fmt: skip

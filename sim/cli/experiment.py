@@ -36,7 +36,14 @@ from omegaconf import OmegaConf
 
 from sim.analysis.expect import check_claims
 from sim.cli import clientsim
-from sim.cli.common import Parser, fail, parse_with_overrides, positive, run_command
+from sim.cli.common import (
+    Parser,
+    add_plausible_draw,
+    fail,
+    parse_with_overrides,
+    positive,
+    run_command,
+)
 from sim.config.compose import CONFIG_DIR, first_line
 from sim.errors import UserError
 from sim.runs import signals
@@ -49,8 +56,6 @@ from sim.sweeps.own import is_path, overlay, own_files
 from sim.sweeps.points import n_chunks
 from sim.sweeps.slurm import submission
 from sim.sweeps.tables import METRICS
-from sim.validation.plausible import SEEDS as DRAWN_SEEDS
-from sim.validation.plausible import VECTORS as DRAWN_VECTORS
 
 PROG = "clientsim-experiment"
 
@@ -108,13 +113,10 @@ def plausible_parser(sub) -> None:
     p.add_argument("name", help="an experiment of `clientsim-experiment list`, e.g. strategy")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every vector's sweep, "
                    "e.g. market.n_clients=1000")  # fmt: skip
-    p.add_argument("--vectors", type=positive, default=DRAWN_VECTORS, metavar="N",
-                   help="vectors drawn from the set by weight, without replacement while "
-                   "they last (default %(default)s: each of the shipped set's once)")  # fmt: skip
-    p.add_argument("--seeds", type=positive, default=DRAWN_SEEDS, metavar="S",
-                   help="seeds per vector (default %(default)s)")  # fmt: skip
-    p.add_argument("--set", metavar="PATH",
-                   help="the plausible set's folder (default: the shipped one)")  # fmt: skip
+    add_plausible_draw(p, "--vectors", "--seeds", "--set", type=positive,
+                       help="vectors drawn from the set by weight, without replacement "
+                       "while they last (default %(default)s: each of the shipped set's "
+                       "once)")  # fmt: skip
     p.add_argument("--draw-seed", type=int, default=0, metavar="K",
                    help="seed of the draw (default 0)")  # fmt: skip
     p.add_argument("--dir", help="output folder, resumed (default results/NAME/plausible/"

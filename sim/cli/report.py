@@ -24,14 +24,12 @@ import pandas as pd
 
 from sim.analysis.report import DOCS, RESULTS_DIR, SWEEP_NAME, by_hypothesis, write_results
 from sim.cli import experiment
-from sim.cli.common import Parser, positive, run_command
+from sim.cli.common import Parser, add_plausible_draw, positive, run_command
 from sim.errors import UserError
 from sim.explore import files, verdict_text, verdicts
 from sim.runs.owned import record_outputs, refuse_foreign
 from sim.sweeps.experiment import names
 from sim.validation.docking_figures import plot_sweep
-from sim.validation.plausible import SEEDS as DRAWN_SEEDS
-from sim.validation.plausible import VECTORS as DRAWN_VECTORS
 from sim.validation.plausible import PlausibleSet, load_plausible
 from sim.validation.sensitivity import STUDY_BASE
 
@@ -44,13 +42,9 @@ def parser() -> Parser:
     p.add_argument("--run", action="store_true", help="run (or resume) the experiments first")
     p.add_argument("--only", nargs="*", help="run these experiments only")
     p.add_argument("--jobs", type=positive, help="parallel jobs (default: the cores)")
-    p.add_argument("--plausible", type=int, default=DRAWN_VECTORS, metavar="N",
-                   help="the headline experiments also at N vectors of the plausible set "
-                   "(default %(default)s: each of the shipped set's once; 0: not)")  # fmt: skip
-    p.add_argument("--plausible-seeds", type=positive, default=DRAWN_SEEDS, metavar="S",
-                   help="seeds per plausible vector (default %(default)s)")  # fmt: skip
-    p.add_argument("--plausible-set", metavar="PATH",
-                   help="the plausible set's folder (default: the shipped one)")  # fmt: skip
+    add_plausible_draw(p, "--plausible", "--plausible-seeds", "--plausible-set", type=int,
+                       help="the headline experiments also at N vectors of the plausible set "
+                       "(default %(default)s: each of the shipped set's once; 0: not)")  # fmt: skip
     p.add_argument("--map", type=Path, nargs="*", metavar="DIR",
                    help="the clientsim-explore maps set after the findings (default: every "
                    "results/explore*/ folder that holds one, by name)")  # fmt: skip
