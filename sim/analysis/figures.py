@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from scipy import stats
 
 from sim.analysis import decompose, factorial
 from sim.analysis import stats as analysis
@@ -162,6 +161,8 @@ def paired_figure(table: pd.DataFrame, experiment: dict) -> Figure:
 
 def _spread_over_seeds(steps: pd.DataFrame) -> pd.DataFrame:
     """Mean cumulative profit per (policy, week) over seeds, with its t interval."""
+    from scipy import stats  # here, not at the top: a run's figures need none of it (0.4 s)
+
     summary = steps.groupby(["policy", "step"])["cum_profit"].agg(["mean", "sem", "count"])
     low, high = stats.t.interval(CONFIDENCE, summary["count"] - 1, summary["mean"], summary["sem"])
     return summary.assign(low=low, high=high).reset_index()

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sim.analysis import inference
 from sim.model import mechanics
@@ -175,6 +174,8 @@ def compare(
     row.update(mean_a=x_a.mean(), mean_b=x_b.mean(), mean_diff=diff.mean())
     if len(diff) < 2:
         return row
+    from scipy import stats  # here, not at the top: a run's figures need none of it (0.4 s)
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # constant differences: sd 0
         test = stats.ttest_rel(x_a, x_b)
@@ -188,6 +189,8 @@ def compare(
 
 def _bootstrap(diff, confidence, n_resamples, random_state) -> tuple[float, float]:
     """BCa interval of the mean difference (resampling the differences keeps the pairs)."""
+    from scipy import stats
+
     rng = np.random.default_rng(random_state)
     boot = stats.bootstrap(
         (diff,), np.mean, n_resamples=n_resamples, method="BCa",
