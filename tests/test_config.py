@@ -152,6 +152,28 @@ def test_values_set_on_a_remembered_config_are_what_hydra_composes(overrides, hy
     assert [key[2] for key in compose_module._composed] == [tuple(chosen)]
 
 
+def test_choices_of_options_in_another_order_are_served_as_hydra_composes_them():
+    """Choices of distinct groups compose one config in any order: composed once, remembered."""
+    compose_module._composed.clear()
+    first = ["hydra/launcher=joblib", "+experiment=strategy", "market/policy_mix=two_of_ten",
+             "steps=9", "hydra/sweeper=designed", "market/network=complete"]  # fmt: skip
+    again = ["market/network=complete", "+experiment=strategy", "hydra/sweeper=designed",
+             "steps=9", "market/policy_mix=two_of_ten", "hydra/launcher=joblib"]  # fmt: skip
+    compose(first, return_hydra_config=True)
+    served = compose(again, return_hydra_config=True)
+    assert len(compose_module._composed) == 1
+    whole = compose_module._compose(again, CONFIG_DIR, "config", True)
+    assert OmegaConf.to_yaml(served) == OmegaConf.to_yaml(whole)
+    assert _described(served) == _described(whole)
+    assert served.hydra.overrides.task == again[:2] + again[3:5]  # as given, Hydra's apart
+    # a group chosen twice keeps its order (the last choice wins): each order composed anew
+    twice = ["market/network=complete", "steps=9", "market/network=watts_strogatz"]
+    whole = compose_module._compose(twice, CONFIG_DIR, "config", False)
+    assert OmegaConf.to_yaml(compose(twice)) == OmegaConf.to_yaml(whole)
+    assert compose(twice[::-1]).market.network.kind == "complete"
+    assert len(compose_module._composed) == 3
+
+
 @pytest.mark.parametrize("experiment", ["instruments", "robustness"])
 def test_a_sweeps_jobs_are_composed_as_hydras_loader_composes_them(experiment, monkeypatch):
     """`RememberingLoader` gives every job of a designed sweep the config Hydra's loader gives."""

@@ -56,13 +56,14 @@ def compose(
     some of them more than once, and so do tests.
 
     The overrides that choose an option of a config group (or add, delete or sweep) are
-    composed, and that config remembered; the plain values, `key=value` of a key the config
-    has, are then set on a copy as Hydra's config loader sets them after composing
-    (`OmegaConf.update`, merged), and recorded as it records them (`hydra.overrides`,
-    `hydra.job.override_dirname`). So commands that differ in values alone (a notebook's
-    `sim.run` of other sizes, a sweep's directory, a test's markets) compose once. A value
-    that cannot be set so is composed with the rest, and Hydra says what is wrong with it.
-    tests/test_config.py checks that the config is what Hydra composes.
+    composed, with Hydra's settings, and that config remembered; the plain values,
+    `key=value` of a key the config has, are then set on a copy as Hydra's config loader
+    sets them after composing (`OmegaConf.update`, merged), and every override recorded as
+    it records them (`hydra.overrides`, `hydra.job.override_dirname`). So commands that
+    differ in values alone (a notebook's `sim.run` of other sizes, a sweep's directory, a
+    test's markets), or in the order of their choices of options (`_choices_key`), compose
+    once. A value that cannot be set so is composed with the rest, and Hydra says what is
+    wrong with it. tests/test_config.py checks that the config is what Hydra composes.
     """
     register()
     GlobalHydra.instance().clear()
@@ -73,7 +74,8 @@ def compose(
     cfg = None
     if parts is not None:
         parsed, chosen, values = parts
-        cfg = _remembered(chosen, config_dir, config_name, True, files)
+        key = (str(config_dir), config_name, _choices_key(parsed, chosen, config_dir), files)
+        cfg = _remember(key, lambda: _compose(chosen, config_dir, config_name, True))
         try:
             _set_values(cfg, values)
         except Exception:  # no such key, a wrong type: composed whole below, Hydra says so
@@ -166,7 +168,7 @@ class RememberingLoader(ConfigLoader):
             return None
         name = master.hydra.job.config_name
         sources = tuple((s.provider, s.path) for s in self.loader.get_sources())
-        key = ("sweep job", sources, name, tuple(chosen), files)
+        key = ("sweep job", sources, name, _choices_key(parsed, chosen, dirs[0]), files)
         cfg = _remember(key, lambda: self.loader.load_configuration(name, chosen, RunMode.RUN))
         try:
             _set_values(cfg, values)
@@ -236,8 +238,8 @@ def is_composed(override, config_dir: Path = CONFIG_DIR) -> bool:
 def _parts(overrides: list[str], config_dir: Path):
     """The overrides parsed, those to compose, and the plain values `(key, value)` to set after.
 
-    None if there is no plain value (or the overrides do not parse). `compose` checks the
-    values against the groups of the config composed (`hydra.runtime.choices`).
+    None if the overrides do not parse. `compose` checks the values against the groups of
+    the config composed (`hydra.runtime.choices`).
     """
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -249,7 +251,32 @@ def _parts(overrides: list[str], config_dir: Path):
             chosen.append(override.input_line)
         else:
             values.append((override.key_or_group, override.value()))
-    return (parsed, chosen, values) if values else None
+    return parsed, chosen, values
+
+
+def _choices_key(parsed, chosen: list[str], config_dir: Path) -> tuple[str, ...]:
+    """`chosen` (the overrides composed) in the one order that names their config.
+
+    Hydra reads a choice of a config group's option (`market/policy_mix=half_half`,
+    `hydra/sweeper=designed`) into a table by group before it builds the defaults list, so
+    choices of distinct groups compose the same config in any order; an add (`+`), a delete
+    (`~`), a sweep or a package keeps its place. So a sweep's pre-flight, which names a
+    design point's choices in the command line's order, finds the config its design checks
+    composed (tests/test_config.py composes both orders).
+    """
+    kept = set(chosen)
+    choices = [o for o in parsed if o.input_line in kept and _is_choice(o, config_dir)]
+    if len({o.key_or_group for o in choices}) < len(choices):  # a group chosen twice
+        return tuple(chosen)
+    lines = {o.input_line for o in choices}
+    return (*(o for o in chosen if o not in lines), *sorted(lines))
+
+
+def _is_choice(override, config_dir: Path) -> bool:
+    """Whether a parsed override is a plain choice of a config group's option."""
+    plain = not (override.is_sweep_override() or override.is_add() or override.is_force_add()
+                 or override.is_delete() or override.package is not None)  # fmt: skip
+    return plain and is_group(override.key_or_group, config_dir)
 
 
 def _record(settings: DictConfig, parsed) -> None:

@@ -106,16 +106,21 @@ def design(
 
 
 def _experiment(name: str, fixed: list[str], config_dir: Path) -> DictConfig:
-    """The experiment's config with the overrides `fixed`; ConfigError naming what is wrong."""
+    """The experiment's config with the overrides `fixed`; ConfigError naming what is wrong.
+
+    Composed with the sweeper its sweep runs with (`SWEEPER`), as are its design points
+    (`_point`): the sweep's pre-flight composes the same choices, and finds them remembered.
+    """
     if name not in names(config_dir):
         allowed = ", ".join(names(config_dir))
         raise ConfigError("experiment", name, f"allowed: {allowed}, or the path of a .yaml file")
-    register_sweeper()  # an experiment may choose it (a sampled design: hydra.sweeper.sample)
+    register_sweeper()
     try:
-        return compose([f"+experiment={name}", *fixed], config_dir, return_hydra_config=True)
+        return compose([f"+experiment={name}", *fixed, SWEEPER], config_dir,
+                       return_hydra_config=True)  # fmt: skip
     except Exception:
         _check_file(name, config_dir)
-        return _composed([f"+experiment={name}", *fixed], config_dir)  # names the override
+        return _composed([f"+experiment={name}", *fixed, SWEEPER], config_dir)  # names it
 
 
 def _check_file(name: str, config_dir: Path) -> None:
@@ -220,7 +225,7 @@ def check_design(
     if fixed == _plain(parsed):
         composed = copy.deepcopy(cfg)  # `design` composed these overrides: not again
     else:  # a value given for an axis left `fixed`
-        composed = _composed([f"+experiment={name}", *fixed], config_dir)
+        composed = _composed([f"+experiment={name}", *fixed, SWEEPER], config_dir)
     base = _without_hydra(composed)
     configs = [_point(name, fixed, point, config_dir) for point in points]
     hashes = [config_hash(config) for config in configs]
@@ -239,7 +244,8 @@ def _point(name: str, fixed: list[str], point: list[str], config_dir: Path) -> D
     Composed as its job's is: `compose` composes the point's choices of config groups (the
     same choices once: it remembers them) and sets its plain values after, as Hydra does.
     """
-    candidate = _without_hydra(_composed([f"+experiment={name}", *fixed, *point], config_dir))
+    overrides = [f"+experiment={name}", *fixed, *point, SWEEPER]
+    candidate = _without_hydra(_composed(overrides, config_dir))
     validate(candidate)
     check_seeds(candidate)
     return candidate
