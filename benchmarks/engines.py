@@ -23,6 +23,7 @@ both see the same machine: speeds are only comparable side by side, in one sessi
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import resource
@@ -36,10 +37,12 @@ import anchors  # benchmarks/anchors.py, beside this script
 AGENTS_MAX = 100_000  # the agents engine takes minutes per run above this
 
 
-def measure(engine: str, n_clients: int, weeks: int, replicas: int = 1) -> dict:
+def measure(engine: str, n_clients: int, weeks: int, replicas: int = 1, accounts: int = 1) -> dict:
     """Build and run one model in this process; time the steps only.
 
     `replicas` > 1: that many seeds of the config stepped as one model (a batch).
+    `accounts` 0: without the pair accounts, as a sweep's runs are built (a checkout from
+    before they could be left out keeps them; `"accounts"` in the result says which).
     A tiny model of the same engine steps first, untimed: a process's first week loads the
     kernels from numba's cache (about 0.07 s, 0.3 ms a week of a 260-week run), which the
     start-up line reports; the weeks timed here are the steady state.
@@ -47,21 +50,27 @@ def measure(engine: str, n_clients: int, weeks: int, replicas: int = 1) -> dict:
     from sim.config.compose import compose
     from sim.model.engines import engine_class
 
+    model_class = engine_class(engine)
+    kept = bool(accounts) or "accounts" not in inspect.signature(model_class).parameters
+    options = {} if kept else {"accounts": False}
+
+    def build(cfg, seeds):
+        return model_class(cfg, **options) if replicas == 1 else model_class(cfg, seeds, **options)
+
     tiny = compose([f"engine={engine}", "market.n_clients=200", "steps=2"])
-    warm = engine_class(engine)(tiny) if replicas == 1 else engine_class(engine)(tiny, [0, 1])
+    warm = build(tiny, [0, 1])
     for _ in range(2):
         warm.step()
     cfg = compose([f"engine={engine}", f"market.n_clients={n_clients}", f"steps={weeks}"])
     start = time.perf_counter()
-    seeds = list(range(replicas))
-    model = engine_class(engine)(cfg) if replicas == 1 else engine_class(engine)(cfg, seeds)
+    model = build(cfg, list(range(replicas)))
     built = time.perf_counter()
     for _ in range(weeks):
         model.step()
     ran = time.perf_counter()
     return {
         "engine": engine, "clients": n_clients, "weeks": weeks, "replicas": replicas,
-        "init_s": built - start, "run_s": ran - built,
+        "accounts": kept, "init_s": built - start, "run_s": ran - built,
         "client_steps_per_s": replicas * n_clients * weeks / (ran - built),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }  # fmt: skip
@@ -129,6 +138,7 @@ def in_subprocess(
     repeat: int = 1,
     checkout: Path | None = None,
     replicas: int = 1,
+    accounts: bool = True,
 ) -> dict:
     """`measure` in fresh Python processes: the fastest of `repeat` runs, the largest peak.
 
@@ -141,7 +151,7 @@ def in_subprocess(
     runs = []
     for _ in range(repeat):
         args = [str(python), str(script), "--one", engine, str(n_clients), str(weeks)]
-        args += [str(replicas)] if replicas > 1 else []
+        args += [str(replicas), str(int(accounts))]
         done = subprocess.run(
             args, capture_output=True, text=True, check=True, cwd=checkout or script.parent.parent
         )
@@ -227,10 +237,11 @@ def targets_report(new: dict, old: dict | None) -> str:
         batched = side.get("batched") if side else None
         if batched:
             per_run = batched["run_s"] / batched["replicas"]
+            how = "" if batched.get("accounts", True) else ", no pair accounts"
             lines.append(f"{batched['clients']:>9,} {label:>4} {per_run:>11.2f} "
                          f"{1e3 * per_run / batched['weeks']:>12.2f} "
                          f"{batched['client_steps_per_s']:>15,.0f} {batched['peak_mb']:>8,.0f}"
-                         f"  per run, {batched['replicas']} seeds as one batch")  # fmt: skip
+                         f"  per run, {batched['replicas']} seeds as one batch{how}")  # fmt: skip
     lines.append("")
     lines.append(f"{'target':<52} {'limit':>9} {'old':>9} {'new':>9}  verdict")
     rate = boltzmann_rate(new["anchors"])
@@ -247,6 +258,9 @@ def targets_report(new: dict, old: dict | None) -> str:
         lines.append(f"{name:<52} {limit:>6.2f} {unit:<2} {before:>9.3f} {now:>9.3f}  {verdict}")
     lines.append(f"(marginal cost as a multiple of one numpy Boltzmann agent-step, "
                  f"{1e9 / rate:.1f} ns in this run)")  # fmt: skip
+    if new.get("million_sweep"):
+        lines.append(f"(peak memory per client at 1,000,000 without the pair accounts, as a "
+                     f"sweep's run: {new['million_sweep']['peak_mb'] / 1e3:.3f} kB)")  # fmt: skip
     fixed, marginal = cost_fit(new["rows"])
     sizes = ", ".join(f"{n:,}" for n in TARGET_SIZES)
     lines.append(f"\nnew: a week costs {1e3 * fixed:.2f} ms + {1e9 * marginal:.0f} ns x clients "
@@ -278,15 +292,20 @@ def measure_targets(args) -> dict:
         for name in out:
             out[name]["rows"].append(in_subprocess("vectorized", n, 260, args.repeat, sides[name]))
             log(out[name]["rows"][-1] | {"engine": name})
-    for name in out:
+    for name in out:  # built as a sweep builds its batches: without the pair accounts
         out[name]["batched"] = in_subprocess(
-            "vectorized", 5_000, 260, args.repeat, sides[name], replicas=BATCH
+            "vectorized", 5_000, 260, args.repeat, sides[name], replicas=BATCH, accounts=False
         )
         log(out[name]["batched"] | {"engine": f"{name}, {BATCH} as one"})
     if args.million:
         for name in out:
             out[name]["million"] = in_subprocess("vectorized", 1_000_000, 4, 1, sides[name])
             log(out[name]["million"] | {"engine": name})
+        # a run whose pairs are not read (a sweep's) leaves the accounts out
+        out["new"]["million_sweep"] = in_subprocess(
+            "vectorized", 1_000_000, 4, 1, sides["new"], accounts=False
+        )
+        log(out["new"]["million_sweep"] | {"engine": "new, without the pair accounts"})
     return out
 
 

@@ -109,3 +109,20 @@ def test_a_business_pairs_add_up_to_its_revenue_and_completed_jobs():
     np.testing.assert_array_equal(pairs["jobs"], steps["completed"])
     np.testing.assert_allclose(pairs["spend"], steps["revenue"], rtol=1e-9, atol=1e-6)
     assert steps["revenue"].gt(0).sum() > 1
+
+
+@pytest.mark.parametrize("engine", ["vectorized", "agents"])
+def test_a_model_without_the_accounts_records_the_same_and_keeps_none(engine):
+    """A run whose pairs are not read (a sweep's) leaves the accounts out, and nothing moves."""
+    cfg = compose([*SMALL, f"engine={engine}"])
+    kept, kept_recorder = simulate(cfg)
+    left, left_recorder = simulate(cfg, accounts=False)
+    for frame in ("steps_frame", "market_frame"):
+        got, expected = getattr(left_recorder, frame)(), getattr(kept_recorder, frame)()
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    pd.testing.assert_frame_equal(clients_frame(left), clients_frame(kept), check_exact=True)
+    accounts = {"spend_at", "hours_at", "jobs_at"}
+    held = set(left.p) if engine == "vectorized" else set(vars(left.clients[0]))
+    assert not accounts & held and {"credit", "known_week"} <= held
+    with pytest.raises(ValueError, match="accounts=False"):
+        pairs_frame(left)

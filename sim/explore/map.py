@@ -172,9 +172,9 @@ def _sample_gaps(i: int, cfg: DictConfig, seeds: list[int]) -> tuple[int, list[f
         if len(group) == 1:
             one = cfg.copy()
             one.seed = group[0]
-            recorders = [simulate(one)[1]]
+            recorders = [simulate(one, accounts=False)[1]]  # its pairs are not read
         else:
-            recorders = simulate_batch(cfg, group)[1]
+            recorders = simulate_batch(cfg, group, accounts=False)[1]
         gaps += [gap(recorder.steps_frame()) for recorder in recorders]
     return i, gaps
 

@@ -17,7 +17,7 @@ import mesa
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from sim.model import mechanics, phases
+from sim.model import mechanics, phases, state
 from sim.model.business import Business, Firms
 from sim.model.ledger import TALLIES
 from sim.model.network import build_network, concatenate_networks
@@ -64,12 +64,18 @@ class MarketModel(mesa.Model):
             `cfg.seed`. Market r's clients are ids ``r * n`` to ``(r + 1) * n - 1`` and its
             business b is entry ``b * R + r`` of `firms` (so a policy's businesses stay
             next to each other); each market's numbers are exactly those of running it alone.
+        accounts: keep each client's spend, hours and jobs with each business
+            (`sim.model.state.PAIR_ACCOUNTS`, what pairs.parquet records). A run that
+            records no pairs (a sweep's) leaves them out; everything else is the same.
     """
 
-    def __init__(self, cfg, seeds=None) -> None:
+    def __init__(self, cfg, seeds=None, *, accounts: bool = True) -> None:
         # plain dataclasses: DictConfig attribute access is far too slow for the step path
         cfg = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
         self.seeds = [cfg.seed] if seeds is None else [int(seed) for seed in seeds]
+        self.pair_fields = state.pair_fields(accounts)
+        #: the changes rules make to fields this model does not keep (left out by `apply`)
+        self.left_out = frozenset(state.PAIR_NAMES - {f.name for f in self.pair_fields})
         super().__init__(rng=self.seeds[0])
         self.cfg, self.week = cfg, 0
         self.replicas, self.n_clients = len(self.seeds), cfg.market.n_clients
@@ -252,14 +258,17 @@ class MarketModel(mesa.Model):
         """Write what a rule decided (`sim.model.state.Updates`) into the clients, in order.
 
         Written once for both engines, through the storage interface (`read` / `write`):
-        an added amount is read, added and written back; a `Tally` is counted.
+        an added amount is read, added and written back; a `Tally` is counted. A change
+        of a field the model does not keep (`left_out`) is skipped.
         """
-        read, write = self.read, self.write
+        read, write, left_out = self.read, self.write, self.left_out
         for change in updates:
             if type(change) is Tally:
                 self.count_clients(change.ids, **{change.name: change.mask})
                 continue
             name, ids, values, add, business = change
+            if name in left_out:
+                continue
             if add:
                 values = read(name, ids, business) + values
             write(name, ids, values, business)

@@ -179,7 +179,12 @@ def pairs_frame(model, market: int = 0) -> pd.DataFrame:
     summed over its rows they are its clients.parquet `jobs`, `spend` and `hours`. A pair with
     no money, no hour and no job is left out (a client who never applied has no row). Read one
     business at a time, so a large market needs no temporaries of one entry per pair.
+
+    Raises ValueError for a model built without the accounts (``accounts=False``).
     """
+    if model.left_out:
+        raise ValueError("pairs.parquet needs the pair accounts: this model was built "
+                         "with accounts=False")  # fmt: skip
     n = model.n_clients
     everyone = np.arange(market * n, (market + 1) * n)
     names = model.firms.policy_names[market :: model.replicas]  # business b: entry b * R + r

@@ -38,13 +38,25 @@ COMPILING = (
 )
 
 
-def build_model(cfg: DictConfig, seeds=None):
-    """The model of `cfg.engine`, initialised but not run (of several markets: `seeds`)."""
-    return engine_class(cfg.engine)(cfg) if seeds is None else engine_class(cfg.engine)(cfg, seeds)
+def build_model(cfg: DictConfig, seeds=None, *, accounts: bool = True):
+    """The model of `cfg.engine`, initialised but not run (of several markets: `seeds`).
+
+    `accounts`: keep the pair accounts pairs.parquet records (`sim.model.market.MarketModel`).
+    """
+    return engine_class(cfg.engine)(cfg, seeds, accounts=accounts)
 
 
-def simulate(cfg: DictConfig, *, progress: bool = False, observe: Callable | None = None):
+def simulate(
+    cfg: DictConfig,
+    *,
+    progress: bool = False,
+    observe: Callable | None = None,
+    accounts: bool = True,
+):
     """Run the model for `cfg.steps` weeks; return (model, recorder).
+
+    `accounts`: keep the pair accounts pairs.parquet records (`build_model`); a run whose
+    pairs are not read leaves them out, and saves their memory and their writes.
 
     `observe(model)`, if given, is called after each week (e.g. the demand facts' yearly
     purchases, `sim.validation.demand.Purchases`).
@@ -55,7 +67,7 @@ def simulate(cfg: DictConfig, *, progress: bool = False, observe: Callable | Non
     """
     if progress and not kernels.compiled():
         print(COMPILING, file=sys.stderr, flush=True)
-    model = build_model(cfg)
+    model = build_model(cfg, accounts=accounts)
     recorder = Recorder()
     recorder.step_seconds = 0.0
     with _progress(cfg.steps, enabled=progress) as tick:
@@ -71,14 +83,14 @@ def simulate(cfg: DictConfig, *, progress: bool = False, observe: Callable | Non
     return model, recorder
 
 
-def simulate_batch(cfg: DictConfig, seeds: list[int]):
+def simulate_batch(cfg: DictConfig, seeds: list[int], *, accounts: bool = True):
     """Run the markets of `seeds` (one design point) as one model; return (model, recorders).
 
     Recorder r holds exactly what `simulate` records for seed ``seeds[r]`` alone (the
     vectorized engine; `sim.model.market.MarketModel`); its `step_seconds` is its share of the
-    steps' time.
+    steps' time. `accounts`: as `simulate`'s.
     """
-    model = build_model(cfg, seeds)
+    model = build_model(cfg, seeds, accounts=accounts)
     recorders = [Recorder() for _ in seeds]
     seconds = 0.0
     for _ in range(cfg.steps):

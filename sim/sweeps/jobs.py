@@ -89,7 +89,7 @@ def run_seed(cfg: DictConfig, seed: int, point_dir: Path) -> float:
 
     run_cfg = cfg.copy()
     run_cfg.seed = seed
-    _, recorder = simulate(run_cfg)
+    _, recorder = simulate(run_cfg, accounts=False)  # a sweep records no pairs
     store_seed(recorder.steps_frame(), seed, point_dir)
     return recorder.step_seconds
 
@@ -101,7 +101,7 @@ def run_batch(cfg: DictConfig, batch: list[int], point_dir: Path) -> float:
     """
     from sim.runs.run import simulate_batch
 
-    _, recorders = simulate_batch(cfg, batch)
+    _, recorders = simulate_batch(cfg, batch, accounts=False)  # a sweep records no pairs
     steps = [recorder.steps_frame() for recorder in recorders]
     for seed, frame, means in zip(batch, steps, step_means_of_runs(steps), strict=True):
         store_seed(frame, seed, point_dir, means)

@@ -36,7 +36,7 @@ class Client(mesa.Agent):
         self.index = index  # the client id that keys its random numbers
         self.ids = np.array([index])
         vars(self).update(state.scalars(state.CLIENT))
-        vars(self).update(state.arrays(state.PAIR, model.n_businesses))
+        vars(self).update(state.arrays(model.pair_fields, model.n_businesses))
         self.known_week[:] = ad_week
         self.difficulty = float(model.population["difficulty"][index])
         self.next_need = int(phases.need_gap(model.world, self.ids, 0)[0]) - 1

@@ -40,7 +40,7 @@ class VectorizedModel(MarketModel):
             **state.arrays(INDEX, n),
             **state.arrays(state.JOB, n, prefix="job_"),
         }
-        self.p = state.arrays(state.PAIR, (n, n_b))
+        self.p = state.arrays(self.pair_fields, (n, n_b))
         self.s["difficulty"][:] = self.population["difficulty"]
         self.s["next_need"][:] = phases.need_gap(self.world, self.ids, 0) - 1
         self.p["known_week"][:] = phases.ad_weeks(self.world, self.ids)
@@ -223,15 +223,15 @@ class VectorizedModel(MarketModel):
         The same writes in the same order, each in one compiled pass (`kernels.scatter`): an
         added amount is read, added and written back (the clients of a change are distinct);
         values are cast to the field's dtype first, as numpy's assignment casts them. A
-        `Tally` is counted as the shared method counts it.
+        `Tally` is counted as the shared method counts it; a field not kept is skipped.
         """
-        s, p = self.s, self.p
+        s, p, left_out = self.s, self.p, self.left_out
         for change in updates:
             if type(change) is not state.Change:
                 self.count_clients(change.ids, **{change.name: change.mask})
                 continue
             name, ids, values, add, business = change
-            if len(ids) == 0:
+            if len(ids) == 0 or name in left_out:
                 continue
             ids = _flat(ids, _INT64)
             if name in state.PAIR_NAMES:
