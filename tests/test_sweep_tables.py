@@ -6,12 +6,14 @@ import json
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from sim.analysis.stats import crossover_weeks, load_runs, load_steps, paired, swept_columns
 from sim.cli.clientsim import main as clientsim_main
 from sim.cli.experiment import main as experiment_main
+from sim.sweeps import tables
 from sim.sweeps.tables import RUN_TABLE_KEYS, STEP_TABLE_KEYS, design_hash
 
 #: Two small sweeps of one experiment with the same design points (numbers and swept values)
@@ -137,3 +139,15 @@ def test_a_plain_sweep_reads_as_an_experiments_tables(plain_sweep, two_sweeps):
     joined = load_runs([plain_sweep, two_sweeps["small"]])  # beside an experiment's
     keys = list(RUN_TABLE_KEYS)
     assert joined["sweep_hash"].nunique() == 2 and joined[keys].dtypes.equals(runs[keys].dtypes)
+
+
+def test_a_runs_rows_are_typed_as_a_frame_cast_by_pandas():
+    """`run_rows` builds its typed columns directly: as `astype` casts them, NA and NaN too."""
+    rows = [
+        {"policy": "serve_all", "businesses": 5, "crossover_vs_serve_all": None, "weeks": 26,
+         "profit_horizon": 1.5, "satisfaction": np.float64("nan")},
+        {"policy": "fit_filter", "businesses": 5.0, "crossover_vs_serve_all": 12.0, "weeks": 26,
+         "profit_horizon": -2, "revenue_week_13": None},
+    ]  # fmt: skip
+    expected = tables._typed(pd.DataFrame(rows, columns=["policy", *tables.METRICS]))
+    pd.testing.assert_frame_equal(tables._typed_rows(rows), expected, check_exact=True)
