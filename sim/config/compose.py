@@ -225,13 +225,17 @@ def is_composed(override, config_dir: Path = CONFIG_DIR) -> bool:
     or package (`@`). Any other override is a plain value, which Hydra's config loader sets
     on the config after composing (`OmegaConf.update`, merged).
     """
+    return _placed(override) or is_group(override.key_or_group, config_dir)
+
+
+def _placed(override) -> bool:
+    """A sweep, add (`+`, `++`), delete (`~`) or package (`@`): its place in the list counts."""
     return (
         override.is_sweep_override()
         or override.is_add()
         or override.is_force_add()
         or override.is_delete()
         or override.package is not None
-        or is_group(override.key_or_group, config_dir)
     )
 
 
@@ -274,9 +278,7 @@ def _choices_key(parsed, chosen: list[str], config_dir: Path) -> tuple[str, ...]
 
 def _is_choice(override, config_dir: Path) -> bool:
     """Whether a parsed override is a plain choice of a config group's option."""
-    plain = not (override.is_sweep_override() or override.is_add() or override.is_force_add()
-                 or override.is_delete() or override.package is not None)  # fmt: skip
-    return plain and is_group(override.key_or_group, config_dir)
+    return not _placed(override) and is_group(override.key_or_group, config_dir)
 
 
 def _record(settings: DictConfig, parsed) -> None:
