@@ -233,6 +233,19 @@ def test_joblib_starts_no_more_workers_than_jobs_and_runs_one_job_in_this_proces
     assert json.loads((sweep_dir / "jobs" / "0.json").read_text())["pid"] == os.getpid()
 
 
+def test_without_jobs_joblib_starts_workers_only_for_work_they_finish_sooner(tmp_path):
+    from sim.sweeps.estimate import WORKER, workers
+
+    assert workers(2 * WORKER - 0.1, 2) == 1 and workers(2 * WORKER + 0.1, 2) == 2
+    assert workers(1000.0, 4) == 4 and workers(1000.0, 1) == 1 and workers(0.0, 8) == 1
+    sweep_dir = tmp_path / "sweep"  # strategy's smoke run: two jobs, about 2 s of work
+    assert experiment_main(["run", "strategy", "--smoke", "--dir", str(sweep_dir)]) == 0
+    for job in (0, 1):
+        (hydra_yaml,) = sweep_dir.glob(f"logs/*/{job}/.hydra/hydra.yaml")
+        assert OmegaConf.load(hydra_yaml).hydra.launcher.n_jobs == 1
+        assert json.loads((sweep_dir / "jobs" / f"{job}.json").read_text())["pid"] == os.getpid()
+
+
 def test_the_designed_sweeper_forms_the_jobs_of_hydras_basic_sweeper():
     from hydra_plugins.clientsim.designed_sweeper import job_overrides
 

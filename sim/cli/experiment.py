@@ -88,7 +88,8 @@ def parser() -> Parser:
     r.add_argument("--launcher", choices=LAUNCHERS, default="joblib",
                    help="Hydra launcher (default joblib, one job per core)")  # fmt: skip
     r.add_argument("--jobs", type=int, help="joblib: parallel jobs (default: the cores; no more "
-                   "than the sweep's jobs: one job runs in this process)")  # fmt: skip
+                   "than the sweep's jobs, and none for less work than workers take to start "
+                   "(about 5 s, a smoke run): then the jobs run in this process)")  # fmt: skip
     g = r.add_argument_group("submitit (Slurm or local)",
                              "any other setting of the launcher as an override, e.g. "
                              "hydra.launcher.account=NAME hydra.launcher.qos=NAME "

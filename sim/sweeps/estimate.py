@@ -26,6 +26,9 @@ JOB = 0.5
 START = 3.0
 #: the agents engine (a Mesa agent per client) is this many times slower a client-week
 AGENTS_FACTOR = 8.0
+#: seconds a joblib worker takes to start: importing clientsim and Hydra, loading the kernels
+#: from numba's cache and composing its first job (2 to 2.7 CPU-s measured, 2026-12-07)
+WORKER = 2.5
 
 
 def run_seconds(clients: int, weeks: int, engine: str = "vectorized") -> float:
@@ -34,13 +37,29 @@ def run_seconds(clients: int, weeks: int, engine: str = "vectorized") -> float:
     return weeks * (WEEK + CLIENT_WEEK * clients * factor) + RUN
 
 
+def work_seconds(runs: int, jobs: int, *, clients: int, weeks: int,
+                 engine: str = "vectorized") -> float:  # fmt: skip
+    """Seconds of work of `runs` runs in `jobs` jobs, one after another (no start-up)."""
+    return max(0, runs) * run_seconds(clients, weeks, engine) + jobs * JOB
+
+
 def sweep_seconds(runs: int, jobs: int, parallel: int, *, clients: int, weeks: int,
                   engine: str = "vectorized") -> float:  # fmt: skip
     """Wall seconds of `runs` runs in `jobs` jobs, `parallel` of them at once."""
     if runs <= 0:
         return 0.0
-    work = runs * run_seconds(clients, weeks, engine) + jobs * JOB
+    work = work_seconds(runs, jobs, clients=clients, weeks=weeks, engine=engine)
     return START + work / max(1, min(parallel, jobs))
+
+
+def workers(work: float, most: int) -> int:
+    """How many joblib workers finish `work` seconds of jobs soonest, at most `most`.
+
+    One runs the jobs in this process, one after another (joblib's ``n_jobs=1``: no worker
+    starts); k > 1 start k processes at once (`WORKER` seconds) and share the work. So a
+    sweep of less than about 2 × `WORKER` seconds of work (a smoke run) runs here.
+    """
+    return min(range(1, max(1, most) + 1), key=lambda k: work if k == 1 else WORKER + work / k)
 
 
 def duration(seconds: float) -> str:

@@ -34,6 +34,7 @@ from sim.config.compose import CONFIG_DIR, compose, compose_checked, first_line,
 from sim.config.schema import ConfigError
 from sim.runs.output import OutputRefused, hydra_quoted, output_lock
 from sim.sweeps.directory import SweepError, check_sweep_dir, plan
+from sim.sweeps.estimate import work_seconds, workers
 from sim.sweeps.jobs import check_run_dirs
 from sim.sweeps.points import (
     NOT_THE_POINT,
@@ -316,7 +317,9 @@ def _check_arms(compare: DictConfig, configs: list[DictConfig]) -> None:
                                   "it businesses or compare other policies")  # fmt: skip
 
 
-def launcher_overrides(args: Any, sweep_jobs: int | None = None) -> list[str]:
+def launcher_overrides(
+    args: Any, sweep_jobs: int | None = None, work: float | None = None
+) -> list[str]:
     """Hydra overrides that choose and set up the launcher; raise ConfigError on a bad flag.
 
     They come before the user's overrides when the design is checked, so that any of the
@@ -324,9 +327,13 @@ def launcher_overrides(args: Any, sweep_jobs: int | None = None) -> list[str]:
     be set on the command line; a setting the user gives wins over the flag's.
     `sweep_jobs`: the sweep's jobs, once known. joblib starts no more workers than that (a
     worker without a job is a process started for nothing), and runs a sweep of one job in
-    this process (joblib's `n_jobs=1`), as Hydra's basic launcher does.
+    this process (joblib's `n_jobs=1`), as Hydra's basic launcher does. `work`: its seconds
+    of work, once known; without `--jobs`, joblib starts only the workers that finish it
+    sooner than fewer would (`sim.sweeps.estimate.workers`: a smoke run runs here).
     """
     jobs = min(args.jobs or os.cpu_count() or 1, sweep_jobs or sys.maxsize)
+    if args.jobs is None and work is not None:
+        jobs = workers(work, jobs)
     if args.launcher == "basic":
         return []
     if args.launcher == "joblib":
@@ -409,7 +416,9 @@ def prepare(options: Any, config_dir: Path = CONFIG_DIR) -> Submission:
     total = len(points) * cfg.experiment.seeds
     sweep_id = uuid.uuid4().hex[:12]
     plan(sweep_id, hashes, cfg.seed, cfg.experiment.seeds)
-    launcher = launcher_overrides(options, len(points) * chunks)
+    work = work_seconds(total, len(points) * chunks, clients=cfg.market.n_clients,
+                        weeks=cfg.steps, engine=cfg.engine)  # fmt: skip
+    launcher = launcher_overrides(options, len(points) * chunks, work)
     argv = ["-m", f"+experiment={options.name}", *overrides,
             f"hydra.sweep.dir={hydra_quoted(str(sweep_dir))}", f"experiment.sweep_id={sweep_id}",
             f"experiment.chunk=range(0,{chunks})", f"experiment.total_runs={total}",
