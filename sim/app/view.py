@@ -186,7 +186,7 @@ def _referrals_of(policy: str):
     """A model reporter: `policy`'s referral acquisitions per business so far (NaN if none)."""
 
     def referrals(model: ClassroomMarket) -> float:
-        if not model.recorder.steps:
+        if not model.recorder.weeks:
             return 0.0
         total = model.policy_series("referral_acquisitions").cumsum()
         return float(total[policy].iloc[-1]) if policy in total else float("nan")
@@ -259,7 +259,7 @@ def ProfitReputationView(model: ClassroomMarket) -> None:
     """Cumulative profit and reputation per policy (mean per business) over the weeks."""
     fig = Figure(figsize=(6, 5))
     profit_ax, reputation_ax = fig.subplots(2, 1, sharex=True)
-    if model.recorder.steps:
+    if model.recorder.weeks:
         profit = model.policy_series("profit").cumsum()
         reputation = model.policy_series("reputation")
         for policy in profit.columns:

@@ -89,43 +89,72 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class Recorder:
-    """Collects the per-step rows of a model; `collect` is called after every step."""
+class _Weeks:
+    """The rows a model recorded, week by week, once for all its markets (`Recorder`)."""
 
     def __init__(self) -> None:
-        self.steps: list[tuple[int, dict[str, np.ndarray]]] = []  # (week, its columns)
-        self.market: list[dict] = []
+        self.weeks: list[int] = []
+        self.columns: list[dict[str, np.ndarray]] = []  # `ledger.business_columns`, a week each
+        self.tallies: list[dict] = []  # the model's tallies: ints, or one array per market
+        self._table: tuple | None = None
+
+    def table(self) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The weeks (W,), each business column (W, businesses) and each tally (W, markets)."""
+        if self._table is None or len(self._table[0]) != len(self.weeks):
+            columns, tallies = {}, {}
+            if self.weeks:
+                columns = {name: np.stack([week[name] for week in self.columns])
+                           for name in self.columns[0]}  # fmt: skip
+                tallies = {name: np.array([week[name] for week in self.tallies], dtype=np.int64)
+                           .reshape(len(self.weeks), -1) for name in ledger.TALLIES}  # fmt: skip
+            self._table = np.array(self.weeks, dtype=np.int64), columns, tallies
+        return self._table
+
+
+class Recorder:
+    """Collects the per-step rows of a model; `collect` is called after every step.
+
+    A model of several markets is recorded once a week for all of them (`Recorder.of_markets`):
+    the recorder of market r takes its businesses (entries r, r + R, r + 2R, ... of `Firms`)
+    and its tallies when a frame is built, and its frames are those of market r run alone.
+    """
+
+    def __init__(self, market: int = 0, markets: int = 1, weeks: _Weeks | None = None) -> None:
+        self.market, self.markets = market, markets
+        self._weeks = _Weeks() if weeks is None else weeks
+        self.step_seconds = 0.0  # the time in the model's steps (`sim.runs.run.simulate`)
+
+    @classmethod
+    def of_markets(cls, markets: int) -> list[Recorder]:
+        """One recorder per market of a model of `markets` markets, sharing the weeks."""
+        weeks = _Weeks()
+        return [cls(r, markets, weeks) for r in range(markets)]
+
+    @property
+    def weeks(self) -> list[int]:
+        """The weeks recorded so far."""
+        return self._weeks.weeks
 
     def collect(self, model) -> None:
-        """Append this week's business rows and market row (of a model of one market)."""
-        self.add(model.week - 1, ledger.business_columns(model.firms), model.tally)
+        """Append this week's business rows and market tallies (of every market of `model`)."""
+        weeks = self._weeks
+        weeks.weeks.append(model.week - 1)
+        weeks.columns.append(ledger.business_columns(model.firms))
+        weeks.tallies.append(model.tally)  # a new dict each week (`MarketModel.step`)
 
-    @staticmethod
-    def collect_markets(model, recorders: list[Recorder]) -> None:
-        """Append this week's rows of each market of `model` to its recorder, in order.
-
-        Market r's rows are those `collect` appends when it is run alone.
-        """
-        columns, markets = ledger.business_columns(model.firms), model.replicas
-        for r, recorder in enumerate(recorders):
-            recorder.add(model.week - 1, {k: v[r::markets] for k, v in columns.items()},
-                         {k: int(v[r]) for k, v in model.tally.items()})  # fmt: skip
-
-    def add(self, week: int, columns: dict[str, np.ndarray], tally: dict[str, int]) -> None:
-        """Append a week's business rows (`ledger.business_columns`) and market tallies."""
-        self.steps.append((week, columns))
-        totals = {k: sum(columns[k].tolist()) for k in ledger.MARKET_SUMS}  # Python's sum
-        self.market.append({"step": week, **tally, **totals})
+    def _mine(self, values: np.ndarray) -> np.ndarray:
+        """This market's part (W, its businesses) of a column of every business (W, all)."""
+        return values.reshape(len(values), -1, self.markets)[:, :, self.market]
 
     def steps_frame(self) -> pd.DataFrame:
         """steps.parquet as a DataFrame."""
         columns = ledger.STEP_COLUMNS
-        weeks = [week for week, _ in self.steps]
-        counts = [len(rows["business_id"]) for _, rows in self.steps]
-        data = {"step": np.repeat(np.array(weeks, dtype=np.int64), counts)} | {
-            name: np.concatenate([rows[name] for _, rows in self.steps] or [[]])
-            for name in columns if name != "step"
-        }  # fmt: skip
+        weeks, table, _ = self._weeks.table()
+        mine = {name: self._mine(values).ravel() for name, values in table.items()}
+        per_week = len(mine["business_id"]) // len(weeks) if len(weeks) else 0
+        data = {"step": np.repeat(weeks, per_week)} | {
+            name: mine.get(name, np.array([])) for name in columns if name != "step"
+        }
         if len(data["policy"]):  # the names as `astype("category")` has them (sorted), faster
             names, codes = np.unique(data["policy"].astype(str), return_inverse=True)
             data["policy"] = pd.Categorical.from_codes(codes, names.tolist())
@@ -134,8 +163,15 @@ class Recorder:
         return frame.astype(cast) if cast else frame
 
     def market_frame(self) -> pd.DataFrame:
-        """market.parquet as a DataFrame."""
-        frame = pd.DataFrame(self.market, columns=list(ledger.MARKET_COLUMNS))
+        """market.parquet as a DataFrame (a sum over the businesses is Python's, in their order)."""
+        weeks, table, tallies = self._weeks.table()
+        if not len(weeks):
+            return pd.DataFrame(columns=list(ledger.MARKET_COLUMNS)).astype(ledger.MARKET_COLUMNS)
+        data = {"step": weeks} | {name: values[:, self.market] for name, values in tallies.items()}
+        for name in ledger.MARKET_SUMS:  # Python's `sum` (compensated), not numpy's
+            rows = self._mine(table[name]).tolist()
+            data[name] = np.array([sum(row) for row in rows], dtype=np.float64)
+        frame = pd.DataFrame(data, columns=list(ledger.MARKET_COLUMNS))
         return frame.astype(ledger.MARKET_COLUMNS)
 
 

@@ -69,7 +69,6 @@ def simulate(
         print(COMPILING, file=sys.stderr, flush=True)
     model = build_model(cfg, accounts=accounts)
     recorder = Recorder()
-    recorder.step_seconds = 0.0
     with _progress(cfg.steps, enabled=progress) as tick:
         for _ in range(cfg.steps):
             started = time.perf_counter()
@@ -91,14 +90,14 @@ def simulate_batch(cfg: DictConfig, seeds: list[int], *, accounts: bool = True):
     steps' time. `accounts`: as `simulate`'s.
     """
     model = build_model(cfg, seeds, accounts=accounts)
-    recorders = [Recorder() for _ in seeds]
+    recorders = Recorder.of_markets(len(seeds))
     seconds = 0.0
     for _ in range(cfg.steps):
         started = time.perf_counter()
         model.step()
         seconds += time.perf_counter() - started
         signals.check()
-        Recorder.collect_markets(model, recorders)
+        recorders[0].collect(model)  # every market's rows, once
     for recorder in recorders:
         recorder.step_seconds = seconds / len(seeds)
     return model, recorders
