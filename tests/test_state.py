@@ -49,15 +49,33 @@ def test_both_engines_hold_every_declared_field(model):
             assert getattr(client, field.name).dtype == field.dtype, field.name
 
 
-def test_steps_and_market_tables_have_the_ledgers_columns_and_dtypes(model):
-    _, recorder = model
-    for frame, columns in (
+def _tables(recorder: Recorder):
+    """(steps frame, its declared dtypes) and (market frame, its declared dtypes)."""
+    return (
         (recorder.steps_frame(), {k: dtype for k, (dtype, _) in ledger.STEP_COLUMNS.items()}),
         (recorder.market_frame(), ledger.MARKET_COLUMNS),
-    ):
+    )
+
+
+def test_steps_and_market_tables_have_the_ledgers_columns_and_dtypes(model):
+    for frame, columns in _tables(model[1]):
         assert list(frame.columns) == list(columns)
-        for name, dtype in columns.items():
-            assert str(frame[name].dtype) == dtype, name
+        assert {n: str(frame[n].dtype) for n in columns} == dict(columns)
+
+
+def test_a_markets_sums_are_pythons_sum_of_its_businesses_rows_in_their_order(model):
+    """market.parquet's sums are `sum()` (compensated in Python 3.12+) of the week's rows."""
+    _, recorder = model
+    steps, market = recorder.steps_frame(), recorder.market_frame()
+    for name in ledger.MARKET_SUMS:
+        weekly = [sum(week[name].tolist()) for _, week in steps.groupby("step", sort=True)]
+        assert market[name].tolist() == weekly, name  # exactly: same floats, same order
+
+
+def test_a_recorder_of_no_week_gives_empty_tables_of_the_ledgers_dtypes():
+    for frame, columns in _tables(Recorder()):
+        assert len(frame) == 0 and list(frame.columns) == list(columns)
+        assert {n: str(frame[n].dtype) for n in columns} == dict(columns)
 
 
 def test_booking_an_undeclared_counter_fails(model):
