@@ -166,6 +166,7 @@ def test_a_live_runs_directory_is_refused_and_so_is_one_inside_it(
     writer = start_long_run(tmp_path, out, seed=1)
     try:
         wait_for_staging(out)
+        writer.send_signal(signal.SIGSTOP)  # alive and holding its lock, using no CPU
         target = out / "child" if inside else out
         second = run_cli([*small_overrides, f"output_dir={target}"], cwd=tmp_path)
     finally:
@@ -182,6 +183,7 @@ def test_hydra_run_dir_is_staged_and_locked_like_output_dir(tmp_path, small_over
     writer = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_staging(out)
+        writer.send_signal(signal.SIGSTOP)  # alive and holding its lock, using no CPU
         second = run_cli([*small_overrides, "seed=2", f"hydra.run.dir={out}"], cwd=tmp_path)
         refused(second, "another run", str(writer.pid))
     finally:
