@@ -20,6 +20,9 @@ the same stepping time.
 `--against DIR` runs the same sweep with the checkout in DIR (another commit, with its own
 `.venv`) right after, and prints both rows and the projected wall time of 1,000 default runs
 (the target: 2 minutes on 2 cores), so the two are measured on the same machine state.
+The numpy Boltzmann anchor (`benchmarks/anchors.py`) is measured before and after the sweeps
+and printed beside them (the machine's speed drifts by up to a quarter within minutes here);
+`--json` holds both: ``{"anchors": [...], "sweeps": [...]}``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import anchors  # benchmarks/anchors.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,6 +110,9 @@ def main() -> None:
                    help="also run the sweep with the checkout in DIR (its own .venv)")  # fmt: skip
     p.add_argument("--json", help="write the rows to this file")
     args = p.parse_args()
+    # the machine's speed, before and after (it drifts by a quarter within minutes here)
+    numpy = anchors.DEFAULTS[0]
+    speed = [anchors.in_subprocess(*numpy, repeat=2)]
     with tempfile.TemporaryDirectory(prefix="clientsim-bench-") as tmp:
         work = Path(tmp)
         rows = [chunked(args, work)]
@@ -112,13 +120,16 @@ def main() -> None:
             rows.append(per_run(args, work, rows[0]["stepping_s"]))
         if args.against:
             rows.append(chunked(args, work, args.against.resolve()))
+    speed.append(anchors.in_subprocess(*numpy, repeat=2))
     print(f"{args.runs} runs of {args.clients:,} clients x {args.weeks} weeks, joblib on "
           f"{args.jobs} workers ({os.cpu_count()} cores)")  # fmt: skip
+    for when, anchor in zip(("before", "after"), speed, strict=True):
+        print(f"{anchors.line(anchor)} ({when} the sweeps)")
     print(table(rows, args.jobs))
     print("(1,000 runs min: the wall time of 1,000 such runs at the measured rate; "
           "target 2 minutes for default runs on 2 cores)")  # fmt: skip
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"anchors": speed, "sweeps": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

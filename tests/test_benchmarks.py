@@ -70,3 +70,24 @@ def test_the_startup_is_measured_with_a_cold_and_a_warm_cache():
         assert set(measured[side]) == {"import_s", "build_s", "first_week_s"}
         assert all(v > 0 for v in measured[side].values())
     assert "empty numba cache" in bench.startup_line("new", measured)
+
+
+@pytest.mark.subprocess
+def test_the_sweep_benchmark_prints_its_rows_beside_the_machines_speed(tmp_path):
+    """benchmarks/sweep.py at a tiny size: the sweep's row and the numpy anchor around it."""
+    import json
+    import subprocess
+
+    out = tmp_path / "sweep.json"
+    done = subprocess.run(
+        [sys.executable, str(_PATH.parent / "sweep.py"), "--runs", "2", "--clients", "100",
+         "--weeks", "3", "--jobs", "1", "--chunk-size", "2", "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = json.loads(out.read_text())
+    (row,) = measured["sweeps"]
+    assert row["runs"] == 2 and row["wall_s"] > 0 and row["stepping_s"] > 0
+    assert [a["anchor"] for a in measured["anchors"]] == ["numpy", "numpy"]
+    assert all(a["agent_steps_per_s"] > 0 for a in measured["anchors"])
+    assert done.stdout.count("agent-steps/s (") == 2 and "overhead" in done.stdout
