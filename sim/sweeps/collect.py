@@ -164,17 +164,22 @@ def collect(sweep_dir: Path, sweep_id: str | None = None) -> dict:
     params = swept_keys([p["values"] for p in points])
     exp = points[0]["config"]["experiment"] if points else {}
     all_runs, all_steps, errors = [], [], []
+    of_point: dict[str, list[dict]] = {h: [] for h in hashes}
     for record in records:
-        index = hashes.index(record["point_hash"])
+        of_point[record["point_hash"]].append(record)
+    for index, (point_hash, its) in enumerate(of_point.items()):  # a point's runs, read at once
+        job = {int(seed): record["job"] for record in its for seed in record["runs"]}
+        status = {seed: done for record in its for seed, done in record["runs"].items()}
         values = {k: points[index]["values"].get(k) for k in params}
-        runs, steps, failures = _point_runs(sweep_dir / "points" / hashes[index], record["runs"])
-        keys = {"point": index, "point_hash": hashes[index], "job": record["job"], **values}
-        all_runs += [r.assign(**keys, error=None) for r in runs]
-        all_steps += [s.assign(point=index, point_hash=hashes[index], **values) for s in steps]
+        runs, steps, failures = _point_runs(sweep_dir / "points" / point_hash, status)
+        keys = {"point": index, "point_hash": point_hash, **values}
+        all_runs += [r.assign(**keys, job=r["seed"].map(job), error=None) for r in runs]
+        all_steps += [s.assign(point=index, point_hash=point_hash, **values) for s in steps]
         mix = points[index]["config"]["market"]["policy_mix"]
         for seed, error, path in failures:
             rows = pd.DataFrame({"policy": [p for p, n in mix.items() if n > 0]})
-            all_runs.append(rows.assign(seed=seed, status="failed", error=error, **keys))
+            all_runs.append(rows.assign(seed=seed, status="failed", error=error, job=job[seed],
+                                        **keys))  # fmt: skip
             errors.append(str(path))
     name = exp.get("name", "")
     sweep_hash = design_hash(name, hashes, [int(s) for r in records for s in r["runs"]])
