@@ -166,3 +166,19 @@ def test_read_gives_open_jobs_and_the_initial_value_where_none_is_open(model):
     provider = model.read("job_provider", ids)
     assert provider.dtype == state.BY_NAME["job_provider"].dtype
     assert (provider >= -1).all() and (provider >= 0).any()
+
+
+def test_each_recorder_of_a_batch_may_collect_a_week_it_is_kept_once():
+    from sim.runs.run import build_model, simulate_batch
+
+    cfg = compose(["seed=5", "market.n_clients=120", "steps=3"])
+    once = simulate_batch(cfg, [2, 7])[1]
+    model, recorders = build_model(cfg, [2, 7]), Recorder.of_markets(2)
+    for _ in range(3):
+        model.step()
+        for recorder in recorders:  # every market's recorder collects the same week
+            recorder.collect(model)
+    assert recorders[0].weeks == [0, 1, 2]
+    for mine, theirs in zip(recorders, once, strict=True):
+        assert mine.steps_frame().equals(theirs.steps_frame())
+        assert mine.market_frame().equals(theirs.market_frame())

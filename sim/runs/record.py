@@ -136,8 +136,13 @@ class Recorder:
         return self._weeks.weeks
 
     def collect(self, model) -> None:
-        """Append this week's business rows and market tallies (of every market of `model`)."""
+        """Append this week's business rows and market tallies (of every market of `model`).
+
+        A week is kept once: collected again (by another market's recorder), it is skipped.
+        """
         weeks = self._weeks
+        if weeks.weeks and weeks.weeks[-1] == model.week - 1:
+            return
         weeks.weeks.append(model.week - 1)
         weeks.columns.append(ledger.business_columns(model.firms))
         weeks.tallies.append(model.tally)  # a new dict each week (`MarketModel.step`)
