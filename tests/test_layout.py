@@ -108,7 +108,10 @@ def test_installed_clientsim_runs_and_lists_experiments_from_another_directory(t
     )  # fmt: skip
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {**os.environ, "PYTHONPATH": ""}
+    # its kernels compile into the test's own cache, not the user's (~/.cache/clientsim would
+    # keep a directory for every temporary install)
+    env = {**os.environ, "PYTHONPATH": "", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("NUMBA_CACHE_DIR", None)
     where = subprocess.run(
         [python, "-c", "import sim; print(sim.__file__)"], cwd=elsewhere, env=env,
         capture_output=True, text=True, check=True,
@@ -132,6 +135,7 @@ def test_installed_clientsim_runs_and_lists_experiments_from_another_directory(t
     )  # fmt: skip
     assert sweep.returncode == 0, sweep.stderr
     assert (elsewhere / "sweep" / "runs.parquet").is_file()
+    assert list((tmp_path / "cache" / "clientsim").glob("numba-*/*/*.nbi"))  # compiled there
 
     run = subprocess.run(
         [env_dir / "bin" / "clientsim", "market.n_clients=200", "steps=4", "progress=false",

@@ -8,6 +8,7 @@ without them.
 """
 
 import functools
+import itertools
 import os
 import re
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.sweeps.slurm import JobLost, _ended, signal_delay
+from sim.sweeps.slurm import PROGRESS_SECONDS, JobLost, Watch, _ended, signal_delay
 
 SMOKE = ["run", "strategy", "--smoke", "--launcher", "submitit_slurm", "--time", "1",
          "--mem-gb", "1"]  # fmt: skip
@@ -269,6 +270,13 @@ def test_a_submitit_setting_below_one_exits_2_with_one_line(tmp_path, flag):
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-3000:]
     assert result.stderr.startswith(f"clientsim-experiment: invalid config: {flag}=0")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_the_watcher_looks_soon_after_submitting_then_every_few_seconds():
+    """A job that cannot start is named within seconds; a long sweep is asked every 5 s."""
+    waits = list(itertools.islice(Watch.waits(), 8))
+    assert waits == [0.5, 1.0, 2.0, 4.0, *[PROGRESS_SECONDS] * 4]
+    assert sum(waits[:2]) < 2  # two looks (a vanished job is seen twice) within 2 s
 
 
 def test_a_job_slurm_saw_fail_before_submitit_did_is_named_with_the_error_of_its_log(

@@ -35,8 +35,11 @@ from pathlib import Path
 
 from sim.sweeps.collect import kept_runs
 
-#: Seconds between two looks at the sweep directory for the progress lines.
+#: Seconds between two looks at the sweep directory (progress lines, vanished jobs), once the
+#: sweep has run a while; the first looks come sooner (`Watch.waits`), as submitit's own.
 PROGRESS_SECONDS = 5.0
+#: Seconds before the first look; each wait after it doubles, up to `PROGRESS_SECONDS`.
+FIRST_LOOK_SECONDS = 0.5
 #: Seconds to wait for cancelled jobs to leave the queue.
 CANCEL_SECONDS = 60.0
 #: Job states after which a job no longer runs (anything else counts as queued or running).
@@ -199,19 +202,33 @@ class Watch(threading.Thread):
     every few seconds and printed when it changed. Under Slurm, a job that left the queue
     without its result, seen so twice in a row, interrupts the submitting process (SIGUSR1,
     whose handler raises JobLost) instead of letting it wait forever.
+
+    The looks come 0.5, 1, 2 and 4 s apart, then every 5 s (`waits`): a job that cannot
+    start (a broken environment, a cancelled array task) is named within seconds, while a
+    long sweep asks slurmctld once every 5 s.
     """
 
     def __init__(self, sweep_dir: Path, total: int, ids: set[str] | None) -> None:
         super().__init__(name="clientsim-watch", daemon=True)
         self.sweep_dir, self.total, self.before = sweep_dir, total, ids
-        self.t0, self.shown, self.every = time.monotonic(), -1, PROGRESS_SECONDS
+        self.t0, self.shown = time.monotonic(), -1
         self.lost: dict[str, str] = {}
         self._suspects: set[str] = set()
         self._stop = threading.Event()
 
+    @staticmethod
+    def waits() -> Iterator[float]:
+        """Seconds before each look: from `FIRST_LOOK_SECONDS`, doubling, to `PROGRESS_SECONDS`."""
+        wait = FIRST_LOOK_SECONDS
+        while True:
+            yield min(wait, PROGRESS_SECONDS)
+            wait *= 2
+
     def run(self) -> None:
         """Look every few seconds until stopped; a look that fails is tried again later."""
-        while not self._stop.wait(self.every):
+        for wait in self.waits():
+            if self._stop.wait(wait):
+                return
             try:
                 self.show()
                 if self.before is not None and self.vanished():
