@@ -13,9 +13,9 @@ FAST := not slow and not browser and not slurm and not subprocess
 run: $(STAMP)
 	$(VENV)/bin/clientsim $(ARGS)
 
-# Every test, on every core (pytest-xdist: a module per worker, the slow modules of
-# tests/conftest.py APART test by test; markers: tests/conftest.py). The
-# tests marked slurm need a Slurm (`.ci/slurm.sh up`); without one they are skipped.
+# Every test, on every core and one worker more (pytest-xdist: a module per worker, the slow
+# modules of tests/conftest.py APART test by test; markers: tests/conftest.py). The tests
+# marked slurm need a Slurm (`.ci/slurm.sh up`); without one they are skipped.
 test: $(STAMP) $(VIZ_STAMP)
 	$(VENV)/bin/python -m pytest $(XDIST) $(ARGS)
 

@@ -143,3 +143,13 @@ def test_installed_clientsim_runs_and_lists_experiments_from_another_directory(t
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert (elsewhere / "out" / "steps.parquet").is_file()
+
+
+def test_make_test_starts_a_worker_more_than_the_cores_unless_told(monkeypatch, pytestconfig):
+    """`-n auto` (tests/conftest.py): the cores and one more; pytest-xdist's variable wins."""
+    from conftest import pytest_xdist_auto_num_workers as workers
+
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+    assert workers(pytestconfig) == len(os.sched_getaffinity(0)) + 1
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")
+    assert workers(pytestconfig) is None  # pytest-xdist's own hook reads it
