@@ -200,19 +200,24 @@ RULES: tuple[Callable[[dict], None], ...] = (
 
 # ---- memory: refuse a market that cannot fit --------------------------------------------------
 
-#: Peak bytes per client (measured at 20,000-200,000 clients, 26 weeks): a fixed part, plus
-#: 70 bytes per (client, business) pair (pair state and alignment, 52; the accounts of
-#: pairs.parquet, 18: measured +69 MB at 200,000 clients x 20 businesses); the agents engine
-#: adds its Mesa agents. With 20 businesses: about 2.6 kB (vectorized), 4.4 kB (agents).
-CLIENT_BYTES = {"vectorized": 1_200, "agents": 3_000}
-PAIR_BYTES = 70
+#: Peak bytes of a `clientsim` run (writing its files included): a fixed part (the interpreter
+#: and its libraries: 300-420 MB measured), bytes per client, and bytes per (client, business)
+#: pair (pair state and value alignment 36, the accounts of pairs.parquet 18), each about 15 %
+#: above what was measured (2026-12-07, `/usr/bin/time -v clientsim market.n_clients=N`):
+#: vectorized 769 MB at 200,000 clients and 2,172 MB at 1,000,000 (1,750 bytes a client more,
+#: with 20 businesses), 18,482 MB at 10,000,000 x 52 weeks (estimated: 19.1 GiB = 20,500 MB);
+#: agents 418 MB at 20,000 and 881 MB at 100,000 (5,800 bytes a client: its Mesa agents).
+#: With 20 businesses: 2.0 kB a client (vectorized), 6.7 kB (agents).
+FIXED_BYTES = 500 * 2**20
+CLIENT_BYTES = {"vectorized": 800, "agents": 5_500}
+PAIR_BYTES = 60
 ROW_BYTES = 2_000  # one recorded row (a dict) per business and week
 
 
 def memory_estimate(n_clients: int, businesses: int, steps: int, engine: str) -> int:
-    """Peak memory (bytes) of a run, from the measured costs per client and per row."""
+    """Peak memory (bytes) of a run, from the measured costs: fixed, per client and per row."""
     per_client = CLIENT_BYTES.get(engine, max(CLIENT_BYTES.values())) + PAIR_BYTES * businesses
-    return n_clients * per_client + steps * businesses * ROW_BYTES
+    return FIXED_BYTES + n_clients * per_client + steps * businesses * ROW_BYTES
 
 
 def available_memory() -> int | None:
@@ -244,8 +249,9 @@ def _fits_in_memory(c: dict) -> None:
         return
     need, have = memory_estimate(n, businesses, max(steps, 1), engine), available_memory()
     if have is not None and need > have:
-        per_client = memory_estimate(1, businesses, 0, engine)
-        most = max((have - memory_estimate(0, businesses, steps, engine)) // per_client, 0)
+        fixed = memory_estimate(0, businesses, steps, engine)
+        per_client = memory_estimate(1, businesses, steps, engine) - fixed
+        most = max((have - fixed) // per_client, 0)
         allowed = (
             f"needs about {_gib(need)} of memory ({per_client:,} bytes per client with "
             f"{businesses} businesses), more than the {_gib(have)} available; "
