@@ -17,6 +17,8 @@ tests), and the tests of the modules in APART are shared out one by one
 but with pytest 9.2 and pytest-xdist 3.8 it ignores the marks: pytest-dev/pytest-xdist#1386).
 """
 
+import contextlib
+import hashlib
 import inspect
 import os
 import subprocess
@@ -48,7 +50,8 @@ SLOW = {
     },
     "test_app.py": {
         "test_the_classroom_market_records_referrals_and_intake_by_segment",
-        "test_the_page_renders_steps_and_resets",
+        "test_the_page_renders_steps_and_resets_with_a_slider_moved",
+        "test_five_years_of_the_classroom_market_play_within_the_tutorials_time",
     },
     "test_baseline.py": {"test_fixed_seed_run_reproduces_the_baseline_summary"},
     "test_calibrate.py": {
@@ -132,11 +135,34 @@ def pytest_configure(config: pytest.Config) -> None:
     While the disk cache (`sim.model.kernels.cache_dir`) is empty, every process that runs a
     model compiles them on its own (about 10 s each): the workers of pytest-xdist and the
     first console scripts would, side by side. Tiny markets of both engines and a batch
-    call every kernel; with a warm cache this takes a fraction of a second.
+    call every kernel. Once they have run here, a file in the cache says so (`warmed_stamp`)
+    and later sessions skip them (about 1.5 s, while every worker waits).
     """
     if hasattr(config, "workerinput"):  # a worker of pytest-xdist: its controller did it
         return
+    stamp = warmed_stamp()
+    if stamp.exists():
+        return
     call_every_kernel()
+    with contextlib.suppress(OSError):  # (a read-only cache: warmed again next time)
+        stamp.touch()
+
+
+def warmed_stamp() -> Path:
+    """The file that says every kernel of this checkout is compiled in numba's cache.
+
+    In the kernels' cache directory (`sim.model.kernels.cache_dir`, a new one when their
+    sources change), named by this checkout's package, Python and numba: numba keeps a
+    cache per source path, and recompiles for another Python or numba.
+    """
+    import numba
+
+    import sim
+    from sim.model.kernels import cache_dir
+
+    where = Path(numba.config.CACHE_DIR or cache_dir())
+    key = f"{Path(sim.__file__).resolve().parent}|{sys.version}|{numba.__version__}"
+    return where / f"warmed-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def call_every_kernel() -> None:

@@ -1,53 +1,81 @@
-"""The students' view renders, steps and resets (Solara's test renderer, no browser)."""
+"""The students' view renders, steps and resets (Solara's test renderer, no browser).
 
+Solara, its widgets and the view are imported by the first test that needs them (the `ui`
+fixture), not when pytest collects this file: every pytest-xdist worker collects every file,
+and these imports take about 0.7 s.
+"""
+
+import importlib.util
 import inspect
 import time
+import types
 
 import numpy as np
 import pytest
 
-solara = pytest.importorskip("solara", reason="the browser view needs the viz extra")
-ipywidgets = pytest.importorskip("ipywidgets")
-vuetify = pytest.importorskip("ipyvuetify")
-
-from sim.app import view as app  # noqa: E402
-
-
-@solara.component
-def InAppLayout():
-    with solara.AppLayout():  # the page puts its controls in the app's sidebar
-        app.Page()
+pytestmark = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("solara", "ipywidgets", "ipyvuetify")),
+    reason="the browser view needs the viz extra",
+)
 
 
-def images(rc) -> list[bytes]:
-    return [bytes(w.value) for w in rc.find(ipywidgets.Image).widgets]
+@pytest.fixture(scope="module")
+def ui() -> types.SimpleNamespace:
+    """Solara, ipywidgets, ipyvuetify, the view (`app`) and two components that show it."""
+    import ipyvuetify
+    import ipywidgets
+    import solara
+
+    from sim.app import view as app
+
+    @solara.component
+    def InAppLayout():
+        with solara.AppLayout():  # the page puts its controls in the app's sidebar
+            app.Page()
+
+    @solara.component
+    def Views(model):
+        for view, _ in app.VIEWS:
+            view(model)
+
+    return types.SimpleNamespace(solara=solara, ipywidgets=ipywidgets, vuetify=ipyvuetify,
+                                 app=app, InAppLayout=InAppLayout, Views=Views)  # fmt: skip
 
 
-def caption(rc) -> str:
-    return rc.find(solara.widgets.HTML).widget.unsafe_innerHTML
+@pytest.fixture(scope="module")
+def app(ui) -> types.ModuleType:
+    return ui.app
 
 
-def click_and_wait(rc, label: str, shown: str) -> None:
+def images(ui, rc) -> list[bytes]:
+    return [bytes(w.value) for w in rc.find(ui.ipywidgets.Image).widgets]
+
+
+def caption(ui, rc) -> str:
+    return rc.find(ui.solara.widgets.HTML).widget.unsafe_innerHTML
+
+
+def click_and_wait(ui, rc, label: str, shown: str) -> None:
     """Click a button, wait until the caption shows `shown` (Reset and Step run in a thread)."""
-    rc.find(vuetify.Btn, children=[label]).widget.click()
+    rc.find(ui.vuetify.Btn, children=[label]).widget.click()
     deadline = time.monotonic() + 60
-    while shown not in caption(rc):
-        assert time.monotonic() < deadline, f"{label}: no {shown!r} in {caption(rc)!r}"
+    while shown not in caption(ui, rc):
+        assert time.monotonic() < deadline, f"{label}: no {shown!r} in {caption(ui, rc)!r}"
         time.sleep(0.05)
 
 
-def test_each_default_lies_on_its_sliders_steps():
+def test_each_default_lies_on_its_sliders_steps(app):
     # a slider moves a value off its steps to the nearest step: 0.22 on steps of 0.05 was 0.20
     for name, (_, _, lo, hi, step) in app.KNOBS.items():
         value = app.knob_values()[name]
         assert lo <= value <= hi and np.isclose((value - lo) / step, round((value - lo) / step))
 
 
-def test_a_reset_with_no_slider_moved_builds_the_configs_market():
+def test_a_reset_with_no_slider_moved_builds_the_configs_market(app):
     assert app._compose(app.overrides(app.knob_values())) == app.DEFAULTS
 
 
-def test_sliders_become_overrides():
+def test_sliders_become_overrides(app):
     lines = app.overrides({"difficult_share": 0.3, "word_of_mouth": 0.11})
     cfg = app._compose(lines)
     shares = [s.share for s in cfg.clients.segments.values()]
@@ -62,26 +90,26 @@ def test_sliders_become_overrides():
     assert list(inspect.signature(app.ClassroomMarket).parameters) == list(app.KNOBS)
 
 
-def test_the_page_renders_steps_and_resets_with_a_slider_moved():
-    box, rc = solara.render(InAppLayout(), handle_error=False)
-    start = images(rc)
-    assert len(start) == 4 and "Week 0<" in caption(rc)
+def test_the_page_renders_steps_and_resets_with_a_slider_moved(ui):
+    box, rc = ui.solara.render(ui.InAppLayout(), handle_error=False)
+    start = images(ui, rc)
+    assert len(start) == 4 and "Week 0<" in caption(ui, rc)
     for week in range(1, 4):
-        click_and_wait(rc, "Step", f"Week {week}<")
-    stepped = images(rc)
+        click_and_wait(ui, rc, "Step", f"Week {week}<")
+    stepped = images(ui, rc)
     assert all(a != b for a, b in zip(start, stepped, strict=True))
-    slider = rc.find(vuetify.Slider, label="share of difficult clients: 0.10").widget
+    slider = rc.find(ui.vuetify.Slider, label="share of difficult clients: 0.10").widget
     slider.fire_event("change", 0.3)  # as the browser sends it: an event, in order with clicks
-    click_and_wait(rc, "Reset", "30% difficult clients")
-    assert "Week 0<" in caption(rc)
-    assert rc.find(vuetify.Slider, label="share of difficult clients: 0.30").widgets
-    reset = images(rc)
+    click_and_wait(ui, rc, "Reset", "30% difficult clients")
+    assert "Week 0<" in caption(ui, rc)
+    assert rc.find(ui.vuetify.Slider, label="share of difficult clients: 0.30").widgets
+    reset = images(ui, rc)
     assert all(a != b for a, b in zip(stepped, reset, strict=True))
-    click_and_wait(rc, "Step", "Week 1<")
-    assert images(rc) != reset
+    click_and_wait(ui, rc, "Step", "Week 1<")
+    assert images(ui, rc) != reset
 
 
-def test_five_years_of_the_classroom_market_play_within_the_tutorials_time():
+def test_five_years_of_the_classroom_market_play_within_the_tutorials_time(ui, app):
     # docs/TUTORIAL.md, section 3: drawing every 5 weeks, the five years play "in one to two
     # minutes". Cost: 260 weeks of the market and 52 drawings of the four views (the browser
     # adds about 0.3 s per drawing, measured in Chromium).
@@ -92,20 +120,14 @@ def test_five_years_of_the_classroom_market_play_within_the_tutorials_time():
     for _ in range(5):
         model.step()
     week = (time.perf_counter() - started) / 5
-    solara.render(InAppLayout(), handle_error=False)  # a first drawing: fonts, caches
+    ui.solara.render(ui.InAppLayout(), handle_error=False)  # a first drawing: fonts, caches
     started = time.perf_counter()
-    solara.render(Views(model), handle_error=False)
+    ui.solara.render(ui.Views(model), handle_error=False)
     drawing = time.perf_counter() - started
     assert 260 * week + 52 * drawing < 120, f"a week {week:.2f} s, a drawing {drawing:.2f} s"
 
 
-@solara.component
-def Views(model):
-    for view, _ in app.VIEWS:
-        view(model)
-
-
-def test_the_classroom_market_records_referrals_and_intake_by_segment():
+def test_the_classroom_market_records_referrals_and_intake_by_segment(app):
     model = app.ClassroomMarket(seed=1)
     for _ in range(30):
         model.step()
