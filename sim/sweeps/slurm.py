@@ -221,8 +221,8 @@ class Watch(threading.Thread):
         """Seconds before each look: from `FIRST_LOOK_SECONDS`, doubling, to `PROGRESS_SECONDS`."""
         wait = FIRST_LOOK_SECONDS
         while True:
-            yield min(wait, PROGRESS_SECONDS)
-            wait *= 2
+            yield wait
+            wait = min(2 * wait, PROGRESS_SECONDS)
 
     def run(self) -> None:
         """Look every few seconds until stopped; a look that fails is tried again later."""
