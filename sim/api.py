@@ -39,7 +39,8 @@ class RunResult:
             (spend in currency units, hours worked on it, jobs, reviews, its provider).
         pairs: pairs.parquet, one row per client and business that dealt with each other:
             the client's jobs, spend (currency units) and hours with that business, and the
-            profit it contributed to it (a firm's own whale curve: `firm_whale`).
+            profit it contributed to it (a firm's own whale curve: `firm_whale`); None with
+            ``pairs=false``.
         summary: summary.json: per policy, mean cumulative profit per business (currency
             units) at week 13 and at the horizon, reputation (stars), retention, acceptance,
             referral share and survival (shares, 0-1); crossover weeks; seed; engine; the
@@ -50,7 +51,7 @@ class RunResult:
     steps: pd.DataFrame
     market: pd.DataFrame
     clients: pd.DataFrame
-    pairs: pd.DataFrame
+    pairs: pd.DataFrame | None
     summary: dict
     config: DictConfig
 
@@ -120,7 +121,7 @@ def run(overrides: Sequence[str] = ()) -> RunResult:
         ConfigError: as `make_config`; nothing runs.
     """
     cfg = make_config(overrides)
-    model, recorder = simulate(cfg, progress=cfg.progress)
+    model, recorder = simulate(cfg, progress=cfg.progress, accounts=cfg.pairs)
     return _result(cfg, model, recorder)
 
 
@@ -151,9 +152,9 @@ def run_batch(
     for start in range(0, len(configs), size):
         group = configs[start : start + size]
         if len(group) == 1:
-            out.append(_result(group[0], *simulate(group[0])))
+            out.append(_result(group[0], *simulate(group[0], accounts=cfg.pairs)))
             continue
-        model, recorders = simulate_batch(cfg, [c.seed for c in group])
+        model, recorders = simulate_batch(cfg, [c.seed for c in group], accounts=cfg.pairs)
         out += [
             _result(c, model, recorder, market)
             for market, (c, recorder) in enumerate(zip(group, recorders, strict=True))

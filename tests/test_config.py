@@ -395,16 +395,32 @@ def test_a_market_too_big_for_memory_is_refused_with_its_estimate():
 
 
 @pytest.mark.parametrize(
-    ("engine", "n_clients", "measured_mb"),
-    [("vectorized", 200_000, 769), ("vectorized", 1_000_000, 2_172), ("agents", 100_000, 881)],
+    ("engine", "n_clients", "steps", "pairs", "measured_mb"),
+    [
+        ("vectorized", 200_000, 260, True, 780),
+        ("vectorized", 200_000, 260, False, 618),
+        ("vectorized", 1_000_000, 260, True, 2_267),
+        ("vectorized", 1_000_000, 260, False, 1_332),
+        ("vectorized", 10_000_000, 52, True, 16_328),
+        ("vectorized", 10_000_000, 52, False, 10_522),
+        ("agents", 100_000, 260, True, 881),
+    ],
 )
-def test_memory_estimate_is_above_the_measured_peak_but_not_far(engine, n_clients, measured_mb):
-    """Peaks of `clientsim market.n_clients=N` with 20 businesses (sim/config/checks.py).
+def test_memory_estimate_is_above_the_measured_peak_but_not_far(
+    engine, n_clients, steps, pairs, measured_mb
+):
+    """Peaks of `clientsim market.n_clients=N steps=S pairs=P`, 20 businesses (checks.py).
 
     Within 1.5 times where the clients outweigh the fixed part (the interpreter, 500 MB).
     """
-    estimate = memory_estimate(n_clients, 20, 260, engine) / 2**20
+    estimate = memory_estimate(n_clients, 20, steps, engine, pairs) / 2**20
     assert measured_mb < estimate < 1.5 * measured_mb
+
+
+def test_pairs_false_lets_a_market_of_ten_million_clients_fit_in_twelve_gib():
+    """The issue's memory target: 10,000,000 clients x 52 weeks in one process within 12 GB."""
+    estimate = memory_estimate(10_000_000, 20, 52, "vectorized", pairs=False)
+    assert estimate < 12 * 2**30 < memory_estimate(10_000_000, 20, 52, "vectorized")
 
 
 def test_too_small_a_market_for_the_network_names_n_clients_and_the_minimum():

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from sim.analysis.stats import FIRM_WHALE_COLUMNS, firm_whale
+from sim.api import run
 from sim.config.compose import compose
 from sim.runs.record import PAIR_COLUMNS, clients_frame, pairs_frame
-from sim.runs.run import simulate, simulate_batch
+from sim.runs.run import results, simulate, simulate_batch
 
 #: Every way money and hours reach a client: prepayment disliked and refunded, disputes,
 #: failed impossible jobs, rework, rush hours, clients who leave queues, screening.
@@ -126,3 +127,27 @@ def test_a_model_without_the_accounts_records_the_same_and_keeps_none(engine):
     assert not accounts & held and {"credit", "known_week"} <= held
     with pytest.raises(ValueError, match="accounts=False"):
         pairs_frame(left)
+
+
+@pytest.mark.parametrize("engine", ["vectorized", "agents"])
+def test_tables_built_while_freeing_the_pair_state_are_the_same(engine):
+    """`results(free=True)`, as `clientsim` writes a run: the tables do not move."""
+    cfg = compose([*SMALL, f"engine={engine}"])
+    model, recorder = simulate(cfg)
+    kept, kept_summary = results(cfg, model, recorder)
+    freed, freed_summary = results(cfg, model, recorder, free=True)
+    for name, table in kept.items():
+        pd.testing.assert_frame_equal(freed[name], table, check_exact=True)
+    assert freed_summary == kept_summary
+    assert model.world is None and model.decider_alignment is None
+    with pytest.raises(RuntimeError, match="freed"):
+        model.step()
+
+
+def test_pairs_false_gives_no_pairs_table_and_the_others_unmoved():
+    with_pairs, without = run([*SMALL, "steps=8"]), run([*SMALL, "steps=8", "pairs=false"])
+    assert without.pairs is None and len(with_pairs.pairs)
+    for name in ("steps", "market", "clients"):
+        pd.testing.assert_frame_equal(getattr(without, name), getattr(with_pairs, name),
+                                      check_exact=True)  # fmt: skip
+    assert without.summary == with_pairs.summary

@@ -71,3 +71,18 @@ def test_a_directory_with_neither_a_run_nor_a_sweep_exits_2_with_one_line(tmp_pa
     (tmp_path / "notes.txt").write_text("not a run")
     assert plot_main([str(tmp_path)]) == 2
     assert "neither a sweep" in _one_line(capsys)
+
+
+def test_a_run_with_pairs_false_writes_no_pairs_parquet_and_is_still_drawn(tmp_path):
+    """pairs=false leaves pairs.parquet out; every other file is the same byte for byte."""
+    small = ["market.n_clients=300", "steps=8", "progress=false"]
+    assert clientsim_main([f"output_dir={tmp_path / 'with'}", *small]) == 0
+    assert clientsim_main([f"output_dir={tmp_path / 'without'}", *small, "pairs=false"]) == 0
+    without = tmp_path / "without"
+    assert (tmp_path / "with" / "pairs.parquet").is_file()
+    assert not (without / "pairs.parquet").exists()
+    assert "pairs.parquet" not in (without / ".clientsim.json").read_text()
+    for name in ("steps.parquet", "market.parquet", "clients.parquet", "summary.json"):
+        assert (without / name).read_bytes() == (tmp_path / "with" / name).read_bytes(), name
+    assert plot_main([str(without), "--format", "png"]) == 0
+    assert (without / "figures" / "whale.png").stat().st_size > 0

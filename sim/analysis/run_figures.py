@@ -38,7 +38,7 @@ from sim.analysis.stats import firm_whale
 from sim.runs.owned import record_outputs
 from sim.runs.summary import whale_curve
 
-RUN_FILES = ("summary.json", "steps.parquet", "clients.parquet", "pairs.parquet")
+RUN_FILES = ("summary.json", "steps.parquet", "clients.parquet")  # and pairs.parquet, if written
 FIGURES = ("policies", "refusals", "segments", "whale")
 REASONS = {
     "declined_screen": "screened out",
@@ -142,17 +142,37 @@ def segments_figure(clients: pd.DataFrame, summary: dict) -> Figure:
     return fig
 
 
-def whale_figure(clients: pd.DataFrame, pairs: pd.DataFrame, summary: dict) -> Figure:
+def whale_figure(clients: pd.DataFrame, pairs: pd.DataFrame | None, summary: dict) -> Figure:
     """The run's whale curve over its buyers, and each business's own over its clients.
 
     A business whose clients gave no positive total has no whale curve (shares of a total
-    at or below zero mean nothing): it is left out, and the panel's title counts it.
+    at or below zero mean nothing): it is left out, and the panel's title counts it. Without
+    `pairs` (a run with ``pairs=false``) the second panel says so.
     """
     fig = Figure(figsize=(10, 4.6), dpi=DPI, layout="constrained")
     market_ax, firm_ax = fig.subplots(1, 2)
     curve = whale_curve(clients)
     market_ax.plot([0, *curve["client_share"]], [0, *curve["profit_share"]], color="black")
     market_ax.set_title("the market's buyers", fontsize="medium")
+    if pairs is None:
+        firm_ax.set_title("each business's own clients", fontsize="medium")
+        firm_ax.text(0.5, 0.5, "not recorded: the run was made with pairs=false\n"
+                     "(no pairs.parquet)", ha="center", va="center",
+                     transform=firm_ax.transAxes)  # fmt: skip
+    else:
+        _firm_curves(firm_ax, pairs)
+    for ax in (market_ax, firm_ax):
+        ax.axhline(1, color="grey", linewidth=0.8, linestyle="--")
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_xlabel("clients, most profitable first (cumulative share)")
+        ax.set_ylabel("cumulative share of total profit")
+    _heading(fig, summary, "whale curves: above 100% the best clients pay for the loss-makers")
+    return fig
+
+
+def _firm_curves(ax, pairs: pd.DataFrame) -> None:
+    """Each business's own whale curve (`firm_whale`), on a log scale, coloured by policy."""
     readings, curves = firm_whale(pairs)
     drawn = readings.dropna(subset=["peak"])["business_id"]
     labelled = set()
@@ -162,22 +182,14 @@ def whale_figure(clients: pd.DataFrame, pairs: pd.DataFrame, summary: dict) -> F
         label = None if policy in labelled else policy
         labelled.add(policy)
         positive = line[line["profit_share"] > 0]  # a log scale: a firm's peak may be 40 times
-        firm_ax.plot(positive["client_share"], positive["profit_share"],
-                     color=policy_colour(policy), alpha=0.7, linewidth=1, label=label)  # fmt: skip
-    firm_ax.set_yscale("log")
-    firm_ax.set_title(f"each business's own clients, log scale\n({len(drawn)} of "
-                      f"{len(readings)} businesses: those with a positive total)",
-                      fontsize="medium")  # fmt: skip
+        ax.plot(positive["client_share"], positive["profit_share"],
+                color=policy_colour(policy), alpha=0.7, linewidth=1, label=label)  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_title(f"each business's own clients, log scale\n({len(drawn)} of "
+                 f"{len(readings)} businesses: those with a positive total)",
+                 fontsize="medium")  # fmt: skip
     if labelled:
-        firm_ax.legend(loc="lower right", fontsize="small")
-    for ax in (market_ax, firm_ax):
-        ax.axhline(1, color="grey", linewidth=0.8, linestyle="--")
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.set_xlabel("clients, most profitable first (cumulative share)")
-        ax.set_ylabel("cumulative share of total profit")
-    _heading(fig, summary, "whale curves: above 100% the best clients pay for the loss-makers")
-    return fig
+        ax.legend(loc="lower right", fontsize="small")
 
 
 def plot_run(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
@@ -194,7 +206,8 @@ def plot_run(path: str | PathLike, *, formats=("png", "svg")) -> list[Path]:
     summary = json.loads((path / "summary.json").read_text())
     steps = pd.read_parquet(path / "steps.parquet")
     clients = pd.read_parquet(path / "clients.parquet")
-    pairs = pd.read_parquet(path / "pairs.parquet")
+    written_pairs = path / "pairs.parquet"
+    pairs = pd.read_parquet(written_pairs) if written_pairs.is_file() else None
     out = path / "figures"
     tables = ["refusals.csv", "segments.csv"]
     check_figures(out, [out / t for t in tables] + [out / f"{n}.{f}" for n in FIGURES

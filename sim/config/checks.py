@@ -201,22 +201,30 @@ RULES: tuple[Callable[[dict], None], ...] = (
 # ---- memory: refuse a market that cannot fit --------------------------------------------------
 
 #: Peak bytes of a `clientsim` run (writing its files included): a fixed part (the interpreter
-#: and its libraries: 300-420 MB measured), bytes per client, and bytes per (client, business)
-#: pair (pair state and value alignment 36, the accounts of pairs.parquet 18), each about 15 %
-#: above what was measured (2026-12-07, `/usr/bin/time -v clientsim market.n_clients=N`):
-#: vectorized 769 MB at 200,000 clients and 2,172 MB at 1,000,000 (1,750 bytes a client more,
-#: with 20 businesses), 18,482 MB at 10,000,000 x 52 weeks (estimated: 19.1 GiB = 20,500 MB);
-#: agents 418 MB at 20,000 and 881 MB at 100,000 (5,800 bytes a client: its Mesa agents).
-#: With 20 businesses: 2.0 kB a client (vectorized), 6.7 kB (agents).
+#: and its libraries: 300-420 MB measured), bytes per client, bytes per (client, business)
+#: pair (pair state and value alignment, 36), and per pair with ``pairs=true`` (the accounts,
+#: 18, and pairs.parquet's table), each about 10-20 % above what was measured (2026-12-07,
+#: `/usr/bin/time -v clientsim market.n_clients=N`, 20 businesses; `tests/test_config.py`):
+#: vectorized, 260 weeks: 780 MB at 200,000 clients (618 with pairs=false), 2,267 MB at
+#: 1,000,000 (1,332); 52 weeks: 16,328 MB at 10,000,000 (10,522); agents 881 MB at 100,000
+#: (5,800 bytes a client: its Mesa agents). The pair state is freed before clients.parquet's
+#: table is built (`sim.runs.run.results`), so the write adds little to the model's peak.
 FIXED_BYTES = 500 * 2**20
-CLIENT_BYTES = {"vectorized": 800, "agents": 5_500}
-PAIR_BYTES = 60
+CLIENT_BYTES = {"vectorized": 400, "agents": 5_500}
+PAIR_BYTES = 40
+ACCOUNT_BYTES = 45
 ROW_BYTES = 2_000  # one recorded row (a dict) per business and week
 
 
-def memory_estimate(n_clients: int, businesses: int, steps: int, engine: str) -> int:
-    """Peak memory (bytes) of a run, from the measured costs: fixed, per client and per row."""
-    per_client = CLIENT_BYTES.get(engine, max(CLIENT_BYTES.values())) + PAIR_BYTES * businesses
+def memory_estimate(
+    n_clients: int, businesses: int, steps: int, engine: str, pairs: bool = True
+) -> int:
+    """Peak memory (bytes) of a run, from the measured costs: fixed, per client and per row.
+
+    `pairs`: the run keeps the pair accounts and writes pairs.parquet (``cfg.pairs``).
+    """
+    per_pair = PAIR_BYTES + (ACCOUNT_BYTES if pairs else 0)
+    per_client = CLIENT_BYTES.get(engine, max(CLIENT_BYTES.values())) + per_pair * businesses
     return FIXED_BYTES + n_clients * per_client + steps * businesses * ROW_BYTES
 
 
@@ -247,10 +255,12 @@ def _fits_in_memory(c: dict) -> None:
     businesses = sum(v for v in counts if isinstance(v, int) and v > 0) or 1
     if not isinstance(n, int) or not isinstance(steps, int) or n < 2:
         return
-    need, have = memory_estimate(n, businesses, max(steps, 1), engine), available_memory()
+    pairs = c.get("pairs") is not False
+    need = memory_estimate(n, businesses, max(steps, 1), engine, pairs)
+    have = available_memory()
     if have is not None and need > have:
-        fixed = memory_estimate(0, businesses, steps, engine)
-        per_client = memory_estimate(1, businesses, steps, engine) - fixed
+        fixed = memory_estimate(0, businesses, steps, engine, pairs)
+        per_client = memory_estimate(1, businesses, steps, engine, pairs) - fixed
         most = max((have - fixed) // per_client, 0)
         allowed = (
             f"needs about {_gib(need)} of memory ({per_client:,} bytes per client with "

@@ -440,6 +440,9 @@ class Config:
     steps: int = num(1, MAX_WEEKS)
     engine: str = one_of(*ENGINES)
     progress: bool = MISSING
+    #: write pairs.parquet; false leaves it out, and its accounts' memory (18 bytes a client
+    #: and business) with it
+    pairs: bool = True
     output_dir: str | None = None
     clients: ClientsConfig = field(default_factory=ClientsConfig)
     market: MarketConfig = field(default_factory=MarketConfig)

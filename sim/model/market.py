@@ -179,6 +179,8 @@ class MarketModel(mesa.Model):
 
     def step(self) -> None:
         """Advance one week: the phases of `sim.model.phases.STEP`, in order."""
+        if self.world is None:
+            raise RuntimeError("this model's pair state was freed (`free_pair_state`)")
         week = self.week
         if self.replicas == 1:
             self.tally = _NO_TALLY.copy()
@@ -192,6 +194,17 @@ class MarketModel(mesa.Model):
                 else:
                     phase(self, week)
         self.week += 1
+
+    def free_pair_state(self) -> None:
+        """Free the pair state, the value alignments and the network of a run that is over.
+
+        They are most of a large model's memory (with 20 businesses, about 750 of some 1,050
+        bytes a client): a run's files are written with less once pairs.parquet's table is
+        built (`sim.runs.run.results`). The clients' own fields and traits stay readable;
+        the model cannot step after, nor its pair fields be read.
+        """
+        self.world = self.decider_alignment = self.user_alignment = None
+        self.indptr = self.indices = None
 
     def start_week(self, week: int) -> None:
         """Businesses reset their weekly counters and age their reviews."""

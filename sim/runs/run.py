@@ -123,33 +123,48 @@ def _progress(weeks: int, *, enabled: bool):
     yield tick
 
 
-def results(cfg: DictConfig, model, recorder, market: int = 0) -> tuple[dict, dict]:
+def results(
+    cfg: DictConfig, model, recorder, market: int = 0, *, free: bool = False
+) -> tuple[dict, dict]:
     """The run's tables and its summary, as `write_results` writes them.
 
     Returns ``({"steps": ..., "market": ..., "clients": ..., "pairs": ...}, summary)``: the
     tables of steps/market/clients/pairs.parquet (DataFrames) and summary.json, which holds
     `sim.runs.summary.summarize` of the steps, the seed, the engine and the whale curve's
-    readings (`sim.runs.summary.whale_summary`). `market`: the market of a batch
+    readings (`sim.runs.summary.whale_summary`). ``"pairs"`` is None for a model built
+    without the pair accounts (``cfg.pairs`` false). `market`: the market of a batch
     (`simulate_batch`) whose seed is `cfg.seed`.
+
+    `free`: once pairs.parquet's table is built, free the model's pair state, alignments and
+    network (`sim.model.market.MarketModel.free_pair_state`), most of a large model's
+    memory, before clients.parquet's table is built: the model cannot step after.
     """
     steps = recorder.steps_frame()
+    pairs = None if model.left_out else pairs_frame(model, market)
+    if free:
+        model.free_pair_state()
     clients = clients_frame(model, market)
     summary = summarize(steps)
     summary["seed"], summary["engine"] = cfg.seed, cfg.engine
     summary["whale"] = whale_summary(clients, steps)
     tables = {"steps": steps, "market": recorder.market_frame(), "clients": clients,
-              "pairs": pairs_frame(model, market)}  # fmt: skip
+              "pairs": pairs}  # fmt: skip
     return tables, summary
 
 
-def write_results(cfg: DictConfig, out: Path, model, recorder) -> dict:
-    """Write config.yaml, steps/market/clients/pairs.parquet and summary.json (last) into `out`."""
-    tables, summary = results(cfg, model, recorder)
+def write_results(cfg: DictConfig, out: Path, model, recorder, *, free: bool = False) -> dict:
+    """Write config.yaml, steps/market/clients/pairs.parquet and summary.json (last) into `out`.
+
+    pairs.parquet is left out for a model without the pair accounts (``cfg.pairs`` false).
+    `free`: as `results`'s.
+    """
+    tables, summary = results(cfg, model, recorder, free=free)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["clientsim_version"] = package_version()
     write_atomic(out / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(resolved)))
     for name, table in tables.items():
-        write_parquet(out / f"{name}.parquet", table)
+        if table is not None:
+            write_parquet(out / f"{name}.parquet", table)
     write_json(out / "summary.json", summary)
     return summary
 
@@ -158,9 +173,10 @@ def write_run(cfg: DictConfig, directory: Path, *, progress: bool = False) -> di
     """Simulate `cfg` and write the run's files into `directory` as they come (no staging).
 
     The CLI calls it on the staging directory Hydra made for the run; use `run` otherwise.
+    The model's pair state is freed once pairs.parquet's table is built (`results`).
     """
-    model, recorder = simulate(cfg, progress=progress)
-    return write_results(cfg, Path(directory), model, recorder)
+    model, recorder = simulate(cfg, progress=progress, accounts=cfg.pairs)
+    return write_results(cfg, Path(directory), model, recorder, free=True)
 
 
 def run(cfg: DictConfig, out_dir: str | Path, *, progress: bool = False) -> dict:

@@ -18,7 +18,7 @@ from sim.config.schema import MAX_SEED, ConfigError
 
 #: Keys that say how a point is run, not what it is: left out of its hash and its columns.
 NOT_THE_POINT = (
-    "seed", "progress", "output_dir", "experiment.seeds", "experiment.chunk_size",
+    "seed", "progress", "pairs", "output_dir", "experiment.seeds", "experiment.chunk_size",
     "experiment.chunk", "experiment.total_runs", "experiment.batch", "experiment.sweep_id",
 )  # fmt: skip
 

@@ -46,6 +46,11 @@ class VectorizedModel(MarketModel):
         self.p["known_week"][:] = phases.ad_weeks(self.world, self.ids)
         self.s["look_from"][:] = self.p["known_week"].min(axis=1, initial=phases.NEVER)
 
+    def free_pair_state(self) -> None:
+        """Free the pair matrices too (`MarketModel.free_pair_state`)."""
+        super().free_pair_state()
+        self.p = None
+
     def clients_step(self, week: int) -> None:
         """Phases 1 and 3: needs arrive, then clients without a provider choose."""
         self.arrive_needs(week)
