@@ -44,7 +44,7 @@ def prepaying_share(beta_prepay: float) -> float:
     none, pair = np.full(n, -1, dtype=np.int16), state.arrays(state.PAIR, (n, n_b))
     picks, _ = phases.choose(
         m.world, np.arange(n), 3, none, np.zeros(n, np.uint64), np.zeros(n, np.int32), pair,
-        m.decider_alignment, m.business_state(),
+        m.business_state(),
     )  # fmt: skip
     return float(m.world.prepayment[picks].mean())
 

@@ -77,6 +77,17 @@ COEF = SimpleNamespace(beta_reputation=1.5, reference_rating=3.5, beta_alignment
                        beta_price=1.0, beta_wait=-0.5, beta_prepay=-0.3, noise=1.0)  # fmt: skip
 
 
+def unit_vectors(angles):
+    """Unit vectors of `angles` (radians), stacked on a last axis of 2."""
+    return np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+
+
+def aligned(values, cultures, client, market):
+    """`mechanics.alignment` of a client with each business of its market, in Python."""
+    return np.array([mechanics.alignment(*values[client], *culture[market])
+                     for culture in cultures])  # fmt: skip
+
+
 def market(n_ids=60, n_b=6, markets=1, seed=3, shift=True):
     """A random choice problem: every input of `choice.candidates`, by name."""
     rng = np.random.default_rng(seed)
@@ -92,7 +103,8 @@ def market(n_ids=60, n_b=6, markets=1, seed=3, shift=True):
         known_week=rng.integers(0, 14, (n_ids, n_b)).astype(np.int16),
         blocked_until=(rng.integers(0, 14, (n_ids, n_b)) * (rng.random((n_ids, n_b)) < 0.2))
         .astype(np.int16),
-        alignment=rng.random((n_ids, n_b)),
+        values=unit_vectors(rng.uniform(0, 2 * np.pi, n_ids)),
+        cultures=unit_vectors(rng.uniform(0, 2 * np.pi, (n_b, markets))),
         credit=rng.random((n_ids, n_b)),
         credit_week=np.where(rng.random((n_ids, n_b)) < 0.3, rng.integers(0, 10, (n_ids, n_b)), -1)
         .astype(np.int16),
@@ -136,9 +148,8 @@ def numpy_choice(inputs):
                              phases.NEVER)  # fmt: skip
         eligible = (open_from <= d.week) & ~bits
         candidate = eligible & ~(d.queue[firm] > d.patience[client])
-        align = (
-            mechanics.tailored_alignment(d.alignment[i], d.shift) if d.tailored else d.alignment[i]
-        )
+        align = aligned(d.values, d.cultures, client, client // d.n)
+        align = mechanics.tailored_alignment(align, d.shift) if d.tailored else align
         world = SimpleNamespace(decay_powers=lambda _: d.powers)
         u = d.streams.uniform("choice", d.week, np.full(n_b, client), np.arange(n_b))
         utility = mechanics.choice_utility(
@@ -220,14 +231,19 @@ INDICES = np.array([1, 2, 3, 0, 2, 0, 1, 0], dtype=np.int32)
 NONE = np.empty(0)
 
 
-def told_by(p_tell, story=1, week=3, alignment=NONE, strength=NONE, reach=NONE, seed=7):
+#: Values and cultures for `wom.told` when culture is off (they are not read).
+NO_VALUES, NO_CULTURES = np.empty((0, 2)), np.empty((0, 1, 2))
+
+
+def told_by(p_tell, story=1, week=3, values=NO_VALUES, cultures=NO_CULTURES, strength=NONE,
+            reach=NONE, seed=7):  # fmt: skip
     """Who tellers 0 and 2 tell, with one probability for both, about business 1."""
     keys, n = Streams(seed).kernel_keys("wom")
     tellers = np.array([0, 2], dtype=np.int64)
     return wom.told(
         INDPTR, INDICES, tellers, np.full(2, float(p_tell)), keys, n, week,
-        np.ones(2, dtype=np.int64), np.full(2, story, dtype=np.int64), alignment, strength, reach,
-        reach.max(initial=0.0),
+        np.ones(2, dtype=np.int64), np.full(2, story, dtype=np.int64), values, cultures,
+        strength, reach, reach.max(initial=0.0),
     )  # fmt: skip
 
 
@@ -270,17 +286,18 @@ def test_many_tellers_tell_as_the_draws_say():
     ]
     owner, neighbour = wom.told(
         indptr, indices, tellers, p, keys, per_market, 9, np.zeros(len(tellers), np.int64),
-        story.astype(np.int64), NONE, NONE, reach, reach.max(),
+        story.astype(np.int64), NO_VALUES, NO_CULTURES, NONE, reach, reach.max(),
     )  # fmt: skip
     assert list(zip(owner.tolist(), neighbour.tolist(), strict=True)) == expected
     assert 0 < len(expected) < indptr[tellers + 1].sum() - indptr[tellers].sum()  # some, not all
 
 
 def test_a_strong_culture_tells_only_aligned_neighbours_and_reach_only_scales_referrals():
-    alignment = np.zeros((4, 2))
-    alignment[[1, 3], 1] = 1.0  # clients 1 and 3 share business 1's values
+    # clients 1 and 3 share business 1's values (alignment 1), 0 and 2 hold the opposite (0)
+    values = np.array([[-1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [1.0, 0.0]])
+    cultures = np.array([[[0.0, 1.0]], [[1.0, 0.0]]])  # (businesses, markets, 2)
     # culture strength 1: affinity 0 for the others, 2 for 1 and 3 (so told at p 1/2)
-    owner, neighbour = told_by(0.5, alignment=alignment.reshape(-1), strength=np.array([0, 1.0]))
+    owner, neighbour = told_by(0.5, values=values, cultures=cultures, strength=np.array([0, 1.0]))
     np.testing.assert_array_equal(neighbour, [1, 3, 1])
     reach = np.array([0.0, 1.0, 0.0, 1.0])  # referrals reach clients 1 and 3 only
     np.testing.assert_array_equal(told_by(1.0, reach=reach)[1], [1, 3, 1])
@@ -295,7 +312,8 @@ def test_a_batch_tells_as_each_market_alone():
     tellers = np.array([0, 2, 4, 6], dtype=np.int64)
     owner, neighbour = wom.told(
         indptr, indices, tellers, np.full(4, 0.5), keys, per_market, 3,
-        np.ones(4, dtype=np.int64), np.ones(4, dtype=np.int64), NONE, NONE, NONE, 0.0,
+        np.ones(4, dtype=np.int64), np.ones(4, dtype=np.int64), NO_VALUES, NO_CULTURES, NONE,
+        NONE, 0.0,
     )  # fmt: skip
     for r, seed in enumerate(seeds):
         mine = owner // 2 == r
@@ -448,7 +466,9 @@ def test_applicants_read_their_signals_and_draw_what_streams_draw():
     business = np.array([1, 0, 2, 2, 0], dtype=np.int64)
     difficulty = np.array([0.2, 0.9, 0.5, 0.7, 0.0])
     drawn = np.array([True, False, True, False, True])
-    align = np.random.default_rng(5).random((100, 3))
+    rng = np.random.default_rng(5)
+    values = unit_vectors(rng.uniform(0, 2 * np.pi, 100))
+    cultures = unit_vectors(rng.uniform(0, 2 * np.pi, (3, 2)))  # 3 businesses, 2 markets
     pay, unrealistic = np.linspace(0, 1, 100), np.linspace(1, 0, 100)
     signals, upsell, conflict = np.empty((5, 4)), np.empty(5), np.empty(5, dtype=bool)
     reform, noise = np.empty(5, dtype=bool), np.empty((8, 3))
@@ -457,11 +477,21 @@ def test_applicants_read_their_signals_and_draw_what_streams_draw():
     )
     intake.applicants(
         ids, business, difficulty, np.full(5, 0.5), drawn, week, keys, 50, pay, unrealistic,
-        align, 0.3, 0.6, signals, upsell, conflict, reform, noise,
+        values, cultures, 0.3, 0.6, signals, upsell, conflict, reform, noise,
     )  # fmt: skip
     np.testing.assert_array_equal(
         signals,
-        np.column_stack([1 - difficulty, pay[ids], align[ids, business], 1 - unrealistic[ids]]),
+        np.column_stack(
+            [
+                1 - difficulty,
+                pay[ids],
+                [
+                    aligned(values, cultures, i, i // 50)[b]
+                    for i, b in zip(ids, business, strict=True)
+                ],
+                1 - unrealistic[ids],
+            ]
+        ),  # fmt: skip
     )
     np.testing.assert_array_equal(upsell, streams.uniform("upsell", week, ids))
     np.testing.assert_array_equal(conflict, streams.uniform("service", week, ids) < 0.5)
@@ -609,7 +639,8 @@ def judge_jobs(world_terms, *, prepaid, abandoned, deadline, week=5, failure=0.0
         np.zeros(n, bool), np.zeros(n, bool), np.full(n, 12.0), np.full(n, 10.0), kept,
         np.full(n, 0.2), np.full(n, abandoned), np.empty(0), False, np.full(n, 0.1),
         np.full(n, 0.9), np.zeros(n), np.full(n, 0.9), np.ones(n), np.full(n, 0.5),
-        np.full((n, 1), 0.5), np.zeros(1), False, np.array([2.0]), np.array([1.0]),
+        np.tile([0.0, 1.0], (n, 1)), np.array([[[1.0, 0.0]]]), np.zeros(1), False,
+        np.array([2.0]), np.array([1.0]),
         np.array([0.1]), *world_terms, failure, keys, dispute, keys, per_market, numbers,
         stars, story, failed, disputed,
     )  # fmt: skip

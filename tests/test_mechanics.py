@@ -1,5 +1,6 @@
 """Tests of the model's formulas (sim.model.mechanics), one or more per function."""
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 from sim.config.compose import compose
 from sim.model import mechanics as m
+from sim.model.kernels import formulas
 
 N = 200_000  # draws per statistical check
 SIGMAS = 5.0
@@ -287,25 +289,34 @@ def test_dishonest_ads_reach_further(cfg):
     assert reach[-1] == pytest.approx(ads.reach * (1 + ads.dishonesty_boost))
 
 
+def unit_vectors(angles):
+    """Unit vectors of `angles` (radians), stacked on a last axis of 2."""
+    return np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+
+
 def test_alignment_is_one_for_same_values_zero_for_opposite():
-    angle = np.array([0.3])
-    values = np.column_stack([np.cos(angle), np.sin(angle)])
-    same = values[0]
-    opposite = -values[0]
-    orthogonal = np.array([-np.sin(0.3), np.cos(0.3)])
-    assert m.alignment(values, same)[0] == pytest.approx(1.0)
-    assert m.alignment(values, opposite)[0] == pytest.approx(0.0, abs=1e-15)
-    assert m.alignment(values, orthogonal)[0] == pytest.approx(0.5)
+    v = (math.cos(0.3), math.sin(0.3))
+    assert m.alignment(*v, *v) == pytest.approx(1.0)
+    assert m.alignment(*v, -v[0], -v[1]) == pytest.approx(0.0, abs=1e-15)
+    assert m.alignment(*v, -v[1], v[0]) == pytest.approx(0.5)
 
 
-def test_alignment_of_clients_with_every_culture_is_a_matrix_in_unit_interval(rng):
-    def unit(n):
-        angles = rng.uniform(0, 2 * np.pi, n)
-        return np.column_stack([np.cos(angles), np.sin(angles)])
+def test_fma_rounds_once_where_a_product_and_a_sum_round_twice():
+    a = 1.0 + 2.0**-30
+    assert m.fma(a, a, -1.0) == 2.0**-29 + 2.0**-60  # exact: a product alone would lose 2^-60
+    assert a * a - 1.0 == 2.0**-29
 
-    align = m.alignment(unit(300), unit(7))
+
+def test_alignment_of_clients_with_every_culture_is_the_formula_in_unit_interval(rng):
+    """`formulas.alignments`, the compiled formula, gives `mechanics.alignment` bit for bit."""
+    values = unit_vectors(rng.uniform(0, 2 * np.pi, 300))
+    cultures = unit_vectors(rng.uniform(0, 2 * np.pi, (7, 2)))  # 7 businesses, 2 markets
+    align = formulas.alignments(values, cultures, np.arange(300), 150)
     assert align.shape == (300, 7)
     assert align.min() >= 0.0 and align.max() <= 1.0
+    expected = [[m.alignment(*values[i], *cultures[b, i // 150]) for b in range(7)]
+                for i in range(300)]  # fmt: skip
+    np.testing.assert_array_equal(align, expected)
 
 
 # --- Culture strength ---------------------------------------------------------------------
@@ -321,7 +332,8 @@ def test_referral_matching_favours_friends_who_fit_without_adding_referrals(rng)
 
 def test_culture_affinity_is_one_without_a_culture_and_keeps_the_mean_reach(rng):
     angles = rng.uniform(0, 2 * np.pi, N)
-    align = m.alignment(np.column_stack([np.cos(angles), np.sin(angles)]), np.array([1.0, 0.0]))
+    culture = np.array([[[1.0, 0.0]]])  # one business, one market
+    align = formulas.alignments(unit_vectors(angles), culture, np.arange(N), N)[:, 0]
     np.testing.assert_array_equal(m.culture_affinity(align, 0.0), np.ones(N))
     for strength in (0.5, 1.0):
         g = m.culture_affinity(align, strength)

@@ -17,6 +17,7 @@ import pytest
 from sim.config.checks import validate
 from sim.config.compose import compose
 from sim.model.intake import Refusal
+from sim.model.kernels import formulas
 from sim.model.ledger import COUNTERS
 from sim.model.market import interruptible
 from sim.runs.record import Recorder, clients_frame, pairs_frame
@@ -476,7 +477,10 @@ def known_alignment(model, policy: str, week: int) -> float:
     columns = [b.index for b in model.businesses if b.policy.name == policy]
     everyone = np.arange(model.cfg.market.n_clients)
     known = np.column_stack([model.read("known_week", everyone, b) <= week for b in columns])
-    return float(model.decider_alignment[:, columns][known].mean())
+    world = model.world
+    alignment = formulas.alignments(world.population["decider_values"], world.cultures,
+                                    everyone, world.streams.per_market)  # fmt: skip
+    return float(alignment[:, columns][known].mean())
 
 
 def test_a_strong_culture_draws_and_accepts_clients_of_like_values(engine):

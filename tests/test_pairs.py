@@ -139,7 +139,7 @@ def test_tables_built_while_freeing_the_pair_state_are_the_same(engine):
     for name, table in kept.items():
         pd.testing.assert_frame_equal(freed[name], table, check_exact=True)
     assert freed_summary == kept_summary
-    assert model.world is None and model.decider_alignment is None
+    assert model.world is None and model.indices is None
     with pytest.raises(RuntimeError, match="freed"):
         model.step()
 

@@ -19,7 +19,7 @@ def model():
 
 def _choose(model, ids, row, business, credit=None, firms=None):
     """`phases.choose` of clients `ids` (none returning) to whom only the pairs (row, business)
-    are open, each with decider alignment 0.5 and the given credit, heard this week (3)."""
+    are open, each with the given credit, heard this week (3)."""
     n, n_b = len(ids), model.n_businesses
     pair = state.arrays(state.PAIR, (n, n_b))
     pair["known_week"][:] = phases.NEVER
@@ -29,7 +29,7 @@ def _choose(model, ids, row, business, credit=None, firms=None):
         pair["credit_week"][row, business] = 3
     picks, _ = phases.choose(
         model.world, np.array(ids), 3, np.full(n, -1, dtype=np.int16), np.zeros(n, np.uint64),
-        np.zeros(n, np.int32), pair, np.full((n, n_b), 0.5), firms or model.business_state(),
+        np.zeros(n, np.int32), pair, firms or model.business_state(),
         rows=np.arange(n),
     )  # fmt: skip
     return picks
@@ -41,8 +41,7 @@ def _everyone_chooses(model):
     none = np.full(n, -1, dtype=np.int16)
     picks, _ = phases.choose(
         model.world, np.arange(n), 3, none, np.zeros(n, np.uint64), np.zeros(n, np.int32),
-        state.arrays(state.PAIR, (n, n_b)), model.decider_alignment,
-        model.business_state(),
+        state.arrays(state.PAIR, (n, n_b)), model.business_state(),
     )  # fmt: skip
     return picks
 

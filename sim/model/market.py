@@ -126,20 +126,6 @@ class MarketModel(mesa.Model):
         self.businesses = [Business(self, firms, b) for b in range(firms.n)]
         self.cultures = firms.cultures
 
-        # values never change, so alignment with each business is computed once: (n, B),
-        # each market's clients with its own businesses' cultures
-        def aligned(values: str) -> np.ndarray:
-            return np.concatenate([
-                mechanics.alignment(m[0][values], m[3]) for m in markets
-            ]) if r > 1 else mechanics.alignment(pop[values], self.cultures)  # fmt: skip
-
-        self.decider_alignment = aligned("decider_values")
-        self.user_alignment = (  # one person decides and uses (no buying centre): one array
-            self.decider_alignment
-            if pop["user_values"] is pop["decider_values"]
-            else aligned("user_values")
-        )
-
         def first(values: np.ndarray) -> np.ndarray:
             """Market 0's businesses' values (what does not differ by market), contiguous.
 
@@ -149,7 +135,7 @@ class MarketModel(mesa.Model):
 
         self.world = World(
             self.cfg.clients, market, self.streams, pop, self.indptr, self.indices,
-            self.decider_alignment, self.user_alignment, first(firms.price),
+            np.stack([m[3] for m in markets], axis=1), first(firms.price),
             first(firms.price) / market.price, first(firms.reach), first(firms.overpromise),
             culture_strength=first(firms.culture_strength),
             decider_shift=first(firms.decider_shift), user_shift=first(firms.user_shift),
@@ -196,14 +182,14 @@ class MarketModel(mesa.Model):
         self.week += 1
 
     def free_pair_state(self) -> None:
-        """Free the pair state, the value alignments and the network of a run that is over.
+        """Free the pair state and the network of a run that is over.
 
-        They are most of a large model's memory (with 20 businesses, about 750 of some 1,050
+        They are most of a large model's memory (with 20 businesses, about 600 of some 900
         bytes a client): a run's files are written with less once pairs.parquet's table is
         built (`sim.runs.run.results`). The clients' own fields and traits stay readable;
         the model cannot step after, nor its pair fields be read.
         """
-        self.world = self.decider_alignment = self.user_alignment = None
+        self.world = None
         self.indptr = self.indices = None
 
     def start_week(self, week: int) -> None:

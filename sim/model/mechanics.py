@@ -7,6 +7,7 @@ weeks, work in hours, money in currency units. Parameters come as the config's s
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -70,9 +71,26 @@ def ad_reach(reach, honesty, ads: Any):
     return reach * (1.0 + ads.dishonesty_boost * (1.0 - np.asarray(honesty)))
 
 
-def alignment(values, culture):
-    """Value alignment (1 + cos) / 2 in [0, 1] of unit vectors `values` (..., k) and `culture`."""
-    return 0.5 * (1.0 + np.clip(values @ np.asarray(culture).T, -1.0, 1.0))
+def alignment(v0, v1, c0, c1):
+    """Value alignment (1 + cos) / 2 in [0, 1] of the unit vectors (v0, v1) and (c0, c1).
+
+    The cosine is their dot product with its second product and the sum rounded once,
+    ``fma(v1, c1, v0 * c0)``: exactly what OpenBLAS's matrix product gives on a CPU with
+    fused multiply-adds. It is computed where it is read, by the compiled kernels
+    (`sim.model.kernels.formulas.aligned`: a client's values and a business's culture), and
+    by `sim.model.kernels.formulas.alignments` for the numpy rules.
+    """
+    return 0.5 * (1.0 + np.clip(fma(v1, c1, v0 * c0), -1.0, 1.0))
+
+
+def fma(a, b, c):
+    """A × b + c rounded once (a fused multiply-add), of finite Python floats.
+
+    The compiled formulas run it as one instruction (`sim.model.kernels.formulas`); numpy
+    has no such function, so `alignment` is computed by the kernels. Here the exact sum is
+    a fraction, rounded once to a float (as `math.fma` of Python 3.13).
+    """
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
 
 
 def gumbel(u):

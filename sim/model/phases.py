@@ -20,7 +20,7 @@ import numpy as np
 from sim.model import mechanics, state
 from sim.model.intake import Applicants, Intake
 from sim.model.kernels import choice as choice_kernels
-from sim.model.kernels import finish, needs, wom
+from sim.model.kernels import finish, formulas, needs, wom
 from sim.model.kernels import intake as intake_kernel
 from sim.model.rng import box_muller
 from sim.model.state import Updates
@@ -91,9 +91,10 @@ def ad_weeks(world: World, ids: np.ndarray) -> np.ndarray:
         u = world.streams.uniforms(0, some, ad_draws(world.n_businesses)).T  # (clients, B)
         reach = world.reach
         if world.culture_strength.any():
-            affinity = mechanics.culture_affinity(
-                world.decider_alignment[some], world.culture_strength
+            aligned = formulas.alignments(
+                world.population["decider_values"], world.cultures, some, world.streams.per_market
             )
+            affinity = mechanics.culture_affinity(aligned, world.culture_strength)
             reach = np.minimum(reach * affinity, 1.0)
         out[start : start + len(some)] = np.minimum(mechanics.geometric_weeks(u, reach) - 1, NEVER)
     return out
@@ -161,8 +162,8 @@ CHOICE_PAIR_FIELDS = ("known_week", "blocked_until", "credit", "credit_week", "w
 
 
 def choose(
-    world: World, ids, week: int, provider, declined_by, look_from, pair, alignment,
-    business_state, rows=None,
+    world: World, ids, week: int, provider, declined_by, look_from, pair, business_state,
+    rows=None,
 ):  # fmt: skip
     """Phase 3: the business each of the clients `ids` with an unplaced job applies to.
 
@@ -186,10 +187,9 @@ def choose(
         look_from: each row's lower bound (int32) on the first week a business may be open to
             it: a client with a later one is not looked at (0: no bound known).
         pair: the pair matrices of `CHOICE_PAIR_FIELDS`, shape (rows, businesses).
-        alignment: the deciders' alignment with each business, shape (rows, businesses).
         business_state: `MarketModel.business_state()` at the start of the phase (one entry
             per `firms` entry: business b of market r is entry ``b * R + r``).
-        rows: each client's row in the per-row arrays, `pair` and `alignment` (default `ids`).
+        rows: each client's row in the per-row arrays and `pair` (default `ids`).
 
     Returns:
         The business each applies to (-1: none), and a lower bound on the first week some
@@ -201,8 +201,9 @@ def choose(
     pop, choice = world.population, world.clients.choice
     choosers, start, business, utility, u, picked, opens = choice_kernels.candidates(
         ids, rows, week, provider, declined_by, look_from, pair["known_week"],
-        pair["blocked_until"], alignment, pair["credit"], pair["credit_week"], pair["warning"],
-        pair["warning_week"], world.decay_powers(week + 1), pop["patience"],
+        pair["blocked_until"], pop["decider_values"], world.cultures, pair["credit"],
+        pair["credit_week"], pair["warning"], pair["warning_week"], world.decay_powers(week + 1),
+        pop["patience"],
         pop["payer_budget"], reputation, queue, active, world.price_ratio,
         np.ascontiguousarray(world.prepayment), np.ascontiguousarray(world.decider_shift),
         bool(world.decider_shift.any()),
@@ -242,7 +243,7 @@ def applicants(
         ids, np.asarray(business, dtype=np.int64), difficulty,
         mechanics.conflict_probability(difficulty, service), drawn, week,
         *_intake_keys(streams), pop["pay_reliability"], pop["unrealistic"],
-        world.decider_alignment, reform.min_difficulty, reform.prob,
+        pop["decider_values"], world.cultures, reform.min_difficulty, reform.prob,
         signals, upsell_u, conflict, would_reform, noise_u,
     )  # fmt: skip
     noise = np.zeros((n, 4))
@@ -364,7 +365,8 @@ def finish_jobs(
         job["extras"], job["true_hours"], job["stated_hours"], kept, difficulty, abandoned,
         np.empty(0) if held is None else held, held is not None, u[0], u[1], noise,
         pop["pay_reliability"], pop["payer_budget"], pop["influencer_talkativeness"],
-        world.user_alignment, world.user_shift, tailored, world.prices, world.price_ratio,
+        pop["user_values"], world.cultures, world.user_shift, tailored, world.prices,
+        world.price_ratio,
         world.overpromise, *terms, float(market.jobs.impossible_failure),
         world.streams.kernel_keys("failure")[0], float(market.payment.dispute_late),
         *world.streams.kernel_keys("dispute"), numbers, stars, story, failed, disputed,
@@ -427,7 +429,7 @@ def tell_neighbours(
         world.indptr, world.indices, np.asarray(tellers, dtype=np.int64),
         np.asarray(p_tell, dtype=np.float64), keys, n, week,
         np.asarray(about, dtype=np.int64), np.asarray(story, dtype=np.int64),
-        world.decider_alignment.reshape(-1) if cultured else none,
+        world.population["decider_values"], world.cultures,
         world.culture_strength if cultured else none, none if reach is None else reach,
         0.0 if reach is None else reach.max(),
     )  # fmt: skip

@@ -29,8 +29,10 @@ class World:
         streams: the run's named random streams (`sim.model.rng`).
         population: the clients' traits, one row per client id (`sim.model.population`).
         indptr, indices: the social network in CSR form (`sim.model.network`).
-        decider_alignment, user_alignment: alignment in [0, 1] of each client's decider's
-            and user's values with each business's culture, shape (clients, businesses).
+        cultures: each business's culture in each market, unit vectors, shape (businesses,
+            markets, 2): a client's alignment with a business is computed where it is read
+            (`mechanics.alignment` of its decider's or user's values, by the kernels:
+            `sim.model.kernels.formulas`).
         prices: each business's price per billed hour (currency units).
         price_ratio: each business's price over the market price.
         reach: each business's weekly probability of making an unaware client aware.
@@ -52,8 +54,7 @@ class World:
     population: Population
     indptr: np.ndarray
     indices: np.ndarray
-    decider_alignment: np.ndarray
-    user_alignment: np.ndarray
+    cultures: np.ndarray
     prices: np.ndarray
     price_ratio: np.ndarray
     reach: np.ndarray

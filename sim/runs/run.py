@@ -135,8 +135,8 @@ def results(
     without the pair accounts (``cfg.pairs`` false). `market`: the market of a batch
     (`simulate_batch`) whose seed is `cfg.seed`.
 
-    `free`: once pairs.parquet's table is built, free the model's pair state, alignments and
-    network (`sim.model.market.MarketModel.free_pair_state`), most of a large model's
+    `free`: once pairs.parquet's table is built, free the model's pair state and network
+    (`sim.model.market.MarketModel.free_pair_state`), most of a large model's
     memory, before clients.parquet's table is built: the model cannot step after.
     """
     steps = recorder.steps_frame()

@@ -75,8 +75,7 @@ class Client(mesa.Agent):
             model.world, self.ids, week, np.array([self.provider], dtype=np.int16),
             np.array([self.job.declined_by], dtype=np.uint64), ANY_WEEK,
             {name: getattr(self, name)[None] for name in phases.CHOICE_PAIR_FIELDS},
-            model.decider_alignment[self.index : self.index + 1], model.business_state_now,
-            rows=ROW,
+            model.business_state_now, rows=ROW,
         )  # fmt: skip
         return int(picked[0])
 

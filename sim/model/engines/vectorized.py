@@ -95,7 +95,7 @@ class VectorizedModel(MarketModel):
         ids = unplaced[~gone]
         picked, opens = phases.choose(
             self.world, ids, week, s["provider"], s["job_declined_by"], s["look_from"], self.p,
-            self.decider_alignment, self.business_state(),
+            self.business_state(),
         )  # fmt: skip
         s["applied_to"][:] = -1
         s["applied_to"][ids] = picked

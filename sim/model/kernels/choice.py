@@ -54,7 +54,8 @@ _tailored = formulas.scalar(mechanics.tailored_alignment)
 
 @numba.njit(cache=True)
 def candidates(ids, rows, week, provider, declined_by, look_from, known_week, blocked_until,
-               alignment, credit, credit_week, warning, warning_week, powers, patience, budget,
+               values, cultures, credit, credit_week, warning, warning_week, powers, patience,
+               budget,
                reputation, queue, active, price_ratio, prepayment, shift, tailored, coef, keys,
                n):  # fmt: skip
     """Each chooser's candidates, with their utility before noise and a uniform for the noise.
@@ -79,7 +80,9 @@ def candidates(ids, rows, week, provider, declined_by, look_from, known_week, bl
             client with a later one is not looked at.
         known_week: the week each pair's client knew the business (rows, businesses).
         blocked_until: the week each pair's business is no longer blocked.
-        alignment: the deciders' alignment with each business.
+        values: each client's decider's values, by id (clients, 2).
+        cultures: each business's culture in each market (businesses, markets, 2): the
+            decider's alignment with it is computed here (`formulas.aligned`).
         credit: each pair's referral credit as set, before decay.
         credit_week: the week each pair's credit was set (-1: never).
         warning: each pair's warning as set, before decay.
@@ -143,8 +146,9 @@ def candidates(ids, rows, week, provider, declined_by, look_from, known_week, bl
             for matrix in (known_week, blocked_until, credit_week, warning_week):
                 draws.prefetch(matrix, later_row, 0)
             for b in range(0, n_b, 8):  # (8 floats a cache line)
-                for matrix in (alignment, credit, warning):
+                for matrix in (credit, warning):
                     draws.prefetch(matrix, later_row, b)
+            draws.prefetch(values, later, 0)
             draws.prefetch(patience, later, 0)
             draws.prefetch(budget, later, 0)
         i = choosers[j]
@@ -170,7 +174,7 @@ def candidates(ids, rows, week, provider, declined_by, look_from, known_week, bl
         spend = budget[client]
         for k in range(start[j], m):
             b = business[k]
-            align = alignment[row, b]
+            align = formulas.aligned(values, cultures, client, b, market)
             if tailored:
                 align = _tailored(align, shift[b])
             since = credit_week[row, b]

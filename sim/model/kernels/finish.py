@@ -90,7 +90,8 @@ NUMBERS = ("paid", "unpaid", "satisfaction", "tell_probability", "refund", "bill
 def judge(
     ids, rows, week, provider, billed, prepaid, accept_week, deadline, need_week, misfit,
     extras, true_hours, stated_hours, kept, difficulty, abandoned, held, holds, u_full, u_partial,
-    noise, pay_reliability, payer_budget, talkativeness, user_alignment, user_shift, tailored,
+    noise, pay_reliability, payer_budget, talkativeness, user_values, cultures, user_shift,
+    tailored,
     prices, price_ratio, overpromise, sat, memory, payment, patience, wom, talks, service,
     failure, failure_keys, dispute, dispute_keys, n, numbers, stars, story, failed, disputed,
 ):  # fmt: skip
@@ -126,8 +127,9 @@ def judge(
         pay_reliability: each client's reliability as a payer, by id.
         payer_budget: each client's payer's budget, by id.
         talkativeness: each client's talkativeness, by id.
-        user_alignment: each client's user's alignment with each business, by id (clients,
-            businesses).
+        user_values: each client's user's values, by id (clients, 2).
+        cultures: each business's culture in each market (businesses, markets, 2): the
+            user's alignment with it is computed here (`formulas.aligned`).
         user_shift: how each business tilts its users' alignment (read if `tailored`).
         tailored: whether any business tilts it.
         prices: each business's price per billed hour.
@@ -156,7 +158,7 @@ def judge(
     for i in range(len(ids)):
         if i + AHEAD < len(ids):  # a client's row further on, read while this one is judged
             later = ids[i + AHEAD]
-            draws.prefetch(user_alignment, later, provider[i + AHEAD])
+            draws.prefetch(user_values, later, 0)
             for field in (billed, true_hours, stated_hours, difficulty):
                 draws.prefetch(field, rows[i + AHEAD], 0)
             for trait in (pay_reliability, payer_budget, talkativeness):
@@ -177,7 +179,7 @@ def judge(
         unpaid[i] = 0.0 if prepaid[row] else (1.0 - fraction) * invoice
         refund[i] = quote - invoice if prepaid[row] else 0.0
         paid[i] = fraction * invoice
-        align = user_alignment[client, b]
+        align = formulas.aligned(user_values, cultures, client, b, client // n)
         if tailored:  # a business that serves one role courts or neglects it
             align = _tailored(align, user_shift[b])
         first_job = kept[row] != b

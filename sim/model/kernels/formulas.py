@@ -12,8 +12,12 @@ import types
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
 from numba.core import types as numba_types
-from numba.extending import overload_method
+from numba.extending import intrinsic, overload_method
+
+from sim.model import mechanics
 
 
 @numba.njit(inline="always")
@@ -55,6 +59,23 @@ vars(_ELEMENTS).update(
 )  # fmt: skip
 
 
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """`mechanics.fma` of one element: ``a * b + c`` rounded once.
+
+    LLVM's ``llvm.fma``: the CPU's instruction, else the C library's `fma` (rounded once too).
+    """
+
+    def codegen(context, builder, signature, args):
+        double = ir.DoubleType()
+        kind = ir.FunctionType(double, [double, double, double])
+        function = cgutils.get_or_insert_function(builder.module, kind, "llvm.fma.f64")
+        return builder.call(function, args)
+
+    return numba_types.float64(numba_types.float64, numba_types.float64,
+                               numba_types.float64), codegen  # fmt: skip
+
+
 def scalar(formula):
     """A formula of `sim.model.mechanics` compiled for scalars, inlined where it is called.
 
@@ -64,7 +85,42 @@ def scalar(formula):
     compiled into the kernels that call it, which are.)
     """
     code = types.FunctionType(
-        formula.__code__, {**formula.__globals__, "np": _ELEMENTS}, formula.__name__,
-        formula.__defaults__, formula.__closure__,
+        formula.__code__, {**formula.__globals__, "np": _ELEMENTS, "fma": _fma},
+        formula.__name__, formula.__defaults__, formula.__closure__,
     )  # fmt: skip
     return numba.njit(inline="always")(code)
+
+
+_alignment = scalar(mechanics.alignment)
+
+
+@numba.njit(inline="always")
+def aligned(values, cultures, client, business, market):
+    """`mechanics.alignment` of a client's values and a business's culture.
+
+    Client `client`'s `values` (clients, 2) and the culture of business `business` of market
+    `market` (`cultures`, shape (businesses, markets, 2)).
+    """
+    return _alignment(values[client, 0], values[client, 1], cultures[business, market, 0],
+                      cultures[business, market, 1])  # fmt: skip
+
+
+@numba.njit(cache=True)
+def alignments(values, cultures, ids, n):
+    """`mechanics.alignment` of each client of `ids` with each business of its market.
+
+    Args:
+        values: the clients' values, unit vectors by id (clients, 2).
+        cultures: each business's culture in each market (businesses, markets, 2).
+        ids: the clients (int64).
+        n: clients per market.
+
+    Returns:
+        shape (len(ids), businesses).
+    """
+    out = np.empty((len(ids), cultures.shape[0]))
+    for i in range(len(ids)):
+        client = ids[i]
+        for b in range(cultures.shape[0]):
+            out[i, b] = aligned(values, cultures, client, b, client // n)
+    return out

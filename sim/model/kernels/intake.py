@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from sim.model import mechanics
+from sim.model.kernels import formulas
 from sim.model.kernels.draws import GOLDEN, base, mix, unit
 from sim.model.kernels.formulas import scalar
 from sim.model.kernels.scatter import add_rows
@@ -236,15 +237,16 @@ def _diagnose(first, end, room, passed, diagnosed, reason) -> int:
 @numba.njit(cache=True)
 def applicants(
     ids, business, difficulty, conflict_probability, drawn, week, keys, n, pay_reliability,
-    unrealistic, decider_alignment, reform_above, reform_probability,
+    unrealistic, values, cultures, reform_above, reform_probability,
     signals, upsell_u, conflict, would_reform, noise_u,
 ):  # fmt: skip
     """The applicants' fit signals and random numbers, keyed by client id and week.
 
     Each applicant `ids[i]`, applying to business `business[i]` (of its market) with
     `difficulty[i]`, gets its four fit signals in a row of `signals` (n, 4): respect
-    1 − difficulty, payment (its `pay_reliability`), alignment (its decider's with the
-    business, `decider_alignment` (clients, businesses)) and realism 1 − `unrealistic`; the
+    1 − difficulty, payment (its `pay_reliability`), alignment (its decider's `values` with
+    the business's culture, `cultures` (businesses, markets, 2): `formulas.aligned`) and
+    realism 1 − `unrealistic`; the
     uniform of its upselling (`upsell_u`); whether its job ends in conflict (`conflict`,
     with probability `conflict_probability[i]`); and whether it would reform if a screen
     declined it (`would_reform`: difficulty above `reform_above`, with probability
@@ -269,7 +271,7 @@ def applicants(
         hashed = np.uint64(client - market * n) * GOLDEN  # as `draws.uniform`
         signals[i, 0] = 1.0 - difficulty[i]
         signals[i, 1] = pay_reliability[client]
-        signals[i, 2] = decider_alignment[client, business[i]]
+        signals[i, 2] = formulas.aligned(values, cultures, client, business[i], market)
         signals[i, 3] = 1.0 - unrealistic[client]
         conflict[i] = unit(mix(bases[0, market] + hashed)) < conflict_probability[i]
         upsell_u[i] = unit(mix(bases[1, market] + hashed))

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from sim.model import mechanics
-from sim.model.kernels import draws
+from sim.model.kernels import draws, formulas
 
 #: `mechanics.culture_affinity` compiled: the very formula, in the same order of operations.
 _affinity = numba.njit(cache=True, inline="always")(mechanics.culture_affinity)
@@ -20,8 +20,8 @@ AHEAD = 16  # tellers between a teller's neighbour list fetched ahead and its ow
 
 
 @numba.njit(cache=True)
-def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignment, strength,
-         reach, reach_max):  # fmt: skip
+def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, values, cultures,
+         strength, reach, reach_max):  # fmt: skip
     """Which neighbours each teller tells: (teller index, neighbour) of each story told.
 
     Neighbour k of teller i (k-th in its CSR list) is told if the uniform of stream "wom",
@@ -43,8 +43,10 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
         week: the week (keys the draws).
         about: the business each teller's story is about (int64).
         story: each teller's story, +1 referral or -1 warning (int64).
-        alignment: the clients' decider alignment, flat over (client, business) pairs
-            (float64; read only with `strength`).
+        values: each client's decider's values, by id (clients, 2), and
+        cultures: each business's culture in each market (businesses, markets, 2): the
+            neighbour's alignment with the business (`formulas.aligned`; read only with
+            `strength`).
         strength: each business's culture strength (float64), or empty: culture off.
         reach: each client's referral reach (float64), or empty: matching off.
         reach_max: the largest of `reach` (or any number, without `reach`).
@@ -54,7 +56,6 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
         teller, then neighbour, in CSR order (int64).
     """
     cultured, matched = len(strength) > 0, len(reach) > 0
-    n_b = len(strength)
     total, widest = 0, 0
     for i in range(len(tellers)):
         degree = indptr[tellers[i] + 1] - indptr[tellers[i]]
@@ -78,7 +79,8 @@ def told(indptr, indices, tellers, p_tell, keys, n, week, about, story, alignmen
             u = draws.unit(draws.mix(bases[market, slot] + local))  # `draws.uniform`
             p = p_tell[i]
             if cultured:
-                p = p * _affinity(alignment[heard_by * n_b + b], strength[b])
+                align = formulas.aligned(values, cultures, heard_by, b, market)
+                p = p * _affinity(align, strength[b])
             if matched and story[i] > 0:
                 if u >= p * reach_max:
                     continue
