@@ -397,12 +397,12 @@ def test_a_market_too_big_for_memory_is_refused_with_its_estimate():
 @pytest.mark.parametrize(
     ("engine", "n_clients", "steps", "pairs", "measured_mb"),
     [
-        ("vectorized", 200_000, 260, True, 780),
-        ("vectorized", 200_000, 260, False, 618),
-        ("vectorized", 1_000_000, 260, True, 2_267),
-        ("vectorized", 1_000_000, 260, False, 1_332),
-        ("vectorized", 10_000_000, 52, True, 16_328),
-        ("vectorized", 10_000_000, 52, False, 10_522),
+        ("vectorized", 200_000, 260, True, 661),
+        ("vectorized", 200_000, 260, False, 539),
+        ("vectorized", 1_000_000, 260, True, 2_114),
+        ("vectorized", 1_000_000, 260, False, 1_178),
+        ("vectorized", 10_000_000, 52, True, 14_801),
+        ("vectorized", 10_000_000, 52, False, 8_996),
         ("agents", 100_000, 260, True, 881),
     ],
 )

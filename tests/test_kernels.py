@@ -1,7 +1,9 @@
 """Tests of the compiled kernels' primitives (sim.model.kernels): draws identical to numpy's."""
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numba
@@ -357,6 +359,33 @@ def test_the_kernels_cache_is_named_by_their_sources_so_an_edit_compiles_afresh(
     assert before.parent == tmp_path / "cache" / "clientsim"
     source.write_text("x = 2\n")  # a primitive the kernels inline changes
     assert kernels.cache_dir() != before
+
+
+def _version(root, name, *, age_days, extra=()):
+    """A version's cache as numba and clientsim leave it, last used `age_days` ago."""
+    folder = root / name / "kernels_0123"
+    folder.mkdir(parents=True)
+    files = [folder / "choice.pick-189.py313.nbi", folder / "choice.pick-189.py313.1.nbc",
+             root / name / "used", *(root / name / e for e in extra)]  # fmt: skip
+    stamp = time.time() - age_days * 86_400
+    for path in files:
+        path.write_text("x")
+        os.utime(path, (stamp, stamp))
+    return root / name
+
+
+def test_a_new_version_prunes_the_caches_unused_for_a_month_and_nothing_else(tmp_path):
+    import sim.model.kernels as kernels
+
+    keep = _version(tmp_path, "numba-" + "a" * 16, age_days=90)  # this version: kept
+    stale = _version(tmp_path, "numba-" + "b" * 16, age_days=31)
+    recent = _version(tmp_path, "numba-" + "c" * 16, age_days=29)
+    mixed = _version(tmp_path, "numba-" + "d" * 16, age_days=60, extra=["notes.txt"])
+    foreign = _version(tmp_path, "numba-mine", age_days=90)  # not a name clientsim gives
+    removed = kernels.prune(tmp_path, keep)
+    assert not stale.exists() and stale in removed
+    assert keep.exists() and recent.exists() and foreign.exists()
+    assert [p.name for p in mixed.rglob("*")] == ["notes.txt"]  # a user's file stays
 
 
 def test_the_kernels_sources_include_the_formulas_they_compile():

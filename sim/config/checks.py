@@ -202,16 +202,16 @@ RULES: tuple[Callable[[dict], None], ...] = (
 
 #: Peak bytes of a `clientsim` run (writing its files included): a fixed part (the interpreter
 #: and its libraries: 300-420 MB measured), bytes per client, bytes per (client, business)
-#: pair (pair state and value alignment, 36), and per pair with ``pairs=true`` (the accounts,
-#: 18, and pairs.parquet's table), each about 10-20 % above what was measured (2026-12-07,
+#: pair (the pair state, 28), and per pair with ``pairs=true`` (the accounts, 18, and
+#: pairs.parquet's table), each about 10-30 % above what was measured (2026-12-07,
 #: `/usr/bin/time -v clientsim market.n_clients=N`, 20 businesses; `tests/test_config.py`):
-#: vectorized, 260 weeks: 780 MB at 200,000 clients (618 with pairs=false), 2,267 MB at
-#: 1,000,000 (1,332); 52 weeks: 16,328 MB at 10,000,000 (10,522); agents 881 MB at 100,000
+#: vectorized, 260 weeks: 661 MB at 200,000 clients (539 with pairs=false), 2,114 MB at
+#: 1,000,000 (1,178); 52 weeks: 14,801 MB at 10,000,000 (8,996); agents 881 MB at 100,000
 #: (5,800 bytes a client: its Mesa agents). The pair state is freed before clients.parquet's
 #: table is built (`sim.runs.run.results`), so the write adds little to the model's peak.
 FIXED_BYTES = 500 * 2**20
 CLIENT_BYTES = {"vectorized": 400, "agents": 5_500}
-PAIR_BYTES = 40
+PAIR_BYTES = 32
 ACCOUNT_BYTES = 45
 ROW_BYTES = 2_000  # one recorded row (a dict) per business and week
 
