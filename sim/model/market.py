@@ -124,7 +124,6 @@ class MarketModel(mesa.Model):
             business_id=np.repeat(np.arange(n_b), r),
         )  # fmt: skip
         self.businesses = [Business(self, firms, b) for b in range(firms.n)]
-        self.cultures = firms.cultures
 
         def first(values: np.ndarray) -> np.ndarray:
             """Market 0's businesses' values (what does not differ by market), contiguous.
@@ -135,7 +134,7 @@ class MarketModel(mesa.Model):
 
         self.world = World(
             self.cfg.clients, market, self.streams, pop, self.indptr, self.indices,
-            np.stack([m[3] for m in markets], axis=1), first(firms.price),
+            firms.cultures.reshape(n_b, r, 2), first(firms.price),
             first(firms.price) / market.price, first(firms.reach), first(firms.overpromise),
             culture_strength=first(firms.culture_strength),
             decider_shift=first(firms.decider_shift), user_shift=first(firms.user_shift),
