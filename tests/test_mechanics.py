@@ -420,6 +420,13 @@ def test_choice_utility_at_reference_rating_exact_value(cfg):
 # --- Screening signals -------------------------------------------------------------------------
 
 
+def test_fit_score_sums_its_products_in_pairs_first_with_third():
+    """(p1 + p3) + (p2 + p4), not left to right (which would lose the 1 added to 1e16)."""
+    signals = np.array([[1e16, 1.0, -1e16, 1.0]])
+    assert m.fit_score(signals, [1, 1, 1, 1])[0] == 0.5
+    assert ((1e16 + 1.0) - 1e16 + 1.0) / 4 == 0.25
+
+
 def test_fit_score_is_the_weighted_mean_ignoring_zero_weights():
     signals = np.array([[0.8, 0.9, 0.6, 0.9], [0.2, 0.4, 0.0, 1.0]])
     np.testing.assert_allclose(m.fit_score(signals, [1, 1, 1, 1]), [0.8, 0.4])

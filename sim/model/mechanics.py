@@ -179,9 +179,16 @@ def referral_matching(fit, matching):
 
 
 def fit_score(signals, weights):
-    """Weighted mean of the (observed) signals: the screening score in [0, 1]."""
+    """Weighted mean of the four (observed) signals: the screening score in [0, 1].
+
+    The products are summed in pairs, (1st + 3rd) + (2nd + 4th): the order in which
+    OpenBLAS's matrix-vector product sums them on a CPU with AVX2 (the same bits as
+    ``signals @ weights`` there), written out so that no library's order is in the score
+    and it is the same on every CPU.
+    """
     weights = np.asarray(weights, dtype=float)
-    return signals @ weights / weights.sum()
+    p = np.asarray(signals) * weights
+    return ((p[..., 0] + p[..., 2]) + (p[..., 1] + p[..., 3])) / weights.sum()
 
 
 def projected_finish_weeks(backlog_hours: float, job_hours: float, capacity_hours: float) -> float:
