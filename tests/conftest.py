@@ -26,6 +26,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # The suite starts hundreds of Python processes (the console scripts, sweep workers). Where the
@@ -163,6 +164,11 @@ def warmed_stamp() -> Path:
     where = Path(numba.config.CACHE_DIR or cache_dir())
     key = f"{Path(sim.__file__).resolve().parent}|{sys.version}|{numba.__version__}"
     return where / f"warmed-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def unit_vectors(angles: np.ndarray) -> np.ndarray:
+    """Unit vectors of `angles` (radians), stacked on a last axis of 2."""
+    return np.stack([np.cos(angles), np.sin(angles)], axis=-1)
 
 
 def call_every_kernel() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
+from conftest import unit_vectors
 
 from sim.model.kernels import draws as kernels
 from sim.model.rng import BatchStreams, Streams
@@ -77,11 +78,6 @@ from sim.model.kernels import choice  # noqa: E402
 
 COEF = SimpleNamespace(beta_reputation=1.5, reference_rating=3.5, beta_alignment=2.0,
                        beta_price=1.0, beta_wait=-0.5, beta_prepay=-0.3, noise=1.0)  # fmt: skip
-
-
-def unit_vectors(angles):
-    """Unit vectors of `angles` (radians), stacked on a last axis of 2."""
-    return np.stack([np.cos(angles), np.sin(angles)], axis=-1)
 
 
 def aligned(values, cultures, client, market):

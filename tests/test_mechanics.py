@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import unit_vectors
 
 from sim.config.compose import compose
 from sim.model import mechanics as m
@@ -287,11 +288,6 @@ def test_dishonest_ads_reach_further(cfg):
     assert reach[0] == ads.reach
     assert np.all(np.diff(reach) > 0)
     assert reach[-1] == pytest.approx(ads.reach * (1 + ads.dishonesty_boost))
-
-
-def unit_vectors(angles):
-    """Unit vectors of `angles` (radians), stacked on a last axis of 2."""
-    return np.stack([np.cos(angles), np.sin(angles)], axis=-1)
 
 
 def test_alignment_is_one_for_same_values_zero_for_opposite():
